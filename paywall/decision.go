@@ -1,0 +1,29 @@
+package paywall
+
+import "time"
+
+// Decision is one allow or deny made by a go402 middleware, reported to
+// [Options.OnDecision] for logging or metrics. It never contains the raw key.
+type Decision struct {
+	// Time is when the decision was made (from the configured clock).
+	Time time.Time
+	// Step is the middleware that decided: "authenticate", "require",
+	// "charge", "refund" or "limit".
+	Step string
+	// Allowed reports whether the request was let through.
+	Allowed bool
+	// Code is the denial code; empty when Allowed.
+	Code Code
+	// Status is the HTTP status of a denial; zero when Allowed.
+	Status int
+	// AccountID and KeyPrefix identify the caller when known.
+	AccountID string
+	KeyPrefix string
+	// Route is the matched ServeMux pattern (Request.Pattern) if any, else
+	// the request path.
+	Route string
+	// Cost is what the request cost or would have cost; Balance is the
+	// balance after the decision, when known.
+	Cost    int64
+	Balance int64
+}

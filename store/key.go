@@ -1,0 +1,104 @@
+package store
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Digest is the SHA-256 digest of a raw API key. Stores keep and index only
+// digests; a raw key is never stored.
+type Digest [sha256.Size]byte
+
+// DigestOf returns the digest of the raw key.
+func DigestOf(raw string) Digest {
+	return sha256.Sum256([]byte(raw))
+}
+
+// String returns the digest in lower-case hexadecimal.
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// MarshalText encodes the digest as hexadecimal.
+func (d Digest) MarshalText() ([]byte, error) {
+	b := make([]byte, hex.EncodedLen(len(d)))
+	hex.Encode(b, d[:])
+	return b, nil
+}
+
+// UnmarshalText decodes a hexadecimal digest.
+func (d *Digest) UnmarshalText(text []byte) error {
+	if hex.DecodedLen(len(text)) != len(d) {
+		return errorf("digest must be %d hex digits, got %d", 2*len(d), len(text))
+	}
+	if _, err := hex.Decode(d[:], text); err != nil {
+		return errorf("digest: %v", err)
+	}
+	return nil
+}
+
+// Key is an API key as a store knows it: its digest, a short display prefix
+// that lets people recognise it, and the account it belongs to.
+type Key struct {
+	// Digest is the SHA-256 digest of the raw key.
+	Digest Digest `json:"digest"`
+	// Prefix is a short, non-secret display form such as "sk_live_ab12",
+	// safe to show in dashboards and logs. See [DisplayPrefix].
+	Prefix string `json:"prefix"`
+	// AccountID is the account the key belongs to.
+	AccountID string `json:"account_id"`
+	// Revoked marks a key that has been disabled; it no longer authenticates.
+	Revoked bool `json:"revoked,omitempty"`
+	// ExpiresAt is when the key stops authenticating. The zero time means
+	// never.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// CreatedAt is when the key was created, if known.
+	CreatedAt time.Time `json:"created_at,omitzero"`
+}
+
+// Expired reports whether the key has expired at now.
+func (k *Key) Expired(now time.Time) bool {
+	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
+}
+
+// NewKey returns the Key for a raw key that already exists, for example one
+// issued by another system or a fixed demo key: its digest and display
+// prefix, belonging to accountID.
+func NewKey(raw, accountID string) Key {
+	return Key{Digest: DigestOf(raw), Prefix: DisplayPrefix(raw), AccountID: accountID}
+}
+
+// displayRandomChars is how many characters after the last '_' of a key's
+// prefix are kept in its display form.
+const displayRandomChars = 4
+
+// DisplayPrefix returns the non-secret display form of a raw key: everything
+// up to and including its last '_' followed by at most four more characters
+// ("sk_live_ab12"), or the first four characters of a key without an
+// underscore. Keys shorter than twice the kept part show only their prefix,
+// so a short key is never displayed whole.
+func DisplayPrefix(raw string) string {
+	head := strings.LastIndexByte(raw, '_') + 1
+	if len(raw)-head < 2*displayRandomChars {
+		return raw[:head]
+	}
+	return raw[:head+displayRandomChars]
+}
+
+// keyEncoding spells the random part of generated keys: lower-case letters
+// and digits only, so the part never contains the '_' that ends a prefix.
+var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// GenerateKey returns a new random raw key: prefix (for example "sk_live_")
+// followed by 32 lower-case letters and digits carrying 160 bits of
+// randomness from crypto/rand. It returns an error only if the system's
+// random source fails.
+func GenerateKey(prefix string) (string, error) {
+	var b [20]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", errorf("generate key: %w", err)
+	}
+	return prefix + keyEncoding.EncodeToString(b[:]), nil
+}
