@@ -1,0 +1,180 @@
+package limiter
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/go402/go402/store"
+)
+
+// DefaultMaxKeys is the default of [Options.MaxKeys].
+const DefaultMaxKeys = 100_000
+
+// BytesPerKey bounds the memory one in-process bucket takes, its map entry
+// included, apart from the bytes of its key. A limiter's buckets never take
+// more than about MaxKeys × (BytesPerKey + key length) bytes; the test that
+// floods a limiter with a million random keys checks it.
+const BytesPerKey = 256
+
+const (
+	// maxShards is the number of shards of a large table. Each shard has its
+	// own lock, so requests for different keys rarely wait for each other.
+	maxShards = 64
+	// minShardKeys is the fewest keys a shard is given room for, so that
+	// eviction has a useful number of buckets to choose from.
+	minShardKeys = 64
+	// evictSample is how many buckets eviction looks at to find the one
+	// seen longest ago.
+	evictSample = 8
+	// sweepEvery is how often a shard removes full buckets as new keys
+	// arrive; sweepFullEvery is how often it may do so when it is full.
+	sweepEvery     = time.Minute
+	sweepFullEvery = time.Second
+)
+
+// table holds the limiter's in-process token buckets in shards, each a map
+// under its own mutex.
+type table struct {
+	seed   maphash.Seed
+	mask   uint64
+	shards []shard
+}
+
+type shard struct {
+	mu        sync.Mutex
+	m         map[string]*bucket
+	max       int       // most buckets the shard holds
+	lastSweep time.Time // when full buckets were last removed
+	_         [64]byte  // keeps the locks of neighbouring shards on different cache lines
+}
+
+// bucket is one key's token bucket.
+type bucket struct {
+	lim  *rate.Limiter
+	pol  *policy   // the rate and burst lim has, with their headers
+	seen time.Time // the latest time tokens were taken (or tried)
+}
+
+func newTable(maxKeys int) *table {
+	n := maxShards
+	for n > 1 && maxKeys/n < minShardKeys {
+		n /= 2
+	}
+	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n)}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]*bucket)
+		t.shards[i].max = maxKeys / n
+	}
+	return t
+}
+
+// take takes n tokens at now from key's bucket, which has rate and burst
+// lim, creating the bucket if needed. pol is lim's precomputed policy, or nil
+// if there is none (a per-account override): the bucket's own policy is kept
+// if it matches lim, or one is built with mkPolicy.
+//
+// It returns whether the tokens were taken, the tokens left, and the policy.
+// Time never runs backwards for a bucket: a now earlier than the bucket's
+// last take (two requests racing to the lock) counts as that moment.
+func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
+	s := &t.shards[maphash.String(t.seed, key)&t.mask]
+	s.mu.Lock()
+	b := s.m[key]
+	switch {
+	case b == nil:
+		if pol == nil {
+			pol = mkPolicy(lim)
+		}
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), pol: pol, seen: now}
+		s.insert(key, b, now)
+	case b.pol != pol:
+		if pol == nil {
+			if b.pol.limit == lim {
+				pol = b.pol
+				break
+			}
+			pol = mkPolicy(lim)
+		}
+		if now.Before(b.seen) {
+			now = b.seen
+		}
+		if b.pol.limit.Rate != lim.Rate {
+			b.lim.SetLimitAt(now, rate.Limit(lim.Rate))
+		}
+		if b.pol.limit.Burst != lim.Burst {
+			b.lim.SetBurstAt(now, lim.Burst)
+		}
+		b.pol = pol
+	}
+	if now.Before(b.seen) {
+		now = b.seen
+	}
+	b.seen = now
+	ok = b.lim.AllowN(now, n)
+	tokens = b.lim.TokensAt(now)
+	s.mu.Unlock()
+	return ok, tokens, pol
+}
+
+// insert adds b under key, first making room if the shard is full: it
+// removes the buckets that have filled up again (at most once a second), and
+// if that frees nothing, evicts the bucket seen longest ago among a few.
+// Every sweepEvery it removes full buckets anyway, so idle keys do not
+// linger. The caller holds s.mu.
+func (s *shard) insert(key string, b *bucket, now time.Time) {
+	since := now.Sub(s.lastSweep)
+	if len(s.m) >= s.max && since >= sweepFullEvery || since >= sweepEvery {
+		s.sweep(now)
+	}
+	if len(s.m) >= s.max {
+		s.evict()
+	}
+	s.m[key] = b
+}
+
+// sweep removes the buckets that are full at now. A full bucket is exactly
+// what a new one would be, so removing it changes no decision. The caller
+// holds s.mu.
+func (s *shard) sweep(now time.Time) {
+	s.lastSweep = now
+	for k, b := range s.m {
+		if b.lim.TokensAt(now) >= float64(b.pol.limit.Burst) {
+			delete(s.m, k)
+		}
+	}
+}
+
+// evict removes the bucket seen longest ago among the first evictSample
+// ones that map iteration (which starts at a random place) yields. The
+// caller holds s.mu.
+func (s *shard) evict() {
+	var (
+		oldKey string
+		oldest time.Time
+		i      int
+	)
+	for k, b := range s.m {
+		if i == 0 || b.seen.Before(oldest) {
+			oldKey, oldest = k, b.seen
+		}
+		if i++; i == evictSample {
+			break
+		}
+	}
+	delete(s.m, oldKey)
+}
+
+// len returns the number of buckets in the table.
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.m)
+		s.mu.Unlock()
+	}
+	return n
+}

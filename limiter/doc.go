@@ -1,0 +1,36 @@
+// Package limiter limits request rates with token buckets
+// (golang.org/x/time/rate), per account or per client address, and answers
+// with the standard RateLimit headers and go402's one renderer for denials.
+//
+// Standalone, keyed by the connection's peer address:
+//
+//	lim, err := limiter.New(10, 20, nil) // 10 requests a second, bursts of 20
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	http.ListenAndServe(":8080", lim.Handler(mux))
+//
+// After key authentication, keyed by account, with rates per plan and the
+// per-account [store.Account.RateLimit] override:
+//
+//	lim, err := limiter.New(1, 5, &limiter.Options{
+//		By:    limiter.ByAccount(),
+//		Plans: map[string]store.RateLimit{"pro": {Rate: 50, Burst: 100}},
+//	})
+//	h := pw.Authenticate(lim.Handler(pw.Charge(1)(api)))
+//
+// Every response the limiter passes or refuses carries
+//
+//	RateLimit-Policy: "default";q=20;w=2
+//	RateLimit: "default";r=19;t=1
+//
+// (draft-ietf-httpapi-ratelimit-headers-10): the policy's quota q is the
+// burst and its window w the seconds an empty bucket takes to fill; r is the
+// whole tokens left and t the seconds until the next one (0 when the bucket
+// is full). A refused request gets 429 with Retry-After and an RFC 9457
+// problem of type [QuotaExceededType].
+//
+// Buckets live in the process, in a sharded map whose size is capped by
+// [Options.MaxKeys]; see there for what happens at the cap. With
+// [Options.Store] they live in a shared store instead.
+package limiter

@@ -1,0 +1,113 @@
+package limiter
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Names of the headers the limiter writes, in the canonical form that
+// [net/http.Header] uses, so h[HeaderRateLimit] finds them without
+// canonicalising on every call.
+const (
+	// HeaderRateLimitPolicy describes the policy (draft-ietf-httpapi-
+	// ratelimit-headers-10): `"default";q=20;w=2`.
+	HeaderRateLimitPolicy = "Ratelimit-Policy"
+	// HeaderRateLimit reports the bucket's state for this response:
+	// `"default";r=19;t=1`.
+	HeaderRateLimit = "Ratelimit"
+
+	// HeaderXRateLimitLimit, HeaderXRateLimitRemaining and
+	// HeaderXRateLimitReset are the legacy de-facto headers, sent only when
+	// [Options.LegacyHeaders] is set. Reset is a delta in seconds (like the
+	// t parameter of RateLimit), not a Unix time.
+	HeaderXRateLimitLimit     = "X-Ratelimit-Limit"
+	HeaderXRateLimitRemaining = "X-Ratelimit-Remaining"
+	HeaderXRateLimitReset     = "X-Ratelimit-Reset"
+)
+
+// policy is one rate and burst with its header values, computed once. The
+// header slices have no spare capacity and are shared by every response
+// that uses the policy: appending to them copies, and nothing writes into
+// them.
+type policy struct {
+	limit      store.RateLimit
+	header     []string // RateLimit-Policy
+	limitValue []string // X-RateLimit-Limit
+}
+
+// newPolicy returns the policy for lim named by the quoted name.
+func newPolicy(quoted string, lim store.RateLimit) *policy {
+	b := make([]byte, 0, len(quoted)+32)
+	b = append(b, quoted...)
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(lim.Burst), 10)
+	b = append(b, ";w="...)
+	b = strconv.AppendInt(b, window(lim), 10)
+	return &policy{
+		limit:      lim,
+		header:     []string{string(b)},
+		limitValue: []string{strconv.Itoa(lim.Burst)},
+	}
+}
+
+// window returns the w parameter of a policy: the whole seconds an empty
+// bucket takes to fill, rounded up, at least 1, so that q=Burst over w
+// seconds never overstates the sustained rate.
+func window(lim store.RateLimit) int64 {
+	w := math.Ceil(float64(lim.Burst) / lim.Rate)
+	if !(w >= 1) {
+		return 1
+	}
+	if w > 1<<53 {
+		return 1 << 53
+	}
+	return int64(w)
+}
+
+// quote returns name as a Structured Fields String (RFC 9651 §3.3.3). The
+// name must be printable ASCII, which [New] checks.
+func quote(name string) string {
+	b := make([]byte, 0, len(name)+2)
+	b = append(b, '"')
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c == '"' || c == '\\' {
+			b = append(b, '\\')
+		}
+		b = append(b, name[i])
+	}
+	return string(append(b, '"'))
+}
+
+// seconds returns d in whole seconds, rounded up; zero or negative d gives 0.
+func seconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+// setHeaders writes the headers describing res into h: RateLimit-Policy and
+// RateLimit always, the legacy X-RateLimit-* headers if configured. Values
+// are assigned straight into the map under canonical names; the only
+// allocations are the RateLimit value and its slice.
+func (l *Limiter) setHeaders(h http.Header, res *Result) {
+	h[HeaderRateLimitPolicy] = res.policy.header
+
+	// `"name";r=<remaining>;t=<seconds>`
+	var buf [96]byte
+	b := append(buf[:0], l.rPrefix...)
+	b = strconv.AppendInt(b, int64(res.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, seconds(res.Reset), 10)
+	h[HeaderRateLimit] = []string{string(b)}
+
+	if l.legacy {
+		h[HeaderXRateLimitLimit] = res.policy.limitValue
+		h[HeaderXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
+		h[HeaderXRateLimitReset] = []string{strconv.FormatInt(seconds(res.Reset), 10)}
+	}
+}

@@ -1,0 +1,401 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// Limiter admits requests while their token bucket holds enough tokens. Each
+// bucket gains a rate of tokens per second up to a burst; a request takes its
+// cost in tokens or is refused. Create one with [New]; [Limiter.Handler] is
+// the middleware and [Limiter.Take] the decision alone. A Limiter is safe for
+// concurrent use.
+//
+// The rate and burst of a request come, in order of precedence, from the
+// [store.Account.RateLimit] override of the caller's account, from
+// [Options.Plans] for the account's plan, or from the rate and burst given to
+// [New]. The caller is the one [paywall.Paywall.Authenticate] put in the
+// request's context; without one the limiter's own rate and burst apply.
+type Limiter struct {
+	name    string // policy name
+	rPrefix string // `"name";r=`
+	def     *policy
+	plans   map[string]*policy
+	maxCost int // the largest burst among def and plans
+
+	by       KeyFunc
+	cost     int
+	costFunc func(r *http.Request) (int, error)
+
+	status     int
+	legacy     bool
+	deny       paywall.DenyFunc
+	onDecision func(ctx context.Context, d paywall.Decision)
+	policies   []string // {name}, for violated-policies
+
+	buckets          *table
+	mkPolicy         func(store.RateLimit) *policy
+	remote           store.Buckets
+	failOpen         bool
+	retryUnavailable time.Duration
+	clock            func() time.Time
+}
+
+// Options configures a [Limiter]. The zero value of every field means the
+// documented default; a nil *Options means all defaults.
+type Options struct {
+	// Name names the policy in the RateLimit-Policy and RateLimit headers
+	// and in the violated-policies member of a denial. It must be printable
+	// ASCII, at most 64 bytes. Default "default".
+	Name string
+
+	// Plans gives the rate and burst of each plan, by plan name. An
+	// account's own RateLimit override beats its plan's entry; accounts on
+	// plans not listed, and requests without an account, get the rate and
+	// burst given to [New].
+	Plans map[string]store.RateLimit
+
+	// By says whose bucket a request takes tokens from. Default
+	// ByClientAddr() — the connection's peer address, no proxy trusted. Use
+	// [ByAccount] after [paywall.Paywall.Authenticate].
+	By KeyFunc
+
+	// Cost is the number of tokens a request takes. Default 1. Ignored if
+	// CostFunc is set.
+	Cost int
+	// CostFunc, if set, computes the number of tokens a request takes. An
+	// error (or a negative cost) refuses the request with 400
+	// invalid_request, the error's text as the detail, so it must not
+	// contain secrets. A cost of 0 is always admitted.
+	CostFunc func(r *http.Request) (int, error)
+
+	// DenyStatus is the status of a rate-limit denial. Default 429 Too Many
+	// Requests; 402 Payment Required suits plans whose answer to "too fast"
+	// is "upgrade for a higher limit". It must be in 400–499.
+	DenyStatus int
+
+	// LegacyHeaders adds X-RateLimit-Limit (the burst),
+	// X-RateLimit-Remaining and X-RateLimit-Reset (seconds from now, not a
+	// Unix time) to the draft-10 RateLimit and RateLimit-Policy headers,
+	// which are always sent.
+	LegacyHeaders bool
+
+	// Deny writes every denial. Default [paywall.WriteDenial], so a 429
+	// looks like every other go402 denial.
+	Deny paywall.DenyFunc
+
+	// OnDecision, if set, is called synchronously for every request the
+	// limiter allows or denies, with Step "limit" and Cost the tokens the
+	// request took or would have taken. It must be safe for concurrent use
+	// and should return quickly.
+	OnDecision func(ctx context.Context, d paywall.Decision)
+
+	// Store, if set, holds the buckets instead of this process, so that
+	// replicas share one limit (the Redis store offers it). Bucket keys are
+	// the policy name, a colon, and the key from By.
+	Store store.Buckets
+	// FailOpen, when Store fails, takes the tokens from an in-process
+	// bucket instead. Default false: the request is refused with 503
+	// store_unavailable and Retry-After.
+	FailOpen bool
+	// RetryAfterUnavailable is the Retry-After of a 503 store_unavailable.
+	// Default 1 second.
+	RetryAfterUnavailable time.Duration
+
+	// MaxKeys caps the number of in-process buckets, and with it their
+	// memory: about MaxKeys × ([BytesPerKey] + key length) bytes. Default
+	// [DefaultMaxKeys].
+	//
+	// A bucket is removed once it has filled up again, since a full bucket
+	// is the same as a new one: idle keys cost nothing. When a flood of new
+	// keys finds no full bucket to remove, the new key evicts the least
+	// recently used of a few buckets. New keys are never refused (that
+	// would let a flood of addresses lock everyone else out) nor let
+	// through unlimited (a bypass); the price is that a client evicted
+	// while its bucket was partly drained starts again with a full one —
+	// at most one burst extra, and only while MaxKeys other keys are
+	// arriving within the time its bucket takes to refill. Size MaxKeys
+	// above the number of clients active in that time.
+	MaxKeys int
+
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// DefaultName is the default policy name, [Options.Name].
+const DefaultName = "default"
+
+// Errors returned by [Limiter.Take], for [errors.Is].
+var (
+	// ErrInvalidCost means the cost of the request could not be computed:
+	// CostFunc failed or returned a negative cost.
+	ErrInvalidCost = errors.New("limiter: invalid cost")
+	// ErrStoreUnavailable means Options.Store failed and FailOpen is off.
+	ErrStoreUnavailable = errors.New("limiter: store unavailable")
+)
+
+// New returns a Limiter whose buckets gain r tokens per second up to burst,
+// for requests whose account has no rate of its own. It reports
+// configuration mistakes as errors prefixed "limiter:".
+func New(r float64, burst int, opts *Options) (*Limiter, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := checkRate("", store.RateLimit{Rate: r, Burst: burst}); err != nil {
+		return nil, err
+	}
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if len(o.Name) > 64 {
+		return nil, fmt.Errorf("limiter: Name longer than 64 bytes")
+	}
+	for i := 0; i < len(o.Name); i++ {
+		if c := o.Name[i]; c < ' ' || c > '~' {
+			return nil, fmt.Errorf("limiter: Name must be printable ASCII, got %q", o.Name)
+		}
+	}
+	switch {
+	case o.Cost < 0:
+		return nil, fmt.Errorf("limiter: Cost must be >= 0, got %d", o.Cost)
+	case o.Cost == 0:
+		o.Cost = 1
+	}
+	switch {
+	case o.DenyStatus == 0:
+		o.DenyStatus = http.StatusTooManyRequests
+	case o.DenyStatus < 400 || o.DenyStatus > 499:
+		return nil, fmt.Errorf("limiter: DenyStatus must be in 400–499, got %d", o.DenyStatus)
+	}
+	switch {
+	case o.MaxKeys == 0:
+		o.MaxKeys = DefaultMaxKeys
+	case o.MaxKeys < 0:
+		return nil, fmt.Errorf("limiter: MaxKeys must be > 0, got %d", o.MaxKeys)
+	}
+	switch {
+	case o.RetryAfterUnavailable == 0:
+		o.RetryAfterUnavailable = time.Second
+	case o.RetryAfterUnavailable < 0:
+		return nil, fmt.Errorf("limiter: RetryAfterUnavailable must be >= 0, got %v", o.RetryAfterUnavailable)
+	}
+	if o.By == nil {
+		o.By = ByClientAddr()
+	}
+	if o.Deny == nil {
+		o.Deny = paywall.WriteDenial
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+
+	quoted := quote(o.Name)
+	l := &Limiter{
+		name:             o.Name,
+		rPrefix:          quoted + ";r=",
+		def:              newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}),
+		maxCost:          burst,
+		by:               o.By,
+		cost:             o.Cost,
+		costFunc:         o.CostFunc,
+		status:           o.DenyStatus,
+		legacy:           o.LegacyHeaders,
+		deny:             o.Deny,
+		onDecision:       o.OnDecision,
+		policies:         []string{o.Name},
+		buckets:          newTable(o.MaxKeys),
+		remote:           o.Store,
+		failOpen:         o.FailOpen,
+		retryUnavailable: o.RetryAfterUnavailable,
+		clock:            o.Clock,
+	}
+	if len(o.Plans) > 0 {
+		l.plans = make(map[string]*policy, len(o.Plans))
+		for name, lim := range o.Plans {
+			if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
+				return nil, err
+			}
+			l.plans[name] = newPolicy(quoted, lim)
+			l.maxCost = max(l.maxCost, lim.Burst)
+		}
+	}
+	if o.CostFunc == nil && o.Cost > l.maxCost {
+		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
+	}
+	l.mkPolicy = func(lim store.RateLimit) *policy {
+		if lim == l.def.limit {
+			return l.def
+		}
+		for _, p := range l.plans {
+			if lim == p.limit {
+				return p
+			}
+		}
+		return newPolicy(quoted, lim)
+	}
+	return l, nil
+}
+
+// checkRate validates a rate and burst; field prefixes the names in errors.
+func checkRate(field string, lim store.RateLimit) error {
+	switch {
+	case !(lim.Rate > 0) || math.IsInf(lim.Rate, 1):
+		return fmt.Errorf("limiter: %sRate must be a positive number of tokens per second, got %v", field, lim.Rate)
+	case lim.Burst <= 0:
+		return fmt.Errorf("limiter: %sBurst must be > 0, got %d", field, lim.Burst)
+	}
+	return nil
+}
+
+// Result is the outcome of [Limiter.Take].
+type Result struct {
+	// Allowed reports whether the tokens were taken.
+	Allowed bool
+	// Limit is the rate and burst of the request's bucket.
+	Limit store.RateLimit
+	// Cost is the number of tokens the request took, or would have taken.
+	Cost int
+	// Remaining is the number of whole tokens left in the bucket.
+	Remaining int
+	// Reset is how long until the bucket gains another whole token: the t
+	// parameter of the RateLimit header. It is zero when the bucket is
+	// full.
+	Reset time.Duration
+	// RetryAfter is, for a refused request, how long until the bucket holds
+	// Cost tokens. It is negative when Cost exceeds the burst: the request
+	// can never succeed. It is zero when Allowed.
+	RetryAfter time.Duration
+
+	policy *policy
+	now    time.Time
+}
+
+// Never reports whether the request was refused because its cost exceeds
+// the bucket's burst, so that no amount of waiting lets it through.
+func (r *Result) Never() bool { return !r.Allowed && r.RetryAfter < 0 }
+
+// Take decides whether r may pass and takes its tokens if so. It is the
+// whole decision of [Limiter.Handler] without the response: it keys the
+// request with [Options.By], finds its rate and burst, and takes its cost
+// from the bucket.
+//
+// Take returns an error wrapping [ErrInvalidCost] when CostFunc fails, and
+// one wrapping [ErrStoreUnavailable] when Options.Store fails and FailOpen is
+// off; the Result is then meaningless.
+func (l *Limiter) Take(r *http.Request) (Result, error) {
+	c, _ := paywall.CallerFromContext(r.Context())
+	return l.take(r, c)
+}
+
+func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
+	res := Result{Cost: l.cost, now: l.clock()}
+	if l.costFunc != nil {
+		n, err := l.costFunc(r)
+		if err == nil && n < 0 {
+			err = fmt.Errorf("negative cost %d", n)
+		}
+		if err != nil {
+			return res, &costError{err}
+		}
+		res.Cost = n
+	}
+
+	pol := l.def
+	var lim store.RateLimit
+	if c != nil {
+		if rl := c.Account.RateLimit; rl != nil {
+			lim, pol = *rl, nil
+		} else if p, ok := l.plans[c.Account.Plan]; ok {
+			pol = p
+		}
+	}
+	if pol != nil {
+		lim = pol.limit
+	}
+
+	key, _ := l.by(r)
+	if l.remote != nil {
+		err := l.takeRemote(r.Context(), &res, key, lim, pol)
+		if err == nil || !l.failOpen {
+			return res, err
+		}
+	}
+
+	ok, tokens, pol := l.buckets.take(key, lim, pol, l.mkPolicy, res.Cost, res.now)
+	res.fill(ok, tokens, pol)
+	return res, nil
+}
+
+// fill sets the Result's fields from a take that left tokens in a bucket
+// with policy pol.
+func (res *Result) fill(ok bool, tokens float64, pol *policy) {
+	lim := pol.limit
+	res.Allowed, res.Limit, res.policy = ok, lim, pol
+	whole := math.Floor(tokens)
+	if whole < 0 {
+		whole = 0
+	}
+	res.Remaining = int(whole)
+	if tokens < float64(lim.Burst) {
+		res.Reset = tokenTime(whole+1-tokens, lim.Rate)
+	}
+	switch {
+	case ok:
+	case res.Cost > lim.Burst:
+		res.RetryAfter = -1
+	default:
+		res.RetryAfter = tokenTime(float64(res.Cost)-tokens, lim.Rate)
+	}
+}
+
+// tokenTime returns how long rate takes to add n tokens, rounded up to the
+// nanosecond and capped at about 290 years.
+func tokenTime(n, rate float64) time.Duration {
+	d := math.Ceil(n / rate * float64(time.Second))
+	if d >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(d)
+}
+
+// takeRemote takes the tokens from Options.Store.
+func (l *Limiter) takeRemote(ctx context.Context, res *Result, key string, lim store.RateLimit, pol *policy) error {
+	br, err := l.remote.TakeTokens(ctx, store.Bucket{
+		Key:   l.name + ":" + key,
+		Rate:  lim.Rate,
+		Burst: lim.Burst,
+		Cost:  res.Cost,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	if pol == nil {
+		pol = l.mkPolicy(lim)
+	}
+	// The store reports whole tokens left and the time until full; the
+	// tokens themselves are Burst − Full·Rate.
+	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
+	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
+		tokens = whole
+	}
+	res.fill(br.OK, tokens, pol)
+	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
+		res.RetryAfter = max(br.Wait, res.Reset)
+	}
+	return nil
+}
+
+// costError is the error of a failed CostFunc.
+type costError struct{ err error }
+
+func (e *costError) Error() string        { return "limiter: invalid cost: " + e.err.Error() }
+func (e *costError) Unwrap() error        { return e.err }
+func (e *costError) Is(target error) bool { return target == ErrInvalidCost }
