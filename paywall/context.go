@@ -13,17 +13,56 @@ type Caller struct {
 	// the raw key).
 	Key store.Key
 	// Account is the key's account as looked up by [Paywall.Authenticate].
+	// Its Balance is the balance at lookup time; see Balance below.
 	Account store.Account
-	// Charged is what [Paywall.Charge] debited for this request (zero if
-	// nothing was charged).
+	// Charged is what [Paywall.Charge] middlewares debited for this request
+	// so far (zero if nothing was charged). A later refund does not change
+	// it.
 	Charged int64
-	// Balance is the balance after the charge, or the looked-up balance if
-	// the request was not charged.
+	// Balance is the balance after the last charge, or the looked-up
+	// balance if the request was not charged.
 	Balance int64
 }
 
+// requestState is the one value [Paywall.Authenticate] adds to a request: a
+// context that carries the Caller itself, so that authenticating costs one
+// allocation for the state and one for the request copy, and [Paywall.Charge]
+// records its charge in place without copying the request again.
+type requestState struct {
+	context.Context
+	caller Caller
+	// failedOpen is set when the lookup failed and Options.FailOpen let the
+	// request through: there is no Caller, and Require and Charge pass the
+	// request unchecked.
+	failedOpen bool
+}
+
+// stateKey is the context key under which a requestState finds itself.
+type stateKey struct{}
+
+// Value returns the state itself for stateKey and defers to the parent
+// context for every other key.
+func (s *requestState) Value(key any) any {
+	if _, ok := key.(stateKey); ok {
+		return s
+	}
+	return s.Context.Value(key)
+}
+
+// stateFrom returns the request state in ctx, or nil.
+func stateFrom(ctx context.Context) *requestState {
+	s, _ := ctx.Value(stateKey{}).(*requestState)
+	return s
+}
+
 // CallerFromContext returns the caller that [Paywall.Authenticate] put in
-// ctx, and false if there is none.
+// ctx, and false if there is none (no Authenticate ran, or the store failed
+// and [Options.FailOpen] let the request through). The Caller belongs to the
+// request and must not be modified.
 func CallerFromContext(ctx context.Context) (*Caller, bool) {
-	panic("TODO")
+	s := stateFrom(ctx)
+	if s == nil || s.failedOpen {
+		return nil, false
+	}
+	return &s.caller, true
 }

@@ -8,22 +8,28 @@ type Decision struct {
 	// Time is when the decision was made (from the configured clock).
 	Time time.Time
 	// Step is the middleware that decided: "authenticate", "require",
-	// "charge", "refund" or "limit".
+	// "charge", "refund" or "limit". A "refund" decision is Allowed when the
+	// credits were given back, and denied with CodeStoreUnavailable when the
+	// store failed to; it writes no response.
 	Step string
 	// Allowed reports whether the request was let through.
 	Allowed bool
-	// Code is the denial code; empty when Allowed.
+	// Code is the denial code. It is empty when Allowed, except for
+	// [CodeStoreUnavailable] when a store failure was let through by
+	// [Options.FailOpen].
 	Code Code
 	// Status is the HTTP status of a denial; zero when Allowed.
 	Status int
-	// AccountID and KeyPrefix identify the caller when known.
+	// AccountID and KeyPrefix identify the caller when known: not for a
+	// missing, malformed or unknown key.
 	AccountID string
 	KeyPrefix string
 	// Route is the matched ServeMux pattern (Request.Pattern) if any, else
-	// the request path.
+	// the request path. The pattern is known only to middlewares that run
+	// inside the ServeMux, wrapping a route's handler.
 	Route string
-	// Cost is what the request cost or would have cost; Balance is the
-	// balance after the decision, when known.
+	// Cost is what the request cost or would have cost (or the refund);
+	// Balance is the balance after the decision, when known.
 	Cost    int64
 	Balance int64
 }

@@ -2,7 +2,10 @@ package paywall
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -13,24 +16,46 @@ import (
 // [New]; its methods return middlewares of type func(http.Handler)
 // http.Handler. A Paywall is safe for concurrent use.
 type Paywall struct {
-	store store.Store
-	opts  Options
-	// TODO: precomputed values (header lists, challenge strings, statuses).
+	store    store.Store
+	refunder store.Refunder // store as a Refunder, or nil
+
+	realm            string
+	keyHeaders       []keyHeader
+	query            string
+	maxKeyLen        int
+	status           map[Code]int
+	failOpen         bool
+	upgradeURL       string
+	paymentURL       string
+	retryUnavailable time.Duration
+	deny             DenyFunc
+	onDecision       func(ctx context.Context, d Decision)
+	clock            func() time.Time
+
+	// Details of the key-extraction denials, computed once from the
+	// configuration.
+	missingDetail string
+	tooLongDetail string
 }
 
 // Options configures a [Paywall]. The zero value of every field means the
 // documented default; a nil *Options means all defaults.
 type Options struct {
 	// Realm is the realm of WWW-Authenticate challenges. Default "api".
+	// It must be printable ASCII.
 	Realm string
 
 	// KeyHeaders lists the headers a key is read from, in order. The
-	// Authorization header is read as "Bearer <key>" (RFC 6750); any other
-	// header carries the bare key. Default: Authorization, X-API-Key.
+	// Authorization header is read as "Bearer <key>" (RFC 6750; the scheme
+	// is case-insensitive, and credentials of any other scheme, such as
+	// Basic or Payment, are ignored); any other header carries the bare key.
+	// Default: Authorization, X-API-Key. See [Paywall.ExtractKey] for the
+	// rules when several are present.
 	KeyHeaders []string
 
 	// KeyQueryParam, if set, also reads the key from this URL query
-	// parameter. Off by default: keys in URLs end up in logs and histories.
+	// parameter, after the headers. Off by default: keys in URLs end up in
+	// logs and histories.
 	KeyQueryParam string
 
 	// MaxKeyLength is the longest key accepted; longer values are refused as
@@ -39,17 +64,27 @@ type Options struct {
 
 	// Status overrides the HTTP status for a denial code, for example
 	// {CodeFeatureNotInPlan: http.StatusForbidden}. Codes not present keep
-	// their defaults.
+	// their defaults. Every status must be in 400–599. A 401 always carries
+	// a WWW-Authenticate challenge; other statuses never do.
 	Status map[Code]int
 
 	// FailOpen lets requests through when the store fails (returns an error
-	// other than not-found), without an account in the context and without
-	// charging. Default false: such requests are refused with 503
-	// store_unavailable.
+	// other than not-found), without charging. Default false: such requests
+	// are refused with 503 store_unavailable.
+	//
+	// When a lookup fails open, the request reaches the next handler
+	// without a [Caller] ([CallerFromContext] reports false), and
+	// [Paywall.Require] and [Paywall.Charge] further down let it through
+	// unchecked and uncharged. When a spend fails open, the request passes
+	// uncharged with its Caller. Both are reported to OnDecision as allowed
+	// with Code [CodeStoreUnavailable].
 	FailOpen bool
 
 	// UpgradeURL is where a client can change its plan; PaymentURL is where
-	// it can buy credits. When set they appear in 402 responses.
+	// it can buy credits. When set they appear in 402 responses:
+	// UpgradeURL with subscription_inactive, feature_not_in_plan and
+	// quota_exhausted; PaymentURL with subscription_inactive,
+	// insufficient_credits and quota_exhausted.
 	UpgradeURL string
 	PaymentURL string
 
@@ -57,7 +92,9 @@ type Options struct {
 	// store_unavailable. Default 1 second.
 	RetryAfterUnavailable time.Duration
 
-	// Deny writes every denial. Default [WriteDenial].
+	// Deny writes every denial. Default [WriteDenial]. The [Denial] it
+	// receives has Status already resolved (from the Status overrides or
+	// the code's default) and Realm set.
 	Deny DenyFunc
 
 	// OnDecision, if set, is called synchronously for every allow and deny
@@ -69,68 +106,226 @@ type Options struct {
 	Clock func() time.Time
 }
 
+// DefaultMaxKeyLength is the default of [Options.MaxKeyLength].
+const DefaultMaxKeyLength = 256
+
+// keyHeader is one header a key is read from.
+type keyHeader struct {
+	name   string // canonical form, to index http.Header directly
+	bearer bool   // the Authorization header: "Bearer <key>"
+}
+
 // New returns a Paywall on s. It reports configuration mistakes (a nil
 // store, a negative MaxKeyLength, a status outside 400–599, a malformed
 // header name) as errors prefixed "paywall:".
 func New(s store.Store, opts *Options) (*Paywall, error) {
-	panic("TODO")
+	if s == nil {
+		return nil, errorf("store must not be nil")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	p := &Paywall{
+		store:            s,
+		realm:            o.Realm,
+		query:            o.KeyQueryParam,
+		maxKeyLen:        o.MaxKeyLength,
+		failOpen:         o.FailOpen,
+		upgradeURL:       o.UpgradeURL,
+		paymentURL:       o.PaymentURL,
+		retryUnavailable: o.RetryAfterUnavailable,
+		deny:             o.Deny,
+		onDecision:       o.OnDecision,
+		clock:            o.Clock,
+	}
+	p.refunder, _ = s.(store.Refunder)
+
+	if p.realm == "" {
+		p.realm = "api"
+	}
+	for i := 0; i < len(p.realm); i++ {
+		if c := p.realm[i]; c < 0x20 || c > 0x7e {
+			return nil, errorf("Realm must be printable ASCII, got %q", p.realm)
+		}
+	}
+
+	names := o.KeyHeaders
+	if len(names) == 0 {
+		names = []string{"Authorization", "X-API-Key"}
+	}
+	seen := make(map[string]bool, len(names))
+	for _, n := range names {
+		if !validHeaderName(n) {
+			return nil, errorf("malformed header name %q in KeyHeaders", n)
+		}
+		c := http.CanonicalHeaderKey(n)
+		if seen[c] {
+			return nil, errorf("header %q listed twice in KeyHeaders", c)
+		}
+		seen[c] = true
+		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, bearer: c == "Authorization"})
+	}
+
+	switch {
+	case p.maxKeyLen < 0:
+		return nil, errorf("MaxKeyLength must be >= 0, got %d", p.maxKeyLen)
+	case p.maxKeyLen == 0:
+		p.maxKeyLen = DefaultMaxKeyLength
+	}
+	switch {
+	case p.retryUnavailable < 0:
+		return nil, errorf("RetryAfterUnavailable must be >= 0, got %v", p.retryUnavailable)
+	case p.retryUnavailable == 0:
+		p.retryUnavailable = time.Second
+	}
+	if len(o.Status) > 0 {
+		p.status = make(map[Code]int, len(o.Status))
+		for c, st := range o.Status {
+			if c == "" {
+				return nil, errorf("empty code in Status")
+			}
+			if st < 400 || st > 599 {
+				return nil, errorf("Status[%s] must be in 400-599, got %d", c, st)
+			}
+			p.status[c] = st
+		}
+	}
+	for name, u := range map[string]string{"UpgradeURL": p.upgradeURL, "PaymentURL": p.paymentURL} {
+		if u == "" {
+			continue
+		}
+		if _, err := url.Parse(u); err != nil {
+			return nil, errorf("%s: %v", name, err)
+		}
+	}
+	if p.deny == nil {
+		p.deny = WriteDenial
+	}
+	if p.clock == nil {
+		p.clock = time.Now
+	}
+
+	var where []string
+	for _, h := range p.keyHeaders {
+		if h.bearer {
+			where = append(where, "the Authorization header (Bearer)")
+		} else {
+			where = append(where, "the "+h.name+" header")
+		}
+	}
+	if p.query != "" {
+		where = append(where, "the "+p.query+" query parameter")
+	}
+	p.missingDetail = "Send an API key in " + joinOr(where) + "."
+	p.tooLongDetail = fmt.Sprintf("The API key is longer than %d bytes.", p.maxKeyLen)
+	return p, nil
 }
 
-// Authenticate is a middleware that requires an API key. It reads the key
-// from the configured headers, looks its digest up in the store, refuses
-// missing, malformed, unknown, revoked and expired keys with 401, and passes
-// a copy of the request whose context carries the [Caller] to next.
-func (p *Paywall) Authenticate(next http.Handler) http.Handler {
-	panic("TODO")
+// statusFor returns the status of a denial with code c: the configured
+// override, else the code's default.
+func (p *Paywall) statusFor(c Code) int {
+	if st, ok := p.status[c]; ok {
+		return st
+	}
+	return defaultsFor(c).status
 }
 
-// Requirement lists what an account must have to pass [Paywall.Require].
-type Requirement struct {
-	// Plans, if non-empty, lists the plans that may pass.
-	Plans []string
-	// Features lists features the plan must include; all are required.
-	Features []string
-	// AllowInactive lets accounts whose subscription is not active or
-	// trialing (or whose period has ended) through. By default they are
-	// refused with 402 subscription_inactive.
-	AllowInactive bool
+// refuse resolves d against the configuration, reports the decision and
+// writes the denial.
+func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, step string, d *Denial, accountID, keyPrefix string) {
+	if d.Status == 0 {
+		d.Status = p.statusFor(d.Code)
+	}
+	if d.Realm == "" {
+		d.Realm = p.realm
+	}
+	if p.onDecision != nil {
+		bal := int64(0)
+		if d.HasBalance {
+			bal = d.Balance
+		}
+		p.onDecision(r.Context(), Decision{
+			Time:      p.clock(),
+			Step:      step,
+			Code:      d.Code,
+			Status:    d.Status,
+			AccountID: accountID,
+			KeyPrefix: keyPrefix,
+			Route:     route(r),
+			Cost:      d.Cost,
+			Balance:   bal,
+		})
+	}
+	p.deny(w, r, d)
 }
 
-// Require returns a middleware that refuses, with 402, callers whose
-// subscription has lapsed or whose plan lacks what req asks for. It must run
-// after [Paywall.Authenticate]; a request without a [Caller] is refused with
-// 401 missing_key.
-func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
-	panic("TODO")
+// allow reports an allow decision. code is empty, or CodeStoreUnavailable
+// when a store failure was let through by FailOpen.
+func (p *Paywall) allow(r *http.Request, step string, code Code, c *Caller, cost, balance int64) {
+	if p.onDecision == nil {
+		return
+	}
+	d := Decision{
+		Time:    p.clock(),
+		Step:    step,
+		Allowed: true,
+		Code:    code,
+		Route:   route(r),
+		Cost:    cost,
+		Balance: balance,
+	}
+	if c != nil {
+		d.AccountID = c.Account.ID
+		d.KeyPrefix = c.Key.Prefix
+	}
+	p.onDecision(r.Context(), d)
 }
 
-// Charge returns a middleware that debits cost credits before next runs and
-// refuses with 402 when the balance is too small. It panics if cost is
-// negative, like [net/http.ServeMux.Handle] panics on a bad pattern: that is a
-// programming error, found at start-up. It must run after
-// [Paywall.Authenticate].
-func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
-	return p.ChargeWith(ChargeOptions{Cost: cost})
+// route is the Decision.Route of r.
+func route(r *http.Request) string {
+	if r.Pattern != "" {
+		return r.Pattern
+	}
+	if r.URL != nil {
+		return r.URL.Path
+	}
+	return ""
 }
 
-// ChargeOptions configures [Paywall.ChargeWith].
-type ChargeOptions struct {
-	// Cost is the fixed cost of a request. Ignored if CostFunc is set.
-	Cost int64
-	// CostFunc, if set, computes the cost from the request. An error
-	// refuses the request with 400 invalid_request, its message shown as
-	// the detail (so it must not contain secrets); a negative cost is
-	// treated as an error.
-	CostFunc func(r *http.Request) (int64, error)
-	// Refund, if true, gives the credits back when next answers with a
-	// status for which RefundIf returns true.
-	Refund bool
-	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
-	RefundIf func(status int) bool
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTchar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
-// ChargeWith is like [Paywall.Charge] with all options. It panics on a
-// negative Cost.
-func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
-	panic("TODO")
+func isTchar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// joinOr joins items as "a, b or c".
+func joinOr(items []string) string {
+	switch len(items) {
+	case 0:
+		return ""
+	case 1:
+		return items[0]
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
+}
+
+// errorf formats an error prefixed with the package name.
+func errorf(format string, args ...any) error {
+	return fmt.Errorf("paywall: "+format, args...)
 }

@@ -1,0 +1,214 @@
+package paywall
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Charge returns a middleware that debits cost credits before next runs and
+// refuses with 402 when the balance is too small: quota_exhausted when the
+// account has a periodic refill that will cover the cost (with Retry-After
+// and refill_at), insufficient_credits otherwise. A cost of zero passes
+// without touching the store.
+//
+// It must run after [Paywall.Authenticate]; a request without a [Caller] is
+// refused with 401 missing_key. A request that Authenticate let through on a
+// store failure under [Options.FailOpen] passes uncharged, and so does one
+// whose spend fails when FailOpen is set; otherwise a failed spend is a 503
+// store_unavailable.
+//
+// It panics if cost is negative, like [net/http.ServeMux.Handle] panics on a
+// bad pattern: that is a programming error, found at start-up.
+func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
+	return p.ChargeWith(ChargeOptions{Cost: cost})
+}
+
+// ChargeOptions configures [Paywall.ChargeWith].
+type ChargeOptions struct {
+	// Cost is the fixed cost of a request. Ignored if CostFunc is set.
+	Cost int64
+	// CostFunc, if set, computes the cost from the request. An error
+	// refuses the request with 400 invalid_request, its message shown as
+	// the detail (so it must not contain secrets); a negative cost is
+	// treated as an error.
+	CostFunc func(r *http.Request) (int64, error)
+	// Refund, if true, gives the credits back when next answers with a
+	// status for which RefundIf returns true. The status is captured
+	// without buffering the body (see [Paywall.ChargeWith]). It needs a
+	// store that implements [store.Refunder].
+	Refund bool
+	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
+	RefundIf func(status int) bool
+}
+
+// ChargeWith is like [Paywall.Charge] with all options. It panics on a
+// negative Cost, and when Refund is set but the Paywall's store does not
+// implement [store.Refunder] — both programming errors, found when the
+// middleware is built.
+//
+// With Refund set, next sees a ResponseWriter that records the status of
+// the response as it is written and passes everything through unbuffered.
+// It implements [net/http.Flusher] and [io.ReaderFrom] and has an Unwrap
+// method, so [net/http.ResponseController] reaches the underlying writer for
+// Hijack, deadlines and full-duplex. A response whose handler wrote nothing
+// counts as 200, as does a hijacked connection. A handler that panics counts
+// as a 500: the refund (if RefundIf(500)) is made before the panic goes on
+// up. The refund is made at most once per charge, with the request's
+// context stripped of its cancellation so that a client hanging up does not
+// prevent it; it is reported to [Options.OnDecision] as Step "refund".
+func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
+	if opts.Cost < 0 {
+		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))
+	}
+	if opts.Refund && p.refunder == nil {
+		panic("paywall: ChargeWith: Refund needs a store that implements store.Refunder")
+	}
+	if opts.Refund && opts.RefundIf == nil {
+		opts.RefundIf = func(status int) bool { return status >= 500 }
+	}
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("paywall: ChargeWith: nil handler")
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s := stateFrom(r.Context())
+			if s == nil {
+				p.refuse(w, r, "charge", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
+				return
+			}
+			if s.failedOpen {
+				p.allow(r, "charge", CodeStoreUnavailable, nil, 0, 0)
+				next.ServeHTTP(w, r)
+				return
+			}
+			c := &s.caller
+
+			cost := opts.Cost
+			if opts.CostFunc != nil {
+				var err error
+				cost, err = opts.CostFunc(r)
+				if err == nil && cost < 0 {
+					err = errors.New("the request's cost cannot be negative")
+				}
+				if err != nil {
+					p.refuse(w, r, "charge", &Denial{Code: CodeInvalidRequest, Detail: err.Error()}, c.Account.ID, c.Key.Prefix)
+					return
+				}
+			}
+			if cost == 0 {
+				p.allow(r, "charge", "", c, 0, c.Balance)
+				next.ServeHTTP(w, r)
+				return
+			}
+
+			res, err := p.store.Spend(r.Context(), c.Account.ID, cost)
+			if err != nil {
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					p.refuse(w, r, "charge", &Denial{Code: CodeInvalidKey, Detail: "The API key's account no longer exists."}, c.Account.ID, c.Key.Prefix)
+				case p.failOpen:
+					p.allow(r, "charge", CodeStoreUnavailable, c, cost, c.Balance)
+					next.ServeHTTP(w, r)
+				default:
+					d := p.unavailable()
+					d.Cost = cost
+					p.refuse(w, r, "charge", d, c.Account.ID, c.Key.Prefix)
+				}
+				return
+			}
+			if !res.OK {
+				p.refuse(w, r, "charge", p.creditDenial(&c.Account, cost, res), c.Account.ID, c.Key.Prefix)
+				return
+			}
+			c.Charged += cost
+			c.Balance = res.Balance
+			p.allow(r, "charge", "", c, cost, res.Balance)
+			if !opts.Refund {
+				next.ServeHTTP(w, r)
+				return
+			}
+			p.serveRefundable(w, r, next, c.Account.ID, c.Key.Prefix, cost, opts.RefundIf)
+		})
+	}
+}
+
+// creditDenial is the denial for a refused spend.
+func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
+	d := &Denial{Balance: res.Balance, HasBalance: true, Cost: cost}
+	// A refill helps only if it restores at least the cost.
+	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
+		d.Code = CodeInsufficientCredits
+		d.Detail = "This request costs " + credits(cost) + "; the balance is " + credits(res.Balance) + "."
+		d.PaymentURL = p.paymentURL
+		return d
+	}
+	d.Code = CodeQuotaExhausted
+	d.Detail = "This request costs " + credits(cost) + "; the quota has " + credits(res.Balance) +
+		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
+	d.RefillAt = res.NextRefill
+	d.RetryAfter = res.NextRefill.Sub(p.clock())
+	if d.RetryAfter <= 0 {
+		d.RetryAfter = time.Second
+	}
+	d.UpgradeURL = p.upgradeURL
+	d.PaymentURL = p.paymentURL
+	return d
+}
+
+func credits(n int64) string {
+	if n == 1 {
+		return "1 credit"
+	}
+	return strconv.FormatInt(n, 10) + " credits"
+}
+
+// serveRefundable runs next with a status-recording writer and refunds cost
+// if the status calls for it, once, even if next panics.
+func (p *Paywall) serveRefundable(w http.ResponseWriter, r *http.Request, next http.Handler, accountID, keyPrefix string, cost int64, refundIf func(int) bool) {
+	sw := &statusWriter{ResponseWriter: w}
+	completed := false
+	defer func() {
+		// Runs once, whether next returned or panicked; a panic is not
+		// recovered, so it goes on up with its own stack.
+		status := sw.status
+		switch {
+		case !completed:
+			status = http.StatusInternalServerError
+		case status == 0:
+			status = http.StatusOK
+		}
+		if refundIf(status) {
+			p.refund(r, accountID, keyPrefix, cost)
+		}
+	}()
+	next.ServeHTTP(sw, r)
+	completed = true
+}
+
+// refund gives cost back to the account and reports it.
+func (p *Paywall) refund(r *http.Request, accountID, keyPrefix string, cost int64) {
+	bal, err := p.refunder.Refund(context.WithoutCancel(r.Context()), accountID, cost)
+	if p.onDecision == nil {
+		return
+	}
+	d := Decision{
+		Time:      p.clock(),
+		Step:      "refund",
+		Allowed:   err == nil,
+		AccountID: accountID,
+		KeyPrefix: keyPrefix,
+		Route:     route(r),
+		Cost:      cost,
+		Balance:   bal,
+	}
+	if err != nil {
+		d.Code = CodeStoreUnavailable
+		d.Balance = 0
+	}
+	p.onDecision(r.Context(), d)
+}

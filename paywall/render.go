@@ -1,0 +1,431 @@
+package paywall
+
+import (
+	"bytes"
+	"encoding/json"
+	"html/template"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Media types of denial bodies.
+const (
+	problemJSON = "application/problem+json"
+	textHTML    = "text/html; charset=utf-8"
+	textPlain   = "text/plain; charset=utf-8"
+)
+
+// WriteDenial writes the standard response for d: the status; Cache-Control:
+// no-store; X-Content-Type-Options: nosniff; WWW-Authenticate for a 401
+// (RFC 6750 Bearer, with error="invalid_token" for the invalid, revoked and
+// expired key codes); Retry-After when RetryAfter is positive; d.Header; and
+// a body negotiated from the request's Accept header:
+//
+//   - application/problem+json (RFC 9457) when there is no Accept header,
+//     when it accepts application/problem+json or application/json (or
+//     application/*, or */*) and does not prefer HTML;
+//   - a small HTML page when Accept names text/html explicitly and ranks it
+//     at least as high as JSON and plain text — what browsers send
+//     ("text/html,…,*/*;q=0.8");
+//   - plain text otherwise, for clients that accept neither JSON nor HTML.
+//
+// The JSON members are type, title, status and detail, then the extension
+// members code, balance (when HasBalance), cost (when non-zero), refill_at
+// (RFC 3339, UTC), retry_after (seconds, as in the header), features,
+// upgrade_url and payment_url, then d.Extensions in name order. Empty ones
+// are left out. A HEAD request gets the headers only. Headers a handler set
+// before denying that would describe another body (Content-Length,
+// Content-Encoding, ETag, Last-Modified) are removed.
+//
+// It is the renderer every go402 middleware uses, exported so that any
+// handler can refuse a request in exactly the same way, with no middleware
+// in front. r may be nil, which gives JSON.
+func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
+	status, typ, title := d.resolved()
+	h := w.Header()
+	for k, vs := range d.Header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	for _, k := range []string{"Content-Length", "Content-Encoding", "Etag", "Last-Modified"} {
+		delete(h, k)
+	}
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if status == http.StatusUnauthorized {
+		h.Add("Www-Authenticate", challenge(d, title))
+	}
+	if d.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.FormatInt(retrySeconds(d.RetryAfter), 10))
+	}
+
+	var accept []string
+	if r != nil {
+		accept = r.Header["Accept"]
+	}
+	var body []byte
+	switch negotiate(accept) {
+	case formatHTML:
+		h.Set("Content-Type", textHTML)
+		body = htmlBody(d, status, typ, title)
+	case formatText:
+		h.Set("Content-Type", textPlain)
+		body = textBody(d, status, title)
+	default:
+		h.Set("Content-Type", problemJSON)
+		body = jsonBody(d, status, typ, title)
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
+	if r == nil || r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// retrySeconds is d in whole seconds, rounded up, at least 1.
+func retrySeconds(d time.Duration) int64 {
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return max(s, 1)
+}
+
+// challenge is the RFC 6750 Bearer challenge of a 401.
+func challenge(d *Denial, title string) string {
+	realm := d.Realm
+	if realm == "" {
+		realm = "api"
+	}
+	var b strings.Builder
+	b.WriteString(`Bearer realm=`)
+	writeQuoted(&b, realm)
+	switch d.Code {
+	case CodeInvalidKey, CodeKeyRevoked, CodeKeyExpired:
+		desc := d.Detail
+		if desc == "" {
+			desc = title
+		}
+		b.WriteString(`, error="invalid_token", error_description="`)
+		// RFC 6750 allows only %x20-21 / %x23-5B / %x5D-7E here: no quote,
+		// no backslash, nothing outside printable ASCII.
+		for i := 0; i < len(desc); i++ {
+			switch c := desc[i]; {
+			case c == '"':
+				b.WriteByte('\'')
+			case c == '\\':
+				b.WriteByte('/')
+			case c < 0x20 || c > 0x7e:
+				b.WriteByte('?')
+			default:
+				b.WriteByte(c)
+			}
+		}
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// writeQuoted writes s as an RFC 9110 quoted-string, escaping quotes and
+// backslashes and replacing control characters.
+func writeQuoted(b *strings.Builder, s string) {
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 && c != '\t' || c == 0x7f:
+			b.WriteByte('?')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+}
+
+// reserved are the members go402 writes itself; Extensions cannot replace
+// them.
+var reserved = []string{
+	"type", "title", "status", "detail", "instance", "code", "balance", "cost",
+	"refill_at", "retry_after", "features", "upgrade_url", "payment_url",
+}
+
+// jsonBody is the application/problem+json body of d.
+func jsonBody(d *Denial, status int, typ, title string) []byte {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	member := func(name string, v any) {
+		enc, err := json.Marshal(v)
+		if err != nil {
+			return
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(name)) // names are plain ASCII
+		b.WriteByte(':')
+		b.Write(enc)
+	}
+	member("type", typ)
+	member("title", title)
+	member("status", status)
+	if d.Detail != "" {
+		member("detail", d.Detail)
+	}
+	if d.Code != "" {
+		member("code", d.Code)
+	}
+	if d.HasBalance {
+		member("balance", d.Balance)
+	}
+	if d.Cost != 0 {
+		member("cost", d.Cost)
+	}
+	if !d.RefillAt.IsZero() {
+		member("refill_at", d.RefillAt.UTC().Format(time.RFC3339))
+	}
+	if d.RetryAfter > 0 {
+		member("retry_after", retrySeconds(d.RetryAfter))
+	}
+	if len(d.Features) > 0 {
+		member("features", d.Features)
+	}
+	if d.UpgradeURL != "" {
+		member("upgrade_url", d.UpgradeURL)
+	}
+	if d.PaymentURL != "" {
+		member("payment_url", d.PaymentURL)
+	}
+	names := make([]string, 0, len(d.Extensions))
+	for name := range d.Extensions {
+		if !slices.Contains(reserved, name) {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		member(name, d.Extensions[name])
+	}
+	b.WriteString("}\n")
+	return b.Bytes()
+}
+
+// textBody is the text/plain body of d.
+func textBody(d *Denial, status int, title string) []byte {
+	var b strings.Builder
+	line := func(name, value string) {
+		b.WriteString(name)
+		b.WriteString(": ")
+		b.WriteString(value)
+		b.WriteByte('\n')
+	}
+	b.WriteString(strconv.Itoa(status) + " " + http.StatusText(status) + ": " + title + "\n")
+	if d.Detail != "" {
+		b.WriteString(d.Detail + "\n")
+	}
+	if d.Code != "" {
+		line("code", string(d.Code))
+	}
+	if d.HasBalance {
+		line("balance", strconv.FormatInt(d.Balance, 10))
+	}
+	if d.Cost != 0 {
+		line("cost", strconv.FormatInt(d.Cost, 10))
+	}
+	if !d.RefillAt.IsZero() {
+		line("refill_at", d.RefillAt.UTC().Format(time.RFC3339))
+	}
+	if d.RetryAfter > 0 {
+		line("retry_after", strconv.FormatInt(retrySeconds(d.RetryAfter), 10))
+	}
+	if len(d.Features) > 0 {
+		line("features", strings.Join(d.Features, ", "))
+	}
+	if d.UpgradeURL != "" {
+		line("upgrade_url", d.UpgradeURL)
+	}
+	if d.PaymentURL != "" {
+		line("payment_url", d.PaymentURL)
+	}
+	return []byte(b.String())
+}
+
+// page is the HTML page for browsers. html/template escapes every value and
+// refuses unsafe URLs (javascript: and the like) in the links.
+var page = template.Must(template.New("denial").Parse(`<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex">
+<title>{{.Status}} {{.Title}}</title>
+<style>
+body{font:16px/1.5 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;background:#f6f8fa;margin:0}
+main{max-width:34rem;margin:10vh auto;padding:2rem;background:#fff;border:1px solid #d0d7de;border-radius:8px}
+.status{color:#656d76;font-size:.9rem;margin:0}
+h1{font-size:1.5rem;margin:.25rem 0 1rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem}
+dt{color:#656d76}dd{margin:0}
+.actions a{display:inline-block;margin:.5rem .5rem 0 0;padding:.5rem 1rem;border-radius:6px;background:#1f6feb;color:#fff;text-decoration:none}
+code{font-size:.85rem;color:#656d76}
+</style>
+</head>
+<body>
+<main>
+<p class="status">{{.Status}} {{.StatusText}}</p>
+<h1>{{.Title}}</h1>
+{{with .Detail}}<p>{{.}}</p>
+{{end}}{{if .Facts}}<dl>
+{{range .Facts}}<dt>{{.Name}}</dt><dd>{{.Value}}</dd>
+{{end}}</dl>
+{{end}}{{if or .UpgradeURL .PaymentURL}}<p class="actions">{{with .UpgradeURL}}<a href="{{.}}">Upgrade your plan</a>{{end}}{{with .PaymentURL}}<a href="{{.}}">Add credits</a>{{end}}</p>
+{{end}}<p><code>{{.Code}}</code></p>
+</main>
+</body>
+</html>
+`))
+
+type fact struct{ Name, Value string }
+
+// htmlBody is the HTML page of d.
+func htmlBody(d *Denial, status int, typ, title string) []byte {
+	var facts []fact
+	if d.HasBalance {
+		facts = append(facts, fact{"Balance", credits(d.Balance)})
+	}
+	if d.Cost != 0 {
+		facts = append(facts, fact{"Cost", credits(d.Cost)})
+	}
+	if len(d.Features) > 0 {
+		facts = append(facts, fact{"Missing", strings.Join(d.Features, ", ")})
+	}
+	if !d.RefillAt.IsZero() {
+		facts = append(facts, fact{"Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST")})
+	}
+	if d.RetryAfter > 0 {
+		facts = append(facts, fact{"Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10) + " s"})
+	}
+	var b bytes.Buffer
+	err := page.Execute(&b, struct {
+		Status                 int
+		StatusText, Title      string
+		Type, Detail           string
+		Code                   Code
+		Facts                  []fact
+		UpgradeURL, PaymentURL string
+	}{status, http.StatusText(status), title, typ, d.Detail, d.Code, facts, d.UpgradeURL, d.PaymentURL})
+	if err != nil { // cannot happen with this template and these types
+		return []byte(template.HTMLEscapeString(title))
+	}
+	return b.Bytes()
+}
+
+// Body formats negotiate chooses between.
+type format int
+
+const (
+	formatJSON format = iota
+	formatHTML
+	formatText
+)
+
+// mediaMatch is how well an Accept header matches one media type: the
+// specificity of the most specific range that matched (3 type/subtype,
+// 2 type/*, 1 */*, 0 none) and its quality.
+type mediaMatch struct {
+	spec int
+	q    float64
+}
+
+func (m *mediaMatch) consider(spec int, q float64) {
+	if spec > m.spec || spec == m.spec && q > m.q {
+		m.spec, m.q = spec, q
+	}
+}
+
+// negotiate picks the body format for the Accept header field lines.
+func negotiate(accept []string) format {
+	var js, pj, html, text mediaMatch
+	seen := false
+	for _, line := range accept {
+		for line != "" {
+			var rng string
+			rng, line, _ = strings.Cut(line, ",")
+			typ, params, _ := strings.Cut(rng, ";")
+			typ = trimOWS(typ)
+			top, sub, ok := strings.Cut(typ, "/")
+			if !ok {
+				continue
+			}
+			seen = true
+			q := quality(params)
+			switch {
+			case top == "*" && sub == "*":
+				js.consider(1, q)
+				pj.consider(1, q)
+				html.consider(1, q)
+				text.consider(1, q)
+			case strings.EqualFold(top, "application"):
+				switch {
+				case sub == "*":
+					js.consider(2, q)
+					pj.consider(2, q)
+				case strings.EqualFold(sub, "json"):
+					js.consider(3, q)
+				case strings.EqualFold(sub, "problem+json"):
+					pj.consider(3, q)
+				}
+			case strings.EqualFold(top, "text"):
+				switch {
+				case sub == "*":
+					html.consider(2, q)
+					text.consider(2, q)
+				case strings.EqualFold(sub, "html"):
+					html.consider(3, q)
+				case strings.EqualFold(sub, "plain"):
+					text.consider(3, q)
+				}
+			}
+		}
+	}
+	if !seen {
+		return formatJSON
+	}
+	qJSON := math.Max(js.q, pj.q)
+	switch {
+	case html.spec == 3 && html.q > 0 && html.q >= qJSON && html.q >= text.q:
+		return formatHTML
+	case qJSON > 0:
+		return formatJSON
+	case text.q > 0:
+		return formatText
+	case html.q > 0:
+		return formatHTML
+	}
+	return formatText
+}
+
+// quality returns the q parameter among an Accept range's parameters: 1 if
+// absent, 1 if unparsable, clamped to [0, 1].
+func quality(params string) float64 {
+	for params != "" {
+		var p string
+		p, params, _ = strings.Cut(params, ";")
+		name, value, _ := strings.Cut(trimOWS(p), "=")
+		if !strings.EqualFold(trimOWS(name), "q") {
+			continue
+		}
+		q, err := strconv.ParseFloat(trimOWS(value), 64)
+		if err != nil || math.IsNaN(q) {
+			return 1
+		}
+		return math.Min(math.Max(q, 0), 1)
+	}
+	return 1
+}

@@ -1,0 +1,241 @@
+package x402
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Facilitator verifies and settles payments, usually a service reached over
+// HTTP ([FacilitatorClient]). Implementations must be safe for concurrent
+// use.
+//
+// A payment the facilitator refuses is not an error: Verify reports it with
+// IsValid false and Settle with Success false, each with a reason. An error
+// means the facilitator could not be asked or gave no usable answer; the
+// middleware then answers 503 (timeout) or 502 and never charges.
+type Facilitator interface {
+	// Verify checks payload against req without moving money.
+	Verify(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (VerifyResponse, error)
+	// Settle moves the money.
+	Settle(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (SettleResponse, error)
+}
+
+// FacilitatorV1 is implemented by facilitators that also verify and settle
+// x402 version 1 payments. [Options.V1] requires it.
+type FacilitatorV1 interface {
+	VerifyV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (VerifyResponse, error)
+	SettleV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (SettleResponse, error)
+}
+
+// SupportedResponse is the answer of a facilitator's GET /supported: the
+// payment kinds it handles.
+type SupportedResponse struct {
+	Kinds      []SupportedKind     `json:"kinds"`
+	Extensions []string            `json:"extensions,omitempty"`
+	Signers    map[string][]string `json:"signers,omitempty"`
+}
+
+// SupportedKind is one (version, scheme, network) a facilitator handles.
+type SupportedKind struct {
+	X402Version int            `json:"x402Version"`
+	Scheme      string         `json:"scheme"`
+	Network     string         `json:"network"`
+	Extra       map[string]any `json:"extra,omitempty"`
+}
+
+// ClientOptions configures a [FacilitatorClient]. A nil *ClientOptions means
+// all defaults.
+type ClientOptions struct {
+	// HTTPClient sends the requests. Default [http.DefaultClient].
+	HTTPClient *http.Client
+
+	// Timeout bounds each call, on top of the caller's context. Default 30
+	// seconds; negative means no limit of its own.
+	Timeout time.Duration
+
+	// Header is added to every request, for example
+	// {"Authorization": {"Bearer <token>"}}. It is never part of an error.
+	Header http.Header
+
+	// Authorize, if set, is called on every request before it is sent, to
+	// add credentials that change per request (a signed JWT, say). An error
+	// aborts the call.
+	Authorize func(*http.Request) error
+
+	// MaxResponseBytes limits the size of a response body. Default 1 MiB.
+	MaxResponseBytes int64
+}
+
+// FacilitatorClient calls a facilitator's REST API: POST /verify, POST
+// /settle and GET /supported under a base URL. It implements [Facilitator]
+// and [FacilitatorV1] and is safe for concurrent use.
+//
+// Errors it returns start with "x402: facilitator" and never contain the
+// URL, the configured headers or the response body. A context deadline (the
+// caller's or [ClientOptions.Timeout]) is reported as an error that
+// [errors.Is] matches with [context.DeadlineExceeded].
+type FacilitatorClient struct {
+	base   string
+	client *http.Client
+	opts   ClientOptions
+}
+
+var (
+	_ Facilitator   = (*FacilitatorClient)(nil)
+	_ FacilitatorV1 = (*FacilitatorClient)(nil)
+)
+
+// NewFacilitatorClient returns a client for the facilitator at baseURL, for
+// example "https://x402.org/facilitator". It does no I/O; it reports a URL
+// that is not absolute http(s), or an invalid option, as an error.
+func NewFacilitatorClient(baseURL string, opts *ClientOptions) (*FacilitatorClient, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("x402: facilitator URL must be an absolute http or https URL")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return nil, errors.New("x402: facilitator URL must not have a query or fragment")
+	}
+	c := &FacilitatorClient{base: strings.TrimSuffix(baseURL, "/")}
+	if opts != nil {
+		c.opts = *opts
+	}
+	if c.opts.MaxResponseBytes < 0 {
+		return nil, fmt.Errorf("x402: ClientOptions.MaxResponseBytes must be >= 0, got %d", c.opts.MaxResponseBytes)
+	}
+	if c.opts.Timeout == 0 {
+		c.opts.Timeout = 30 * time.Second
+	}
+	if c.opts.MaxResponseBytes == 0 {
+		c.opts.MaxResponseBytes = 1 << 20
+	}
+	c.client = c.opts.HTTPClient
+	if c.client == nil {
+		c.client = http.DefaultClient
+	}
+	c.opts.Header = c.opts.Header.Clone()
+	return c, nil
+}
+
+// facilitatorRequest is the body of POST /verify and POST /settle.
+type facilitatorRequest struct {
+	X402Version         int `json:"x402Version"`
+	PaymentPayload      any `json:"paymentPayload"`
+	PaymentRequirements any `json:"paymentRequirements"`
+}
+
+// Verify calls POST /verify with x402Version 2.
+func (c *FacilitatorClient) Verify(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (VerifyResponse, error) {
+	var v VerifyResponse
+	err := c.call(ctx, "verify", facilitatorRequest{2, payload, req}, &v, verifyRefusal(&v))
+	return v, err
+}
+
+// Settle calls POST /settle with x402Version 2.
+func (c *FacilitatorClient) Settle(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (SettleResponse, error) {
+	var s SettleResponse
+	err := c.call(ctx, "settle", facilitatorRequest{2, payload, req}, &s, settleRefusal(&s))
+	return s, err
+}
+
+// VerifyV1 calls POST /verify with x402Version 1.
+func (c *FacilitatorClient) VerifyV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (VerifyResponse, error) {
+	var v VerifyResponse
+	err := c.call(ctx, "verify", facilitatorRequest{1, payload, req}, &v, verifyRefusal(&v))
+	return v, err
+}
+
+// SettleV1 calls POST /settle with x402Version 1.
+func (c *FacilitatorClient) SettleV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (SettleResponse, error) {
+	var s SettleResponse
+	err := c.call(ctx, "settle", facilitatorRequest{1, payload, req}, &s, settleRefusal(&s))
+	return s, err
+}
+
+// Supported calls GET /supported.
+func (c *FacilitatorClient) Supported(ctx context.Context) (SupportedResponse, error) {
+	var s SupportedResponse
+	err := c.call(ctx, "supported", nil, &s, nil)
+	return s, err
+}
+
+// Some facilitators answer a refused payment with a 4xx status and the
+// usual body; these report whether a decoded body is such a refusal.
+func verifyRefusal(v *VerifyResponse) func() bool {
+	return func() bool { return !v.IsValid && v.InvalidReason != "" }
+}
+
+func settleRefusal(s *SettleResponse) func() bool {
+	return func() bool { return !s.Success && s.ErrorReason != "" }
+}
+
+// call sends one request to endpoint and decodes the answer into out. A 4xx
+// answer whose body decodes into out and passes refusal is not an error.
+func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any, out any, refusal func() bool) error {
+	if c.opts.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+	}
+	method := http.MethodGet
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("x402: facilitator /%s: encode request: %w", endpoint, err)
+		}
+		method, rd = http.MethodPost, bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+endpoint, rd)
+	if err != nil {
+		return fmt.Errorf("x402: facilitator /%s: build request failed", endpoint)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.opts.Header {
+		req.Header[k] = v
+	}
+	if c.opts.Authorize != nil {
+		if err := c.opts.Authorize(req); err != nil {
+			return fmt.Errorf("x402: facilitator /%s: authorize: %w", endpoint, err)
+		}
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		// *url.Error would quote the URL, which may carry a secret.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("x402: facilitator /%s: %w", endpoint, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	if err != nil {
+		return fmt.Errorf("x402: facilitator /%s: read response: %w", endpoint, err)
+	}
+	if int64(len(data)) > c.opts.MaxResponseBytes {
+		return fmt.Errorf("x402: facilitator /%s: response larger than %d bytes", endpoint, c.opts.MaxResponseBytes)
+	}
+	decodeErr := json.Unmarshal(data, out)
+	switch {
+	case resp.StatusCode/100 == 2 && decodeErr == nil:
+		return nil
+	case resp.StatusCode/100 == 4 && decodeErr == nil && refusal != nil && refusal():
+		return nil
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("x402: facilitator /%s: HTTP status %d", endpoint, resp.StatusCode)
+	default:
+		return fmt.Errorf("x402: facilitator /%s: response is not the expected JSON", endpoint)
+	}
+}

@@ -1,0 +1,227 @@
+package x402
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go402/go402/paywall"
+)
+
+// Payments puts x402 prices on routes. Create one with [New]; its
+// [Payments.Route] method returns the middleware for one priced route. A
+// Payments is safe for concurrent use.
+type Payments struct {
+	f    Facilitator
+	fv1  FacilitatorV1 // nil unless Options.V1
+	opts Options
+	base string // Options.BaseURL without a trailing slash
+	// expose is the Access-Control-Expose-Headers value added to challenge
+	// and payment responses.
+	expose string
+	seen   *replayCache // nil when idempotency is off
+}
+
+// Options configures [Payments]. The zero value of every field means the
+// documented default; a nil *Options means all defaults.
+type Options struct {
+	// V1 also speaks x402 version 1: a payment may come in X-PAYMENT (its
+	// receipt then goes out in X-PAYMENT-RESPONSE), and the JSON body of
+	// every challenge carries the version 1 members (x402Version 1, error,
+	// accepts with maxAmountRequired, resource, description, …) instead of
+	// the version 2 ones. The PAYMENT-REQUIRED header stays version 2. The
+	// facilitator must implement [FacilitatorV1]. Default false.
+	V1 bool
+
+	// BaseURL is the public scheme, host and optional path prefix of the
+	// server, for example "https://api.example.com". The resource URL of a
+	// challenge is BaseURL followed by the request's path (never its query,
+	// which may hold a key). Default: "https" if the connection is TLS, else
+	// "http", then the request's Host. Forwarding headers such as
+	// X-Forwarded-Proto are not trusted; behind a proxy, set BaseURL.
+	BaseURL string
+
+	// HasKey reports whether a request carries an API key, which sends it
+	// down the key chain of a route in mode [Either]. Default: an
+	// Authorization header with the Bearer scheme, or a non-empty X-API-Key
+	// header — the defaults of [paywall.Options.KeyHeaders]. Set it if the
+	// paywall reads keys from elsewhere.
+	HasKey func(r *http.Request) bool
+
+	// MaxHeaderBytes is the longest payment header accepted; a longer one
+	// is refused with 400 before it is decoded. Default [MaxHeaderBytes].
+	MaxHeaderBytes int
+
+	// VerifyTimeout bounds the call to Facilitator.Verify; when it expires
+	// the request is refused with 503 before the handler runs. Default 10
+	// seconds.
+	VerifyTimeout time.Duration
+
+	// SettleTimeout bounds the call to Facilitator.Settle, which happens
+	// after the handler chose its status and before any of its response is
+	// sent. When it expires the client gets 503 and none of the handler's
+	// response. Default 30 seconds: a facilitator that settles on-chain
+	// waits for the transaction, and a settlement that completes after we
+	// gave up would charge without service.
+	SettleTimeout time.Duration
+
+	// RetryAfter is sent with 502 and 503 answers caused by the
+	// facilitator. Default 5 seconds.
+	RetryAfter time.Duration
+
+	// ReplayWindow is how long a settled payment is remembered: the same
+	// payment (same decoded payload, method and path) sent again within the
+	// window is served again without being verified or settled a second
+	// time, and gets the same PAYMENT-RESPONSE. A duplicate that arrives
+	// while the first is still being verified or settled gets 409 with
+	// Retry-After: 1. Default 10 minutes; negative turns this off (a retry
+	// is then verified again, which a facilitator refuses for a payment
+	// already settled).
+	ReplayWindow time.Duration
+
+	// Deny writes every refusal. Default [paywall.WriteDenial].
+	Deny paywall.DenyFunc
+
+	// OnSettle, if set, is called after every settlement attempt with the
+	// payment and the facilitator's answer (err is non-nil when there was
+	// none). It runs before the response is sent, so it must be quick; it
+	// must be safe for concurrent use.
+	OnSettle func(ctx context.Context, p Payment, resp SettleResponse, err error)
+
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
+}
+
+// New returns Payments that verify and settle through f. It reports a nil
+// facilitator and invalid options as errors prefixed "x402:". It does no
+// I/O.
+func New(f Facilitator, opts *Options) (*Payments, error) {
+	if f == nil {
+		return nil, errors.New("x402: facilitator is nil")
+	}
+	p := &Payments{f: f}
+	if opts != nil {
+		p.opts = *opts
+	}
+	o := &p.opts
+	if o.V1 {
+		fv1, ok := f.(FacilitatorV1)
+		if !ok {
+			return nil, errors.New("x402: Options.V1 needs a facilitator that implements FacilitatorV1")
+		}
+		p.fv1 = fv1
+	}
+	if o.BaseURL != "" {
+		u, err := url.Parse(o.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return nil, fmt.Errorf("x402: Options.BaseURL must be an absolute http or https URL without query, got %q", o.BaseURL)
+		}
+		p.base = strings.TrimSuffix(o.BaseURL, "/")
+	}
+	for _, c := range []struct {
+		name string
+		d    *time.Duration
+		def  time.Duration
+	}{
+		{"VerifyTimeout", &o.VerifyTimeout, 10 * time.Second},
+		{"SettleTimeout", &o.SettleTimeout, 30 * time.Second},
+		{"RetryAfter", &o.RetryAfter, 5 * time.Second},
+	} {
+		if *c.d < 0 {
+			return nil, fmt.Errorf("x402: Options.%s must be >= 0, got %v", c.name, *c.d)
+		}
+		if *c.d == 0 {
+			*c.d = c.def
+		}
+	}
+	if o.MaxHeaderBytes < 0 {
+		return nil, fmt.Errorf("x402: Options.MaxHeaderBytes must be >= 0, got %d", o.MaxHeaderBytes)
+	}
+	if o.MaxHeaderBytes == 0 {
+		o.MaxHeaderBytes = MaxHeaderBytes
+	}
+	if o.HasKey == nil {
+		o.HasKey = hasKey
+	}
+	if o.Deny == nil {
+		o.Deny = paywall.WriteDenial
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.ReplayWindow == 0 {
+		o.ReplayWindow = 10 * time.Minute
+	}
+	if o.ReplayWindow > 0 {
+		p.seen = newReplayCache(o.ReplayWindow, o.Clock)
+	}
+	p.expose = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, Retry-After"
+	if o.V1 {
+		p.expose += ", X-PAYMENT-RESPONSE"
+	}
+	return p, nil
+}
+
+// hasKey is the default Options.HasKey.
+func hasKey(r *http.Request) bool {
+	if r.Header.Get("X-API-Key") != "" {
+		return true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	return ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != ""
+}
+
+// resourceURL is the URL of the resource r asks for, as the challenge names
+// it: scheme and host (from BaseURL, or the connection and Host header),
+// then the path as the client sent it, without query.
+func (p *Payments) resourceURL(r *http.Request) string {
+	path := r.URL.EscapedPath()
+	if uri := r.RequestURI; strings.HasPrefix(uri, "/") {
+		// The path as sent, even if a StripPrefix handler shortened URL.Path.
+		path, _, _ = strings.Cut(uri, "?")
+	}
+	if p.base != "" {
+		return p.base + path
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	return scheme + "://" + host + path
+}
+
+// Payment describes the x402 payment of the request being served. Handlers
+// read it with [PaymentFromContext].
+type Payment struct {
+	// Version is the x402 version the client paid with: 1 or 2.
+	Version int
+	// Requirements is the route's requirement the payment matched (the
+	// server's copy, not the client's).
+	Requirements PaymentRequirements
+	// Payer is the paying address the facilitator reported, if any.
+	Payer string
+	// Replay is true when the payment was already settled by an earlier
+	// request within [Options.ReplayWindow]; it is not settled again.
+	Replay bool
+}
+
+type paymentKey struct{}
+
+// PaymentFromContext returns the payment of the request whose context is
+// ctx, and false if the request is not being paid for with x402 (it has an
+// API key, say).
+func PaymentFromContext(ctx context.Context) (Payment, bool) {
+	p, ok := ctx.Value(paymentKey{}).(*Payment)
+	if !ok {
+		return Payment{}, false
+	}
+	return *p, true
+}
