@@ -90,9 +90,11 @@ func (a *Account) HasFeature(name string) bool {
 	return slices.Contains(a.Features, name)
 }
 
-// Clone returns a deep copy of a, sharing nothing with it.
+// Clone returns a deep copy of a, sharing nothing with it. The copy's
+// Features slice has no spare capacity, so appending to it (or to a shallow
+// copy of it) never writes into memory another copy can see.
 func (a Account) Clone() Account {
-	a.Features = slices.Clone(a.Features)
+	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
 		r := *a.Refill
 		a.Refill = &r

@@ -58,6 +58,41 @@ type Key struct {
 	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
+// maxDisplayPrefixLength is the longest Key.Prefix that [Key.Validate]
+// accepts.
+const maxDisplayPrefixLength = 64
+
+// Validate reports the first problem that makes k unusable, or nil: a zero
+// Digest (which no raw key has), an empty or overlong AccountID, or a Prefix
+// longer than 64 bytes or containing anything but printable ASCII without
+// spaces.
+func (k *Key) Validate() error {
+	switch {
+	case k.Digest == Digest{}:
+		return errorf("key digest must not be zero")
+	case k.AccountID == "":
+		return errorf("key account ID must not be empty")
+	case len(k.AccountID) > MaxIDLength:
+		return errorf("key account ID longer than %d bytes", MaxIDLength)
+	}
+	return checkDisplayText("key display prefix", k.Prefix, maxDisplayPrefixLength)
+}
+
+// checkDisplayText reports an error if s is longer than max bytes or holds
+// anything but printable ASCII other than space. The error never quotes s:
+// it may be part of a key.
+func checkDisplayText(what, s string, max int) error {
+	if len(s) > max {
+		return errorf("%s longer than %d bytes", what, max)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c > '~' {
+			return errorf("%s: byte %d is not printable ASCII (or is a space)", what, i)
+		}
+	}
+	return nil
+}
+
 // Expired reports whether the key has expired at now.
 func (k *Key) Expired(now time.Time) bool {
 	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
@@ -91,11 +126,19 @@ func DisplayPrefix(raw string) string {
 // and digits only, so the part never contains the '_' that ends a prefix.
 var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
+// MaxPrefixLength is the longest prefix [GenerateKey] accepts.
+const MaxPrefixLength = 32
+
 // GenerateKey returns a new random raw key: prefix (for example "sk_live_")
 // followed by 32 lower-case letters and digits carrying 160 bits of
-// randomness from crypto/rand. It returns an error only if the system's
-// random source fails.
+// randomness from crypto/rand. The prefix may be empty; otherwise it must be
+// at most [MaxPrefixLength] bytes of printable ASCII without spaces, so the
+// key fits in an HTTP header unchanged. GenerateKey returns an error for such
+// a prefix or if the system's random source fails.
 func GenerateKey(prefix string) (string, error) {
+	if err := checkDisplayText("key prefix", prefix, MaxPrefixLength); err != nil {
+		return "", err
+	}
 	var b [20]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", errorf("generate key: %w", err)

@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+)
+
+// Memory is a [Store] that keeps accounts and keys in the memory of one
+// process. It also implements [Refunder] and [Admin], and can save itself to
+// and restore itself from a JSON file ([Memory.SaveFile], [Memory.LoadFile])
+// so that a restart of a small server loses nothing.
+//
+// Lookup and Spend allocate nothing. Spend is an exact check-and-subtract
+// under a per-account lock, so concurrent spends against one account admit
+// exactly as many as the balance covers.
+//
+// Create a Memory with [NewMemory]; the zero value is not usable. A Memory is
+// safe for concurrent use.
+type Memory struct {
+	now func() time.Time
+
+	// keys maps string(Digest[:]) to a *Key. A stored *Key is never
+	// modified; RevokeKey and PutKey replace it.
+	keys *cache.Cache
+	// accounts maps an account ID to a *memoryAccount, which is never
+	// replaced once created, so a spend cannot land on a stale copy.
+	accounts *cache.Cache
+	// mu serialises the writers of keys and the creation of accounts, so
+	// read-modify-write operations on them (RevokeKey, PutAccount) are
+	// atomic. Readers do not take it.
+	mu sync.Mutex
+}
+
+// memoryAccount is one account and the lock that guards it.
+type memoryAccount struct {
+	mu sync.Mutex
+	a  Account // a deep copy the store owns; Features, Metadata and the pointees are never modified in place
+}
+
+// MemoryOptions configures [NewMemory]. A nil *MemoryOptions, like the zero
+// value, means all defaults.
+type MemoryOptions struct {
+	// Clock returns the current time, which decides when refills are due
+	// and when keys are created. If nil, time.Now is used. Tests inject a
+	// fake clock here instead of sleeping.
+	Clock func() time.Time
+}
+
+// NewMemory returns an empty memory store.
+func NewMemory(opts *MemoryOptions) *Memory {
+	m := &Memory{
+		now: time.Now,
+		// No expiration and no janitor: entries live until replaced.
+		keys:     cache.New(cache.NoExpiration, 0),
+		accounts: cache.New(cache.NoExpiration, 0),
+	}
+	if opts != nil && opts.Clock != nil {
+		m.now = opts.Clock
+	}
+	return m
+}
+
+// Compile-time checks of the capabilities Memory offers.
+var (
+	_ Store    = (*Memory)(nil)
+	_ Refunder = (*Memory)(nil)
+	_ Admin    = (*Memory)(nil)
+)
+
+// Errors returned on hot paths, made once so returning them allocates
+// nothing.
+var (
+	errKeyNotFound     = errorf("key: %w", ErrNotFound)
+	errAccountNotFound = errorf("account: %w", ErrNotFound)
+	errBadAccountID    = errorf("account ID empty or longer than %d bytes: %w", MaxIDLength, ErrNotFound)
+	errNegativeCost    = errorf("negative cost: %w", ErrInvalidAmount)
+)
+
+// account returns the entry for id, or an error wrapping [ErrNotFound].
+func (m *Memory) account(id string) (*memoryAccount, error) {
+	if id == "" || len(id) > MaxIDLength {
+		return nil, errBadAccountID
+	}
+	v, ok := m.accounts.Get(id)
+	if !ok {
+		return nil, errAccountNotFound
+	}
+	return v.(*memoryAccount), nil
+}
+
+// Lookup implements [Store]. The returned Account reflects any refill due
+// now. It is a shallow copy: its Features, Metadata, Refill and RateLimit
+// are shared with the store and must not be modified (use [Account.Clone]
+// for a copy of one's own).
+func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) {
+	v, ok := m.keys.Get(string(digest[:]))
+	if !ok {
+		return Key{}, Account{}, errKeyNotFound
+	}
+	k := v.(*Key)
+	e, err := m.account(k.AccountID)
+	if err != nil {
+		return Key{}, Account{}, err
+	}
+	now := m.now()
+	e.mu.Lock()
+	e.a.ApplyRefill(now)
+	a := e.a
+	e.mu.Unlock()
+	return *k, a, nil
+}
+
+// Spend implements [Store].
+func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendResult, error) {
+	if cost < 0 {
+		return SpendResult{}, errNegativeCost
+	}
+	e, err := m.account(accountID)
+	if err != nil {
+		return SpendResult{}, err
+	}
+	now := m.now()
+	e.mu.Lock()
+	e.a.ApplyRefill(now)
+	r := SpendResult{Balance: e.a.Balance, NextRefill: e.a.NextRefill(now)}
+	if cost <= e.a.Balance {
+		e.a.Balance -= cost
+		r.OK, r.Balance = true, e.a.Balance
+	}
+	e.mu.Unlock()
+	return r, nil
+}
+
+// Refund implements [Refunder]. It applies any refill due now first, so a
+// refund is never swallowed by a later top-up to the refill amount. A
+// refund that would take the balance past the largest int64 is refused with
+// an error wrapping [ErrInvalidAmount].
+func (m *Memory) Refund(_ context.Context, accountID string, amount int64) (int64, error) {
+	return m.add("refund", accountID, amount)
+}
+
+// TopUp implements [Admin]. Like [Memory.Refund], it applies any due refill
+// first and refuses an amount that would overflow the balance.
+func (m *Memory) TopUp(_ context.Context, accountID string, amount int64) (int64, error) {
+	return m.add("top-up", accountID, amount)
+}
+
+// add adds amount to an account's balance for Refund and TopUp.
+func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
+	if amount <= 0 {
+		return 0, errorf("%s of %d: %w", op, amount, ErrInvalidAmount)
+	}
+	e, err := m.account(accountID)
+	if err != nil {
+		return 0, err
+	}
+	now := m.now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.a.ApplyRefill(now)
+	if e.a.Balance > math.MaxInt64-amount {
+		return e.a.Balance, errorf("%s of %d would overflow balance %d: %w", op, amount, e.a.Balance, ErrInvalidAmount)
+	}
+	e.a.Balance += amount
+	return e.a.Balance, nil
+}
+
+// PutAccount implements [Admin]. It validates a with [Account.Validate] and
+// stores a deep copy. Replacing an account replaces every field, Balance
+// and RefilledAt included, so spends that land between reading an account
+// and putting it back are lost; change balances with [Memory.TopUp] and
+// [Memory.Spend] instead.
+func (m *Memory) PutAccount(_ context.Context, a Account) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	a = a.Clone()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.putAccountLocked(a)
+	return nil
+}
+
+// putAccountLocked stores a, which the store now owns. m.mu must be held.
+func (m *Memory) putAccountLocked(a Account) {
+	if v, ok := m.accounts.Get(a.ID); ok {
+		e := v.(*memoryAccount)
+		e.mu.Lock()
+		e.a = a
+		e.mu.Unlock()
+		return
+	}
+	m.accounts.Set(a.ID, &memoryAccount{a: a}, cache.NoExpiration)
+}
+
+// Account implements [Admin]. The result is a deep copy, with any refill
+// due now applied, that the caller may modify freely.
+func (m *Memory) Account(_ context.Context, id string) (Account, error) {
+	e, err := m.account(id)
+	if err != nil {
+		return Account{}, err
+	}
+	now := m.now()
+	e.mu.Lock()
+	e.a.ApplyRefill(now)
+	a := e.a
+	e.mu.Unlock()
+	return a.Clone(), nil
+}
+
+// CreateKey implements [Admin]. The prefix must suit [GenerateKey]; the
+// stored key's Prefix is [DisplayPrefix] of the raw key and its CreatedAt
+// is the store's clock.
+func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string, Key, error) {
+	if _, err := m.account(accountID); err != nil {
+		return "", Key{}, err
+	}
+	raw, err := GenerateKey(prefix)
+	if err != nil {
+		return "", Key{}, err
+	}
+	k := NewKey(raw, accountID)
+	k.CreatedAt = m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, dup := m.keys.Get(string(k.Digest[:])); dup {
+		// 160 random bits: this means the random source is broken.
+		return "", Key{}, errorf("generated key collides with an existing key")
+	}
+	m.keys.Set(string(k.Digest[:]), &k, cache.NoExpiration)
+	return raw, k, nil
+}
+
+// PutKey implements [Admin]. It validates k with [Key.Validate] and
+// requires its account to exist.
+func (m *Memory) PutKey(_ context.Context, k Key) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	if _, err := m.account(k.AccountID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.keys.Set(string(k.Digest[:]), &k, cache.NoExpiration)
+	return nil
+}
+
+// RevokeKey implements [Admin]. Revoking a revoked key succeeds and changes
+// nothing.
+func (m *Memory) RevokeKey(_ context.Context, digest Digest) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.keys.Get(string(digest[:]))
+	if !ok {
+		return errKeyNotFound
+	}
+	k := *v.(*Key)
+	k.Revoked = true
+	m.keys.Set(string(digest[:]), &k, cache.NoExpiration)
+	return nil
+}

@@ -1,0 +1,223 @@
+package storetest
+
+import (
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+var lookupTests = []subtest{
+	{"KnownKey", testLookupKnownKey},
+	{"KeysOfTwoAccounts", testLookupKeysOfTwoAccounts},
+	{"UnknownKey", testLookupUnknownKey},
+	{"RevokedKey", testLookupRevokedKey},
+	{"ExpiredKey", testLookupExpiredKey},
+	{"KeyExpiresWhileStored", testLookupKeyExpiresWhileStored},
+}
+
+// testLookupKnownKey checks that every field of a key and its account
+// survives a round trip through the store.
+func testLookupKnownKey(e *env) {
+	now := e.now()
+	day := 24 * time.Hour
+	a := store.Account{
+		ID:        e.newID(),
+		Plan:      "pro",
+		Status:    store.StatusTrialing,
+		PeriodEnd: now.Add(30 * day),
+		Features:  []string{"reports", "export"},
+		Balance:   1234,
+		// Applied at its anchor, next due in 30 days: no refill is due,
+		// so even a store that applies refills on lookup keeps 1234.
+		Refill:     &store.Refill{Amount: 5000, Every: 30 * day, Anchor: now.Add(-day)},
+		RefilledAt: now.Add(-day),
+		RateLimit:  &store.RateLimit{Rate: 2.5, Burst: 10},
+		Metadata:   map[string]string{"customer": "cus_123", "region": "eu"},
+	}
+	k := e.newKey(a.ID)
+	k.ExpiresAt = now.Add(90 * day)
+	k.CreatedAt = now.Add(-time.Hour)
+	e.seed(a, k)
+
+	gotK, gotA, err := e.h.Store.Lookup(e.ctx, k.Digest)
+	if err != nil {
+		e.Fatalf("Lookup: %v", err)
+	}
+	e.checkKey(gotK, k)
+	e.checkAccount(gotA, a)
+}
+
+// testLookupKeysOfTwoAccounts checks that each key resolves to its own
+// account, and that an account may have several keys.
+func testLookupKeysOfTwoAccounts(e *env) {
+	a1 := store.Account{ID: e.newID(), Plan: "free"}
+	a2 := store.Account{ID: e.newID(), Plan: "pro", Balance: 7}
+	k1, k2a, k2b := e.newKey(a1.ID), e.newKey(a2.ID), e.newKey(a2.ID)
+	e.seed(a1, k1)
+	e.seed(a2, k2a, k2b)
+	for _, tc := range []struct {
+		k store.Key
+		a store.Account
+	}{{k1, a1}, {k2a, a2}, {k2b, a2}} {
+		gotK, gotA, err := e.h.Store.Lookup(e.ctx, tc.k.Digest)
+		if err != nil {
+			e.Errorf("Lookup(key %s): %v", tc.k.Prefix, err)
+			continue
+		}
+		e.checkKey(gotK, tc.k)
+		e.checkAccount(gotA, tc.a)
+	}
+}
+
+// testLookupUnknownKey checks that a key never stored is not found.
+func testLookupUnknownKey(e *env) {
+	a := store.Account{ID: e.newID()}
+	e.seed(a, e.newKey(a.ID))
+	unknown := e.newKey(a.ID)
+	_, _, err := e.h.Store.Lookup(e.ctx, unknown.Digest)
+	e.wantErr("Lookup(unknown key)", err, store.ErrNotFound)
+}
+
+// testLookupRevokedKey checks that a revoked key is returned, marked
+// revoked, and that it does not affect another key of the account.
+func testLookupRevokedKey(e *env) {
+	a := store.Account{ID: e.newID(), Balance: 10}
+	revoked, live := e.newKey(a.ID), e.newKey(a.ID)
+	revoked.Revoked = true
+	e.seed(a, revoked, live)
+	for _, k := range []store.Key{revoked, live} {
+		got, gotA, err := e.h.Store.Lookup(e.ctx, k.Digest)
+		if err != nil {
+			e.Errorf("Lookup(revoked=%v): %v; revoked keys must be returned, not hidden", k.Revoked, err)
+			continue
+		}
+		if got.Revoked != k.Revoked {
+			e.Errorf("Lookup: Revoked = %v, want %v", got.Revoked, k.Revoked)
+		}
+		if gotA.ID != a.ID {
+			e.Errorf("Lookup: account %q, want %q", gotA.ID, a.ID)
+		}
+	}
+}
+
+// testLookupExpiredKey checks that keys past and before their expiry are
+// both returned, with ExpiresAt intact so the caller can tell them apart.
+func testLookupExpiredKey(e *env) {
+	now := e.now()
+	a := store.Account{ID: e.newID()}
+	expired, valid := e.newKey(a.ID), e.newKey(a.ID)
+	expired.ExpiresAt = now.Add(-time.Hour)
+	valid.ExpiresAt = now.Add(time.Hour)
+	e.seed(a, expired, valid)
+	for _, tc := range []struct {
+		k       store.Key
+		expired bool
+	}{{expired, true}, {valid, false}} {
+		got, _, err := e.h.Store.Lookup(e.ctx, tc.k.Digest)
+		if err != nil {
+			e.Errorf("Lookup(key expiring %v): %v; expired keys must be returned, not hidden", tc.k.ExpiresAt, err)
+			continue
+		}
+		if !got.ExpiresAt.Equal(tc.k.ExpiresAt) {
+			e.Errorf("ExpiresAt = %v, want %v", got.ExpiresAt, tc.k.ExpiresAt)
+		}
+		if x := got.Expired(e.h.Now()); x != tc.expired {
+			e.Errorf("key expiring %v: Expired(now) = %v, want %v", tc.k.ExpiresAt, x, tc.expired)
+		}
+	}
+}
+
+// testLookupKeyExpiresWhileStored checks, with a controlled clock, that a
+// key is still returned once its expiry has passed, and that it is expired
+// exactly at ExpiresAt.
+func testLookupKeyExpiresWhileStored(e *env) {
+	e.needAdvance()
+	now := e.h.Now()
+	a := store.Account{ID: e.newID()}
+	k := e.newKey(a.ID)
+	k.ExpiresAt = now.Truncate(time.Second).Add(time.Hour)
+	e.seed(a, k)
+	if _, _, err := e.h.Store.Lookup(e.ctx, k.Digest); err != nil {
+		e.Fatalf("Lookup before expiry: %v", err)
+	}
+	e.h.Advance(k.ExpiresAt.Sub(now))
+	got, _, err := e.h.Store.Lookup(e.ctx, k.Digest)
+	if err != nil {
+		e.Fatalf("Lookup at expiry: %v; expired keys must be returned, not hidden", err)
+	}
+	if !got.Expired(e.h.Now()) {
+		e.Errorf("at ExpiresAt: Expired(now) = false, want true")
+	}
+	if got.Expired(e.h.Now().Add(-time.Nanosecond)) {
+		e.Errorf("just before ExpiresAt: Expired = true, want false")
+	}
+}
+
+// checkKey compares a key returned by the store with the one seeded.
+func (e *env) checkKey(got, want store.Key) {
+	e.Helper()
+	if got.Digest != want.Digest {
+		e.Errorf("Key.Digest = %v, want %v", got.Digest, want.Digest)
+	}
+	if got.Prefix != want.Prefix {
+		e.Errorf("Key.Prefix = %q, want %q", got.Prefix, want.Prefix)
+	}
+	if got.AccountID != want.AccountID {
+		e.Errorf("Key.AccountID = %q, want %q", got.AccountID, want.AccountID)
+	}
+	if got.Revoked != want.Revoked {
+		e.Errorf("Key.Revoked = %v, want %v", got.Revoked, want.Revoked)
+	}
+	e.checkTime("Key.ExpiresAt", got.ExpiresAt, want.ExpiresAt)
+	e.checkTime("Key.CreatedAt", got.CreatedAt, want.CreatedAt)
+}
+
+// checkAccount compares an account returned by Lookup with the one seeded.
+func (e *env) checkAccount(got, want store.Account) {
+	e.Helper()
+	if got.ID != want.ID {
+		e.Errorf("Account.ID = %q, want %q", got.ID, want.ID)
+	}
+	if got.Plan != want.Plan {
+		e.Errorf("Account.Plan = %q, want %q", got.Plan, want.Plan)
+	}
+	if got.Status != want.Status {
+		e.Errorf("Account.Status = %q, want %q", got.Status, want.Status)
+	}
+	e.checkTime("Account.PeriodEnd", got.PeriodEnd, want.PeriodEnd)
+	gf, wf := slices.Sorted(slices.Values(got.Features)), slices.Sorted(slices.Values(want.Features))
+	if !slices.Equal(gf, wf) {
+		e.Errorf("Account.Features = %q, want %q (in any order)", got.Features, want.Features)
+	}
+	if got.Balance != want.Balance {
+		e.Errorf("Account.Balance = %d, want %d", got.Balance, want.Balance)
+	}
+	switch {
+	case (got.Refill == nil) != (want.Refill == nil):
+		e.Errorf("Account.Refill = %+v, want %+v", got.Refill, want.Refill)
+	case got.Refill != nil:
+		if got.Refill.Amount != want.Refill.Amount || got.Refill.Every != want.Refill.Every || !got.Refill.Anchor.Equal(want.Refill.Anchor) {
+			e.Errorf("Account.Refill = %+v, want %+v", *got.Refill, *want.Refill)
+		}
+	}
+	e.checkTime("Account.RefilledAt", got.RefilledAt, want.RefilledAt)
+	switch {
+	case (got.RateLimit == nil) != (want.RateLimit == nil):
+		e.Errorf("Account.RateLimit = %+v, want %+v", got.RateLimit, want.RateLimit)
+	case got.RateLimit != nil && *got.RateLimit != *want.RateLimit:
+		e.Errorf("Account.RateLimit = %+v, want %+v", *got.RateLimit, *want.RateLimit)
+	}
+	if !maps.Equal(got.Metadata, want.Metadata) {
+		e.Errorf("Account.Metadata = %v, want %v", got.Metadata, want.Metadata)
+	}
+}
+
+// checkTime compares two times with Equal.
+func (e *env) checkTime(name string, got, want time.Time) {
+	e.Helper()
+	if !got.Equal(want) {
+		e.Errorf("%s = %v, want %v", name, got, want)
+	}
+}

@@ -1,0 +1,247 @@
+// Package storetest is a conformance suite for implementations of
+// [store.Store], in the manner of testing/slogtest: an implementation's own
+// test calls [Run] with a function that makes a [Harness], and the suite
+// checks lookups, exact spending under concurrency, periodic refills and
+// refunds against the contract documented on [store.Store].
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) storetest.Harness {
+//			var clock storetest.Clock // a fake clock, starting at 2025-01-01
+//			return storetest.Harness{
+//				Store:   store.NewMemory(&store.MemoryOptions{Clock: clock.Now}),
+//				Now:     clock.Now,
+//				Advance: clock.Advance,
+//			}
+//		})
+//	}
+//
+// # The harness contract
+//
+// Run calls the function once per subtest, with that subtest's *testing.T,
+// so a harness may register cleanups with t.Cleanup. It may return a fresh
+// store every time or the same shared one: every subtest uses account IDs
+// ("storetest-" and 16 hex digits) and keys that are new, random and its
+// own, and subtests never run in parallel with each other.
+//
+//   - Store is the store under test. Required.
+//   - Seed stores one account and keys belonging to it. If nil, the suite
+//     seeds through the store's [store.Admin] methods PutAccount and PutKey,
+//     and fails if the store does not implement Admin. Seed must keep every
+//     field, including Balance and RefilledAt, exactly as given.
+//   - Now returns the current time as the store sees it. If nil, time.Now.
+//     A store that reads another clock (a database server's) may return
+//     the local time as long as the two clocks agree within 30 seconds:
+//     every time the suite builds is whole seconds, at least a minute away
+//     from any period boundary or expiry that matters, except in subtests
+//     that use Advance.
+//   - Advance moves the store's clock (and Now) forward by exactly d. It
+//     may be nil when the clock cannot be controlled; the subtests that
+//     need it (refill exactly at a boundary, a key expiring while stored)
+//     then skip.
+//
+// What the suite expects of the store, beyond the documentation of
+// [store.Store]: times (ExpiresAt, CreatedAt, PeriodEnd, Refill.Anchor,
+// RefilledAt) round trip at least to the second and are compared with
+// time.Time.Equal; Features may come back in any order; nil and empty
+// Features and Metadata are equal. Balances are read only through Spend
+// with a cost of zero, never through Lookup, so stores that cache lookups
+// (whose Account.Balance is stale by design) pass. The refund subtests run
+// only if the store implements [store.Refunder], and skip otherwise.
+//
+// Concurrency subtests run 200 goroutines; run the suite with -race.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Harness is a store under test and the means to seed it and to read and
+// move its clock. See the package documentation for the contract each field
+// must meet.
+type Harness struct {
+	// Store is the store under test. Required.
+	Store store.Store
+
+	// Seed stores a and keys, which belong to a, replacing any account with
+	// the same ID and any keys with the same digests. If nil, the store's
+	// [store.Admin] methods are used.
+	Seed func(ctx context.Context, a store.Account, keys ...store.Key) error
+
+	// Now returns the store's current time. If nil, time.Now is used.
+	Now func() time.Time
+
+	// Advance moves the store's clock forward by d. If nil, subtests that
+	// need a controlled clock skip.
+	Advance func(d time.Duration)
+}
+
+// Run runs the conformance suite as subtests of t, calling newHarness once
+// for each subtest.
+func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
+	t.Helper()
+	groups := []struct {
+		name  string
+		tests []subtest
+	}{
+		{"Lookup", lookupTests},
+		{"Spend", spendTests},
+		{"Refill", refillTests},
+		{"Refund", refundTests},
+	}
+	for _, g := range groups {
+		t.Run(g.name, func(t *testing.T) {
+			for _, st := range g.tests {
+				t.Run(st.name, func(t *testing.T) {
+					st.run(newEnv(t, newHarness(t)))
+				})
+			}
+		})
+	}
+}
+
+// subtest is one named check of the suite.
+type subtest struct {
+	name string
+	run  func(e *env)
+}
+
+// env is what a subtest works with: the harness and helpers that fail the
+// test on unexpected errors.
+type env struct {
+	*testing.T
+	h   Harness
+	ctx context.Context
+}
+
+func newEnv(t *testing.T, h Harness) *env {
+	t.Helper()
+	if h.Store == nil {
+		t.Fatal("storetest: Harness.Store is nil")
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.Seed == nil {
+		admin, ok := h.Store.(store.Admin)
+		if !ok {
+			t.Fatalf("storetest: Harness.Seed is nil and %T does not implement store.Admin", h.Store)
+		}
+		h.Seed = func(ctx context.Context, a store.Account, keys ...store.Key) error {
+			if err := admin.PutAccount(ctx, a); err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if err := admin.PutKey(ctx, k); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	return &env{T: t, h: h, ctx: ctx}
+}
+
+// now returns the store's time, truncated to the second.
+func (e *env) now() time.Time { return e.h.Now().Truncate(time.Second) }
+
+// needAdvance skips the subtest if the harness cannot move the clock.
+func (e *env) needAdvance() {
+	e.Helper()
+	if e.h.Advance == nil {
+		e.Skip("storetest: Harness.Advance is nil; this subtest needs a controlled clock")
+	}
+}
+
+// newID returns a fresh account ID.
+func (e *env) newID() string { return "storetest-" + randomHex(8) }
+
+// newKey returns a fresh key for accountID, with a display prefix.
+func (e *env) newKey(accountID string) store.Key {
+	e.Helper()
+	raw, err := store.GenerateKey("sk_storetest_")
+	if err != nil {
+		e.Fatal(err)
+	}
+	return store.NewKey(raw, accountID)
+}
+
+// seed stores a and keys, failing the test on error.
+func (e *env) seed(a store.Account, keys ...store.Key) {
+	e.Helper()
+	if err := e.h.Seed(e.ctx, a, keys...); err != nil {
+		e.Fatalf("seed account %q: %v", a.ID, err)
+	}
+}
+
+// seedBalance stores a new account with the given balance and refill and
+// returns its ID.
+func (e *env) seedBalance(balance int64, r *store.Refill, refilledAt time.Time) string {
+	e.Helper()
+	a := store.Account{ID: e.newID(), Plan: "test", Balance: balance, Refill: r, RefilledAt: refilledAt}
+	e.seed(a)
+	return a.ID
+}
+
+// spend calls Spend, failing the test on error.
+func (e *env) spend(id string, cost int64) store.SpendResult {
+	e.Helper()
+	r, err := e.h.Store.Spend(e.ctx, id, cost)
+	if err != nil {
+		e.Fatalf("Spend(%q, %d): %v", id, cost, err)
+	}
+	return r
+}
+
+// wantSpend calls Spend and checks its result.
+func (e *env) wantSpend(id string, cost int64, want store.SpendResult) {
+	e.Helper()
+	got := e.spend(id, cost)
+	if got.OK != want.OK || got.Balance != want.Balance || !got.NextRefill.Equal(want.NextRefill) {
+		e.Errorf("Spend(%d) = {OK:%v Balance:%d NextRefill:%v}, want {OK:%v Balance:%d NextRefill:%v}",
+			cost, got.OK, got.Balance, got.NextRefill, want.OK, want.Balance, want.NextRefill)
+	}
+}
+
+// balance reads an account's balance through a Spend of zero.
+func (e *env) balance(id string) int64 {
+	e.Helper()
+	r := e.spend(id, 0)
+	if !r.OK {
+		e.Errorf("Spend(0) refused: %+v", r)
+	}
+	return r.Balance
+}
+
+// wantBalance checks an account's balance.
+func (e *env) wantBalance(id string, want int64) {
+	e.Helper()
+	if got := e.balance(id); got != want {
+		e.Errorf("balance = %d, want %d", got, want)
+	}
+}
+
+// wantErr checks that err wraps target.
+func (e *env) wantErr(what string, err, target error) {
+	e.Helper()
+	if !errors.Is(err, target) {
+		e.Errorf("%s: error %v, want one wrapping %v", what, err, target)
+	}
+}
+
+// randomHex returns n random bytes in hexadecimal.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("storetest: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
