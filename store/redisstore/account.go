@@ -1,0 +1,274 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Fields of an account hash. The balance and the refill state are separate
+// fields so the scripts can read and change them; everything else is one
+// JSON document the scripts never touch.
+const (
+	fieldBalance      = "balance"
+	fieldData         = "data"
+	fieldRefillAmount = "refill_amount"
+	fieldEveryS       = "refill_every_s"
+	fieldEveryNs      = "refill_every_ns"
+	fieldAnchorS      = "refill_anchor_s"
+	fieldAnchorNs     = "refill_anchor_ns"
+	fieldRefilledS    = "refilled_at_s"
+	fieldRefilledNs   = "refilled_at_ns"
+)
+
+// maxScriptSeconds bounds the seconds of the times the scripts compute with,
+// so that they stay exact in a Lua number (a double).
+const maxScriptSeconds = 1 << 52
+
+// PutAccount creates or replaces an account, balance and refill state
+// included, in one transaction. It reports an invalid account (see
+// [store.Account.Validate]) without touching Redis.
+func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
+	}
+	fields, err := encodeAccount(&a)
+	if err != nil {
+		return err
+	}
+	k := s.AccountRedisKey(a.ID)
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, k)
+		p.HSet(ctx, k, fields...)
+		return nil
+	})
+	if err != nil {
+		return backendError("put account "+strconv.Quote(a.ID), err)
+	}
+	s.cache.dropAccount(a.ID)
+	return nil
+}
+
+// Account returns the account with the given ID as stored: a periodic
+// refill that is due but has not yet been applied by a spend is not shown.
+func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	return s.account(ctx, id)
+}
+
+func (s *Store) account(ctx context.Context, id string) (store.Account, error) {
+	m, err := s.rdb.HGetAll(ctx, s.AccountRedisKey(id)).Result()
+	if err != nil {
+		return store.Account{}, backendError("account "+strconv.Quote(id), err)
+	}
+	if len(m) == 0 {
+		return store.Account{}, fmt.Errorf("redisstore: account %q: %w", id, store.ErrNotFound)
+	}
+	a, err := decodeAccount(m)
+	if err != nil {
+		return store.Account{}, fmt.Errorf("redisstore: account %q: %w", id, err)
+	}
+	return a, nil
+}
+
+// Spend applies any due periodic refill and debits cost if the balance
+// covers it, atomically, in one round trip (one Lua script on the Redis
+// server, timed by the server's clock). See [store.Store.Spend].
+func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
+	if cost < 0 {
+		return store.SpendResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := spendScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
+		s.timeArg(), strconv.FormatInt(cost, 10)).Slice()
+	if err != nil {
+		return store.SpendResult{}, backendError("spend", err)
+	}
+	if notFound(v) {
+		return store.SpendResult{}, fmt.Errorf("redisstore: spend: account %q: %w", accountID, store.ErrNotFound)
+	}
+	return decodeSpend(v)
+}
+
+// Refund gives amount credits back to the account, after applying any due
+// periodic refill, and returns the new balance. See [store.Refunder].
+func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
+	return s.credit(ctx, "refund", accountID, amount)
+}
+
+// TopUp adds amount credits to the account, after applying any due periodic
+// refill (so bought credits come on top of the period's quota), and returns
+// the new balance. A balance that would exceed the largest int64 is refused
+// with an error wrapping [store.ErrInvalidAmount].
+func (s *Store) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
+	return s.credit(ctx, "top up", accountID, amount)
+}
+
+func (s *Store) credit(ctx context.Context, op, accountID string, amount int64) (int64, error) {
+	if amount <= 0 {
+		return 0, fmt.Errorf("redisstore: %s %d: %w", op, amount, store.ErrInvalidAmount)
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := creditScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
+		s.timeArg(), strconv.FormatInt(amount, 10)).Slice()
+	if err != nil {
+		return 0, backendError(op, err)
+	}
+	if notFound(v) {
+		return 0, fmt.Errorf("redisstore: %s: account %q: %w", op, accountID, store.ErrNotFound)
+	}
+	if len(v) == 1 { // {-2}: overflow
+		return 0, fmt.Errorf("redisstore: %s %d: balance would overflow: %w", op, amount, store.ErrInvalidAmount)
+	}
+	if len(v) != 2 {
+		return 0, errReply(op)
+	}
+	return parseBalance(op, v[1])
+}
+
+// notFound reports whether a script answered {-1}, "no such account".
+func notFound(v []any) bool {
+	if len(v) != 1 {
+		return false
+	}
+	n, ok := v[0].(int64)
+	return ok && n == -1
+}
+
+func errReply(op string) error {
+	return fmt.Errorf("redisstore: %s: unexpected reply from Redis", op)
+}
+
+// decodeSpend decodes the first five elements of a spend script's reply:
+// {ok, balance, hasNext, nextSec, nextNsec}.
+func decodeSpend(v []any) (store.SpendResult, error) {
+	if len(v) < 5 {
+		return store.SpendResult{}, errReply("spend")
+	}
+	ok, _ := v[0].(int64)
+	bal, err := parseBalance("spend", v[1])
+	if err != nil {
+		return store.SpendResult{}, err
+	}
+	r := store.SpendResult{OK: ok == 1, Balance: bal}
+	if has, _ := v[2].(int64); has == 1 {
+		sec, _ := v[3].(int64)
+		nsec, _ := v[4].(int64)
+		r.NextRefill = time.Unix(sec, nsec)
+	}
+	return r, nil
+}
+
+func parseBalance(op string, v any) (int64, error) {
+	str, ok := v.(string)
+	if !ok {
+		return 0, errReply(op)
+	}
+	n, err := strconv.ParseInt(str, 10, 64)
+	if err != nil {
+		return 0, errReply(op)
+	}
+	return n, nil
+}
+
+// accountData is the part of an account kept as JSON in the data field.
+type accountData struct {
+	ID        string            `json:"id"`
+	Plan      string            `json:"plan,omitempty"`
+	Status    store.Status      `json:"status,omitempty"`
+	PeriodEnd time.Time         `json:"period_end,omitzero"`
+	Features  []string          `json:"features,omitempty"`
+	RateLimit *store.RateLimit  `json:"rate_limit,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"`
+}
+
+// encodeAccount returns the HSET arguments (field, value, …) for a valid
+// account.
+func encodeAccount(a *store.Account) ([]any, error) {
+	data, err := json.Marshal(accountData{
+		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
+		Features: a.Features, RateLimit: a.RateLimit, Metadata: a.Metadata,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: account %q: %w", a.ID, err)
+	}
+	f := []any{fieldBalance, strconv.FormatInt(a.Balance, 10), fieldData, string(data)}
+	if r := a.Refill; r != nil {
+		if !scriptTime(r.Anchor) || (!a.RefilledAt.IsZero() && !scriptTime(a.RefilledAt)) {
+			return nil, fmt.Errorf("redisstore: account %q: refill times out of range", a.ID)
+		}
+		f = append(f,
+			fieldRefillAmount, strconv.FormatInt(r.Amount, 10),
+			fieldEveryS, int64(r.Every/time.Second), fieldEveryNs, int64(r.Every%time.Second),
+			fieldAnchorS, r.Anchor.Unix(), fieldAnchorNs, r.Anchor.Nanosecond())
+		if !a.RefilledAt.IsZero() {
+			f = append(f, fieldRefilledS, a.RefilledAt.Unix(), fieldRefilledNs, a.RefilledAt.Nanosecond())
+		}
+	}
+	return f, nil
+}
+
+func scriptTime(t time.Time) bool {
+	s := t.Unix()
+	return s > -maxScriptSeconds && s < maxScriptSeconds
+}
+
+// decodeAccount rebuilds an account from its hash.
+func decodeAccount(m map[string]string) (store.Account, error) {
+	var d accountData
+	if err := json.Unmarshal([]byte(m[fieldData]), &d); err != nil {
+		return store.Account{}, fmt.Errorf("corrupt account data: %w", err)
+	}
+	a := store.Account{
+		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
+		Features: d.Features, RateLimit: d.RateLimit, Metadata: d.Metadata,
+	}
+	var err error
+	if a.Balance, err = strconv.ParseInt(m[fieldBalance], 10, 64); err != nil {
+		return store.Account{}, fmt.Errorf("corrupt balance: %w", err)
+	}
+	if amount, ok := m[fieldRefillAmount]; ok {
+		ints, err := parseInts(m, fieldEveryS, fieldEveryNs, fieldAnchorS, fieldAnchorNs)
+		if err != nil {
+			return store.Account{}, err
+		}
+		r := &store.Refill{
+			Every:  time.Duration(ints[0])*time.Second + time.Duration(ints[1]),
+			Anchor: time.Unix(ints[2], ints[3]),
+		}
+		if r.Amount, err = strconv.ParseInt(amount, 10, 64); err != nil {
+			return store.Account{}, fmt.Errorf("corrupt refill amount: %w", err)
+		}
+		a.Refill = r
+		if _, ok := m[fieldRefilledS]; ok {
+			ints, err := parseInts(m, fieldRefilledS, fieldRefilledNs)
+			if err != nil {
+				return store.Account{}, err
+			}
+			a.RefilledAt = time.Unix(ints[0], ints[1])
+		}
+	}
+	return a, nil
+}
+
+func parseInts(m map[string]string, fields ...string) ([]int64, error) {
+	out := make([]int64, len(fields))
+	for i, f := range fields {
+		n, err := strconv.ParseInt(m[f], 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("corrupt %s: %w", f, err)
+		}
+		out[i] = n
+	}
+	return out, nil
+}

@@ -1,0 +1,153 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// TakeTokens takes b.Cost tokens from the token bucket named b.Key if it
+// holds that many, with the semantics of golang.org/x/time/rate (see
+// [store.Bucket]), atomically in one round trip. The bucket lives in Redis
+// (see [Store.BucketRedisKey]), so every replica draws on the same tokens,
+// and it is timed by the Redis server's clock. A bucket idle long enough to
+// be full again is deleted, since a missing bucket is a full one.
+//
+// Rate must be positive (+Inf allows everything without a round trip),
+// Burst positive and Cost non-negative, or the error wraps
+// [store.ErrInvalidAmount].
+func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
+	if err := checkBucket(b); err != nil {
+		return store.BucketResult{}, err
+	}
+	if math.IsInf(b.Rate, 1) {
+		return store.BucketResult{OK: true, Remaining: b.Burst}, nil
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b.Key)},
+		s.timeArg(), formatRate(b.Rate), b.Burst, b.Cost).Slice()
+	if err != nil {
+		return store.BucketResult{}, backendError("take tokens", err)
+	}
+	if len(v) != 2 {
+		return store.BucketResult{}, errReply("take tokens")
+	}
+	ok, _ := v[0].(int64)
+	return bucketResult(b, ok == 1, v[1])
+}
+
+// SpendWithTokens takes b.Cost tokens from the bucket b.Key and debits cost
+// credits from the account, applying any due refill first, in one atomic
+// script — one round trip for the whole decision. If the bucket holds too
+// few tokens or the balance is too small, nothing is taken from either.
+//
+// The results say which refused: the BucketResult's OK reports whether the
+// bucket had the tokens (they were taken only if the spend succeeded too),
+// and the SpendResult's OK whether the whole operation succeeded. So a
+// caller answers 429 if the bucket refused, else 402 if the spend did.
+//
+// The bucket must share the account's hash tag, so that both live on one
+// Redis Cluster node: name it [AccountBucket](accountID). Any other name is
+// refused with an error on every topology, so a mistake shows up in
+// development on a single Redis rather than in production on a Cluster.
+func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
+	if cost < 0 {
+		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
+	}
+	if err := checkBucket(b); err != nil {
+		return store.SpendResult{}, store.BucketResult{}, err
+	}
+	if math.IsInf(b.Rate, 1) {
+		r, err := s.Spend(ctx, accountID, cost)
+		return r, store.BucketResult{OK: err == nil, Remaining: b.Burst}, err
+	}
+	ak, bk := s.AccountRedisKey(accountID), s.BucketRedisKey(b.Key)
+	if hashTag(ak) != hashTag(bk) {
+		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
+			"redisstore: spend with tokens: bucket %q does not share account %q's hash tag; name it %q",
+			b.Key, accountID, AccountBucket(accountID))
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	v, err := spendTokensScript.Run(ctx, s.rdb, []string{ak, bk},
+		s.timeArg(), strconv.FormatInt(cost, 10), formatRate(b.Rate), b.Burst, b.Cost).Slice()
+	if err != nil {
+		return store.SpendResult{}, store.BucketResult{}, backendError("spend with tokens", err)
+	}
+	if notFound(v) {
+		return store.SpendResult{}, store.BucketResult{},
+			fmt.Errorf("redisstore: spend with tokens: account %q: %w", accountID, store.ErrNotFound)
+	}
+	if len(v) != 7 {
+		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
+	}
+	sr, err := decodeSpend(v)
+	if err != nil {
+		return store.SpendResult{}, store.BucketResult{}, err
+	}
+	bok, _ := v[5].(int64)
+	br, err := bucketResult(b, bok == 1, v[6])
+	if err != nil {
+		return store.SpendResult{}, store.BucketResult{}, err
+	}
+	return sr, br, nil
+}
+
+func checkBucket(b store.Bucket) error {
+	switch {
+	case !(b.Rate > 0): // also rejects NaN
+		return fmt.Errorf("redisstore: bucket rate must be > 0, got %v: %w", b.Rate, store.ErrInvalidAmount)
+	case b.Burst <= 0:
+		return fmt.Errorf("redisstore: bucket burst must be > 0, got %d: %w", b.Burst, store.ErrInvalidAmount)
+	case b.Cost < 0:
+		return fmt.Errorf("redisstore: bucket cost must be >= 0, got %d: %w", b.Cost, store.ErrInvalidAmount)
+	}
+	return nil
+}
+
+func formatRate(r float64) string {
+	return strconv.FormatFloat(r, 'g', -1, 64)
+}
+
+// bucketResult computes the result of a take from the tokens left in the
+// bucket (a float formatted by the script).
+func bucketResult(b store.Bucket, ok bool, tokensReply any) (store.BucketResult, error) {
+	str, isStr := tokensReply.(string)
+	if !isStr {
+		return store.BucketResult{}, errReply("take tokens")
+	}
+	tokens, err := strconv.ParseFloat(str, 64)
+	if err != nil {
+		return store.BucketResult{}, errReply("take tokens")
+	}
+	r := store.BucketResult{
+		OK:        ok,
+		Remaining: int(math.Floor(tokens)),
+		Full:      tokensDuration(float64(b.Burst)-tokens, b.Rate),
+	}
+	switch {
+	case b.Cost > b.Burst:
+		r.Wait = -1
+	case float64(b.Cost) > tokens:
+		r.Wait = tokensDuration(float64(b.Cost)-tokens, b.Rate)
+	}
+	return r, nil
+}
+
+// tokensDuration is how long the bucket takes to gain n tokens at rate,
+// rounded up to the nanosecond and capped at the largest Duration.
+func tokensDuration(n, rate float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	ns := math.Ceil(n / rate * float64(time.Second))
+	if ns >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
+}

@@ -1,0 +1,61 @@
+// Package redisstore is a go402 store kept in Redis, for services that run
+// as several replicas: credits, periodic quotas and token buckets hold across
+// all of them, each request's whole decision costs one round trip, and key
+// lookups are cached in each process for a short TTL.
+//
+//	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
+//		Addrs:                 []string{"127.0.0.1:6379"},
+//		ContextTimeoutEnabled: true,
+//	})
+//	s, err := redisstore.New(rdb, nil)
+//	if err != nil { … }
+//	pw, err := paywall.New(s, nil)
+//
+// # Consistency
+//
+// Spend, Refund, TopUp, TakeTokens and SpendWithTokens are Lua scripts,
+// each evaluated atomically on the Redis server in one round trip and timed
+// by the server's clock (TIME), never a replica's: N replicas spending from
+// a balance B at cost c admit exactly min(N, B/c) requests in total and the
+// balance never goes below zero. Balances are exact 64-bit integers; they
+// never pass through a floating-point number.
+//
+// Lookups are cached in-process (see [Options.LookupTTL], default 5s;
+// unknown keys for [Options.NegativeTTL], default 1s): a key revoked or an
+// account changed elsewhere is seen by every replica within that TTL.
+// Balances are not cached.
+//
+// Redis replication is asynchronous: if a primary fails over to a replica,
+// writes acknowledged in the last moments before the failure (some spends)
+// may be lost, as with any Redis-backed counter. Use persistence
+// (appendonly) and WAIT-free failover policies that suit your budget.
+//
+// # Faults
+//
+// Every call is bounded by [Options.Timeout] (default 50ms) and fails with an
+// error wrapping the Redis or context error — never containing a raw key —
+// which the go402 middlewares answer with 503 store_unavailable, or let
+// through if configured to fail open. The go-redis client reconnects by
+// itself, so the store works again as soon as Redis does. [New] requires a
+// client with ContextTimeoutEnabled, without which go-redis ignores context
+// deadlines on its sockets.
+//
+// # Key layout
+//
+// With the default prefix "go402:":
+//
+//	go402:{acct:ID}:account   hash: balance, data (JSON: plan, status, features, …),
+//	                          refill_amount, refill_every_s/_ns, refill_anchor_s/_ns,
+//	                          refilled_at_s/_ns
+//	go402:{acct:ID}:bucket    hash: tokens, ts — the account's own token bucket
+//	                          (bucket name [AccountBucket](ID) = "acct:ID"), same slot
+//	go402:{NAME}:bucket       hash: tokens, ts — any other token bucket NAME;
+//	                          expires once it would be full again
+//	go402:{key:HEX}           hash: account, prefix, revoked, expires_at, created_at —
+//	                          an API key by the hex SHA-256 digest of the raw key
+//
+// The text in braces is the Redis Cluster hash tag: an account and its
+// bucket share a slot, so SpendWithTokens is one script on a Cluster too. A
+// key record lives in another slot, so a lookup that misses the cache costs
+// two round trips.
+package redisstore

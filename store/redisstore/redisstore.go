@@ -1,0 +1,235 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go402/go402/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Interfaces the Store implements.
+var (
+	_ store.Store         = (*Store)(nil)
+	_ store.Refunder      = (*Store)(nil)
+	_ store.Admin         = (*Store)(nil)
+	_ store.Buckets       = (*Store)(nil)
+	_ store.BucketSpender = (*Store)(nil)
+)
+
+// Defaults for the zero fields of [Options].
+const (
+	DefaultPrefix          = "go402:"
+	DefaultTimeout         = 50 * time.Millisecond
+	DefaultLookupTTL       = 5 * time.Second
+	DefaultNegativeTTL     = time.Second
+	DefaultLookupCacheSize = 65536
+)
+
+// Options configures a [Store]. A nil *Options, and the zero value of each
+// field, means the documented default.
+type Options struct {
+	// Prefix starts the name of every Redis key the store uses, so several
+	// applications can share one Redis. It must not contain '{' or '}',
+	// which would change the keys' hash slots. Default [DefaultPrefix]
+	// ("go402:").
+	Prefix string
+
+	// Timeout bounds every call to Redis, on top of the caller's context.
+	// A call that has not finished by then fails with an error wrapping
+	// [context.DeadlineExceeded], which the middlewares treat as the store
+	// being unavailable. Default [DefaultTimeout] (50ms).
+	Timeout time.Duration
+
+	// LookupTTL is how long [Store.Lookup] caches a found key and its
+	// account in this process. Within it, a lookup costs no round trip, and
+	// a change made elsewhere — a key revoked, an account's plan changed,
+	// by another replica or directly in Redis — is not yet seen here; such
+	// changes take effect on every replica within LookupTTL. Changes made
+	// through this Store take effect here at once. Balances are not
+	// affected: spending always reads Redis. Default [DefaultLookupTTL]
+	// (5s); a negative value disables the cache.
+	LookupTTL time.Duration
+
+	// NegativeTTL is how long an unknown key is remembered as unknown, so
+	// that a flood of invalid keys does not reach Redis. A key created on
+	// another replica authenticates here at the latest NegativeTTL after a
+	// failed attempt with it. Default [DefaultNegativeTTL] (1s); a negative
+	// value disables negative caching.
+	NegativeTTL time.Duration
+
+	// LookupCacheSize caps the number of cached lookups, found and unknown
+	// together. At the cap, expired entries are dropped and, if that is not
+	// enough, an arbitrary eighth of the entries. Default
+	// [DefaultLookupCacheSize].
+	LookupCacheSize int
+
+	// Clock returns the current time; it only times the lookup cache.
+	// Balances, refills and token buckets use the Redis server's clock
+	// (TIME), so that all replicas agree. Default time.Now.
+	Clock func() time.Time
+}
+
+// Store is a [store.Store] kept in Redis, shared by every replica that uses
+// the same Redis and [Options.Prefix]. Besides Store it implements
+// [store.Refunder], [store.Admin], [store.Buckets] and
+// [store.BucketSpender]: every spend, refund, top-up and token-bucket take is
+// one Lua script — one round trip — evaluated atomically on the Redis
+// server with the server's clock.
+//
+// Keys of one account share a hash tag, so all scripts work unchanged on
+// Redis Cluster; see the package documentation for the key layout.
+//
+// A Store is safe for concurrent use. It holds no goroutines and needs no
+// closing; closing the client is the caller's business.
+type Store struct {
+	rdb         redis.UniversalClient
+	prefix      string
+	timeout     time.Duration
+	lookupTTL   time.Duration
+	negativeTTL time.Duration
+	now         func() time.Time
+	cache       *lookupCache
+
+	// scriptClock, set only by tests, replaces the Redis server's clock in
+	// the scripts.
+	scriptClock func() time.Time
+}
+
+// New returns a Store on client, which may be a single-node, Sentinel
+// (failover) or Cluster client. It does no network I/O: a Redis that is down
+// shows up as errors from the Store's methods, and the Store recovers by
+// itself when Redis returns.
+//
+// The client must honour context deadlines, or a stalled Redis could hold a
+// call past [Options.Timeout]: New returns an error for a *redis.Client,
+// *redis.ClusterClient or *redis.Ring whose options do not set
+// ContextTimeoutEnabled. It also reports a nil client and invalid options.
+func New(client redis.UniversalClient, opts *Options) (*Store, error) {
+	if client == nil {
+		return nil, errors.New("redisstore: nil client")
+	}
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	switch {
+	case strings.ContainsAny(o.Prefix, "{}"):
+		return nil, fmt.Errorf("redisstore: Prefix must not contain '{' or '}', got %q", o.Prefix)
+	case o.Timeout < 0:
+		return nil, fmt.Errorf("redisstore: Timeout must be >= 0, got %v", o.Timeout)
+	case o.LookupCacheSize < 0:
+		return nil, fmt.Errorf("redisstore: LookupCacheSize must be >= 0, got %d", o.LookupCacheSize)
+	}
+	if !contextTimeoutEnabled(client) {
+		return nil, errors.New("redisstore: the client must set ContextTimeoutEnabled: true in its options, " +
+			"or a stalled Redis can hold calls past Options.Timeout")
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Timeout == 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.LookupTTL == 0 {
+		o.LookupTTL = DefaultLookupTTL
+	}
+	if o.NegativeTTL == 0 {
+		o.NegativeTTL = DefaultNegativeTTL
+	}
+	if o.LookupCacheSize == 0 {
+		o.LookupCacheSize = DefaultLookupCacheSize
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	return &Store{
+		rdb:         client,
+		prefix:      o.Prefix,
+		timeout:     o.Timeout,
+		lookupTTL:   o.LookupTTL,
+		negativeTTL: o.NegativeTTL,
+		now:         o.Clock,
+		cache:       newLookupCache(o.LookupCacheSize),
+	}, nil
+}
+
+// contextTimeoutEnabled reports whether client applies context deadlines to
+// its network calls, as far as can be told from its options. Clients of
+// other types (wrappers) are trusted.
+func contextTimeoutEnabled(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}
+
+// AccountRedisKey returns the name of the Redis hash that holds the account
+// with the given ID: the prefix, then the hash tag {acct:ID}, then
+// ":account".
+func (s *Store) AccountRedisKey(accountID string) string {
+	return s.prefix + "{acct:" + accountID + "}:account"
+}
+
+// APIKeyRedisKey returns the name of the Redis hash that holds the API key
+// with digest d: the prefix and the hash tag {key:HEX}, HEX being the
+// digest in hexadecimal. Raw keys are never stored.
+func (s *Store) APIKeyRedisKey(d store.Digest) string {
+	return s.prefix + "{key:" + d.String() + "}"
+}
+
+// BucketRedisKey returns the name of the Redis hash that holds the token
+// bucket named name (a [store.Bucket]'s Key): the prefix, the hash tag
+// {name}, then ":bucket". The bucket named [AccountBucket](id) therefore
+// shares the hash slot of account id.
+func (s *Store) BucketRedisKey(name string) string {
+	return s.prefix + "{" + name + "}:bucket"
+}
+
+// AccountBucket returns the conventional name of an account's own token
+// bucket, "acct:" followed by the account ID. Its Redis key has the same
+// hash tag as the account, which [Store.SpendWithTokens] requires.
+func AccountBucket(accountID string) string {
+	return "acct:" + accountID
+}
+
+// hashTag returns the part of a Redis key that Redis Cluster hashes: the
+// text between the first '{' and the first '}' after it, if non-empty, else
+// the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+// timeArg returns the scripts' first argument: empty, so that they read the
+// server's clock, unless a test set scriptClock.
+func (s *Store) timeArg() string {
+	if s.scriptClock == nil {
+		return ""
+	}
+	return strconv.FormatInt(s.scriptClock().UnixMicro(), 10)
+}
+
+// withTimeout bounds a call by the store's timeout.
+func (s *Store) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+// backendError wraps a Redis error for operation op. It never includes a
+// raw key: the store never handles one outside CreateKey.
+func backendError(op string, err error) error {
+	return fmt.Errorf("redisstore: %s: %w", op, err)
+}
