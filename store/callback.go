@@ -181,6 +181,8 @@ type lookupCall struct {
 	retry bool
 	// noCache is set (under callbackStore.mu) by Invalidate.
 	noCache bool
+	// waiters counts (under callbackStore.mu) the callers that joined.
+	waiters int
 }
 
 // errLookupPanicked is what waiters receive when Callbacks.Lookup panics.
@@ -200,6 +202,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 			return e.key, e.account, e.err
 		}
 		if c, ok := s.flights[digest]; ok {
+			c.waiters++
 			s.mu.Unlock()
 			select {
 			case <-c.done:
