@@ -114,8 +114,8 @@ func challenge(d *Denial, title string) string {
 		b.WriteString(`, error="invalid_token", error_description="`)
 		// RFC 6750 allows only %x20-21 / %x23-5B / %x5D-7E here: no quote,
 		// no backslash, nothing outside printable ASCII.
-		for i := 0; i < len(desc); i++ {
-			switch c := desc[i]; {
+		for _, c := range desc {
+			switch {
 			case c == '"':
 				b.WriteByte('\'')
 			case c == '\\':
@@ -123,7 +123,7 @@ func challenge(d *Denial, title string) string {
 			case c < 0x20 || c > 0x7e:
 				b.WriteByte('?')
 			default:
-				b.WriteByte(c)
+				b.WriteByte(byte(c))
 			}
 		}
 		b.WriteByte('"')
