@@ -9,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // snapshotVersion is the version of the snapshot format SaveFile writes
@@ -66,7 +64,7 @@ func (m *Memory) snapshot() snapshot {
 		s.Accounts = append(s.Accounts, a)
 	}
 	for _, it := range keys {
-		s.Keys = append(s.Keys, *it.Object.(*Key))
+		s.Keys = append(s.Keys, it.Object.(*memoryKey).key)
 	}
 	slices.SortFunc(s.Accounts, func(a, b Account) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.Keys, func(a, b Key) int {
@@ -124,9 +122,9 @@ func (m *Memory) LoadFile(path string) error {
 	for _, a := range s.Accounts {
 		m.putAccountLocked(a.Clone()) // Clone clips Features, as PutAccount's copies are
 	}
-	for i := range s.Keys {
-		k := s.Keys[i]
-		m.keys.Set(string(k.Digest[:]), &k, cache.NoExpiration)
+	for _, k := range s.Keys {
+		v, _ := m.accounts.Get(k.AccountID) // present: checked above, then put
+		m.putKeyLocked(k, v.(*memoryAccount))
 	}
 	return nil
 }

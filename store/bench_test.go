@@ -1,0 +1,150 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+
+	"github.com/go402/go402/store"
+)
+
+// benchAccounts is how many accounts the uncontended benchmarks spread
+// their goroutines over.
+const benchAccounts = 256
+
+// benchMemory returns a memory store with benchAccounts accounts, each
+// with one key and a balance no benchmark exhausts.
+func benchMemory(b *testing.B) (*store.Memory, []store.Digest, []string) {
+	b.Helper()
+	m := store.NewMemory(nil)
+	digests := make([]store.Digest, benchAccounts)
+	ids := make([]string, benchAccounts)
+	for i := range digests {
+		ids[i] = fmt.Sprintf("acct_%d", i)
+		if err := m.PutAccount(ctx, store.Account{ID: ids[i], Plan: "pro", Features: []string{"reports"}, Balance: math.MaxInt64}); err != nil {
+			b.Fatal(err)
+		}
+		k := store.NewKey(fmt.Sprintf("sk_bench_%032d", i), ids[i])
+		if err := m.PutKey(ctx, k); err != nil {
+			b.Fatal(err)
+		}
+		digests[i] = k.Digest
+	}
+	return m, digests, ids
+}
+
+// lookupSpend is what the middlewares do for a charged request.
+func lookupSpend(b *testing.B, s store.Store, d store.Digest) {
+	_, a, err := s.Lookup(context.Background(), d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if r, err := s.Spend(context.Background(), a.ID, 1); err != nil || !r.OK {
+		b.Fatalf("Spend = %+v, %v", r, err)
+	}
+}
+
+func BenchmarkMemoryLookupSpend(b *testing.B) {
+	m, digests, _ := benchMemory(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lookupSpend(b, m, digests[i%benchAccounts])
+	}
+}
+
+// BenchmarkMemoryLookupSpendParallel spreads goroutines over many
+// accounts, as many customers would.
+func BenchmarkMemoryLookupSpendParallel(b *testing.B) {
+	m, digests, _ := benchMemory(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		d := digests[next.Add(1)%benchAccounts]
+		for pb.Next() {
+			lookupSpend(b, m, d)
+		}
+	})
+}
+
+// BenchmarkMemoryLookupSpendParallelOneAccount has every goroutine spend
+// from one account: the worst case of the per-account lock.
+func BenchmarkMemoryLookupSpendParallelOneAccount(b *testing.B) {
+	m, digests, _ := benchMemory(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			lookupSpend(b, m, digests[0])
+		}
+	})
+}
+
+// BenchmarkCallbackLookupSpend measures the callback store with every
+// lookup a cache hit, over a memory store standing in for a database.
+func BenchmarkCallbackLookupSpend(b *testing.B) {
+	m, digests, _ := benchMemory(b)
+	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lookupSpend(b, cb, digests[i%benchAccounts])
+	}
+}
+
+func BenchmarkCallbackLookupSpendParallel(b *testing.B) {
+	m, digests, _ := benchMemory(b)
+	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		d := digests[next.Add(1)%benchAccounts]
+		for pb.Next() {
+			lookupSpend(b, cb, d)
+		}
+	})
+}
+
+// TestMemoryHotPathAllocs holds the memory store to its budget of no
+// allocation per Lookup+Spend, so a regression fails the tests and not
+// only the benchmarks.
+func TestMemoryHotPathAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	m := store.NewMemory(nil)
+	mustPut(t, m, store.Account{ID: "acct", Balance: math.MaxInt64})
+	k := store.NewKey("sk_test_allocs_0123456789", "acct")
+	if err := m.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []store.Store{m, cb} {
+		s.Lookup(ctx, k.Digest) // fill the callback store's cache
+		allocs := testing.AllocsPerRun(100, func() {
+			_, a, err := s.Lookup(ctx, k.Digest)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Spend(ctx, a.ID, 1); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%T: Lookup+Spend allocates %v times, want 0", s, allocs)
+		}
+	}
+}
