@@ -390,4 +390,4 @@ func TestCallbackPassesContextAndChecksArguments(t *testing.T) {
 }
 
 func spendErr(_ store.SpendResult, err error) error { return err }
-func refundErr(_ int64, err error) error           { return err }
+func refundErr(_ int64, err error) error            { return err }
