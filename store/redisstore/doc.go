@@ -40,6 +40,12 @@
 // client with ContextTimeoutEnabled, without which go-redis ignores context
 // deadlines on its sockets.
 //
+// A call that times out may still take effect: a spend that reached a
+// stalled Redis is carried out when Redis resumes, although its caller saw
+// an error (and answered 503). Money is never created this way, and at most
+// the cost of the requests refused with 503 in that moment is lost to the
+// customer. Refunds are not retried.
+//
 // # Key layout
 //
 // With the default prefix "go402:":
