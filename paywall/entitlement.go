@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -71,7 +72,7 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 // checkEntitlement is the pure decision of Require: nil if a passes, else
 // the denial.
 func (p *Paywall) checkEntitlement(a *store.Account, allowInactive bool, plans, features []string) *Denial {
-	if !allowInactive && !a.Entitled(p.clock()) {
+	if !allowInactive && !p.entitled(a) {
 		detail := "The subscription is not active."
 		switch a.Status {
 		case "", store.StatusActive, store.StatusTrialing:
@@ -108,6 +109,15 @@ func (p *Paywall) checkEntitlement(a *store.Account, allowInactive bool, plans, 
 		}
 	}
 	return nil
+}
+
+// entitled is a.Entitled at the clock's now, reading the clock only when
+// the account has a period end.
+func (p *Paywall) entitled(a *store.Account) bool {
+	if a.PeriodEnd.IsZero() {
+		return a.Entitled(time.Time{})
+	}
+	return a.Entitled(p.clock())
 }
 
 func onPlan(plan string) string {

@@ -111,8 +111,9 @@ const DefaultMaxKeyLength = 256
 
 // keyHeader is one header a key is read from.
 type keyHeader struct {
-	name   string // canonical form, to index http.Header directly
-	bearer bool   // the Authorization header: "Bearer <key>"
+	name    string // canonical form, to index http.Header directly
+	display string // as configured, for messages
+	bearer  bool   // the Authorization header: "Bearer <key>"
 }
 
 // New returns a Paywall on s. It reports configuration mistakes (a nil
@@ -164,7 +165,7 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 			return nil, errorf("header %q listed twice in KeyHeaders", c)
 		}
 		seen[c] = true
-		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, bearer: c == "Authorization"})
+		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, display: n, bearer: c == "Authorization"})
 	}
 
 	switch {
@@ -211,7 +212,7 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 		if h.bearer {
 			where = append(where, "the Authorization header (Bearer)")
 		} else {
-			where = append(where, "the "+h.name+" header")
+			where = append(where, "the "+h.display+" header")
 		}
 	}
 	if p.query != "" {

@@ -1,0 +1,77 @@
+package paywall_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// nopWriter is a ResponseWriter that discards everything, reusing one header
+// map.
+type nopWriter struct{ h http.Header }
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(int)             {}
+
+// reset empties the header map without reallocating it.
+func (w *nopWriter) reset() { clear(w.h) }
+
+// BenchmarkStack measures the allowed path through Authenticate,
+// Require(feature) and Charge(1) on the memory store, with a prebuilt
+// request and a no-op ResponseWriter.
+func BenchmarkStack(b *testing.B) {
+	const key = "sk_live_benchmark0123456789abcdefghijklmn" // 40 bytes, like a generated key
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{
+		ID: "acct_bench", Plan: "pro", Status: store.StatusActive, Features: []string{"reports"}, Balance: 1 << 62,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey(key, "acct_bench")); err != nil {
+		b.Fatal(err)
+	}
+	p, err := paywall.New(mem, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 1 {
+			panic("not charged")
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(p.Charge(1)(final)))
+	newRequest := func() *http.Request {
+		r := httptest.NewRequest("POST", "/generate", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		return r
+	}
+
+	b.Run("serial", func(b *testing.B) {
+		r := newRequest()
+		w := &nopWriter{h: http.Header{}}
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			h.ServeHTTP(w, r)
+			w.reset()
+		}
+	})
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			r := newRequest()
+			w := &nopWriter{h: http.Header{}}
+			for pb.Next() {
+				h.ServeHTTP(w, r)
+				w.reset()
+			}
+		})
+	})
+}
