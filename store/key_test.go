@@ -1,0 +1,166 @@
+package store_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+func TestDigestOf(t *testing.T) {
+	// FIPS 180-2, appendix B.1.
+	const abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	if got := store.DigestOf("abc").String(); got != abc {
+		t.Errorf("DigestOf(abc) = %s, want %s", got, abc)
+	}
+}
+
+func TestDigestText(t *testing.T) {
+	d := store.DigestOf("sk_test_text")
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"` + d.String() + `"`; string(b) != want {
+		t.Errorf("json.Marshal(digest) = %s, want %s", b, want)
+	}
+	var back store.Digest
+	if err := json.Unmarshal(b, &back); err != nil || back != d {
+		t.Errorf("round trip = %v, %v; want %v", back, err, d)
+	}
+	for _, bad := range []string{"", "ab", d.String() + "00", strings.Repeat("zz", 32), strings.ToUpper(d.String())[:63]} {
+		var got store.Digest
+		if err := got.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) succeeded", bad)
+		}
+	}
+	var upper store.Digest
+	if err := upper.UnmarshalText([]byte(strings.ToUpper(d.String()))); err != nil || upper != d {
+		t.Errorf("UnmarshalText(upper case) = %v, %v; want %v", upper, err, d)
+	}
+}
+
+func TestDisplayPrefix(t *testing.T) {
+	tests := []struct{ raw, want string }{
+		{"sk_live_abcdefghijklmnopqrstuvwxyz234567", "sk_live_abcd"},
+		{"sk_test_pro", "sk_test_"},          // short tail: prefix only
+		{"sk_test_abcdefgh", "sk_test_abcd"}, // exactly twice the kept part
+		{"sk_test_abcdefg", "sk_test_"},
+		{"abcdefghijklmnop", "abcd"}, // no underscore
+		{"abcdefg", ""},
+		{"", ""},
+		{"a_b_c_d_e_0123456789", "a_b_c_d_e_0123"}, // the last underscore counts
+	}
+	for _, tt := range tests {
+		got := store.DisplayPrefix(tt.raw)
+		if got != tt.want {
+			t.Errorf("DisplayPrefix(%q) = %q, want %q", tt.raw, got, tt.want)
+		}
+		if tt.raw != "" && len(got) >= len(tt.raw) {
+			t.Errorf("DisplayPrefix(%q) shows the whole key", tt.raw)
+		}
+	}
+}
+
+func TestGenerateKey(t *testing.T) {
+	seen := map[string]bool{}
+	for _, prefix := range []string{"sk_live_", "", "pk-", strings.Repeat("p", store.MaxPrefixLength)} {
+		for range 50 {
+			raw, err := store.GenerateKey(prefix)
+			if err != nil {
+				t.Fatalf("GenerateKey(%q): %v", prefix, err)
+			}
+			random, ok := strings.CutPrefix(raw, prefix)
+			if !ok || len(random) != 32 || strings.Trim(random, "abcdefghijklmnopqrstuvwxyz234567") != "" {
+				t.Fatalf("GenerateKey(%q) = %q, want the prefix and 32 of [a-z2-7]", prefix, raw)
+			}
+			if seen[random] {
+				t.Fatalf("GenerateKey repeated %q", random)
+			}
+			seen[random] = true
+		}
+	}
+	for _, prefix := range []string{strings.Repeat("p", store.MaxPrefixLength+1), "sk live_", "sk\n", "ключ_", "\x7f"} {
+		if raw, err := store.GenerateKey(prefix); err == nil || raw != "" {
+			t.Errorf("GenerateKey(%q) = %q, %v; want an error", prefix, raw, err)
+		}
+	}
+}
+
+func TestNewKey(t *testing.T) {
+	k := store.NewKey("sk_test_newkey_0123456789", "acct")
+	want := store.Key{Digest: store.DigestOf("sk_test_newkey_0123456789"), Prefix: "sk_test_newkey_0123", AccountID: "acct"}
+	if k != want {
+		t.Errorf("NewKey = %+v, want %+v", k, want)
+	}
+}
+
+func TestKeyExpired(t *testing.T) {
+	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		expiresAt time.Time
+		now       time.Time
+		want      bool
+	}{
+		{time.Time{}, at, false},
+		{time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
+		{at, at.Add(-time.Nanosecond), false},
+		{at, at, true},
+		{at, at.Add(time.Hour), true},
+		{at.In(time.FixedZone("X", 3600)), at, true}, // instants, not wall clocks
+	}
+	for _, tt := range tests {
+		k := store.Key{ExpiresAt: tt.expiresAt}
+		if got := k.Expired(tt.now); got != tt.want {
+			t.Errorf("Key{ExpiresAt: %v}.Expired(%v) = %v, want %v", tt.expiresAt, tt.now, got, tt.want)
+		}
+	}
+}
+
+func TestKeyValidate(t *testing.T) {
+	good := store.NewKey("sk_test_validate_0123456789", "acct")
+	tests := []struct {
+		name string
+		edit func(k *store.Key)
+		ok   bool
+	}{
+		{"valid", func(*store.Key) {}, true},
+		{"empty prefix", func(k *store.Key) { k.Prefix = "" }, true},
+		{"zero digest", func(k *store.Key) { k.Digest = store.Digest{} }, false},
+		{"no account", func(k *store.Key) { k.AccountID = "" }, false},
+		{"long account", func(k *store.Key) { k.AccountID = strings.Repeat("a", store.MaxIDLength+1) }, false},
+		{"prefix with space", func(k *store.Key) { k.Prefix = "sk test" }, false},
+		{"prefix with control", func(k *store.Key) { k.Prefix = "sk\x1b" }, false},
+		{"long prefix", func(k *store.Key) { k.Prefix = strings.Repeat("p", 65) }, false},
+	}
+	for _, tt := range tests {
+		k := good
+		tt.edit(&k)
+		err := k.Validate()
+		if (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+		if err != nil && !strings.HasPrefix(err.Error(), "store: ") {
+			t.Errorf("%s: error %q lacks the package prefix", tt.name, err)
+		}
+	}
+}
+
+// FuzzDigestUnmarshalText checks that decoding arbitrary text never
+// panics and that whatever decodes encodes back to the same digest.
+func FuzzDigestUnmarshalText(f *testing.F) {
+	f.Add(store.DigestOf("seed").String())
+	f.Add("")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		var d store.Digest
+		if err := d.UnmarshalText([]byte(s)); err != nil {
+			return
+		}
+		if !strings.EqualFold(d.String(), s) {
+			t.Errorf("UnmarshalText(%q) then String() = %q", s, d.String())
+		}
+	})
+}
