@@ -110,13 +110,18 @@ func NewKey(raw, accountID string) Key {
 const displayRandomChars = 4
 
 // DisplayPrefix returns the non-secret display form of a raw key: everything
-// up to and including its last '_' followed by at most four more characters
+// up to and including its last '_' followed by four more characters
 // ("sk_live_ab12"), or the first four characters of a key without an
-// underscore. Keys shorter than twice the kept part show only their prefix,
-// so a short key is never displayed whole.
+// underscore. The secret is taken to follow the last '_': if fewer than
+// eight characters follow it, only the part up to and including it is shown
+// ("sk_test_pro" shows "sk_test_"), and a key that ends in '_' shows
+// nothing, so no key is ever displayed whole.
 func DisplayPrefix(raw string) string {
 	head := strings.LastIndexByte(raw, '_') + 1
 	if len(raw)-head < 2*displayRandomChars {
+		if head == len(raw) {
+			return ""
+		}
 		return raw[:head]
 	}
 	return raw[:head+displayRandomChars]

@@ -52,6 +52,9 @@ func TestDisplayPrefix(t *testing.T) {
 		{"abcdefg", ""},
 		{"", ""},
 		{"a_b_c_d_e_0123456789", "a_b_c_d_e_0123"}, // the last underscore counts
+		{"secret_", ""},                            // never the whole key
+		{"_", ""},
+		{"sk_", ""},
 	}
 	for _, tt := range tests {
 		got := store.DisplayPrefix(tt.raw)

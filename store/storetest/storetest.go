@@ -43,10 +43,12 @@
 // [store.Store]: times (ExpiresAt, CreatedAt, PeriodEnd, Refill.Anchor,
 // RefilledAt) round trip at least to the second and are compared with
 // time.Time.Equal; Features may come back in any order; nil and empty
-// Features and Metadata are equal. Balances are read only through Spend
-// with a cost of zero, never through Lookup, so stores that cache lookups
-// (whose Account.Balance is stale by design) pass. The refund subtests run
-// only if the store implements [store.Refunder], and skip otherwise.
+// Features and Metadata are equal. Once an account has been spent from, its
+// balance is read only through Spend with a cost of zero, never through
+// Lookup, and no key is looked up again after it changed, so stores that
+// cache lookups (whose Account.Balance is stale by design) pass. The refund
+// subtests run only if the store implements [store.Refunder], and skip
+// otherwise.
 //
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
