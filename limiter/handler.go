@@ -56,6 +56,7 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 		Code:       paywall.CodeRateLimited,
 		Status:     l.status,
 		Type:       QuotaExceededType,
+		Title:      "Quota Exceeded",
 		Cost:       int64(res.Cost),
 		Extensions: map[string]any{"violated-policies": l.policies},
 		Header:     make(http.Header, 4),

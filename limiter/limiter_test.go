@@ -1,0 +1,529 @@
+package limiter
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// clock is a fake clock that tests advance by hand; safe for concurrent use.
+type clock struct{ ns atomic.Int64 }
+
+func newClock() *clock {
+	c := &clock{}
+	c.ns.Store(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	return c
+}
+
+func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
+func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+
+// oneKey keys every request alike.
+func oneKey(*http.Request) (string, bool) { return "k", true }
+
+// headerKey keys requests by their X-Api-Key header.
+func headerKey(r *http.Request) (string, bool) {
+	v := r.Header["X-Api-Key"]
+	if len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+func mustNew(t testing.TB, r float64, burst int, o *Options) *Limiter {
+	t.Helper()
+	l, err := New(r, burst, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func take(t testing.TB, l *Limiter, r *http.Request) Result {
+	t.Helper()
+	res, err := l.Take(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestNewValidates(t *testing.T) {
+	ok := func(*http.Request) (int, error) { return 1, nil }
+	for _, tc := range []struct {
+		name  string
+		rate  float64
+		burst int
+		opts  *Options
+		want  string // substring of the error; "" means no error
+	}{
+		{"defaults", 1, 1, nil, ""},
+		{"fractional rate", 0.001, 1, &Options{}, ""},
+		{"zero rate", 0, 1, nil, "Rate must be a positive"},
+		{"negative rate", -1, 1, nil, "Rate must be a positive"},
+		{"NaN rate", math.NaN(), 1, nil, "Rate must be a positive"},
+		{"infinite rate", math.Inf(1), 1, nil, "Rate must be a positive"},
+		{"zero burst", 1, 0, nil, "Burst must be > 0, got 0"},
+		{"negative burst", 1, -1, nil, "Burst must be > 0, got -1"},
+		{"bad plan", 1, 1, &Options{Plans: map[string]store.RateLimit{"pro": {Rate: 1}}}, `Plans["pro"].Burst must be > 0`},
+		{"negative cost", 1, 1, &Options{Cost: -1}, "Cost must be >= 0"},
+		{"cost above every burst", 1, 2, &Options{Cost: 3}, "Cost 3 exceeds every configured burst"},
+		{"cost within a plan's burst", 1, 2, &Options{Cost: 3, Plans: map[string]store.RateLimit{"pro": {Rate: 1, Burst: 3}}}, ""},
+		{"cost func ignores burst", 1, 2, &Options{Cost: 3, CostFunc: ok}, ""},
+		{"status 402", 1, 1, &Options{DenyStatus: 402}, ""},
+		{"status 503", 1, 1, &Options{DenyStatus: 503}, "DenyStatus must be in 400–499, got 503"},
+		{"status 200", 1, 1, &Options{DenyStatus: 200}, "DenyStatus"},
+		{"negative max keys", 1, 1, &Options{MaxKeys: -1}, "MaxKeys must be > 0"},
+		{"negative retry", 1, 1, &Options{RetryAfterUnavailable: -time.Second}, "RetryAfterUnavailable"},
+		{"name with newline", 1, 1, &Options{Name: "a\nb"}, "Name must be printable ASCII"},
+		{"long name", 1, 1, &Options{Name: strings.Repeat("n", 65)}, "Name longer than 64"},
+		{"name with quote", 1, 1, &Options{Name: `a"b\c`}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.rate, tc.burst, tc.opts)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatalf("New: %v", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("New: error %v, want one containing %q", err, tc.want)
+			case err != nil && !strings.HasPrefix(err.Error(), "limiter: "):
+				t.Fatalf("New: error %q lacks the package prefix", err)
+			}
+		})
+	}
+}
+
+// Over an interval T a bucket of rate r and burst b admits b + r·T requests,
+// give or take one.
+func TestAccuracySerial(t *testing.T) {
+	for _, tc := range []struct {
+		rate  float64
+		burst int
+		T     time.Duration
+		step  time.Duration // mean step; steps are jittered
+	}{
+		{10, 5, 10 * time.Second, 7 * time.Millisecond},
+		{1, 1, time.Minute, 5 * time.Millisecond}, // with burst 1, tokens overflow by up to a step's worth: keep steps short
+		{0.5, 3, 2 * time.Minute, 900 * time.Millisecond},
+		{3.7, 10, 30 * time.Second, 50 * time.Millisecond},
+		{1000, 50, 2 * time.Second, 3 * time.Millisecond},
+	} {
+		clk := newClock()
+		l := mustNew(t, tc.rate, tc.burst, &Options{By: oneKey, Clock: clk.Now})
+		req := httptest.NewRequest("GET", "/", nil)
+		rng := rand.New(rand.NewSource(1))
+		end := clk.Now().Add(tc.T)
+		admitted := 0
+		for {
+			// Enough attempts to drain whatever accumulated since the last step.
+			for i := 0; i < tc.burst+int(tc.rate*2*tc.step.Seconds())+2; i++ {
+				if take(t, l, req).Allowed {
+					admitted++
+				}
+			}
+			d := time.Duration(rng.Int63n(int64(2 * tc.step)))
+			if now := clk.Now(); now.Add(d).After(end) {
+				clk.Advance(end.Sub(now))
+				for i := 0; i < tc.burst+int(tc.rate*2*tc.step.Seconds())+2; i++ {
+					if take(t, l, req).Allowed {
+						admitted++
+					}
+				}
+				break
+			}
+			clk.Advance(d)
+		}
+		checkAdmitted(t, admitted, tc.rate, tc.burst, tc.T)
+	}
+}
+
+func checkAdmitted(t *testing.T, admitted int, r float64, b int, T time.Duration) {
+	t.Helper()
+	want := float64(b) + r*T.Seconds()
+	if float64(admitted) > want+1 || float64(admitted) < want-1 {
+		t.Errorf("rate %v burst %d over %v: admitted %d, want %v ± 1", r, b, T, admitted, want)
+	}
+}
+
+// The same bound holds when many goroutines take from one bucket, both in
+// lock step with the clock and racing it.
+func TestAccuracyConcurrent(t *testing.T) {
+	const workers = 8
+	t.Run("lockstep", func(t *testing.T) {
+		clk := newClock()
+		const rate, burst, T, step = 50.0, 20, 5 * time.Second, 10 * time.Millisecond
+		l := mustNew(t, rate, burst, &Options{By: oneKey, Clock: clk.Now})
+		var admitted atomic.Int64
+		for elapsed := time.Duration(0); ; elapsed += step {
+			var wg sync.WaitGroup
+			for w := 0; w < workers; w++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req := httptest.NewRequest("GET", "/", nil)
+					for i := 0; i < burst; i++ {
+						if res, _ := l.Take(req); res.Allowed {
+							admitted.Add(1)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if elapsed == T {
+				break
+			}
+			clk.Advance(step)
+		}
+		checkAdmitted(t, int(admitted.Load()), rate, burst, T)
+	})
+	t.Run("racing", func(t *testing.T) {
+		clk := newClock()
+		const rate, burst, T = 200.0, 10, time.Second
+		l := mustNew(t, rate, burst, &Options{By: oneKey, Clock: clk.Now})
+		var (
+			admitted atomic.Int64
+			attempts atomic.Int64
+			done     atomic.Bool
+			wg       sync.WaitGroup
+		)
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := httptest.NewRequest("GET", "/", nil)
+				for !done.Load() {
+					if res, _ := l.Take(req); res.Allowed {
+						admitted.Add(1)
+					}
+					attempts.Add(1)
+				}
+				// The clock has stopped at T: drain what is left.
+				for {
+					res, _ := l.Take(req)
+					if !res.Allowed {
+						return
+					}
+					admitted.Add(1)
+				}
+			}()
+		}
+		// Advance 1ms (0.2 tokens) at a time, while the workers take
+		// concurrently, but wait for a few of their attempts after each
+		// step so that the bucket never overflows unobserved.
+		for elapsed := time.Duration(0); elapsed < T; elapsed += time.Millisecond {
+			clk.Advance(time.Millisecond)
+			for a := attempts.Load(); attempts.Load() < a+2; {
+				runtime.Gosched()
+			}
+		}
+		done.Store(true)
+		wg.Wait()
+		checkAdmitted(t, int(admitted.Load()), rate, burst, T)
+	})
+}
+
+func TestResultFields(t *testing.T) {
+	clk := newClock()
+	l := mustNew(t, 2, 3, &Options{By: oneKey, Clock: clk.Now}) // a token every 500ms
+	req := httptest.NewRequest("GET", "/", nil)
+
+	res := take(t, l, req)
+	if !res.Allowed || res.Remaining != 2 || res.Reset != 500*time.Millisecond || res.RetryAfter != 0 || res.Cost != 1 {
+		t.Fatalf("first take: %+v", res)
+	}
+	if res.Limit != (store.RateLimit{Rate: 2, Burst: 3}) {
+		t.Fatalf("Limit = %+v", res.Limit)
+	}
+	take(t, l, req)
+	take(t, l, req)
+	clk.Advance(100 * time.Millisecond)
+	res = take(t, l, req)
+	if res.Allowed || res.Remaining != 0 || res.Reset != 400*time.Millisecond || res.RetryAfter != 400*time.Millisecond {
+		t.Fatalf("empty bucket: %+v", res)
+	}
+	clk.Advance(time.Hour)
+	res = take(t, l, req)
+	if !res.Allowed || res.Remaining != 2 {
+		t.Fatalf("after an hour: %+v", res)
+	}
+	clk.Advance(time.Hour)
+	if _, tokens, _ := l.buckets.take("k", l.def.limit, l.def, l.mkPolicy, 0, clk.Now()); tokens != 3 {
+		t.Fatalf("full bucket holds %v tokens", tokens)
+	}
+	res = take(t, l, req)
+	if res.Reset != 500*time.Millisecond {
+		t.Fatalf("Reset after one take from a full bucket = %v", res.Reset)
+	}
+}
+
+func TestCost(t *testing.T) {
+	clk := newClock()
+	var cost atomic.Int64
+	l := mustNew(t, 1, 5, &Options{By: oneKey, Clock: clk.Now, CostFunc: func(r *http.Request) (int, error) {
+		c := int(cost.Load())
+		if c == 99 {
+			return 0, errors.New("no cost for you")
+		}
+		return c, nil
+	}})
+	req := httptest.NewRequest("GET", "/", nil)
+
+	cost.Store(4)
+	if res := take(t, l, req); !res.Allowed || res.Remaining != 1 || res.Cost != 4 {
+		t.Fatalf("cost 4: %+v", res)
+	}
+	cost.Store(2)
+	res := take(t, l, req)
+	if res.Allowed || res.RetryAfter != time.Second || res.Never() {
+		t.Fatalf("cost 2 with 1 left: %+v", res)
+	}
+	cost.Store(0)
+	if res := take(t, l, req); !res.Allowed || res.Remaining != 1 {
+		t.Fatalf("cost 0: %+v", res)
+	}
+	cost.Store(6)
+	if res := take(t, l, req); res.Allowed || !res.Never() || res.RetryAfter >= 0 {
+		t.Fatalf("cost above burst: %+v", res)
+	}
+	cost.Store(-1)
+	if _, err := l.Take(req); !errors.Is(err, ErrInvalidCost) {
+		t.Fatalf("negative cost: err = %v", err)
+	}
+	cost.Store(99)
+	if _, err := l.Take(req); !errors.Is(err, ErrInvalidCost) || !strings.Contains(err.Error(), "no cost for you") {
+		t.Fatalf("failing CostFunc: err = %v", err)
+	}
+}
+
+func TestFixedCost(t *testing.T) {
+	clk := newClock()
+	l := mustNew(t, 1, 10, &Options{By: oneKey, Clock: clk.Now, Cost: 4})
+	req := httptest.NewRequest("GET", "/", nil)
+	for i, want := range []bool{true, true, false} {
+		if res := take(t, l, req); res.Allowed != want || res.Cost != 4 {
+			t.Fatalf("take %d: %+v", i, res)
+		}
+	}
+}
+
+// Requests their KeyFunc cannot key share one bucket.
+func TestUnkeyedShareABucket(t *testing.T) {
+	clk := newClock()
+	l := mustNew(t, 1, 2, &Options{By: headerKey, Clock: clk.Now})
+	anon := httptest.NewRequest("GET", "/", nil)
+	keyed := httptest.NewRequest("GET", "/", nil)
+	keyed.Header.Set("X-Api-Key", "a")
+	for i, want := range []bool{true, true, false} {
+		if res := take(t, l, anon); res.Allowed != want {
+			t.Fatalf("anonymous take %d: %+v", i, res)
+		}
+	}
+	if res := take(t, l, keyed); !res.Allowed {
+		t.Fatalf("keyed request shares the anonymous bucket: %+v", res)
+	}
+}
+
+// fakeBuckets is a store.Buckets double: rate.Limiter-backed buckets that
+// can be told to fail.
+type fakeBuckets struct {
+	local *table
+	now   func() time.Time
+	fail  atomic.Bool
+	mu    sync.Mutex
+	seen  []store.Bucket
+}
+
+func (f *fakeBuckets) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
+	f.mu.Lock()
+	f.seen = append(f.seen, b)
+	f.mu.Unlock()
+	if f.fail.Load() {
+		return store.BucketResult{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
+	}
+	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
+	ok, tokens, _ := f.local.take(b.Key, lim, nil, func(lim store.RateLimit) *policy { return &policy{limit: lim} }, b.Cost, f.now())
+	res := store.BucketResult{OK: ok, Remaining: int(math.Floor(tokens))}
+	res.Full = tokenTime(float64(b.Burst)-tokens, b.Rate)
+	switch {
+	case ok:
+	case b.Cost > b.Burst:
+		res.Wait = -1
+	default:
+		res.Wait = tokenTime(float64(b.Cost)-tokens, b.Rate)
+	}
+	return res, nil
+}
+
+var _ store.Buckets = (*fakeBuckets)(nil)
+
+func TestStore(t *testing.T) {
+	clk := newClock()
+	fb := &fakeBuckets{local: newTable(100), now: clk.Now}
+	l := mustNew(t, 2, 3, &Options{Name: "shared", By: oneKey, Clock: clk.Now, Store: fb})
+	req := httptest.NewRequest("GET", "/", nil)
+	for i, want := range []int{2, 1, 0} {
+		res := take(t, l, req)
+		if !res.Allowed || res.Remaining != want {
+			t.Fatalf("take %d: %+v", i, res)
+		}
+	}
+	if l.buckets.len() != 0 {
+		t.Fatal("the limiter kept buckets of its own although it has a store")
+	}
+	res := take(t, l, req)
+	if res.Allowed || res.RetryAfter != 500*time.Millisecond || res.Reset != 500*time.Millisecond {
+		t.Fatalf("empty shared bucket: %+v", res)
+	}
+	clk.Advance(750 * time.Millisecond)
+	res = take(t, l, req)
+	if !res.Allowed || res.Remaining != 0 || res.Reset != 250*time.Millisecond {
+		t.Fatalf("after 750ms: %+v", res)
+	}
+	if got := fb.seen[0]; got != (store.Bucket{Key: "shared:k", Rate: 2, Burst: 3, Cost: 1}) {
+		t.Fatalf("store asked for %+v", got)
+	}
+
+	fb.fail.Store(true)
+	if _, err := l.Take(req); !errors.Is(err, ErrStoreUnavailable) {
+		t.Fatalf("failing store, fail-closed: err = %v", err)
+	}
+
+	open := mustNew(t, 2, 3, &Options{By: oneKey, Clock: clk.Now, Store: fb, FailOpen: true})
+	for i, want := range []bool{true, true, true, false} {
+		res, err := open.Take(req)
+		if err != nil || res.Allowed != want {
+			t.Fatalf("failing store, fail-open, take %d: %+v, %v", i, res, err)
+		}
+	}
+	fb.fail.Store(false)
+	if res := take(t, open, req); !res.Allowed {
+		t.Fatalf("store back: %+v", res)
+	}
+}
+
+func TestMemoryBounded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("floods a limiter with a million keys")
+	}
+	const keys = 1_000_000
+	const keyLen = 16
+	clk := newClock()
+	var key string
+	l := mustNew(t, 1, 10, &Options{
+		By:    func(*http.Request) (string, bool) { return key, true },
+		Clock: clk.Now,
+	})
+	req := httptest.NewRequest("GET", "/", nil)
+	rng := rand.New(rand.NewSource(1))
+	buf := make([]byte, keyLen)
+	const hex = "0123456789abcdef"
+
+	before := heapInUse()
+	for i := 0; i < keys; i++ {
+		for j := range buf {
+			buf[j] = hex[rng.Intn(16)]
+		}
+		key = string(buf)
+		if res := take(t, l, req); !res.Allowed {
+			t.Fatalf("new key %d refused: %+v", i, res)
+		}
+		clk.Advance(100 * time.Nanosecond) // buckets stay partly drained: eviction, not sweeping, makes room
+	}
+	after := heapInUse()
+	n := l.buckets.len()
+	if n > DefaultMaxKeys {
+		t.Errorf("%d buckets, want at most MaxKeys = %d", n, DefaultMaxKeys)
+	}
+	bound := uint64(DefaultMaxKeys * (BytesPerKey + keyLen))
+	grew := after - min(before, after)
+	t.Logf("%d keys: %d buckets, heap grew %d bytes (%.0f per bucket), bound %d", keys, n, grew, float64(grew)/float64(n), bound)
+	if grew > bound {
+		t.Errorf("heap grew %d bytes, more than MaxKeys × (BytesPerKey + key length) = %d", grew, bound)
+	}
+	// The newest key is there and still limited.
+	for res := take(t, l, req); res.Allowed; res = take(t, l, req) {
+	}
+	runtime.KeepAlive(l)
+}
+
+// Full buckets are removed as new keys arrive; a full table evicts the
+// bucket seen longest ago among a sample, never the one being used.
+func TestSweepAndEvict(t *testing.T) {
+	clk := newClock()
+	var key string
+	l := mustNew(t, 1, 2, &Options{
+		By:      func(*http.Request) (string, bool) { return key, true },
+		Clock:   clk.Now,
+		MaxKeys: 64, // one shard
+	})
+	if len(l.buckets.shards) != 1 {
+		t.Fatalf("%d shards for 64 keys", len(l.buckets.shards))
+	}
+	req := httptest.NewRequest("GET", "/", nil)
+	for i := 0; i < 64; i++ {
+		key = string(rune('A' + i))
+		take(t, l, req)
+	}
+	if n := l.buckets.len(); n != 64 {
+		t.Fatalf("%d buckets, want 64", n)
+	}
+	// A 65th key evicts one (within the second, so no sweep).
+	key = "new"
+	take(t, l, req)
+	if n := l.buckets.len(); n != 64 {
+		t.Fatalf("%d buckets after eviction, want 64", n)
+	}
+	if res := take(t, l, req); !res.Allowed || res.Remaining != 0 {
+		t.Fatalf("the new key's bucket was evicted: %+v", res)
+	}
+	// Two seconds later every bucket but the newest has refilled; a further
+	// new key triggers a sweep of the full table.
+	clk.Advance(2*time.Second - time.Millisecond)
+	key = "newer"
+	take(t, l, req)
+	if n := l.buckets.len(); n != 2 {
+		t.Fatalf("%d buckets after the sweep, want 2 (the two not yet full)", n)
+	}
+	// After sweepEvery, full buckets go even when the table has room.
+	clk.Advance(sweepEvery)
+	key = "newest"
+	take(t, l, req)
+	if n := l.buckets.len(); n != 1 {
+		t.Fatalf("%d buckets after the periodic sweep, want 1", n)
+	}
+}
+
+func TestShardCount(t *testing.T) {
+	for _, tc := range []struct{ maxKeys, shards, perShard int }{
+		{1, 1, 1},
+		{100, 1, 100},
+		{128, 2, 64},
+		{DefaultMaxKeys, 64, DefaultMaxKeys / 64},
+		{10_000_000, 64, 10_000_000 / 64},
+	} {
+		tb := newTable(tc.maxKeys)
+		if len(tb.shards) != tc.shards || tb.shards[0].max != tc.perShard {
+			t.Errorf("MaxKeys %d: %d shards of %d, want %d of %d", tc.maxKeys, len(tb.shards), tb.shards[0].max, tc.shards, tc.perShard)
+		}
+	}
+}
+
+// heapInUse returns the bytes of live heap objects after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
