@@ -1,5 +1,28 @@
 // Package store defines go402's data model — accounts, keys, credits — and
-// the [Store] interface the middlewares use, with an in-memory store, a store
-// built from callbacks into an application's own database, and (in
-// store/storetest) a conformance suite every Store passes.
+// the [Store] interface the middlewares use.
+//
+// go402 comes with three stores:
+//   - [Memory], for a single process, optionally saved to and restored from
+//     a JSON file;
+//   - [Callback], made by [NewCallback] from functions that reach the
+//     application's own database, with a read-through cache of lookups;
+//   - the Redis store of the nested module
+//     github.com/go402/go402/store/redisstore, for replicas that share state.
+//
+// Each passes the conformance suite in store/storetest, which any other
+// implementation can run too. Optional capabilities ([Refunder], [Admin],
+// [Buckets], [BucketSpender]) are separate interfaces discovered by type
+// assertion.
+//
+// Only the SHA-256 [Digest] of an API key is stored or used to find it; the
+// raw key exists only in the request and, once, in what [Admin.CreateKey]
+// returns. A memory store with one demo key, used the way the middlewares
+// use it:
+//
+//	m := store.NewMemory(nil)
+//	m.PutAccount(ctx, store.Account{ID: "acct_1", Plan: "pro", Balance: 1000})
+//	m.PutKey(ctx, store.NewKey("sk_test_pro", "acct_1"))
+//
+//	key, acct, err := m.Lookup(ctx, store.DigestOf("sk_test_pro")) // who is calling?
+//	res, err := m.Spend(ctx, acct.ID, 10)                          // debit 10 credits, atomically
 package store
