@@ -1,0 +1,21 @@
+module github.com/go402/go402/examples/distributed
+
+go 1.23.0
+
+require (
+	github.com/go402/go402 v0.0.0-00010101000000-000000000000
+	github.com/go402/go402/store/redisstore v0.0.0-00010101000000-000000000000
+	github.com/redis/go-redis/v9 v9.18.0
+)
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
+	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
+	go.uber.org/atomic v1.11.0 // indirect
+)
+
+replace (
+	github.com/go402/go402 => ../..
+	github.com/go402/go402/store/redisstore => ../../store/redisstore
+)

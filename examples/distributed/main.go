@@ -1,0 +1,132 @@
+// Command distributed runs two replicas of one paid API on two ports, both
+// on one Redis through the Redis store, to show that together they admit
+// exactly one budget: an account with 100 credits gets 100 requests at cost
+// 1, however the requests are spread over the replicas.
+//
+//	go run . -redis 127.0.0.1:6379              # replicas on :8081 and :8082
+//	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8081/work
+//	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8082/work
+//
+// Each replica has its own Redis client and store, as two processes would;
+// the one process serving both is only for convenience. At start-up it
+// seeds the account (replacing any earlier balance) under the key prefix
+// "go402:example:".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+	"github.com/go402/go402/store/redisstore"
+	"github.com/redis/go-redis/v9"
+)
+
+// The demo account and key seeded at start-up.
+const (
+	demoKey     = "sk_test_distributed"
+	demoAccount = "distributed-demo"
+	demoCredits = 100
+	costPerCall = 1
+	demoPrefix  = "go402:example:"
+)
+
+func main() {
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (several, comma-separated, for a Cluster)")
+	addrs := flag.String("addrs", "localhost:8081,localhost:8082", "listen addresses of the replicas, comma-separated")
+	timeout := flag.Duration("timeout", redisstore.DefaultTimeout, "bound on every Redis call; beyond it a request gets 503")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, strings.Split(*redisAddr, ","), strings.Split(*addrs, ","), *timeout); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context, redisAddrs, listen []string, timeout time.Duration) error {
+	var servers []*http.Server
+	for i, addr := range listen {
+		r, err := newReplica(redisAddrs, demoPrefix, timeout)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		if i == 0 {
+			if err := seed(ctx, r.store); err != nil {
+				return fmt.Errorf("seed: %w", err)
+			}
+		}
+		srv := &http.Server{Addr: addr, Handler: r.handler, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go func() {
+			if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Printf("replica %d: %v", i+1, err)
+			}
+		}()
+		fmt.Printf("replica %d on http://%s/work\n", i+1, addr)
+	}
+	fmt.Printf("key %s: %d credits, %d per request, shared by all replicas\n", demoKey, demoCredits, costPerCall)
+	<-ctx.Done()
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		srv.Shutdown(shutdown)
+	}
+	return nil
+}
+
+// replica is one instance of the service: its own Redis client, store and
+// middlewares, sharing nothing in-process with the others.
+type replica struct {
+	client  redis.UniversalClient
+	store   *redisstore.Store
+	handler http.Handler
+}
+
+func (r *replica) Close() error { return r.client.Close() }
+
+// newReplica builds a replica on the Redis at addrs, under the key prefix,
+// with the given bound on Redis calls.
+func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica, error) {
+	client := redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 addrs,
+		ContextTimeoutEnabled: true, // lets the store's timeout bound every call
+	})
+	s, err := redisstore.New(client, &redisstore.Options{Prefix: prefix, Timeout: timeout})
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	pw, err := paywall.New(s, nil)
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /work", pw.Authenticate(pw.Charge(costPerCall)(http.HandlerFunc(work))))
+	return &replica{client: client, store: s, handler: mux}, nil
+}
+
+// work is the paid handler: it reports the balance left after its charge.
+func work(w http.ResponseWriter, r *http.Request) {
+	c, _ := paywall.CallerFromContext(r.Context())
+	fmt.Fprintf(w, "done; %d credits left\n", c.Balance)
+}
+
+// seed stores the demo account with a full budget and its key.
+func seed(ctx context.Context, s *redisstore.Store) error {
+	if err := s.PutAccount(ctx, store.Account{ID: demoAccount, Plan: "demo", Balance: demoCredits}); err != nil {
+		return err
+	}
+	return s.PutKey(ctx, store.NewKey(demoKey, demoAccount))
+}
