@@ -47,6 +47,9 @@ type CallbackOptions struct {
 	// wrapping [ErrNotFound]) is served from the cache. If zero, 1 second;
 	// if negative, not-found results are not cached. A newly created key
 	// may be refused for up to NegativeTTL if it was looked up just before.
+	// Expired entries are dropped every max(TTL, NegativeTTL), at least
+	// every second, so a flood of random keys holds memory in proportion
+	// to its rate times NegativeTTL.
 	NegativeTTL time.Duration
 
 	// Clock returns the current time, against which cached lookups expire.
