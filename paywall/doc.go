@@ -30,7 +30,7 @@
 // or plain text. Handlers can call WriteDenial themselves to refuse a
 // request in the same way, with no middleware at all.
 //
-// Raw keys never leave [Paywall.ExtractKey]: responses, errors and the
-// [Decision]s reported to [Options.OnDecision] carry at most the account ID
+// Raw keys never leave [Paywall.ExtractKey]: responses, errors and each
+// [Decision] reported to [Options.OnDecision] carry at most the account ID
 // and the key's display prefix.
 package paywall
