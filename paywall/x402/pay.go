@@ -257,8 +257,12 @@ func (w *settleWriter) Flush() { _ = w.FlushError() }
 
 // Hijack settles (as for a status below 400) before handing over the
 // connection; if settlement fails, the refusal is sent and Hijack returns
-// [ErrSettlementFailed].
+// [ErrSettlementFailed]. Over a connection that cannot be hijacked (HTTP/2)
+// it returns [http.ErrNotSupported] without settling.
 func (w *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !canHijack(w.ResponseWriter) {
+		return nil, nil, http.ErrNotSupported // before settling: no charge without service
+	}
 	if w.state == pending {
 		if !w.settle() {
 			w.state = dropped
@@ -276,3 +280,17 @@ func (w *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // Flush and Hijack are not unwrapped: they settle first. Writing to the
 // unwrapped writer directly bypasses settlement.
 func (w *settleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// canHijack reports whether w, or a writer it wraps, is an http.Hijacker.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}

@@ -168,10 +168,15 @@ func New(f Facilitator, opts *Options) (*Payments, error) {
 
 // hasKey is the default Options.HasKey.
 func hasKey(r *http.Request) bool {
-	if r.Header.Get("X-API-Key") != "" {
+	// Canonical names: no allocation to look them up.
+	if v := r.Header["X-Api-Key"]; len(v) > 0 && v[0] != "" {
 		return true
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	v := r.Header["Authorization"]
+	if len(v) == 0 {
+		return false
+	}
+	scheme, token, ok := strings.Cut(v[0], " ")
 	return ok && strings.EqualFold(scheme, "Bearer") && strings.TrimSpace(token) != ""
 }
 

@@ -736,3 +736,23 @@ func TestModeString(t *testing.T) {
 		}
 	}
 }
+
+func TestHijackUnsupportedIsNotSettled(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	var hijackErr error
+	h := e.pay.Route(x402.Route{Mode: x402.PaymentOnly, Accepts: []x402.PaymentRequirements{usdc}})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _, hijackErr = http.NewResponseController(w).Hijack()
+		}))
+	req := httptest.NewRequest(http.MethodGet, "/weather", nil)
+	req.Header.Set(x402.HeaderPaymentSignature, x402test.Pay(usdc))
+	rec := httptest.NewRecorder() // not a Hijacker, like an HTTP/2 stream
+	h.ServeHTTP(rec, req)
+	if !errors.Is(hijackErr, http.ErrNotSupported) {
+		t.Errorf("Hijack error = %v, want ErrNotSupported", hijackErr)
+	}
+	// The handler returned without writing: 200, settled once at return.
+	if rec.Code != http.StatusOK || e.fac.Settlements() != 1 {
+		t.Errorf("status %d, settlements %d", rec.Code, e.fac.Settlements())
+	}
+}

@@ -121,10 +121,3 @@ func (c *replayCache) prune(now time.Time) {
 	}
 	c.order = c.order[n:]
 }
-
-// len returns the number of remembered payments, for tests.
-func (c *replayCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
-}

@@ -86,28 +86,29 @@ func (rt *Route) Validate() error {
 	if len(rt.Accepts) == 0 {
 		return errors.New("x402: Route.Accepts is empty")
 	}
-	for i, a := range rt.Accepts {
-		if err := a.validate(); err != nil {
-			return fmt.Errorf("x402: Route.Accepts[%d]: %v", i, err)
+	for i := range rt.Accepts {
+		if err := rt.Accepts[i].validate(i); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func (a *PaymentRequirements) validate() error {
+func (a *PaymentRequirements) validate(i int) error {
+	field := fmt.Sprintf("x402: Route.Accepts[%d].", i)
 	switch {
 	case a.Scheme == "":
-		return errors.New("Scheme is empty")
+		return errors.New(field + "Scheme is empty")
 	case !strings.Contains(a.Network, ":"):
-		return fmt.Errorf("Network %q is not a CAIP-2 id such as eip155:8453", a.Network)
+		return fmt.Errorf("%sNetwork %q is not a CAIP-2 id such as eip155:8453", field, a.Network)
 	case !isDecimal(a.Amount):
-		return fmt.Errorf("Amount %q is not a decimal number of atomic units", a.Amount)
+		return fmt.Errorf("%sAmount %q is not a decimal number of atomic units", field, a.Amount)
 	case a.Asset == "":
-		return errors.New("Asset is empty")
+		return errors.New(field + "Asset is empty")
 	case a.PayTo == "":
-		return errors.New("PayTo is empty")
+		return errors.New(field + "PayTo is empty")
 	case a.MaxTimeoutSeconds <= 0:
-		return fmt.Errorf("MaxTimeoutSeconds must be > 0, got %d", a.MaxTimeoutSeconds)
+		return fmt.Errorf("%sMaxTimeoutSeconds must be > 0, got %d", field, a.MaxTimeoutSeconds)
 	}
 	return nil
 }

@@ -123,6 +123,9 @@ func TestGoldenV2Failure(t *testing.T) {
 func TestGoldenV1(t *testing.T) {
 	e := newEnv(t, envConfig{opts: &x402.Options{V1: true}})
 	resp, body := e.get()
+	if resp.StatusCode != http.StatusPaymentRequired {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
 	wantMembers(t, "v1 problem body", []byte(body),
 		[]string{"type", "title", "status", "detail", "code", "x402Version", "error", "accepts"}, nil)
 	wantMembers(t, "v1 accepts[0]", first(t, member(t, []byte(body), "accepts")),
