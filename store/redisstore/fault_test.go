@@ -23,7 +23,7 @@ func TestFaults(t *testing.T) {
 		t.Skip("starts and stops redis-server")
 	}
 	const timeout = 100 * time.Millisecond
-	const slack = 150 * time.Millisecond // scheduling under -race on two cores
+	const slack = 250 * time.Millisecond // scheduling under -race on a loaded two-core machine
 	goroutines := runtime.NumGoroutine()
 
 	srv := startServer(t, t.Cleanup)

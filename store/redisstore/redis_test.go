@@ -283,22 +283,11 @@ func shutdownCluster() {
 // nodeOf returns the address of the cluster node that serves key.
 func nodeOf(t testing.TB, c *redis.ClusterClient, key string) string {
 	t.Helper()
-	ctx := context.Background()
-	slot, err := c.ClusterKeySlot(ctx, key).Result()
+	n, err := c.MasterForKey(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	slots, err := c.ClusterSlots(ctx).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range slots {
-		if int64(r.Start) <= slot && slot <= int64(r.End) {
-			return r.Nodes[0].Addr
-		}
-	}
-	t.Fatalf("no node serves slot %d", slot)
-	return ""
+	return n.Options().Addr
 }
 
 // spreadAccounts returns n account IDs per cluster node (three nodes), so
