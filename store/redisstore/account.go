@@ -56,8 +56,8 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	return nil
 }
 
-// Account returns the account with the given ID as stored: a periodic
-// refill that is due but has not yet been applied by a spend is not shown.
+// Account returns the account with the given ID, with any periodic refill
+// due now applied (and stored), like a spend of zero would.
 func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -65,12 +65,18 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 }
 
 func (s *Store) account(ctx context.Context, id string) (store.Account, error) {
-	m, err := s.rdb.HGetAll(ctx, s.AccountRedisKey(id)).Result()
+	v, err := accountScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(id)}, s.timeArg()).Slice()
 	if err != nil {
 		return store.Account{}, backendError("account "+strconv.Quote(id), err)
 	}
-	if len(m) == 0 {
+	if len(v) == 0 {
 		return store.Account{}, fmt.Errorf("redisstore: account %q: %w", id, store.ErrNotFound)
+	}
+	m := make(map[string]string, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		k, _ := v[i].(string)
+		val, _ := v[i+1].(string)
+		m[k] = val
 	}
 	a, err := decodeAccount(m)
 	if err != nil {

@@ -186,6 +186,13 @@ local h, s, n = next_fields(nx)
 return {ok, bal, h, s, n, bok, string.format('%.17g', tk)}
 `)
 
+// accountScript: KEYS[1] account; ARGV time. Applies the refill due and
+// returns the account hash as HGETALL does (empty if there is none).
+var accountScript = redis.NewScript(luaLib + `
+if not refill(KEYS[1], now_pair(server_time())) then return {} end
+return redis.call('HGETALL', KEYS[1])
+`)
+
 // revokeScript: KEYS[1] key record. Returns 0 if there is none, else 1.
 var revokeScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end

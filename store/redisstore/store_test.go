@@ -77,7 +77,7 @@ func TestKeyLayout(t *testing.T) {
 func TestAccountRoundTrip(t *testing.T) {
 	s := newTestStore(t, newClient(t), nil)
 	ctx := context.Background()
-	anchor := time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	anchor := time.Date(2100, 3, 1, 12, 0, 0, 123456789, time.UTC) // no refill due: Account shows it as put
 	want := store.Account{
 		ID: "acct-round-trip", Plan: "pro", Status: store.StatusTrialing,
 		PeriodEnd:  time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC),
@@ -252,5 +252,27 @@ func TestLookupCacheBounded(t *testing.T) {
 		if len(c.m) > 64 {
 			t.Fatalf("cache grew to %d entries", len(c.m))
 		}
+	}
+}
+
+// TestReadsApplyDueRefill checks that Account and Lookup show a refill that
+// is due but that no spend has applied yet, as the memory store does.
+func TestReadsApplyDueRefill(t *testing.T) {
+	s := newTestStore(t, newClient(t), nil)
+	ctx := context.Background()
+	a := store.Account{ID: "due", Refill: &store.Refill{Amount: 100, Every: time.Hour, Anchor: time.Now().Add(-90 * time.Minute)}}
+	if err := s.PutAccount(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	k := store.NewKey("sk_test_due_refill_key", a.ID)
+	if err := s.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err := s.Lookup(ctx, k.Digest); err != nil || got.Balance != 100 {
+		t.Errorf("Lookup balance %d, %v; want 100", got.Balance, err)
+	}
+	got, err := s.Account(ctx, a.ID)
+	if err != nil || got.Balance != 100 || !got.RefilledAt.Equal(a.Refill.Anchor.Add(time.Hour)) {
+		t.Errorf("Account = balance %d refilled at %v, %v", got.Balance, got.RefilledAt, err)
 	}
 }
