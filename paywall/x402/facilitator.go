@@ -21,6 +21,9 @@ import (
 // IsValid false and Settle with Success false, each with a reason. An error
 // means the facilitator could not be asked or gave no usable answer; the
 // middleware then answers 503 (timeout) or 502 and never charges.
+//
+// The requirements passed in are the route's own; implementations must not
+// modify them (their Extra map is shared).
 type Facilitator interface {
 	// Verify checks payload against req without moving money.
 	Verify(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (VerifyResponse, error)

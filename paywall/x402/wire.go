@@ -135,7 +135,8 @@ type PaymentRequiredV1 struct {
 
 // PaymentRequirementsV1 is one way to pay in x402 version 1. Networks have
 // names ("base", "base-sepolia") instead of CAIP-2 ids, and the resource is
-// described in every requirement.
+// described in every requirement. MaxAmountRequired is the version 2
+// Amount; the other fields mean what they mean there and in [Resource].
 type PaymentRequirementsV1 struct {
 	Scheme            string         `json:"scheme"`
 	Network           string         `json:"network"`
@@ -151,7 +152,8 @@ type PaymentRequirementsV1 struct {
 }
 
 // PaymentPayloadV1 is the client's payment in x402 version 1, sent
-// base64-encoded in the X-PAYMENT header.
+// base64-encoded in the X-PAYMENT header: the chosen scheme and network and
+// the scheme-specific payload.
 type PaymentPayloadV1 struct {
 	X402Version int             `json:"x402Version"`
 	Scheme      string          `json:"scheme"`
