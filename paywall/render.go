@@ -72,7 +72,7 @@ func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
 	switch negotiate(accept) {
 	case formatHTML:
 		h.Set("Content-Type", textHTML)
-		body = htmlBody(d, status, typ, title)
+		body = htmlBody(d, status, title)
 	case formatText:
 		h.Set("Content-Type", textPlain)
 		body = textBody(d, status, title)
@@ -294,7 +294,7 @@ code{font-size:.85rem;color:#656d76}
 type fact struct{ Name, Value string }
 
 // htmlBody is the HTML page of d.
-func htmlBody(d *Denial, status int, typ, title string) []byte {
+func htmlBody(d *Denial, status int, title string) []byte {
 	var facts []fact
 	if d.HasBalance {
 		facts = append(facts, fact{"Balance", credits(d.Balance)})
@@ -315,11 +315,11 @@ func htmlBody(d *Denial, status int, typ, title string) []byte {
 	err := page.Execute(&b, struct {
 		Status                 int
 		StatusText, Title      string
-		Type, Detail           string
+		Detail                 string
 		Code                   Code
 		Facts                  []fact
 		UpgradeURL, PaymentURL string
-	}{status, http.StatusText(status), title, typ, d.Detail, d.Code, facts, d.UpgradeURL, d.PaymentURL})
+	}{status, http.StatusText(status), title, d.Detail, d.Code, facts, d.UpgradeURL, d.PaymentURL})
 	if err != nil { // cannot happen with this template and these types
 		return []byte(template.HTMLEscapeString(title))
 	}
