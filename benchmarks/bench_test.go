@@ -1,0 +1,243 @@
+package benchmarks
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	tollbooth "github.com/didip/tollbooth/v8"
+	tblimiter "github.com/didip/tollbooth/v8/limiter"
+	"github.com/go-chi/httprate"
+	"github.com/sethvargo/go-limiter/httplimit"
+	"github.com/sethvargo/go-limiter/memorystore"
+	ulule "github.com/ulule/limiter/v3"
+	"github.com/ulule/limiter/v3/drivers/middleware/stdlib"
+	ulmemory "github.com/ulule/limiter/v3/drivers/store/memory"
+
+	"github.com/go402/go402/limiter"
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// Every implementation is configured so generously that every request is
+// allowed: the benchmarks measure the allowed path, which is what a limiter
+// costs a healthy service.
+const (
+	perSecond = 1 << 30
+	burst     = 1 << 30
+)
+
+// apiKey is the header requests are keyed by, in canonical form.
+const apiKey = "X-Api-Key"
+
+// headerKey is the key of a request: its X-Api-Key header.
+func headerKey(r *http.Request) string {
+	if v := r.Header[apiKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// impl builds a middleware for the given prebuilt requests (which carry
+// keys that the middleware must know, for the go402 stack).
+type impl struct {
+	name string
+	make func(b *testing.B, reqs []*http.Request) http.Handler
+}
+
+var impls = []impl{
+	{"go402-limiter", go402Limiter},
+	{"go402-stack", go402Stack},
+	{"sethvargo-go-limiter", sethvargoLimiter},
+	{"ulule-limiter", ululeLimiter},
+	{"go-chi-httprate", httprateLimiter},
+	{"tollbooth", tollboothLimiter},
+}
+
+// final is the handler behind every middleware: it does nothing.
+var final = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+
+func go402Limiter(b *testing.B, _ []*http.Request) http.Handler {
+	l, err := limiter.New(perSecond, burst, &limiter.Options{
+		By: func(r *http.Request) (string, bool) {
+			v := r.Header[apiKey]
+			if len(v) == 0 {
+				return "", false
+			}
+			return v[0], true
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l.Handler(final)
+}
+
+// go402Stack is key authentication, entitlement, the limiter keyed by
+// account, and a charge of one credit, on the memory store; each request's
+// key is a real key of its own account, with a huge balance.
+func go402Stack(b *testing.B, reqs []*http.Request) http.Handler {
+	ctx := context.Background()
+	m := store.NewMemory(nil)
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		raw := headerKey(r)
+		if seen[raw] {
+			continue
+		}
+		seen[raw] = true
+		id := "acct_" + strconv.Itoa(len(seen))
+		if err := m.PutAccount(ctx, store.Account{ID: id, Plan: "pro", Balance: 1 << 62}); err != nil {
+			b.Fatal(err)
+		}
+		if err := m.PutKey(ctx, store.NewKey(raw, id)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	pw, err := paywall.New(m, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l, err := limiter.New(1, 1, &limiter.Options{
+		By:    limiter.ByAccount(),
+		Plans: map[string]store.RateLimit{"pro": {Rate: perSecond, Burst: burst}},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(l.Handler(pw.Charge(1)(final))))
+}
+
+func sethvargoLimiter(b *testing.B, _ []*http.Request) http.Handler {
+	s, err := memorystore.New(&memorystore.Config{Tokens: burst, Interval: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	mw, err := httplimit.NewMiddleware(s, func(r *http.Request) (string, error) { return headerKey(r), nil })
+	if err != nil {
+		b.Fatal(err)
+	}
+	return mw.Handle(final)
+}
+
+func ululeLimiter(b *testing.B, _ []*http.Request) http.Handler {
+	l := ulule.New(ulmemory.NewStore(), ulule.Rate{Period: time.Second, Limit: perSecond})
+	return stdlib.NewMiddleware(l, stdlib.WithKeyGetter(headerKey)).Handler(final)
+}
+
+func httprateLimiter(b *testing.B, _ []*http.Request) http.Handler {
+	return httprate.LimitBy(perSecond, time.Second, func(r *http.Request) (string, error) { return headerKey(r), nil })(final)
+}
+
+func tollboothLimiter(b *testing.B, _ []*http.Request) http.Handler {
+	l := tollbooth.NewLimiter(perSecond, nil)
+	l.SetBurst(burst)
+	l.SetIPLookup(tblimiter.IPLookup{Name: "RemoteAddr"})
+	l.SetIgnoreURL(true)
+	l.SetHeader(apiKey, nil) // one bucket per X-Api-Key value
+	return tollbooth.LimitHandler(l, final)
+}
+
+// noopWriter keeps headers (cleared before each request, so that peers that
+// Add headers do not grow them) and discards bodies. It counts responses
+// that were not allowed.
+type noopWriter struct {
+	h      http.Header
+	denied int
+}
+
+func (w *noopWriter) Header() http.Header         { return w.h }
+func (w *noopWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *noopWriter) WriteHeader(code int) {
+	if code != http.StatusOK {
+		w.denied++
+	}
+}
+
+// requests returns n prebuilt requests with distinct API keys.
+func requests(n int) []*http.Request {
+	reqs := make([]*http.Request, n)
+	for i := range reqs {
+		r := httptest.NewRequest("GET", "/v1/things", nil)
+		r.RemoteAddr = "192.0.2.1:50000"
+		r.Header[apiKey] = []string{"sk_live_bench" + strconv.Itoa(100000+i) + "abcdefghijklmnop"}
+		reqs[i] = r
+	}
+	return reqs
+}
+
+// BenchmarkLimit runs four scenarios — one key or 10,000, serial or
+// parallel — for each implementation. Scenarios are the outer loop so that
+// the implementations compared in one scenario run close together in time.
+func BenchmarkLimit(b *testing.B) {
+	for _, keys := range []int{1, 10_000} {
+		reqs := requests(keys)
+		for _, parallel := range []bool{false, true} {
+			scenario := strconv.Itoa(keys) + "keys-serial"
+			if parallel {
+				scenario = strconv.Itoa(keys) + "keys-parallel"
+			}
+			for _, im := range impls {
+				b.Run("scenario="+scenario+"/impl="+im.name, func(b *testing.B) {
+					h := im.make(b, reqs)
+					warm(b, h, reqs)
+					b.ReportAllocs()
+					b.ResetTimer()
+					if parallel {
+						runParallel(b, h, reqs)
+					} else {
+						runSerial(b, h, reqs)
+					}
+				})
+			}
+		}
+	}
+}
+
+// warm sends every request once, so that buckets exist before timing, and
+// checks that all are allowed.
+func warm(b *testing.B, h http.Handler, reqs []*http.Request) {
+	w := &noopWriter{h: make(http.Header)}
+	for _, r := range reqs {
+		clear(w.h)
+		h.ServeHTTP(w, r)
+	}
+	if w.denied > 0 {
+		b.Fatalf("%d of %d warm-up requests refused", w.denied, len(reqs))
+	}
+}
+
+func runSerial(b *testing.B, h http.Handler, reqs []*http.Request) {
+	w := &noopWriter{h: make(http.Header)}
+	n := len(reqs)
+	for i := 0; i < b.N; i++ {
+		clear(w.h)
+		h.ServeHTTP(w, reqs[i%n])
+	}
+	if w.denied > 0 {
+		b.Fatalf("%d of %d requests refused", w.denied, b.N)
+	}
+}
+
+func runParallel(b *testing.B, h http.Handler, reqs []*http.Request) {
+	var start, denied atomic.Int64
+	n := len(reqs)
+	b.RunParallel(func(pb *testing.PB) {
+		w := &noopWriter{h: make(http.Header)}
+		i := int(start.Add(7919)) // goroutines start at different keys
+		for pb.Next() {
+			i++
+			clear(w.h)
+			h.ServeHTTP(w, reqs[i%n])
+		}
+		denied.Add(int64(w.denied))
+	})
+	if d := denied.Load(); d > 0 {
+		b.Fatalf("%d of %d requests refused", d, b.N)
+	}
+}
