@@ -121,8 +121,11 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 		e.AccountID, e.KeyPrefix = c.Account.ID, c.Key.Prefix
 		e.Balance = c.Balance
 	}
-	if d != nil {
+	switch {
+	case d != nil:
 		e.Code, e.Status = d.Code, d.Status
+	case res.failedOpen:
+		e.Code = paywall.CodeStoreUnavailable // allowed, like the paywall's fail-open
 	}
 	l.onDecision(r.Context(), e)
 }

@@ -524,3 +524,24 @@ func TestHandlerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// A store failure let through by FailOpen is an allowed decision with code
+// store_unavailable, limited by the local bucket.
+func TestFailOpenDecision(t *testing.T) {
+	clk := newClock()
+	fb := &fakeBuckets{local: newTable(10), now: clk.Now}
+	fb.fail.Store(true)
+	var events []paywall.Decision
+	l := mustNew(t, 1, 1, &Options{By: oneKey, Clock: clk.Now, Store: fb, FailOpen: true,
+		OnDecision: func(_ context.Context, d paywall.Decision) { events = append(events, d) }})
+	h := l.Handler(okHandler)
+	if w := serve(h, httptest.NewRequest("GET", "/", nil)); w.Code != 200 || w.Header().Get("RateLimit") != `"default";r=0;t=1` {
+		t.Fatalf("fail-open: %d %v", w.Code, w.Header())
+	}
+	if w := serve(h, httptest.NewRequest("GET", "/", nil)); w.Code != 429 {
+		t.Fatalf("fail-open, local bucket empty: %d", w.Code)
+	}
+	if e := events[0]; !e.Allowed || e.Code != paywall.CodeStoreUnavailable || e.Status != 0 {
+		t.Fatalf("decision %+v", e)
+	}
+}

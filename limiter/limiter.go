@@ -102,7 +102,8 @@ type Options struct {
 	// the policy name, a colon, and the key from By.
 	Store store.Buckets
 	// FailOpen, when Store fails, takes the tokens from an in-process
-	// bucket instead. Default false: the request is refused with 503
+	// bucket instead, and reports the decision to OnDecision with Code
+	// store_unavailable. Default false: the request is refused with 503
 	// store_unavailable and Retry-After.
 	FailOpen bool
 	// RetryAfterUnavailable is the Retry-After of a 503 store_unavailable.
@@ -274,8 +275,9 @@ type Result struct {
 	// can never succeed. It is zero when Allowed.
 	RetryAfter time.Duration
 
-	policy *policy
-	now    time.Time
+	policy     *policy
+	now        time.Time
+	failedOpen bool // Options.Store failed and the local bucket decided
 }
 
 // Never reports whether the request was refused because its cost exceeds
@@ -327,6 +329,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		if err == nil || !l.failOpen {
 			return res, err
 		}
+		res.failedOpen = true
 	}
 
 	ok, tokens, pol := l.buckets.take(key, lim, pol, l.mkPolicy, res.Cost, res.now)
