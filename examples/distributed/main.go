@@ -1,11 +1,14 @@
 // Command distributed runs two replicas of one paid API on two ports, both
 // on one Redis through the Redis store, to show that together they admit
 // exactly one budget: an account with 100 credits gets 100 requests at cost
-// 1, however the requests are spread over the replicas.
+// 1, however the requests are spread over the replicas. A second route is
+// rate limited (burst 5, one more a second), with the token bucket in Redis,
+// so the replicas share that limit too.
 //
 //	go run . -redis 127.0.0.1:6379              # replicas on :8081 and :8082
 //	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8081/work
 //	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8082/work
+//	curl -i -H 'Authorization: Bearer sk_test_distributed' localhost:8082/limited
 //
 // Each replica has its own Redis client and store, as two processes would;
 // the one process serving both is only for convenience. At start-up it
@@ -26,6 +29,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 	"github.com/go402/go402/store/redisstore"
@@ -39,6 +43,10 @@ const (
 	demoCredits = 100
 	costPerCall = 1
 	demoPrefix  = "go402:example:"
+
+	// The limit of GET /limited, per account, shared by the replicas.
+	limitRate  = 1.0
+	limitBurst = 5
 )
 
 func main() {
@@ -112,8 +120,18 @@ func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica,
 		client.Close()
 		return nil, err
 	}
+	// Named "acct" and keyed by account, the limiter's buckets are
+	// "acct:<id>" = redisstore.AccountBucket(id): the account's own bucket.
+	lim, err := limiter.New(limitRate, limitBurst, &limiter.Options{
+		Name: "acct", By: limiter.ByAccount(), Store: s,
+	})
+	if err != nil {
+		client.Close()
+		return nil, err
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /work", pw.Authenticate(pw.Charge(costPerCall)(http.HandlerFunc(work))))
+	mux.Handle("GET /limited", pw.Authenticate(lim.Handler(http.HandlerFunc(limited))))
 	return &replica{client: client, store: s, handler: mux}, nil
 }
 
@@ -121,6 +139,11 @@ func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica,
 func work(w http.ResponseWriter, r *http.Request) {
 	c, _ := paywall.CallerFromContext(r.Context())
 	fmt.Fprintf(w, "done; %d credits left\n", c.Balance)
+}
+
+// limited is the rate-limited handler.
+func limited(w http.ResponseWriter, r *http.Request) {
+	fmt.Fprintln(w, "within the limit")
 }
 
 // seed stores the demo account with a full budget and its key.

@@ -69,7 +69,13 @@ func replicas(t *testing.T) [2]string {
 // get sends GET /work with the demo key and returns the status and body.
 func get(t *testing.T, url string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest("GET", url+"/work", nil)
+	return getPath(t, url, "/work")
+}
+
+// getPath sends GET path with the demo key and returns the status and body.
+func getPath(t *testing.T, url, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+demoKey)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -136,5 +142,31 @@ func TestConcurrentReplicasAdmitOneBudget(t *testing.T) {
 	t.Logf("admitted %d, refused %d over two replicas", admitted.Load(), refused.Load())
 	if admitted.Load() != demoCredits || refused.Load() != 200 {
 		t.Errorf("admitted %d, refused %d; want %d and 200", admitted.Load(), refused.Load(), demoCredits)
+	}
+}
+
+// TestReplicasShareRateLimit sends 20 requests to the rate-limited route,
+// alternating between the replicas as fast as they answer: together they
+// admit the burst of 5 and at most the one or two tokens gained meanwhile,
+// not a burst each.
+func TestReplicasShareRateLimit(t *testing.T) {
+	urls := replicas(t)
+	start := time.Now()
+	admitted, limited := 0, 0
+	for i := 0; i < 20; i++ {
+		switch status, body := getPath(t, urls[i%2], "/limited"); status {
+		case http.StatusOK:
+			admitted++
+		case http.StatusTooManyRequests:
+			limited++
+		default:
+			t.Fatalf("request %d: status %d: %s", i, status, body)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	max := limitBurst + int(limitRate*elapsed) + 1
+	t.Logf("admitted %d, limited %d in %.3fs over two replicas (at most %d)", admitted, limited, elapsed, max)
+	if admitted < limitBurst || admitted > max {
+		t.Errorf("admitted %d, want %d to %d", admitted, limitBurst, max)
 	}
 }
