@@ -51,11 +51,26 @@ type shard struct {
 	_         [64]byte  // keeps the locks of neighbouring shards on different cache lines
 }
 
-// bucket is one key's token bucket.
+// bucket is one key's token bucket. The rate.Limiter is part of it rather
+// than pointed to: one allocation per key and one cache miss less per
+// request.
 type bucket struct {
-	lim  *rate.Limiter
+	lim  rate.Limiter
 	pol  *policy   // the rate and burst lim has, with their headers
 	seen time.Time // the latest time tokens were taken (or tried)
+}
+
+// newBucket returns a full bucket with rate and burst lim. A zero
+// rate.Limiter was last updated at the zero time, so setting its limit and
+// burst as of then makes it fill up over the two thousand years since (in
+// practice: the largest Duration, 292 years) — full at any date after 292
+// AD, for any rate above one token per 292 years per unit of burst. This
+// avoids copying a rate.Limiter, which holds a mutex.
+func newBucket(lim store.RateLimit, pol *policy, now time.Time) *bucket {
+	b := &bucket{pol: pol, seen: now}
+	b.lim.SetLimitAt(time.Time{}, rate.Limit(lim.Rate))
+	b.lim.SetBurstAt(time.Time{}, lim.Burst)
+	return b
 }
 
 func newTable(maxKeys int) *table {
@@ -88,7 +103,7 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func
 		if pol == nil {
 			pol = mkPolicy(lim)
 		}
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst), pol: pol, seen: now}
+		b = newBucket(lim, pol, now)
 		s.insert(key, b, now)
 	case b.pol != pol:
 		if pol == nil {

@@ -533,3 +533,18 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
 }
+
+// A new bucket is full, whatever its rate and burst and whatever the date.
+func TestNewBucketFull(t *testing.T) {
+	for _, now := range []time.Time{time.Unix(0, 0), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		for _, lim := range []store.RateLimit{{Rate: 1, Burst: 1}, {Rate: 1e-6, Burst: 1000}, {Rate: 1e9, Burst: 1 << 30}, {Rate: 0.5, Burst: 3}} {
+			b := newBucket(lim, nil, now)
+			if got := b.lim.TokensAt(now); got != float64(lim.Burst) {
+				t.Errorf("%v at %v: new bucket holds %v tokens", lim, now, got)
+			}
+			if !b.lim.AllowN(now, lim.Burst) || b.lim.AllowN(now, 1) {
+				t.Errorf("%v at %v: a new bucket does not hold exactly its burst", lim, now)
+			}
+		}
+	}
+}
