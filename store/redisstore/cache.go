@@ -16,16 +16,56 @@ type cacheEntry struct {
 	expires  time.Time
 }
 
-// lookupCache holds lookups by digest, at most max of them. Reads take a
-// shared lock and allocate nothing.
+// lookupCache holds lookups by digest, at most max of them, and the
+// lookups in flight. Reads take a shared lock and allocate nothing.
 type lookupCache struct {
-	mu  sync.RWMutex
-	m   map[store.Digest]*cacheEntry
-	max int
+	mu      sync.RWMutex
+	m       map[store.Digest]*cacheEntry
+	max     int
+	flights map[store.Digest]*flight
+}
+
+// flight is a lookup in progress that concurrent lookups of the same key
+// wait for instead of making their own. Its results are set before done is
+// closed and never change after.
+type flight struct {
+	done    chan struct{}
+	key     store.Key
+	account store.Account
+	err     error
 }
 
 func newLookupCache(max int) *lookupCache {
-	return &lookupCache{m: make(map[store.Digest]*cacheEntry), max: max}
+	return &lookupCache{
+		m:       make(map[store.Digest]*cacheEntry),
+		max:     max,
+		flights: make(map[store.Digest]*flight),
+	}
+}
+
+// join returns the live cache entry for d if there is one now (a flight may
+// have landed since get missed); else the flight looking d up, and true if
+// the caller started it and must make the lookup (and then call land).
+func (c *lookupCache) join(d store.Digest, now time.Time) (*cacheEntry, *flight, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[d]; ok && now.Before(e.expires) {
+		return e, nil, false
+	}
+	if f, ok := c.flights[d]; ok {
+		return nil, f, false
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[d] = f
+	return nil, f, true
+}
+
+// land ends flight f for d and releases its followers.
+func (c *lookupCache) land(d store.Digest, f *flight) {
+	c.mu.Lock()
+	delete(c.flights, d)
+	c.mu.Unlock()
+	close(f.done)
 }
 
 // get returns the live entry for d.

@@ -27,34 +27,67 @@ var errKeyNotFound = fmt.Errorf("redisstore: lookup: %w", store.ErrNotFound)
 // cached in this process for [Options.LookupTTL] and an unknown one for
 // [Options.NegativeTTL]; a cached lookup costs no round trip. An uncached
 // one costs two — the key record, then its account — because they live
-// under different hash tags (different slots on a Cluster). Errors are never
-// cached. The account's balance is the one stored when the lookup reached
-// Redis; [Store.Spend] always reports the current one.
+// under different hash tags (different slots on a Cluster), and concurrent
+// lookups of the same uncached key share those two round trips. Errors are
+// never cached. The account's balance is the one Redis held when the lookup
+// reached it (with any refill due then applied); [Store.Spend] always
+// reports the current one.
 //
 // A key whose account no longer exists is reported as not found.
 func (s *Store) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
 	now := s.now()
-	if e, ok := s.cache.get(d, now); ok {
+	e, ok := s.cache.get(d, now)
+	var f *flight
+	var leader bool
+	if !ok {
+		e, f, leader = s.cache.join(d, now)
+	}
+	if e != nil {
 		if e.notFound {
 			return store.Key{}, store.Account{}, errKeyNotFound
 		}
 		return e.key, e.account, nil
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	k, a, err := s.lookup(ctx, d)
-	switch {
-	case err == nil:
-		if s.lookupTTL > 0 {
-			s.cache.put(d, &cacheEntry{key: k, account: a, expires: now.Add(s.lookupTTL)}, now)
+	if leader {
+		s.fly(ctx, d, f)
+	} else {
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return store.Key{}, store.Account{}, backendError("lookup", context.Cause(ctx))
 		}
-	case errors.Is(err, store.ErrNotFound):
+	}
+	return f.key, f.account, f.err
+}
+
+// fly makes the lookup of d that f's followers wait for, caches its
+// outcome and releases them. The lookup is detached from the leader's
+// cancellation, so that one client hanging up does not fail the others; it
+// keeps the leader's deadline, if any, and is bounded by the store's
+// timeout.
+func (s *Store) fly(ctx context.Context, d store.Digest, f *flight) {
+	defer s.cache.land(d, f)
+	lctx := context.WithoutCancel(ctx)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		lctx, cancel = context.WithDeadline(lctx, dl)
+		defer cancel()
+	}
+	lctx, cancel := s.withTimeout(lctx)
+	defer cancel()
+	f.key, f.account, f.err = s.lookup(lctx, d)
+	now := s.now()
+	switch {
+	case f.err == nil:
+		if s.lookupTTL > 0 {
+			s.cache.put(d, &cacheEntry{key: f.key, account: f.account, expires: now.Add(s.lookupTTL)}, now)
+		}
+	case errors.Is(f.err, store.ErrNotFound):
+		f.err = errKeyNotFound
 		if s.negativeTTL > 0 {
 			s.cache.put(d, &cacheEntry{notFound: true, expires: now.Add(s.negativeTTL)}, now)
 		}
-		return store.Key{}, store.Account{}, errKeyNotFound
 	}
-	return k, a, err
 }
 
 func (s *Store) lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,5 +275,50 @@ func TestReadsApplyDueRefill(t *testing.T) {
 	got, err := s.Account(ctx, a.ID)
 	if err != nil || got.Balance != 100 || !got.RefilledAt.Equal(a.Refill.Anchor.Add(time.Hour)) {
 		t.Errorf("Account = balance %d refilled at %v, %v", got.Balance, got.RefilledAt, err)
+	}
+}
+
+// TestLookupCollapses checks that concurrent lookups of one uncached key
+// share one lookup: two round trips in all.
+func TestLookupCollapses(t *testing.T) {
+	c := redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true})
+	defer c.Close()
+	newClient(t) // skips or fails without Redis
+	hook := new(roundTrips)
+	c.AddHook(hook)
+	s := newTestStore(t, c, nil)
+	ctx := context.Background()
+	if err := s.PutAccount(ctx, store.Account{ID: "hot", Balance: 1}); err != nil {
+		t.Fatal(err)
+	}
+	k := store.NewKey("sk_test_hot_key_0123456789", "hot")
+	if err := s.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Account(ctx, "hot"); err != nil { // loads the script
+		t.Fatal(err)
+	}
+	for round := 0; round < 5; round++ {
+		s.cache.drop(k.Digest)
+		start := hook.n.Load()
+		var wg sync.WaitGroup
+		release := make(chan struct{})
+		for i := 0; i < 50; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-release
+				if got, _, err := s.Lookup(ctx, k.Digest); err != nil || got.AccountID != "hot" {
+					t.Errorf("Lookup = %+v, %v", got, err)
+				}
+			}()
+		}
+		close(release)
+		wg.Wait()
+		// 2 round trips per lookup that reached Redis; goroutines that
+		// arrive after the flight landed hit the cache.
+		if n := hook.n.Load() - start; n != 2 {
+			t.Errorf("round %d: 50 concurrent lookups made %d round trips, want 2", round, n)
+		}
 	}
 }
