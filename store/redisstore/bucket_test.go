@@ -13,6 +13,7 @@ import (
 
 	"github.com/go402/go402/store"
 	"github.com/go402/go402/store/storetest"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/time/rate"
 )
 
@@ -152,12 +153,22 @@ func TestBucketAcrossStores(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes a second of real time")
 	}
+	testBucketAcrossStores(t, newClient(t), newClient(t))
+}
+
+func TestBucketAcrossStoresCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Redis Cluster; takes a second of real time")
+	}
+	testBucketAcrossStores(t, newClusterClient(t), newClusterClient(t))
+}
+
+func testBucketAcrossStores(t *testing.T, c1, c2 redis.UniversalClient) {
 	const (
 		r        = 50.0
 		burst    = 10
 		interval = time.Second
 	)
-	c1, c2 := newClient(t), newClient(t)
 	s1 := newTestStore(t, c1, nil)
 	s2, err := New(c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
 	if err != nil {
