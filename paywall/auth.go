@@ -85,7 +85,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 	v = trimOWS(v)
 	if bearer {
 		scheme, rest, _ := strings.Cut(v, " ")
-		if !strings.EqualFold(scheme, "Bearer") {
+		if scheme != "Bearer" && !strings.EqualFold(scheme, "Bearer") {
 			if !validHeaderName(scheme) { // empty, or not an auth-scheme token
 				return "", false, ErrMalformedKey
 			}
@@ -215,7 +215,11 @@ func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 		}
 
 		s := &requestState{Context: ctx}
-		s.caller = Caller{Key: key, Account: acct, Balance: acct.Balance}
+		// Field by field: a Caller literal would be built on the stack and
+		// copied again.
+		s.caller.Key = key
+		s.caller.Account = acct
+		s.caller.Balance = acct.Balance
 		p.allow(r, "authenticate", "", &s.caller, 0, acct.Balance)
 		next.ServeHTTP(w, r.WithContext(s))
 	})
