@@ -117,8 +117,10 @@ type keyHeader struct {
 }
 
 // New returns a Paywall on s. It reports configuration mistakes (a nil
-// store, a negative MaxKeyLength, a status outside 400–599, a malformed
-// header name) as errors prefixed "paywall:".
+// store, a negative MaxKeyLength or RetryAfterUnavailable, a status outside
+// 400–599, a malformed or repeated header name, a Realm that is not
+// printable ASCII, an unparsable URL) as errors prefixed "paywall:". It
+// copies what it needs from opts, which the caller may reuse.
 func New(s store.Store, opts *Options) (*Paywall, error) {
 	if s == nil {
 		return nil, errorf("store must not be nil")
