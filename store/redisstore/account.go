@@ -31,8 +31,12 @@ const (
 const maxScriptSeconds = 1 << 52
 
 // PutAccount creates or replaces an account, balance and refill state
-// included, in one transaction. It reports an invalid account (see
-// [store.Account.Validate]) without touching Redis.
+// included, in one transaction. Spends made between reading an account and
+// putting it back are lost: change balances with [Store.TopUp] and
+// [Store.Spend] instead. It reports an invalid account (see
+// [store.Account.Validate]) without touching Redis. Lookups cached by this
+// Store for the account's keys are dropped; other replicas see the change
+// within [Options.LookupTTL].
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("redisstore: %w", err)

@@ -1,7 +1,8 @@
 // Package redisstore is a go402 store kept in Redis, for services that run
 // as several replicas: credits, periodic quotas and token buckets hold across
-// all of them, each request's whole decision costs one round trip, and key
-// lookups are cached in each process for a short TTL.
+// all of them, a charge — or a rate-limit check and a charge together, with
+// [Store.SpendWithTokens] — costs one round trip, and key lookups are cached
+// in each process for a short TTL.
 //
 //	rdb := redis.NewUniversalClient(&redis.UniversalOptions{
 //		Addrs:                 []string{"127.0.0.1:6379"},
@@ -25,10 +26,10 @@
 // account changed elsewhere is seen by every replica within that TTL.
 // Balances are not cached.
 //
-// Redis replication is asynchronous: if a primary fails over to a replica,
-// writes acknowledged in the last moments before the failure (some spends)
-// may be lost, as with any Redis-backed counter. Use persistence
-// (appendonly) and WAIT-free failover policies that suit your budget.
+// Redis replication is asynchronous: if a primary fails and a replica is
+// promoted, spends acknowledged in the last moments before the failure may
+// be lost (the credits come back to the customer), as with any counter kept
+// in Redis. Run Redis with persistence (appendonly) if that matters.
 //
 // # Faults
 //
@@ -54,7 +55,7 @@
 //	                          refill_amount, refill_every_s/_ns, refill_anchor_s/_ns,
 //	                          refilled_at_s/_ns
 //	go402:{acct:ID}:bucket    hash: tokens, ts — the account's own token bucket
-//	                          (bucket name [AccountBucket](ID) = "acct:ID"), same slot
+//	                          (bucket name AccountBucket(ID) = "acct:ID"), same slot
 //	go402:{NAME}:bucket       hash: tokens, ts — any other token bucket NAME;
 //	                          expires once it would be full again
 //	go402:{key:HEX}           hash: account, prefix, revoked, expires_at, created_at —
