@@ -53,18 +53,19 @@ func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (several, comma-separated, for a Cluster)")
 	addrs := flag.String("addrs", "localhost:8081,localhost:8082", "listen addresses of the replicas, comma-separated")
 	timeout := flag.Duration("timeout", redisstore.DefaultTimeout, "bound on every Redis call; beyond it a request gets 503")
+	failOpen := flag.Bool("fail-open", false, "when Redis fails, serve /work free and limit /limited per replica, instead of 503")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, strings.Split(*redisAddr, ","), strings.Split(*addrs, ","), *timeout); err != nil {
+	if err := run(ctx, strings.Split(*redisAddr, ","), strings.Split(*addrs, ","), config{timeout: *timeout, failOpen: *failOpen}); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, redisAddrs, listen []string, timeout time.Duration) error {
+func run(ctx context.Context, redisAddrs, listen []string, cfg config) error {
 	var servers []*http.Server
 	for i, addr := range listen {
-		r, err := newReplica(redisAddrs, demoPrefix, timeout)
+		r, err := newReplica(redisAddrs, demoPrefix, cfg)
 		if err != nil {
 			return err
 		}
@@ -103,19 +104,24 @@ type replica struct {
 
 func (r *replica) Close() error { return r.client.Close() }
 
-// newReplica builds a replica on the Redis at addrs, under the key prefix,
-// with the given bound on Redis calls.
-func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica, error) {
+// config is what the flags set.
+type config struct {
+	timeout  time.Duration // bound on each Redis call; 0 means the default
+	failOpen bool          // serve without Redis instead of answering 503
+}
+
+// newReplica builds a replica on the Redis at addrs, under the key prefix.
+func newReplica(addrs []string, prefix string, cfg config) (*replica, error) {
 	client := redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 addrs,
 		ContextTimeoutEnabled: true, // lets the store's timeout bound every call
 	})
-	s, err := redisstore.New(client, &redisstore.Options{Prefix: prefix, Timeout: timeout})
+	s, err := redisstore.New(client, &redisstore.Options{Prefix: prefix, Timeout: cfg.timeout})
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
-	pw, err := paywall.New(s, nil)
+	pw, err := paywall.New(s, &paywall.Options{FailOpen: cfg.failOpen})
 	if err != nil {
 		client.Close()
 		return nil, err
@@ -123,7 +129,7 @@ func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica,
 	// Named "acct" and keyed by account, the limiter's buckets are
 	// "acct:<id>" = redisstore.AccountBucket(id): the account's own bucket.
 	lim, err := limiter.New(limitRate, limitBurst, &limiter.Options{
-		Name: "acct", By: limiter.ByAccount(), Store: s,
+		Name: "acct", By: limiter.ByAccount(), Store: s, FailOpen: cfg.failOpen,
 	})
 	if err != nil {
 		client.Close()
@@ -137,7 +143,11 @@ func newReplica(addrs []string, prefix string, timeout time.Duration) (*replica,
 
 // work is the paid handler: it reports the balance left after its charge.
 func work(w http.ResponseWriter, r *http.Request) {
-	c, _ := paywall.CallerFromContext(r.Context())
+	c, ok := paywall.CallerFromContext(r.Context())
+	if !ok || c.Charged == 0 { // Redis failed and FailOpen let the request through
+		fmt.Fprintln(w, "done; not charged (store unavailable)")
+		return
+	}
 	fmt.Fprintf(w, "done; %d credits left\n", c.Balance)
 }
 

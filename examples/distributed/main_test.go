@@ -49,7 +49,7 @@ func replicas(t *testing.T) [2]string {
 	})
 	var urls [2]string
 	for i := range urls {
-		r, err := newReplica([]string{addr}, prefix, 5*time.Second) // generous: -race on two cores
+		r, err := newReplica([]string{addr}, prefix, config{timeout: 5 * time.Second}) // generous: -race on two cores
 		if err != nil {
 			t.Fatal(err)
 		}
