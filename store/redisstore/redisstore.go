@@ -68,7 +68,8 @@ type Options struct {
 	// [DefaultLookupCacheSize].
 	LookupCacheSize int
 
-	// Clock returns the current time; it only times the lookup cache.
+	// Clock returns the current time. It times the lookup cache and
+	// stamps the CreatedAt of keys made by [Store.CreateKey], nothing else.
 	// Balances, refills and token buckets use the Redis server's clock
 	// (TIME), so that all replicas agree. Default time.Now.
 	Clock func() time.Time
