@@ -545,3 +545,23 @@ func TestFailOpenDecision(t *testing.T) {
 		t.Fatalf("decision %+v", e)
 	}
 }
+
+// An allowed request costs one allocation (the RateLimit value), or two with
+// a policy name too long to share it; the budget is three.
+func TestAllocs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want float64
+	}{{"default", 1}, {strings.Repeat("n", 64), 2}} {
+		l := mustNew(t, 1e9, 1<<30, &Options{Name: tc.name, By: headerKey})
+		h := l.Handler(okHandler)
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("X-Api-Key", "k")
+		w := &noopWriter{h: make(http.Header)}
+		h.ServeHTTP(w, req)
+		checkHeaders(t, w.h, tc.name, 1<<30, 2)
+		if n := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, req) }); n > tc.want {
+			t.Errorf("name of %d bytes: %v allocations per allowed request, want %v", len(tc.name), n, tc.want)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unsafe"
 
 	"github.com/go402/go402/store"
 )
@@ -93,21 +94,45 @@ func seconds(d time.Duration) int64 {
 // setHeaders writes the headers describing res into h: RateLimit-Policy and
 // RateLimit always, the legacy X-RateLimit-* headers if configured. Values
 // are assigned straight into the map under canonical names; the only
-// allocations are the RateLimit value and its slice.
+// allocation is the RateLimit value (see oneValue).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	h[HeaderRateLimitPolicy] = res.policy.header
 
-	// `"name";r=<remaining>;t=<seconds>`
-	var buf [96]byte
-	b := append(buf[:0], l.rPrefix...)
-	b = strconv.AppendInt(b, int64(res.Remaining), 10)
-	b = append(b, ";t="...)
-	b = strconv.AppendInt(b, seconds(res.Reset), 10)
-	h[HeaderRateLimit] = []string{string(b)}
+	if len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf) {
+		v := new(oneValue)
+		b := l.appendRateLimit(v.buf[:0], res)
+		v.v[0] = unsafe.String(&v.buf[0], len(b))
+		h[HeaderRateLimit] = v.v[:]
+	} else {
+		var buf [2*64 + 5 + maxParamsLen]byte // a quoted Name of up to 64 bytes, and ";r="
+		h[HeaderRateLimit] = []string{string(l.appendRateLimit(buf[:0], res))}
+	}
 
 	if l.legacy {
 		h[HeaderXRateLimitLimit] = res.policy.limitValue
 		h[HeaderXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
 		h[HeaderXRateLimitReset] = []string{strconv.FormatInt(seconds(res.Reset), 10)}
 	}
+}
+
+// maxParamsLen is the longest that the r and t parameters of a RateLimit
+// value get after the `"name";r=` prefix: two int64s and ";t=".
+const maxParamsLen = 20 + len(";t=") + 20
+
+// appendRateLimit appends the RateLimit value `"name";r=<remaining>;t=<seconds>`.
+func (l *Limiter) appendRateLimit(b []byte, res *Result) []byte {
+	b = append(b, l.rPrefix...)
+	b = strconv.AppendInt(b, int64(res.Remaining), 10)
+	b = append(b, ";t="...)
+	return strconv.AppendInt(b, seconds(res.Reset), 10)
+}
+
+// oneValue is a header's one-element value slice and the bytes of that
+// value in a single allocation, for the RateLimit value when the policy
+// name is short (up to 16 bytes, like "default"). The string is made from buf
+// without a copy — buf is never written again once it is — so a response
+// pays for one allocation instead of two.
+type oneValue struct {
+	v   [1]string
+	buf [64]byte
 }
