@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
@@ -74,4 +75,53 @@ func BenchmarkStack(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkStackIdempotency is BenchmarkStack with IdempotencyWindow set:
+// without an Idempotency-Key header, which must cost nothing more; and with
+// one that was charged before, so that every request is a retry let through
+// uncharged.
+func BenchmarkStackIdempotency(b *testing.B) {
+	const key = "sk_live_benchmark0123456789abcdefghijklmn"
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{
+		ID: "acct_bench", Plan: "pro", Status: store.StatusActive, Features: []string{"reports"}, Balance: 1 << 62,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey(key, "acct_bench")); err != nil {
+		b.Fatal(err)
+	}
+	p, err := paywall.New(mem, &paywall.Options{IdempotencyWindow: time.Hour})
+	if err != nil {
+		b.Fatal(err)
+	}
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusOK) })
+	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(p.Charge(1)(final)))
+	newRequest := func(idempotencyKey string) *http.Request {
+		r := httptest.NewRequest("POST", "/generate", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		if idempotencyKey != "" {
+			r.Header.Set(paywall.HeaderIdempotencyKey, idempotencyKey)
+		}
+		return r
+	}
+	for _, bc := range []struct{ name, idempotencyKey string }{
+		{"no key", ""},
+		{"replay", `"8e03978e-40d5-43e8-bc93-6894a57f9324"`},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := newRequest(bc.idempotencyKey)
+			w := &nopWriter{h: http.Header{}}
+			h.ServeHTTP(w, r) // charged once
+			w.reset()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				h.ServeHTTP(w, r)
+				w.reset()
+			}
+		})
+	}
 }

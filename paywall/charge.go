@@ -61,6 +61,46 @@ type ChargeOptions struct {
 // up. The refund is made at most once per charge, with the request's
 // context stripped of its cancellation so that a client hanging up does not
 // prevent it; it is reported to [Options.OnDecision] as Step "refund".
+//
+// # Idempotency
+//
+// With [Options.IdempotencyWindow] set, a request that carries an
+// Idempotency-Key header is debited at most once per key. The value is a
+// Structured Field string (Idempotency-Key: "8e03978e-…"); a bare token is
+// read as the same key. One that is empty, longer than
+// [MaxIdempotencyKeyLength], has parameters or is otherwise malformed is
+// refused with 400 invalid_request, and so are two different values. The
+// key belongs to the account (another account's identical key is another
+// key) and is tied to the method and route (Request.Pattern, else the path)
+// of the request that first used it. The first request is charged as
+// usual; then, within the window:
+//
+//   - a retry to the same method and route is not debited: the handler
+//     runs again with [Caller.Replay] set, Caller.Charged zero and
+//     Caller.Balance as looked up by [Paywall.Authenticate], reported to
+//     OnDecision as an allowed "charge" with Replay set and Cost zero;
+//   - the same key on another method or route is refused with 422
+//     idempotency_key_reused;
+//   - a retry that arrives while the first request is still being handled
+//     is refused with 409 idempotency_in_progress and Retry-After: 1.
+//
+// The window starts when the first request finishes. A key is remembered
+// only if that request's debit stands: not if the charge was refused (402,
+// 503) nor if it was refunded, so a retry of such a request is charged as
+// usual. Responses are never stored or replayed: the handler runs again for
+// every retry, so it must itself be idempotent for a given key (answer
+// with what it did the first time, or do it again harmlessly), as it must
+// for a retried x402 payment. Several Charge middlewares on one route share
+// the key: a retry passes all of them uncharged, and if one of them
+// refuses the first request, the key is not remembered.
+//
+// The keys are remembered in the Paywall's memory, up to 100,000 of them
+// (some 15–25 MB); past that the oldest are forgotten before their window
+// ends, so a retry of one of those is charged again — the bound can cost a
+// client a second charge, never give it a free request. With several
+// replicas behind a load balancer, each remembers only the keys it saw: a
+// retry that reaches another replica is charged again. (Sharing them
+// through the store, as a separate store capability, is left for later.)
 func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
 	if opts.Cost < 0 {
 		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))
@@ -68,7 +108,10 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 	if opts.Refund && p.refunder == nil {
 		panic("paywall: ChargeWith: Refund needs a store that implements store.Refunder")
 	}
-	if opts.Refund && opts.RefundIf == nil {
+	switch {
+	case !opts.Refund:
+		opts.RefundIf = nil // no refunds
+	case opts.RefundIf == nil:
 		opts.RefundIf = func(status int) bool { return status >= 500 }
 	}
 	return func(next http.Handler) http.Handler {
@@ -87,6 +130,25 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 				return
 			}
 			c := &s.caller
+			if c.Replay { // an outer Charge let a retry through uncharged
+				p.allowReplay(r, c)
+				next.ServeHTTP(w, r)
+				return
+			}
+
+			// The Idempotency-Key is read once per request: by the
+			// outermost Charge, or again by an inner one when the outer
+			// ones cost nothing and so did not hold it.
+			var idemKey string
+			if p.idempotency != nil && !s.idem.held {
+				if vs := r.Header[HeaderIdempotencyKey]; len(vs) > 0 {
+					var err error
+					if idemKey, err = parseIdempotencyKey(vs); err != nil {
+						p.refuse(w, r, "charge", invalidIdempotencyKey(err), c.Account.ID, c.Key.Prefix)
+						return
+					}
+				}
+			}
 
 			cost := opts.Cost
 			if opts.CostFunc != nil {
@@ -105,36 +167,52 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 				next.ServeHTTP(w, r)
 				return
 			}
-
-			res, err := p.store.Spend(r.Context(), c.Account.ID, cost)
-			if err != nil {
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					p.refuse(w, r, "charge", &Denial{Code: CodeInvalidKey, Detail: "The API key's account no longer exists."}, c.Account.ID, c.Key.Prefix)
-				case p.failOpen:
-					p.allow(r, "charge", CodeStoreUnavailable, c, cost, c.Balance)
-					next.ServeHTTP(w, r)
-				default:
-					d := p.unavailable()
-					d.Cost = cost
-					p.refuse(w, r, "charge", d, c.Account.ID, c.Key.Prefix)
-				}
+			if idemKey != "" {
+				p.chargeOnce(w, r, next, s, idemKey, cost, opts.RefundIf)
 				return
 			}
-			if !res.OK {
-				p.refuse(w, r, "charge", p.creditDenial(&c.Account, cost, res), c.Account.ID, c.Key.Prefix)
-				return
-			}
-			c.Charged += cost
-			c.Balance = res.Balance
-			p.allow(r, "charge", "", c, cost, res.Balance)
-			if !opts.Refund {
-				next.ServeHTTP(w, r)
-				return
-			}
-			p.serveRefundable(w, r, next, c.Account.ID, c.Key.Prefix, cost, opts.RefundIf)
+			p.charge(w, r, next, s, cost, opts.RefundIf)
 		})
 	}
+}
+
+// charge debits cost from the caller's account and serves next, or refuses
+// the request. refundIf is nil when refunds are off. The outcome is recorded
+// in s.idem, which matters only while a Charge of the request holds an
+// Idempotency-Key.
+func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, cost int64, refundIf func(int) bool) {
+	c := &s.caller
+	res, err := p.store.Spend(r.Context(), c.Account.ID, cost)
+	if err != nil {
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			s.idem.void = true
+			p.refuse(w, r, "charge", &Denial{Code: CodeInvalidKey, Detail: "The API key's account no longer exists."}, c.Account.ID, c.Key.Prefix)
+		case p.failOpen:
+			p.allow(r, "charge", CodeStoreUnavailable, c, cost, c.Balance)
+			next.ServeHTTP(w, r)
+		default:
+			s.idem.void = true
+			d := p.unavailable()
+			d.Cost = cost
+			p.refuse(w, r, "charge", d, c.Account.ID, c.Key.Prefix)
+		}
+		return
+	}
+	if !res.OK {
+		s.idem.void = true
+		p.refuse(w, r, "charge", p.creditDenial(&c.Account, cost, res), c.Account.ID, c.Key.Prefix)
+		return
+	}
+	c.Charged += cost
+	c.Balance = res.Balance
+	s.idem.debited = true
+	p.allow(r, "charge", "", c, cost, res.Balance)
+	if refundIf == nil {
+		next.ServeHTTP(w, r)
+		return
+	}
+	p.serveRefundable(w, r, next, s, cost, refundIf)
 }
 
 // creditDenial is the denial for a refused spend.
@@ -169,7 +247,7 @@ func credits(n int64) string {
 
 // serveRefundable runs next with a status-recording writer and refunds cost
 // if the status calls for it, once, even if next panics.
-func (p *Paywall) serveRefundable(w http.ResponseWriter, r *http.Request, next http.Handler, accountID, keyPrefix string, cost int64, refundIf func(int) bool) {
+func (p *Paywall) serveRefundable(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, cost int64, refundIf func(int) bool) {
 	sw := &statusWriter{ResponseWriter: w}
 	completed := false
 	defer func() {
@@ -182,19 +260,20 @@ func (p *Paywall) serveRefundable(w http.ResponseWriter, r *http.Request, next h
 		case status == 0:
 			status = http.StatusOK
 		}
-		if refundIf(status) {
-			p.refund(r, accountID, keyPrefix, cost)
+		if refundIf(status) && p.refund(r, s.caller.Account.ID, s.caller.Key.Prefix, cost) {
+			s.idem.void = true
 		}
 	}()
 	next.ServeHTTP(sw, r)
 	completed = true
 }
 
-// refund gives cost back to the account and reports it.
-func (p *Paywall) refund(r *http.Request, accountID, keyPrefix string, cost int64) {
+// refund gives cost back to the account, reports it, and reports whether
+// it was given back.
+func (p *Paywall) refund(r *http.Request, accountID, keyPrefix string, cost int64) bool {
 	bal, err := p.refunder.Refund(context.WithoutCancel(r.Context()), accountID, cost)
 	if p.onDecision == nil {
-		return
+		return err == nil
 	}
 	d := Decision{
 		Time:      p.clock(),
@@ -211,4 +290,5 @@ func (p *Paywall) refund(r *http.Request, accountID, keyPrefix string, cost int6
 		d.Balance = 0
 	}
 	p.onDecision(r.Context(), d)
+	return err == nil
 }

@@ -22,6 +22,12 @@ type Caller struct {
 	// Balance is the balance after the last charge, or the looked-up
 	// balance if the request was not charged.
 	Balance int64
+	// Replay is true when [Paywall.Charge] let the request through without
+	// debiting it, because it is a retry of a request with the same
+	// Idempotency-Key that was charged within [Options.IdempotencyWindow].
+	// Charged is then zero. The handler runs again for a retry: it should
+	// answer as it did the first time.
+	Replay bool
 }
 
 // requestState is the one value [Paywall.Authenticate] adds to a request: a
@@ -35,6 +41,8 @@ type requestState struct {
 	// request through: there is no Caller, and Require and Charge pass the
 	// request unchecked.
 	failedOpen bool
+	// idem tracks the Idempotency-Key a Charge of this request holds.
+	idem idemUse
 }
 
 // stateKey is the context key under which a requestState finds itself.

@@ -32,4 +32,9 @@ type Decision struct {
 	// Balance is the balance after the decision, when known.
 	Cost    int64
 	Balance int64
+	// Replay is true for an allowed "charge" that let a retry through
+	// uncharged (Cost zero), because a request with the same
+	// Idempotency-Key was charged within [Options.IdempotencyWindow]; see
+	// [Caller.Replay].
+	Replay bool
 }

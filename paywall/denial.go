@@ -30,7 +30,13 @@ const (
 	CodeQuotaExhausted       Code = "quota_exhausted"       // 402: periodic quota used up until it refills
 	CodeRateLimited          Code = "rate_limited"          // 429: token bucket empty
 	CodeStoreUnavailable     Code = "store_unavailable"     // 503: back end failed (fail-closed)
-	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it)
+	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
+)
+
+// Denial codes of the Idempotency-Key header; see [Paywall.ChargeWith].
+const (
+	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the key was used for another method or route
+	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same key is still in flight
 )
 
 // go402Problems is the base of go402's own problem type URIs.
@@ -55,6 +61,9 @@ var defaults = map[Code]codeDefaults{
 	CodeRateLimited:          {http.StatusTooManyRequests, "https://iana.org/assignments/http-problem-types#quota-exceeded", "Quota Exceeded"},
 	CodeStoreUnavailable:     {http.StatusServiceUnavailable, go402Problems + "store_unavailable", "Service unavailable"},
 	CodeInvalidRequest:       {http.StatusBadRequest, go402Problems + "invalid_request", "Invalid request"},
+
+	CodeIdempotencyKeyReused:  {http.StatusUnprocessableEntity, go402Problems + "idempotency_key_reused", "Idempotency key reused"},
+	CodeIdempotencyInProgress: {http.StatusConflict, go402Problems + "idempotency_in_progress", "Request in progress"},
 }
 
 // defaultsFor returns the defaults of c; an unknown code is a 403 of type

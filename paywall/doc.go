@@ -30,6 +30,12 @@
 // or plain text. Handlers can call WriteDenial themselves to refuse a
 // request in the same way, with no middleware at all.
 //
+// With [Options.IdempotencyWindow] set, a client can retry a paid request
+// with the same Idempotency-Key header and is not charged again within the
+// window: the handler runs again, with [Caller.Replay] set, so it must give
+// the same answer for the same key (responses are never stored). The keys
+// are remembered per process; see [Paywall.ChargeWith].
+//
 // Raw keys never leave [Paywall.ExtractKey]: responses, errors and each
 // [Decision] reported to [Options.OnDecision] carry at most the account ID
 // and the key's display prefix.

@@ -143,6 +143,44 @@ func ExamplePaywall_ChargeWith() {
 	// 502 100
 }
 
+// A client that lost the answer to a paid request retries it with the same
+// Idempotency-Key and is not charged again; the handler runs again and
+// sees the retry in Caller.Replay.
+func ExampleOptions_idempotencyWindow() {
+	ctx := context.Background()
+	mem := store.NewMemory(nil)
+	_ = mem.PutAccount(ctx, store.Account{ID: "acme", Balance: 100})
+	_ = mem.PutKey(ctx, store.NewKey("sk_test_acme", "acme"))
+	pw, _ := paywall.New(mem, &paywall.Options{IdempotencyWindow: 24 * time.Hour})
+
+	mux := http.NewServeMux()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _ := paywall.CallerFromContext(r.Context())
+		fmt.Fprintf(w, "charged %d, replay %v, %d left\n", c.Charged, c.Replay, c.Balance)
+	})
+	mux.Handle("POST /generate", pw.Authenticate(pw.Charge(25)(h)))
+	mux.Handle("POST /translate", pw.Authenticate(pw.Charge(5)(h)))
+
+	for _, req := range []struct{ path, idempotencyKey string }{
+		{"/generate", `"order-4711"`},
+		{"/generate", `"order-4711"`}, // a retry
+		{"/generate", `"order-4712"`}, // a new request
+		{"/translate", `"order-4711"`},
+	} {
+		r := httptest.NewRequest("POST", req.path, nil)
+		r.Header.Set("Authorization", "Bearer sk_test_acme")
+		r.Header.Set(paywall.HeaderIdempotencyKey, req.idempotencyKey)
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		fmt.Printf("%s %s: %d %s", req.path, req.idempotencyKey, w.Code, w.Body)
+	}
+	// Output:
+	// /generate "order-4711": 200 charged 25, replay false, 75 left
+	// /generate "order-4711": 200 charged 0, replay true, 75 left
+	// /generate "order-4712": 200 charged 25, replay false, 50 left
+	// /translate "order-4711": 422 {"type":"https://go402.dev/problems/idempotency_key_reused","title":"Idempotency key reused","status":422,"detail":"This Idempotency-Key was used for another request (another method or route). Use a new key for a new request.","code":"idempotency_key_reused"}
+}
+
 // A handler reads who is calling, and what is left, from the request's
 // context.
 func ExampleCallerFromContext() {

@@ -53,7 +53,7 @@ func TestNoKeyLeak(t *testing.T) {
 	fs := &failingStore{Store: f.mem}
 	p := newPaywall(t, fs, f.clock, &paywall.Options{
 		OnDecision: got.record, UpgradeURL: "https://example.com/upgrade", PaymentURL: "https://example.com/pay",
-		KeyQueryParam: "key",
+		KeyQueryParam: "key", IdempotencyWindow: time.Hour,
 	})
 	costErr := paywall.ChargeOptions{CostFunc: func(*http.Request) (int64, error) { return 0, errors.New("bad size parameter") }}
 	mux := http.NewServeMux()
@@ -64,6 +64,18 @@ func TestNoKeyLeak(t *testing.T) {
 	mux.Handle("POST /fail", p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 1, Refund: true})(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(500) }))))
 	mux.Handle("POST /sized", p.Authenticate(p.ChargeWith(costErr)(ok)))
+	mux.Handle("POST /other", p.Authenticate(p.Charge(1)(ok)))
+	// /twice sends a copy of its request through the mux while it is
+	// being handled, and answers with what the copy got: 409.
+	mux.Handle("POST /twice", p.Authenticate(p.Charge(1)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner := httptest.NewRecorder()
+		mux.ServeHTTP(inner, r.Clone(context.Background()))
+		for k, v := range inner.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(inner.Code)
+		_, _ = w.Write(inner.Body.Bytes())
+	}))))
 
 	type call struct {
 		name, method, path string
@@ -74,6 +86,12 @@ func TestNoKeyLeak(t *testing.T) {
 	}
 	bearer := func(k string) http.Header { return http.Header{"Authorization": {"Bearer " + k}} }
 	apiKey := func(k ...string) http.Header { return http.Header{"X-Api-Key": k} }
+	// idem adds an Idempotency-Key to h; the API key itself makes a
+	// conspicuous one.
+	idem := func(h http.Header, v string) http.Header {
+		h.Set(paywall.HeaderIdempotencyKey, v)
+		return h
+	}
 	calls := []call{
 		{"missing (other scheme)", "GET", "/hello", http.Header{"Authorization": {"Basic " + kPro}}, nil, nil, "missing_key"},
 		{"malformed", "GET", "/hello", apiKey(kPro + " " + kPro), nil, nil, "invalid_key"},
@@ -94,6 +112,11 @@ func TestNoKeyLeak(t *testing.T) {
 		{"cost error", "POST", "/sized", bearer(kPro), nil, nil, "invalid_request"},
 		{"allowed", "POST", "/generate", bearer(kPro), nil, nil, ""},
 		{"refunded", "POST", "/fail", bearer(kPro), nil, nil, ""},
+		{"idempotency key malformed", "POST", "/generate", idem(bearer(kPro), `"`+kPro), nil, nil, "invalid_request"},
+		{"idempotency key too long", "POST", "/generate", idem(bearer(kPro), strings.Repeat(kPro, 10)), nil, nil, "invalid_request"},
+		{"idempotency key charged, then replayed", "POST", "/generate", idem(bearer(kPro), `"`+kPro+`"`), nil, nil, ""},
+		{"idempotency key reused", "POST", "/other", idem(bearer(kPro), kPro), nil, nil, "idempotency_key_reused"},
+		{"idempotency key in flight", "POST", "/twice", idem(bearer(kPro), kOther), nil, nil, "idempotency_in_progress"},
 	}
 	seen := map[string]bool{}
 	for _, c := range calls {
@@ -104,6 +127,9 @@ func TestNoKeyLeak(t *testing.T) {
 			r := httptest.NewRequest(c.method, c.path, nil)
 			for k, v := range c.header {
 				r.Header[k] = v
+			}
+			if c.path == "/twice" { // a new key each time, so that the first copy is charged
+				r.Header.Set(paywall.HeaderIdempotencyKey, kOther+accept)
 			}
 			if accept != "" {
 				r.Header.Set("Accept", accept)
@@ -128,6 +154,7 @@ func TestNoKeyLeak(t *testing.T) {
 		paywall.CodeMissingKey, paywall.CodeInvalidKey, paywall.CodeKeyRevoked, paywall.CodeKeyExpired,
 		paywall.CodeSubscriptionInactive, paywall.CodeFeatureNotInPlan, paywall.CodeInsufficientCredits,
 		paywall.CodeQuotaExhausted, paywall.CodeStoreUnavailable, paywall.CodeInvalidRequest,
+		paywall.CodeIdempotencyKeyReused, paywall.CodeIdempotencyInProgress,
 	} {
 		if !seen[string(code)] {
 			t.Errorf("denial %s not triggered", code)
@@ -137,6 +164,9 @@ func TestNoKeyLeak(t *testing.T) {
 	steps := map[string]bool{}
 	for _, d := range dl {
 		steps[d.Step] = true
+		if d.Replay {
+			steps["replay"] = true
+		}
 		s := fmt.Sprintf("%#v", d)
 		for _, sec := range secrets {
 			if strings.Contains(s, sec) {
@@ -144,7 +174,7 @@ func TestNoKeyLeak(t *testing.T) {
 			}
 		}
 	}
-	for _, s := range []string{"authenticate", "require", "charge", "refund"} {
+	for _, s := range []string{"authenticate", "require", "charge", "refund", "replay"} {
 		if !steps[s] {
 			t.Errorf("no %s decision among %d", s, len(dl))
 		}

@@ -31,6 +31,7 @@ type Paywall struct {
 	deny             DenyFunc
 	onDecision       func(ctx context.Context, d Decision)
 	clock            func() time.Time
+	idempotency      *idempotencyCache // nil when IdempotencyWindow is zero
 
 	// Details of the key-extraction denials, computed once from the
 	// configuration.
@@ -102,6 +103,17 @@ type Options struct {
 	// quickly.
 	OnDecision func(ctx context.Context, d Decision)
 
+	// IdempotencyWindow, if positive, makes [Paywall.Charge] honour the
+	// Idempotency-Key request header ([HeaderIdempotencyKey]), so that a
+	// client can retry a paid request without paying twice: a retry with
+	// the same key, from the same account, to the same method and route,
+	// within IdempotencyWindow after the first request finished, runs the
+	// handler again without being debited (see [Caller.Replay]). Zero, the
+	// default, turns this off: the header is ignored and every request is
+	// charged. The keys are remembered in this process only; see
+	// [Paywall.ChargeWith] for the rules and their limits.
+	IdempotencyWindow time.Duration
+
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
@@ -117,7 +129,8 @@ type keyHeader struct {
 }
 
 // New returns a Paywall on s. It reports configuration mistakes (a nil
-// store, a negative MaxKeyLength or RetryAfterUnavailable, a status outside
+// store, a negative MaxKeyLength, RetryAfterUnavailable or
+// IdempotencyWindow, a status outside
 // 400–599, a malformed or repeated header name, a Realm that is not
 // printable ASCII, an unparsable URL) as errors prefixed "paywall:". It
 // copies what it needs from opts, which the caller may reuse.
@@ -207,6 +220,12 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 	}
 	if p.clock == nil {
 		p.clock = time.Now
+	}
+	switch {
+	case o.IdempotencyWindow < 0:
+		return nil, errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
+	case o.IdempotencyWindow > 0:
+		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, p.clock, maxIdempotencyKeys)
 	}
 
 	var where []string

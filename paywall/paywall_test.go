@@ -30,6 +30,8 @@ func TestNew(t *testing.T) {
 		{"duplicate header", mem, &paywall.Options{KeyHeaders: []string{"x-api-key", "X-API-Key"}}, `header "X-Api-Key" listed twice`},
 		{"bad realm", mem, &paywall.Options{Realm: "a\nb"}, "Realm must be printable ASCII"},
 		{"negative retry", mem, &paywall.Options{RetryAfterUnavailable: -time.Second}, "RetryAfterUnavailable must be >= 0"},
+		{"negative idempotency window", mem, &paywall.Options{IdempotencyWindow: -time.Second}, "paywall: IdempotencyWindow must be >= 0, got -1s"},
+		{"idempotency window", mem, &paywall.Options{IdempotencyWindow: time.Hour}, ""},
 		{"bad URL", mem, &paywall.Options{UpgradeURL: "http://[::1"}, "paywall: UpgradeURL:"},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,324 @@
+package paywall
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// HeaderIdempotencyKey is the request header that lets a client retry a
+// paid request without paying twice, when [Options.IdempotencyWindow] is
+// set (draft-ietf-httpapi-idempotency-key-header). Its value is a
+// Structured Field string:
+//
+//	Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// MaxIdempotencyKeyLength is the longest Idempotency-Key accepted, in bytes
+// of the key itself (without the quotes and escapes of its encoding).
+const MaxIdempotencyKeyLength = 255
+
+// maxIdempotencyKeys bounds the keys a Paywall remembers. Past it the
+// oldest are forgotten before their window ends, so that a retry of one is
+// charged again: the bound can cost a client a second charge, never give
+// it a free request.
+const maxIdempotencyKeys = 100_000
+
+// retryInProgress is the Retry-After of the 409 for a retry of a request
+// still in flight.
+const retryInProgress = time.Second
+
+// Errors of parseIdempotencyKey, each with its own detail in the 400.
+var (
+	errIdemMalformed   = errors.New("paywall: malformed Idempotency-Key")
+	errIdemTooLong     = errors.New("paywall: Idempotency-Key too long")
+	errIdemConflicting = errors.New("paywall: different Idempotency-Keys")
+)
+
+// parseIdempotencyKey returns the key carried by the Idempotency-Key field
+// lines vs (at least one). Each line holds an sf-string (RFC 9651, without
+// parameters) or, leniently, a bare token (RFC 9110 tchar, ':' and '/'),
+// which is the same key as the quoted form. The key must be 1 to
+// MaxIdempotencyKeyLength bytes. The same key sent on several lines is
+// accepted; different ones are not.
+func parseIdempotencyKey(vs []string) (string, error) {
+	var key string
+	for i, v := range vs {
+		k, err := parseIdempotencyValue(v)
+		if err != nil {
+			return "", err
+		}
+		if i > 0 && k != key {
+			return "", errIdemConflicting
+		}
+		key = k
+	}
+	return key, nil
+}
+
+// parseIdempotencyValue parses one field line of Idempotency-Key.
+func parseIdempotencyValue(v string) (string, error) {
+	v = trimOWS(v)
+	if v == "" {
+		return "", errIdemMalformed
+	}
+	if v[0] != '"' {
+		if len(v) > MaxIdempotencyKeyLength {
+			return "", errIdemTooLong
+		}
+		for i := 0; i < len(v); i++ {
+			if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
+				return "", errIdemMalformed
+			}
+		}
+		return v, nil
+	}
+	// An escape doubles a character at most, so a longer value cannot hold
+	// an acceptable key: refuse it before looking at it.
+	if len(v) > 2*MaxIdempotencyKeyLength+2 {
+		return "", errIdemTooLong
+	}
+	var unescaped []byte // nil until the first escape
+	for i := 1; i < len(v); i++ {
+		switch c := v[i]; {
+		case c == '"':
+			if i != len(v)-1 { // parameters, or anything else after the string
+				return "", errIdemMalformed
+			}
+			key := v[1:i]
+			if unescaped != nil {
+				key = string(unescaped)
+			}
+			switch {
+			case key == "":
+				return "", errIdemMalformed
+			case len(key) > MaxIdempotencyKeyLength:
+				return "", errIdemTooLong
+			}
+			return key, nil
+		case c == '\\':
+			if i+1 == len(v) || v[i+1] != '"' && v[i+1] != '\\' {
+				return "", errIdemMalformed
+			}
+			if unescaped == nil {
+				unescaped = append(make([]byte, 0, len(v)), v[1:i]...)
+			}
+			i++
+			unescaped = append(unescaped, v[i])
+		case c < 0x20 || c > 0x7e:
+			return "", errIdemMalformed
+		default:
+			if unescaped != nil {
+				unescaped = append(unescaped, c)
+			}
+		}
+	}
+	return "", errIdemMalformed // no closing quote
+}
+
+// invalidIdempotencyKey is the denial for an Idempotency-Key that err
+// refused. It never repeats the value: the client chose it, and it may hold
+// anything.
+func invalidIdempotencyKey(err error) *Denial {
+	d := &Denial{Code: CodeInvalidRequest}
+	switch err {
+	case errIdemTooLong:
+		d.Detail = "The " + HeaderIdempotencyKey + " header is longer than " + strconv.Itoa(MaxIdempotencyKeyLength) + " bytes."
+	case errIdemConflicting:
+		d.Detail = "The request carries more than one " + HeaderIdempotencyKey + ", and they differ."
+	default:
+		d.Detail = "The " + HeaderIdempotencyKey + ` header must be a quoted string of 1 to ` +
+			strconv.Itoa(MaxIdempotencyKeyLength) + ` printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`
+	}
+	return d
+}
+
+// idemUse is a request's share in an Idempotency-Key held by the outermost
+// Charge of the request that found the key new. Charges record whether
+// their debit stands; when the holder returns, the key is remembered only
+// if some debit stands and none was refused or refunded.
+type idemUse struct {
+	held    bool // a Charge of this request holds a key in flight
+	debited bool // a debit was made
+	void    bool // a charge was refused, or a debit refunded
+}
+
+// chargeOnce is the charge of a request that carries the Idempotency-Key
+// key: it refuses a reused key or a retry of a request in flight, lets a
+// retry of a charged request through uncharged, and otherwise holds the key
+// while it charges and serves the request.
+func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, key string, cost int64, refundIf func(int) bool) {
+	c := &s.caller
+	k := pairDigest(c.Account.ID, key)
+	switch p.idempotency.begin(k, pairDigest(r.Method, route(r))) {
+	case idemReused:
+		p.refuse(w, r, "charge", &Denial{
+			Code:   CodeIdempotencyKeyReused,
+			Detail: "This " + HeaderIdempotencyKey + " was used for another request (another method or route). Use a new key for a new request.",
+		}, c.Account.ID, c.Key.Prefix)
+		return
+	case idemBusy:
+		p.refuse(w, r, "charge", &Denial{
+			Code:       CodeIdempotencyInProgress,
+			Detail:     "A request with this " + HeaderIdempotencyKey + " is still being processed; send it again when it has finished.",
+			RetryAfter: retryInProgress,
+		}, c.Account.ID, c.Key.Prefix)
+		return
+	case idemRemembered:
+		c.Replay = true
+		p.allowReplay(r, c)
+		next.ServeHTTP(w, r)
+		return
+	}
+	s.idem = idemUse{held: true}
+	defer func() {
+		// Also when next panics: a debit that stands is remembered.
+		p.idempotency.end(k, s.idem.debited && !s.idem.void)
+		s.idem = idemUse{}
+	}()
+	p.charge(w, r, next, s, cost, refundIf)
+}
+
+// allowReplay reports a retry let through uncharged.
+func (p *Paywall) allowReplay(r *http.Request, c *Caller) {
+	if p.onDecision == nil {
+		return
+	}
+	p.onDecision(r.Context(), Decision{
+		Time:      p.clock(),
+		Step:      "charge",
+		Allowed:   true,
+		Replay:    true,
+		AccountID: c.Account.ID,
+		KeyPrefix: c.Key.Prefix,
+		Route:     route(r),
+		Balance:   c.Balance,
+	})
+}
+
+// idemDigest is a SHA-256 digest: of an account ID and an Idempotency-Key,
+// which identifies a remembered key, or of a method and route, which is
+// the fingerprint of the request that used it. Fixed-size digests keep the
+// memory of an entry bounded whatever the client sends.
+type idemDigest [sha256.Size]byte
+
+// pairDigest is the digest of a and b, length-prefixed so that no two pairs
+// share an input. It does not allocate for short strings.
+func pairDigest(a, b string) idemDigest {
+	var buf [320]byte
+	data := buf[:0]
+	if n := 8 + len(a) + len(b); n > len(buf) {
+		data = make([]byte, 0, n)
+	}
+	data = binary.BigEndian.AppendUint64(data, uint64(len(a)))
+	data = append(data, a...)
+	data = append(data, b...)
+	return sha256.Sum256(data)
+}
+
+// idemState is what idempotencyCache.begin found.
+type idemState int
+
+const (
+	idemNew        idemState = iota // unknown (or expired): now held in flight by the caller
+	idemBusy                        // held in flight by another request with the same fingerprint
+	idemReused                      // known with another fingerprint
+	idemRemembered                  // charged within the window, same fingerprint
+)
+
+// idemEntry is a key's fingerprint and when it expires, in Unix
+// nanoseconds of the Paywall's clock; zero while the key is held in
+// flight. Neither holds a pointer, so the garbage collector need not scan
+// the map.
+type idemEntry struct {
+	fingerprint idemDigest
+	expires     int64
+}
+
+type idemItem struct {
+	key     idemDigest
+	expires int64
+}
+
+// idempotencyCache remembers the Idempotency-Keys of charged requests for
+// a window, and the keys of requests in flight. Remembered keys are bounded
+// by max; keys in flight, by the requests in flight. It is safe for
+// concurrent use.
+type idempotencyCache struct {
+	window time.Duration
+	now    func() time.Time
+	max    int
+
+	mu    sync.Mutex
+	m     map[idemDigest]idemEntry
+	order []idemItem // remembered keys, oldest first
+}
+
+func newIdempotencyCache(window time.Duration, now func() time.Time, max int) *idempotencyCache {
+	return &idempotencyCache{window: window, now: now, max: max, m: make(map[idemDigest]idemEntry)}
+}
+
+// begin looks the key k of a request with fingerprint fp up. If it is new,
+// it is now held in flight, and the caller must call end.
+func (c *idempotencyCache) begin(k, fp idemDigest) idemState {
+	now := c.now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.prune(now)
+	if e, ok := c.m[k]; ok && (e.expires == 0 || now < e.expires) {
+		switch {
+		case e.fingerprint != fp:
+			return idemReused
+		case e.expires == 0:
+			return idemBusy
+		}
+		return idemRemembered
+	}
+	c.m[k] = idemEntry{fingerprint: fp}
+	return idemNew
+}
+
+// end releases the key k held in flight: it is remembered for the window
+// from now if keep, and forgotten otherwise.
+func (c *idempotencyCache) end(k idemDigest, keep bool) {
+	now := c.now().UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[k]
+	if !ok || e.expires != 0 { // not held: cannot happen
+		return
+	}
+	if !keep {
+		delete(c.m, k)
+		return
+	}
+	e.expires = now + int64(c.window)
+	if e.expires < now { // a window beyond the year 2262
+		e.expires = math.MaxInt64
+	}
+	e.expires = max(e.expires, 1) // a clock at the Unix epoch, with zero meaning in flight
+	c.m[k] = e
+	c.order = append(c.order, idemItem{k, e.expires})
+	c.prune(now)
+}
+
+// prune forgets the remembered keys that expired, and the oldest ones
+// beyond max. Keys in flight are never forgotten. c.mu must be held.
+func (c *idempotencyCache) prune(now int64) {
+	n := 0
+	for n < len(c.order) && (now >= c.order[n].expires || len(c.order)-n > c.max) {
+		it := c.order[n]
+		// The entry may since have expired and been taken again.
+		if e, ok := c.m[it.key]; ok && e.expires == it.expires {
+			delete(c.m, it.key)
+		}
+		c.order[n] = idemItem{}
+		n++
+	}
+	c.order = c.order[n:]
+}
