@@ -51,6 +51,7 @@ type impl struct {
 
 var impls = []impl{
 	{"go402-limiter", go402Limiter},
+	{"go402-limiter-draining", go402LimiterDraining},
 	{"go402-stack", go402Stack},
 	{"sethvargo-go-limiter", sethvargoLimiter},
 	{"ulule-limiter", ululeLimiter},
@@ -61,16 +62,32 @@ var impls = []impl{
 // final is the handler behind every middleware: it does nothing.
 var final = http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 
+// byAPIKey keys go402's limiter by the X-Api-Key header.
+func byAPIKey(r *http.Request) (string, bool) {
+	v := r.Header[apiKey]
+	if len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// go402Limiter is the limiter alone. At this rate every bucket is full
+// again by the next request, as a client under its limit finds it, so the
+// RateLimit value is the precomputed one.
 func go402Limiter(b *testing.B, _ []*http.Request) http.Handler {
-	l, err := limiter.New(perSecond, burst, &limiter.Options{
-		By: func(r *http.Request) (string, bool) {
-			v := r.Header[apiKey]
-			if len(v) == 0 {
-				return "", false
-			}
-			return v[0], true
-		},
-	})
+	l, err := limiter.New(perSecond, burst, &limiter.Options{By: byAPIKey})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return l.Handler(final)
+}
+
+// go402LimiterDraining is the limiter alone with buckets that never fill
+// up again (a token every 1000 s, from a burst of 2^40): each response's
+// RateLimit value is built afresh. Not one of the scenarios; it
+// shows the limiter's cost for a client that is using up its limit.
+func go402LimiterDraining(b *testing.B, _ []*http.Request) http.Handler {
+	l, err := limiter.New(1e-3, 1<<40, &limiter.Options{By: byAPIKey})
 	if err != nil {
 		b.Fatal(err)
 	}

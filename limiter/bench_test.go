@@ -17,7 +17,8 @@ func (w *noopWriter) WriteHeader(int)             {}
 
 // BenchmarkHandler measures the allowed path: one bucket or 10,000, serial
 // or parallel, with the RateLimit headers on. The rate is high enough that
-// every request passes.
+// every request passes and finds its bucket full again, as a client under
+// its limit does; the draining variant shows the cost when it does not.
 func BenchmarkHandler(b *testing.B) {
 	for _, keys := range []int{1, 10_000} {
 		reqs := make([]*http.Request, keys)
@@ -32,6 +33,16 @@ func BenchmarkHandler(b *testing.B) {
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				h.ServeHTTP(w, reqs[i%keys])
+			}
+		})
+		// A bucket that drains (a token every 1000 s, from a huge burst) is
+		// never full, so its RateLimit value is built for every response.
+		drain := mustNew(b, 1e-3, 1<<40, &Options{By: headerKey}).Handler(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		b.Run("keys="+strconv.Itoa(keys)+"/serial-draining", func(b *testing.B) {
+			w := &noopWriter{h: make(http.Header)}
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				drain.ServeHTTP(w, reqs[i%keys])
 			}
 		})
 		b.Run("keys="+strconv.Itoa(keys)+"/parallel", func(b *testing.B) {

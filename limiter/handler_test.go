@@ -546,22 +546,58 @@ func TestFailOpenDecision(t *testing.T) {
 	}
 }
 
-// An allowed request costs one allocation (the RateLimit value), or two with
-// a policy name too long to share it; the issue's budget is three.
+// An allowed request costs no allocation when its bucket was full (a client
+// under its limit), and one (the RateLimit value) when it was not, or two
+// with a policy name too long to share it; the issue's budget is three.
 func TestAllocs(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		want float64
-	}{{"default", 1}, {strings.Repeat("n", 64), 2}} {
-		l := mustNew(t, 1e9, 1<<30, &Options{Name: tc.name, By: headerKey})
+		name     string
+		rate     float64
+		want     float64
+		wantFull bool
+	}{
+		{"default", 1e9, 0, true},
+		{"default", 1e-3, 1, false},
+		{strings.Repeat("n", 64), 1e-3, 2, false},
+	} {
+		clk := newClock()
+		l := mustNew(t, tc.rate, 1<<30, &Options{Name: tc.name, By: headerKey, Clock: clk.Now})
 		h := l.Handler(okHandler)
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("X-Api-Key", "k")
 		w := &noopWriter{h: make(http.Header)}
 		h.ServeHTTP(w, req)
-		checkHeaders(t, w.h, tc.name, 1<<30, 2)
-		if n := testing.AllocsPerRun(1000, func() { h.ServeHTTP(w, req) }); n > tc.want {
-			t.Errorf("name of %d bytes: %v allocations per allowed request, want %v", len(tc.name), n, tc.want)
+		clk.Advance(time.Second) // refills the 1e9/s bucket, not the other
+		h.ServeHTTP(w, req)
+		r, _ := checkHeaders(t, w.h, tc.name, 1<<30, window(store.RateLimit{Rate: tc.rate, Burst: 1 << 30}))
+		if full := r == 1<<30-1; full != tc.wantFull {
+			t.Fatalf("%+v: r = %d", tc, r)
+		}
+		if n := testing.AllocsPerRun(1000, func() { clk.Advance(time.Microsecond); h.ServeHTTP(w, req) }); n > tc.want {
+			t.Errorf("%+v: %v allocations per allowed request, want %v", tc, n, tc.want)
+		}
+	}
+}
+
+// The precomputed value for a full bucket is the one the general path
+// writes.
+func TestRateLimitValue(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for i := 0; i < 500; i++ {
+		clk := newClock()
+		burst := 1 + rng.Intn(1000)
+		rate := []float64{1e-3, 0.3, 1, 2.5, 7, 100, 5000, 1e9}[rng.Intn(8)]
+		cost := 1 + rng.Intn(burst)
+		l := mustNew(t, rate, burst, &Options{Clock: clk.Now, By: oneKey, Cost: cost, Name: "p"})
+		for j := 0; j < 3; j++ {
+			res := take(t, l, httptest.NewRequest("GET", "/", nil))
+			h := http.Header{}
+			l.setHeaders(h, &res)
+			want := `"p";r=` + strconv.Itoa(res.Remaining) + ";t=" + strconv.FormatInt(seconds(res.Reset), 10)
+			if got := h.Get("RateLimit"); got != want {
+				t.Fatalf("rate %v burst %d cost %d, take %d: RateLimit %q, want %q", rate, burst, cost, j, got, want)
+			}
+			clk.Advance(time.Duration(rng.Int63n(int64(time.Second))))
 		}
 	}
 }

@@ -38,21 +38,38 @@ type policy struct {
 	limit      store.RateLimit
 	header     []string // RateLimit-Policy
 	limitValue []string // X-RateLimit-Limit
+
+	// full is the RateLimit value after a request of the limiter's fixed
+	// cost took its tokens from a full bucket: r=fullR, t=fullT. A client
+	// under its limit finds its bucket full at every request, so this is
+	// the common answer, and it costs no allocation. Nil if the cost
+	// exceeds the burst.
+	full  []string
+	fullR int
+	fullT int64
 }
 
-// newPolicy returns the policy for lim named by the quoted name.
-func newPolicy(quoted string, lim store.RateLimit) *policy {
+// newPolicy returns the policy for lim named by quoted, for requests that
+// cost cost tokens.
+func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
 	b := make([]byte, 0, len(quoted)+32)
 	b = append(b, quoted...)
 	b = append(b, ";q="...)
 	b = strconv.AppendInt(b, int64(lim.Burst), 10)
 	b = append(b, ";w="...)
 	b = strconv.AppendInt(b, window(lim), 10)
-	return &policy{
+	p := &policy{
 		limit:      lim,
 		header:     []string{string(b)},
 		limitValue: []string{strconv.Itoa(lim.Burst)},
 	}
+	if cost <= lim.Burst {
+		res := Result{Cost: cost}
+		res.fill(true, float64(lim.Burst-cost), p)
+		p.fullR, p.fullT = res.Remaining, seconds(res.Reset)
+		p.full = []string{string(appendRateLimit(nil, quoted+";r=", p.fullR, p.fullT))}
+	}
+	return p
 }
 
 // window returns the w parameter of a policy: the whole seconds an empty
@@ -93,25 +110,31 @@ func seconds(d time.Duration) int64 {
 
 // setHeaders writes the headers describing res into h: RateLimit-Policy and
 // RateLimit always, the legacy X-RateLimit-* headers if configured. Values
-// are assigned straight into the map under canonical names; the only
-// allocation is the RateLimit value (see oneValue).
+// are assigned straight into the map under canonical names. The RateLimit
+// value is the policy's precomputed one when the bucket was full (a client
+// under its limit), else one allocation (see oneValue).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
-	h[HeaderRateLimitPolicy] = res.policy.header
+	pol := res.policy
+	h[HeaderRateLimitPolicy] = pol.header
 
-	if len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf) {
+	t := seconds(res.Reset)
+	switch {
+	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
+		h[HeaderRateLimit] = pol.full
+	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
 		v := new(oneValue)
-		b := l.appendRateLimit(v.buf[:0], res)
+		b := appendRateLimit(v.buf[:0], l.rPrefix, res.Remaining, t)
 		v.v[0] = unsafe.String(&v.buf[0], len(b))
 		h[HeaderRateLimit] = v.v[:]
-	} else {
+	default:
 		var buf [2*64 + 5 + maxParamsLen]byte // a quoted Name of up to 64 bytes, and ";r="
-		h[HeaderRateLimit] = []string{string(l.appendRateLimit(buf[:0], res))}
+		h[HeaderRateLimit] = []string{string(appendRateLimit(buf[:0], l.rPrefix, res.Remaining, t))}
 	}
 
 	if l.legacy {
-		h[HeaderXRateLimitLimit] = res.policy.limitValue
+		h[HeaderXRateLimitLimit] = pol.limitValue
 		h[HeaderXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
-		h[HeaderXRateLimitReset] = []string{strconv.FormatInt(seconds(res.Reset), 10)}
+		h[HeaderXRateLimitReset] = []string{strconv.FormatInt(t, 10)}
 	}
 }
 
@@ -119,12 +142,13 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 // value get after the `"name";r=` prefix: two int64s and ";t=".
 const maxParamsLen = 20 + len(";t=") + 20
 
-// appendRateLimit appends the RateLimit value `"name";r=<remaining>;t=<seconds>`.
-func (l *Limiter) appendRateLimit(b []byte, res *Result) []byte {
-	b = append(b, l.rPrefix...)
-	b = strconv.AppendInt(b, int64(res.Remaining), 10)
+// appendRateLimit appends the RateLimit value `"name";r=<r>;t=<t>`, given
+// its prefix `"name";r=`.
+func appendRateLimit(b []byte, prefix string, r int, t int64) []byte {
+	b = append(b, prefix...)
+	b = strconv.AppendInt(b, int64(r), 10)
 	b = append(b, ";t="...)
-	return strconv.AppendInt(b, seconds(res.Reset), 10)
+	return strconv.AppendInt(b, t, 10)
 }
 
 // oneValue is a header's one-element value slice and the bytes of that

@@ -48,7 +48,9 @@ func ByAccount() KeyFunc {
 //
 // Requests whose RemoteAddr is not an IP address and port (a Unix socket,
 // for example) share one bucket. Use [ByForwarded] if the proxies write the
-// RFC 7239 Forwarded header instead.
+// RFC 7239 Forwarded header instead. ByClientAddr panics if a prefix is
+// invalid (such as the zero netip.Prefix): a programming error, found at
+// start-up.
 func ByClientAddr(trusted ...netip.Prefix) KeyFunc {
 	return byAddr(trusted, headerXForwardedFor, xffHop)
 }

@@ -14,9 +14,9 @@ import (
 
 // Limiter admits requests while their token bucket holds enough tokens. Each
 // bucket gains a rate of tokens per second up to a burst; a request takes its
-// cost in tokens or is refused. Create one with [New]; [Limiter.Handler] is
-// the middleware and [Limiter.Take] the decision alone. A Limiter is safe for
-// concurrent use.
+// cost in tokens or is refused. Create one with [New] (the zero Limiter is
+// not usable); [Limiter.Handler] is the middleware and [Limiter.Take] the
+// decision alone. A Limiter is safe for concurrent use.
 //
 // The rate and burst of a request come, in order of precedence, from the
 // [store.Account.RateLimit] override of the caller's account, from
@@ -202,7 +202,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	l := &Limiter{
 		name:             o.Name,
 		rPrefix:          quoted + ";r=",
-		def:              newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}),
+		def:              newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}, o.Cost),
 		maxCost:          burst,
 		by:               o.By,
 		cost:             o.Cost,
@@ -224,7 +224,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 			if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 				return nil, err
 			}
-			l.plans[name] = newPolicy(quoted, lim)
+			l.plans[name] = newPolicy(quoted, lim, o.Cost)
 			l.maxCost = max(l.maxCost, lim.Burst)
 		}
 	}
@@ -240,7 +240,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 				return p
 			}
 		}
-		return newPolicy(quoted, lim)
+		return newPolicy(quoted, lim, o.Cost)
 	}
 	return l, nil
 }
