@@ -46,7 +46,7 @@ func headerKey(r *http.Request) string {
 // keys that the middleware must know, for the go402 stack).
 type impl struct {
 	name string
-	make func(b *testing.B, reqs []*http.Request) http.Handler
+	make func(tb testing.TB, reqs []*http.Request) http.Handler
 }
 
 var impls = []impl{
@@ -74,10 +74,10 @@ func byAPIKey(r *http.Request) (string, bool) {
 // go402Limiter is the limiter alone. At this rate every bucket is full
 // again by the next request, as a client under its limit finds it, so the
 // RateLimit value is the precomputed one.
-func go402Limiter(b *testing.B, _ []*http.Request) http.Handler {
+func go402Limiter(tb testing.TB, _ []*http.Request) http.Handler {
 	l, err := limiter.New(perSecond, burst, &limiter.Options{By: byAPIKey})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return l.Handler(final)
 }
@@ -86,10 +86,10 @@ func go402Limiter(b *testing.B, _ []*http.Request) http.Handler {
 // up again (a token every 1000 s, from a burst of 2^40): each response's
 // RateLimit value is built afresh. Not one of the scenarios; it
 // shows the limiter's cost for a client that is using up its limit.
-func go402LimiterDraining(b *testing.B, _ []*http.Request) http.Handler {
+func go402LimiterDraining(tb testing.TB, _ []*http.Request) http.Handler {
 	l, err := limiter.New(1e-3, 1<<40, &limiter.Options{By: byAPIKey})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return l.Handler(final)
 }
@@ -97,7 +97,7 @@ func go402LimiterDraining(b *testing.B, _ []*http.Request) http.Handler {
 // go402Stack is key authentication, entitlement, the limiter keyed by
 // account, and a charge of one credit, on the memory store; each request's
 // key is a real key of its own account, with a huge balance.
-func go402Stack(b *testing.B, reqs []*http.Request) http.Handler {
+func go402Stack(tb testing.TB, reqs []*http.Request) http.Handler {
 	ctx := context.Background()
 	m := store.NewMemory(nil)
 	seen := map[string]bool{}
@@ -109,49 +109,49 @@ func go402Stack(b *testing.B, reqs []*http.Request) http.Handler {
 		seen[raw] = true
 		id := "acct_" + strconv.Itoa(len(seen))
 		if err := m.PutAccount(ctx, store.Account{ID: id, Plan: "pro", Balance: 1 << 62}); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 		if err := m.PutKey(ctx, store.NewKey(raw, id)); err != nil {
-			b.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	pw, err := paywall.New(m, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	l, err := limiter.New(1, 1, &limiter.Options{
 		By:    limiter.ByAccount(),
 		Plans: map[string]store.RateLimit{"pro": {Rate: perSecond, Burst: burst}},
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(l.Handler(pw.Charge(1)(final))))
 }
 
-func sethvargoLimiter(b *testing.B, _ []*http.Request) http.Handler {
+func sethvargoLimiter(tb testing.TB, _ []*http.Request) http.Handler {
 	s, err := memorystore.New(&memorystore.Config{Tokens: burst, Interval: time.Second})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	tb.Cleanup(func() { _ = s.Close(context.Background()) })
 	mw, err := httplimit.NewMiddleware(s, func(r *http.Request) (string, error) { return headerKey(r), nil })
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return mw.Handle(final)
 }
 
-func ululeLimiter(b *testing.B, _ []*http.Request) http.Handler {
+func ululeLimiter(tb testing.TB, _ []*http.Request) http.Handler {
 	l := ulule.New(ulmemory.NewStore(), ulule.Rate{Period: time.Second, Limit: perSecond})
 	return stdlib.NewMiddleware(l, stdlib.WithKeyGetter(headerKey)).Handler(final)
 }
 
-func httprateLimiter(b *testing.B, _ []*http.Request) http.Handler {
+func httprateLimiter(tb testing.TB, _ []*http.Request) http.Handler {
 	return httprate.LimitBy(perSecond, time.Second, func(r *http.Request) (string, error) { return headerKey(r), nil })(final)
 }
 
-func tollboothLimiter(b *testing.B, _ []*http.Request) http.Handler {
+func tollboothLimiter(tb testing.TB, _ []*http.Request) http.Handler {
 	l := tollbooth.NewLimiter(perSecond, nil)
 	l.SetBurst(burst)
 	l.SetIPLookup(tblimiter.IPLookup{Name: "RemoteAddr"})
