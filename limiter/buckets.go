@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ type bucket struct {
 	lim  rate.Limiter
 	pol  *policy   // the rate and burst lim has, with their headers
 	seen time.Time // the latest time tokens were taken (or tried)
+	// tokens is what lim held at seen, after that take, as lim reported it.
+	// It tells when the bucket has certainly filled up again (see take).
+	tokens float64
 }
 
 // newBucket returns a full bucket with rate and burst lim. A zero
@@ -67,7 +71,7 @@ type bucket struct {
 // AD, for any rate above one token per 292 years per unit of burst. This
 // avoids copying a rate.Limiter, which holds a mutex.
 func newBucket(lim store.RateLimit, pol *policy, now time.Time) *bucket {
-	b := &bucket{pol: pol, seen: now}
+	b := &bucket{pol: pol, seen: now, tokens: float64(lim.Burst)}
 	b.lim.SetLimitAt(time.Time{}, rate.Limit(lim.Rate))
 	b.lim.SetBurstAt(time.Time{}, lim.Burst)
 	return b
@@ -94,6 +98,13 @@ func newTable(maxKeys int) *table {
 // It returns whether the tokens were taken, the tokens left, and the policy.
 // Time never runs backwards for a bucket: a now earlier than the bucket's
 // last take (two requests racing to the lock) counts as that moment.
+//
+// The tokens left come from lim.TokensAt, except when the bucket has
+// certainly filled up since its last take — it held b.tokens then and has
+// gained more than the rest of its burst since, with a margin far above
+// floating-point error — which is the common case of a client under its
+// limit. Then they are exactly Burst − n, and the lock held by every request
+// for this key is held for one call to the rate.Limiter instead of two.
 func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
 	s := &t.shards[maphash.String(t.seed, key)&t.mask]
 	s.mu.Lock()
@@ -123,13 +134,24 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func
 			b.lim.SetBurstAt(now, lim.Burst)
 		}
 		b.pol = pol
+		b.tokens = math.Inf(-1) // unknown: ask lim below
 	}
 	if now.Before(b.seen) {
 		now = b.seen
 	}
+	burst := float64(lim.Burst)
+	full := b.tokens+now.Sub(b.seen).Seconds()*lim.Rate >= burst+burst*1e-9+1e-9
 	b.seen = now
 	ok = b.lim.AllowN(now, n)
-	tokens = b.lim.TokensAt(now)
+	switch {
+	case !full:
+		tokens = b.lim.TokensAt(now)
+	case ok:
+		tokens = burst - float64(n)
+	default: // n > burst
+		tokens = burst
+	}
+	b.tokens = tokens
 	s.mu.Unlock()
 	return ok, tokens, pol
 }

@@ -22,7 +22,9 @@ import (
 // [store.Account.RateLimit] override of the caller's account, from
 // [Options.Plans] for the account's plan, or from the rate and burst given to
 // [New]. The caller is the one [paywall.Paywall.Authenticate] put in the
-// request's context; without one the limiter's own rate and burst apply.
+// request's context; without one the limiter's own rate and burst apply. An
+// override whose Rate or Burst is not positive (which stores that validate
+// accounts refuse anyway) is ignored.
 type Limiter struct {
 	name    string // policy name
 	rPrefix string // `"name";r=`
@@ -313,7 +315,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	pol := l.def
 	var lim store.RateLimit
 	if c != nil {
-		if rl := c.Account.RateLimit; rl != nil {
+		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
 			lim, pol = *rl, nil
 		} else if p, ok := l.plans[c.Account.Plan]; ok {
 			pol = p

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
 
@@ -545,6 +546,50 @@ func TestNewBucketFull(t *testing.T) {
 			if !b.lim.AllowN(now, lim.Burst) || b.lim.AllowN(now, 1) {
 				t.Errorf("%v at %v: a new bucket does not hold exactly its burst", lim, now)
 			}
+		}
+	}
+}
+
+// An override that no validating store would accept is ignored in favour of
+// the plan's rate (the limiter takes its caller from the paywall as is).
+func TestInvalidOverrideIgnored(t *testing.T) {
+	clk := newClock()
+	l := mustNew(t, 1, 3, &Options{By: oneKey, Clock: clk.Now, Plans: map[string]store.RateLimit{"pro": {Rate: 1, Burst: 5}}})
+	req := httptest.NewRequest("GET", "/", nil)
+	for _, rl := range []store.RateLimit{{Rate: 0, Burst: 10}, {Rate: -1, Burst: 10}, {Rate: math.NaN(), Burst: 10}, {Rate: math.Inf(1), Burst: 10}, {Rate: 1, Burst: 0}} {
+		rl := rl
+		c := &paywall.Caller{Account: store.Account{ID: "a", Plan: "pro", RateLimit: &rl}}
+		res, err := l.take(req, c)
+		if err != nil || res.Limit != (store.RateLimit{Rate: 1, Burst: 5}) {
+			t.Errorf("override %+v: limit %+v, %v; want the plan's", rl, res.Limit, err)
+		}
+	}
+}
+
+// The tokens take reports without asking the rate.Limiter (for a bucket
+// that has certainly filled up) are exactly what the rate.Limiter holds.
+func TestTakeTokensExact(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	mk := func(lim store.RateLimit) *policy { return newPolicy(`"p"`, lim, 1) }
+	for i := 0; i < 2000; i++ {
+		tb := newTable(64)
+		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		limits := []store.RateLimit{
+			{Rate: []float64{1e-3, 0.7, 1, 3, 1000, 1 << 30}[rng.Intn(6)], Burst: 1 + rng.Intn(100)},
+			{Rate: []float64{0.5, 2, 1e6}[rng.Intn(3)], Burst: 1 + rng.Intn(1<<20)},
+		}
+		lim := limits[0]
+		for j := 0; j < 100; j++ {
+			if rng.Intn(20) == 0 {
+				lim = limits[rng.Intn(2)] // an account's rate changes
+			}
+			n := rng.Intn(lim.Burst + 2)
+			ok, tokens, _ := tb.take("k", lim, nil, mk, n, now)
+			b := tb.shards[0].m["k"]
+			if want := b.lim.TokensAt(now); tokens != want {
+				t.Fatalf("case %d step %d (%+v, n=%d, ok=%v): reported %v tokens, the rate.Limiter holds %v", i, j, lim, n, ok, tokens, want)
+			}
+			now = now.Add(time.Duration(rng.Int63n(int64([]time.Duration{time.Microsecond, time.Millisecond, time.Second, time.Hour}[rng.Intn(4)]))))
 		}
 	}
 }
