@@ -10,8 +10,21 @@ import (
 // per second. The semantics are those of golang.org/x/time/rate: a full
 // bucket starts with Burst tokens, and a take that finds too few tokens takes
 // none.
+//
+// A bucket either belongs to an account (Account set) or stands alone. An
+// account's bucket is kept beside the account by stores that shard their
+// data — on Redis, in the account's Cluster hash slot — so that
+// [BucketSpender.SpendWithTokens] can take its tokens and debit the account
+// in one atomic operation. Every take of the same Account and Key, whether
+// by [Buckets.TakeTokens] or by SpendWithTokens, draws on the same tokens.
 type Bucket struct {
-	// Key identifies the bucket, for example "acct:42" or "ip:192.0.2.1".
+	// Account, if set, is the ID of the account the bucket belongs to. The
+	// limiter sets it when it keys a request by its caller's account (see
+	// limiter.ByAccount).
+	Account string
+	// Key identifies the bucket: among the account's buckets if Account is
+	// set (the limiter uses its policy name, such as "default"), else among
+	// all stand-alone buckets (for example "default:192.0.2.1").
 	Key string
 	// Rate is the refill rate in tokens per second.
 	Rate float64
@@ -23,7 +36,8 @@ type Bucket struct {
 
 // BucketResult is the outcome of taking tokens from a [Bucket].
 type BucketResult struct {
-	// OK reports whether the tokens were taken.
+	// OK reports whether the bucket held the tokens, which were then taken
+	// (by [BucketSpender.SpendWithTokens], only if the spend succeeded too).
 	OK bool
 	// Remaining is the number of whole tokens left after the take.
 	Remaining int
@@ -45,7 +59,21 @@ type Buckets interface {
 // BucketSpender is implemented by stores that can take tokens from a bucket
 // and debit credits in one atomic operation — one round trip for the whole
 // decision. If either the bucket or the balance refuses, nothing is taken
-// from either.
+// from either. The paywall uses it for a charge with a rate limit
+// (paywall.ChargeOptions.RateLimit).
 type BucketSpender interface {
+	// SpendWithTokens takes b.Cost tokens from the bucket b and debits cost
+	// credits from the account, applying any due periodic refill first,
+	// as [Store.Spend] does. The bucket must belong to the account:
+	// b.Account must equal accountID, or the call fails with an error
+	// (whatever the store's topology, so that the mistake shows up at
+	// once). An unknown account yields an error wrapping [ErrNotFound] and
+	// takes no tokens; a negative cost one wrapping [ErrInvalidAmount].
+	//
+	// Read the results in this order: if the BucketResult's OK is false
+	// the bucket refused (answer 429; no credits were debited); else if
+	// the SpendResult's OK is false the balance refused (answer 402; the
+	// tokens were not taken, and the BucketResult describes the bucket as
+	// it is); else both were taken.
 	SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error)
 }

@@ -56,7 +56,7 @@ func BenchmarkAllowed(b *testing.B) {
 		b.Fatal(err)
 	}
 	digest := store.DigestOf(raw)
-	bucket := store.Bucket{Key: AccountBucket(id), Rate: 1e9, Burst: math.MaxInt32, Cost: 1}
+	bucket := store.Bucket{Account: id, Key: "default", Rate: 1e9, Burst: math.MaxInt32, Cost: 1}
 	ops := []struct {
 		name string
 		op   func() error

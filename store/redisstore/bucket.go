@@ -10,11 +10,12 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// TakeTokens takes b.Cost tokens from the token bucket named b.Key if it
-// holds that many, with the semantics of golang.org/x/time/rate (see
-// [store.Bucket]), atomically in one round trip. The bucket lives in Redis
-// (see [Store.BucketRedisKey]), so every replica draws on the same tokens,
-// and it is timed by the Redis server's clock. A bucket idle long enough to
+// TakeTokens takes b.Cost tokens from the token bucket b if it holds that
+// many, with the semantics of golang.org/x/time/rate (see [store.Bucket]),
+// atomically in one round trip. The bucket lives in Redis (see
+// [Store.BucketRedisKey]), so every replica draws on the same tokens, and
+// it is timed by the Redis server's clock. An account's bucket (b.Account
+// set) is the one [Store.SpendWithTokens] takes from too. A bucket idle long enough to
 // be full again is deleted, since a missing bucket is a full one.
 //
 // Rate must be positive (+Inf allows everything without a round trip),
@@ -29,7 +30,7 @@ func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketRes
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b.Key)},
+	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b)},
 		s.timeArg(), formatRate(b.Rate), b.Burst, b.Cost).Slice()
 	if err != nil {
 		return store.BucketResult{}, backendError("take tokens", err)
@@ -41,7 +42,7 @@ func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketRes
 	return bucketResult(b, ok == 1, v[1])
 }
 
-// SpendWithTokens takes b.Cost tokens from the bucket b.Key and debits cost
+// SpendWithTokens takes b.Cost tokens from the bucket b and debits cost
 // credits from the account, applying any due refill first, in one atomic
 // script — one round trip for the whole decision. If the bucket holds too
 // few tokens or the balance is too small, nothing is taken from either.
@@ -51,13 +52,19 @@ func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketRes
 // and the SpendResult's OK whether the whole operation succeeded. So a
 // caller answers 429 if the bucket refused, else 402 if the spend did.
 //
-// The bucket must share the account's hash tag, so that both live on one
-// Redis Cluster node: name it [AccountBucket](accountID). Any other name is
-// refused with an error on every topology, so a mistake shows up in
-// development on a single Redis rather than in production on a Cluster.
+// The bucket must be the account's own: b.Account must be accountID, which
+// puts it in the account's Redis Cluster hash slot (see
+// [Store.BucketRedisKey]). Any other bucket is refused with an error on
+// every topology, so a mistake shows up in development on a single Redis
+// rather than in production on a Cluster.
 func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
 	if cost < 0 {
 		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
+	}
+	if b.Account != accountID {
+		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
+			"redisstore: spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			b.Key, b.Account, accountID)
 	}
 	if err := checkBucket(b); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
@@ -66,12 +73,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		r, err := s.Spend(ctx, accountID, cost)
 		return r, store.BucketResult{OK: err == nil, Remaining: b.Burst}, err
 	}
-	ak, bk := s.AccountRedisKey(accountID), s.BucketRedisKey(b.Key)
-	if hashTag(ak) != hashTag(bk) {
-		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
-			"redisstore: spend with tokens: bucket %q does not share account %q's hash tag; name it %q",
-			b.Key, accountID, AccountBucket(accountID))
-	}
+	ak, bk := s.AccountRedisKey(accountID), s.BucketRedisKey(b)
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	v, err := spendTokensScript.Run(ctx, s.rdb, []string{ak, bk},

@@ -101,7 +101,7 @@ func TestSpendWithTokens(t *testing.T) {
 	if err := s.PutAccount(ctx, store.Account{ID: id, Balance: 1}); err != nil {
 		t.Fatal(err)
 	}
-	b := store.Bucket{Key: AccountBucket(id), Rate: 1, Burst: 2, Cost: 1}
+	b := store.Bucket{Account: id, Key: "default", Rate: 1, Burst: 2, Cost: 1}
 	step := func(name string, cost int64, wantOK, wantBucketOK bool, wantBalance int64, wantRemaining int) {
 		t.Helper()
 		sr, br, err := s.SpendWithTokens(ctx, id, cost, b)
@@ -123,13 +123,37 @@ func TestSpendWithTokens(t *testing.T) {
 	clock.Advance(time.Second)
 	step("a token later", 3, true, true, 6, 0)
 
-	// The bucket must share the account's hash tag.
-	_, _, err := s.SpendWithTokens(ctx, id, 1, store.Bucket{Key: "ip:192.0.2.1", Rate: 1, Burst: 1, Cost: 1})
-	if err == nil || !strings.Contains(err.Error(), "hash tag") {
-		t.Errorf("foreign bucket: %v", err)
+	// TakeTokens draws on the same bucket; a stand-alone bucket of the same
+	// Key is another one.
+	if r, err := s.TakeTokens(ctx, b); err != nil || r.OK {
+		t.Errorf("TakeTokens on the drained account bucket: %+v %v", r, err)
+	}
+	if r, err := s.TakeTokens(ctx, store.Bucket{Key: b.Key, Rate: b.Rate, Burst: b.Burst, Cost: 1}); err != nil || !r.OK {
+		t.Errorf("stand-alone bucket %q: %+v %v", b.Key, r, err)
+	}
+	clock.Advance(time.Second)
+	if r, err := s.TakeTokens(ctx, b); err != nil || !r.OK || r.Remaining != 0 {
+		t.Errorf("TakeTokens a second later: %+v %v", r, err)
+	}
+	step("bucket drained by TakeTokens", 1, false, false, 6, 0)
+
+	// The bucket must be the account's own.
+	for _, foreign := range []store.Bucket{
+		{Key: "ip:192.0.2.1", Rate: 1, Burst: 1, Cost: 1},
+		{Key: "acct:" + id, Rate: 1, Burst: 1, Cost: 1},
+		{Account: "other", Key: "default", Rate: 1, Burst: 1, Cost: 1},
+		{Account: "other", Key: "default", Rate: math.Inf(1), Burst: 1, Cost: 1},
+	} {
+		_, _, err := s.SpendWithTokens(ctx, id, 1, foreign)
+		if err == nil || !strings.Contains(err.Error(), "belongs to account") {
+			t.Errorf("foreign bucket %+v: %v", foreign, err)
+		}
+	}
+	if a, err := s.Account(ctx, id); err != nil || a.Balance != 6 {
+		t.Errorf("foreign buckets debited the account: %+v %v", a, err)
 	}
 	// Unknown account: an error, and the bucket is left alone.
-	other := store.Bucket{Key: AccountBucket("nobody"), Rate: 1, Burst: 1, Cost: 1}
+	other := store.Bucket{Account: "nobody", Key: "default", Rate: 1, Burst: 1, Cost: 1}
 	if _, _, err := s.SpendWithTokens(ctx, "nobody", 1, other); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown account: %v", err)
 	}
@@ -139,7 +163,7 @@ func TestSpendWithTokens(t *testing.T) {
 	if _, _, err := s.SpendWithTokens(ctx, id, -1, b); !errors.Is(err, store.ErrInvalidAmount) {
 		t.Errorf("negative cost: %v", err)
 	}
-	sr, br, err := s.SpendWithTokens(ctx, id, 6, store.Bucket{Key: AccountBucket(id), Rate: math.Inf(1), Burst: 1, Cost: 5})
+	sr, br, err := s.SpendWithTokens(ctx, id, 6, store.Bucket{Account: id, Key: "default", Rate: math.Inf(1), Burst: 1, Cost: 5})
 	if err != nil || !sr.OK || !br.OK || sr.Balance != 0 {
 		t.Errorf("infinite rate: %+v %+v %v", sr, br, err)
 	}

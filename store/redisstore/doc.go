@@ -51,15 +51,18 @@
 //
 // With the default prefix "go402:":
 //
-//	go402:{acct:ID}:account   hash: balance, data (JSON: plan, status, features, …),
-//	                          refill_amount, refill_every_s/_ns, refill_anchor_s/_ns,
-//	                          refilled_at_s/_ns
-//	go402:{acct:ID}:bucket    hash: tokens, ts — the account's own token bucket
-//	                          (bucket name AccountBucket(ID) = "acct:ID"), same slot
-//	go402:{NAME}:bucket       hash: tokens, ts — any other token bucket NAME;
-//	                          expires once it would be full again
-//	go402:{key:HEX}           hash: account, prefix, revoked, expires_at, created_at —
-//	                          an API key by the hex SHA-256 digest of the raw key
+//	go402:{acct:ID}:account       hash: balance, data (JSON: plan, status, features, …),
+//	                              refill_amount, refill_every_s/_ns, refill_anchor_s/_ns,
+//	                              refilled_at_s/_ns
+//	go402:{acct:ID}:bucket:NAME   hash: tokens, ts — token bucket NAME of account ID
+//	                              (Bucket.Account = ID, Key = NAME), in the account's slot
+//	go402:{NAME}:bucket           hash: tokens, ts — any other token bucket NAME
+//	                              (Bucket.Key, no Account)
+//	go402:{key:HEX}               hash: account, prefix, revoked, expires_at, created_at —
+//	                              an API key by the hex SHA-256 digest of the raw key
+//
+// A bucket expires once it would be full again, since a missing bucket is a
+// full one.
 //
 // The text in braces is the Redis Cluster hash tag: an account and its
 // bucket share a slot, so SpendWithTokens is one script on a Cluster too. A

@@ -41,7 +41,7 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	bucket := store.Bucket{Key: redisstore.AccountBucket(acct.ID), Rate: 10, Burst: 20, Cost: 1}
+	bucket := store.Bucket{Account: acct.ID, Key: "default", Rate: 10, Burst: 20, Cost: 1}
 	spent, limited, err := s.SpendWithTokens(ctx, acct.ID, 1, bucket)
 	if err != nil {
 		log.Fatal(err) // Redis down or slow: answer 503
@@ -60,12 +60,12 @@ func ExampleStore_AccountRedisKey() {
 		log.Fatal(err)
 	}
 	fmt.Println(s.AccountRedisKey("acme"))
-	fmt.Println(s.BucketRedisKey(redisstore.AccountBucket("acme")))
-	fmt.Println(s.BucketRedisKey("ip:192.0.2.1"))
+	fmt.Println(s.BucketRedisKey(store.Bucket{Account: "acme", Key: "default"}))
+	fmt.Println(s.BucketRedisKey(store.Bucket{Key: "default:192.0.2.1"}))
 	fmt.Println(s.APIKeyRedisKey(store.DigestOf("sk_live_example")))
 	// Output:
 	// go402:{acct:acme}:account
-	// go402:{acct:acme}:bucket
-	// go402:{ip:192.0.2.1}:bucket
+	// go402:{acct:acme}:bucket:default
+	// go402:{default:192.0.2.1}:bucket
 	// go402:{key:edc0244907453860f53b31a05089a2a9f0fdb349e3610b2ab88a36fd9719d7fa}
 }

@@ -34,7 +34,7 @@ func TestFaults(t *testing.T) {
 	}
 	ctx := context.Background()
 	const id = "fault"
-	bucket := store.Bucket{Key: AccountBucket(id), Rate: 1000, Burst: 1000, Cost: 1}
+	bucket := store.Bucket{Account: id, Key: "default", Rate: 1000, Burst: 1000, Cost: 1}
 	seed := func() store.Digest {
 		t.Helper()
 		if err := s.PutAccount(ctx, store.Account{ID: id, Balance: 10}); err != nil {

@@ -189,30 +189,15 @@ func (s *Store) APIKeyRedisKey(d store.Digest) string {
 }
 
 // BucketRedisKey returns the name of the Redis hash that holds the token
-// bucket named name (a [store.Bucket]'s Key): the prefix, the hash tag
-// {name}, then ":bucket". The bucket named [AccountBucket](id) therefore
-// shares the hash slot of account id.
-func (s *Store) BucketRedisKey(name string) string {
-	return s.prefix + "{" + name + "}:bucket"
-}
-
-// AccountBucket returns the conventional name of an account's own token
-// bucket, "acct:" followed by the account ID. Its Redis key has the same
-// hash tag as the account, which [Store.SpendWithTokens] requires.
-func AccountBucket(accountID string) string {
-	return "acct:" + accountID
-}
-
-// hashTag returns the part of a Redis key that Redis Cluster hashes: the
-// text between the first '{' and the first '}' after it, if non-empty, else
-// the whole key.
-func hashTag(key string) string {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			return key[i+1 : i+1+j]
-		}
+// bucket b. An account's bucket (b.Account set) is the prefix, the
+// account's hash tag {acct:ID}, ":bucket:" and b.Key — in the account's
+// Redis Cluster hash slot, which [Store.SpendWithTokens] needs. Any other
+// bucket is the prefix, the hash tag {KEY} (b.Key), then ":bucket".
+func (s *Store) BucketRedisKey(b store.Bucket) string {
+	if b.Account != "" {
+		return s.prefix + "{acct:" + b.Account + "}:bucket:" + b.Key
 	}
-	return key
+	return s.prefix + "{" + b.Key + "}:bucket"
 }
 
 // timeArg returns the scripts' first argument: empty, so that they read the

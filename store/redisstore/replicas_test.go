@@ -43,7 +43,7 @@ func testTwoReplicasExact(t *testing.T, s1, s2 *Store, ids []string) {
 					var r store.SpendResult
 					var err error
 					if fused {
-						b := store.Bucket{Key: AccountBucket(id), Rate: 1e6, Burst: math.MaxInt32, Cost: 1}
+						b := store.Bucket{Account: id, Key: "default", Rate: 1e6, Burst: math.MaxInt32, Cost: 1}
 						r, _, err = s.SpendWithTokens(ctx, id, cost, b)
 					} else {
 						r, err = s.Spend(ctx, id, cost)
@@ -101,7 +101,7 @@ func TestTwoReplicasExactCluster(t *testing.T) {
 	nodes := map[string]bool{}
 	for _, id := range ids {
 		nodes[nodeOf(t, c1, s1.AccountRedisKey(id))] = true
-		if a, b := nodeOf(t, c1, s1.AccountRedisKey(id)), nodeOf(t, c1, s1.BucketRedisKey(AccountBucket(id))); a != b {
+		if a, b := nodeOf(t, c1, s1.AccountRedisKey(id)), nodeOf(t, c1, s1.BucketRedisKey(store.Bucket{Account: id, Key: "default"})); a != b {
 			t.Fatalf("account %s on %s, its bucket on %s", id, a, b)
 		}
 	}

@@ -58,9 +58,12 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ak, bk := s.AccountRedisKey("42"), s.BucketRedisKey(AccountBucket("42"))
-	if ak != "go402:{acct:42}:account" || bk != "go402:{acct:42}:bucket" {
+	ak, bk := s.AccountRedisKey("42"), s.BucketRedisKey(store.Bucket{Account: "42", Key: "default"})
+	if ak != "go402:{acct:42}:account" || bk != "go402:{acct:42}:bucket:default" {
 		t.Errorf("keys %q, %q", ak, bk)
+	}
+	if got := s.BucketRedisKey(store.Bucket{Key: "default:192.0.2.1"}); got != "go402:{default:192.0.2.1}:bucket" {
+		t.Errorf("stand-alone bucket key %q", got)
 	}
 	if hashTag(ak) != "acct:42" || hashTag(bk) != "acct:42" {
 		t.Errorf("hash tags %q, %q", hashTag(ak), hashTag(bk))
@@ -321,4 +324,16 @@ func TestLookupCollapses(t *testing.T) {
 			t.Errorf("round %d: 50 concurrent lookups made %d round trips, want 2", round, n)
 		}
 	}
+}
+
+// hashTag returns the part of a Redis key that Redis Cluster hashes: the
+// text between the first '{' and the first '}' after it, if non-empty, else
+// the whole key.
+func hashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
 }
