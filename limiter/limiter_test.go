@@ -593,3 +593,18 @@ func TestTakeTokensExact(t *testing.T) {
 		}
 	}
 }
+
+func TestMonotonicClock(t *testing.T) {
+	clock := monotonicClock()
+	a := clock()
+	b := clock()
+	if b.Before(a) {
+		t.Fatal("the default clock ran backwards")
+	}
+	if d := time.Since(a); d < 0 || d > time.Minute {
+		t.Fatalf("the default clock is %v away from time.Now", d)
+	}
+	if a.Round(0) == a {
+		t.Fatal("the default clock's times have no monotonic reading")
+	}
+}
