@@ -3,6 +3,7 @@ package limiter
 import (
 	"net/http"
 	"net/netip"
+	"reflect"
 	"strings"
 
 	"github.com/go402/go402/paywall"
@@ -22,14 +23,26 @@ type KeyFunc func(r *http.Request) (key string, ok bool)
 // [paywall.Paywall.Authenticate] put in the request's context. Requests
 // without one (no Authenticate in front, or a store failure that the
 // paywall's FailOpen let through) share one bucket.
-func ByAccount() KeyFunc {
-	return func(r *http.Request) (string, bool) {
-		c, ok := paywall.CallerFromContext(r.Context())
-		if !ok {
-			return "", false
-		}
-		return c.Account.ID, true
+//
+// A [Limiter] recognises this KeyFunc (not a wrapper around it): it then
+// reads the account from the caller it has already looked up, and with
+// [Options.Store] it asks for the account's own bucket ([store.Bucket]
+// Account set), which a sharded store keeps beside the account.
+func ByAccount() KeyFunc { return byAccount }
+
+func byAccount(r *http.Request) (string, bool) {
+	c, ok := paywall.CallerFromContext(r.Context())
+	if !ok {
+		return "", false
 	}
+	return c.Account.ID, true
+}
+
+// isByAccount reports whether f is the KeyFunc that ByAccount returns.
+// Functions do not compare with ==, but a top-level function's code
+// pointer identifies it.
+func isByAccount(f KeyFunc) bool {
+	return reflect.ValueOf(f).Pointer() == reflect.ValueOf(byAccount).Pointer()
 }
 
 // ByClientAddr keys requests by the client's IP address: IPv4 addresses

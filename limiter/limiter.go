@@ -32,8 +32,9 @@ type Limiter struct {
 	plans   map[string]*policy
 	maxCost int // the largest burst among def and plans
 
-	by       KeyFunc
-	cost     int
+	by        KeyFunc
+	byAccount bool // by is ByAccount()
+	cost      int
 	costFunc func(r *http.Request) (int, error)
 
 	status     int
@@ -100,8 +101,10 @@ type Options struct {
 	OnDecision func(ctx context.Context, d paywall.Decision)
 
 	// Store, if set, holds the buckets instead of this process, so that
-	// replicas share one limit (the Redis store offers it). Bucket keys are
-	// the policy name, a colon, and the key from By.
+	// replicas share one limit (the Redis store offers it). With
+	// [ByAccount], a request takes from its account's bucket named after
+	// the policy ([store.Bucket] Account and Key = Name); otherwise from
+	// the stand-alone bucket Name + ":" + the key from By.
 	Store store.Buckets
 	// FailOpen, when Store fails, takes the tokens from an in-process
 	// bucket instead, and reports the decision to OnDecision with Code
@@ -210,6 +213,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		def:              newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}, o.Cost),
 		maxCost:          burst,
 		by:               o.By,
+		byAccount:        isByAccount(o.By),
 		cost:             o.Cost,
 		costFunc:         o.CostFunc,
 		status:           o.DenyStatus,
@@ -337,9 +341,15 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		lim = pol.limit
 	}
 
-	key, _ := l.by(r)
+	var key, account string
+	switch {
+	case !l.byAccount:
+		key, _ = l.by(r)
+	case c != nil:
+		key, account = c.Account.ID, c.Account.ID
+	}
 	if l.remote != nil {
-		err := l.takeRemote(r.Context(), &res, key, lim, pol)
+		err := l.takeRemote(r.Context(), &res, account, key, lim, pol)
 		if err == nil || !l.failOpen {
 			return res, err
 		}
@@ -383,14 +393,15 @@ func tokenTime(n, rate float64) time.Duration {
 	return time.Duration(d)
 }
 
-// takeRemote takes the tokens from Options.Store.
-func (l *Limiter) takeRemote(ctx context.Context, res *Result, key string, lim store.RateLimit, pol *policy) error {
-	br, err := l.remote.TakeTokens(ctx, store.Bucket{
-		Key:   l.name + ":" + key,
-		Rate:  lim.Rate,
-		Burst: lim.Burst,
-		Cost:  res.Cost,
-	})
+// takeRemote takes the tokens from Options.Store: from the account's bucket
+// named after the policy if account is set, else from the stand-alone
+// bucket "policy:key".
+func (l *Limiter) takeRemote(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
+	b := store.Bucket{Account: account, Key: l.name, Rate: lim.Rate, Burst: lim.Burst, Cost: res.Cost}
+	if account == "" {
+		b.Key = l.name + ":" + key
+	}
+	br, err := l.remote.TakeTokens(ctx, b)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}

@@ -608,3 +608,44 @@ func TestMonotonicClock(t *testing.T) {
 		t.Fatal("the default clock's times have no monotonic reading")
 	}
 }
+
+// With ByAccount, a store is asked for the account's own bucket; with any
+// other KeyFunc, for a stand-alone one.
+func TestStoreAccountBucket(t *testing.T) {
+	clk := newClock()
+	fb := &fakeBuckets{local: newTable(100), now: clk.Now}
+	req := httptest.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "192.0.2.1:1"
+	c := &paywall.Caller{Account: store.Account{ID: "acct_1", Plan: "pro"}}
+
+	l := mustNew(t, 2, 3, &Options{Name: "burst", By: ByAccount(), Clock: clk.Now, Store: fb})
+	if !l.byAccount {
+		t.Fatal("ByAccount not recognised")
+	}
+	if _, err := l.take(req, c); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.take(req, nil); err != nil { // no caller: the shared keyless bucket
+		t.Fatal(err)
+	}
+	other := mustNew(t, 2, 3, &Options{Name: "burst", By: ByClientAddr(), Clock: clk.Now, Store: fb})
+	if other.byAccount {
+		t.Fatal("ByClientAddr taken for ByAccount")
+	}
+	if _, err := other.take(req, c); err != nil {
+		t.Fatal(err)
+	}
+	want := []store.Bucket{
+		{Account: "acct_1", Key: "burst", Rate: 2, Burst: 3, Cost: 1},
+		{Key: "burst:", Rate: 2, Burst: 3, Cost: 1},
+		{Key: "burst:192.0.2.1", Rate: 2, Burst: 3, Cost: 1},
+	}
+	if len(fb.seen) != len(want) {
+		t.Fatalf("store asked for %+v", fb.seen)
+	}
+	for i := range want {
+		if fb.seen[i] != want[i] {
+			t.Errorf("take %d: store asked for %+v, want %+v", i, fb.seen[i], want[i])
+		}
+	}
+}

@@ -1,0 +1,138 @@
+package limiter
+
+import (
+	"fmt"
+	"math"
+	"net/http"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// A Limiter is a [paywall.RateLimiter]: a charge can take its tokens and
+// debit credits in one store operation.
+var _ paywall.RateLimiter = (*Limiter)(nil)
+
+// AccountBucket returns the bucket that r takes its tokens from in
+// [Options.Store], and true, when that is the own bucket of r's account —
+// when r has a [paywall.Caller] and [Options.By] keys r by its account's
+// ID, as [ByAccount] does. The bucket then has Account set to the
+// account's ID and Key set to the policy name ([Options.Name]), so that
+// every route limited by this Limiter, fused or not, draws on the same
+// tokens; [Limiter.Take] and [Limiter.Handler] take from it too.
+//
+// It reports false without a store, without a caller, for a request keyed
+// by anything else, and for one whose cost CostFunc cannot compute (which
+// [Limiter.Handler] refuses). AccountBucket takes no tokens: it is what
+// [paywall.Paywall.ChargeWith] asks before it takes them with its debit
+// (see [paywall.ChargeOptions.RateLimit]), and then calls [Limiter.Admit].
+func (l *Limiter) AccountBucket(r *http.Request) (store.Bucket, bool) {
+	if l.remote == nil {
+		return store.Bucket{}, false
+	}
+	c, ok := paywall.CallerFromContext(r.Context())
+	if !ok || c.Account.ID == "" {
+		return store.Bucket{}, false
+	}
+	if key, _ := l.by(r); key != c.Account.ID {
+		return store.Bucket{}, false
+	}
+	cost := l.cost
+	if l.costFunc != nil {
+		var err error
+		if cost, err = l.requestCost(r); err != nil {
+			return store.Bucket{}, false
+		}
+	}
+	lim, _ := l.limitOf(c)
+	return l.remoteBucket(c, c.Account.ID, lim, cost), true
+}
+
+// Admit answers for res, the outcome of a take of b — a bucket from
+// [Limiter.AccountBucket](r) — that the store made together with a debit
+// ([store.BucketSpender.SpendWithTokens]), exactly as [Limiter.Handler]
+// answers for a take of its own: it sets the RateLimit headers on w and
+// reports the decision to [Options.OnDecision]; if the bucket refused, it
+// writes the denial (429 or [Options.DenyStatus], Retry-After) and returns
+// false. It returns true, having written nothing but the headers, if the
+// bucket had the tokens.
+func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
+	c, _ := paywall.CallerFromContext(r.Context())
+	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
+	_, pol := l.limitOf(c)
+	if pol != nil && pol.limit != lim {
+		pol = nil
+	}
+	out := Result{Cost: b.Cost, now: l.clock()}
+	out.fillStore(res, lim, pol, l.mkPolicy)
+	if !out.Allowed {
+		l.refuse(w, r, c, &out)
+		return false
+	}
+	l.setHeaders(w.Header(), &out)
+	if l.onDecision != nil {
+		l.decide(r, c, &out, nil)
+	}
+	return true
+}
+
+// requestCost returns the cost of r from CostFunc, which must be set.
+func (l *Limiter) requestCost(r *http.Request) (int, error) {
+	n, err := l.costFunc(r)
+	if err == nil && n < 0 {
+		err = fmt.Errorf("negative cost %d", n)
+	}
+	if err != nil {
+		return 0, &costError{err}
+	}
+	return n, nil
+}
+
+// limitOf returns the rate and burst of a request from caller c (nil if
+// none) and their precomputed policy, or a nil policy for a per-account
+// override.
+func (l *Limiter) limitOf(c *paywall.Caller) (store.RateLimit, *policy) {
+	pol := l.def
+	if c != nil {
+		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
+			return *rl, nil
+		}
+		if p, ok := l.plans[c.Account.Plan]; ok {
+			pol = p
+		}
+	}
+	return pol.limit, pol
+}
+
+// remoteBucket is the bucket in Options.Store of a request keyed key, from
+// caller c (nil if none): the caller's account's own bucket, named after
+// the policy, if key is the account's ID; else the stand-alone bucket
+// "<Name>:<key>".
+func (l *Limiter) remoteBucket(c *paywall.Caller, key string, lim store.RateLimit, cost int) store.Bucket {
+	b := store.Bucket{Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
+	if c != nil && key != "" && key == c.Account.ID {
+		b.Account, b.Key = key, l.name
+	} else {
+		b.Key = l.name + ":" + key
+	}
+	return b
+}
+
+// fillStore sets the Result's fields from the outcome of a take of the
+// bucket with rate and burst lim made by a store. pol is lim's policy, or
+// nil if there is none yet (a per-account override): mkPolicy makes it.
+func (res *Result) fillStore(br store.BucketResult, lim store.RateLimit, pol *policy, mkPolicy func(store.RateLimit) *policy) {
+	if pol == nil {
+		pol = mkPolicy(lim)
+	}
+	// The store reports whole tokens left and the time until full; the
+	// tokens themselves are Burst − Full·Rate.
+	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
+	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
+		tokens = whole
+	}
+	res.fill(br.OK, tokens, pol)
+	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
+		res.RetryAfter = max(br.Wait, res.Reset)
+	}
+}
