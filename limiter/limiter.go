@@ -35,7 +35,7 @@ type Limiter struct {
 	by        KeyFunc
 	byAccount bool // by is ByAccount()
 	cost      int
-	costFunc func(r *http.Request) (int, error)
+	costFunc  func(r *http.Request) (int, error)
 
 	status     int
 	legacy     bool
