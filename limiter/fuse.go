@@ -14,27 +14,25 @@ import (
 var _ paywall.RateLimiter = (*Limiter)(nil)
 
 // AccountBucket returns the bucket that r takes its tokens from in
-// [Options.Store], and true, when that is the own bucket of r's account —
-// when r has a [paywall.Caller] and [Options.By] keys r by its account's
-// ID, as [ByAccount] does. The bucket then has Account set to the
-// account's ID and Key set to the policy name ([Options.Name]), so that
-// every route limited by this Limiter, fused or not, draws on the same
-// tokens; [Limiter.Take] and [Limiter.Handler] take from it too.
+// [Options.Store], and true, when that is the own bucket of r's account:
+// when the Limiter keys requests with [ByAccount] and r has a
+// [paywall.Caller]. The bucket has Account set to the account's ID and Key
+// to the policy name ([Options.Name]), its rate and burst are the caller's
+// (see [Limiter]), and its Cost is the request's. It is the bucket that
+// [Limiter.Handler] and [Limiter.Take] take from too, so every route this
+// Limiter guards, fused or not, draws on the same tokens.
 //
-// It reports false without a store, without a caller, for a request keyed
-// by anything else, and for one whose cost CostFunc cannot compute (which
-// [Limiter.Handler] refuses). AccountBucket takes no tokens: it is what
-// [paywall.Paywall.ChargeWith] asks before it takes them with its debit
-// (see [paywall.ChargeOptions.RateLimit]), and then calls [Limiter.Admit].
+// It reports false without a store, without a caller, with any other
+// KeyFunc, and for a request whose cost CostFunc cannot compute (which
+// [Limiter.Handler] refuses). AccountBucket takes no tokens: it is what a
+// charge asks before it takes them together with its debit (see
+// [paywall.ChargeOptions.RateLimit]), answering with [Limiter.Admit].
 func (l *Limiter) AccountBucket(r *http.Request) (store.Bucket, bool) {
-	if l.remote == nil {
+	if l.remote == nil || !l.byAccount {
 		return store.Bucket{}, false
 	}
 	c, ok := paywall.CallerFromContext(r.Context())
 	if !ok || c.Account.ID == "" {
-		return store.Bucket{}, false
-	}
-	if key, _ := l.by(r); key != c.Account.ID {
 		return store.Bucket{}, false
 	}
 	cost := l.cost
@@ -45,7 +43,7 @@ func (l *Limiter) AccountBucket(r *http.Request) (store.Bucket, bool) {
 		}
 	}
 	lim, _ := l.limitOf(c)
-	return l.remoteBucket(c, c.Account.ID, lim, cost), true
+	return l.remoteBucket(c.Account.ID, c.Account.ID, lim, cost), true
 }
 
 // Admit answers for res, the outcome of a take of b — a bucket from
@@ -104,15 +102,13 @@ func (l *Limiter) limitOf(c *paywall.Caller) (store.RateLimit, *policy) {
 	return pol.limit, pol
 }
 
-// remoteBucket is the bucket in Options.Store of a request keyed key, from
-// caller c (nil if none): the caller's account's own bucket, named after
-// the policy, if key is the account's ID; else the stand-alone bucket
+// remoteBucket is the bucket in Options.Store of a request that takes
+// cost tokens at the rate and burst lim: the account's own bucket, named
+// after the policy, if account is set; else the stand-alone bucket
 // "<Name>:<key>".
-func (l *Limiter) remoteBucket(c *paywall.Caller, key string, lim store.RateLimit, cost int) store.Bucket {
-	b := store.Bucket{Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
-	if c != nil && key != "" && key == c.Account.ID {
-		b.Account, b.Key = key, l.name
-	} else {
+func (l *Limiter) remoteBucket(account, key string, lim store.RateLimit, cost int) store.Bucket {
+	b := store.Bucket{Account: account, Key: l.name, Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
+	if account == "" {
 		b.Key = l.name + ":" + key
 	}
 	return b

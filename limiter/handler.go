@@ -25,6 +25,12 @@ const QuotaExceededType = "https://iana.org/assignments/http-problem-types#quota
 // CostFunc error is a 400 invalid_request; a failing Options.Store a 503
 // store_unavailable.
 //
+// Behind [paywall.Paywall.Authenticate], a request that this Limiter has
+// already decided further out in the handler chain — by another
+// application of its Handler, or by a charge it is the
+// [paywall.ChargeOptions.RateLimit] of — passes straight to next: its
+// tokens are taken once (see [paywall.ClaimRateLimit]).
+//
 // Handler(next) is an [http.Handler], so l.Handler is a
 // func(http.Handler) http.Handler. It panics if next is nil.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
@@ -33,6 +39,10 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := paywall.CallerFromContext(r.Context())
+		if c != nil && !paywall.ClaimRateLimit(r.Context(), l) {
+			next.ServeHTTP(w, r) // decided further out: see below
+			return
+		}
 		res, err := l.take(r, c)
 		if err != nil {
 			l.refuseError(w, r, c, &res, err)

@@ -318,28 +318,13 @@ func (l *Limiter) Take(r *http.Request) (Result, error) {
 func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	res := Result{Cost: l.cost, now: l.clock()}
 	if l.costFunc != nil {
-		n, err := l.costFunc(r)
-		if err == nil && n < 0 {
-			err = fmt.Errorf("negative cost %d", n)
-		}
+		n, err := l.requestCost(r)
 		if err != nil {
-			return res, &costError{err}
+			return res, err
 		}
 		res.Cost = n
 	}
-
-	pol := l.def
-	var lim store.RateLimit
-	if c != nil {
-		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
-			lim, pol = *rl, nil
-		} else if p, ok := l.plans[c.Account.Plan]; ok {
-			pol = p
-		}
-	}
-	if pol != nil {
-		lim = pol.limit
-	}
+	lim, pol := l.limitOf(c)
 
 	var key, account string
 	switch {
@@ -397,27 +382,11 @@ func tokenTime(n, rate float64) time.Duration {
 // named after the policy if account is set, else from the stand-alone
 // bucket "policy:key".
 func (l *Limiter) takeRemote(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
-	b := store.Bucket{Account: account, Key: l.name, Rate: lim.Rate, Burst: lim.Burst, Cost: res.Cost}
-	if account == "" {
-		b.Key = l.name + ":" + key
-	}
-	br, err := l.remote.TakeTokens(ctx, b)
+	br, err := l.remote.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
-	if pol == nil {
-		pol = l.mkPolicy(lim)
-	}
-	// The store reports whole tokens left and the time until full; the
-	// tokens themselves are Burst − Full·Rate.
-	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
-	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
-		tokens = whole
-	}
-	res.fill(br.OK, tokens, pol)
-	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
-		res.RetryAfter = max(br.Wait, res.Reset)
-	}
+	res.fillStore(br, lim, pol, l.mkPolicy)
 	return nil
 }
 

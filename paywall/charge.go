@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"strconv"
 	"time"
 
@@ -44,6 +45,26 @@ type ChargeOptions struct {
 	Refund bool
 	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
 	RefundIf func(status int) bool
+
+	// RateLimit, if set, is a rate limit — a *limiter.Limiter — that the
+	// charge decides together with its debit. When the Paywall's store
+	// implements [store.BucketSpender] (the Redis store does) and the
+	// limiter takes from the caller's account's own bucket in that store
+	// (limiter.ByAccount, with the store as limiter.Options.Store), taking
+	// the tokens and debiting the credits is one store operation — one
+	// Redis round trip for the whole decision — which takes nothing if
+	// either refuses. Otherwise the limiter runs as its own middleware in
+	// front of the charge, exactly as if wired so. See "Rate limit" at
+	// [Paywall.ChargeWith].
+	//
+	// The limiter goes here INSTEAD of in the handler chain:
+	//
+	//	pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(h))
+	//
+	// and not also as lim.Handler around or inside the charge. (Wired both
+	// ways, it still takes its tokens once — see [ClaimRateLimit] — but the
+	// outer one decides unfused, at a round trip of its own.)
+	RateLimit RateLimiter
 }
 
 // ChargeWith is like [Paywall.Charge] with all options. It panics on a
@@ -101,6 +122,41 @@ type ChargeOptions struct {
 // replicas behind a load balancer, each remembers only the keys it saw: a
 // retry that reaches another replica is charged again. (Sharing them
 // through the store, as a separate store capability, is left for later.)
+//
+// # Rate limit
+//
+// With [ChargeOptions.RateLimit] set, a request is answered as if the
+// limiter's Handler stood in front of the charge: the same RateLimit
+// headers, the same 429 with Retry-After, the same decisions reported to
+// the limiter's OnDecision ("limit", then the charge's). When the decision
+// is fused into one store operation, these differ:
+//
+//   - a request refused with 402 takes no tokens (in front, the limiter
+//     would have taken them);
+//   - a request that the charge refuses before its store call — a
+//     malformed, reused or in-flight Idempotency-Key, a failing CostFunc
+//     — takes no tokens and carries no RateLimit headers;
+//   - when the store fails, the answer is the Paywall's: 503
+//     store_unavailable, or with [Options.FailOpen] the request is
+//     passed on uncharged through the limiter's Handler, which takes its
+//     tokens with its own fallback for a failing store (an in-process
+//     bucket if its FailOpen is set, else its own 503).
+//
+// Rate limits count requests, not charges: a retry let through uncharged
+// by an Idempotency-Key still takes its tokens, and so does a request
+// whose CostFunc says it costs nothing; the limiter's Handler decides
+// those alone (one store call: TakeTokens). A refund gives the credits
+// back, never the tokens.
+//
+// The decision is not fused, and the limiter's Handler runs in front of
+// the charge, for a request without a [Caller] (no key, or a lookup that
+// failed open), for a limiter that does not key the request by its
+// caller's account in the Paywall's store, and for a request whose cost
+// the limiter cannot compute (its Handler refuses it). If the Paywall's
+// store does not implement [store.BucketSpender], or the charge costs
+// nothing (a zero Cost and no CostFunc), ChargeWith returns the limiter's
+// Handler in front of the charge, costing nothing more per request.
+// ChargeWith panics if RateLimit is not comparable.
 func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
 	if opts.Cost < 0 {
 		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))
@@ -114,75 +170,130 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 	case opts.RefundIf == nil:
 		opts.RefundIf = func(status int) bool { return status >= 500 }
 	}
+	rl := opts.RateLimit
+	if rl != nil && !reflect.TypeOf(rl).Comparable() {
+		panic("paywall: ChargeWith: RateLimit of uncomparable type " + reflect.TypeOf(rl).String())
+	}
 	return func(next http.Handler) http.Handler {
 		if next == nil {
 			panic("paywall: ChargeWith: nil handler")
 		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s := stateFrom(r.Context())
-			if s == nil {
-				p.refuse(w, r, "charge", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
-				return
-			}
-			if s.failedOpen {
-				p.allow(r, "charge", CodeStoreUnavailable, nil, 0, 0)
-				next.ServeHTTP(w, r)
-				return
-			}
-			c := &s.caller
-			if c.Replay { // an outer Charge let a retry through uncharged
-				p.allowReplay(r, c)
-				next.ServeHTTP(w, r)
-				return
-			}
-
-			// The Idempotency-Key is read once per request: by the
-			// outermost Charge, or again by an inner one when the outer
-			// ones cost nothing and so did not hold it.
-			var idemKey string
-			if p.idempotency != nil && !s.idem.held {
-				if vs := r.Header[HeaderIdempotencyKey]; len(vs) > 0 {
-					var err error
-					if idemKey, err = parseIdempotencyKey(vs); err != nil {
-						p.refuse(w, r, "charge", invalidIdempotencyKey(err), c.Account.ID, c.Key.Prefix)
-						return
-					}
-				}
-			}
-
-			cost := opts.Cost
-			if opts.CostFunc != nil {
-				var err error
-				cost, err = opts.CostFunc(r)
-				if err == nil && cost < 0 {
-					err = errors.New("the request's cost cannot be negative")
-				}
-				if err != nil {
-					p.refuse(w, r, "charge", &Denial{Code: CodeInvalidRequest, Detail: err.Error()}, c.Account.ID, c.Key.Prefix)
-					return
-				}
-			}
-			if cost == 0 {
-				p.allow(r, "charge", "", c, 0, c.Balance)
-				next.ServeHTTP(w, r)
-				return
-			}
-			if idemKey != "" {
-				p.chargeOnce(w, r, next, s, idemKey, cost, opts.RefundIf)
-				return
-			}
-			p.charge(w, r, next, s, cost, opts.RefundIf)
-		})
+		plain := p.chargeHandler(&opts, next, nil)
+		if rl == nil {
+			return plain
+		}
+		var f *fusion
+		if opts.Cost != 0 || opts.CostFunc != nil {
+			f = p.newFusion(rl, next, plain)
+		}
+		if f == nil {
+			return rl.Handler(plain)
+		}
+		return p.chargeHandler(&opts, next, f)
 	}
 }
 
+// chargeHandler is the middleware of ChargeWith(*opts) in front of next,
+// which decides the rate limit f with its debit if f is not nil.
+func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusion) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s := stateFrom(r.Context())
+		fused := f
+		var b store.Bucket // the bucket of a fused decision
+		if fused != nil {
+			switch {
+			case s == nil || s.failedOpen:
+				f.unfused.ServeHTTP(w, r)
+				return
+			case s.rateLimit == f.rl: // decided further out: charge alone
+				fused = nil
+			case s.caller.Replay:
+				f.unfused.ServeHTTP(w, r)
+				return
+			default:
+				var ok bool
+				if b, ok = f.rl.AccountBucket(r); !ok {
+					f.unfused.ServeHTTP(w, r)
+					return
+				}
+			}
+		}
+		if s == nil {
+			p.refuse(w, r, "charge", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
+			return
+		}
+		if s.failedOpen {
+			p.allow(r, "charge", CodeStoreUnavailable, nil, 0, 0)
+			next.ServeHTTP(w, r)
+			return
+		}
+		c := &s.caller
+		if c.Replay { // an outer Charge let a retry through uncharged
+			p.allowReplay(r, c)
+			next.ServeHTTP(w, r)
+			return
+		}
+
+		// The Idempotency-Key is read once per request: by the
+		// outermost Charge, or again by an inner one when the outer
+		// ones cost nothing and so did not hold it.
+		var idemKey string
+		if p.idempotency != nil && !s.idem.held {
+			if vs := r.Header[HeaderIdempotencyKey]; len(vs) > 0 {
+				var err error
+				if idemKey, err = parseIdempotencyKey(vs); err != nil {
+					p.refuse(w, r, "charge", invalidIdempotencyKey(err), c.Account.ID, c.Key.Prefix)
+					return
+				}
+			}
+		}
+
+		cost := opts.Cost
+		if opts.CostFunc != nil {
+			var err error
+			cost, err = opts.CostFunc(r)
+			if err == nil && cost < 0 {
+				err = errors.New("the request's cost cannot be negative")
+			}
+			if err != nil {
+				p.refuse(w, r, "charge", &Denial{Code: CodeInvalidRequest, Detail: err.Error()}, c.Account.ID, c.Key.Prefix)
+				return
+			}
+		}
+		if cost == 0 {
+			if fused != nil {
+				fused.free.ServeHTTP(w, r)
+				return
+			}
+			p.allow(r, "charge", "", c, 0, c.Balance)
+			next.ServeHTTP(w, r)
+			return
+		}
+		if idemKey != "" {
+			p.chargeOnce(w, r, next, s, idemKey, cost, opts.RefundIf, fused, &b)
+			return
+		}
+		p.charge(w, r, next, s, cost, opts.RefundIf, fused, &b)
+	})
+}
+
 // charge debits cost from the caller's account and serves next, or refuses
-// the request. refundIf is nil when refunds are off. The outcome is recorded
-// in s.idem, which matters only while a Charge of the request holds an
-// Idempotency-Key.
-func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, cost int64, refundIf func(int) bool) {
+// the request. refundIf is nil when refunds are off. If f is not nil, the
+// debit takes the tokens of the bucket b in the same store operation. The
+// outcome is recorded in s.idem, which matters only while a Charge of the
+// request holds an Idempotency-Key.
+func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, cost int64, refundIf func(int) bool, f *fusion, b *store.Bucket) {
 	c := &s.caller
-	res, err := p.store.Spend(r.Context(), c.Account.ID, cost)
+	var res store.SpendResult
+	var err error
+	if f == nil {
+		res, err = p.store.Spend(r.Context(), c.Account.ID, cost)
+	} else {
+		var done bool
+		if res, done, err = p.spendWithTokens(w, r, s, f, b, cost); done {
+			return
+		}
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrNotFound):

@@ -43,6 +43,9 @@ type requestState struct {
 	failedOpen bool
 	// idem tracks the Idempotency-Key a Charge of this request holds.
 	idem idemUse
+	// rateLimit is the RateLimiter that decided the request's rate limit,
+	// so that one applied twice takes its tokens once (see ClaimRateLimit).
+	rateLimit RateLimiter
 }
 
 // stateKey is the context key under which a requestState finds itself.

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/go402/go402/store"
 )
 
 // HeaderIdempotencyKey is the request header that lets a client retry a
@@ -152,7 +154,11 @@ type idemUse struct {
 // key: it refuses a reused key or a retry of a request in flight, lets a
 // retry of a charged request through uncharged, and otherwise holds the key
 // while it charges and serves the request.
-func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, key string, cost int64, refundIf func(int) bool) {
+//
+// If f is not nil, the charge takes the tokens of the bucket b with its
+// debit, and a retry let through uncharged takes its tokens through the
+// limiter alone.
+func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, key string, cost int64, refundIf func(int) bool, f *fusion, b *store.Bucket) {
 	c := &s.caller
 	k := pairDigest(c.Account.ID, key)
 	switch p.idempotency.begin(k, pairDigest(r.Method, route(r))) {
@@ -171,6 +177,10 @@ func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.H
 		return
 	case idemRemembered:
 		c.Replay = true
+		if f != nil {
+			f.replay.ServeHTTP(w, r)
+			return
+		}
 		p.allowReplay(r, c)
 		next.ServeHTTP(w, r)
 		return
@@ -181,7 +191,7 @@ func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.H
 		p.idempotency.end(k, s.idem.debited && !s.idem.void)
 		s.idem = idemUse{}
 	}()
-	p.charge(w, r, next, s, cost, refundIf)
+	p.charge(w, r, next, s, cost, refundIf, f, b)
 }
 
 // allowReplay reports a retry let through uncharged.
