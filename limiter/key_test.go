@@ -144,13 +144,11 @@ func FuzzClientAddr(f *testing.F) {
 				}
 				continue
 			}
-			var a netip.Addr
 			if p, err := netip.ParsePrefix(key); err == nil {
 				if p.Bits() != 64 || p.Addr().Is4() || p != p.Masked() {
 					t.Fatalf("key %q is not an IPv6 /64", key)
 				}
-				a = p.Addr()
-			} else if a, err = netip.ParseAddr(key); err != nil || !a.Is4() {
+			} else if a, err := netip.ParseAddr(key); err != nil || !a.Is4() {
 				t.Fatalf("key %q is neither an IPv4 address nor an IPv6 /64", key)
 			}
 			peer, _ := netip.ParseAddrPort(remote)

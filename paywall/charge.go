@@ -205,7 +205,7 @@ func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusio
 			case s == nil || s.failedOpen:
 				f.unfused.ServeHTTP(w, r)
 				return
-			case s.rateLimit == f.rl: // decided further out: charge alone
+			case s.rateLimited(f.rl): // decided further out: charge alone
 				fused = nil
 			case s.caller.Replay:
 				f.unfused.ServeHTTP(w, r)

@@ -43,9 +43,11 @@ type requestState struct {
 	failedOpen bool
 	// idem tracks the Idempotency-Key a Charge of this request holds.
 	idem idemUse
-	// rateLimit is the RateLimiter that decided the request's rate limit,
-	// so that one applied twice takes its tokens once (see ClaimRateLimit).
-	rateLimit RateLimiter
+	// rateLimits are the RateLimiters that decided the request's rate
+	// limits, the first and the latest, so that one applied twice takes its
+	// tokens once (see ClaimRateLimit). Two fit in the allocation's size
+	// class as well as one.
+	rateLimits [2]RateLimiter
 }
 
 // stateKey is the context key under which a requestState finds itself.

@@ -43,18 +43,37 @@ type RateLimiter interface {
 // decisions here, so that a route wired with both rl.Handler and a charge
 // with RateLimit rl — a mistake — takes the tokens once.
 //
-// Only requests that [Paywall.Authenticate] passed have a place to record
-// it; for any other request ClaimRateLimit returns true. It must be called
-// from the goroutine serving the request.
+// A request remembers the first limiter that claimed it and the latest,
+// which recognises a limiter applied twice in any chain of up to three
+// limiter applications. Only requests that
+// [Paywall.Authenticate] passed have a place to record claims; for any
+// other request ClaimRateLimit returns true. It must be called from the
+// goroutine serving the request.
 func ClaimRateLimit(ctx context.Context, rl RateLimiter) bool {
 	s := stateFrom(ctx)
 	if s == nil {
 		return true
 	}
-	if s.rateLimit == rl {
+	return s.claimRateLimit(rl)
+}
+
+// rateLimited reports whether rl has claimed the request's rate limit.
+func (s *requestState) rateLimited(rl RateLimiter) bool {
+	return s.rateLimits[0] == rl || s.rateLimits[1] == rl
+}
+
+// claimRateLimit records that rl decides the request's rate limit and
+// reports whether it had not yet. It remembers the first limiter and the
+// latest one.
+func (s *requestState) claimRateLimit(rl RateLimiter) bool {
+	switch {
+	case s.rateLimited(rl):
 		return false
+	case s.rateLimits[0] == nil:
+		s.rateLimits[0] = rl
+	default:
+		s.rateLimits[1] = rl
 	}
-	s.rateLimit = rl
 	return true
 }
 
@@ -126,6 +145,6 @@ func (p *Paywall) spendWithTokens(w http.ResponseWriter, r *http.Request, s *req
 		s.idem.void = true
 		return res, true, nil
 	}
-	s.rateLimit = f.rl // the tokens are decided; see ClaimRateLimit
+	s.claimRateLimit(f.rl) // the tokens are decided
 	return res, false, nil
 }

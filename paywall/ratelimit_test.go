@@ -3,8 +3,8 @@ package paywall_test
 import (
 	"context"
 	"errors"
-	"math"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -564,23 +564,29 @@ func TestChargeRateLimitUncomparable(t *testing.T) {
 	p.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: uncomparable(nil)})
 }
 
-// ClaimRateLimit records one claim per limiter per request, and none for a
-// request Authenticate did not pass.
+// ClaimRateLimit records one claim per limiter per request — remembering
+// the first limiter and the latest — and none for a request Authenticate
+// did not pass.
 func TestClaimRateLimit(t *testing.T) {
 	f := newFixture(t)
 	p := f.paywall(t, nil)
-	a, b := new(limiter.Limiter), new(limiter.Limiter)
-	if !paywall.ClaimRateLimit(context.Background(), a) || !paywall.ClaimRateLimit(context.Background(), a) {
-		t.Error("claim without request state refused")
+	a, b, c := new(limiter.Limiter), new(limiter.Limiter), new(limiter.Limiter)
+	for i := 0; i < 2; i++ {
+		if !paywall.ClaimRateLimit(context.Background(), a) {
+			t.Errorf("claim %d without request state refused", i)
+		}
 	}
 	var got []bool
 	h := p.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		got = append(got, paywall.ClaimRateLimit(ctx, a), paywall.ClaimRateLimit(ctx, a), paywall.ClaimRateLimit(ctx, b))
+		for _, rl := range []*limiter.Limiter{a, a, b, b, c, a, c, b} {
+			got = append(got, paywall.ClaimRateLimit(ctx, rl))
+		}
 	}))
 	serve(h, request("GET", "/", keyPro, ""))
 	serve(h, request("GET", "/", keyPro, "")) // a new request: claims anew
-	if want := []bool{true, false, true, true, false, true}; !slices.Equal(got, want) {
+	once := []bool{true, false, true, false, true, false, false, true}
+	if want := append(once, once...); !slices.Equal(got, want) {
 		t.Errorf("claims %v, want %v", got, want)
 	}
 }
