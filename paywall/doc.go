@@ -30,6 +30,14 @@
 // or plain text. Handlers can call WriteDenial themselves to refuse a
 // request in the same way, with no middleware at all.
 //
+// A route that is also rate limited per account names its limiter as the
+// charge's [ChargeOptions.RateLimit], instead of putting it in the chain;
+// with a store that implements [store.BucketSpender] (the Redis store),
+// the tokens and the credits are then taken in one store operation — one
+// round trip — and neither if either refuses:
+//
+//	mux.Handle("POST /generate", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(generate)))
+//
 // With [Options.IdempotencyWindow] set, a client can retry a paid request
 // with the same Idempotency-Key header and is not charged again within the
 // window: the handler runs again, with [Caller.Replay] set, so it must give

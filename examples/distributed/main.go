@@ -2,13 +2,16 @@
 // on one Redis through the Redis store, to show that together they admit
 // exactly one budget: an account with 100 credits gets 100 requests at cost
 // 1, however the requests are spread over the replicas. A second route is
-// rate limited (burst 5, one more a second), with the token bucket in Redis,
-// so the replicas share that limit too.
+// rate limited per account (burst 5, one more a second), with the token
+// bucket in Redis, so the replicas share that limit too. A third is both
+// charged (5 credits) and limited by the same bucket, and decides both in
+// one Redis round trip.
 //
 //	go run . -redis 127.0.0.1:6379              # replicas on :8081 and :8082
 //	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8081/work
 //	curl -H 'Authorization: Bearer sk_test_distributed' localhost:8082/work
 //	curl -i -H 'Authorization: Bearer sk_test_distributed' localhost:8082/limited
+//	curl -i -H 'Authorization: Bearer sk_test_distributed' localhost:8081/report
 //
 // Each replica has its own Redis client and store, as two processes would;
 // the one process serving both is only for convenience. At start-up it
@@ -44,16 +47,19 @@ const (
 	costPerCall = 1
 	demoPrefix  = "go402:example:"
 
-	// The limit of GET /limited, per account, shared by the replicas.
+	// The limit of GET /limited and GET /report, per account, shared by
+	// the replicas and by the two routes.
 	limitRate  = 1.0
 	limitBurst = 5
+	// The cost of GET /report.
+	reportCost = 5
 )
 
 func main() {
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "Redis address (several, comma-separated, for a Cluster)")
 	addrs := flag.String("addrs", "localhost:8081,localhost:8082", "listen addresses of the replicas, comma-separated")
 	timeout := flag.Duration("timeout", redisstore.DefaultTimeout, "bound on every Redis call; beyond it a request gets 503")
-	failOpen := flag.Bool("fail-open", false, "when Redis fails, serve /work free and limit /limited per replica, instead of 503")
+	failOpen := flag.Bool("fail-open", false, "when Redis fails, serve /work and /report free and limit /limited and /report per replica, instead of 503")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -126,10 +132,10 @@ func newReplica(addrs []string, prefix string, cfg config) (*replica, error) {
 		client.Close()
 		return nil, err
 	}
-	// Named "acct" and keyed by account, the limiter's buckets are
-	// "acct:<id>" = redisstore.AccountBucket(id): the account's own bucket.
+	// Keyed by account, the limiter takes from each account's own bucket
+	// in Redis, which lives beside the account (in its Cluster hash slot).
 	lim, err := limiter.New(limitRate, limitBurst, &limiter.Options{
-		Name: "acct", By: limiter.ByAccount(), Store: s, FailOpen: cfg.failOpen,
+		By: limiter.ByAccount(), Store: s, FailOpen: cfg.failOpen,
 	})
 	if err != nil {
 		client.Close()
@@ -138,6 +144,13 @@ func newReplica(addrs []string, prefix string, cfg config) (*replica, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /work", pw.Authenticate(pw.Charge(costPerCall)(http.HandlerFunc(work))))
 	mux.Handle("GET /limited", pw.Authenticate(lim.Handler(http.HandlerFunc(limited))))
+	// Charged and limited: the charge takes the limiter's tokens and the
+	// credits in one Redis script — one round trip, nothing taken if either
+	// refuses. The limiter is the charge's RateLimit, not also a middleware
+	// in the chain.
+	mux.Handle("GET /report", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{
+		Cost: reportCost, RateLimit: lim,
+	})(http.HandlerFunc(work))))
 	return &replica{client: client, store: s, handler: mux}, nil
 }
 

@@ -170,3 +170,44 @@ func TestReplicasShareRateLimit(t *testing.T) {
 		t.Errorf("admitted %d, want %d to %d", admitted, limitBurst, max)
 	}
 }
+
+// TestReplicasFuseLimitAndCharge sends requests alternating between the
+// replicas to the charged and limited route (/report) and the limited one
+// (/limited), which share the account's bucket: together they admit one
+// burst (and the tokens gained meanwhile); each admitted /report costs its
+// credits and a refused one costs nothing.
+func TestReplicasFuseLimitAndCharge(t *testing.T) {
+	urls := replicas(t)
+	start := time.Now()
+	reports, limitedOK, refused := 0, 0, 0
+	balance := demoCredits
+	for i := 0; i < 12; i++ {
+		path := []string{"/report", "/report", "/limited"}[i%3]
+		status, body := getPath(t, urls[i%2], path)
+		switch {
+		case status == http.StatusOK && path == "/report":
+			reports++
+			balance -= reportCost
+			if want := "done; " + strconv.Itoa(balance) + " credits left\n"; body != want {
+				t.Errorf("request %d: body %q, want %q", i, body, want)
+			}
+		case status == http.StatusOK:
+			limitedOK++
+		case status == http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("request %d (%s): status %d: %s", i, path, status, body)
+		}
+	}
+	elapsed := time.Since(start).Seconds()
+	max := limitBurst + int(limitRate*elapsed) + 1
+	t.Logf("admitted %d /report and %d /limited, refused %d, in %.3fs (at most %d)", reports, limitedOK, refused, elapsed, max)
+	if n := reports + limitedOK; n < limitBurst || n > max {
+		t.Errorf("admitted %d, want %d to %d: one bucket for both routes and both replicas", n, limitBurst, max)
+	}
+	// The balance is what the admitted reports cost, and no more: /work
+	// costs 1 and says what is left.
+	if status, body := get(t, urls[0]); status != http.StatusOK || body != "done; "+strconv.Itoa(balance-costPerCall)+" credits left\n" {
+		t.Errorf("after the reports: %d %q, want %d credits left", status, body, balance-costPerCall)
+	}
+}
