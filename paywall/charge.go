@@ -62,8 +62,9 @@ type ChargeOptions struct {
 	//	pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(h))
 	//
 	// and not also as lim.Handler around or inside the charge. (Wired both
-	// ways, it still takes its tokens once — see [ClaimRateLimit] — but the
-	// outer one decides unfused, at a round trip of its own.)
+	// ways, it still takes its tokens once — see [ClaimRateLimit] — but
+	// with lim.Handler outside, the limit and the charge then cost a store
+	// call each.)
 	RateLimit RateLimiter
 }
 

@@ -12,6 +12,13 @@
 //	if err != nil { … }
 //	pw, err := paywall.New(s, nil)
 //
+// For the limit and the charge of a route to cost that one round trip, make
+// the limiter, keyed by account on this store, the charge's RateLimit rather
+// than a middleware in the chain:
+//
+//	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: s})
+//	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(api))
+//
 // # Consistency
 //
 // Spend, Refund, TopUp, TakeTokens and SpendWithTokens are Lua scripts,
