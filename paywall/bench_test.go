@@ -125,3 +125,39 @@ func BenchmarkStackIdempotency(b *testing.B) {
 		})
 	}
 }
+
+// TestAuthenticateAllocs checks that the allowed path through Authenticate,
+// Require and Charge makes one allocation: the request's state and its
+// copy of the request together.
+func TestAuthenticateAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocations")
+	}
+	const key = "sk_live_allocs0123456789abcdefghijklmnop"
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{
+		ID: "acct_allocs", Plan: "pro", Features: []string{"reports"}, Balance: 1 << 62,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey(key, "acct_allocs")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := paywall.New(mem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 1 {
+			panic("not charged")
+		}
+	})
+	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(p.Charge(1)(final)))
+	r := httptest.NewRequest("POST", "/generate", nil)
+	r.Header.Set("Authorization", "Bearer "+key)
+	w := &nopWriter{h: http.Header{}}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 1 {
+		t.Errorf("%v allocations per request, want 1", n)
+	}
+}

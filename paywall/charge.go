@@ -203,7 +203,7 @@ func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusio
 		var b store.Bucket // the bucket of a fused decision
 		if fused != nil {
 			switch {
-			case s == nil || s.failedOpen:
+			case s == nil || s.failedOpen():
 				f.unfused.ServeHTTP(w, r)
 				return
 			case s.rateLimited(f.rl): // decided further out: charge alone
@@ -223,7 +223,7 @@ func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusio
 			p.refuse(w, r, "charge", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
 			return
 		}
-		if s.failedOpen {
+		if s.failedOpen() {
 			p.allow(r, "charge", CodeStoreUnavailable, nil, 0, 0)
 			next.ServeHTTP(w, r)
 			return
@@ -239,7 +239,7 @@ func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusio
 		// outermost Charge, or again by an inner one when the outer
 		// ones cost nothing and so did not hold it.
 		var idemKey string
-		if p.idempotency != nil && !s.idem.held {
+		if p.idempotency != nil && !s.idemHeld() {
 			if vs := r.Header[HeaderIdempotencyKey]; len(vs) > 0 {
 				var err error
 				if idemKey, err = parseIdempotencyKey(vs); err != nil {
@@ -298,13 +298,13 @@ func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handl
 	if err != nil {
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			s.idem.void = true
+			s.voidIdem()
 			p.refuse(w, r, "charge", &Denial{Code: CodeInvalidKey, Detail: "The API key's account no longer exists."}, c.Account.ID, c.Key.Prefix)
 		case p.failOpen:
 			p.allow(r, "charge", CodeStoreUnavailable, c, cost, c.Balance)
 			next.ServeHTTP(w, r)
 		default:
-			s.idem.void = true
+			s.voidIdem()
 			d := p.unavailable()
 			d.Cost = cost
 			p.refuse(w, r, "charge", d, c.Account.ID, c.Key.Prefix)
@@ -312,13 +312,13 @@ func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handl
 		return
 	}
 	if !res.OK {
-		s.idem.void = true
+		s.voidIdem()
 		p.refuse(w, r, "charge", p.creditDenial(&c.Account, cost, res), c.Account.ID, c.Key.Prefix)
 		return
 	}
 	c.Charged += cost
 	c.Balance = res.Balance
-	s.idem.debited = true
+	s.debitedIdem()
 	p.allow(r, "charge", "", c, cost, res.Balance)
 	if refundIf == nil {
 		next.ServeHTTP(w, r)
@@ -373,7 +373,7 @@ func (p *Paywall) serveRefundable(w http.ResponseWriter, r *http.Request, next h
 			status = http.StatusOK
 		}
 		if refundIf(status) && p.refund(r, s.caller.Account.ID, s.caller.Key.Prefix, cost) {
-			s.idem.void = true
+			s.voidIdem()
 		}
 	}()
 	next.ServeHTTP(sw, r)

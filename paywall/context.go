@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/go402/go402/store"
 )
@@ -32,11 +33,20 @@ type Caller struct {
 
 // requestState is the one value [Paywall.Authenticate] adds to a request: a
 // context that carries the Caller itself, so that authenticating costs one
-// allocation for the state and one for the request copy, and [Paywall.Charge]
-// records its charge in place without copying the request again.
+// allocation for the state and the request copy together (see
+// authenticated), and [Paywall.Charge] records its charge in place without
+// copying the request again.
 type requestState struct {
 	context.Context
 	caller Caller
+	// ext holds what only some requests need, allocated when first needed,
+	// so that the state and the request copy fit the 640-byte size class.
+	ext *stateExt
+}
+
+// stateExt is the part of a requestState that only requests that failed
+// open, hold an Idempotency-Key or are rate limited need.
+type stateExt struct {
 	// failedOpen is set when the lookup failed and Options.FailOpen let the
 	// request through: there is no Caller, and Require and Charge pass the
 	// request unchecked.
@@ -45,9 +55,52 @@ type requestState struct {
 	idem idemUse
 	// rateLimits are the RateLimiters that decided the request's rate
 	// limits, the first and the latest, so that one applied twice takes its
-	// tokens once (see ClaimRateLimit). Two fit in the allocation's size
-	// class as well as one.
+	// tokens once (see ClaimRateLimit).
 	rateLimits [2]RateLimiter
+}
+
+// extra returns s.ext, allocating it if need be.
+func (s *requestState) extra() *stateExt {
+	if s.ext == nil {
+		s.ext = new(stateExt)
+	}
+	return s.ext
+}
+
+// failedOpen reports whether the lookup failed and Options.FailOpen let the
+// request through.
+func (s *requestState) failedOpen() bool {
+	return s.ext != nil && s.ext.failedOpen
+}
+
+// idemHeld reports whether a Charge of the request holds an
+// Idempotency-Key.
+func (s *requestState) idemHeld() bool {
+	return s.ext != nil && s.ext.idem.held
+}
+
+// voidIdem records that a charge of the request was refused or its debit
+// refunded. It matters only while an Idempotency-Key is held.
+func (s *requestState) voidIdem() {
+	if s.ext != nil {
+		s.ext.idem.void = true
+	}
+}
+
+// debitedIdem records that a debit was made. It matters only while an
+// Idempotency-Key is held.
+func (s *requestState) debitedIdem() {
+	if s.ext != nil {
+		s.ext.idem.debited = true
+	}
+}
+
+// authenticated is what [Paywall.Authenticate] allocates for a request it
+// lets through: the request's state and the copy of the request that
+// carries it, in one allocation.
+type authenticated struct {
+	state requestState
+	req   http.Request
 }
 
 // stateKey is the context key under which a requestState finds itself.
@@ -74,7 +127,7 @@ func stateFrom(ctx context.Context) *requestState {
 // request and must not be modified.
 func CallerFromContext(ctx context.Context) (*Caller, bool) {
 	s := stateFrom(ctx)
-	if s == nil || s.failedOpen {
+	if s == nil || s.failedOpen() {
 		return nil, false
 	}
 	return &s.caller, true

@@ -52,7 +52,7 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 				p.refuse(w, r, "require", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
 				return
 			}
-			if s.failedOpen {
+			if s.failedOpen() {
 				p.allow(r, "require", CodeStoreUnavailable, nil, 0, 0)
 				next.ServeHTTP(w, r)
 				return

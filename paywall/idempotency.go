@@ -185,11 +185,12 @@ func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.H
 		next.ServeHTTP(w, r)
 		return
 	}
-	s.idem = idemUse{held: true}
+	e := s.extra()
+	e.idem = idemUse{held: true}
 	defer func() {
 		// Also when next panics: a debit that stands is remembered.
-		p.idempotency.end(k, s.idem.debited && !s.idem.void)
-		s.idem = idemUse{}
+		p.idempotency.end(k, e.idem.debited && !e.idem.void)
+		e.idem = idemUse{}
 	}()
 	p.charge(w, r, next, s, cost, refundIf, f, b)
 }

@@ -59,20 +59,25 @@ func ClaimRateLimit(ctx context.Context, rl RateLimiter) bool {
 
 // rateLimited reports whether rl has claimed the request's rate limit.
 func (s *requestState) rateLimited(rl RateLimiter) bool {
-	return s.rateLimits[0] == rl || s.rateLimits[1] == rl
+	e := s.ext
+	if e == nil {
+		return rl == nil
+	}
+	return e.rateLimits[0] == rl || e.rateLimits[1] == rl
 }
 
 // claimRateLimit records that rl decides the request's rate limit and
 // reports whether it had not yet. It remembers the first limiter and the
 // latest one.
 func (s *requestState) claimRateLimit(rl RateLimiter) bool {
-	switch {
-	case s.rateLimited(rl):
+	if s.rateLimited(rl) {
 		return false
-	case s.rateLimits[0] == nil:
-		s.rateLimits[0] = rl
-	default:
-		s.rateLimits[1] = rl
+	}
+	e := s.extra()
+	if e.rateLimits[0] == nil {
+		e.rateLimits[0] = rl
+	} else {
+		e.rateLimits[1] = rl
 	}
 	return true
 }
@@ -142,7 +147,7 @@ func (p *Paywall) spendWithTokens(w http.ResponseWriter, r *http.Request, s *req
 		f.limited.ServeHTTP(w, r)
 		return res, true, nil
 	case !f.rl.Admit(w, r, *b, br): // 429, no credits debited
-		s.idem.void = true
+		s.voidIdem()
 		return res, true, nil
 	}
 	s.claimRateLimit(f.rl) // the tokens are decided
