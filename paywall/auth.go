@@ -82,8 +82,13 @@ func (p *Paywall) ExtractKey(r *http.Request) (string, error) {
 // parseValue extracts the key from one header or parameter value. ok is
 // false for Authorization credentials of another scheme.
 func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err error) {
-	v = trimOWS(v)
-	if bearer {
+	const prefix = "Bearer "
+	if bearer && len(v) > len(prefix) && v[:len(prefix)] == prefix && v[len(prefix)] != ' ' &&
+		v[len(v)-1] != ' ' && v[len(v)-1] != '\t' {
+		// The common case, with nothing to trim: what the general path
+		// below would find, without cutting and trimming.
+		v = v[len(prefix):]
+	} else if v = trimOWS(v); bearer {
 		scheme, rest, _ := strings.Cut(v, " ")
 		if scheme != "Bearer" && !strings.EqualFold(scheme, "Bearer") {
 			if !validHeaderName(scheme) { // empty, or not an auth-scheme token

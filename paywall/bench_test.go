@@ -161,3 +161,20 @@ func TestAuthenticateAllocs(t *testing.T) {
 		t.Errorf("%v allocations per request, want 1", n)
 	}
 }
+
+// BenchmarkExtractKey measures reading a key from the Authorization header,
+// the common case.
+func BenchmarkExtractKey(b *testing.B) {
+	p, err := paywall.New(store.NewMemory(nil), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer sk_live_benchmark0123456789abcdefghijklmn")
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := p.ExtractKey(r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
