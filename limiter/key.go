@@ -215,14 +215,6 @@ func forwardedHop(s string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// trimOWS trims the optional white space (spaces and tabs) HTTP allows
-// around list elements.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
+// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
+// around field values and list elements.
+func trimOWS(s string) string { return strings.Trim(s, " \t") }

@@ -107,18 +107,6 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 	return v, true, nil
 }
 
-// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
-// around a field value.
-func trimOWS(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
-		s = s[:len(s)-1]
-	}
-	return s
-}
-
 // keyChars marks the bytes of the RFC 6750 b64token alphabet, '=' aside.
 var keyChars = func() (t [256]bool) {
 	for c := 'a'; c <= 'z'; c++ {
@@ -251,3 +239,7 @@ func (p *Paywall) unavailable() *Denial {
 		RetryAfter: p.retryUnavailable,
 	}
 }
+
+// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
+// around field values and list elements.
+func trimOWS(s string) string { return strings.Trim(s, " \t") }

@@ -219,13 +219,8 @@ func (p *Paywall) chargeHandler(opts *ChargeOptions, next http.Handler, f *fusio
 				}
 			}
 		}
-		if s == nil {
-			p.refuse(w, r, "charge", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
-			return
-		}
-		if s.failedOpen() {
-			p.allow(r, "charge", CodeStoreUnavailable, nil, 0, 0)
-			next.ServeHTTP(w, r)
+		if s == nil || s.failedOpen() {
+			p.serveWithoutCaller(w, r, next, "charge", s)
 			return
 		}
 		c := &s.caller

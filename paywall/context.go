@@ -132,3 +132,16 @@ func CallerFromContext(ctx context.Context) (*Caller, bool) {
 	}
 	return &s.caller, true
 }
+
+// serveWithoutCaller answers a request that reached step (a middleware that
+// needs the caller) without one: s is nil when no Authenticate ran, so the
+// request is refused with 401 missing_key; otherwise the lookup failed open
+// and the request goes on to next unchecked, as [Options.FailOpen] says.
+func (p *Paywall) serveWithoutCaller(w http.ResponseWriter, r *http.Request, next http.Handler, step string, s *requestState) {
+	if s == nil {
+		p.refuse(w, r, step, &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
+		return
+	}
+	p.allow(r, step, CodeStoreUnavailable, nil, 0, 0)
+	next.ServeHTTP(w, r)
+}

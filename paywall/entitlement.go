@@ -48,13 +48,8 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s := stateFrom(r.Context())
-			if s == nil {
-				p.refuse(w, r, "require", &Denial{Code: CodeMissingKey, Detail: p.missingDetail}, "", "")
-				return
-			}
-			if s.failedOpen() {
-				p.allow(r, "require", CodeStoreUnavailable, nil, 0, 0)
-				next.ServeHTTP(w, r)
+			if s == nil || s.failedOpen() {
+				p.serveWithoutCaller(w, r, next, "require", s)
 				return
 			}
 			c := &s.caller
