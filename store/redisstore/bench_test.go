@@ -35,16 +35,23 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-// BenchmarkAllowed measures the allowed path of each operation against the
-// local Redis, reporting round trips per operation as counted by a hook.
-func BenchmarkAllowed(b *testing.B) {
+// countedClient returns a client of the test Redis whose round trips are
+// counted by the returned hook.
+func countedClient(b *testing.B) (*redis.Client, *roundTrips) {
 	c := redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true})
-	defer c.Close()
+	b.Cleanup(func() { c.Close() })
 	if err := c.Ping(context.Background()).Err(); err != nil {
 		unavailable(b, "no Redis at %s: %v", redisAddr(), err)
 	}
 	hook := new(roundTrips)
 	c.AddHook(hook)
+	return c, hook
+}
+
+// BenchmarkAllowed measures the allowed path of each operation against the
+// local Redis, reporting round trips per operation as counted by a hook.
+func BenchmarkAllowed(b *testing.B) {
+	c, hook := countedClient(b)
 	s := newTestStore(b, c, nil)
 	ctx := context.Background()
 	const id = "bench"

@@ -13,7 +13,6 @@ import (
 	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
-	"github.com/redis/go-redis/v9"
 )
 
 // nopWriter is a ResponseWriter that discards everything, reusing one header
@@ -33,13 +32,7 @@ func (w *nopWriter) WriteHeader(status int)      { w.status = status }
 // counted by a go-redis hook. Every request must be allowed (and charged,
 // where there is a charge).
 func BenchmarkMiddleware(b *testing.B) {
-	c := redis.NewClient(&redis.Options{Addr: redisAddr(), ContextTimeoutEnabled: true})
-	defer c.Close()
-	if err := c.Ping(context.Background()).Err(); err != nil {
-		unavailable(b, "no Redis at %s: %v", redisAddr(), err)
-	}
-	hook := new(roundTrips)
-	c.AddHook(hook)
+	c, hook := countedClient(b)
 	s := newTestStore(b, c, nil)
 	ctx := context.Background()
 	const id = "bench-mw"
