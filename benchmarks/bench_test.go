@@ -53,6 +53,7 @@ var impls = []impl{
 	{"go402-limiter", go402Limiter},
 	{"go402-limiter-draining", go402LimiterDraining},
 	{"go402-stack", go402Stack},
+	{"go402-stack-unfused", go402StackUnfused},
 	{"sethvargo-go-limiter", sethvargoLimiter},
 	{"ulule-limiter", ululeLimiter},
 	{"go-chi-httprate", httprateLimiter},
@@ -95,9 +96,31 @@ func go402LimiterDraining(tb testing.TB, _ []*http.Request) http.Handler {
 }
 
 // go402Stack is key authentication, entitlement, the limiter keyed by
-// account, and a charge of one credit, on the memory store; each request's
-// key is a real key of its own account, with a huge balance.
+// account, and a charge of one credit, on the memory store, wired as the
+// README recommends: the charge takes the limiter's tokens and its credit
+// in one store operation (paywall.ChargeOptions.RateLimit, with the
+// limiter's buckets in the store). Each request's key is a real key of its
+// own account, with a huge balance.
 func go402Stack(tb testing.TB, reqs []*http.Request) http.Handler {
+	m, pw := stackStore(tb, reqs)
+	l := stackLimiter(tb, m)
+	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(
+		pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: l})(final)))
+}
+
+// go402StackUnfused is the same stack with the limiter's own in-process
+// buckets and its Handler in front of a plain charge: two decisions, each
+// under its own lock.
+func go402StackUnfused(tb testing.TB, reqs []*http.Request) http.Handler {
+	_, pw := stackStore(tb, reqs)
+	l := stackLimiter(tb, nil)
+	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(
+		l.Handler(pw.Charge(1)(final))))
+}
+
+// stackStore returns a memory store holding a "pro" account with a huge
+// balance for each distinct key of reqs, and a Paywall on it.
+func stackStore(tb testing.TB, reqs []*http.Request) (*store.Memory, *paywall.Paywall) {
 	ctx := context.Background()
 	m := store.NewMemory(nil)
 	seen := map[string]bool{}
@@ -119,14 +142,24 @@ func go402Stack(tb testing.TB, reqs []*http.Request) http.Handler {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	l, err := limiter.New(1, 1, &limiter.Options{
+	return m, pw
+}
+
+// stackLimiter returns a limiter keyed by account at the "pro" plan's rate,
+// keeping its buckets in m, or in process if m is nil.
+func stackLimiter(tb testing.TB, m *store.Memory) *limiter.Limiter {
+	o := &limiter.Options{
 		By:    limiter.ByAccount(),
 		Plans: map[string]store.RateLimit{"pro": {Rate: perSecond, Burst: burst}},
-	})
+	}
+	if m != nil {
+		o.Store = m
+	}
+	l, err := limiter.New(1, 1, o)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(l.Handler(pw.Charge(1)(final))))
+	return l
 }
 
 func sethvargoLimiter(tb testing.TB, _ []*http.Request) http.Handler {

@@ -39,13 +39,17 @@ type Caller struct {
 type requestState struct {
 	context.Context
 	caller Caller
+	// rateLimit is the first RateLimiter that claimed the request's rate
+	// limit (see ClaimRateLimit), kept here rather than in ext because
+	// most rate-limited requests have exactly one.
+	rateLimit RateLimiter
 	// ext holds what only some requests need, allocated when first needed,
 	// so that the state and the request copy fit the 640-byte size class.
 	ext *stateExt
 }
 
 // stateExt is the part of a requestState that only requests that failed
-// open, hold an Idempotency-Key or are rate limited need.
+// open, hold an Idempotency-Key or are rate limited twice need.
 type stateExt struct {
 	// failedOpen is set when the lookup failed and Options.FailOpen let the
 	// request through: there is no Caller, and Require and Charge pass the
@@ -53,10 +57,10 @@ type stateExt struct {
 	failedOpen bool
 	// idem tracks the Idempotency-Key a Charge of this request holds.
 	idem idemUse
-	// rateLimits are the RateLimiters that decided the request's rate
-	// limits, the first and the latest, so that one applied twice takes its
-	// tokens once (see ClaimRateLimit).
-	rateLimits [2]RateLimiter
+	// lastRateLimit is the latest RateLimiter that claimed the request's
+	// rate limit after the first (requestState.rateLimit), so that one
+	// applied twice takes its tokens once (see ClaimRateLimit).
+	lastRateLimit RateLimiter
 }
 
 // extra returns s.ext, allocating it if need be.

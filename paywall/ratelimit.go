@@ -59,11 +59,10 @@ func ClaimRateLimit(ctx context.Context, rl RateLimiter) bool {
 
 // rateLimited reports whether rl has claimed the request's rate limit.
 func (s *requestState) rateLimited(rl RateLimiter) bool {
-	e := s.ext
-	if e == nil {
-		return rl == nil
+	if s.rateLimit == rl {
+		return true
 	}
-	return e.rateLimits[0] == rl || e.rateLimits[1] == rl
+	return s.ext != nil && s.ext.lastRateLimit == rl
 }
 
 // claimRateLimit records that rl decides the request's rate limit and
@@ -73,11 +72,10 @@ func (s *requestState) claimRateLimit(rl RateLimiter) bool {
 	if s.rateLimited(rl) {
 		return false
 	}
-	e := s.extra()
-	if e.rateLimits[0] == nil {
-		e.rateLimits[0] = rl
+	if s.rateLimit == nil {
+		s.rateLimit = rl
 	} else {
-		e.rateLimits[1] = rl
+		s.extra().lastRateLimit = rl
 	}
 	return true
 }

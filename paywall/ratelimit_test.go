@@ -320,7 +320,7 @@ func equalHeaders(a, b http.Header) bool {
 func TestChargeRateLimitUnfused(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		memory    bool // the paywall's store cannot fuse
+		plain     bool // the paywall's store cannot fuse
 		inProcess bool // the limiter keeps its buckets in the process
 		by        limiter.KeyFunc
 		noAuth    bool // no Authenticate in front of the charge
@@ -328,7 +328,7 @@ func TestChargeRateLimitUnfused(t *testing.T) {
 		status    int
 		calls     map[string]int
 	}{
-		{name: "store cannot fuse", memory: true, key: keyPro, status: 200, calls: map[string]int{"TakeTokens": 1}},
+		{name: "store cannot fuse", plain: true, key: keyPro, status: 200, calls: map[string]int{"TakeTokens": 1}},
 		{name: "in-process limiter", inProcess: true, key: keyPro, status: 200, calls: map[string]int{"Spend": 1}},
 		{name: "keyed by address", by: limiter.ByClientAddr(), key: keyPro, status: 200, calls: map[string]int{"TakeTokens": 1, "Spend": 1}},
 		{name: "no key", key: "", status: 401, calls: map[string]int{}},
@@ -337,8 +337,9 @@ func TestChargeRateLimitUnfused(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rl := newRateLimited(t)
 			var p *paywall.Paywall
-			if tc.memory {
-				p = newPaywall(t, rl.mem, rl.clock, &paywall.Options{OnDecision: rl.events.record})
+			if tc.plain {
+				// Only the Store methods of the memory store: no BucketSpender.
+				p = newPaywall(t, struct{ store.Store }{rl.mem}, rl.clock, &paywall.Options{OnDecision: rl.events.record})
 			} else {
 				p = rl.paywall(t, nil)
 			}

@@ -12,7 +12,10 @@ import (
 // Memory is a [Store] that keeps accounts and keys in the memory of one
 // process. It also implements [Refunder] and [Admin], and can save itself to
 // and restore itself from a JSON file ([Memory.SaveFile], [Memory.LoadFile])
-// so that a restart of a small server loses nothing.
+// so that a restart of a small server loses nothing. It keeps token buckets
+// too ([Buckets], [BucketSpender]), so a limiter whose Options.Store is the
+// Memory and a charge with a rate limit decide both under one lock (see
+// paywall.ChargeOptions.RateLimit).
 //
 // Lookup and Spend allocate nothing. Spend is an exact check-and-subtract
 // under a per-account lock, so concurrent spends against one account admit
@@ -25,10 +28,14 @@ type Memory struct {
 
 	// keys maps string(Digest[:]) to a *memoryKey. A stored *memoryKey is
 	// never modified; RevokeKey and PutKey replace it.
-	keys *cache.Cache
+	keys *shardedCache
 	// accounts maps an account ID to a *memoryAccount, which is never
 	// replaced once created, so a spend cannot land on a stale copy.
-	accounts *cache.Cache
+	accounts *shardedCache
+	// standalone holds the stand-alone token buckets (see TakeTokens),
+	// made on first use.
+	standalone  *cache.Cache
+	bucketsOnce sync.Once
 	// mu serialises the writers of keys and the creation of accounts, so
 	// read-modify-write operations on them (RevokeKey, PutAccount) are
 	// atomic. Readers do not take it.
@@ -39,6 +46,9 @@ type Memory struct {
 type memoryAccount struct {
 	mu sync.Mutex
 	a  Account // a deep copy the store owns; Features, Metadata and the pointees are never modified in place
+	// buckets are the account's own token buckets (see Memory.TakeTokens),
+	// usually one per limiter.
+	buckets []*memoryBucket
 }
 
 // memoryKey is a stored key with its account's entry, which Lookup so
@@ -61,10 +71,9 @@ type MemoryOptions struct {
 // NewMemory returns an empty memory store.
 func NewMemory(opts *MemoryOptions) *Memory {
 	m := &Memory{
-		now: time.Now,
-		// No expiration and no janitor: entries live until replaced.
-		keys:     cache.New(cache.NoExpiration, 0),
-		accounts: cache.New(cache.NoExpiration, 0),
+		now:      time.Now,
+		keys:     newShardedCache(),
+		accounts: newShardedCache(),
 	}
 	if opts != nil && opts.Clock != nil {
 		m.now = opts.Clock
@@ -126,7 +135,15 @@ func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	if e.a.Refill == nil {
 		return time.Time{}
 	}
-	now := m.now()
+	return refillLocked(e, m.now())
+}
+
+// refillLocked applies any refill due at now to e, which must be locked,
+// and returns the next refill time, or the zero time if e has no refill.
+func refillLocked(e *memoryAccount, now time.Time) (next time.Time) {
+	if e.a.Refill == nil {
+		return time.Time{}
+	}
 	e.a.ApplyRefill(now)
 	return e.a.NextRefill(now)
 }
@@ -209,7 +226,7 @@ func (m *Memory) putAccountLocked(a Account) {
 		e.mu.Unlock()
 		return
 	}
-	m.accounts.Set(a.ID, &memoryAccount{a: a}, cache.NoExpiration)
+	m.accounts.Set(a.ID, &memoryAccount{a: a})
 }
 
 // Account implements [Admin]. The result is a deep copy, with any refill
@@ -268,7 +285,7 @@ func (m *Memory) PutKey(_ context.Context, k Key) error {
 
 // putKeyLocked stores k, belonging to the account e. m.mu must be held.
 func (m *Memory) putKeyLocked(k Key, e *memoryAccount) {
-	m.keys.Set(string(k.Digest[:]), &memoryKey{key: k, account: e}, cache.NoExpiration)
+	m.keys.Set(string(k.Digest[:]), &memoryKey{key: k, account: e})
 }
 
 // RevokeKey implements [Admin]. Revoking a revoked key succeeds and changes
@@ -282,6 +299,6 @@ func (m *Memory) RevokeKey(_ context.Context, digest Digest) error {
 	}
 	k := *v.(*memoryKey)
 	k.key.Revoked = true
-	m.keys.Set(string(digest[:]), &k, cache.NoExpiration)
+	m.keys.Set(string(digest[:]), &k)
 	return nil
 }

@@ -57,14 +57,14 @@ func (m *Memory) snapshot() snapshot {
 		Keys:     make([]Key, 0, len(keys)),
 	}
 	for _, it := range accounts {
-		e := it.Object.(*memoryAccount)
+		e := it.(*memoryAccount)
 		e.mu.Lock()
 		a := e.a // the store never modifies what a shares with e.a in place
 		e.mu.Unlock()
 		s.Accounts = append(s.Accounts, a)
 	}
 	for _, it := range keys {
-		s.Keys = append(s.Keys, it.Object.(*memoryKey).key)
+		s.Keys = append(s.Keys, it.(*memoryKey).key)
 	}
 	slices.SortFunc(s.Accounts, func(a, b Account) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.Keys, func(a, b Key) int {

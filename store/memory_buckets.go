@@ -1,0 +1,283 @@
+package store
+
+import (
+	"context"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/patrickmn/go-cache"
+)
+
+// Compile-time checks of the bucket capabilities Memory offers.
+var (
+	_ Buckets       = (*Memory)(nil)
+	_ BucketSpender = (*Memory)(nil)
+)
+
+// bucketLinger is how long a stand-alone bucket of a [Memory] is kept after
+// it is full again. A missing bucket is a full one, so dropping it then
+// changes no decision; the margin absorbs any difference between the
+// store's clock (MemoryOptions.Clock) and the wall clock that go-cache
+// expires entries by.
+const bucketLinger = time.Minute
+
+// memoryBucket is a token bucket of a [Memory]: an account's own, kept in
+// its memoryAccount under the account's lock, or a stand-alone one, kept
+// in Memory.buckets under its own lock. Its arithmetic is that of
+// golang.org/x/time/rate's Limiter, step for step, without the Limiter's
+// own mutex: the bucket is always used under a lock already.
+type memoryBucket struct {
+	key    string
+	rate   float64
+	burst  int
+	tokens float64   // the tokens at last
+	last   time.Time // when tokens was last updated
+
+	// For stand-alone buckets only: mu guards the bucket, and dead is set
+	// once go-cache has dropped it, so a take that still holds it looks
+	// the bucket up again.
+	mu   sync.Mutex
+	dead bool
+}
+
+// newMemoryBucket returns a full bucket with b's key, rate and burst.
+func newMemoryBucket(b *Bucket, now time.Time) *memoryBucket {
+	return &memoryBucket{key: b.Key, rate: b.Rate, burst: b.Burst, tokens: float64(b.Burst), last: now}
+}
+
+// advance returns the tokens the bucket holds at now (rate.Limiter's
+// advance). A now before the last update counts as no time passing.
+func (mb *memoryBucket) advance(now time.Time) float64 {
+	last := mb.last
+	if now.Before(last) {
+		last = now
+	}
+	tokens := mb.tokens + now.Sub(last).Seconds()*mb.rate
+	if burst := float64(mb.burst); tokens > burst {
+		tokens = burst
+	}
+	return tokens
+}
+
+// tokensAt returns the tokens the bucket holds at now, after giving it
+// b's rate and burst as of now if it had others (as rate.Limiter's
+// SetLimitAt and SetBurstAt do).
+func (mb *memoryBucket) tokensAt(b *Bucket, now time.Time) float64 {
+	if mb.rate != b.Rate || mb.burst != b.Burst {
+		mb.tokens, mb.last = mb.advance(now), now
+		mb.rate, mb.burst = b.Rate, b.Burst
+	}
+	return mb.advance(now)
+}
+
+// holds reports whether a bucket holding tokens has room for a take of
+// cost, as rate.Limiter's AllowN decides: the cost is at most the burst and
+// the tokens missing, if any, would take less than a nanosecond to come.
+func (mb *memoryBucket) holds(tokens float64, cost int) bool {
+	// time.Duration(ns) <= 0, without the conversion's overflow.
+	ns := (float64(cost) - tokens) / mb.rate * float64(time.Second)
+	return cost <= mb.burst && ns < 1
+}
+
+// takeAt takes cost tokens from a bucket that holds tokens at now, which
+// holds must have allowed, and returns the tokens left.
+func (mb *memoryBucket) takeAt(now time.Time, tokens float64, cost int) float64 {
+	mb.tokens, mb.last = tokens-float64(cost), now
+	return mb.tokens
+}
+
+// bucketResult is the result of a take of b from a bucket that holds tokens
+// after it; ok is whether the bucket held enough for the take.
+func bucketResult(b *Bucket, ok bool, tokens float64) BucketResult {
+	r := BucketResult{
+		OK:        ok,
+		Remaining: int(max(0, math.Floor(tokens))),
+		Full:      tokensDuration(float64(b.Burst)-tokens, b.Rate),
+	}
+	switch {
+	case b.Cost > b.Burst:
+		r.Wait = -1
+	case float64(b.Cost) > tokens:
+		r.Wait = tokensDuration(float64(b.Cost)-tokens, b.Rate)
+	}
+	return r
+}
+
+// tokensDuration is how long a bucket takes to gain n tokens at rate,
+// rounded up to the nanosecond and capped at the largest Duration.
+func tokensDuration(n, rate float64) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	ns := math.Ceil(n / rate * float64(time.Second))
+	if ns >= math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
+}
+
+// validBucket returns an error wrapping [ErrInvalidAmount] unless b's rate
+// is positive, its burst positive and its cost non-negative.
+func validBucket(b *Bucket) error {
+	switch {
+	case !(b.Rate > 0): // also NaN
+		return errorf("bucket rate must be > 0, got %v: %w", b.Rate, ErrInvalidAmount)
+	case b.Burst <= 0:
+		return errorf("bucket burst must be > 0, got %d: %w", b.Burst, ErrInvalidAmount)
+	case b.Cost < 0:
+		return errorf("bucket cost must be >= 0, got %d: %w", b.Cost, ErrInvalidAmount)
+	}
+	return nil
+}
+
+// accountBucketLocked returns the account's bucket b.Key, creating a full
+// one if it has none. e.mu must be held.
+func (e *memoryAccount) accountBucketLocked(b *Bucket, now time.Time) *memoryBucket {
+	for _, mb := range e.buckets {
+		if mb.key == b.Key {
+			return mb
+		}
+	}
+	mb := newMemoryBucket(b, now)
+	e.buckets = append(e.buckets, mb)
+	return mb
+}
+
+// TakeTokens implements [Buckets], with the semantics of
+// golang.org/x/time/rate, timed by the store's clock.
+//
+// An account's bucket (b.Account set) is kept with the account, for as long
+// as the store holds the account; it is the bucket
+// [Memory.SpendWithTokens] takes from too. An unknown account yields an
+// error wrapping [ErrNotFound]. A stand-alone bucket is kept until a minute
+// after it is full again, so the store holds at most the buckets of the
+// keys that took tokens within their time to fill up plus a minute (a
+// missing bucket is a full one, so dropping it changes no decision). To
+// limit requests by client address in one process, the limiter's own
+// buckets, whose number is capped, are the better choice.
+//
+// Rate must be positive (+Inf allows everything), Burst positive and Cost
+// non-negative, or the error wraps [ErrInvalidAmount]. Buckets are not
+// saved by [Memory.SaveFile].
+func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
+	if err := validBucket(&b); err != nil {
+		return BucketResult{}, err
+	}
+	if math.IsInf(b.Rate, 1) {
+		return BucketResult{OK: true, Remaining: b.Burst}, nil
+	}
+	if b.Account != "" {
+		e, err := m.account(b.Account)
+		if err != nil {
+			return BucketResult{}, err
+		}
+		e.mu.Lock()
+		now := m.now()
+		r := take(e.accountBucketLocked(&b, now), &b, now)
+		e.mu.Unlock()
+		return r, nil
+	}
+	for {
+		mb := m.standaloneBucket(&b)
+		mb.mu.Lock()
+		if mb.dead {
+			mb.mu.Unlock()
+			continue
+		}
+		r := take(mb, &b, m.now())
+		// Set while locked, so that the latest take sets the expiry.
+		m.buckets().Set(b.Key, mb, r.Full+bucketLinger)
+		mb.mu.Unlock()
+		return r, nil
+	}
+}
+
+// take takes b.Cost tokens from mb at now if it holds them. The caller
+// holds mb's lock (the account's, for an account's bucket).
+func take(mb *memoryBucket, b *Bucket, now time.Time) BucketResult {
+	tokens := mb.tokensAt(b, now)
+	ok := mb.holds(tokens, b.Cost)
+	if ok {
+		tokens = mb.takeAt(now, tokens, b.Cost)
+	}
+	return bucketResult(b, ok, tokens)
+}
+
+// buckets returns the cache of stand-alone buckets, making it on first use
+// (its janitor is a goroutine, which a store that never needs it should not
+// start).
+func (m *Memory) buckets() *cache.Cache {
+	m.bucketsOnce.Do(func() {
+		m.standalone = cache.New(cache.NoExpiration, bucketLinger)
+		m.standalone.OnEvicted(func(_ string, v any) {
+			mb := v.(*memoryBucket)
+			mb.mu.Lock()
+			mb.dead = true
+			mb.mu.Unlock()
+		})
+	})
+	return m.standalone
+}
+
+// standaloneBucket returns the stand-alone bucket b.Key, creating a full
+// one if there is none.
+func (m *Memory) standaloneBucket(b *Bucket) *memoryBucket {
+	c := m.buckets()
+	if v, ok := c.Get(b.Key); ok {
+		return v.(*memoryBucket)
+	}
+	mb := newMemoryBucket(b, m.now())
+	if err := c.Add(b.Key, mb, bucketLinger); err != nil {
+		// Another take created it first.
+		if v, ok := c.Get(b.Key); ok {
+			return v.(*memoryBucket)
+		}
+	}
+	// Add replaces an entry that has expired but that the janitor has not
+	// dropped yet, without marking it dead: a take that found it just
+	// before is lost. That bucket had been full for bucketLinger, so the
+	// lost take is of a full bucket, like this one's.
+	return mb
+}
+
+// SpendWithTokens implements [BucketSpender]: under the account's lock, it
+// applies any due refill, then takes b.Cost tokens from the account's
+// bucket b (see [Memory.TakeTokens]) and debits cost credits if both
+// suffice, and takes nothing from either otherwise. b.Account must be
+// accountID.
+func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error) {
+	if cost < 0 {
+		return SpendResult{}, BucketResult{}, errNegativeCost
+	}
+	if b.Account != accountID {
+		return SpendResult{}, BucketResult{}, errorf(
+			"spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			b.Key, b.Account, accountID)
+	}
+	if err := validBucket(&b); err != nil {
+		return SpendResult{}, BucketResult{}, err
+	}
+	e, err := m.account(accountID)
+	if err != nil {
+		return SpendResult{}, BucketResult{}, err
+	}
+	if math.IsInf(b.Rate, 1) {
+		r, err := m.Spend(ctx, accountID, cost)
+		return r, BucketResult{OK: true, Remaining: b.Burst}, err
+	}
+	e.mu.Lock()
+	now := m.now()
+	next := refillLocked(e, now)
+	mb := e.accountBucketLocked(&b, now)
+	tokens := mb.tokensAt(&b, now)
+	bucketOK := mb.holds(tokens, b.Cost)
+	r := SpendResult{Balance: e.a.Balance, NextRefill: next}
+	if bucketOK && cost <= e.a.Balance {
+		e.a.Balance -= cost
+		r.OK, r.Balance = true, e.a.Balance
+		tokens = mb.takeAt(now, tokens, b.Cost)
+	}
+	e.mu.Unlock()
+	return r, bucketResult(&b, bucketOK, tokens), nil
+}
