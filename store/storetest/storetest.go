@@ -1,8 +1,10 @@
 // Package storetest is a conformance suite for implementations of
 // [store.Store], in the manner of testing/slogtest: an implementation's own
 // test calls [Run] with a function that makes a [Harness], and the suite
-// checks lookups, exact spending under concurrency, periodic refills and
-// refunds against the contract documented on [store.Store].
+// checks lookups, exact spending under concurrency, periodic refills,
+// refunds and token buckets against the contracts documented on
+// [store.Store] and its optional capabilities [store.Refunder],
+// [store.Buckets] and [store.BucketSpender].
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Harness {
@@ -50,6 +52,25 @@
 // subtests run only if the store implements [store.Refunder], and skip
 // otherwise.
 //
+// # Token buckets
+//
+// The Buckets group runs only if the store implements [store.Buckets], and
+// skips otherwise; its SpendWithTokens subtests run only if the store
+// implements [store.BucketSpender] too. It checks TakeTokens step by step
+// against golang.org/x/time/rate (OK and Remaining exactly, Wait and Full
+// within a microsecond, after clock steps of whole milliseconds, so a
+// bucket clock of microsecond resolution suffices); that the bucket Key of
+// a stand-alone bucket, of one account and of another are three buckets;
+// that concurrent takes admit exactly the burst; and that SpendWithTokens
+// takes tokens and credits together or not at all, also under
+// concurrency. Beyond the documentation of [store.Bucket], it expects a
+// Rate that is not positive (or NaN), a Burst that is not positive or a
+// negative Cost to yield an error wrapping [store.ErrInvalidAmount], from
+// TakeTokens and SpendWithTokens alike; a Rate of +Inf to admit any Cost;
+// and SpendWithTokens to report the account's balance in its SpendResult
+// even when the bucket refused. Subtests that compare against
+// golang.org/x/time/rate or wait for tokens need Advance.
+//
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
 
@@ -96,6 +117,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Spend", spendTests},
 		{"Refill", refillTests},
 		{"Refund", refundTests},
+		{"Buckets", bucketTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
