@@ -1,11 +1,15 @@
 package limiter
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync/atomic"
 	"testing"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
 )
 
 // noopWriter is a ResponseWriter that keeps headers and discards the rest.
@@ -57,5 +61,51 @@ func BenchmarkHandler(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestStackAllocs checks the allocation budget of the whole stack —
+// Authenticate, Require, the limiter keyed by account and a charge, on the
+// memory store — wired both ways: fused (the charge takes the tokens from
+// the store's account bucket in the same operation as its debit) and
+// unfused (the limiter's Handler with in-process buckets in front of the
+// charge). Each allocates once per request: the request copy that carries
+// the caller.
+func TestStackAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocations")
+	}
+	const key = "sk_live_stackallocs0123456789abcdef"
+	ctx := context.Background()
+	mem := store.NewMemory(nil)
+	if err := mem.PutAccount(ctx, store.Account{ID: "acct_stack", Plan: "pro", Balance: 1 << 62}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey(key, "acct_stack")); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := paywall.New(mem, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 1 || w.Header().Get(HeaderRateLimit) == "" {
+			panic("not limited and charged")
+		}
+	})
+	plans := map[string]store.RateLimit{"pro": {Rate: 1e9, Burst: 1e9}}
+	fused := mustNew(t, 1, 1, &Options{By: ByAccount(), Plans: plans, Store: mem})
+	local := mustNew(t, 1, 1, &Options{By: ByAccount(), Plans: plans})
+	require := pw.Require(paywall.Requirement{Plans: []string{"pro"}})
+	for name, h := range map[string]http.Handler{
+		"fused":   pw.Authenticate(require(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: fused})(final))),
+		"unfused": pw.Authenticate(require(local.Handler(pw.Charge(1)(final)))),
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header["X-Api-Key"] = []string{key}
+		w := &noopWriter{h: make(http.Header)}
+		if n := testing.AllocsPerRun(100, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 1 {
+			t.Errorf("%s: %v allocations per request, want 1", name, n)
+		}
 	}
 }

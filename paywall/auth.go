@@ -200,7 +200,7 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 		}
 		if p.failOpen {
 			p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
-			next.ServeHTTP(w, r.WithContext(&requestState{Context: ctx, ext: &stateExt{failedOpen: true}}))
+			next.ServeHTTP(w, r.WithContext(&requestState{parent: r, ext: &stateExt{failedOpen: true}}))
 			return
 		}
 		p.refuse(w, r, "authenticate", p.unavailable(), "", "")
@@ -217,7 +217,7 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 
 	a := new(authenticated)
 	s := &a.state
-	s.Context = ctx
+	s.parent = r
 	// Field by field: a Caller literal would be built on the stack and
 	// copied again.
 	s.caller.Key = key

@@ -3,6 +3,7 @@ package paywall
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -37,7 +38,11 @@ type Caller struct {
 // authenticated), and [Paywall.Charge] records its charge in place without
 // copying the request again.
 type requestState struct {
-	context.Context
+	// parent is the request that Authenticate was given. Its context is
+	// this context's parent: keeping the request (one word) rather than
+	// its context (two) keeps the state and the request copy in the
+	// 640-byte size class.
+	parent *http.Request
 	caller Caller
 	// rateLimit is the first RateLimiter that claimed the request's rate
 	// limit (see ClaimRateLimit), kept here rather than in ext because
@@ -110,13 +115,22 @@ type authenticated struct {
 // stateKey is the context key under which a requestState finds itself.
 type stateKey struct{}
 
-// Value returns the state itself for stateKey and defers to the parent
-// context for every other key.
+// Deadline implements [context.Context]: the parent's.
+func (s *requestState) Deadline() (time.Time, bool) { return s.parent.Context().Deadline() }
+
+// Done implements [context.Context]: the parent's.
+func (s *requestState) Done() <-chan struct{} { return s.parent.Context().Done() }
+
+// Err implements [context.Context]: the parent's.
+func (s *requestState) Err() error { return s.parent.Context().Err() }
+
+// Value implements [context.Context]: it returns the state itself for
+// stateKey and defers to the parent context for every other key.
 func (s *requestState) Value(key any) any {
 	if _, ok := key.(stateKey); ok {
 		return s
 	}
-	return s.Context.Value(key)
+	return s.parent.Context().Value(key)
 }
 
 // stateFrom returns the request state in ctx, or nil.

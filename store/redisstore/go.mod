@@ -5,7 +5,6 @@ go 1.23.0
 require (
 	github.com/go402/go402 v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.18.0
-	golang.org/x/time v0.12.0
 )
 
 require (
@@ -13,6 +12,7 @@ require (
 	github.com/dgryski/go-rendezvous v0.0.0-20200823014737-9f7001d12a5f // indirect
 	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
 	go.uber.org/atomic v1.11.0 // indirect
+	golang.org/x/time v0.12.0 // indirect
 )
 
 replace github.com/go402/go402 => ../..
