@@ -61,7 +61,10 @@ func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, 
 	if pol != nil && pol.limit != lim {
 		pol = nil
 	}
-	out := Result{Cost: b.Cost, now: l.clock()}
+	out := Result{Cost: b.Cost}
+	if l.onDecision != nil {
+		out.now = l.clock() // the decision's time; nothing else needs it
+	}
 	out.fillStore(res, lim, pol, l.mkPolicy)
 	if !out.Allowed {
 		l.refuse(w, r, c, &out)

@@ -65,7 +65,10 @@ func (mb *memoryBucket) advance(now time.Time) float64 {
 // SetLimitAt and SetBurstAt do).
 func (mb *memoryBucket) tokensAt(b *Bucket, now time.Time) float64 {
 	if mb.rate != b.Rate || mb.burst != b.Burst {
-		mb.tokens, mb.last = mb.advance(now), now
+		mb.tokens = mb.advance(now)
+		if now.After(mb.last) {
+			mb.last = now
+		}
 		mb.rate, mb.burst = b.Rate, b.Burst
 	}
 	return mb.advance(now)
@@ -81,9 +84,14 @@ func (mb *memoryBucket) holds(tokens float64, cost int) bool {
 }
 
 // takeAt takes cost tokens from a bucket that holds tokens at now, which
-// holds must have allowed, and returns the tokens left.
+// holds must have allowed, and returns the tokens left. Time never runs
+// backwards for a bucket: a now before its last update (two takes that
+// read the clock before racing for the lock) leaves that time in place.
 func (mb *memoryBucket) takeAt(now time.Time, tokens float64, cost int) float64 {
-	mb.tokens, mb.last = tokens-float64(cost), now
+	mb.tokens = tokens - float64(cost)
+	if now.After(mb.last) {
+		mb.last = now
+	}
 	return mb.tokens
 }
 
@@ -172,20 +180,21 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		if err != nil {
 			return BucketResult{}, err
 		}
-		e.mu.Lock()
 		now := m.now()
+		e.mu.Lock()
 		r := take(e.accountBucketLocked(&b, now), &b, now)
 		e.mu.Unlock()
 		return r, nil
 	}
 	for {
 		mb := m.standaloneBucket(&b)
+		now := m.now()
 		mb.mu.Lock()
 		if mb.dead {
 			mb.mu.Unlock()
 			continue
 		}
-		r := take(mb, &b, m.now())
+		r := take(mb, &b, now)
 		// Set while locked, so that the latest take sets the expiry.
 		m.buckets().Set(b.Key, mb, r.Full+bucketLinger)
 		mb.mu.Unlock()
@@ -266,8 +275,8 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 		r, err := m.Spend(ctx, accountID, cost)
 		return r, BucketResult{OK: true, Remaining: b.Burst}, err
 	}
+	now := m.now() // read before locking, to keep the lock short
 	e.mu.Lock()
-	now := m.now()
 	next := refillLocked(e, now)
 	mb := e.accountBucketLocked(&b, now)
 	tokens := mb.tokensAt(&b, now)
