@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/patrickmn/go-cache"
@@ -42,13 +43,58 @@ type Memory struct {
 	mu sync.Mutex
 }
 
-// memoryAccount is one account and the lock that guards it.
+// memoryAccount is one account. What PutAccount stored is kept in put,
+// which is replaced but never modified, so that Lookup copies it without
+// taking the lock; what spends and refills change — the balance, the time
+// of the last refill, the token buckets — is guarded by mu.
 type memoryAccount struct {
 	mu sync.Mutex
-	a  Account // a deep copy the store owns; Features, Metadata and the pointees are never modified in place
-	// buckets are the account's own token buckets (see Memory.TakeTokens),
-	// usually one per limiter.
+	// balance is the account's balance: written under mu, read by Lookup
+	// without it.
+	balance atomic.Int64
+	// put is the account as last put, a deep copy the store owns. Its
+	// Balance and RefilledAt are as put; balance and refilledAt are
+	// current.
+	put atomic.Pointer[Account]
+	// hasRefill reports whether put has a Refill, which a read of the
+	// account must apply under mu first.
+	hasRefill bool
+	// refilledAt is the account's RefilledAt.
+	refilledAt time.Time
+	// bucket is the account's first token bucket (see Memory.TakeTokens),
+	// unused while its burst is zero; buckets are any others.
+	bucket  memoryBucket
 	buckets []*memoryBucket
+}
+
+// setLocked makes a, which the store owns, the account. e.mu must be held
+// unless e is not yet shared.
+func (e *memoryAccount) setLocked(a Account) {
+	e.balance.Store(a.Balance)
+	e.refilledAt = a.RefilledAt
+	e.hasRefill = a.Refill != nil
+	e.put.Store(&a)
+}
+
+// accountLocked returns the account as it is. e.mu must be held.
+func (e *memoryAccount) accountLocked() Account {
+	a := *e.put.Load()
+	a.Balance = e.balance.Load()
+	a.RefilledAt = e.refilledAt
+	return a
+}
+
+// refillLocked applies any refill due at now and returns the next refill
+// time, or the zero time if the account has no refill. e.mu must be held.
+func (e *memoryAccount) refillLocked(now time.Time) (next time.Time) {
+	if !e.hasRefill {
+		return time.Time{}
+	}
+	a := e.accountLocked()
+	a.ApplyRefill(now)
+	e.balance.Store(a.Balance)
+	e.refilledAt = a.RefilledAt
+	return a.NextRefill(now)
 }
 
 // memoryKey is a stored key with its account's entry, which Lookup so
@@ -120,9 +166,16 @@ func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) 
 	}
 	k := v.(*memoryKey)
 	e := k.account
+	if p := e.put.Load(); p.Refill == nil {
+		// Nothing to apply: no lock. A PutAccount racing with this may
+		// pair the new fields with the old balance, as if it came after.
+		a := *p
+		a.Balance = e.balance.Load()
+		return k.key, a, nil
+	}
 	e.mu.Lock()
 	m.applyRefillLocked(e)
-	a := e.a
+	a := e.accountLocked()
 	e.mu.Unlock()
 	return k.key, a, nil
 }
@@ -132,20 +185,10 @@ func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) 
 // with a refill: on some machines a clock read costs more than the rest of
 // a spend.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
-	if e.a.Refill == nil {
+	if !e.hasRefill {
 		return time.Time{}
 	}
-	return refillLocked(e, m.now())
-}
-
-// refillLocked applies any refill due at now to e, which must be locked,
-// and returns the next refill time, or the zero time if e has no refill.
-func refillLocked(e *memoryAccount, now time.Time) (next time.Time) {
-	if e.a.Refill == nil {
-		return time.Time{}
-	}
-	e.a.ApplyRefill(now)
-	return e.a.NextRefill(now)
+	return e.refillLocked(m.now())
 }
 
 // Spend implements [Store].
@@ -159,10 +202,10 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 	}
 	e.mu.Lock()
 	next := m.applyRefillLocked(e)
-	r := SpendResult{Balance: e.a.Balance, NextRefill: next}
-	if cost <= e.a.Balance {
-		e.a.Balance -= cost
-		r.OK, r.Balance = true, e.a.Balance
+	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
+	if cost <= r.Balance {
+		r.OK, r.Balance = true, r.Balance-cost
+		e.balance.Store(r.Balance)
 	}
 	e.mu.Unlock()
 	return r, nil
@@ -194,11 +237,12 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m.applyRefillLocked(e)
-	if e.a.Balance > math.MaxInt64-amount {
-		return e.a.Balance, errorf("%s of %d would overflow balance %d: %w", op, amount, e.a.Balance, ErrInvalidAmount)
+	b := e.balance.Load()
+	if b > math.MaxInt64-amount {
+		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
 	}
-	e.a.Balance += amount
-	return e.a.Balance, nil
+	e.balance.Store(b + amount)
+	return b + amount, nil
 }
 
 // PutAccount implements [Admin]. It validates a with [Account.Validate] and
@@ -222,11 +266,13 @@ func (m *Memory) putAccountLocked(a Account) {
 	if v, ok := m.accounts.Get(a.ID); ok {
 		e := v.(*memoryAccount)
 		e.mu.Lock()
-		e.a = a
+		e.setLocked(a)
 		e.mu.Unlock()
 		return
 	}
-	m.accounts.Set(a.ID, &memoryAccount{a: a})
+	e := new(memoryAccount)
+	e.setLocked(a)
+	m.accounts.Set(a.ID, e)
 }
 
 // Account implements [Admin]. The result is a deep copy, with any refill
@@ -238,7 +284,7 @@ func (m *Memory) Account(_ context.Context, id string) (Account, error) {
 	}
 	e.mu.Lock()
 	m.applyRefillLocked(e)
-	a := e.a
+	a := e.accountLocked()
 	e.mu.Unlock()
 	return a.Clone(), nil
 }

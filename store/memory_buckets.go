@@ -23,27 +23,30 @@ var (
 const bucketLinger = time.Minute
 
 // memoryBucket is a token bucket of a [Memory]: an account's own, kept in
-// its memoryAccount under the account's lock, or a stand-alone one, kept
-// in Memory.buckets under its own lock. Its arithmetic is that of
-// golang.org/x/time/rate's Limiter, step for step, without the Limiter's
-// own mutex: the bucket is always used under a lock already.
+// its memoryAccount under the account's lock, or a stand-alone one (see
+// standaloneBucket). Its arithmetic is that of golang.org/x/time/rate's
+// Limiter, step for step, without the Limiter's own mutex: the bucket is
+// always used under a lock already.
 type memoryBucket struct {
 	key    string
 	rate   float64
-	burst  int
+	burst  int       // zero in an account's unused first bucket
 	tokens float64   // the tokens at last
 	last   time.Time // when tokens was last updated
+}
 
-	// For stand-alone buckets only: mu guards the bucket, and dead is set
-	// once go-cache has dropped it, so a take that still holds it looks
-	// the bucket up again.
-	mu   sync.Mutex
+// standaloneBucket is a stand-alone bucket, kept in Memory.standalone.
+type standaloneBucket struct {
+	mu sync.Mutex
+	// dead is set once go-cache has dropped the bucket, so that a take
+	// that still holds it looks the bucket up again.
 	dead bool
+	b    memoryBucket
 }
 
 // newMemoryBucket returns a full bucket with b's key, rate and burst.
-func newMemoryBucket(b *Bucket, now time.Time) *memoryBucket {
-	return &memoryBucket{key: b.Key, rate: b.Rate, burst: b.Burst, tokens: float64(b.Burst), last: now}
+func newMemoryBucket(b *Bucket, now time.Time) memoryBucket {
+	return memoryBucket{key: b.Key, rate: b.Rate, burst: b.Burst, tokens: float64(b.Burst), last: now}
 }
 
 // advance returns the tokens the bucket holds at now (rate.Limiter's
@@ -142,14 +145,21 @@ func validBucket(b *Bucket) error {
 // accountBucketLocked returns the account's bucket b.Key, creating a full
 // one if it has none. e.mu must be held.
 func (e *memoryAccount) accountBucketLocked(b *Bucket, now time.Time) *memoryBucket {
+	switch {
+	case e.bucket.key == b.Key && e.bucket.burst != 0:
+		return &e.bucket
+	case e.bucket.burst == 0:
+		e.bucket = newMemoryBucket(b, now)
+		return &e.bucket
+	}
 	for _, mb := range e.buckets {
 		if mb.key == b.Key {
 			return mb
 		}
 	}
 	mb := newMemoryBucket(b, now)
-	e.buckets = append(e.buckets, mb)
-	return mb
+	e.buckets = append(e.buckets, &mb)
+	return &mb
 }
 
 // TakeTokens implements [Buckets], with the semantics of
@@ -187,17 +197,17 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		return r, nil
 	}
 	for {
-		mb := m.standaloneBucket(&b)
+		sb := m.standaloneBucket(&b)
 		now := m.now()
-		mb.mu.Lock()
-		if mb.dead {
-			mb.mu.Unlock()
+		sb.mu.Lock()
+		if sb.dead {
+			sb.mu.Unlock()
 			continue
 		}
-		r := take(mb, &b, now)
+		r := take(&sb.b, &b, now)
 		// Set while locked, so that the latest take sets the expiry.
-		m.buckets().Set(b.Key, mb, r.Full+bucketLinger)
-		mb.mu.Unlock()
+		m.buckets().Set(b.Key, sb, r.Full+bucketLinger)
+		sb.mu.Unlock()
 		return r, nil
 	}
 }
@@ -220,10 +230,10 @@ func (m *Memory) buckets() *cache.Cache {
 	m.bucketsOnce.Do(func() {
 		m.standalone = cache.New(cache.NoExpiration, bucketLinger)
 		m.standalone.OnEvicted(func(_ string, v any) {
-			mb := v.(*memoryBucket)
-			mb.mu.Lock()
-			mb.dead = true
-			mb.mu.Unlock()
+			sb := v.(*standaloneBucket)
+			sb.mu.Lock()
+			sb.dead = true
+			sb.mu.Unlock()
 		})
 	})
 	return m.standalone
@@ -231,23 +241,23 @@ func (m *Memory) buckets() *cache.Cache {
 
 // standaloneBucket returns the stand-alone bucket b.Key, creating a full
 // one if there is none.
-func (m *Memory) standaloneBucket(b *Bucket) *memoryBucket {
+func (m *Memory) standaloneBucket(b *Bucket) *standaloneBucket {
 	c := m.buckets()
 	if v, ok := c.Get(b.Key); ok {
-		return v.(*memoryBucket)
+		return v.(*standaloneBucket)
 	}
-	mb := newMemoryBucket(b, m.now())
-	if err := c.Add(b.Key, mb, bucketLinger); err != nil {
+	sb := &standaloneBucket{b: newMemoryBucket(b, m.now())}
+	if err := c.Add(b.Key, sb, bucketLinger); err != nil {
 		// Another take created it first.
 		if v, ok := c.Get(b.Key); ok {
-			return v.(*memoryBucket)
+			return v.(*standaloneBucket)
 		}
 	}
 	// Add replaces an entry that has expired but that the janitor has not
 	// dropped yet, without marking it dead: a take that found it just
 	// before is lost. That bucket had been full for bucketLinger, so the
 	// lost take is of a full bucket, like this one's.
-	return mb
+	return sb
 }
 
 // SpendWithTokens implements [BucketSpender]: under the account's lock, it
@@ -277,14 +287,14 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	}
 	now := m.now() // read before locking, to keep the lock short
 	e.mu.Lock()
-	next := refillLocked(e, now)
+	next := e.refillLocked(now)
 	mb := e.accountBucketLocked(&b, now)
 	tokens := mb.tokensAt(&b, now)
 	bucketOK := mb.holds(tokens, b.Cost)
-	r := SpendResult{Balance: e.a.Balance, NextRefill: next}
-	if bucketOK && cost <= e.a.Balance {
-		e.a.Balance -= cost
-		r.OK, r.Balance = true, e.a.Balance
+	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
+	if bucketOK && cost <= r.Balance {
+		r.OK, r.Balance = true, r.Balance-cost
+		e.balance.Store(r.Balance)
 		tokens = mb.takeAt(now, tokens, b.Cost)
 	}
 	e.mu.Unlock()

@@ -59,7 +59,7 @@ func (m *Memory) snapshot() snapshot {
 	for _, it := range accounts {
 		e := it.(*memoryAccount)
 		e.mu.Lock()
-		a := e.a // the store never modifies what a shares with e.a in place
+		a := e.accountLocked() // the store never modifies what a shares with it in place
 		e.mu.Unlock()
 		s.Accounts = append(s.Accounts, a)
 	}
