@@ -242,4 +242,11 @@ func (p *Paywall) unavailable() *Denial {
 
 // trimOWS trims the optional white space (spaces and tabs) that HTTP allows
 // around field values and list elements.
-func trimOWS(s string) string { return strings.Trim(s, " \t") }
+func trimOWS(s string) string {
+	if s == "" || !isOWS(s[0]) && !isOWS(s[len(s)-1]) {
+		return s // the common case, without strings.Trim's set building
+	}
+	return strings.Trim(s, " \t")
+}
+
+func isOWS(c byte) bool { return c == ' ' || c == '\t' }

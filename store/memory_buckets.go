@@ -190,7 +190,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		if err != nil {
 			return BucketResult{}, err
 		}
-		now := m.now()
+		now := m.tick()
 		e.mu.Lock()
 		r := take(e.accountBucketLocked(&b, now), &b, now)
 		e.mu.Unlock()
@@ -198,7 +198,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	}
 	for {
 		sb := m.standaloneBucket(&b)
-		now := m.now()
+		now := m.tick()
 		sb.mu.Lock()
 		if sb.dead {
 			sb.mu.Unlock()
@@ -246,7 +246,7 @@ func (m *Memory) standaloneBucket(b *Bucket) *standaloneBucket {
 	if v, ok := c.Get(b.Key); ok {
 		return v.(*standaloneBucket)
 	}
-	sb := &standaloneBucket{b: newMemoryBucket(b, m.now())}
+	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick())}
 	if err := c.Add(b.Key, sb, bucketLinger); err != nil {
 		// Another take created it first.
 		if v, ok := c.Get(b.Key); ok {
@@ -285,9 +285,9 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 		r, err := m.Spend(ctx, accountID, cost)
 		return r, BucketResult{OK: true, Remaining: b.Burst}, err
 	}
-	now := m.now() // read before locking, to keep the lock short
+	now := m.tick() // read before locking, to keep the lock short
 	e.mu.Lock()
-	next := e.refillLocked(now)
+	next := m.applyRefillLocked(e)
 	mb := e.accountBucketLocked(&b, now)
 	tokens := mb.tokensAt(&b, now)
 	bucketOK := mb.holds(tokens, b.Cost)

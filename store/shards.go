@@ -15,12 +15,17 @@ const cacheShards = 32
 // shardedCache is a go-cache split into cacheShards instances. Entries never
 // expire: a [Memory] keeps them until they are replaced.
 type shardedCache struct {
-	seed   maphash.Seed
-	shards [cacheShards]*cache.Cache
+	// digests is set when every key is a Digest, whose first byte is as
+	// good a shard number as a hash of the whole key.
+	digests bool
+	seed    maphash.Seed
+	shards  [cacheShards]*cache.Cache
 }
 
-func newShardedCache() *shardedCache {
-	c := &shardedCache{seed: maphash.MakeSeed()}
+// newShardedCache returns an empty cache; digests says whether its keys
+// are all string(Digest[:]).
+func newShardedCache(digests bool) *shardedCache {
+	c := &shardedCache{digests: digests, seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		// No expiration and no janitor: entries live until replaced.
 		c.shards[i] = cache.New(cache.NoExpiration, 0)
@@ -30,6 +35,9 @@ func newShardedCache() *shardedCache {
 
 // shard returns the instance that holds k.
 func (c *shardedCache) shard(k string) *cache.Cache {
+	if c.digests {
+		return c.shards[k[0]%cacheShards]
+	}
 	return c.shards[maphash.String(c.seed, k)%cacheShards]
 }
 
