@@ -200,7 +200,7 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 		}
 		if p.failOpen {
 			p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
-			next.ServeHTTP(w, r.WithContext(&requestState{parent: r, ext: &stateExt{failedOpen: true}}))
+			next.ServeHTTP(w, r.WithContext(&requestState{parent: r, more: &stateExt{failedOpen: true}}))
 			return
 		}
 		p.refuse(w, r, "authenticate", p.unavailable(), "", "")

@@ -44,13 +44,12 @@ type requestState struct {
 	// 640-byte size class.
 	parent *http.Request
 	caller Caller
-	// rateLimit is the first RateLimiter that claimed the request's rate
-	// limit (see ClaimRateLimit), kept here rather than in ext because
-	// most rate-limited requests have exactly one.
-	rateLimit RateLimiter
-	// ext holds what only some requests need, allocated when first needed,
-	// so that the state and the request copy fit the 640-byte size class.
-	ext *stateExt
+	// more is nil; or the one RateLimiter that has claimed the request's
+	// rate limit (see ClaimRateLimit), which is all that most requests
+	// need; or, once the request needs anything else, a *stateExt, which
+	// then holds that RateLimiter too. One field for both keeps the state
+	// and the request copy in the 640-byte size class.
+	more any
 }
 
 // stateExt is the part of a requestState that only requests that failed
@@ -62,45 +61,56 @@ type stateExt struct {
 	failedOpen bool
 	// idem tracks the Idempotency-Key a Charge of this request holds.
 	idem idemUse
-	// lastRateLimit is the latest RateLimiter that claimed the request's
-	// rate limit after the first (requestState.rateLimit), so that one
+	// firstRateLimit and lastRateLimit are the first and the latest
+	// RateLimiter that claimed the request's rate limit, so that one
 	// applied twice takes its tokens once (see ClaimRateLimit).
-	lastRateLimit RateLimiter
+	firstRateLimit, lastRateLimit RateLimiter
 }
 
-// extra returns s.ext, allocating it if need be.
+// ext returns the state's stateExt, or nil if it has none yet.
+func (s *requestState) ext() *stateExt {
+	e, _ := s.more.(*stateExt)
+	return e
+}
+
+// extra returns the state's stateExt, allocating it if need be.
 func (s *requestState) extra() *stateExt {
-	if s.ext == nil {
-		s.ext = new(stateExt)
+	if e, ok := s.more.(*stateExt); ok {
+		return e
 	}
-	return s.ext
+	e := new(stateExt)
+	e.firstRateLimit, _ = s.more.(RateLimiter)
+	s.more = e
+	return e
 }
 
 // failedOpen reports whether the lookup failed and Options.FailOpen let the
 // request through.
 func (s *requestState) failedOpen() bool {
-	return s.ext != nil && s.ext.failedOpen
+	e := s.ext()
+	return e != nil && e.failedOpen
 }
 
 // idemHeld reports whether a Charge of the request holds an
 // Idempotency-Key.
 func (s *requestState) idemHeld() bool {
-	return s.ext != nil && s.ext.idem.held
+	e := s.ext()
+	return e != nil && e.idem.held
 }
 
 // voidIdem records that a charge of the request was refused or its debit
 // refunded. It matters only while an Idempotency-Key is held.
 func (s *requestState) voidIdem() {
-	if s.ext != nil {
-		s.ext.idem.void = true
+	if e := s.ext(); e != nil {
+		e.idem.void = true
 	}
 }
 
 // debitedIdem records that a debit was made. It matters only while an
 // Idempotency-Key is held.
 func (s *requestState) debitedIdem() {
-	if s.ext != nil {
-		s.ext.idem.debited = true
+	if e := s.ext(); e != nil {
+		e.idem.debited = true
 	}
 }
 
@@ -112,8 +122,14 @@ type authenticated struct {
 	req   http.Request
 }
 
+var _ store.AccountContext = (*requestState)(nil)
+
 // stateKey is the context key under which a requestState finds itself.
 type stateKey struct{}
+
+// LookedUpAccount implements [store.AccountContext], so that a store can
+// spend from the caller's account without looking it up again.
+func (s *requestState) LookedUpAccount() *store.Account { return &s.caller.Account }
 
 // Deadline implements [context.Context]: the parent's.
 func (s *requestState) Deadline() (time.Time, bool) { return s.parent.Context().Deadline() }

@@ -59,10 +59,14 @@ func ClaimRateLimit(ctx context.Context, rl RateLimiter) bool {
 
 // rateLimited reports whether rl has claimed the request's rate limit.
 func (s *requestState) rateLimited(rl RateLimiter) bool {
-	if s.rateLimit == rl {
-		return true
+	switch v := s.more.(type) {
+	case nil:
+		return rl == nil
+	case *stateExt:
+		return v.firstRateLimit == rl || v.lastRateLimit == rl
+	default: // the one RateLimiter that has claimed it
+		return v == rl
 	}
-	return s.ext != nil && s.ext.lastRateLimit == rl
 }
 
 // claimRateLimit records that rl decides the request's rate limit and
@@ -72,9 +76,16 @@ func (s *requestState) claimRateLimit(rl RateLimiter) bool {
 	if s.rateLimited(rl) {
 		return false
 	}
-	if s.rateLimit == nil {
-		s.rateLimit = rl
-	} else {
+	switch e := s.more.(type) {
+	case nil:
+		s.more = rl
+	case *stateExt:
+		if e.firstRateLimit == nil {
+			e.firstRateLimit = rl
+		} else {
+			e.lastRateLimit = rl
+		}
+	default:
 		s.extra().lastRateLimit = rl
 	}
 	return true

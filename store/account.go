@@ -72,6 +72,11 @@ type Account struct {
 
 	// Metadata holds free-form data for the application.
 	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// entry is the memory store's record of the account, on the accounts
+	// its Lookup returns, so that a spend for the same request reaches it
+	// without a second lookup (see AccountContext).
+	entry *memoryAccount
 }
 
 // Entitled reports whether the subscription grants access at now: its status

@@ -70,6 +70,8 @@ type memoryAccount struct {
 	// unused while its burst is zero; buckets are any others.
 	bucket  memoryBucket
 	buckets []*memoryBucket
+	// owner is the store the account belongs to.
+	owner *Memory
 }
 
 // setLocked makes a, which the store owns, the account. e.mu must be held
@@ -169,6 +171,19 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 	return v.(*memoryAccount), nil
 }
 
+// accountFor returns the entry for id, from ctx if it is an
+// [AccountContext] holding the account with that ID as this store's Lookup
+// returned it (entries are never replaced, so it is the one the map holds),
+// else from the map.
+func (m *Memory) accountFor(ctx context.Context, id string) (*memoryAccount, error) {
+	if ac, ok := ctx.(AccountContext); ok {
+		if a := ac.LookedUpAccount(); a != nil && a.entry != nil && a.entry.owner == m && a.ID == id {
+			return a.entry, nil
+		}
+	}
+	return m.account(id)
+}
+
 // Lookup implements [Store]. The returned Account reflects any refill due
 // now. It is a shallow copy: its Features, Metadata, Refill and RateLimit
 // are shared with the store and must not be modified (use [Account.Clone]
@@ -185,12 +200,14 @@ func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) 
 		// pair the new fields with the old balance, as if it came after.
 		a := *p
 		a.Balance = e.balance.Load()
+		a.entry = e
 		return k.key, a, nil
 	}
 	e.mu.Lock()
 	m.applyRefillLocked(e)
 	a := e.accountLocked()
 	e.mu.Unlock()
+	a.entry = e
 	return k.key, a, nil
 }
 
@@ -206,11 +223,11 @@ func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 }
 
 // Spend implements [Store].
-func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendResult, error) {
+func (m *Memory) Spend(ctx context.Context, accountID string, cost int64) (SpendResult, error) {
 	if cost < 0 {
 		return SpendResult{}, errNegativeCost
 	}
-	e, err := m.account(accountID)
+	e, err := m.accountFor(ctx, accountID)
 	if err != nil {
 		return SpendResult{}, err
 	}
@@ -284,7 +301,7 @@ func (m *Memory) putAccountLocked(a Account) {
 		e.mu.Unlock()
 		return
 	}
-	e := new(memoryAccount)
+	e := &memoryAccount{owner: m}
 	e.setLocked(a)
 	m.accounts.Set(a.ID, e)
 }

@@ -19,8 +19,9 @@ var (
 // it is full again. A missing bucket is a full one, so dropping it then
 // changes no decision; the margin absorbs any difference between the
 // store's clock (MemoryOptions.Clock) and the wall clock that go-cache
-// expires entries by.
-const bucketLinger = time.Minute
+// expires entries by. Its go-cache janitor runs as often. A variable only
+// so that a test can shorten it.
+var bucketLinger = time.Minute
 
 // memoryBucket is a token bucket of a [Memory]: an account's own, kept in
 // its memoryAccount under the account's lock, or a stand-alone one (see
@@ -277,7 +278,7 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	if err := validBucket(&b); err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
-	e, err := m.account(accountID)
+	e, err := m.accountFor(ctx, accountID)
 	if err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}

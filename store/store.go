@@ -75,6 +75,20 @@ type Admin interface {
 	RevokeKey(ctx context.Context, digest Digest) error
 }
 
+// AccountContext is implemented by a request's context that carries the
+// Account that [Store.Lookup] returned for the request's key — the context
+// paywall.Authenticate gives a request does. A store may use it to reach
+// its record of that account without a second lookup when it is asked to
+// spend from the same account: [Memory] does, in Spend and
+// SpendWithTokens. Stores must not rely on it: a context that a handler
+// derived from the request's, for one, does not implement it.
+type AccountContext interface {
+	context.Context
+	// LookedUpAccount returns the Account that Lookup returned for the
+	// request, which the caller must not modify.
+	LookedUpAccount() *Account
+}
+
 // Errors that stores wrap, for callers to test with [errors.Is].
 var (
 	// ErrNotFound means the key or account does not exist.
