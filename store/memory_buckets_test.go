@@ -56,9 +56,9 @@ func TestMemorySpendWithLookedUpAccount(t *testing.T) {
 			t.Fatalf("SpendWithTokens(%s, %d) = %+v, %v", id, cost, r, err)
 		}
 	}
-	spend(a, ctxA, "acct_1", 1)  // the looked-up account
-	spend(a, ctxA, "acct_2", 2)  // another account of the same store
-	spend(b, ctxA, "acct_1", 3)  // the same ID in another store
+	spend(a, ctxA, "acct_1", 1) // the looked-up account
+	spend(a, ctxA, "acct_2", 2) // another account of the same store
+	spend(b, ctxA, "acct_1", 3) // the same ID in another store
 	spend(b, context.Background(), "acct_1", 4)
 	for _, c := range []struct {
 		m    *store.Memory
