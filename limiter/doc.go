@@ -36,14 +36,16 @@
 // in each account's own bucket ([store.Bucket] Account).
 //
 // On a route that is both limited and charged, with the buckets in the
-// paywall's store (the Redis store), make the limiter the charge's
-// [paywall.ChargeOptions.RateLimit] instead of a middleware in the chain:
+// paywall's store (the memory store or the Redis store), make the limiter
+// the charge's [paywall.ChargeOptions.RateLimit] instead of a middleware in
+// the chain:
 //
-//	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: redisStore})
+//	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: st})
 //	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(api))
 //
 // The charge then takes the tokens and debits the credits in one store
-// operation — one Redis round trip for the whole decision, nothing taken if
-// either refuses — with the same headers and denials as [Limiter.Handler]
-// ([Limiter.AccountBucket] and [Limiter.Admit] are what it uses).
+// operation — under one lock of the account in memory, in one round trip
+// on Redis, nothing taken if either refuses — with the same headers and
+// denials as [Limiter.Handler] ([Limiter.AccountBucket] and
+// [Limiter.Admit] are what it uses).
 package limiter

@@ -70,6 +70,48 @@ func Example_paywall() {
 	// 200 "default";q=100;w=2
 }
 
+// On a charged route, the charge decides the limit too: with the buckets
+// in the memory store, the tokens and the credits are taken under one lock
+// of the account, and neither when either refuses. Here the bucket holds 2
+// requests and the balance 3: the third request is refused by the limit
+// (429) and costs nothing; a second later the bucket has a token again,
+// and the fourth request spends the last credit.
+func Example_charge() {
+	ctx := context.Background()
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	m := store.NewMemory(&store.MemoryOptions{Clock: clock})
+	_ = m.PutAccount(ctx, store.Account{ID: "acme", Plan: "pro", Balance: 3})
+	_ = m.PutKey(ctx, store.NewKey("sk_test_acme", "acme"))
+	pw, err := paywall.New(m, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	lim, err := limiter.New(1, 2, &limiter.Options{By: limiter.ByAccount(), Store: m, Clock: clock})
+	if err != nil {
+		log.Fatal(err)
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(api))
+
+	for i := 1; i <= 4; i++ {
+		if i == 4 {
+			now = now.Add(time.Second)
+		}
+		req := httptest.NewRequest("POST", "/generate", nil)
+		req.Header.Set("Authorization", "Bearer sk_test_acme")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		a, _ := m.Account(ctx, "acme")
+		fmt.Println(w.Code, w.Header().Get("RateLimit"), "balance", a.Balance)
+	}
+	// Output:
+	// 200 "default";r=1;t=1 balance 2
+	// 200 "default";r=0;t=1 balance 1
+	// 429 "default";r=0;t=1 balance 1
+	// 200 "default";r=0;t=1 balance 0
+}
+
 // Behind a load balancer at 10.0.0.0/8, the client is the rightmost
 // X-Forwarded-For entry that the balancer wrote; what the client wrote
 // itself is ignored. IPv6 clients are keyed by their /64.

@@ -101,7 +101,9 @@ type Options struct {
 	OnDecision func(ctx context.Context, d paywall.Decision)
 
 	// Store, if set, holds the buckets instead of this process, so that
-	// replicas share one limit (the Redis store offers it). With
+	// replicas share one limit (the Redis store offers it; so does the
+	// memory store, for a charge that decides the limit with its debit,
+	// see paywall.ChargeOptions.RateLimit). With
 	// [ByAccount], a request takes from its account's bucket named after
 	// the policy ([store.Bucket] Account and Key = Name); otherwise from
 	// the stand-alone bucket Name + ":" + the key from By.

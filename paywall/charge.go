@@ -48,12 +48,12 @@ type ChargeOptions struct {
 
 	// RateLimit, if set, is a rate limit — a *limiter.Limiter — that the
 	// charge decides together with its debit. When the Paywall's store
-	// implements [store.BucketSpender] (the Redis store does) and the
-	// limiter takes from the caller's account's own bucket in that store
-	// (limiter.ByAccount, with the store as limiter.Options.Store), taking
-	// the tokens and debiting the credits is one store operation — one
-	// Redis round trip for the whole decision — which takes nothing if
-	// either refuses. Otherwise the limiter runs as its own middleware in
+	// implements [store.BucketSpender] (the memory and Redis stores do)
+	// and the limiter takes from the caller's account's own bucket in that
+	// store (limiter.ByAccount, with the store as limiter.Options.Store),
+	// taking the tokens and debiting the credits is one store operation —
+	// one lock of the account in memory, one Redis round trip for the
+	// whole decision — which takes nothing if either refuses. Otherwise the limiter runs as its own middleware in
 	// front of the charge, exactly as if wired so. See "Rate limit" at
 	// [Paywall.ChargeWith].
 	//

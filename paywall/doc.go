@@ -32,9 +32,9 @@
 //
 // A route that is also rate limited per account names its limiter as the
 // charge's [ChargeOptions.RateLimit], instead of putting it in the chain;
-// with a store that implements [store.BucketSpender] (the Redis store),
-// the tokens and the credits are then taken in one store operation — one
-// round trip — and neither if either refuses:
+// with a store that implements [store.BucketSpender] (the memory and
+// Redis stores), the tokens and the credits are then taken in one store
+// operation — one lock, or one round trip — and neither if either refuses:
 //
 //	mux.Handle("POST /generate", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(generate)))
 //
