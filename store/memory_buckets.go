@@ -31,9 +31,9 @@ var bucketLinger = time.Minute
 type memoryBucket struct {
 	key    string
 	rate   float64
-	burst  int       // zero in an account's unused first bucket
-	tokens float64   // the tokens at last
-	last   time.Time // when tokens was last updated
+	burst  int     // zero in an account's unused first bucket
+	tokens float64 // the tokens at last
+	last   int64   // when tokens was last updated, in Unix nanoseconds
 }
 
 // standaloneBucket is a stand-alone bucket, kept in Memory.standalone.
@@ -45,19 +45,17 @@ type standaloneBucket struct {
 	b    memoryBucket
 }
 
-// newMemoryBucket returns a full bucket with b's key, rate and burst.
-func newMemoryBucket(b *Bucket, now time.Time) memoryBucket {
+// newMemoryBucket returns a full bucket with b's key, rate and burst. Its
+// times, here and below, are Unix nanoseconds.
+func newMemoryBucket(b *Bucket, now int64) memoryBucket {
 	return memoryBucket{key: b.Key, rate: b.Rate, burst: b.Burst, tokens: float64(b.Burst), last: now}
 }
 
 // advance returns the tokens the bucket holds at now (rate.Limiter's
 // advance). A now before the last update counts as no time passing.
-func (mb *memoryBucket) advance(now time.Time) float64 {
-	last := mb.last
-	if now.Before(last) {
-		last = now
-	}
-	tokens := mb.tokens + now.Sub(last).Seconds()*mb.rate
+func (mb *memoryBucket) advance(now int64) float64 {
+	last := min(mb.last, now)
+	tokens := mb.tokens + time.Duration(now-last).Seconds()*mb.rate
 	if burst := float64(mb.burst); tokens > burst {
 		tokens = burst
 	}
@@ -67,12 +65,10 @@ func (mb *memoryBucket) advance(now time.Time) float64 {
 // tokensAt returns the tokens the bucket holds at now, after giving it
 // b's rate and burst as of now if it had others (as rate.Limiter's
 // SetLimitAt and SetBurstAt do).
-func (mb *memoryBucket) tokensAt(b *Bucket, now time.Time) float64 {
+func (mb *memoryBucket) tokensAt(b *Bucket, now int64) float64 {
 	if mb.rate != b.Rate || mb.burst != b.Burst {
 		mb.tokens = mb.advance(now)
-		if now.After(mb.last) {
-			mb.last = now
-		}
+		mb.last = max(mb.last, now)
 		mb.rate, mb.burst = b.Rate, b.Burst
 	}
 	return mb.advance(now)
@@ -91,11 +87,9 @@ func (mb *memoryBucket) holds(tokens float64, cost int) bool {
 // holds must have allowed, and returns the tokens left. Time never runs
 // backwards for a bucket: a now before its last update (two takes that
 // read the clock before racing for the lock) leaves that time in place.
-func (mb *memoryBucket) takeAt(now time.Time, tokens float64, cost int) float64 {
+func (mb *memoryBucket) takeAt(now int64, tokens float64, cost int) float64 {
 	mb.tokens = tokens - float64(cost)
-	if now.After(mb.last) {
-		mb.last = now
-	}
+	mb.last = max(mb.last, now)
 	return mb.tokens
 }
 
@@ -145,7 +139,7 @@ func validBucket(b *Bucket) error {
 
 // accountBucketLocked returns the account's bucket b.Key, creating a full
 // one if it has none. e.mu must be held.
-func (e *memoryAccount) accountBucketLocked(b *Bucket, now time.Time) *memoryBucket {
+func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket {
 	switch {
 	case e.bucket.key == b.Key && e.bucket.burst != 0:
 		return &e.bucket
@@ -191,7 +185,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		if err != nil {
 			return BucketResult{}, err
 		}
-		now := m.tick()
+		now := m.tick().UnixNano()
 		e.mu.Lock()
 		r := take(e.accountBucketLocked(&b, now), &b, now)
 		e.mu.Unlock()
@@ -199,7 +193,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	}
 	for {
 		sb := m.standaloneBucket(&b)
-		now := m.tick()
+		now := m.tick().UnixNano()
 		sb.mu.Lock()
 		if sb.dead {
 			sb.mu.Unlock()
@@ -215,7 +209,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 
 // take takes b.Cost tokens from mb at now if it holds them. The caller
 // holds mb's lock (the account's, for an account's bucket).
-func take(mb *memoryBucket, b *Bucket, now time.Time) BucketResult {
+func take(mb *memoryBucket, b *Bucket, now int64) BucketResult {
 	tokens := mb.tokensAt(b, now)
 	ok := mb.holds(tokens, b.Cost)
 	if ok {
@@ -247,7 +241,7 @@ func (m *Memory) standaloneBucket(b *Bucket) *standaloneBucket {
 	if v, ok := c.Get(b.Key); ok {
 		return v.(*standaloneBucket)
 	}
-	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick())}
+	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick().UnixNano())}
 	if err := c.Add(b.Key, sb, bucketLinger); err != nil {
 		// Another take created it first.
 		if v, ok := c.Get(b.Key); ok {
@@ -286,7 +280,7 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 		r, err := m.Spend(ctx, accountID, cost)
 		return r, BucketResult{OK: true, Remaining: b.Burst}, err
 	}
-	now := m.tick() // read before locking, to keep the lock short
+	now := m.tick().UnixNano() // read before locking, to keep the lock short
 	e.mu.Lock()
 	next := m.applyRefillLocked(e)
 	mb := e.accountBucketLocked(&b, now)
