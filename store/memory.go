@@ -20,7 +20,10 @@ import (
 //
 // Lookup and Spend allocate nothing. Spend is an exact check-and-subtract
 // under a per-account lock, so concurrent spends against one account admit
-// exactly as many as the balance covers.
+// exactly as many as the balance covers. Lookup takes no lock for an account
+// without a periodic refill, and a spend whose context carries the account
+// the request was looked up with ([AccountContext], as after
+// paywall.Authenticate) reaches it without a second lookup.
 //
 // Create a Memory with [NewMemory]; the zero value is not usable. A Memory is
 // safe for concurrent use.
