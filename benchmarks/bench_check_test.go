@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/go402/go402/paywall"
 )
 
 // Every implementation allows every benchmark request, also when requests
@@ -40,5 +42,30 @@ func TestImplementationsAllow(t *testing.T) {
 				t.Errorf("no RateLimit headers: %v", w.h)
 			}
 		})
+	}
+}
+
+// Both go402 stacks authenticate, limit and charge every request: the
+// handler behind them sees a caller charged one credit, with RateLimit
+// headers already set.
+func TestStacksChargeAndLimit(t *testing.T) {
+	reqs := requests(10)
+	for _, fused := range []bool{true, false} {
+		var served int
+		h := stack(t, reqs, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, ok := paywall.CallerFromContext(r.Context())
+			if !ok || c.Charged != 1 || c.Account.Plan != "pro" || w.Header().Get("RateLimit") == "" {
+				t.Errorf("fused %v: caller %+v, RateLimit %q", fused, c, w.Header().Get("RateLimit"))
+			}
+			served++
+		}), fused)
+		w := &noopWriter{h: make(http.Header)}
+		for _, r := range reqs {
+			clear(w.h)
+			h.ServeHTTP(w, r)
+		}
+		if served != len(reqs) || w.denied != 0 {
+			t.Errorf("fused %v: %d of %d served, %d denied", fused, served, len(reqs), w.denied)
+		}
 	}
 }

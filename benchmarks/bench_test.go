@@ -102,20 +102,26 @@ func go402LimiterDraining(tb testing.TB, _ []*http.Request) http.Handler {
 // limiter's buckets in the store). Each request's key is a real key of its
 // own account, with a huge balance.
 func go402Stack(tb testing.TB, reqs []*http.Request) http.Handler {
-	m, pw := stackStore(tb, reqs)
-	l := stackLimiter(tb, m)
-	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(
-		pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: l})(final)))
+	return stack(tb, reqs, final, true)
 }
 
 // go402StackUnfused is the same stack with the limiter's own in-process
 // buckets and its Handler in front of a plain charge: two decisions, each
 // under its own lock.
 func go402StackUnfused(tb testing.TB, reqs []*http.Request) http.Handler {
-	_, pw := stackStore(tb, reqs)
+	return stack(tb, reqs, final, false)
+}
+
+// stack is the whole go402 stack in front of h, fused or not.
+func stack(tb testing.TB, reqs []*http.Request, h http.Handler, fused bool) http.Handler {
+	m, pw := stackStore(tb, reqs)
+	require := pw.Require(paywall.Requirement{Plans: []string{"pro"}})
+	if fused {
+		l := stackLimiter(tb, m)
+		return pw.Authenticate(require(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: l})(h)))
+	}
 	l := stackLimiter(tb, nil)
-	return pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(
-		l.Handler(pw.Charge(1)(final))))
+	return pw.Authenticate(require(l.Handler(pw.Charge(1)(h))))
 }
 
 // stackStore returns a memory store holding a "pro" account with a huge
