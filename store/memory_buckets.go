@@ -162,8 +162,11 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 //
 // An account's bucket (b.Account set) is kept with the account, for as long
 // as the store holds the account; it is the bucket
-// [Memory.SpendWithTokens] takes from too. An unknown account yields an
-// error wrapping [ErrNotFound]. A stand-alone bucket is kept until a minute
+// [Memory.SpendWithTokens] takes from too. The bucket of an account the
+// store does not hold (a limiter that keeps its buckets here for a paywall
+// on another store) is kept like a stand-alone one, as the Redis store
+// keeps every bucket whether its account exists or not; an account ID
+// longer than [MaxIDLength] is refused. A stand-alone bucket is kept until a minute
 // after it is full again, so the store holds at most the buckets of the
 // keys that took tokens within their time to fill up plus a minute (a
 // missing bucket is a full one, so dropping it changes no decision). To
@@ -180,10 +183,14 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if math.IsInf(b.Rate, 1) {
 		return BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
+	if len(b.Account) > MaxIDLength {
+		return BucketResult{}, errBadAccountID
+	}
 	if b.Account != "" {
 		e, err := m.account(b.Account)
-		if err != nil {
-			return BucketResult{}, err
+		if err != nil { // not an account of this store
+			b.Key = "\x00" + b.Account + "\x00" + b.Key // apart from any stand-alone bucket
+			return m.takeStandalone(&b)
 		}
 		now := m.tick().UnixNano()
 		e.mu.Lock()
@@ -191,15 +198,20 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		e.mu.Unlock()
 		return r, nil
 	}
+	return m.takeStandalone(&b)
+}
+
+// takeStandalone takes b.Cost tokens from the stand-alone bucket b.Key.
+func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
 	for {
-		sb := m.standaloneBucket(&b)
+		sb := m.standaloneBucket(b)
 		now := m.tick().UnixNano()
 		sb.mu.Lock()
 		if sb.dead {
 			sb.mu.Unlock()
 			continue
 		}
-		r := take(&sb.b, &b, now)
+		r := take(&sb.b, b, now)
 		// Set while locked, so that the latest take sets the expiry.
 		m.buckets().Set(b.Key, sb, r.Full+bucketLinger)
 		sb.mu.Unlock()

@@ -2,7 +2,9 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,5 +131,28 @@ func TestMemoryStandaloneBuckets(t *testing.T) {
 			t.Fatalf("%d buckets still held after 10 s", m.StandaloneBuckets())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The bucket of an account the store does not hold — a limiter keeping its
+// buckets in one memory store for a paywall on another — works, apart from
+// stand-alone buckets and from other accounts' buckets.
+func TestMemoryBucketOfForeignAccount(t *testing.T) {
+	m := store.NewMemory(nil)
+	ctx := context.Background()
+	take := func(b store.Bucket, wantOK bool) {
+		t.Helper()
+		if r, err := m.TakeTokens(ctx, b); err != nil || r.OK != wantOK {
+			t.Fatalf("TakeTokens(%+v) = %+v, %v; want OK %v", b, r, err, wantOK)
+		}
+	}
+	b := store.Bucket{Account: "elsewhere", Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}
+	take(b, true)
+	take(b, false)
+	take(store.Bucket{Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}, true)
+	take(store.Bucket{Account: "other", Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}, true)
+	long := store.Bucket{Account: strings.Repeat("x", store.MaxIDLength+1), Key: "default", Rate: 1, Burst: 1, Cost: 1}
+	if _, err := m.TakeTokens(ctx, long); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("account ID too long: %v", err)
 	}
 }
