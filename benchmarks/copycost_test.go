@@ -1,0 +1,69 @@
+package benchmarks
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"testing"
+)
+
+// requestCopy passes each request on to next as go402's Authenticate
+// does: copied, with a context that carries a caller-sized value, in one
+// 640-byte allocation. The limiter behind it is unchanged.
+type requestCopy struct{ next http.Handler }
+
+// copyState is a context carrying as many bytes, pointers included, as
+// go402's per-request state (paywall.Caller and the rest).
+type copyState struct {
+	context.Context
+	caller [39]*byte
+}
+
+// copied is the state and the request copy in one allocation.
+type copied struct {
+	s   copyState
+	req http.Request
+}
+
+func (h requestCopy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := new(copied)
+	c.s.Context = r.Context()
+	c.req = *r.WithContext(&c.s) // inlined: the copy goes straight into c
+	h.next.ServeHTTP(w, &c.req)
+}
+
+// BenchmarkRequestCopyCost measures what go402's one allocation per
+// request costs a limiter: the fastest peer alone and behind
+// withRequestCopy, in the four scenarios of BenchmarkLimit. It is a
+// diagnostic for benchmarks/RESULTS.md, not one of the scenarios.
+func BenchmarkRequestCopyCost(b *testing.B) {
+	for _, keys := range []int{1, 10_000} {
+		reqs := requests(keys)
+		for _, parallel := range []bool{false, true} {
+			scenario := strconv.Itoa(keys) + "keys-serial"
+			if parallel {
+				scenario = strconv.Itoa(keys) + "keys-parallel"
+			}
+			for _, copying := range []bool{false, true} {
+				name := "sethvargo-go-limiter"
+				if copying {
+					name += "+request-copy"
+				}
+				b.Run("scenario="+scenario+"/impl="+name, func(b *testing.B) {
+					h := sethvargoLimiter(b, reqs)
+					if copying {
+						h = requestCopy{h}
+					}
+					warm(b, h, reqs)
+					b.ReportAllocs()
+					b.ResetTimer()
+					if parallel {
+						runParallel(b, h, reqs)
+					} else {
+						runSerial(b, h, reqs)
+					}
+				})
+			}
+		}
+	}
+}
