@@ -16,7 +16,7 @@ type requestCopy struct{ next http.Handler }
 // go402's per-request state (paywall.Caller and the rest).
 type copyState struct {
 	context.Context
-	caller [39]*byte
+	_ [39]*byte // caller-sized, pointers included
 }
 
 // copied is the state and the request copy in one allocation.
