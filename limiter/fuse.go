@@ -13,6 +13,12 @@ import (
 // debit credits in one store operation.
 var _ paywall.RateLimiter = (*Limiter)(nil)
 
+// Buckets returns [Options.Store], the store that keeps the limiter's
+// buckets, or nil if the limiter keeps them in the process. A charge with
+// this limiter as its [paywall.ChargeOptions.RateLimit] takes the tokens
+// together with its debit only when this is the paywall's store.
+func (l *Limiter) Buckets() store.Buckets { return l.remote }
+
 // AccountBucket returns the bucket that r takes its tokens from in
 // [Options.Store], and true, when that is the own bucket of r's account:
 // when the Limiter keys requests with [ByAccount] and r has a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 
 	"github.com/go402/go402/store"
 )
@@ -17,6 +18,12 @@ type RateLimiter interface {
 	// whenever the decision cannot be fused; it must call
 	// [ClaimRateLimit] before taking tokens.
 	Handler(next http.Handler) http.Handler
+
+	// Buckets returns the store that keeps the limiter's buckets, or nil
+	// if the limiter keeps them itself. A charge fuses its decisions only
+	// when this is the Paywall's own store: otherwise Handler decides, so
+	// that every route the limiter guards draws on the same buckets.
+	Buckets() store.Buckets
 
 	// AccountBucket returns the token bucket r takes from and reports
 	// true, if it is the own bucket of r's account (the [Caller]'s; the
@@ -116,7 +123,7 @@ type fusion struct {
 // and debit credits in one operation.
 func (p *Paywall) newFusion(rl RateLimiter, next, plain http.Handler) *fusion {
 	spender, ok := p.store.(store.BucketSpender)
-	if !ok {
+	if !ok || !sameStore(rl.Buckets(), p.store) {
 		return nil
 	}
 	return &fusion{
@@ -134,6 +141,13 @@ func (p *Paywall) newFusion(rl RateLimiter, next, plain http.Handler) *fusion {
 			next.ServeHTTP(w, r)
 		})),
 	}
+}
+
+// sameStore reports whether a and b are the same store: equal values of
+// one comparable type (a pointer, for every store go402 has).
+func sameStore(a, b any) bool {
+	t := reflect.TypeOf(a)
+	return t != nil && t == reflect.TypeOf(b) && t.Comparable() && a == b
 }
 
 // spendWithTokens is the store operation of a fused charge: it takes the

@@ -548,6 +548,7 @@ func TestChargeRateLimitWiredTwice(t *testing.T) {
 type uncomparable []int
 
 func (uncomparable) Handler(next http.Handler) http.Handler { return next }
+func (uncomparable) Buckets() store.Buckets                 { return nil }
 func (uncomparable) AccountBucket(*http.Request) (store.Bucket, bool) {
 	return store.Bucket{}, false
 }
@@ -589,5 +590,34 @@ func TestClaimRateLimit(t *testing.T) {
 	once := []bool{true, false, true, false, true, false, false, true}
 	if want := append(once, once...); !slices.Equal(got, want) {
 		t.Errorf("claims %v, want %v", got, want)
+	}
+}
+
+// A limiter whose buckets live in another store than the paywall's is not
+// fused, even when the paywall's store could take tokens: its Handler
+// decides, with its own store's buckets, as on every other route it guards.
+func TestChargeRateLimitOtherStore(t *testing.T) {
+	f := newFixture(t)
+	buckets := store.NewMemory(nil) // where the limiter keeps its buckets
+	p := newPaywall(t, f.mem, newClock(), nil)
+	lim, err := limiter.New(1e-9, 1, &limiter.Options{By: limiter.ByAccount(), Store: buckets})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(ok))
+	for i, want := range []int{200, 429} {
+		if w := serve(h, request("POST", "/generate", keyPro, "")); w.Code != want {
+			t.Fatalf("request %d: status %d, want %d: %s", i+1, w.Code, want, w.Body)
+		}
+	}
+	b := store.Bucket{Account: "acct_pro", Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}
+	if r, err := buckets.TakeTokens(context.Background(), b); err != nil || r.OK {
+		t.Errorf("the limiter's store: %+v, %v; want its bucket drained", r, err)
+	}
+	if r, err := f.mem.TakeTokens(context.Background(), b); err != nil || !r.OK {
+		t.Errorf("the paywall's store: %+v, %v; want its bucket untouched", r, err)
+	}
+	if got := f.balance(t, "acct_pro"); got != 999 {
+		t.Errorf("balance %d, want 999", got)
 	}
 }
