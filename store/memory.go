@@ -93,6 +93,7 @@ type memoryAccount struct {
 // setLocked makes a, which the store owns, the account. e.mu must be held
 // unless e is not yet shared.
 func (e *memoryAccount) setLocked(a Account) {
+	a.entry = nil // an Account from some store's Lookup may have been put
 	e.balance.Store(a.Balance)
 	e.refilledAt = a.RefilledAt
 	e.hasRefill = a.Refill != nil
