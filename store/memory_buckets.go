@@ -23,6 +23,10 @@ var (
 // so that a test can shorten it.
 var bucketLinger = time.Minute
 
+// maxBucketLife is the longest a stand-alone bucket is kept before it is
+// full again.
+const maxBucketLife = 100 * 365 * 24 * time.Hour
+
 // memoryBucket is a token bucket of a [Memory]: an account's own, kept in
 // its memoryAccount under the account's lock, or a stand-alone one (see
 // standaloneBucket). Its arithmetic is that of golang.org/x/time/rate's
@@ -212,8 +216,11 @@ func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
 			continue
 		}
 		r := take(&sb.b, b, now)
-		// Set while locked, so that the latest take sets the expiry.
-		m.buckets().Set(b.Key, sb, r.Full+bucketLinger)
+		// Set while locked, so that the latest take sets the expiry. A
+		// bucket that takes centuries to fill (a tiny rate) is dropped
+		// after one: Full+bucketLinger must not overflow, which go-cache
+		// would take for "never".
+		m.buckets().Set(b.Key, sb, min(r.Full, maxBucketLife)+bucketLinger)
 		sb.mu.Unlock()
 		return r, nil
 	}

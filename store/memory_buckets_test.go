@@ -156,3 +156,19 @@ func TestMemoryBucketOfForeignAccount(t *testing.T) {
 		t.Errorf("account ID too long: %v", err)
 	}
 }
+
+// A bucket with a rate so small that it would take longer than the largest
+// Duration to fill is still taken from, and refuses once empty.
+func TestMemoryStandaloneBucketTinyRate(t *testing.T) {
+	m := store.NewMemory(nil)
+	b := store.Bucket{Key: "tiny", Rate: 1e-12, Burst: 10, Cost: 10}
+	for i, want := range []bool{true, false} {
+		r, err := m.TakeTokens(context.Background(), b)
+		if err != nil || r.OK != want {
+			t.Fatalf("take %d: %+v, %v", i, r, err)
+		}
+	}
+	if n := m.StandaloneBuckets(); n != 1 {
+		t.Errorf("%d stand-alone buckets, want 1", n)
+	}
+}
