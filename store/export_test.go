@@ -13,3 +13,13 @@ func SetBucketLinger(d time.Duration) (restore func()) {
 // StandaloneBuckets returns the number of stand-alone buckets m holds,
 // expired ones the janitor has not yet removed included.
 func (m *Memory) StandaloneBuckets() int { return m.buckets().ItemCount() }
+
+// StandaloneExpiry returns when go-cache will drop the stand-alone bucket
+// key, and false if it never will or holds no such bucket.
+func (m *Memory) StandaloneExpiry(key string) (time.Time, bool) {
+	it, ok := m.buckets().Items()[key]
+	if !ok || it.Expiration <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, it.Expiration), true
+}

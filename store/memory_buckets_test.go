@@ -171,4 +171,9 @@ func TestMemoryStandaloneBucketTinyRate(t *testing.T) {
 	if n := m.StandaloneBuckets(); n != 1 {
 		t.Errorf("%d stand-alone buckets, want 1", n)
 	}
+	// Kept for about a century, not forever.
+	exp, ok := m.StandaloneExpiry("tiny")
+	if least := time.Now().Add(99 * 365 * 24 * time.Hour); !ok || exp.Before(least) {
+		t.Errorf("expiry %v (%v), want set and after %v", exp, ok, least)
+	}
 }
