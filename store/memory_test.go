@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -374,6 +375,23 @@ func TestMemoryConcurrentUse(t *testing.T) {
 				Refill: &store.Refill{Amount: 5, Every: time.Second, Anchor: clock.Now()}})
 		},
 		func(int) { clock.Advance(time.Second) },
+		func(int) {
+			m.TakeTokens(ctx, store.Bucket{Account: "acct", Key: "default", Rate: 10, Burst: 5, Cost: 1})
+		},
+		func(int) {
+			m.SpendWithTokens(ctx, "acct", 1, store.Bucket{Account: "acct", Key: "default", Rate: 10, Burst: 5, Cost: 1})
+		},
+		func(i int) {
+			m.TakeTokens(ctx, store.Bucket{Key: "ip:" + strconv.Itoa(i%3), Rate: 10, Burst: 5, Cost: 1})
+		},
+		func(int) {
+			// With the context Authenticate gives a request, whose account
+			// may have been put again since.
+			if _, a, err := m.Lookup(ctx, k.Digest); err == nil {
+				m.SpendWithTokens(&lookedUp{Context: ctx, a: a}, "acct", 1,
+					store.Bucket{Account: "acct", Key: "other", Rate: 10, Burst: 5, Cost: 1})
+			}
+		},
 		func(i int) {
 			if i%10 == 0 {
 				if err := m.SaveFile(dir + "/snapshot.json"); err != nil {
