@@ -249,14 +249,21 @@ func (m *Memory) Spend(ctx context.Context, accountID string, cost int64) (Spend
 		return SpendResult{}, err
 	}
 	e.mu.Lock()
-	next := m.applyRefillLocked(e)
+	r := e.debitLocked(m.applyRefillLocked(e), cost, true)
+	e.mu.Unlock()
+	return r, nil
+}
+
+// debitLocked subtracts cost from the balance if allowed and the balance
+// covers it, and returns the outcome, with next as the next refill time.
+// e.mu must be held and any due refill applied.
+func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) SpendResult {
 	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
-	if cost <= r.Balance {
+	if allowed && cost <= r.Balance {
 		r.OK, r.Balance = true, r.Balance-cost
 		e.balance.Store(r.Balance)
 	}
-	e.mu.Unlock()
-	return r, nil
+	return r
 }
 
 // Refund implements [Refunder]. It applies any refill due now first, so a

@@ -97,50 +97,6 @@ func (mb *memoryBucket) takeAt(now int64, tokens float64, cost int) float64 {
 	return mb.tokens
 }
 
-// bucketResult is the result of a take of b from a bucket that holds tokens
-// after it; ok is whether the bucket held enough for the take.
-func bucketResult(b *Bucket, ok bool, tokens float64) BucketResult {
-	r := BucketResult{
-		OK:        ok,
-		Remaining: int(max(0, math.Floor(tokens))),
-		Full:      tokensDuration(float64(b.Burst)-tokens, b.Rate),
-	}
-	switch {
-	case b.Cost > b.Burst:
-		r.Wait = -1
-	case float64(b.Cost) > tokens:
-		r.Wait = tokensDuration(float64(b.Cost)-tokens, b.Rate)
-	}
-	return r
-}
-
-// tokensDuration is how long a bucket takes to gain n tokens at rate,
-// rounded up to the nanosecond and capped at the largest Duration.
-func tokensDuration(n, rate float64) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	ns := math.Ceil(n / rate * float64(time.Second))
-	if ns >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(ns)
-}
-
-// validBucket returns an error wrapping [ErrInvalidAmount] unless b's rate
-// is positive, its burst positive and its cost non-negative.
-func validBucket(b *Bucket) error {
-	switch {
-	case !(b.Rate > 0): // also NaN
-		return errorf("bucket rate must be > 0, got %v: %w", b.Rate, ErrInvalidAmount)
-	case b.Burst <= 0:
-		return errorf("bucket burst must be > 0, got %d: %w", b.Burst, ErrInvalidAmount)
-	case b.Cost < 0:
-		return errorf("bucket cost must be >= 0, got %d: %w", b.Cost, ErrInvalidAmount)
-	}
-	return nil
-}
-
 // accountBucketLocked returns the account's bucket b.Key, creating a full
 // one if it has none. e.mu must be held.
 func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket {
@@ -181,7 +137,7 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // non-negative, or the error wraps [ErrInvalidAmount]. Buckets are not
 // saved by [Memory.SaveFile].
 func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
-	if err := validBucket(&b); err != nil {
+	if err := b.Validate(); err != nil {
 		return BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -234,7 +190,7 @@ func take(mb *memoryBucket, b *Bucket, now int64) BucketResult {
 	if ok {
 		tokens = mb.takeAt(now, tokens, b.Cost)
 	}
-	return bucketResult(b, ok, tokens)
+	return b.Result(ok, tokens)
 }
 
 // buckets returns the cache of stand-alone buckets, making it on first use
@@ -288,16 +244,18 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 			"spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
 			b.Key, b.Account, accountID)
 	}
-	if err := validBucket(&b); err != nil {
+	if err := b.Validate(); err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
 	e, err := m.accountFor(ctx, accountID)
 	if err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
-	if math.IsInf(b.Rate, 1) {
-		r, err := m.Spend(ctx, accountID, cost)
-		return r, BucketResult{OK: true, Remaining: b.Burst}, err
+	if math.IsInf(b.Rate, 1) { // a bucket that never refuses: a plain spend
+		e.mu.Lock()
+		r := e.debitLocked(m.applyRefillLocked(e), cost, true)
+		e.mu.Unlock()
+		return r, BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	now := m.tick().UnixNano() // read before locking, to keep the lock short
 	e.mu.Lock()
@@ -305,12 +263,10 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	mb := e.accountBucketLocked(&b, now)
 	tokens := mb.tokensAt(&b, now)
 	bucketOK := mb.holds(tokens, b.Cost)
-	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
-	if bucketOK && cost <= r.Balance {
-		r.OK, r.Balance = true, r.Balance-cost
-		e.balance.Store(r.Balance)
+	r := e.debitLocked(next, cost, bucketOK)
+	if r.OK {
 		tokens = mb.takeAt(now, tokens, b.Cost)
 	}
 	e.mu.Unlock()
-	return r, bucketResult(&b, bucketOK, tokens), nil
+	return r, b.Result(bucketOK, tokens), nil
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -22,7 +21,7 @@ import (
 // Burst positive and Cost non-negative, or the error wraps
 // [store.ErrInvalidAmount].
 func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
-	if err := checkBucket(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return store.BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -66,7 +65,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 			"redisstore: spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
 			b.Key, b.Account, accountID)
 	}
-	if err := checkBucket(b); err != nil {
+	if err := b.Validate(); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -100,18 +99,6 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 	return sr, br, nil
 }
 
-func checkBucket(b store.Bucket) error {
-	switch {
-	case !(b.Rate > 0): // also rejects NaN
-		return fmt.Errorf("redisstore: bucket rate must be > 0, got %v: %w", b.Rate, store.ErrInvalidAmount)
-	case b.Burst <= 0:
-		return fmt.Errorf("redisstore: bucket burst must be > 0, got %d: %w", b.Burst, store.ErrInvalidAmount)
-	case b.Cost < 0:
-		return fmt.Errorf("redisstore: bucket cost must be >= 0, got %d: %w", b.Cost, store.ErrInvalidAmount)
-	}
-	return nil
-}
-
 func formatRate(r float64) string {
 	return strconv.FormatFloat(r, 'g', -1, 64)
 }
@@ -127,29 +114,5 @@ func bucketResult(b store.Bucket, ok bool, tokensReply any) (store.BucketResult,
 	if err != nil {
 		return store.BucketResult{}, errReply("take tokens")
 	}
-	r := store.BucketResult{
-		OK:        ok,
-		Remaining: int(math.Floor(tokens)),
-		Full:      tokensDuration(float64(b.Burst)-tokens, b.Rate),
-	}
-	switch {
-	case b.Cost > b.Burst:
-		r.Wait = -1
-	case float64(b.Cost) > tokens:
-		r.Wait = tokensDuration(float64(b.Cost)-tokens, b.Rate)
-	}
-	return r, nil
-}
-
-// tokensDuration is how long the bucket takes to gain n tokens at rate,
-// rounded up to the nanosecond and capped at the largest Duration.
-func tokensDuration(n, rate float64) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	ns := math.Ceil(n / rate * float64(time.Second))
-	if ns >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(ns)
+	return b.Result(ok, tokens), nil
 }

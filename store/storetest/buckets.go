@@ -4,7 +4,6 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -179,29 +178,13 @@ func testBucketsExactUnderConcurrency(e *env) {
 	bs := e.buckets()
 	b := store.Bucket{Key: e.newBucketKey(), Rate: tinyRate, Burst: burst, Cost: 1}
 	var admitted atomic.Int64
-	errs := make(chan error, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			r, err := bs.TakeTokens(e.ctx, b)
-			if err == nil && r.OK {
-				admitted.Add(1)
-			}
-			errs <- err
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			e.Fatalf("concurrent TakeTokens: %v", err)
+	e.concurrently("concurrent TakeTokens", workers, func(int) error {
+		r, err := bs.TakeTokens(e.ctx, b)
+		if err == nil && r.OK {
+			admitted.Add(1)
 		}
-	}
+		return err
+	})
 	if n := admitted.Load(); n != burst {
 		e.Errorf("admitted %d of %d takes from a bucket of %d, want %d", n, workers, burst, burst)
 	}
@@ -315,33 +298,17 @@ func testSpendWithTokensExactUnderConcurrency(e *env) {
 	id := e.seedBalance(balance, nil, time.Time{})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: burst, Cost: 1}
 	var admitted atomic.Int64
-	errs := make(chan error, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			sr, br, err := sp.SpendWithTokens(e.ctx, id, 1, b)
-			switch {
-			case err != nil:
-			case !br.OK:
-				err = errors.New("the bucket refused, though it never held fewer than 20 tokens")
-			case sr.OK:
-				admitted.Add(1)
-			}
-			errs <- err
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			e.Fatalf("concurrent SpendWithTokens: %v", err)
+	e.concurrently("concurrent SpendWithTokens", workers, func(int) error {
+		sr, br, err := sp.SpendWithTokens(e.ctx, id, 1, b)
+		switch {
+		case err != nil:
+		case !br.OK:
+			err = errors.New("the bucket refused, though it never held fewer than 20 tokens")
+		case sr.OK:
+			admitted.Add(1)
 		}
-	}
+		return err
+	})
 	if n := admitted.Load(); n != balance {
 		e.Errorf("admitted %d of %d spends from a balance of %d, want %d", n, workers, balance, balance)
 	}

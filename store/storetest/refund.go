@@ -2,7 +2,6 @@ package storetest
 
 import (
 	"math"
-	"sync"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -73,34 +72,16 @@ func testRefundExactUnderConcurrency(e *env) {
 	const workers = 200
 	r := e.refunder()
 	id := e.seedBalance(workers, nil, time.Time{})
-	errs := make(chan error, 2*workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(2)
-		go func() {
-			defer wg.Done()
-			<-start
+	e.concurrently("concurrent Refund/Spend", 2*workers, func(i int) error {
+		if i%2 == 0 {
 			_, err := r.Refund(e.ctx, id, 3)
-			errs <- err
-		}()
-		go func() {
-			defer wg.Done()
-			<-start
-			res, err := e.h.Store.Spend(e.ctx, id, 1)
-			if err == nil && !res.OK {
-				e.Errorf("Spend(1) refused with balance %d; refunds only add", res.Balance)
-			}
-			errs <- err
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			e.Fatalf("concurrent Refund/Spend: %v", err)
+			return err
 		}
-	}
+		res, err := e.h.Store.Spend(e.ctx, id, 1)
+		if err == nil && !res.OK {
+			e.Errorf("Spend(1) refused with balance %d; refunds only add", res.Balance)
+		}
+		return err
+	})
 	e.wantBalance(id, workers+2*workers)
 }

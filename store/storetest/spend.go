@@ -3,7 +3,6 @@ package storetest
 import (
 	"math"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -86,25 +85,13 @@ func testSpendExactUnderConcurrency(e *env) {
 	id := e.seedBalance(balance, nil, time.Time{})
 
 	results := make([]store.SpendResult, workers)
-	errs := make([]error, workers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			results[i], errs[i] = e.h.Store.Spend(e.ctx, id, cost)
-		}()
-	}
-	close(start)
-	wg.Wait()
+	e.concurrently("concurrent Spend", workers, func(i int) (err error) {
+		results[i], err = e.h.Store.Spend(e.ctx, id, cost)
+		return err
+	})
 
 	var after []int64 // balances left by the admitted spends
-	for i, r := range results {
-		if errs[i] != nil {
-			e.Fatalf("concurrent Spend: %v", errs[i])
-		}
+	for _, r := range results {
 		if r.Balance < 0 {
 			e.Errorf("concurrent Spend left balance %d < 0", r.Balance)
 		}

@@ -79,6 +79,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,4 +269,29 @@ func randomHex(n int) string {
 		panic("storetest: " + err.Error())
 	}
 	return hex.EncodeToString(b)
+}
+
+// concurrently runs f(0) … f(n-1) in n goroutines released together, waits
+// for all, and fails the test with the first error one returned (what
+// names the calls in the message).
+func (e *env) concurrently(what string, n int, f func(i int) error) {
+	e.Helper()
+	errs := make([]error, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			errs[i] = f(i)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			e.Fatalf("%s: %v", what, err)
+		}
+	}
 }
