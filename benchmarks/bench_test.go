@@ -228,9 +228,13 @@ func requests(n int) []*http.Request {
 }
 
 // BenchmarkLimit runs four scenarios — one key or 10,000, serial or
-// parallel — for each implementation. Scenarios are the outer loop so that
-// the implementations compared in one scenario run close together in time.
-func BenchmarkLimit(b *testing.B) {
+// parallel — for each implementation.
+func BenchmarkLimit(b *testing.B) { runScenarios(b, impls) }
+
+// runScenarios runs the four scenarios for each of ims. Scenarios are the
+// outer loop so that the implementations compared in one scenario run close
+// together in time.
+func runScenarios(b *testing.B, ims []impl) {
 	for _, keys := range []int{1, 10_000} {
 		reqs := requests(keys)
 		for _, parallel := range []bool{false, true} {
@@ -238,7 +242,7 @@ func BenchmarkLimit(b *testing.B) {
 			if parallel {
 				scenario = strconv.Itoa(keys) + "keys-parallel"
 			}
-			for _, im := range impls {
+			for _, im := range ims {
 				b.Run("scenario="+scenario+"/impl="+im.name, func(b *testing.B) {
 					h := im.make(b, reqs)
 					warm(b, h, reqs)

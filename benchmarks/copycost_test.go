@@ -3,7 +3,6 @@ package benchmarks
 import (
 	"context"
 	"net/http"
-	"strconv"
 	"testing"
 )
 
@@ -61,38 +60,17 @@ func (h smallRequestCopy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // four scenarios of BenchmarkLimit. It is a diagnostic for
 // benchmarks/RESULTS.md, not one of the scenarios.
 func BenchmarkRequestCopyCost(b *testing.B) {
-	for _, keys := range []int{1, 10_000} {
-		reqs := requests(keys)
-		for _, parallel := range []bool{false, true} {
-			scenario := strconv.Itoa(keys) + "keys-serial"
-			if parallel {
-				scenario = strconv.Itoa(keys) + "keys-parallel"
-			}
-			for _, im := range []impl{
-				{"sethvargo-go-limiter", sethvargoLimiter},
-				{"sethvargo-go-limiter+request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
-					return requestCopy{sethvargoLimiter(tb, reqs)}
-				}},
-				{"go402-limiter+request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
-					return requestCopy{go402Limiter(tb, reqs)}
-				}},
-				{"go402-limiter+small-request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
-					return smallRequestCopy{go402Limiter(tb, reqs)}
-				}},
-				{"go402-stack", go402Stack},
-			} {
-				b.Run("scenario="+scenario+"/impl="+im.name, func(b *testing.B) {
-					h := im.make(b, reqs)
-					warm(b, h, reqs)
-					b.ReportAllocs()
-					b.ResetTimer()
-					if parallel {
-						runParallel(b, h, reqs)
-					} else {
-						runSerial(b, h, reqs)
-					}
-				})
-			}
-		}
-	}
+	runScenarios(b, []impl{
+		{"sethvargo-go-limiter", sethvargoLimiter},
+		{"sethvargo-go-limiter+request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
+			return requestCopy{sethvargoLimiter(tb, reqs)}
+		}},
+		{"go402-limiter+request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
+			return requestCopy{go402Limiter(tb, reqs)}
+		}},
+		{"go402-limiter+small-request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
+			return smallRequestCopy{go402Limiter(tb, reqs)}
+		}},
+		{"go402-stack", go402Stack},
+	})
 }
