@@ -93,7 +93,7 @@ func newTable(maxKeys int) *table {
 // take takes n tokens at now from key's bucket, which has rate and burst
 // lim, creating the bucket if needed. pol is lim's precomputed policy, or nil
 // if there is none (a per-account override): the bucket's own policy is kept
-// if it matches lim, or one is built with mkPolicy.
+// if it matches lim, or one is built with policyFor.
 //
 // It returns whether the tokens were taken, the tokens left, and the policy.
 // Time never runs backwards for a bucket: a now earlier than the bucket's
@@ -105,14 +105,14 @@ func newTable(maxKeys int) *table {
 // floating-point error — which is the common case of a client under its
 // limit. Then they are exactly Burst − n, and the lock held by every request
 // for this key is held for one call to the rate.Limiter instead of two.
-func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
+func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
 	s := &t.shards[maphash.String(t.seed, key)&t.mask]
 	s.mu.Lock()
 	b := s.m[key]
 	switch {
 	case b == nil:
 		if pol == nil {
-			pol = mkPolicy(lim)
+			pol = policyFor(lim)
 		}
 		b = newBucket(lim, pol, now)
 		s.insert(key, b, now)
@@ -122,7 +122,7 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, mkPolicy func
 				pol = b.pol
 				break
 			}
-			pol = mkPolicy(lim)
+			pol = policyFor(lim)
 		}
 		if now.Before(b.seen) {
 			now = b.seen

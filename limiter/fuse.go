@@ -61,23 +61,22 @@ func (l *Limiter) AccountBucket(r *http.Request) (store.Bucket, bool) {
 // false. It returns true, having written nothing but the headers, if the
 // bucket had the tokens.
 func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
-	c, _ := paywall.CallerFromContext(r.Context())
+	// b carries the rate and burst AccountBucket chose; their policy is
+	// found by them, so the caller is needed only to report the decision.
 	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
-	_, pol := l.limitOf(c)
-	if pol != nil && pol.limit != lim {
-		pol = nil
-	}
 	out := Result{Cost: b.Cost}
 	if l.onDecision != nil {
 		out.now = l.clock() // the decision's time; nothing else needs it
 	}
-	out.fillStore(res, lim, pol, l.mkPolicy)
+	out.fillStore(res, lim, l.policyFor(lim))
 	if !out.Allowed {
+		c, _ := paywall.CallerFromContext(r.Context())
 		l.refuse(w, r, c, &out)
 		return false
 	}
 	l.setHeaders(w.Header(), &out)
 	if l.onDecision != nil {
+		c, _ := paywall.CallerFromContext(r.Context())
 		l.decide(r, c, &out, nil)
 	}
 	return true
@@ -124,12 +123,8 @@ func (l *Limiter) remoteBucket(account, key string, lim store.RateLimit, cost in
 }
 
 // fillStore sets the Result's fields from the outcome of a take of the
-// bucket with rate and burst lim made by a store. pol is lim's policy, or
-// nil if there is none yet (a per-account override): mkPolicy makes it.
-func (res *Result) fillStore(br store.BucketResult, lim store.RateLimit, pol *policy, mkPolicy func(store.RateLimit) *policy) {
-	if pol == nil {
-		pol = mkPolicy(lim)
-	}
+// bucket with rate and burst lim made by a store; pol is lim's policy.
+func (res *Result) fillStore(br store.BucketResult, lim store.RateLimit, pol *policy) {
 	// The store reports whole tokens left and the time until full; the
 	// tokens themselves are Burst − Full·Rate.
 	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate

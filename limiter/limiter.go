@@ -43,8 +43,10 @@ type Limiter struct {
 	onDecision func(ctx context.Context, d paywall.Decision)
 	policies   []string // {name}, for violated-policies
 
-	buckets          *table
-	mkPolicy         func(store.RateLimit) *policy
+	buckets *table
+	// policyFor returns the policy of a rate and burst: a configured one
+	// (the default's or a plan's), or a new one for a per-account override.
+	policyFor        func(store.RateLimit) *policy
 	remote           store.Buckets
 	failOpen         bool
 	retryUnavailable time.Duration
@@ -242,14 +244,16 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	if o.CostFunc == nil && o.Cost > l.maxCost {
 		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
 	}
-	l.mkPolicy = func(lim store.RateLimit) *policy {
-		if lim == l.def.limit {
-			return l.def
-		}
-		for _, p := range l.plans {
-			if lim == p.limit {
-				return p
-			}
+	// The configured policies by their limits: a plan's, the default's
+	// when a plan has the same limit (the two are alike: one name, one cost).
+	byLimit := make(map[store.RateLimit]*policy, len(l.plans)+1)
+	for _, p := range l.plans {
+		byLimit[p.limit] = p
+	}
+	byLimit[l.def.limit] = l.def
+	l.policyFor = func(lim store.RateLimit) *policy {
+		if p := byLimit[lim]; p != nil {
+			return p
 		}
 		return newPolicy(quoted, lim, o.Cost)
 	}
@@ -343,7 +347,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		res.failedOpen = true
 	}
 
-	ok, tokens, pol := l.buckets.take(key, lim, pol, l.mkPolicy, res.Cost, res.now)
+	ok, tokens, pol := l.buckets.take(key, lim, pol, l.policyFor, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
 }
@@ -388,7 +392,10 @@ func (l *Limiter) takeRemote(ctx context.Context, res *Result, account, key stri
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
-	res.fillStore(br, lim, pol, l.mkPolicy)
+	if pol == nil {
+		pol = l.policyFor(lim)
+	}
+	res.fillStore(br, lim, pol)
 	return nil
 }
 

@@ -259,7 +259,7 @@ func TestResultFields(t *testing.T) {
 		t.Fatalf("after an hour: %+v", res)
 	}
 	clk.Advance(time.Hour)
-	if _, tokens, _ := l.buckets.take("k", l.def.limit, l.def, l.mkPolicy, 0, clk.Now()); tokens != 3 {
+	if _, tokens, _ := l.buckets.take("k", l.def.limit, l.def, l.policyFor, 0, clk.Now()); tokens != 3 {
 		t.Fatalf("full bucket holds %v tokens", tokens)
 	}
 	res = take(t, l, req)
