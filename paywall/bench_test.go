@@ -22,24 +22,25 @@ func (w *nopWriter) WriteHeader(int)             {}
 // reset empties the header map without reallocating it.
 func (w *nopWriter) reset() { clear(w.h) }
 
-// BenchmarkStack measures the allowed path through Authenticate,
-// Require(feature) and Charge(1) on the memory store, with a prebuilt
-// request and a no-op ResponseWriter.
-func BenchmarkStack(b *testing.B) {
+// chargedStack returns Authenticate → Require(feature) → Charge(1) on the
+// memory store, in front of a handler that checks the charge, and a
+// function that makes a request it allows.
+func chargedStack(tb testing.TB) (http.Handler, func() *http.Request) {
+	tb.Helper()
 	const key = "sk_live_benchmark0123456789abcdefghijklmn" // 40 bytes, like a generated key
 	mem := store.NewMemory(nil)
 	ctx := context.Background()
 	if err := mem.PutAccount(ctx, store.Account{
 		ID: "acct_bench", Plan: "pro", Status: store.StatusActive, Features: []string{"reports"}, Balance: 1 << 62,
 	}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := mem.PutKey(ctx, store.NewKey(key, "acct_bench")); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	p, err := paywall.New(mem, nil)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 1 {
@@ -48,11 +49,18 @@ func BenchmarkStack(b *testing.B) {
 		w.WriteHeader(http.StatusOK)
 	})
 	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(p.Charge(1)(final)))
-	newRequest := func() *http.Request {
+	return h, func() *http.Request {
 		r := httptest.NewRequest("POST", "/generate", nil)
 		r.Header.Set("Authorization", "Bearer "+key)
 		return r
 	}
+}
+
+// BenchmarkStack measures the allowed path through Authenticate,
+// Require(feature) and Charge(1) on the memory store, with a prebuilt
+// request and a no-op ResponseWriter.
+func BenchmarkStack(b *testing.B) {
+	h, newRequest := chargedStack(b)
 
 	b.Run("serial", func(b *testing.B) {
 		r := newRequest()
@@ -133,29 +141,8 @@ func TestAuthenticateAllocs(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage instrumentation changes allocations")
 	}
-	const key = "sk_live_allocs0123456789abcdefghijklmnop"
-	mem := store.NewMemory(nil)
-	ctx := context.Background()
-	if err := mem.PutAccount(ctx, store.Account{
-		ID: "acct_allocs", Plan: "pro", Features: []string{"reports"}, Balance: 1 << 62,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.PutKey(ctx, store.NewKey(key, "acct_allocs")); err != nil {
-		t.Fatal(err)
-	}
-	p, err := paywall.New(mem, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 1 {
-			panic("not charged")
-		}
-	})
-	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(p.Charge(1)(final)))
-	r := httptest.NewRequest("POST", "/generate", nil)
-	r.Header.Set("Authorization", "Bearer "+key)
+	h, newRequest := chargedStack(t)
+	r := newRequest()
 	w := &nopWriter{h: http.Header{}}
 	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 1 {
 		t.Errorf("%v allocations per request, want 1", n)
