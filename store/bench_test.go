@@ -48,26 +48,14 @@ func lookupSpend(b *testing.B, s store.Store, d store.Digest) {
 
 func BenchmarkMemoryLookupSpend(b *testing.B) {
 	m, digests, _ := benchMemory(b)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		lookupSpend(b, m, digests[i%benchAccounts])
-	}
+	serialLookupSpend(b, m, digests)
 }
 
 // BenchmarkMemoryLookupSpendParallel spreads goroutines over many
 // accounts, as many customers would.
 func BenchmarkMemoryLookupSpendParallel(b *testing.B) {
 	m, digests, _ := benchMemory(b)
-	var next atomic.Int64
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		d := digests[next.Add(1)%benchAccounts]
-		for pb.Next() {
-			lookupSpend(b, m, d)
-		}
-	})
+	parallelLookupSpend(b, m, digests)
 }
 
 // BenchmarkMemoryLookupSpendParallelOneAccount has every goroutine spend
@@ -86,31 +74,44 @@ func BenchmarkMemoryLookupSpendParallelOneAccount(b *testing.B) {
 // BenchmarkCallbackLookupSpend measures the callback store with every
 // lookup a cache hit, over a memory store standing in for a database.
 func BenchmarkCallbackLookupSpend(b *testing.B) {
-	m, digests, _ := benchMemory(b)
-	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		lookupSpend(b, cb, digests[i%benchAccounts])
-	}
+	cb, digests := benchCallback(b)
+	serialLookupSpend(b, cb, digests)
 }
 
 func BenchmarkCallbackLookupSpendParallel(b *testing.B) {
+	cb, digests := benchCallback(b)
+	parallelLookupSpend(b, cb, digests)
+}
+
+// benchCallback returns a callback store over benchMemory's store.
+func benchCallback(b *testing.B) (store.Store, []store.Digest) {
 	m, digests, _ := benchMemory(b)
 	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
+	return cb, digests
+}
+
+// serialLookupSpend times lookupSpend on s, cycling through digests.
+func serialLookupSpend(b *testing.B, s store.Store, digests []store.Digest) {
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		lookupSpend(b, s, digests[i%len(digests)])
+	}
+}
+
+// parallelLookupSpend times lookupSpend on s from parallel goroutines,
+// each on an account of its own.
+func parallelLookupSpend(b *testing.B, s store.Store, digests []store.Digest) {
 	var next atomic.Int64
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		d := digests[next.Add(1)%benchAccounts]
+		d := digests[next.Add(1)%int64(len(digests))]
 		for pb.Next() {
-			lookupSpend(b, cb, d)
+			lookupSpend(b, s, d)
 		}
 	})
 }
