@@ -79,7 +79,8 @@ type memoryAccount struct {
 	// owner is the store the account belongs to.
 	owner *Memory
 	// hasRefill reports whether put has a Refill, which a read of the
-	// account must apply under mu first.
+	// account must apply under mu first. It is put.Refill != nil, kept
+	// here so that a spend need not follow put to another cache line.
 	hasRefill bool
 	// refilledAt is the account's RefilledAt.
 	refilledAt time.Time
