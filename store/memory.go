@@ -109,19 +109,6 @@ func (e *memoryAccount) accountLocked() Account {
 	return a
 }
 
-// refillLocked applies any refill due at now and returns the next refill
-// time, or the zero time if the account has no refill. e.mu must be held.
-func (e *memoryAccount) refillLocked(now time.Time) (next time.Time) {
-	if !e.hasRefill {
-		return time.Time{}
-	}
-	a := e.accountLocked()
-	a.ApplyRefill(now)
-	e.balance.Store(a.Balance)
-	e.refilledAt = a.RefilledAt
-	return a.NextRefill(now)
-}
-
 // memoryKey is a stored key with its account's entry, which Lookup so
 // reaches without a second map lookup. Account entries are never removed
 // or replaced, so the pointer stays valid.
@@ -237,7 +224,12 @@ func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	if !e.hasRefill {
 		return time.Time{}
 	}
-	return e.refillLocked(m.now())
+	now := m.now()
+	a := e.accountLocked()
+	a.ApplyRefill(now)
+	e.balance.Store(a.Balance)
+	e.refilledAt = a.RefilledAt
+	return a.NextRefill(now)
 }
 
 // Spend implements [Store].
