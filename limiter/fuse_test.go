@@ -41,7 +41,7 @@ func authenticated(t *testing.T, pw *paywall.Paywall, id string) *http.Request {
 func TestAccountBucket(t *testing.T) {
 	clk := newClock()
 	pw := paywalled(t, clk, fuseAccounts...)
-	fb := &fakeBuckets{local: newTable(10), now: clk.Now}
+	fb := newFakeBuckets(clk.Now)
 	errCost := errors.New("no cost")
 	for _, tc := range []struct {
 		name    string
@@ -105,7 +105,7 @@ func TestAdmitSameAsHandler(t *testing.T) {
 			}
 			var viaHandler, viaAdmit recorded
 			limiterFor := func(rec *recorded) (*Limiter, *fakeBuckets) {
-				fb := &fakeBuckets{local: newTable(10), now: clk.Now}
+				fb := newFakeBuckets(clk.Now)
 				o := tc.opts
 				o.By, o.Store, o.Clock = ByAccount(), fb, clk.Now
 				o.OnDecision = func(_ context.Context, d paywall.Decision) {
@@ -164,7 +164,7 @@ func TestAdmitSameAsHandler(t *testing.T) {
 func TestHandlerClaimsOnce(t *testing.T) {
 	clk := newClock()
 	pw := paywalled(t, clk, fuseAccounts...)
-	fb := &fakeBuckets{local: newTable(10), now: clk.Now}
+	fb := newFakeBuckets(clk.Now)
 	l := mustNew(t, 1, 2, &Options{By: ByAccount(), Store: fb, Clock: clk.Now})
 	other := mustNew(t, 1, 2, &Options{Name: "other", By: ByAccount(), Store: fb, Clock: clk.Now})
 	h := pw.Authenticate(l.Handler(other.Handler(l.Handler(okHandler))))

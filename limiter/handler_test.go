@@ -204,7 +204,7 @@ func TestHeaderSyntax(t *testing.T) {
 }
 
 func TestHandlerDenials(t *testing.T) {
-	failing := &fakeBuckets{local: newTable(10), now: time.Now}
+	failing := newFakeBuckets(time.Now)
 	failing.fail.Store(true)
 	for _, tc := range []struct {
 		name       string
@@ -529,7 +529,7 @@ func TestHandlerConcurrent(t *testing.T) {
 // store_unavailable, limited by the local bucket.
 func TestFailOpenDecision(t *testing.T) {
 	clk := newClock()
-	fb := &fakeBuckets{local: newTable(10), now: clk.Now}
+	fb := newFakeBuckets(clk.Now)
 	fb.fail.Store(true)
 	var events []paywall.Decision
 	l := mustNew(t, 1, 1, &Options{By: oneKey, Clock: clk.Now, Store: fb, FailOpen: true,

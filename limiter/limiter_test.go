@@ -335,14 +335,18 @@ func TestUnkeyedShareABucket(t *testing.T) {
 	}
 }
 
-// fakeBuckets is a store.Buckets double: rate.Limiter-backed buckets that
-// can be told to fail.
+// fakeBuckets is a store.Buckets that records the buckets it is asked
+// for and can be told to fail; its buckets are a memory store's.
 type fakeBuckets struct {
-	local *table
-	now   func() time.Time
-	fail  atomic.Bool
-	mu    sync.Mutex
-	seen  []store.Bucket
+	mem  *store.Memory
+	fail atomic.Bool
+	mu   sync.Mutex
+	seen []store.Bucket
+}
+
+// newFakeBuckets returns fakeBuckets timed by now.
+func newFakeBuckets(now func() time.Time) *fakeBuckets {
+	return &fakeBuckets{mem: store.NewMemory(&store.MemoryOptions{Clock: now})}
 }
 
 func (f *fakeBuckets) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
@@ -352,25 +356,14 @@ func (f *fakeBuckets) TakeTokens(ctx context.Context, b store.Bucket) (store.Buc
 	if f.fail.Load() {
 		return store.BucketResult{}, errors.New("dial tcp 10.0.0.7:6379: connection refused")
 	}
-	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
-	ok, tokens, _ := f.local.take(b.Key, lim, nil, func(lim store.RateLimit) *policy { return &policy{limit: lim} }, b.Cost, f.now())
-	res := store.BucketResult{OK: ok, Remaining: int(math.Floor(tokens))}
-	res.Full = tokenTime(float64(b.Burst)-tokens, b.Rate)
-	switch {
-	case ok:
-	case b.Cost > b.Burst:
-		res.Wait = -1
-	default:
-		res.Wait = tokenTime(float64(b.Cost)-tokens, b.Rate)
-	}
-	return res, nil
+	return f.mem.TakeTokens(ctx, b)
 }
 
 var _ store.Buckets = (*fakeBuckets)(nil)
 
 func TestStore(t *testing.T) {
 	clk := newClock()
-	fb := &fakeBuckets{local: newTable(100), now: clk.Now}
+	fb := newFakeBuckets(clk.Now)
 	l := mustNew(t, 2, 3, &Options{Name: "shared", By: oneKey, Clock: clk.Now, Store: fb})
 	req := httptest.NewRequest("GET", "/", nil)
 	for i, want := range []int{2, 1, 0} {
@@ -613,7 +606,7 @@ func TestMonotonicClock(t *testing.T) {
 // other KeyFunc, for a stand-alone one.
 func TestStoreAccountBucket(t *testing.T) {
 	clk := newClock()
-	fb := &fakeBuckets{local: newTable(100), now: clk.Now}
+	fb := newFakeBuckets(clk.Now)
 	req := httptest.NewRequest("GET", "/", nil)
 	req.RemoteAddr = "192.0.2.1:1"
 	c := &paywall.Caller{Account: store.Account{ID: "acct_1", Plan: "pro"}}
