@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"maps"
-	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,25 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
 
-// bucketStore is a store double that keeps token buckets and can take tokens
-// and debit credits in one call, like the Redis store: a memory store for
-// accounts and credits, golang.org/x/time/rate for the buckets, one lock
-// around both. It counts its calls and can be told to fail.
+// bucketStore is the fixture's memory store, which keeps token buckets and
+// can take tokens and debit credits in one call, wrapped to count its calls
+// and to be told to fail, as a Redis store can.
 type bucketStore struct {
 	*store.Memory
-	now func() time.Time
 
-	mu      sync.Mutex
-	buckets map[[2]string]*rate.Limiter
-	calls   map[string]int
-	fail    bool
+	mu    sync.Mutex
+	calls map[string]int
+	fail  bool
 }
 
 var (
@@ -39,7 +33,7 @@ var (
 )
 
 func newBucketStore(f *fixture) *bucketStore {
-	return &bucketStore{Memory: f.mem, now: f.clock.Now, buckets: map[[2]string]*rate.Limiter{}, calls: map[string]int{}}
+	return &bucketStore{Memory: f.mem, calls: map[string]int{}}
 }
 
 var errRedisDown = errors.New("dial tcp 10.0.0.9:6379: connection refused")
@@ -79,41 +73,13 @@ func (s *bucketStore) Spend(ctx context.Context, id string, cost int64) (store.S
 	return s.Memory.Spend(ctx, id, cost)
 }
 
-// bucket returns the limiter of b, creating it full. s.mu must be held.
-func (s *bucketStore) bucket(b store.Bucket) *rate.Limiter {
-	k := [2]string{b.Account, b.Key}
-	lim := s.buckets[k]
-	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(b.Rate), b.Burst)
-		lim.SetBurstAt(s.now().Add(-time.Hour), b.Burst) // full
-		s.buckets[k] = lim
-	}
-	return lim
-}
-
-// result is the BucketResult of a bucket of b holding tokens.
-func result(b store.Bucket, ok bool, tokens float64) store.BucketResult {
-	res := store.BucketResult{OK: ok, Remaining: int(math.Floor(tokens))}
-	res.Full = time.Duration(math.Ceil((float64(b.Burst) - tokens) / b.Rate * float64(time.Second)))
-	switch {
-	case b.Cost > b.Burst:
-		res.Wait = -1
-	case float64(b.Cost) > tokens:
-		res.Wait = time.Duration(math.Ceil((float64(b.Cost) - tokens) / b.Rate * float64(time.Second)))
-	}
-	return res
-}
-
 func (s *bucketStore) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.count("TakeTokens"); err != nil {
 		return store.BucketResult{}, err
 	}
-	now := s.now()
-	lim := s.bucket(b)
-	ok := lim.AllowN(now, b.Cost)
-	return result(b, ok, lim.TokensAt(now)), nil
+	return s.Memory.TakeTokens(ctx, b)
 }
 
 func (s *bucketStore) SpendWithTokens(ctx context.Context, id string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
@@ -122,23 +88,7 @@ func (s *bucketStore) SpendWithTokens(ctx context.Context, id string, cost int64
 	if err := s.count("SpendWithTokens"); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
-	if b.Account != id {
-		return store.SpendResult{}, store.BucketResult{}, errors.New("bucket of another account")
-	}
-	now := s.now()
-	lim := s.bucket(b)
-	tokens := lim.TokensAt(now)
-	if float64(b.Cost) > tokens {
-		sr, err := s.Memory.Spend(ctx, id, 0) // the balance, refilled
-		sr.OK = false
-		return sr, result(b, false, tokens), err
-	}
-	sr, err := s.Memory.Spend(ctx, id, cost)
-	if err != nil || !sr.OK {
-		return sr, result(b, true, tokens), err
-	}
-	lim.AllowN(now, b.Cost)
-	return sr, result(b, true, lim.TokensAt(now)), nil
+	return s.Memory.SpendWithTokens(ctx, id, cost, b)
 }
 
 // rateLimited is a fixture for charges with a rate limit: the memory
