@@ -40,7 +40,7 @@ func authenticated(t *testing.T, pw *paywall.Paywall, id string) *http.Request {
 
 func TestAccountBucket(t *testing.T) {
 	clk := newClock()
-	pw := paywalled(t, clk, fuseAccounts...)
+	pw, _ := paywalled(t, clk, fuseAccounts...)
 	fb := newFakeBuckets(clk.Now)
 	errCost := errors.New("no cost")
 	for _, tc := range []struct {
@@ -98,7 +98,7 @@ func TestAdmitSameAsHandler(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
-			pw := paywalled(t, clk, fuseAccounts...)
+			pw, _ := paywalled(t, clk, fuseAccounts...)
 			type recorded struct {
 				mu     sync.Mutex
 				events []paywall.Decision
@@ -163,7 +163,7 @@ func TestAdmitSameAsHandler(t *testing.T) {
 // tokens again.
 func TestHandlerClaimsOnce(t *testing.T) {
 	clk := newClock()
-	pw := paywalled(t, clk, fuseAccounts...)
+	pw, _ := paywalled(t, clk, fuseAccounts...)
 	fb := newFakeBuckets(clk.Now)
 	l := mustNew(t, 1, 2, &Options{By: ByAccount(), Store: fb, Clock: clk.Now})
 	other := mustNew(t, 1, 2, &Options{Name: "other", By: ByAccount(), Store: fb, Clock: clk.Now})

@@ -309,9 +309,9 @@ func TestHandlerPanicsOnNil(t *testing.T) {
 	mustNew(t, 1, 1, nil).Handler(nil)
 }
 
-// paywalled returns a memory store holding the accounts (each with one key,
-// "sk_test_" + its ID) and a Paywall on it.
-func paywalled(t *testing.T, clk *clock, accounts ...store.Account) *paywall.Paywall {
+// paywalled returns a Paywall on a memory store holding the accounts (each
+// with one key, "sk_test_" + its ID), and the store.
+func paywalled(t *testing.T, clk *clock, accounts ...store.Account) (*paywall.Paywall, *store.Memory) {
 	t.Helper()
 	ctx := context.Background()
 	m := store.NewMemory(&store.MemoryOptions{Clock: clk.Now})
@@ -327,7 +327,7 @@ func paywalled(t *testing.T, clk *clock, accounts ...store.Account) *paywall.Pay
 	if err != nil {
 		t.Fatal(err)
 	}
-	return pw
+	return pw, m
 }
 
 func keyRequest(key string) *http.Request {
@@ -339,7 +339,7 @@ func keyRequest(key string) *http.Request {
 // An account's own rate beats its plan's, which beats the limiter's.
 func TestPrecedence(t *testing.T) {
 	clk := newClock()
-	pw := paywalled(t, clk,
+	pw, _ := paywalled(t, clk,
 		store.Account{ID: "own", Plan: "pro", RateLimit: &store.RateLimit{Rate: 1, Burst: 7}},
 		store.Account{ID: "pro", Plan: "pro"},
 		store.Account{ID: "free", Plan: "free"},
@@ -390,18 +390,8 @@ func TestPrecedence(t *testing.T) {
 func TestRateChange(t *testing.T) {
 	clk := newClock()
 	ctx := context.Background()
-	m := store.NewMemory(&store.MemoryOptions{Clock: clk.Now})
 	acct := store.Account{ID: "a", Plan: "free"}
-	if err := m.PutAccount(ctx, acct); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.PutKey(ctx, store.NewKey("sk_test_a", "a")); err != nil {
-		t.Fatal(err)
-	}
-	pw, err := paywall.New(m, &paywall.Options{Clock: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw, m := paywalled(t, clk, acct)
 	l := mustNew(t, 1, 2, &Options{By: ByAccount(), Clock: clk.Now})
 	h := pw.Authenticate(l.Handler(okHandler))
 	req := keyRequest("sk_test_a")
@@ -436,18 +426,7 @@ func TestRateChange(t *testing.T) {
 // spends anything.
 func TestStack(t *testing.T) {
 	clk := newClock()
-	ctx := context.Background()
-	m := store.NewMemory(&store.MemoryOptions{Clock: clk.Now})
-	if err := m.PutAccount(ctx, store.Account{ID: "a", Plan: "pro", Balance: 100}); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.PutKey(ctx, store.NewKey("sk_test_a", "a")); err != nil {
-		t.Fatal(err)
-	}
-	pw, err := paywall.New(m, &paywall.Options{Clock: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw, m := paywalled(t, clk, store.Account{ID: "a", Plan: "pro", Balance: 100})
 	l := mustNew(t, 1, 2, &Options{By: ByAccount(), Clock: clk.Now})
 	h := pw.Authenticate(pw.Require(paywall.Requirement{Plans: []string{"pro"}})(l.Handler(pw.Charge(10)(okHandler))))
 	req := keyRequest("sk_test_a")
@@ -456,7 +435,7 @@ func TestStack(t *testing.T) {
 			t.Fatalf("request %d: %d, want %d", i, w.Code, want)
 		}
 	}
-	a, err := m.Account(ctx, "a")
+	a, err := m.Account(context.Background(), "a")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -105,7 +105,7 @@ func TestClientAddrAllocs(t *testing.T) {
 
 func TestByAccount(t *testing.T) {
 	clk := newClock()
-	pw := paywalled(t, clk, store.Account{ID: "acct_1"})
+	pw, _ := paywalled(t, clk, store.Account{ID: "acct_1"})
 	var got string
 	var gotOK bool
 	h := pw.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
