@@ -551,7 +551,7 @@ func TestInvalidOverrideIgnored(t *testing.T) {
 	req := httptest.NewRequest("GET", "/", nil)
 	for _, rl := range []store.RateLimit{{Rate: 0, Burst: 10}, {Rate: -1, Burst: 10}, {Rate: math.NaN(), Burst: 10}, {Rate: math.Inf(1), Burst: 10}, {Rate: 1, Burst: 0}} {
 		rl := rl
-		c := &paywall.Caller{Account: store.Account{ID: "a", Plan: "pro", RateLimit: &rl}}
+		c := &paywall.Caller{Account: &store.Account{ID: "a", Plan: "pro", RateLimit: &rl}}
 		res, err := l.take(req, c)
 		if err != nil || res.Limit != (store.RateLimit{Rate: 1, Burst: 5}) {
 			t.Errorf("override %+v: limit %+v, %v; want the plan's", rl, res.Limit, err)
@@ -609,7 +609,7 @@ func TestStoreAccountBucket(t *testing.T) {
 	fb := newFakeBuckets(clk.Now)
 	req := httptest.NewRequest("GET", "/", nil)
 	req.RemoteAddr = "192.0.2.1:1"
-	c := &paywall.Caller{Account: store.Account{ID: "acct_1", Plan: "pro"}}
+	c := &paywall.Caller{Account: &store.Account{ID: "acct_1", Plan: "pro"}}
 
 	l := mustNew(t, 2, 3, &Options{Name: "burst", By: ByAccount(), Clock: clk.Now, Store: fb})
 	if !l.byAccount {

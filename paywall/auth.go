@@ -191,8 +191,27 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 		return
 	}
 
-	ctx := r.Context()
-	key, acct, err := p.store.Lookup(ctx, digestOf(raw))
+	var (
+		a       *authenticated
+		key     *store.Key
+		acct    *store.Account
+		balance int64
+	)
+	if p.shared != nil {
+		key, acct, balance, err = p.shared.LookupShared(r.Context(), digestOf(raw))
+	} else {
+		var (
+			k store.Key
+			c store.Account
+		)
+		if k, c, err = p.store.Lookup(r.Context(), digestOf(raw)); err == nil {
+			// The copies go into the allocation that will carry the
+			// request's state, so the Caller points to them for free.
+			ac := new(authenticatedCopy)
+			ac.key, ac.account = k, c
+			a, key, acct, balance = &ac.authenticated, &ac.key, &ac.account, c.Balance
+		}
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			p.refuse(w, r, "authenticate", &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."}, "", "")
@@ -215,15 +234,17 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 		return
 	}
 
-	a := new(authenticated)
+	if a == nil {
+		a = new(authenticated)
+	}
 	s := &a.state
 	s.parent = r
 	// Field by field: a Caller literal would be built on the stack and
 	// copied again.
 	s.caller.Key = key
 	s.caller.Account = acct
-	s.caller.Balance = acct.Balance
-	p.allow(r, "authenticate", "", &s.caller, 0, acct.Balance)
+	s.caller.Balance = balance
+	p.allow(r, "authenticate", "", &s.caller, 0, balance)
 	// WithContext is inlined here, so its copy of r does not escape: it
 	// is copied into a, and the state and the request share one
 	// allocation. TestAuthenticateAllocs checks that it stays so.

@@ -308,7 +308,7 @@ func (p *Paywall) charge(w http.ResponseWriter, r *http.Request, next http.Handl
 	}
 	if !res.OK {
 		s.voidIdem()
-		p.refuse(w, r, "charge", p.creditDenial(&c.Account, cost, res), c.Account.ID, c.Key.Prefix)
+		p.refuse(w, r, "charge", p.creditDenial(c.Account, cost, res), c.Account.ID, c.Key.Prefix)
 		return
 	}
 	c.Charged += cost

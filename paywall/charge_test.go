@@ -74,10 +74,12 @@ func TestCharge(t *testing.T) {
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 			}
-			acct := caller.Account.ID
-			if acct == "" {
-				k, a, _ := f.mem.Lookup(context.Background(), store.DigestOf(tt.key))
-				_, acct = k, a.ID
+			var acct string
+			if caller.Account != nil {
+				acct = caller.Account.ID
+			} else {
+				_, a, _ := f.mem.Lookup(context.Background(), store.DigestOf(tt.key))
+				acct = a.ID
 			}
 			if b := f.balance(t, acct); b != tt.wantBalance {
 				t.Errorf("balance %d, want %d", b, tt.wantBalance)

@@ -10,19 +10,25 @@ import (
 
 // Caller is what the middlewares learned about the request's caller. Handlers
 // read it with [CallerFromContext]; it must be treated as read-only.
+//
+// Key and Account may point to the store's own records (see
+// [store.SharedLookup]), which is why they must not be modified, and why
+// Account.Balance may be out of date: the caller's balance is Balance.
 type Caller struct {
 	// Key is the authenticated key (its digest and display prefix, never
-	// the raw key).
-	Key store.Key
+	// the raw key). It is never nil.
+	Key *store.Key
 	// Account is the key's account as looked up by [Paywall.Authenticate].
-	// Its Balance is the balance at lookup time; see Balance below.
-	Account store.Account
+	// It is never nil. Its Balance field is the balance at the lookup if
+	// the store copies its records and may be older if it shares them: use
+	// Balance below.
+	Account *store.Account
 	// Charged is what [Paywall.Charge] middlewares debited for this request
 	// so far (zero if nothing was charged). A later refund does not change
 	// it.
 	Charged int64
-	// Balance is the balance after the last charge, or the looked-up
-	// balance if the request was not charged.
+	// Balance is the balance after the last charge, or the balance at the
+	// lookup if the request was not charged.
 	Balance int64
 	// Replay is true when [Paywall.Charge] let the request through without
 	// debiting it, because it is a retry of a request with the same
@@ -36,19 +42,19 @@ type Caller struct {
 // context that carries the Caller itself, so that authenticating costs one
 // allocation for the state and the request copy together (see
 // authenticated), and [Paywall.Charge] records its charge in place without
-// copying the request again.
+// copying the request again. With a store that shares its records, the
+// state and the request copy together fit the 384-byte size class.
 type requestState struct {
 	// parent is the request that Authenticate was given. Its context is
 	// this context's parent: keeping the request (one word) rather than
-	// its context (two) keeps the state and the request copy in the
-	// 640-byte size class.
+	// its context (two) keeps the state small.
 	parent *http.Request
 	caller Caller
 	// more is nil; or the one RateLimiter that has claimed the request's
 	// rate limit (see ClaimRateLimit), which is all that most requests
 	// need; or, once the request needs anything else, a *stateExt, which
 	// then holds that RateLimiter too. One field for both keeps the state
-	// and the request copy in the 640-byte size class.
+	// small.
 	more any
 }
 
@@ -115,11 +121,20 @@ func (s *requestState) debitedIdem() {
 }
 
 // authenticated is what [Paywall.Authenticate] allocates for a request it
-// lets through: the request's state and the copy of the request that
-// carries it, in one allocation.
+// lets through when the store shares its records: the request's state and
+// the copy of the request that carries it, in one allocation (384 bytes).
 type authenticated struct {
 	state requestState
 	req   http.Request
+}
+
+// authenticatedCopy is what [Paywall.Authenticate] allocates for a request
+// it lets through when the store's Lookup returns copies: authenticated and
+// the key and account the Caller points to, in one allocation.
+type authenticatedCopy struct {
+	authenticated
+	key     store.Key
+	account store.Account
 }
 
 var _ store.AccountContext = (*requestState)(nil)
@@ -129,7 +144,7 @@ type stateKey struct{}
 
 // LookedUpAccount implements [store.AccountContext], so that a store can
 // spend from the caller's account without looking it up again.
-func (s *requestState) LookedUpAccount() *store.Account { return &s.caller.Account }
+func (s *requestState) LookedUpAccount() *store.Account { return s.caller.Account }
 
 // Deadline implements [context.Context]: the parent's.
 func (s *requestState) Deadline() (time.Time, bool) { return s.parent.Context().Deadline() }

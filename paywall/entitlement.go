@@ -53,7 +53,7 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 				return
 			}
 			c := &s.caller
-			if d := p.checkEntitlement(&c.Account, allowInactive, plans, features); d != nil {
+			if d := p.checkEntitlement(c.Account, allowInactive, plans, features); d != nil {
 				d.Balance, d.HasBalance = c.Balance, true
 				p.refuse(w, r, "require", d, c.Account.ID, c.Key.Prefix)
 				return

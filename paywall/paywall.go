@@ -17,7 +17,8 @@ import (
 // http.Handler. A Paywall is safe for concurrent use.
 type Paywall struct {
 	store    store.Store
-	refunder store.Refunder // store as a Refunder, or nil
+	shared   store.SharedLookup // store as a SharedLookup, or nil
+	refunder store.Refunder     // store as a Refunder, or nil
 
 	realm            string
 	keyHeaders       []keyHeader
@@ -155,6 +156,7 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 		onDecision:       o.OnDecision,
 		clock:            o.Clock,
 	}
+	p.shared, _ = s.(store.SharedLookup)
 	p.refunder, _ = s.(store.Refunder)
 
 	if p.realm == "" {

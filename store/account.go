@@ -53,8 +53,10 @@ type Account struct {
 
 	// Balance is the account's credit balance. Stores never let it go below
 	// zero through [Store.Spend]. In a value returned by [Store.Lookup] it is
-	// the balance at the time of the lookup (or of the cached lookup); the
-	// authoritative figure is the one [Store.Spend] reports.
+	// the balance at the time of the lookup (or of the cached lookup); in
+	// one that [SharedLookup] shares it is not kept current (LookupShared
+	// returns the balance apart). The authoritative figure is the one
+	// [Store.Spend] reports.
 	Balance int64 `json:"balance"`
 
 	// Refill, if non-nil, tops the balance up periodically, turning credits
@@ -74,7 +76,7 @@ type Account struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// entry is the memory store's record of the account, on the accounts
-	// its Lookup returns, so that a spend for the same request reaches it
+	// its Lookup and LookupShared return, so that a spend for the same request reaches it
 	// without a second lookup (see AccountContext).
 	entry *memoryAccount
 }
@@ -99,6 +101,7 @@ func (a *Account) HasFeature(name string) bool {
 // Features slice has no spare capacity, so appending to it (or to a shallow
 // copy of it) never writes into memory another copy can see.
 func (a Account) Clone() Account {
+	a.entry = nil
 	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
 		r := *a.Refill

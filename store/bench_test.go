@@ -148,6 +148,20 @@ func TestMemoryHotPathAllocs(t *testing.T) {
 			t.Errorf("%T: Lookup+Spend allocates %v times, want 0", s, allocs)
 		}
 	}
+	lc := &lookedUp{Context: ctx} // the request context, made by Authenticate
+	allocs := testing.AllocsPerRun(100, func() {
+		_, a, _, err := m.LookupShared(ctx, k.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lc.a = a
+		if _, err := m.Spend(lc, a.ID, 1); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("LookupShared+Spend allocates %v times, want 0", allocs)
+	}
 }
 
 // BenchmarkMemorySpendWithTokens is the store's part of a charge that
@@ -160,7 +174,7 @@ func BenchmarkMemorySpendWithTokens(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, a, err := m.Lookup(ctx, digests[i%benchAccounts])
+		_, a, _, err := m.LookupShared(ctx, digests[i%benchAccounts])
 		if err != nil {
 			b.Fatal(err)
 		}

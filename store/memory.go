@@ -18,10 +18,10 @@ import (
 // Memory and a charge with a rate limit decide both under one lock (see
 // paywall.ChargeOptions.RateLimit).
 //
-// Lookup and Spend allocate nothing. Spend is an exact check-and-subtract
-// under a per-account lock, so concurrent spends against one account admit
-// exactly as many as the balance covers. Lookup takes no lock for an account
-// without a periodic refill, and a spend whose context carries the account
+// Lookup, LookupShared and Spend allocate nothing. Spend is an exact
+// check-and-subtract under a per-account lock, so concurrent spends against
+// one account admit exactly as many as the balance covers. Lookup takes no
+// lock for an account without a periodic refill, and a spend whose context carries the account
 // the request was looked up with ([AccountContext], as after
 // paywall.Authenticate) reaches it without a second lookup.
 //
@@ -52,9 +52,10 @@ type Memory struct {
 }
 
 // memoryAccount is one account. What PutAccount stored is kept in put,
-// which is replaced but never modified, so that Lookup copies it without
-// taking the lock; what spends and refills change — the balance, the time
-// of the last refill, the token buckets — is guarded by mu.
+// which is replaced but never modified, so that Lookup reads it without
+// taking the lock and LookupShared hands it out; what spends change — the
+// balance, the token buckets — is guarded by mu, and so is the replacing of
+// put when a refill moves its RefilledAt.
 //
 // Its fields are laid out in three cache lines (the struct is 192 bytes,
 // a size class whose objects are 64-byte aligned): what every spend writes,
@@ -72,9 +73,9 @@ type memoryAccount struct {
 
 	// Read by spends and lookups; written when the account is put.
 	//
-	// put is the account as last put, a deep copy the store owns. Its
-	// Balance and RefilledAt are as put; balance and refilledAt are
-	// current.
+	// put is the account, a deep copy the store owns, whose entry is this
+	// memoryAccount. Its Balance is as put (balance is current); its other
+	// fields are current.
 	put atomic.Pointer[Account]
 	// owner is the store the account belongs to.
 	owner *Memory
@@ -82,9 +83,7 @@ type memoryAccount struct {
 	// account must apply under mu first. It is put.Refill != nil, kept
 	// here so that a spend need not follow put to another cache line.
 	hasRefill bool
-	// refilledAt is the account's RefilledAt.
-	refilledAt time.Time
-	_          [16]byte
+	_         [40]byte
 
 	// buckets are the account's token buckets after the first.
 	buckets []*memoryBucket
@@ -94,18 +93,17 @@ type memoryAccount struct {
 // setLocked makes a, which the store owns, the account. e.mu must be held
 // unless e is not yet shared.
 func (e *memoryAccount) setLocked(a Account) {
-	a.entry = nil // an Account from some store's Lookup may have been put
+	a.entry = e // a may come from another store's Lookup
 	e.balance.Store(a.Balance)
-	e.refilledAt = a.RefilledAt
 	e.hasRefill = a.Refill != nil
 	e.put.Store(&a)
 }
 
-// accountLocked returns the account as it is. e.mu must be held.
+// accountLocked returns the account as it is. e.mu must be held unless the
+// account has no refill.
 func (e *memoryAccount) accountLocked() Account {
 	a := *e.put.Load()
 	a.Balance = e.balance.Load()
-	a.RefilledAt = e.refilledAt
 	return a
 }
 
@@ -150,9 +148,10 @@ func monotonicClock() func() time.Time {
 
 // Compile-time checks of the capabilities Memory offers.
 var (
-	_ Store    = (*Memory)(nil)
-	_ Refunder = (*Memory)(nil)
-	_ Admin    = (*Memory)(nil)
+	_ Store        = (*Memory)(nil)
+	_ SharedLookup = (*Memory)(nil)
+	_ Refunder     = (*Memory)(nil)
+	_ Admin        = (*Memory)(nil)
 )
 
 // Errors returned on hot paths, made once so returning them allocates
@@ -178,7 +177,7 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 
 // accountFor returns the entry for id, from ctx if it is an
 // [AccountContext] holding the account with that ID as this store's Lookup
-// returned it (entries are never replaced, so it is the one the map holds),
+// or LookupShared returned it (entries are never replaced, so it is the one the map holds),
 // else from the map.
 func (m *Memory) accountFor(ctx context.Context, id string) (*memoryAccount, error) {
 	if ac, ok := ctx.(AccountContext); ok {
@@ -193,27 +192,40 @@ func (m *Memory) accountFor(ctx context.Context, id string) (*memoryAccount, err
 // now. It is a shallow copy: its Features, Metadata, Refill and RateLimit
 // are shared with the store and must not be modified (use [Account.Clone]
 // for a copy of one's own).
-func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) {
+func (m *Memory) Lookup(ctx context.Context, digest Digest) (Key, Account, error) {
+	k, a, balance, err := m.LookupShared(ctx, digest)
+	if err != nil {
+		return Key{}, Account{}, err
+	}
+	acct := *a
+	acct.Balance = balance
+	return *k, acct, nil
+}
+
+// LookupShared implements [SharedLookup]: it is Lookup without the copies,
+// and allocates nothing. It takes no lock for an account without a periodic
+// refill; for one with a refill, it applies any refill due now first.
+//
+// paywall.Authenticate calls LookupShared rather than Lookup, so a type
+// that embeds *Memory to change what Lookup returns must define
+// LookupShared too.
+func (m *Memory) LookupShared(_ context.Context, digest Digest) (*Key, *Account, int64, error) {
 	v, ok := m.keys.Get(string(digest[:]))
 	if !ok {
-		return Key{}, Account{}, errKeyNotFound
+		return nil, nil, 0, errKeyNotFound
 	}
 	k := v.(*memoryKey)
 	e := k.account
 	if p := e.put.Load(); p.Refill == nil {
 		// Nothing to apply: no lock. A PutAccount racing with this may
-		// pair the new fields with the old balance, as if it came after.
-		a := *p
-		a.Balance = e.balance.Load()
-		a.entry = e
-		return k.key, a, nil
+		// pair the new account with the old balance, as if it came after.
+		return &k.key, p, e.balance.Load(), nil
 	}
 	e.mu.Lock()
 	m.applyRefillLocked(e)
-	a := e.accountLocked()
+	p, balance := e.put.Load(), e.balance.Load()
 	e.mu.Unlock()
-	a.entry = e
-	return k.key, a, nil
+	return &k.key, p, balance, nil
 }
 
 // applyRefillLocked applies any refill due now to e, which must be locked,
@@ -226,9 +238,12 @@ func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	}
 	now := m.now()
 	a := e.accountLocked()
-	a.ApplyRefill(now)
-	e.balance.Store(a.Balance)
-	e.refilledAt = a.RefilledAt
+	if a.ApplyRefill(now) {
+		// At most once a period: put is never modified, so it is
+		// replaced.
+		e.balance.Store(a.Balance)
+		e.put.Store(&a)
+	}
 	return a.NextRefill(now)
 }
 

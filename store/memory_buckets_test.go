@@ -16,10 +16,10 @@ import (
 // as paywall.Authenticate's is.
 type lookedUp struct {
 	context.Context
-	a store.Account
+	a *store.Account
 }
 
-func (c *lookedUp) LookedUpAccount() *store.Account { return &c.a }
+func (c *lookedUp) LookedUpAccount() *store.Account { return c.a }
 
 // lookUp stores an account with the given balance and a key for it in m,
 // and returns the context a request authenticated with that key carries.
@@ -33,7 +33,7 @@ func lookUp(t *testing.T, m *store.Memory, id string, balance int64) *lookedUp {
 	if err := m.PutKey(ctx, k); err != nil {
 		t.Fatal(err)
 	}
-	_, a, err := m.Lookup(ctx, k.Digest)
+	_, a, _, err := m.LookupShared(ctx, k.Digest) // as paywall.Authenticate does
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ func TestMemoryAccountLayout(t *testing.T) {
 	if o := unsafe.Offsetof(e.put); o != 64 {
 		t.Errorf("put at byte %d, want 64", o)
 	}
-	if end := unsafe.Offsetof(e.refilledAt) + unsafe.Sizeof(e.refilledAt); end > 128 {
+	if end := unsafe.Offsetof(e.hasRefill) + unsafe.Sizeof(e.hasRefill); end > 128 {
 		t.Errorf("the fields reads need end at byte %d, past the second cache line", end)
 	}
 }

@@ -257,6 +257,43 @@ func TestMemoryLookupAppliesDueRefill(t *testing.T) {
 	}
 }
 
+// LookupShared returns the current balance apart from the shared account,
+// whose Balance stays as put, and a refill replaces the shared account
+// with one whose RefilledAt is current.
+func TestMemoryLookupShared(t *testing.T) {
+	m, clock := newMemory(t)
+	anchor := clock.Now().Add(time.Hour)
+	mustPut(t, m, store.Account{ID: "acct", Balance: 40, Refill: &store.Refill{Amount: 100, Every: time.Hour, Anchor: anchor}})
+	k := store.NewKey("sk_test_shared_0123456789", "acct")
+	if err := m.PutKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(wantBalance int64) *store.Account {
+		t.Helper()
+		gotK, a, balance, err := m.LookupShared(ctx, k.Digest)
+		if err != nil || *gotK != k || a.ID != "acct" || balance != wantBalance {
+			t.Fatalf("LookupShared = %+v, %+v, %d, %v; want key %+v, account acct, balance %d", gotK, a, balance, err, k, wantBalance)
+		}
+		return a
+	}
+	before := lookup(40)
+	if _, err := m.Spend(ctx, "acct", 15); err != nil {
+		t.Fatal(err)
+	}
+	if a := lookup(25); a != before || a.Balance != 40 {
+		t.Errorf("after a spend: account %p with Balance %d, want the same record %p with the balance as put, 40", a, a.Balance, before)
+	}
+	clock.Advance(time.Hour) // the anchor: a refill is due
+	after := lookup(100)
+	if after == before || !after.RefilledAt.Equal(anchor) || !before.RefilledAt.IsZero() {
+		t.Errorf("after a refill: record %p with RefilledAt %v (was %p with %v), want a new record refilled at %v",
+			after, after.RefilledAt, before, before.RefilledAt, anchor)
+	}
+	if a := lookup(100); a != after {
+		t.Errorf("a second lookup in the same period replaced the record again")
+	}
+}
+
 func TestMemoryCreateKey(t *testing.T) {
 	m, clock := newMemory(t)
 	mustPut(t, m, store.Account{ID: "acct"})
@@ -363,6 +400,11 @@ func TestMemoryConcurrentUse(t *testing.T) {
 	}
 	ops := []func(i int){
 		func(int) { m.Lookup(ctx, k.Digest) },
+		func(int) {
+			if _, a, _, err := m.LookupShared(ctx, k.Digest); err == nil {
+				m.Spend(&lookedUp{Context: ctx, a: a}, "acct", 1)
+			}
+		},
 		func(int) { m.Spend(ctx, "acct", 1) },
 		func(int) { m.Refund(ctx, "acct", 1) },
 		func(int) { m.TopUp(ctx, "acct", 1) },
@@ -388,7 +430,7 @@ func TestMemoryConcurrentUse(t *testing.T) {
 			// With the context Authenticate gives a request, whose account
 			// may have been put again since.
 			if _, a, err := m.Lookup(ctx, k.Digest); err == nil {
-				m.SpendWithTokens(&lookedUp{Context: ctx, a: a}, "acct", 1,
+				m.SpendWithTokens(&lookedUp{Context: ctx, a: &a}, "acct", 1,
 					store.Bucket{Account: "acct", Key: "other", Rate: 10, Burst: 5, Cost: 1})
 			}
 		},

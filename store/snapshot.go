@@ -61,6 +61,7 @@ func (m *Memory) snapshot() snapshot {
 		e.mu.Lock()
 		a := e.accountLocked() // the store never modifies what a shares with it in place
 		e.mu.Unlock()
+		a.entry = nil
 		s.Accounts = append(s.Accounts, a)
 	}
 	for _, it := range keys {

@@ -10,8 +10,8 @@ import (
 // Store is what the go402 middlewares need from a back end: resolve a key and
 // spend credits atomically. Implementations must be safe for concurrent use.
 //
-// Optional capabilities are separate interfaces ([Refunder], [Admin],
-// [Buckets], [BucketSpender]) that callers discover with a type assertion,
+// Optional capabilities are separate interfaces ([SharedLookup], [Refunder],
+// [Admin], [Buckets], [BucketSpender]) that callers discover with a type assertion,
 // the way net/http discovers [net/http.Flusher].
 type Store interface {
 	// Lookup resolves the digest of a raw key to the key and its account.
@@ -40,6 +40,22 @@ type SpendResult struct {
 	// NextRefill is when the balance is next topped up, or the zero time if
 	// the account has no periodic refill.
 	NextRefill time.Time
+}
+
+// SharedLookup is implemented by stores that can resolve a key without
+// copying their records, such as [Memory]. paywall.Authenticate uses it
+// instead of [Store.Lookup] when the store offers it, so that a request
+// carries pointers to the key and the account rather than copies of them.
+// A wrapper that changes what a store's Lookup returns must therefore not
+// pass LookupShared through unchanged (embedding a store passes it through).
+type SharedLookup interface {
+	// LookupShared is [Store.Lookup] returning the store's own records of
+	// the key and its account instead of copies. The store never modifies
+	// a record it has handed out — it replaces it — and the caller must not
+	// modify it either. The account's Balance field is not kept current:
+	// balance is the account's balance at the lookup, with any refill due
+	// now applied. Errors are as for Lookup.
+	LookupShared(ctx context.Context, digest Digest) (k *Key, a *Account, balance int64, err error)
 }
 
 // Refunder is implemented by stores that can give credits back, for example
@@ -76,7 +92,8 @@ type Admin interface {
 }
 
 // AccountContext is implemented by a request's context that carries the
-// Account that [Store.Lookup] returned for the request's key — the context
+// Account that [Store.Lookup] or [SharedLookup] returned for the request's
+// key — the context
 // paywall.Authenticate gives a request does. A store may use it to reach
 // its record of that account without a second lookup when it is asked to
 // spend from the same account: [Memory] does, in Spend and
@@ -84,7 +101,7 @@ type Admin interface {
 // derived from the request's, for one, does not implement it.
 type AccountContext interface {
 	context.Context
-	// LookedUpAccount returns the Account that Lookup returned for the
+	// LookedUpAccount returns the Account that the lookup returned for the
 	// request, which the caller must not modify.
 	LookedUpAccount() *Account
 }

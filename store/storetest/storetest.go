@@ -3,8 +3,8 @@
 // test calls [Run] with a function that makes a [Harness], and the suite
 // checks lookups, exact spending under concurrency, periodic refills,
 // refunds and token buckets against the contracts documented on
-// [store.Store] and its optional capabilities [store.Refunder],
-// [store.Buckets] and [store.BucketSpender].
+// [store.Store] and its optional capabilities [store.SharedLookup],
+// [store.Refunder], [store.Buckets] and [store.BucketSpender].
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Harness {
@@ -51,6 +51,15 @@
 // cache lookups (whose Account.Balance is stale by design) pass. The refund
 // subtests run only if the store implements [store.Refunder], and skip
 // otherwise.
+//
+// # Shared records
+//
+// The SharedLookup group runs only if the store implements
+// [store.SharedLookup], and skips otherwise. It checks that LookupShared
+// returns what Lookup would, with the balance apart, and that the records it
+// hands out never change afterwards — through spends, refunds, a refill
+// (if Advance is set) and the account and key put again — also while
+// goroutines read them and others write, which -race checks.
 //
 // # Token buckets
 //
@@ -115,6 +124,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		tests []subtest
 	}{
 		{"Lookup", lookupTests},
+		{"SharedLookup", sharedLookupTests},
 		{"Spend", spendTests},
 		{"Refill", refillTests},
 		{"Refund", refundTests},

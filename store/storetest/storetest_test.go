@@ -18,6 +18,17 @@ type brokenStore struct {
 	*store.Memory
 	defect string
 	now    func() time.Time
+	shared *store.Account // the last account LookupShared handed out
+}
+
+func (b *brokenStore) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *store.Account, int64, error) {
+	k, a, balance, err := b.Memory.LookupShared(ctx, d)
+	if b.defect == "updates shared records in place" && err == nil {
+		c := *a
+		b.shared = &c // a record of the broken store's own
+		return k, b.shared, balance, nil
+	}
+	return k, a, balance, err
 }
 
 func (b *brokenStore) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
@@ -44,6 +55,9 @@ func (b *brokenStore) Spend(ctx context.Context, id string, cost int64) (store.S
 		return r, err
 	}
 	r, err := b.Memory.Spend(ctx, id, cost)
+	if b.defect == "updates shared records in place" && b.shared != nil && b.shared.ID == id {
+		b.shared.Balance = r.Balance
+	}
 	if b.defect == "omits NextRefill" {
 		r.NextRefill = time.Time{}
 	}
@@ -58,6 +72,7 @@ var defects = map[string]string{
 	"refunds negative costs":               "Spend/NegativeCost",
 	"refuses zero costs on empty balances": "Spend/Zero",
 	"omits NextRefill":                     "Refill/FirstBoundary",
+	"updates shared records in place":      "SharedLookup/RecordsNeverModified",
 }
 
 // TestSuiteFindsDefects runs the suite, in a child process, against stores
