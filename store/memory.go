@@ -35,9 +35,9 @@ type Memory struct {
 	// wall clock.
 	tick func() time.Time
 
-	// keys maps string(Digest[:]) to a *memoryKey. A stored *memoryKey is
-	// never modified; RevokeKey and PutKey replace it.
-	keys *shardedCache
+	// keys maps digests to *memoryKeys. A stored *memoryKey is never
+	// modified; RevokeKey and PutKey replace it.
+	keys keyTable
 	// accounts maps an account ID to a *memoryAccount, which is never
 	// replaced once created, so a spend cannot land on a stale copy.
 	accounts *shardedCache
@@ -128,8 +128,7 @@ type MemoryOptions struct {
 func NewMemory(opts *MemoryOptions) *Memory {
 	m := &Memory{
 		now:      time.Now,
-		keys:     newShardedCache(true),
-		accounts: newShardedCache(false),
+		accounts: newShardedCache(),
 	}
 	m.tick = monotonicClock()
 	if opts != nil && opts.Clock != nil {
@@ -210,11 +209,10 @@ func (m *Memory) Lookup(ctx context.Context, digest Digest) (Key, Account, error
 // that embeds *Memory to change what Lookup returns must define
 // LookupShared too.
 func (m *Memory) LookupShared(_ context.Context, digest Digest) (*Key, *Account, int64, error) {
-	v, ok := m.keys.Get(string(digest[:]))
-	if !ok {
+	k := m.keys.get(&digest)
+	if k == nil {
 		return nil, nil, 0, errKeyNotFound
 	}
-	k := v.(*memoryKey)
 	e := k.account
 	if p := e.put.Load(); p.Refill == nil {
 		// Nothing to apply: no lock. A PutAccount racing with this may
@@ -368,7 +366,7 @@ func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string,
 	k.CreatedAt = m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, dup := m.keys.Get(string(k.Digest[:])); dup {
+	if m.keys.get(&k.Digest) != nil {
 		// 160 random bits: this means the random source is broken.
 		return "", Key{}, errorf("generated key collides with an existing key")
 	}
@@ -394,7 +392,7 @@ func (m *Memory) PutKey(_ context.Context, k Key) error {
 
 // putKeyLocked stores k, belonging to the account e. m.mu must be held.
 func (m *Memory) putKeyLocked(k Key, e *memoryAccount) {
-	m.keys.Set(string(k.Digest[:]), &memoryKey{key: k, account: e})
+	m.keys.set(&memoryKey{key: k, account: e})
 }
 
 // RevokeKey implements [Admin]. Revoking a revoked key succeeds and changes
@@ -402,12 +400,12 @@ func (m *Memory) putKeyLocked(k Key, e *memoryAccount) {
 func (m *Memory) RevokeKey(_ context.Context, digest Digest) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	v, ok := m.keys.Get(string(digest[:]))
-	if !ok {
+	v := m.keys.get(&digest)
+	if v == nil {
 		return errKeyNotFound
 	}
-	k := *v.(*memoryKey)
+	k := *v
 	k.key.Revoked = true
-	m.keys.Set(string(digest[:]), &k)
+	m.keys.set(&k)
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"github.com/patrickmn/go-cache"
 )
 
-// cacheShards is how many go-cache instances a [Memory] spreads its keys and
-// its accounts over. Each instance has one lock, which every reader takes;
+// cacheShards is how many go-cache instances a [Memory] spreads its
+// accounts over. Each instance has one lock, which every reader takes;
 // with one instance, requests on different cores for different accounts
 // would all contend for it.
 const cacheShards = 32
@@ -15,17 +15,13 @@ const cacheShards = 32
 // shardedCache is a go-cache split into cacheShards instances. Entries never
 // expire: a [Memory] keeps them until they are replaced.
 type shardedCache struct {
-	// digests is set when every key is a Digest, whose first byte is as
-	// good a shard number as a hash of the whole key.
-	digests bool
-	seed    maphash.Seed
-	shards  [cacheShards]*cache.Cache
+	seed   maphash.Seed
+	shards [cacheShards]*cache.Cache
 }
 
-// newShardedCache returns an empty cache; digests says whether its keys
-// are all string(Digest[:]).
-func newShardedCache(digests bool) *shardedCache {
-	c := &shardedCache{digests: digests, seed: maphash.MakeSeed()}
+// newShardedCache returns an empty cache.
+func newShardedCache() *shardedCache {
+	c := &shardedCache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		// No expiration and no janitor: entries live until replaced.
 		c.shards[i] = cache.New(cache.NoExpiration, 0)
@@ -35,9 +31,6 @@ func newShardedCache(digests bool) *shardedCache {
 
 // shard returns the instance that holds k.
 func (c *shardedCache) shard(k string) *cache.Cache {
-	if c.digests {
-		return c.shards[k[0]%cacheShards]
-	}
 	return c.shards[maphash.String(c.seed, k)%cacheShards]
 }
 

@@ -48,14 +48,15 @@ func (m *Memory) SaveFile(path string) error {
 // an unchanged store writes an identical file.
 func (m *Memory) snapshot() snapshot {
 	m.mu.Lock()
-	accounts, keys := m.accounts.Items(), m.keys.Items()
-	m.mu.Unlock()
-
+	accounts := m.accounts.Items()
 	s := snapshot{
 		Version:  snapshotVersion,
 		Accounts: make([]Account, 0, len(accounts)),
-		Keys:     make([]Key, 0, len(keys)),
+		Keys:     make([]Key, 0, m.keys.n),
 	}
+	m.keys.each(func(k *memoryKey) { s.Keys = append(s.Keys, k.key) })
+	m.mu.Unlock()
+
 	for _, it := range accounts {
 		e := it.(*memoryAccount)
 		e.mu.Lock()
@@ -63,9 +64,6 @@ func (m *Memory) snapshot() snapshot {
 		e.mu.Unlock()
 		a.entry = nil
 		s.Accounts = append(s.Accounts, a)
-	}
-	for _, it := range keys {
-		s.Keys = append(s.Keys, it.(*memoryKey).key)
 	}
 	slices.SortFunc(s.Accounts, func(a, b Account) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.Keys, func(a, b Key) int {
