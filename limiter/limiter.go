@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/go402/go402/paywall"
@@ -251,14 +253,31 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		byLimit[p.limit] = p
 	}
 	byLimit[l.def.limit] = l.def
+	// A few are found faster by comparing them in turn than by hashing a
+	// float in a map lookup: the policy is looked up on every fused charge.
+	few := slices.Collect(maps.Values(byLimit))
+	if len(few) > maxScannedPolicies {
+		few = nil
+	}
 	l.policyFor = func(lim store.RateLimit) *policy {
-		if p := byLimit[lim]; p != nil {
-			return p
+		for _, p := range few {
+			if p.limit == lim {
+				return p
+			}
+		}
+		if few == nil {
+			if p := byLimit[lim]; p != nil {
+				return p
+			}
 		}
 		return newPolicy(quoted, lim, o.Cost)
 	}
 	return l, nil
 }
+
+// maxScannedPolicies is the most configured policies that policyFor finds
+// by comparing each rather than by a map lookup.
+const maxScannedPolicies = 8
 
 // monotonicClock returns a clock that reads only the monotonic clock: the
 // wall time when it was made plus the time elapsed since. A rate decision

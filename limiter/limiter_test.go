@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand"
 	"net/http"
@@ -639,6 +640,31 @@ func TestStoreAccountBucket(t *testing.T) {
 	for i := range want {
 		if fb.seen[i] != want[i] {
 			t.Errorf("take %d: store asked for %+v, want %+v", i, fb.seen[i], want[i])
+		}
+	}
+}
+
+// policyFor returns the configured policy of a configured limit (a plan's,
+// or the default's), whether it compares a few or looks many up in a map,
+// and a new policy for any other limit.
+func TestPolicyFor(t *testing.T) {
+	for _, plans := range []int{0, 3, maxScannedPolicies + 4} {
+		o := &Options{Plans: map[string]store.RateLimit{}}
+		for i := range plans {
+			o.Plans[fmt.Sprintf("plan%d", i)] = store.RateLimit{Rate: float64(i + 2), Burst: 10 * (i + 2)}
+		}
+		l := mustNew(t, 1, 10, o)
+		if p := l.policyFor(store.RateLimit{Rate: 1, Burst: 10}); p != l.def {
+			t.Errorf("%d plans: the default's limit gave %+v, want the default policy", plans, p)
+		}
+		for name, lim := range o.Plans {
+			if p := l.policyFor(lim); p != l.plans[name] {
+				t.Errorf("%d plans: %s's limit %+v gave %+v, want its policy", plans, name, lim, p)
+			}
+		}
+		other := store.RateLimit{Rate: 1, Burst: 11}
+		if p := l.policyFor(other); p == nil || p.limit != other || p == l.def {
+			t.Errorf("%d plans: an unconfigured limit gave %+v, want a new policy for it", plans, p)
 		}
 	}
 }

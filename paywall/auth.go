@@ -191,65 +191,78 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 		return
 	}
 
-	var (
-		a       *authenticated
-		key     *store.Key
-		acct    *store.Account
-		balance int64
-	)
+	var a *authenticated
 	if p.shared != nil {
-		key, acct, balance, err = p.shared.LookupShared(r.Context(), digestOf(raw))
+		key, acct, balance, err := p.shared.LookupShared(r.Context(), digestOf(raw))
+		if p.refuseLookup(w, r, next, err, key) {
+			return
+		}
+		a = newAuthenticated(r, key, acct, balance)
 	} else {
-		var (
-			k store.Key
-			c store.Account
-		)
-		if k, c, err = p.store.Lookup(r.Context(), digestOf(raw)); err == nil {
-			// The copies go into the allocation that will carry the
-			// request's state, so the Caller points to them for free.
-			ac := new(authenticatedCopy)
-			ac.key, ac.account = k, c
-			a, key, acct, balance = &ac.authenticated, &ac.key, &ac.account, c.Balance
-		}
-	}
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			p.refuse(w, r, "authenticate", &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."}, "", "")
+		key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
+		if p.refuseLookup(w, r, next, err, &key) {
 			return
 		}
-		if p.failOpen {
-			p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
-			next.ServeHTTP(w, r.WithContext(&requestState{parent: r, more: &stateExt{failedOpen: true}}))
-			return
-		}
-		p.refuse(w, r, "authenticate", p.unavailable(), "", "")
-		return
+		a = &newAuthenticatedCopy(r, &key, &acct).authenticated
 	}
+	c := &a.state.caller
+	p.allow(r, "authenticate", "", c, 0, c.Balance)
+	next.ServeHTTP(w, &a.req)
+}
+
+// refuseLookup answers a request whose key lookup failed or found a key
+// that does not authenticate (revoked or expired), and reports whether it
+// did. A failed store is let through to next, without a Caller, if
+// Options.FailOpen is set.
+func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
 	switch {
+	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || !key.Expired(p.clock())):
+		return false
+	case errors.Is(err, store.ErrNotFound):
+		p.refuse(w, r, "authenticate", &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."}, "", "")
+	case err != nil && p.failOpen:
+		p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
+		next.ServeHTTP(w, r.WithContext(&requestState{parent: r, more: &stateExt{failedOpen: true}}))
+	case err != nil:
+		p.refuse(w, r, "authenticate", p.unavailable(), "", "")
 	case key.Revoked:
 		p.refuse(w, r, "authenticate", &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."}, key.AccountID, key.Prefix)
-		return
-	case !key.ExpiresAt.IsZero() && key.Expired(p.clock()):
+	default:
 		p.refuse(w, r, "authenticate", &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."}, key.AccountID, key.Prefix)
-		return
 	}
+	return true
+}
 
-	if a == nil {
-		a = new(authenticated)
-	}
-	s := &a.state
-	s.parent = r
+// newAuthenticated returns the state of r, which Authenticate lets through
+// with key and acct (a store's shared records), together with the copy of
+// r that carries it, in one allocation: WithContext is inlined, so its
+// copy of r does not escape but is copied into the allocation
+// (TestAuthenticateAllocs checks that it stays so).
+func newAuthenticated(r *http.Request, key *store.Key, acct *store.Account, balance int64) *authenticated {
+	a := new(authenticated)
+	a.req = *r.WithContext(&a.state)
+	a.state.parent = r
 	// Field by field: a Caller literal would be built on the stack and
 	// copied again.
-	s.caller.Key = key
-	s.caller.Account = acct
-	s.caller.Balance = balance
-	p.allow(r, "authenticate", "", &s.caller, 0, balance)
-	// WithContext is inlined here, so its copy of r does not escape: it
-	// is copied into a, and the state and the request share one
-	// allocation. TestAuthenticateAllocs checks that it stays so.
-	a.req = *r.WithContext(s)
-	next.ServeHTTP(w, &a.req)
+	a.state.caller.Key = key
+	a.state.caller.Account = acct
+	a.state.caller.Balance = balance
+	return a
+}
+
+// newAuthenticatedCopy is newAuthenticated for a store whose Lookup returns
+// copies: the allocation holds copies of key and acct too, which the Caller
+// points to.
+func newAuthenticatedCopy(r *http.Request, key *store.Key, acct *store.Account) *authenticatedCopy {
+	a := new(authenticatedCopy)
+	a.req = *r.WithContext(&a.state)
+	a.key = *key
+	a.account = *acct
+	a.state.parent = r
+	a.state.caller.Key = &a.key
+	a.state.caller.Account = &a.account
+	a.state.caller.Balance = acct.Balance
+	return a
 }
 
 // unavailable is the denial for a failed store.
