@@ -22,6 +22,14 @@
 // refund them when it fails. Handlers read the caller with
 // [CallerFromContext].
 //
+// Authenticate makes one allocation per request it lets through: the
+// request's copy that carries the caller (http.Request.WithContext is the
+// only way to pass it on) together with the [Caller]. With a store that
+// hands out its own read-only records ([store.SharedLookup], as the memory
+// and Redis stores do), the Caller points to them and the allocation is 384
+// bytes; with any other, it holds copies of the key and account (704
+// bytes).
+//
 // Every refusal is a [Denial] written by one renderer, [WriteDenial]
 // (replaceable with [Options.Deny]): a stable [Code], the status (401 for
 // keys, with a WWW-Authenticate Bearer challenge; 402 for plans and credits;

@@ -43,7 +43,8 @@ type SpendResult struct {
 }
 
 // SharedLookup is implemented by stores that can resolve a key without
-// copying their records, such as [Memory]. paywall.Authenticate uses it
+// copying their records, such as [Memory] and the Redis store.
+// paywall.Authenticate uses it
 // instead of [Store.Lookup] when the store offers it, so that a request
 // carries pointers to the key and the account rather than copies of them.
 // A wrapper that changes what a store's Lookup returns must therefore not
@@ -52,9 +53,10 @@ type SharedLookup interface {
 	// LookupShared is [Store.Lookup] returning the store's own records of
 	// the key and its account instead of copies. The store never modifies
 	// a record it has handed out — it replaces it — and the caller must not
-	// modify it either. The account's Balance field is not kept current:
-	// balance is the account's balance at the lookup, with any refill due
-	// now applied. Errors are as for Lookup.
+	// modify it either. The account's Balance field may be out of date:
+	// balance is the balance Lookup would report in it (the current one,
+	// with any refill due now applied, or a cached one for a store that
+	// caches lookups). Errors are as for Lookup.
 	LookupShared(ctx context.Context, digest Digest) (k *Key, a *Account, balance int64, err error)
 }
 

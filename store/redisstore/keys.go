@@ -35,6 +35,18 @@ var errKeyNotFound = fmt.Errorf("redisstore: lookup: %w", store.ErrNotFound)
 //
 // A key whose account no longer exists is reported as not found.
 func (s *Store) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
+	k, a, _, err := s.LookupShared(ctx, d)
+	if err != nil {
+		return store.Key{}, store.Account{}, err
+	}
+	return *k, *a, nil
+}
+
+// LookupShared implements [store.SharedLookup]: it is [Store.Lookup]
+// returning the records it caches (or the ones its lookup decoded) instead
+// of copies of them; they are never modified. The balance is the account's
+// Balance, as Lookup reports it.
+func (s *Store) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *store.Account, int64, error) {
 	now := s.now()
 	e, ok := s.cache.get(d, now)
 	var f *flight
@@ -44,9 +56,9 @@ func (s *Store) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Ac
 	}
 	if e != nil {
 		if e.notFound {
-			return store.Key{}, store.Account{}, errKeyNotFound
+			return nil, nil, 0, errKeyNotFound
 		}
-		return e.key, e.account, nil
+		return &e.key, &e.account, e.account.Balance, nil
 	}
 	if leader {
 		s.fly(ctx, d, f)
@@ -54,10 +66,13 @@ func (s *Store) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Ac
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return store.Key{}, store.Account{}, backendError("lookup", context.Cause(ctx))
+			return nil, nil, 0, backendError("lookup", context.Cause(ctx))
 		}
 	}
-	return f.key, f.account, f.err
+	if f.err != nil {
+		return nil, nil, 0, f.err
+	}
+	return &f.key, &f.account, f.account.Balance, nil
 }
 
 // fly makes the lookup of d that f's followers wait for, caches its

@@ -15,6 +15,7 @@ import (
 // Interfaces the Store implements.
 var (
 	_ store.Store         = (*Store)(nil)
+	_ store.SharedLookup  = (*Store)(nil)
 	_ store.Refunder      = (*Store)(nil)
 	_ store.Admin         = (*Store)(nil)
 	_ store.Buckets       = (*Store)(nil)
