@@ -7,15 +7,16 @@ import (
 )
 
 // requestCopy passes each request on to next as go402's Authenticate
-// does: copied, with a context that carries a caller-sized value, in one
-// 640-byte allocation. The limiter behind it is unchanged.
+// does: copied, with a context that carries a state the size of go402's
+// (the Caller, which points to the store's records, and the rest), in one
+// 384-byte allocation. The handler behind it is unchanged.
 type requestCopy struct{ next http.Handler }
 
 // copyState is a context carrying as many bytes, pointers included, as
-// go402's per-request state (paywall.Caller and the rest).
+// go402's per-request state.
 type copyState struct {
 	context.Context
-	_ [39]*byte // caller-sized, pointers included
+	_ [6]*byte
 }
 
 // copied is the state and the request copy in one allocation.
@@ -31,32 +32,10 @@ func (h requestCopy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, &c.req)
 }
 
-// smallRequestCopy is requestCopy with a state of 64 bytes, what a caller
-// held by pointer would take: one 384-byte allocation.
-type smallRequestCopy struct{ next http.Handler }
-
-type smallCopyState struct {
-	context.Context
-	_ [6]*byte
-}
-
-type smallCopied struct {
-	s   smallCopyState
-	req http.Request
-}
-
-func (h smallRequestCopy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := new(smallCopied)
-	c.s.Context = r.Context()
-	c.req = *r.WithContext(&c.s)
-	h.next.ServeHTTP(w, &c.req)
-}
-
 // BenchmarkRequestCopyCost measures what go402's one allocation per
 // request costs a limiter: the fastest peer alone and behind requestCopy,
 // go402's limiter behind requestCopy (the least any stack that hands a
-// caller on through the context can cost) and behind smallRequestCopy (the
-// same with a state a third the size), and go402's whole stack, in the
+// caller on through the context can cost), and go402's whole stack, in the
 // four scenarios of BenchmarkLimit. It is a diagnostic for
 // benchmarks/RESULTS.md, not one of the scenarios.
 func BenchmarkRequestCopyCost(b *testing.B) {
@@ -67,9 +46,6 @@ func BenchmarkRequestCopyCost(b *testing.B) {
 		}},
 		{"go402-limiter+request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
 			return requestCopy{go402Limiter(tb, reqs)}
-		}},
-		{"go402-limiter+small-request-copy", func(tb testing.TB, reqs []*http.Request) http.Handler {
-			return smallRequestCopy{go402Limiter(tb, reqs)}
 		}},
 		{"go402-stack", go402Stack},
 	})

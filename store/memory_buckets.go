@@ -152,7 +152,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 			b.Key = "\x00" + b.Account + "\x00" + b.Key // apart from any stand-alone bucket
 			return m.takeStandalone(&b)
 		}
-		now := m.tick().UnixNano()
+		now := m.tick()
 		e.mu.Lock()
 		r := take(e.accountBucketLocked(&b, now), &b, now)
 		e.mu.Unlock()
@@ -165,7 +165,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
 	for {
 		sb := m.standaloneBucket(b)
-		now := m.tick().UnixNano()
+		now := m.tick()
 		sb.mu.Lock()
 		if sb.dead {
 			sb.mu.Unlock()
@@ -216,7 +216,7 @@ func (m *Memory) standaloneBucket(b *Bucket) *standaloneBucket {
 	if v, ok := c.Get(b.Key); ok {
 		return v.(*standaloneBucket)
 	}
-	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick().UnixNano())}
+	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick())}
 	if err := c.Add(b.Key, sb, bucketLinger); err != nil {
 		// Another take created it first.
 		if v, ok := c.Get(b.Key); ok {
@@ -257,7 +257,7 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 		e.mu.Unlock()
 		return r, BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
-	now := m.tick().UnixNano() // read before locking, to keep the lock short
+	now := m.tick() // read before locking, to keep the lock short
 	e.mu.Lock()
 	next := m.applyRefillLocked(e)
 	mb := e.accountBucketLocked(&b, now)
