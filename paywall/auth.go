@@ -194,6 +194,9 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 	var a *authenticated
 	if p.shared != nil {
 		key, acct, balance, err := p.shared.LookupShared(r.Context(), digestOf(raw))
+		if err == nil && (key == nil || acct == nil) {
+			err = errNoRecord // a broken store, treated as a failing one
+		}
 		if p.refuseLookup(w, r, next, err, key) {
 			return
 		}
@@ -209,6 +212,10 @@ func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http
 	p.allow(r, "authenticate", "", c, 0, c.Balance)
 	next.ServeHTTP(w, &a.req)
 }
+
+// errNoRecord stands for the error a store's LookupShared should have
+// returned when it returns neither records nor an error.
+var errNoRecord = errors.New("paywall: the store's LookupShared returned no record and no error")
 
 // refuseLookup answers a request whose key lookup failed or found a key
 // that does not authenticate (revoked or expired), and reports whether it

@@ -161,84 +161,116 @@ func TestAuthenticate(t *testing.T) {
 		{"lapsed authenticates", http.Header{"Authorization": {"Bearer " + keyLapsed}}, nil, false, 200, "", "", ""},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			fs := &failingStore{Store: f.mem, lookupErr: tt.lookupErr}
-			var got decisions
-			p := newPaywall(t, fs, f.clock, &paywall.Options{FailOpen: tt.failOpen, OnDecision: got.record})
-			var (
-				sawCaller *paywall.Caller
-				reached   bool
-			)
-			h := p.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				reached = true
-				sawCaller, _ = paywall.CallerFromContext(r.Context())
-				w.WriteHeader(http.StatusOK)
-			}))
-			r := httptest.NewRequest("GET", "/hello", nil)
-			for k, v := range tt.header {
-				r.Header[k] = v
+		for _, shared := range []bool{false, true} {
+			name := tt.name + "/copies"
+			if shared {
+				name = tt.name + "/shared records"
 			}
-			ctxBefore := r.Context()
-			w := serve(h, r)
-			if r.Context() != ctxBefore {
-				t.Error("the incoming request was modified")
-			}
-			if w.Code != tt.wantStatus {
-				t.Fatalf("status %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
-			}
-			if got := w.Header().Get("Www-Authenticate"); got != tt.wantAuth {
-				t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantAuth)
-			}
-			if got := w.Header().Get("Retry-After"); got != tt.wantRetry {
-				t.Errorf("Retry-After = %q, want %q", got, tt.wantRetry)
-			}
-			dl := got.all()
-			if len(dl) != 1 || dl[0].Step != "authenticate" {
-				t.Fatalf("decisions %+v, want one authenticate", dl)
-			}
-			if tt.wantStatus != 200 {
-				if reached {
-					t.Error("next handler reached")
+			t.Run(name, func(t *testing.T) {
+				f := newFixture(t)
+				var s store.Store = &failingStore{Store: f.mem, lookupErr: tt.lookupErr}
+				if shared {
+					s = &sharingStore{failingStore: s.(*failingStore), mem: f.mem}
 				}
-				p := decodeProblem(t, w)
-				if p.Code != tt.wantCode || p.Detail == "" || !strings.HasPrefix(p.Type, "https://") {
-					t.Errorf("problem %+v, want code %s", p, tt.wantCode)
+				var got decisions
+				p := newPaywall(t, s, f.clock, &paywall.Options{FailOpen: tt.failOpen, OnDecision: got.record})
+				var (
+					sawCaller *paywall.Caller
+					reached   bool
+				)
+				h := p.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					reached = true
+					sawCaller, _ = paywall.CallerFromContext(r.Context())
+					w.WriteHeader(http.StatusOK)
+				}))
+				r := httptest.NewRequest("GET", "/hello", nil)
+				for k, v := range tt.header {
+					r.Header[k] = v
 				}
-				if strings.Contains(w.Body.String(), "hunter2") || strings.Contains(w.Body.String(), "connection refused") {
-					t.Errorf("back-end error leaked: %s", w.Body)
+				ctxBefore := r.Context()
+				w := serve(h, r)
+				if r.Context() != ctxBefore {
+					t.Error("the incoming request was modified")
 				}
-				if w.Header().Get("Cache-Control") != "no-store" {
-					t.Error("no Cache-Control: no-store")
+				if w.Code != tt.wantStatus {
+					t.Fatalf("status %d, want %d; body %s", w.Code, tt.wantStatus, w.Body)
 				}
-				if dl[0].Allowed || string(dl[0].Code) != tt.wantCode || dl[0].Status != tt.wantStatus || dl[0].Route != "/hello" {
+				if got := w.Header().Get("Www-Authenticate"); got != tt.wantAuth {
+					t.Errorf("WWW-Authenticate = %q, want %q", got, tt.wantAuth)
+				}
+				if got := w.Header().Get("Retry-After"); got != tt.wantRetry {
+					t.Errorf("Retry-After = %q, want %q", got, tt.wantRetry)
+				}
+				dl := got.all()
+				if len(dl) != 1 || dl[0].Step != "authenticate" {
+					t.Fatalf("decisions %+v, want one authenticate", dl)
+				}
+				if tt.wantStatus != 200 {
+					if reached {
+						t.Error("next handler reached")
+					}
+					p := decodeProblem(t, w)
+					if p.Code != tt.wantCode || p.Detail == "" || !strings.HasPrefix(p.Type, "https://") {
+						t.Errorf("problem %+v, want code %s", p, tt.wantCode)
+					}
+					if strings.Contains(w.Body.String(), "hunter2") || strings.Contains(w.Body.String(), "connection refused") {
+						t.Errorf("back-end error leaked: %s", w.Body)
+					}
+					if w.Header().Get("Cache-Control") != "no-store" {
+						t.Error("no Cache-Control: no-store")
+					}
+					if dl[0].Allowed || string(dl[0].Code) != tt.wantCode || dl[0].Status != tt.wantStatus || dl[0].Route != "/hello" {
+						t.Errorf("decision %+v", dl[0])
+					}
+					return
+				}
+				if tt.failOpen {
+					if sawCaller != nil {
+						t.Errorf("fail-open request has a Caller %+v", sawCaller)
+					}
+					if !dl[0].Allowed || dl[0].Code != paywall.CodeStoreUnavailable {
+						t.Errorf("decision %+v, want allowed store_unavailable", dl[0])
+					}
+					return
+				}
+				if sawCaller == nil {
+					t.Fatal("no Caller in the context")
+				}
+				if sawCaller.Key.Prefix == "" || sawCaller.Account.ID == "" || sawCaller.Balance != sawCaller.Account.Balance {
+					t.Errorf("Caller %+v", sawCaller)
+				}
+				if !dl[0].Allowed || dl[0].Code != "" || dl[0].AccountID != sawCaller.Account.ID || dl[0].KeyPrefix != sawCaller.Key.Prefix {
 					t.Errorf("decision %+v", dl[0])
 				}
-				return
-			}
-			if tt.failOpen {
-				if sawCaller != nil {
-					t.Errorf("fail-open request has a Caller %+v", sawCaller)
-				}
-				if !dl[0].Allowed || dl[0].Code != paywall.CodeStoreUnavailable {
-					t.Errorf("decision %+v, want allowed store_unavailable", dl[0])
-				}
-				return
-			}
-			if sawCaller == nil {
-				t.Fatal("no Caller in the context")
-			}
-			if sawCaller.Key.Prefix == "" || sawCaller.Account.ID == "" || sawCaller.Balance != sawCaller.Account.Balance {
-				t.Errorf("Caller %+v", sawCaller)
-			}
-			if !dl[0].Allowed || dl[0].Code != "" || dl[0].AccountID != sawCaller.Account.ID || dl[0].KeyPrefix != sawCaller.Key.Prefix {
-				t.Errorf("decision %+v", dl[0])
-			}
-		})
+			})
+		}
 	}
 }
 
 func errorsJoin(errs ...error) error { return errors.Join(errs...) }
+
+// A store whose LookupShared returns neither records nor an error is a
+// broken store: the request is refused as when the store fails, or passed
+// on without a Caller with FailOpen, never a panic.
+func TestAuthenticateNoRecord(t *testing.T) {
+	for _, failOpen := range []bool{false, true} {
+		f := newFixture(t)
+		s := &sharingStore{failingStore: &failingStore{Store: f.mem}, mem: f.mem, noRecord: true}
+		p := newPaywall(t, s, f.clock, &paywall.Options{FailOpen: failOpen})
+		var sawCaller bool
+		h := p.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, sawCaller = paywall.CallerFromContext(r.Context())
+		}))
+		w := serve(h, request("GET", "/hello", keyPro, ""))
+		want := http.StatusServiceUnavailable
+		if failOpen {
+			want = http.StatusOK
+		}
+		if w.Code != want || sawCaller {
+			t.Errorf("FailOpen %v: status %d, caller %v; want %d and no caller", failOpen, w.Code, sawCaller, want)
+		}
+	}
+}
 
 func TestAuthenticateRealmAndStatus(t *testing.T) {
 	f := newFixture(t)
