@@ -25,10 +25,10 @@
 // Authenticate makes one allocation per request it lets through: the
 // request's copy that carries the caller (http.Request.WithContext is the
 // only way to pass it on) together with the [Caller]. With a store that
-// hands out its own read-only records ([store.SharedLookup], as the memory
-// and Redis stores do), the Caller points to them and the allocation is 384
-// bytes; with any other, it holds copies of the key and account (704
-// bytes).
+// hands out its own read-only records ([store.SharedLookup], as go402's
+// memory, callback and Redis stores do), the Caller points to them and the
+// allocation is 384 bytes; with any other, it holds copies of the key and
+// account (704 bytes).
 //
 // Every refusal is a [Denial] written by one renderer, [WriteDenial]
 // (replaceable with [Options.Deny]): a stable [Code], the status (401 for

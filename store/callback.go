@@ -72,13 +72,16 @@ const (
 // harmless because the middlewares decide on the balance [Store.Spend]
 // reports, and Spend is never cached. Concurrent misses for the same digest
 // collapse into a single call of Callbacks.Lookup; see [NewCallback] for
-// whose context that call gets.
+// whose context that call gets. LookupShared ([SharedLookup]) hands out the
+// cached result itself, so a request authenticated from the cache copies
+// nothing.
 //
 // Callback is an interface so that the value [NewCallback] returns can
 // implement [Refunder] exactly when Callbacks.Refund is set. Only this
 // package implements it; methods may be added to it.
 type Callback interface {
 	Store
+	SharedLookup
 
 	// Invalidate removes any cached result for digest, so the next lookup
 	// asks Callbacks.Lookup again; call it after revoking a key to make the
@@ -193,8 +196,19 @@ var errLookupPanicked = errorf("Callbacks.Lookup panicked")
 
 // Lookup implements [Store].
 func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account, error) {
+	k, a, _, err := s.LookupShared(ctx, digest)
+	if err != nil {
+		return Key{}, Account{}, err
+	}
+	return *k, *a, nil
+}
+
+// LookupShared implements [SharedLookup]: it is Lookup returning the
+// cached result itself (or the one the call of Callbacks.Lookup produced),
+// which is never modified, instead of copies.
+func (s *callbackStore) LookupShared(ctx context.Context, digest Digest) (*Key, *Account, int64, error) {
 	if e, ok := s.cached(digest); ok {
-		return e.key, e.account, e.err
+		return shared(&e.key, &e.account, e.err)
 	}
 	for {
 		s.mu.Lock()
@@ -202,7 +216,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 		// check above has cached its result, and must not be repeated.
 		if e, ok := s.cached(digest); ok {
 			s.mu.Unlock()
-			return e.key, e.account, e.err
+			return shared(&e.key, &e.account, e.err)
 		}
 		if c, ok := s.flights[digest]; ok {
 			c.waiters++
@@ -210,19 +224,27 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 			select {
 			case <-c.done:
 			case <-ctx.Done():
-				return Key{}, Account{}, errorf("lookup: %w", ctx.Err())
+				return nil, nil, 0, errorf("lookup: %w", ctx.Err())
 			}
 			if c.retry {
 				continue
 			}
-			return c.key, c.account, c.err
+			return shared(&c.key, &c.account, c.err)
 		}
 		c := &lookupCall{done: make(chan struct{})}
 		s.flights[digest] = c
 		s.mu.Unlock()
 		s.lead(ctx, digest, c)
-		return c.key, c.account, c.err
+		return shared(&c.key, &c.account, c.err)
 	}
+}
+
+// shared returns a lookup's result as LookupShared does.
+func shared(k *Key, a *Account, err error) (*Key, *Account, int64, error) {
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return k, a, a.Balance, nil
 }
 
 // cached returns the fresh cache entry for digest, if any.

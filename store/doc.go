@@ -10,9 +10,9 @@
 //     github.com/go402/go402/store/redisstore, for replicas that share state.
 //
 // Each passes the conformance suite in store/storetest, which any other
-// implementation can run too. Optional capabilities ([Refunder], [Admin],
-// [Buckets], [BucketSpender]) are separate interfaces discovered by type
-// assertion.
+// implementation can run too. Optional capabilities ([SharedLookup],
+// [Refunder], [Admin], [Buckets], [BucketSpender]) are separate interfaces
+// discovered by type assertion.
 //
 // Only the SHA-256 [Digest] of an API key is stored or used to find it; the
 // raw key exists only in the request and, once, in what [Admin.CreateKey]

@@ -43,7 +43,8 @@ type SpendResult struct {
 }
 
 // SharedLookup is implemented by stores that can resolve a key without
-// copying their records, such as [Memory] and the Redis store.
+// copying their records, such as [Memory], [Callback] (its cached lookups)
+// and the Redis store.
 // paywall.Authenticate uses it
 // instead of [Store.Lookup] when the store offers it, so that a request
 // carries pointers to the key and the account rather than copies of them.
