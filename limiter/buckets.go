@@ -45,8 +45,14 @@ type table struct {
 }
 
 type shard struct {
-	mu        sync.Mutex
-	m         map[string]*bucket
+	mu sync.Mutex
+	m  map[string]*bucket
+	// hot is the bucket of the latest take, under hotKey, found without a
+	// map lookup while the same client keeps coming, so that the lock is
+	// held for less time. It is always in the map: buckets leave the map
+	// only in insert, whose new bucket then becomes hot.
+	hot       *bucket
+	hotKey    string
 	max       int       // most buckets the shard holds
 	lastSweep time.Time // when full buckets were last removed
 	_         [64]byte  // keeps the locks of neighbouring shards on different cache lines
@@ -108,7 +114,11 @@ func newTable(maxKeys int) *table {
 func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
 	s := &t.shards[maphash.String(t.seed, key)&t.mask]
 	s.mu.Lock()
-	b := s.m[key]
+	b := s.hot
+	if b == nil || s.hotKey != key {
+		b = s.m[key]
+		s.hot, s.hotKey = b, key
+	}
 	switch {
 	case b == nil:
 		if pol == nil {
@@ -116,6 +126,7 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor fun
 		}
 		b = newBucket(lim, pol, now)
 		s.insert(key, b, now)
+		s.hot = b
 	case b.pol != pol:
 		if pol == nil {
 			if b.pol.limit == lim {

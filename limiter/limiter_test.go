@@ -505,6 +505,39 @@ func TestSweepAndEvict(t *testing.T) {
 	}
 }
 
+// After every take the shard's hot bucket, found without a map lookup by
+// the next take of the same client, is that client's bucket as the map holds
+// it — also when the take evicted or swept buckets, the hot one among them.
+func TestHotBucketFollowsTheMap(t *testing.T) {
+	clk := newClock()
+	var key string
+	l := mustNew(t, 1, 2, &Options{
+		By:      func(*http.Request) (string, bool) { return key, true },
+		Clock:   clk.Now,
+		MaxKeys: 64, // one shard
+	})
+	s := &l.buckets.shards[0]
+	req := httptest.NewRequest("GET", "/", nil)
+	takeAs := func(k string) {
+		t.Helper()
+		key = k
+		take(t, l, req)
+		if b := s.m[k]; b == nil || s.hot != b || s.hotKey != k {
+			t.Fatalf("after a take of %q: hot bucket %p of %q, the map's %p", k, s.hot, s.hotKey, b)
+		}
+	}
+	for round := range 200 {
+		// The same client twice, then others until buckets are evicted
+		// or swept, often the hot one.
+		takeAs("hot")
+		takeAs("hot")
+		for i := range 70 {
+			takeAs(fmt.Sprintf("k%d-%d", round, i))
+		}
+		clk.Advance(time.Duration(round%3) * time.Second)
+	}
+}
+
 func TestShardCount(t *testing.T) {
 	for _, tc := range []struct{ maxKeys, shards, perShard int }{
 		{1, 1, 1},
