@@ -22,8 +22,8 @@ type keyTable struct {
 // minKeySlots is the size of a new table, a power of two.
 const minKeySlots = 64
 
-// slot returns where d's probe sequence starts in a table of size slots (a
-// power of two). A digest is a SHA-256 output, as good as any hash of it.
+// keySlot returns where d's probe sequence starts in a table of size slots
+// (a power of two). A digest is a SHA-256 output, as good as any hash of it.
 func keySlot(d *Digest, size int) int {
 	return int(binary.LittleEndian.Uint64(d[:8]) & uint64(size-1))
 }
@@ -50,14 +50,14 @@ func (t *keyTable) set(k *memoryKey) {
 	if p == nil || 2*(t.n+1) > len(*p) {
 		p = t.grow(p)
 	}
-	if put(*p, k) {
+	if putSlot(*p, k) {
 		t.n++
 	}
 }
 
-// put stores k in s, which has a free slot, and reports whether it was
+// putSlot stores k in s, which has a free slot, and reports whether it was
 // added rather than replacing a key with the same digest.
-func put(s []atomic.Pointer[memoryKey], k *memoryKey) bool {
+func putSlot(s []atomic.Pointer[memoryKey], k *memoryKey) bool {
 	for i := keySlot(&k.key.Digest, len(s)); ; i = (i + 1) & (len(s) - 1) {
 		old := s[i].Load()
 		if old == nil || old.key.Digest == k.key.Digest {
@@ -75,7 +75,7 @@ func (t *keyTable) grow(old *[]atomic.Pointer[memoryKey]) *[]atomic.Pointer[memo
 		size = 2 * len(*old)
 	}
 	s := make([]atomic.Pointer[memoryKey], size)
-	t.each(func(k *memoryKey) { put(s, k) })
+	t.each(func(k *memoryKey) { putSlot(s, k) })
 	t.slots.Store(&s)
 	return &s
 }
