@@ -229,7 +229,7 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 		p.refuse(w, r, "authenticate", &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."}, "", "")
 	case err != nil && p.failOpen:
 		p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
-		next.ServeHTTP(w, r.WithContext(&requestState{parent: r, more: &stateExt{failedOpen: true}}))
+		next.ServeHTTP(w, r.WithContext(&requestState{parent: r, ext: &stateExt{failedOpen: true}}))
 	case err != nil:
 		p.refuse(w, r, "authenticate", p.unavailable(), "", "")
 	case key.Revoked:

@@ -50,12 +50,11 @@ type requestState struct {
 	// its context (two) keeps the state small.
 	parent *http.Request
 	caller Caller
-	// more is nil; or the one RateLimiter that has claimed the request's
-	// rate limit (see ClaimRateLimit), which is all that most requests
-	// need; or, once the request needs anything else, a *stateExt, which
-	// then holds that RateLimiter too. One field for both keeps the state
-	// small.
-	more any
+	// rateLimit is the first RateLimiter that claimed the request's rate
+	// limit (see ClaimRateLimit), or nil.
+	rateLimit RateLimiter
+	// ext is nil until the request needs one of the rarer fields.
+	ext *stateExt
 }
 
 // stateExt is the part of a requestState that only requests that failed
@@ -67,56 +66,45 @@ type stateExt struct {
 	failedOpen bool
 	// idem tracks the Idempotency-Key a Charge of this request holds.
 	idem idemUse
-	// firstRateLimit and lastRateLimit are the first and the latest
-	// RateLimiter that claimed the request's rate limit, so that one
-	// applied twice takes its tokens once (see ClaimRateLimit).
-	firstRateLimit, lastRateLimit RateLimiter
-}
-
-// ext returns the state's stateExt, or nil if it has none yet.
-func (s *requestState) ext() *stateExt {
-	e, _ := s.more.(*stateExt)
-	return e
+	// lastRateLimit is the latest RateLimiter after the first that claimed
+	// the request's rate limit, so that one applied twice takes its tokens
+	// once (see ClaimRateLimit).
+	lastRateLimit RateLimiter
 }
 
 // extra returns the state's stateExt, allocating it if need be.
 func (s *requestState) extra() *stateExt {
-	if e, ok := s.more.(*stateExt); ok {
-		return e
+	if s.ext == nil {
+		s.ext = new(stateExt)
 	}
-	e := new(stateExt)
-	e.firstRateLimit, _ = s.more.(RateLimiter)
-	s.more = e
-	return e
+	return s.ext
 }
 
 // failedOpen reports whether the lookup failed and Options.FailOpen let the
 // request through.
 func (s *requestState) failedOpen() bool {
-	e := s.ext()
-	return e != nil && e.failedOpen
+	return s.ext != nil && s.ext.failedOpen
 }
 
 // idemHeld reports whether a Charge of the request holds an
 // Idempotency-Key.
 func (s *requestState) idemHeld() bool {
-	e := s.ext()
-	return e != nil && e.idem.held
+	return s.ext != nil && s.ext.idem.held
 }
 
 // voidIdem records that a charge of the request was refused or its debit
 // refunded. It matters only while an Idempotency-Key is held.
 func (s *requestState) voidIdem() {
-	if e := s.ext(); e != nil {
-		e.idem.void = true
+	if s.ext != nil {
+		s.ext.idem.void = true
 	}
 }
 
 // debitedIdem records that a debit was made. It matters only while an
 // Idempotency-Key is held.
 func (s *requestState) debitedIdem() {
-	if e := s.ext(); e != nil {
-		e.idem.debited = true
+	if s.ext != nil {
+		s.ext.idem.debited = true
 	}
 }
 

@@ -66,32 +66,18 @@ func ClaimRateLimit(ctx context.Context, rl RateLimiter) bool {
 
 // rateLimited reports whether rl has claimed the request's rate limit.
 func (s *requestState) rateLimited(rl RateLimiter) bool {
-	switch v := s.more.(type) {
-	case nil:
-		return rl == nil
-	case *stateExt:
-		return v.firstRateLimit == rl || v.lastRateLimit == rl
-	default: // the one RateLimiter that has claimed it
-		return v == rl
-	}
+	return s.rateLimit == rl || s.ext != nil && s.ext.lastRateLimit == rl
 }
 
 // claimRateLimit records that rl decides the request's rate limit and
 // reports whether it had not yet. It remembers the first limiter and the
 // latest one.
 func (s *requestState) claimRateLimit(rl RateLimiter) bool {
-	if s.rateLimited(rl) {
+	switch {
+	case s.rateLimited(rl):
 		return false
-	}
-	switch e := s.more.(type) {
-	case nil:
-		s.more = rl
-	case *stateExt:
-		if e.firstRateLimit == nil {
-			e.firstRateLimit = rl
-		} else {
-			e.lastRateLimit = rl
-		}
+	case s.rateLimit == nil:
+		s.rateLimit = rl
 	default:
 		s.extra().lastRateLimit = rl
 	}
