@@ -255,22 +255,23 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	byLimit[l.def.limit] = l.def
 	// A few are found faster by comparing them in turn than by hashing a
 	// float in a map lookup: the policy is looked up on every fused charge.
-	few := slices.Collect(maps.Values(byLimit))
-	if len(few) > maxScannedPolicies {
-		few = nil
-	}
-	l.policyFor = func(lim store.RateLimit) *policy {
-		for _, p := range few {
-			if p.limit == lim {
-				return p
+	if len(byLimit) <= maxScannedPolicies {
+		few := slices.Collect(maps.Values(byLimit))
+		l.policyFor = func(lim store.RateLimit) *policy {
+			for _, p := range few {
+				if p.limit == lim {
+					return p
+				}
 			}
+			return newPolicy(quoted, lim, o.Cost)
 		}
-		if few == nil {
+	} else {
+		l.policyFor = func(lim store.RateLimit) *policy {
 			if p := byLimit[lim]; p != nil {
 				return p
 			}
+			return newPolicy(quoted, lim, o.Cost)
 		}
-		return newPolicy(quoted, lim, o.Cost)
 	}
 	return l, nil
 }

@@ -208,7 +208,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 // which is never modified, instead of copies.
 func (s *callbackStore) LookupShared(ctx context.Context, digest Digest) (*Key, *Account, int64, error) {
 	if e, ok := s.cached(digest); ok {
-		return shared(&e.key, &e.account, e.err)
+		return sharedResult(&e.key, &e.account, e.err)
 	}
 	for {
 		s.mu.Lock()
@@ -216,7 +216,7 @@ func (s *callbackStore) LookupShared(ctx context.Context, digest Digest) (*Key, 
 		// check above has cached its result, and must not be repeated.
 		if e, ok := s.cached(digest); ok {
 			s.mu.Unlock()
-			return shared(&e.key, &e.account, e.err)
+			return sharedResult(&e.key, &e.account, e.err)
 		}
 		if c, ok := s.flights[digest]; ok {
 			c.waiters++
@@ -229,18 +229,18 @@ func (s *callbackStore) LookupShared(ctx context.Context, digest Digest) (*Key, 
 			if c.retry {
 				continue
 			}
-			return shared(&c.key, &c.account, c.err)
+			return sharedResult(&c.key, &c.account, c.err)
 		}
 		c := &lookupCall{done: make(chan struct{})}
 		s.flights[digest] = c
 		s.mu.Unlock()
 		s.lead(ctx, digest, c)
-		return shared(&c.key, &c.account, c.err)
+		return sharedResult(&c.key, &c.account, c.err)
 	}
 }
 
-// shared returns a lookup's result as LookupShared does.
-func shared(k *Key, a *Account, err error) (*Key, *Account, int64, error) {
+// sharedResult returns a lookup's result as LookupShared does.
+func sharedResult(k *Key, a *Account, err error) (*Key, *Account, int64, error) {
 	if err != nil {
 		return nil, nil, 0, err
 	}

@@ -25,26 +25,11 @@ var bucketTests = []subtest{
 // runs (one every 11.6 days).
 const tinyRate = 1e-6
 
-// buckets returns the store as a Buckets, or skips the subtest.
-func (e *env) buckets() store.Buckets {
-	e.Helper()
-	bs, ok := e.h.Store.(store.Buckets)
-	if !ok {
-		e.Skipf("storetest: %T does not implement store.Buckets", e.h.Store)
-	}
-	return bs
-}
-
 // bucketSpender returns the store as a Buckets and a BucketSpender, or
 // skips the subtest.
 func (e *env) bucketSpender() (store.Buckets, store.BucketSpender) {
 	e.Helper()
-	bs := e.buckets()
-	sp, ok := e.h.Store.(store.BucketSpender)
-	if !ok {
-		e.Skipf("storetest: %T does not implement store.BucketSpender", e.h.Store)
-	}
-	return bs, sp
+	return capability[store.Buckets](e), capability[store.BucketSpender](e)
 }
 
 // newBucketKey returns a fresh bucket key.
@@ -74,7 +59,7 @@ func (e *env) wantTake(what string, bs store.Buckets, b store.Bucket, wantOK boo
 // clock steps of whole milliseconds: OK and Remaining exactly, Full and
 // Wait within a microsecond.
 func testBucketsMatchRate(e *env) {
-	bs := e.buckets()
+	bs := capability[store.Buckets](e)
 	e.needAdvance()
 	rng := rand.New(rand.NewPCG(3, 4))
 	for _, c := range []struct {
@@ -123,7 +108,7 @@ func testBucketsMatchRate(e *env) {
 // (or NaN), a burst that is not positive or a negative cost is an error
 // wrapping ErrInvalidAmount, and that an infinite rate admits any cost.
 func testBucketsInvalid(e *env) {
-	bs := e.buckets()
+	bs := capability[store.Buckets](e)
 	key := e.newBucketKey()
 	for _, b := range []store.Bucket{
 		{Key: key, Rate: 0, Burst: 1, Cost: 1},
@@ -145,7 +130,7 @@ func testBucketsInvalid(e *env) {
 // bucket with the same Key are distinct, and so are two accounts' buckets
 // with the same Key.
 func testBucketsDistinct(e *env) {
-	bs := e.buckets()
+	bs := capability[store.Buckets](e)
 	key := e.newBucketKey()
 	alone := store.Bucket{Key: key, Rate: tinyRate, Burst: 1, Cost: 1}
 	mine := alone
@@ -175,7 +160,7 @@ func testBucketsExactUnderConcurrency(e *env) {
 		workers = 200
 		burst   = 50
 	)
-	bs := e.buckets()
+	bs := capability[store.Buckets](e)
 	b := store.Bucket{Key: e.newBucketKey(), Rate: tinyRate, Burst: burst, Cost: 1}
 	var admitted atomic.Int64
 	e.concurrently("concurrent TakeTokens", workers, func(int) error {

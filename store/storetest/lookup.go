@@ -20,6 +20,19 @@ var lookupTests = []subtest{
 // testLookupKnownKey checks that every field of a key and its account
 // survives a round trip through the store.
 func testLookupKnownKey(e *env) {
+	a, k := e.seedFullKey()
+	gotK, gotA, err := e.h.Store.Lookup(e.ctx, k.Digest)
+	if err != nil {
+		e.Fatalf("Lookup: %v", err)
+	}
+	e.checkKey(gotK, k)
+	e.checkAccount(gotA, a)
+}
+
+// seedFullKey stores an account and a key with every field set, and
+// returns them as seeded.
+func (e *env) seedFullKey() (store.Account, store.Key) {
+	e.Helper()
 	now := e.now()
 	day := 24 * time.Hour
 	a := store.Account{
@@ -40,13 +53,7 @@ func testLookupKnownKey(e *env) {
 	k.ExpiresAt = now.Add(90 * day)
 	k.CreatedAt = now.Add(-time.Hour)
 	e.seed(a, k)
-
-	gotK, gotA, err := e.h.Store.Lookup(e.ctx, k.Digest)
-	if err != nil {
-		e.Fatalf("Lookup: %v", err)
-	}
-	e.checkKey(gotK, k)
-	e.checkAccount(gotA, a)
+	return a, k
 }
 
 // testLookupKeysOfTwoAccounts checks that each key resolves to its own

@@ -14,16 +14,6 @@ var refundTests = []subtest{
 	{"ExactUnderConcurrency", testRefundExactUnderConcurrency},
 }
 
-// refunder returns the store as a Refunder, or skips the subtest.
-func (e *env) refunder() store.Refunder {
-	e.Helper()
-	r, ok := e.h.Store.(store.Refunder)
-	if !ok {
-		e.Skipf("storetest: %T does not implement store.Refunder", e.h.Store)
-	}
-	return r
-}
-
 // refund calls Refund, failing the test on error.
 func (e *env) refund(r store.Refunder, id string, amount int64) int64 {
 	e.Helper()
@@ -36,7 +26,7 @@ func (e *env) refund(r store.Refunder, id string, amount int64) int64 {
 
 // testRefundGivesBack checks that a refund restores what a spend took.
 func testRefundGivesBack(e *env) {
-	r := e.refunder()
+	r := capability[store.Refunder](e)
 	id := e.seedBalance(100, nil, time.Time{})
 	e.wantSpend(id, 30, store.SpendResult{OK: true, Balance: 70})
 	if b := e.refund(r, id, 30); b != 100 {
@@ -48,7 +38,7 @@ func testRefundGivesBack(e *env) {
 // testRefundInvalidAmount checks that a refund of zero or less is an error
 // wrapping ErrInvalidAmount and changes nothing.
 func testRefundInvalidAmount(e *env) {
-	r := e.refunder()
+	r := capability[store.Refunder](e)
 	id := e.seedBalance(100, nil, time.Time{})
 	for _, amount := range []int64{0, -1, math.MinInt64} {
 		_, err := r.Refund(e.ctx, id, amount)
@@ -60,7 +50,7 @@ func testRefundInvalidAmount(e *env) {
 // testRefundUnknownAccount checks that refunding an account never stored
 // is an error wrapping ErrNotFound.
 func testRefundUnknownAccount(e *env) {
-	r := e.refunder()
+	r := capability[store.Refunder](e)
 	e.seedBalance(100, nil, time.Time{})
 	_, err := r.Refund(e.ctx, e.newID(), 1)
 	e.wantErr("Refund(unknown account)", err, store.ErrNotFound)
@@ -70,7 +60,7 @@ func testRefundUnknownAccount(e *env) {
 // spends lose no update.
 func testRefundExactUnderConcurrency(e *env) {
 	const workers = 200
-	r := e.refunder()
+	r := capability[store.Refunder](e)
 	id := e.seedBalance(workers, nil, time.Time{})
 	e.concurrently("concurrent Refund/Spend", 2*workers, func(i int) error {
 		if i%2 == 0 {

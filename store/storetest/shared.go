@@ -15,16 +15,6 @@ var sharedLookupTests = []subtest{
 	{"ConcurrentWrites", testSharedLookupConcurrentWrites},
 }
 
-// sharedLookup returns the store as a SharedLookup, or skips the subtest.
-func (e *env) sharedLookup() store.SharedLookup {
-	e.Helper()
-	s, ok := e.h.Store.(store.SharedLookup)
-	if !ok {
-		e.Skipf("storetest: %T does not implement store.SharedLookup", e.h.Store)
-	}
-	return s
-}
-
 // lookupShared calls LookupShared, failing the test on error or on a nil
 // record.
 func (e *env) lookupShared(s store.SharedLookup, k store.Key) (*store.Key, *store.Account, int64) {
@@ -43,25 +33,8 @@ func (e *env) lookupShared(s store.SharedLookup, k store.Key) (*store.Key, *stor
 // account survives a round trip through LookupShared, with the balance
 // returned apart.
 func testSharedLookupMatchesLookup(e *env) {
-	s := e.sharedLookup()
-	now := e.now()
-	a := store.Account{
-		ID:         e.newID(),
-		Plan:       "pro",
-		Status:     store.StatusTrialing,
-		PeriodEnd:  now.Add(30 * day),
-		Features:   []string{"reports", "export"},
-		Balance:    1234,
-		Refill:     &store.Refill{Amount: 5000, Every: 30 * day, Anchor: now.Add(-day)},
-		RefilledAt: now.Add(-day),
-		RateLimit:  &store.RateLimit{Rate: 2.5, Burst: 10},
-		Metadata:   map[string]string{"customer": "cus_123"},
-	}
-	k := e.newKey(a.ID)
-	k.ExpiresAt = now.Add(90 * day)
-	k.CreatedAt = now.Add(-time.Hour)
-	e.seed(a, k)
-
+	s := capability[store.SharedLookup](e)
+	a, k := e.seedFullKey()
 	gotK, gotA, balance := e.lookupShared(s, k)
 	e.checkKey(*gotK, k)
 	acct := *gotA
@@ -71,7 +44,7 @@ func testSharedLookupMatchesLookup(e *env) {
 
 // testSharedLookupUnknownKey checks that a key never stored is not found.
 func testSharedLookupUnknownKey(e *env) {
-	s := e.sharedLookup()
+	s := capability[store.SharedLookup](e)
 	a := store.Account{ID: e.newID()}
 	e.seed(a, e.newKey(a.ID))
 	_, _, _, err := s.LookupShared(e.ctx, e.newKey(a.ID).Digest)
@@ -109,7 +82,7 @@ func (e *env) checkUnchanged(what string, k *store.Key, a *store.Account, was sh
 // handed out keep what they held through every change the store makes:
 // spends, refunds, a refill, the account and the key put again.
 func testSharedLookupRecordsNeverModified(e *env) {
-	s := e.sharedLookup()
+	s := capability[store.SharedLookup](e)
 	now := e.now()
 	a := store.Account{
 		ID: e.newID(), Plan: "free", Features: []string{"reports"}, Balance: 50,
@@ -153,7 +126,7 @@ func testSharedLookupRecordsNeverModified(e *env) {
 // the race detector.
 func testSharedLookupConcurrentWrites(e *env) {
 	const workers = 100
-	s := e.sharedLookup()
+	s := capability[store.SharedLookup](e)
 	now := e.now()
 	a := store.Account{
 		ID: e.newID(), Plan: "free", Features: []string{"reports"}, Balance: 1 << 40,

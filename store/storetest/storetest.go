@@ -88,6 +88,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -187,6 +188,17 @@ func newEnv(t *testing.T, h Harness) *env {
 
 // now returns the store's time, truncated to the second.
 func (e *env) now() time.Time { return e.h.Now().Truncate(time.Second) }
+
+// capability returns the store under test as a T, one of the optional
+// capability interfaces, or skips the subtest if it does not implement it.
+func capability[T any](e *env) T {
+	e.Helper()
+	c, ok := e.h.Store.(T)
+	if !ok {
+		e.Skipf("storetest: %T does not implement %v", e.h.Store, reflect.TypeFor[T]())
+	}
+	return c
+}
 
 // needAdvance skips the subtest if the harness cannot move the clock.
 func (e *env) needAdvance() {
