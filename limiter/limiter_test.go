@@ -460,14 +460,21 @@ func TestMemoryBounded(t *testing.T) {
 
 // Full buckets are removed as new keys arrive; a full table evicts the
 // bucket seen longest ago among a sample, never the one being used.
-func TestSweepAndEvict(t *testing.T) {
-	clk := newClock()
-	var key string
-	l := mustNew(t, 1, 2, &Options{
-		By:      func(*http.Request) (string, bool) { return key, true },
+// oneShardLimiter returns a limiter at 1 token per second, burst 2, with
+// room for 64 keys in one shard, timed by clk and keyed by *key.
+func oneShardLimiter(t *testing.T, clk *clock, key *string) *Limiter {
+	t.Helper()
+	return mustNew(t, 1, 2, &Options{
+		By:      func(*http.Request) (string, bool) { return *key, true },
 		Clock:   clk.Now,
 		MaxKeys: 64, // one shard
 	})
+}
+
+func TestSweepAndEvict(t *testing.T) {
+	clk := newClock()
+	var key string
+	l := oneShardLimiter(t, clk, &key)
 	if len(l.buckets.shards) != 1 {
 		t.Fatalf("%d shards for 64 keys", len(l.buckets.shards))
 	}
@@ -511,11 +518,7 @@ func TestSweepAndEvict(t *testing.T) {
 func TestHotBucketFollowsTheMap(t *testing.T) {
 	clk := newClock()
 	var key string
-	l := mustNew(t, 1, 2, &Options{
-		By:      func(*http.Request) (string, bool) { return key, true },
-		Clock:   clk.Now,
-		MaxKeys: 64, // one shard
-	})
+	l := oneShardLimiter(t, clk, &key)
 	s := &l.buckets.shards[0]
 	req := httptest.NewRequest("GET", "/", nil)
 	takeAs := func(k string) {

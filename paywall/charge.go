@@ -53,8 +53,9 @@ type ChargeOptions struct {
 	// store (limiter.ByAccount, with the store as limiter.Options.Store),
 	// taking the tokens and debiting the credits is one store operation —
 	// one lock of the account in memory, one Redis round trip for the
-	// whole decision — which takes nothing if either refuses. Otherwise the limiter runs as its own middleware in
-	// front of the charge, exactly as if wired so. See "Rate limit" at
+	// whole decision — which takes nothing if either refuses. Otherwise
+	// the limiter runs as its own middleware in front of the charge,
+	// exactly as if wired so. See "Rate limit" at
 	// [Paywall.ChargeWith].
 	//
 	// The limiter goes here INSTEAD of in the handler chain:

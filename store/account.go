@@ -76,8 +76,8 @@ type Account struct {
 	Metadata map[string]string `json:"metadata,omitempty"`
 
 	// entry is the memory store's record of the account, on the accounts
-	// its Lookup and LookupShared return, so that a spend for the same request reaches it
-	// without a second lookup (see AccountContext).
+	// its Lookup and LookupShared return, so that a spend for the same
+	// request reaches it without a second lookup (see AccountContext).
 	entry *memoryAccount
 }
 

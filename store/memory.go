@@ -21,9 +21,9 @@ import (
 // Lookup, LookupShared and Spend allocate nothing. Spend is an exact
 // check-and-subtract under a per-account lock, so concurrent spends against
 // one account admit exactly as many as the balance covers. Lookup takes no
-// lock for an account without a periodic refill, and a spend whose context carries the account
-// the request was looked up with ([AccountContext], as after
-// paywall.Authenticate) reaches it without a second lookup.
+// lock for an account without a periodic refill, and a spend whose context
+// carries the account the request was looked up with ([AccountContext], as
+// after paywall.Authenticate) reaches it without a second lookup.
 //
 // Create a Memory with [NewMemory]; the zero value is not usable. A Memory is
 // safe for concurrent use.
@@ -179,8 +179,8 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 
 // accountFor returns the entry for id, from ctx if it is an
 // [AccountContext] holding the account with that ID as this store's Lookup
-// or LookupShared returned it (entries are never replaced, so it is the one the map holds),
-// else from the map.
+// or LookupShared returned it (entries are never replaced, so it is the one
+// the map holds), else from the map.
 func (m *Memory) accountFor(ctx context.Context, id string) (*memoryAccount, error) {
 	if ac, ok := ctx.(AccountContext); ok {
 		if a := ac.LookedUpAccount(); a != nil && a.entry != nil && a.entry.owner == m && a.ID == id {

@@ -10,9 +10,9 @@ import (
 // Store is what the go402 middlewares need from a back end: resolve a key and
 // spend credits atomically. Implementations must be safe for concurrent use.
 //
-// Optional capabilities are separate interfaces ([SharedLookup], [Refunder],
-// [Admin], [Buckets], [BucketSpender]) that callers discover with a type assertion,
-// the way net/http discovers [net/http.Flusher].
+// Optional capabilities are separate interfaces ([SharedLookup],
+// [Refunder], [Admin], [Buckets], [BucketSpender]) that callers discover
+// with a type assertion, the way net/http discovers [net/http.Flusher].
 type Store interface {
 	// Lookup resolves the digest of a raw key to the key and its account.
 	// Revoked and expired keys are returned like any other, so the caller can
@@ -44,11 +44,10 @@ type SpendResult struct {
 
 // SharedLookup is implemented by stores that can resolve a key without
 // copying their records, such as [Memory], [Callback] (its cached lookups)
-// and the Redis store.
-// paywall.Authenticate uses it
-// instead of [Store.Lookup] when the store offers it, so that a request
-// carries pointers to the key and the account rather than copies of them.
-// A wrapper that changes what a store's Lookup returns must therefore not
+// and the Redis store. paywall.Authenticate uses it instead of
+// [Store.Lookup] when the store offers it, so that a request carries
+// pointers to the key and the account rather than copies of them. A
+// wrapper that changes what a store's Lookup returns must therefore not
 // pass LookupShared through unchanged (embedding a store passes it through).
 type SharedLookup interface {
 	// LookupShared is [Store.Lookup] returning the store's own records of
@@ -96,10 +95,9 @@ type Admin interface {
 
 // AccountContext is implemented by a request's context that carries the
 // Account that [Store.Lookup] or [SharedLookup] returned for the request's
-// key — the context
-// paywall.Authenticate gives a request does. A store may use it to reach
-// its record of that account without a second lookup when it is asked to
-// spend from the same account: [Memory] does, in Spend and
+// key — the context paywall.Authenticate gives a request does. A store may
+// use it to reach its record of that account without a second lookup when
+// it is asked to spend from the same account: [Memory] does, in Spend and
 // SpendWithTokens. Stores must not rely on it: a context that a handler
 // derived from the request's, for one, does not implement it.
 type AccountContext interface {
