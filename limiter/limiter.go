@@ -227,7 +227,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		deny:             o.Deny,
 		onDecision:       o.OnDecision,
 		policies:         []string{o.Name},
-		buckets:          newTable(o.MaxKeys),
+		buckets:          newTable(o.MaxKeys, o.Clock()),
 		remote:           o.Store,
 		failOpen:         o.FailOpen,
 		retryUnavailable: o.RetryAfterUnavailable,

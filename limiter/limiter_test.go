@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
@@ -232,6 +234,85 @@ func TestAccuracyConcurrent(t *testing.T) {
 		done.Store(true)
 		wg.Wait()
 		checkAdmitted(t, int(admitted.Load()), rate, burst, T)
+	})
+	// New clients arriving in the same shard move its hot bucket away from
+	// the client whose bucket workers drain, and the workers find it again
+	// under the shard's lock, while others take it without: the clock
+	// standing still, exactly its burst is admitted. (No bucket is evicted:
+	// the shard has room for all.)
+	t.Run("while others arrive", func(t *testing.T) {
+		const burst, arrivals = 50, 30
+		var (
+			admitted atomic.Int64
+			wg       sync.WaitGroup
+		)
+		l := mustNew(t, 1, burst, &Options{
+			By:      func(r *http.Request) (string, bool) { return r.Header.Get("K"), true },
+			Clock:   newClock().Now,
+			MaxKeys: 127, // one shard, room for every client
+		})
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := httptest.NewRequest("GET", "/", nil)
+				if w%2 == 0 {
+					req.Header.Set("K", "drained")
+				}
+				for i := 0; i < 500; i++ {
+					if w%2 == 1 {
+						if i == arrivals {
+							return
+						}
+						req.Header.Set("K", fmt.Sprintf("new-%d-%d", w, i))
+					}
+					res, _ := l.Take(req)
+					switch {
+					case w%2 == 1 && (!res.Allowed || res.Remaining != burst-1):
+						t.Errorf("new client %q: %+v", req.Header.Get("K"), res)
+						return
+					case w%2 == 0 && res.Allowed:
+						admitted.Add(1)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if got := admitted.Load(); got != burst {
+			t.Errorf("admitted %d of the drained client's requests, want %d", got, burst)
+		}
+		if n := l.buckets.len(); n != 1+workers/2*arrivals {
+			t.Errorf("%d buckets, want %d: some were evicted", n, 1+workers/2*arrivals)
+		}
+	})
+	// With room for one bucket, every new client evicts the last one,
+	// often while a take of it is under way, which must then look again.
+	t.Run("one bucket", func(t *testing.T) {
+		var wg sync.WaitGroup
+		l := mustNew(t, 1, 5, &Options{
+			By:      func(r *http.Request) (string, bool) { return r.Header.Get("K"), true },
+			Clock:   newClock().Now,
+			MaxKeys: 1,
+		})
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req := httptest.NewRequest("GET", "/", nil)
+				for i := 0; i < 2000; i++ {
+					req.Header.Set("K", strconv.Itoa((w+i)%3))
+					res, _ := l.Take(req)
+					if res.Limit.Burst != 5 || res.Remaining < 0 || res.Remaining > 4 && res.Allowed {
+						t.Errorf("take %d of worker %d: %+v", i, w, res)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := l.buckets.len(); n != 1 {
+			t.Errorf("%d buckets, want 1", n)
+		}
 	})
 }
 
@@ -512,22 +593,34 @@ func TestSweepAndEvict(t *testing.T) {
 	}
 }
 
-// After every take the shard's hot bucket, found without a map lookup by
+// After every take the shard's hot bucket, found without the shard's lock by
 // the next take of the same client, is that client's bucket as the map holds
-// it — also when the take evicted or swept buckets, the hot one among them.
+// it — also when the take evicted or swept buckets, the hot one among them —
+// and every bucket that left the map is marked removed, so that a take
+// holding it looks again.
 func TestHotBucketFollowsTheMap(t *testing.T) {
 	clk := newClock()
 	var key string
 	l := oneShardLimiter(t, clk, &key)
 	s := &l.buckets.shards[0]
 	req := httptest.NewRequest("GET", "/", nil)
+	known := map[*bucket]bool{}
 	takeAs := func(k string) {
 		t.Helper()
 		key = k
 		take(t, l, req)
-		if b := s.m[k]; b == nil || s.hot != b || s.hotKey != k {
-			t.Fatalf("after a take of %q: hot bucket %p of %q, the map's %p", k, s.hot, s.hotKey, b)
+		if b, hot := s.m[k], s.hot.Load(); b == nil || hot != b || hot.key != k || hot.removed() {
+			t.Fatalf("after a take of %q: hot bucket %p (%q), the map's %p", k, hot, hot.key, b)
 		}
+		for b := range known {
+			if inMap := s.m[b.key] == b; inMap == b.removed() {
+				t.Fatalf("bucket of %q: in the map %v, marked removed %v", b.key, inMap, b.removed())
+			}
+			if b.removed() {
+				delete(known, b) // and stays so
+			}
+		}
+		known[s.hot.Load()] = true
 	}
 	for round := range 200 {
 		// The same client twice, then others until buckets are evicted
@@ -541,6 +634,38 @@ func TestHotBucketFollowsTheMap(t *testing.T) {
 	}
 }
 
+// A take that finds the hot bucket removed from the map since (another
+// take evicted it between loading the hot bucket and locking it) looks the
+// key up again instead of taking from the removed bucket.
+func TestTakeSkipsRemovedBucket(t *testing.T) {
+	clk := newClock()
+	key := "a"
+	l := oneShardLimiter(t, clk, &key) // burst 2
+	s := &l.buckets.shards[0]
+	req := httptest.NewRequest("GET", "/", nil)
+	take(t, l, req)
+	old := s.hot.Load()
+	// What evict does, leaving hot as a racing take would have loaded it.
+	s.mu.Lock()
+	old.remove()
+	delete(s.m, "a")
+	s.mu.Unlock()
+	if res := take(t, l, req); !res.Allowed || res.Remaining != 1 {
+		t.Errorf("take after the removal: %+v, want a new bucket's (1 left)", res)
+	}
+	if b := s.m["a"]; b == nil || b == old || s.hot.Load() != b {
+		t.Errorf("map holds %p, hot %p, removed %p", b, s.hot.Load(), old)
+	}
+}
+
+// A bucket fills its size class exactly: 128-byte objects start on a cache
+// line, so that a take touches two lines of its bucket.
+func TestBucketSize(t *testing.T) {
+	if n := unsafe.Sizeof(bucket{}); n != 128 {
+		t.Errorf("a bucket takes %d bytes, want 128", n)
+	}
+}
+
 func TestShardCount(t *testing.T) {
 	for _, tc := range []struct{ maxKeys, shards, perShard int }{
 		{1, 1, 1},
@@ -549,7 +674,7 @@ func TestShardCount(t *testing.T) {
 		{DefaultMaxKeys, 64, DefaultMaxKeys / 64},
 		{10_000_000, 64, 10_000_000 / 64},
 	} {
-		tb := newTable(tc.maxKeys)
+		tb := newTable(tc.maxKeys, time.Now())
 		if len(tb.shards) != tc.shards || tb.shards[0].max != tc.perShard {
 			t.Errorf("MaxKeys %d: %d shards of %d, want %d of %d", tc.maxKeys, len(tb.shards), tb.shards[0].max, tc.shards, tc.perShard)
 		}
@@ -569,7 +694,7 @@ func heapInUse() uint64 {
 func TestNewBucketFull(t *testing.T) {
 	for _, now := range []time.Time{time.Unix(0, 0), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)} {
 		for _, lim := range []store.RateLimit{{Rate: 1, Burst: 1}, {Rate: 1e-6, Burst: 1000}, {Rate: 1e9, Burst: 1 << 30}, {Rate: 0.5, Burst: 3}} {
-			b := newBucket(lim, nil, now)
+			b := newBucket("k", lim, nil, 0)
 			if got := b.lim.TokensAt(now); got != float64(lim.Burst) {
 				t.Errorf("%v at %v: new bucket holds %v tokens", lim, now, got)
 			}
@@ -602,8 +727,8 @@ func TestTakeTokensExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
 	mk := func(lim store.RateLimit) *policy { return newPolicy(`"p"`, lim, 1) }
 	for i := 0; i < 2000; i++ {
-		tb := newTable(64)
 		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+		tb := newTable(64, now)
 		limits := []store.RateLimit{
 			{Rate: []float64{1e-3, 0.7, 1, 3, 1000, 1 << 30}[rng.Intn(6)], Burst: 1 + rng.Intn(100)},
 			{Rate: []float64{0.5, 2, 1e6}[rng.Intn(3)], Burst: 1 + rng.Intn(1<<20)},
