@@ -326,7 +326,7 @@ type Result struct {
 
 // Never reports whether the request was refused because its cost exceeds
 // the bucket's burst, so that no amount of waiting lets it through.
-func (r *Result) Never() bool { return !r.Allowed && r.RetryAfter < 0 }
+func (res *Result) Never() bool { return !res.Allowed && res.RetryAfter < 0 }
 
 // Take decides whether r may pass and takes its tokens if so. It is the
 // whole decision of [Limiter.Handler] without the response: it keys the
