@@ -41,17 +41,27 @@ type FacilitatorV1 interface {
 // SupportedResponse is the answer of a facilitator's GET /supported: the
 // payment kinds it handles.
 type SupportedResponse struct {
-	Kinds      []SupportedKind     `json:"kinds"`
-	Extensions []string            `json:"extensions,omitempty"`
-	Signers    map[string][]string `json:"signers,omitempty"`
+	// Kinds are the payment kinds the facilitator verifies and settles.
+	Kinds []SupportedKind `json:"kinds"`
+	// Extensions are the identifiers of the x402 extensions it supports.
+	Extensions []string `json:"extensions,omitempty"`
+	// Signers are the addresses the facilitator signs or pays gas with, by
+	// CAIP-2 network or pattern ("eip155:8453", "eip155:*").
+	Signers map[string][]string `json:"signers,omitempty"`
 }
 
 // SupportedKind is one (version, scheme, network) a facilitator handles.
 type SupportedKind struct {
-	X402Version int            `json:"x402Version"`
-	Scheme      string         `json:"scheme"`
-	Network     string         `json:"network"`
-	Extra       map[string]any `json:"extra,omitempty"`
+	// X402Version is the protocol version of the kind, 1 or 2.
+	X402Version int `json:"x402Version"`
+	// Scheme is the payment scheme, such as "exact".
+	Scheme string `json:"scheme"`
+	// Network is the network: a CAIP-2 id in version 2 ("eip155:8453"),
+	// a name in version 1 ("base").
+	Network string `json:"network"`
+	// Extra holds the scheme's details for this network, such as the
+	// token's EIP-712 name and version; nil if none.
+	Extra map[string]any `json:"extra,omitempty"`
 }
 
 // ClientOptions configures a [FacilitatorClient]. A nil *ClientOptions means
