@@ -211,6 +211,9 @@ func TestAccuracyConcurrent(t *testing.T) {
 						admitted.Add(1)
 					}
 					attempts.Add(1)
+					// Let the clock's goroutine in: with one P it would
+					// otherwise wait for the scheduler to preempt us.
+					runtime.Gosched()
 				}
 				// The clock has stopped at T: drain what is left.
 				for {
