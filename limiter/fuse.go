@@ -103,7 +103,7 @@ func (l *Limiter) limitOf(c *paywall.Caller) (store.RateLimit, *policy) {
 		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
 			return *rl, nil
 		}
-		if p, ok := l.plans[c.Account.Plan]; ok {
+		if p := l.planPolicy(c.Account.Plan); p != nil {
 			pol = p
 		}
 	}

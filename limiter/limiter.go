@@ -31,8 +31,12 @@ type Limiter struct {
 	name    string // policy name
 	rPrefix string // `"name";r=`
 	def     *policy
-	plans   map[string]*policy
-	maxCost int // the largest burst among def and plans
+	// The policies of Options.Plans: in fewPlans if there are at most
+	// maxScannedPolicies (compared in turn, faster than a map lookup's
+	// hashing; see planPolicy), else in plans.
+	fewPlans []namedPolicy
+	plans    map[string]*policy
+	maxCost  int // the largest burst among def and plans
 
 	by        KeyFunc
 	byAccount bool // by is ByAccount()
@@ -233,24 +237,32 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		retryUnavailable: o.RetryAfterUnavailable,
 		clock:            o.Clock,
 	}
-	if len(o.Plans) > 0 {
+	if len(o.Plans) > maxScannedPolicies {
 		l.plans = make(map[string]*policy, len(o.Plans))
-		for name, lim := range o.Plans {
-			if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
-				return nil, err
-			}
-			l.plans[name] = newPolicy(quoted, lim, o.Cost)
-			l.maxCost = max(l.maxCost, lim.Burst)
+	}
+	for name, lim := range o.Plans {
+		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
+			return nil, err
 		}
+		p := newPolicy(quoted, lim, o.Cost)
+		if l.plans != nil {
+			l.plans[name] = p
+		} else {
+			l.fewPlans = append(l.fewPlans, namedPolicy{name, p})
+		}
+		l.maxCost = max(l.maxCost, lim.Burst)
 	}
 	if o.CostFunc == nil && o.Cost > l.maxCost {
 		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
 	}
 	// The configured policies by their limits: a plan's, the default's
 	// when a plan has the same limit (the two are alike: one name, one cost).
-	byLimit := make(map[store.RateLimit]*policy, len(l.plans)+1)
+	byLimit := make(map[store.RateLimit]*policy, len(o.Plans)+1)
 	for _, p := range l.plans {
 		byLimit[p.limit] = p
+	}
+	for _, pp := range l.fewPlans {
+		byLimit[pp.pol.limit] = pp.pol
 	}
 	byLimit[l.def.limit] = l.def
 	// A few are found faster by comparing them in turn than by hashing a
@@ -276,9 +288,29 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	return l, nil
 }
 
-// maxScannedPolicies is the most configured policies that policyFor finds
-// by comparing each rather than by a map lookup.
+// maxScannedPolicies is the most configured policies that policyFor and
+// planPolicy find by comparing each rather than by a map lookup.
 const maxScannedPolicies = 8
+
+// namedPolicy is a plan's name and policy.
+type namedPolicy struct {
+	name string
+	pol  *policy
+}
+
+// planPolicy returns the policy of plan from Options.Plans, or nil if it
+// has none.
+func (l *Limiter) planPolicy(plan string) *policy {
+	if l.plans != nil {
+		return l.plans[plan]
+	}
+	for i := range l.fewPlans {
+		if l.fewPlans[i].name == plan {
+			return l.fewPlans[i].pol
+		}
+	}
+	return nil
+}
 
 // monotonicClock returns a clock that reads only the monotonic clock: the
 // wall time when it was made plus the time elapsed since. A rate decision

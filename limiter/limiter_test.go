@@ -810,7 +810,8 @@ func TestStoreAccountBucket(t *testing.T) {
 
 // policyFor returns the configured policy of a configured limit (a plan's,
 // or the default's), whether it compares a few or looks many up in a map,
-// and a new policy for any other limit.
+// and a new policy for any other limit; planPolicy finds a plan's policy by
+// its name either way.
 func TestPolicyFor(t *testing.T) {
 	for _, plans := range []int{0, 3, maxScannedPolicies + 4} {
 		o := &Options{Plans: map[string]store.RateLimit{}}
@@ -822,9 +823,16 @@ func TestPolicyFor(t *testing.T) {
 			t.Errorf("%d plans: the default's limit gave %+v, want the default policy", plans, p)
 		}
 		for name, lim := range o.Plans {
-			if p := l.policyFor(lim); p != l.plans[name] {
+			pp := l.planPolicy(name)
+			if pp == nil || pp.limit != lim {
+				t.Errorf("%d plans: plan %s has policy %+v, want one of %+v", plans, name, pp, lim)
+			}
+			if p := l.policyFor(lim); p != pp {
 				t.Errorf("%d plans: %s's limit %+v gave %+v, want its policy", plans, name, lim, p)
 			}
+		}
+		if p := l.planPolicy("other"); p != nil {
+			t.Errorf("%d plans: an unconfigured plan has policy %+v", plans, p)
 		}
 		other := store.RateLimit{Rate: 1, Burst: 11}
 		if p := l.policyFor(other); p == nil || p.limit != other || p == l.def {
