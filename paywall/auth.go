@@ -242,18 +242,10 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 
 // newAuthenticated returns the state of r, which Authenticate lets through
 // with key and acct (a store's shared records), together with the copy of
-// r that carries it, in one allocation: WithContext is inlined, so its
-// copy of r does not escape but is copied into the allocation
-// (TestAuthenticateAllocs checks that it stays so).
+// r that carries it, in one allocation.
 func newAuthenticated(r *http.Request, key *store.Key, acct *store.Account, balance int64) *authenticated {
 	a := new(authenticated)
-	a.req = *r.WithContext(&a.state)
-	a.state.parent = r
-	// Field by field: a Caller literal would be built on the stack and
-	// copied again.
-	a.state.caller.Key = key
-	a.state.caller.Account = acct
-	a.state.caller.Balance = balance
+	a.init(r, key, acct, balance)
 	return a
 }
 
@@ -262,14 +254,22 @@ func newAuthenticated(r *http.Request, key *store.Key, acct *store.Account, bala
 // points to.
 func newAuthenticatedCopy(r *http.Request, key *store.Key, acct *store.Account) *authenticatedCopy {
 	a := new(authenticatedCopy)
-	a.req = *r.WithContext(&a.state)
 	a.key = *key
 	a.account = *acct
-	a.state.parent = r
-	a.state.caller.Key = &a.key
-	a.state.caller.Account = &a.account
-	a.state.caller.Balance = acct.Balance
+	a.init(r, &a.key, &a.account, acct.Balance)
 	return a
+}
+
+// init fills in a, already allocated, for r and its caller. WithContext is
+// inlined, so its copy of r does not escape but is copied into a
+// (TestAuthenticateAllocs checks that it stays so). The Caller is set field
+// by field: a literal would be built on the stack and copied again.
+func (a *authenticated) init(r *http.Request, key *store.Key, acct *store.Account, balance int64) {
+	a.req = *r.WithContext(&a.state)
+	a.state.parent = r
+	a.state.caller.Key = key
+	a.state.caller.Account = acct
+	a.state.caller.Balance = balance
 }
 
 // unavailable is the denial for a failed store.
