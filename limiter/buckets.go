@@ -126,7 +126,7 @@ func newTable(maxKeys int, epoch time.Time) *table {
 // take takes n tokens at now from key's bucket, which has rate and burst
 // lim, creating the bucket if needed. pol is lim's precomputed policy, or nil
 // if there is none (a per-account override): the bucket's own policy is kept
-// if it matches lim, or one is built with policyFor.
+// if it matches lim, or ps gives one.
 //
 // It returns whether the tokens were taken, the tokens left, and the policy.
 // Time never runs backwards for a bucket: a now earlier than the bucket's
@@ -138,13 +138,13 @@ func newTable(maxKeys int, epoch time.Time) *table {
 // floating-point error — which is the common case of a client under its
 // limit. Then they are exactly Burst − n, and the lock held by every request
 // for this key is held for one call to the rate.Limiter instead of two.
-func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor func(store.RateLimit) *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
+func (t *table) take(key string, lim store.RateLimit, pol *policy, ps *policies, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
 	s := &t.shards[maphash.String(t.seed, key)&t.mask]
 	b := s.hot.Load()
 	at := now.Sub(t.epoch)
 	for {
 		if b == nil || b.key != key {
-			b = s.lookup(key, lim, pol, policyFor, now, at)
+			b = s.lookup(key, lim, pol, ps, now, at)
 		}
 		b.mu.Lock()
 		if !b.removed() {
@@ -162,7 +162,7 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor fun
 			pol = b.pol
 		} else {
 			if pol == nil {
-				pol = policyFor(lim)
+				pol = ps.ofLimit(lim)
 			}
 			b.reconfigure(lim, pol, now)
 		}
@@ -185,14 +185,14 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, policyFor fun
 }
 
 // lookup returns key's bucket from the map, adding a full one with rate and
-// burst lim (and policy pol, or policyFor's) if there is none, and makes it
+// burst lim (and policy pol, or ps's) if there is none, and makes it
 // the shard's hot bucket. at is now after the table's epoch.
-func (s *shard) lookup(key string, lim store.RateLimit, pol *policy, policyFor func(store.RateLimit) *policy, now time.Time, at time.Duration) *bucket {
+func (s *shard) lookup(key string, lim store.RateLimit, pol *policy, ps *policies, now time.Time, at time.Duration) *bucket {
 	s.mu.Lock()
 	b := s.m[key]
 	if b == nil {
 		if pol == nil {
-			pol = policyFor(lim)
+			pol = ps.ofLimit(lim)
 		}
 		b = newBucket(key, lim, pol, at)
 		s.insert(key, b, now)

@@ -68,7 +68,7 @@ func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, 
 	if l.onDecision != nil {
 		out.now = l.clock() // the decision's time; nothing else needs it
 	}
-	out.fillStore(res, lim, l.policyFor(lim))
+	out.fillStore(res, lim, l.configured.ofLimit(lim))
 	if !out.Allowed {
 		c, _ := paywall.CallerFromContext(r.Context())
 		l.refuse(w, r, c, &out)
@@ -98,12 +98,12 @@ func (l *Limiter) requestCost(r *http.Request) (int, error) {
 // none) and their precomputed policy, or a nil policy for a per-account
 // override.
 func (l *Limiter) limitOf(c *paywall.Caller) (store.RateLimit, *policy) {
-	pol := l.def
+	pol := l.configured.def
 	if c != nil {
 		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
 			return *rl, nil
 		}
-		if p := l.planPolicy(c.Account.Plan); p != nil {
+		if p := l.configured.ofPlan(c.Account.Plan); p != nil {
 			pol = p
 		}
 	}

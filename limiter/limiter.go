@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/go402/go402/paywall"
@@ -30,13 +28,9 @@ import (
 type Limiter struct {
 	name    string // policy name
 	rPrefix string // `"name";r=`
-	def     *policy
-	// The policies of Options.Plans: in fewPlans if there are at most
-	// maxScannedPolicies (compared in turn, faster than a map lookup's
-	// hashing; see planPolicy), else in plans.
-	fewPlans []namedPolicy
-	plans    map[string]*policy
-	maxCost  int // the largest burst among def and plans
+	// configured are the default's policy and the plans'.
+	configured policies
+	maxCost    int // the largest burst among the configured policies
 
 	by        KeyFunc
 	byAccount bool // by is ByAccount()
@@ -49,10 +43,7 @@ type Limiter struct {
 	onDecision func(ctx context.Context, d paywall.Decision)
 	policies   []string // {name}, for violated-policies
 
-	buckets *table
-	// policyFor returns the policy of a rate and burst: a configured one
-	// (the default's or a plan's), or a new one for a per-account override.
-	policyFor        func(store.RateLimit) *policy
+	buckets          *table
 	remote           store.Buckets
 	failOpen         bool
 	retryUnavailable time.Duration
@@ -217,10 +208,10 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	}
 
 	quoted := quote(o.Name)
+	def := newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}, o.Cost)
 	l := &Limiter{
 		name:             o.Name,
 		rPrefix:          quoted + ";r=",
-		def:              newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}, o.Cost),
 		maxCost:          burst,
 		by:               o.By,
 		byAccount:        isByAccount(o.By),
@@ -237,79 +228,19 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		retryUnavailable: o.RetryAfterUnavailable,
 		clock:            o.Clock,
 	}
-	if len(o.Plans) > maxScannedPolicies {
-		l.plans = make(map[string]*policy, len(o.Plans))
-	}
+	plans := make(map[string]*policy, len(o.Plans))
 	for name, lim := range o.Plans {
 		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 			return nil, err
 		}
-		p := newPolicy(quoted, lim, o.Cost)
-		if l.plans != nil {
-			l.plans[name] = p
-		} else {
-			l.fewPlans = append(l.fewPlans, namedPolicy{name, p})
-		}
+		plans[name] = newPolicy(quoted, lim, o.Cost)
 		l.maxCost = max(l.maxCost, lim.Burst)
 	}
 	if o.CostFunc == nil && o.Cost > l.maxCost {
 		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
 	}
-	// The configured policies by their limits: a plan's, the default's
-	// when a plan has the same limit (the two are alike: one name, one cost).
-	byLimit := make(map[store.RateLimit]*policy, len(o.Plans)+1)
-	for _, p := range l.plans {
-		byLimit[p.limit] = p
-	}
-	for _, pp := range l.fewPlans {
-		byLimit[pp.pol.limit] = pp.pol
-	}
-	byLimit[l.def.limit] = l.def
-	// A few are found faster by comparing them in turn than by hashing a
-	// float in a map lookup: the policy is looked up on every fused charge.
-	if len(byLimit) <= maxScannedPolicies {
-		few := slices.Collect(maps.Values(byLimit))
-		l.policyFor = func(lim store.RateLimit) *policy {
-			for _, p := range few {
-				if p.limit == lim {
-					return p
-				}
-			}
-			return newPolicy(quoted, lim, o.Cost)
-		}
-	} else {
-		l.policyFor = func(lim store.RateLimit) *policy {
-			if p := byLimit[lim]; p != nil {
-				return p
-			}
-			return newPolicy(quoted, lim, o.Cost)
-		}
-	}
+	l.configured = newPolicies(def, plans, quoted, o.Cost)
 	return l, nil
-}
-
-// maxScannedPolicies is the most configured policies that policyFor and
-// planPolicy find by comparing each rather than by a map lookup.
-const maxScannedPolicies = 8
-
-// namedPolicy is a plan's name and policy.
-type namedPolicy struct {
-	name string
-	pol  *policy
-}
-
-// planPolicy returns the policy of plan from Options.Plans, or nil if it
-// has none.
-func (l *Limiter) planPolicy(plan string) *policy {
-	if l.plans != nil {
-		return l.plans[plan]
-	}
-	for i := range l.fewPlans {
-		if l.fewPlans[i].name == plan {
-			return l.fewPlans[i].pol
-		}
-	}
-	return nil
 }
 
 // monotonicClock returns a clock that reads only the monotonic clock: the
@@ -399,7 +330,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		res.failedOpen = true
 	}
 
-	ok, tokens, pol := l.buckets.take(key, lim, pol, l.policyFor, res.Cost, res.now)
+	ok, tokens, pol := l.buckets.take(key, lim, pol, &l.configured, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
 }
@@ -445,7 +376,7 @@ func (l *Limiter) takeRemote(ctx context.Context, res *Result, account, key stri
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	if pol == nil {
-		pol = l.policyFor(lim)
+		pol = l.configured.ofLimit(lim)
 	}
 	res.fillStore(br, lim, pol)
 	return nil

@@ -344,7 +344,7 @@ func TestResultFields(t *testing.T) {
 		t.Fatalf("after an hour: %+v", res)
 	}
 	clk.Advance(time.Hour)
-	if _, tokens, _ := l.buckets.take("k", l.def.limit, l.def, l.policyFor, 0, clk.Now()); tokens != 3 {
+	if _, tokens, _ := l.buckets.take("k", l.configured.def.limit, l.configured.def, &l.configured, 0, clk.Now()); tokens != 3 {
 		t.Fatalf("full bucket holds %v tokens", tokens)
 	}
 	res = take(t, l, req)
@@ -728,7 +728,7 @@ func TestInvalidOverrideIgnored(t *testing.T) {
 // that has certainly filled up) are exactly what the rate.Limiter holds.
 func TestTakeTokensExact(t *testing.T) {
 	rng := rand.New(rand.NewSource(4))
-	mk := func(lim store.RateLimit) *policy { return newPolicy(`"p"`, lim, 1) }
+	ps := &policies{quoted: `"p"`, cost: 1} // none configured: every limit gets a new policy
 	for i := 0; i < 2000; i++ {
 		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 		tb := newTable(64, now)
@@ -742,7 +742,7 @@ func TestTakeTokensExact(t *testing.T) {
 				lim = limits[rng.Intn(2)] // an account's rate changes
 			}
 			n := rng.Intn(lim.Burst + 2)
-			ok, tokens, _ := tb.take("k", lim, nil, mk, n, now)
+			ok, tokens, _ := tb.take("k", lim, nil, ps, n, now)
 			b := tb.shards[0].m["k"]
 			if want := b.lim.TokensAt(now); tokens != want {
 				t.Fatalf("case %d step %d (%+v, n=%d, ok=%v): reported %v tokens, the rate.Limiter holds %v", i, j, lim, n, ok, tokens, want)
@@ -808,34 +808,34 @@ func TestStoreAccountBucket(t *testing.T) {
 	}
 }
 
-// policyFor returns the configured policy of a configured limit (a plan's,
+// ofLimit returns the configured policy of a configured limit (a plan's,
 // or the default's), whether it compares a few or looks many up in a map,
-// and a new policy for any other limit; planPolicy finds a plan's policy by
-// its name either way.
-func TestPolicyFor(t *testing.T) {
+// and a new policy for any other limit; ofPlan finds a plan's policy by its
+// name either way.
+func TestPolicies(t *testing.T) {
 	for _, plans := range []int{0, 3, maxScannedPolicies + 4} {
 		o := &Options{Plans: map[string]store.RateLimit{}}
 		for i := range plans {
 			o.Plans[fmt.Sprintf("plan%d", i)] = store.RateLimit{Rate: float64(i + 2), Burst: 10 * (i + 2)}
 		}
 		l := mustNew(t, 1, 10, o)
-		if p := l.policyFor(store.RateLimit{Rate: 1, Burst: 10}); p != l.def {
+		if p := l.configured.ofLimit(store.RateLimit{Rate: 1, Burst: 10}); p != l.configured.def {
 			t.Errorf("%d plans: the default's limit gave %+v, want the default policy", plans, p)
 		}
 		for name, lim := range o.Plans {
-			pp := l.planPolicy(name)
+			pp := l.configured.ofPlan(name)
 			if pp == nil || pp.limit != lim {
 				t.Errorf("%d plans: plan %s has policy %+v, want one of %+v", plans, name, pp, lim)
 			}
-			if p := l.policyFor(lim); p != pp {
+			if p := l.configured.ofLimit(lim); p != pp {
 				t.Errorf("%d plans: %s's limit %+v gave %+v, want its policy", plans, name, lim, p)
 			}
 		}
-		if p := l.planPolicy("other"); p != nil {
+		if p := l.configured.ofPlan("other"); p != nil {
 			t.Errorf("%d plans: an unconfigured plan has policy %+v", plans, p)
 		}
 		other := store.RateLimit{Rate: 1, Burst: 11}
-		if p := l.policyFor(other); p == nil || p.limit != other || p == l.def {
+		if p := l.configured.ofLimit(other); p == nil || p.limit != other || p == l.configured.def {
 			t.Errorf("%d plans: an unconfigured limit gave %+v, want a new policy for it", plans, p)
 		}
 	}

@@ -1,0 +1,86 @@
+package limiter
+
+import "github.com/go402/go402/store"
+
+// maxScannedPolicies is the most configured policies that policies finds by
+// comparing each in turn rather than by a map lookup.
+const maxScannedPolicies = 8
+
+// policies are a Limiter's configured policies — the default's and those of
+// [Options.Plans] — found by a plan's name (an account's plan) or by a rate
+// and burst (a bucket's, which may be a per-account override's). Both
+// lookups run on every request keyed by account, so a few policies are
+// found by comparing each in turn, faster than a map lookup's hashing; more
+// than maxScannedPolicies, in maps.
+type policies struct {
+	def *policy
+	// The plans' policies by name, and every configured policy by its
+	// limit (the default's where a plan has the same limit: the two are
+	// alike, one name and one cost). The slices are used when there are
+	// few, the maps otherwise.
+	plans   []namedPolicy
+	limits  []*policy
+	byPlan  map[string]*policy
+	byLimit map[store.RateLimit]*policy
+	// quoted and cost make the policy of a limit that is not configured.
+	quoted string
+	cost   int
+}
+
+// namedPolicy is a plan's name and policy.
+type namedPolicy struct {
+	name string
+	pol  *policy
+}
+
+// newPolicies returns the policies def and plans (by plan name), which are
+// named quoted and cost cost tokens per request.
+func newPolicies(def *policy, plans map[string]*policy, quoted string, cost int) policies {
+	ps := policies{def: def, quoted: quoted, cost: cost}
+	byLimit := make(map[store.RateLimit]*policy, len(plans)+1)
+	for _, p := range plans {
+		byLimit[p.limit] = p
+	}
+	byLimit[def.limit] = def
+	if len(plans) >= maxScannedPolicies {
+		ps.byPlan, ps.byLimit = plans, byLimit
+		return ps
+	}
+	for name, p := range plans {
+		ps.plans = append(ps.plans, namedPolicy{name, p})
+	}
+	for _, p := range byLimit {
+		ps.limits = append(ps.limits, p)
+	}
+	return ps
+}
+
+// ofPlan returns the policy of the plan named name, or nil if it has none.
+func (ps *policies) ofPlan(name string) *policy {
+	if ps.byPlan != nil {
+		return ps.byPlan[name]
+	}
+	for i := range ps.plans {
+		if ps.plans[i].name == name {
+			return ps.plans[i].pol
+		}
+	}
+	return nil
+}
+
+// ofLimit returns the policy of lim: a configured one, or a new one for a
+// limit that is not configured (a per-account override's).
+func (ps *policies) ofLimit(lim store.RateLimit) *policy {
+	if ps.byLimit != nil {
+		if p := ps.byLimit[lim]; p != nil {
+			return p
+		}
+	} else {
+		for _, p := range ps.limits {
+			if p.limit == lim {
+				return p
+			}
+		}
+	}
+	return newPolicy(ps.quoted, lim, ps.cost)
+}
