@@ -476,27 +476,21 @@ func TestHandlerConcurrent(t *testing.T) {
 	l := mustNew(t, 1, 100, &Options{Clock: clk.Now, By: headerKey})
 	h := l.Handler(okHandler)
 	var (
-		wg      sync.WaitGroup
 		mu      sync.Mutex
 		allowed = map[string]int{}
 	)
-	for g := 0; g < 8; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				key := "k" + strconv.Itoa(i%4)
-				req := httptest.NewRequest("GET", "/", nil)
-				req.Header.Set("X-Api-Key", key)
-				if serve(h, req).Code == http.StatusOK {
-					mu.Lock()
-					allowed[key]++
-					mu.Unlock()
-				}
+	concurrently(8, func(int) {
+		for i := 0; i < 200; i++ {
+			key := "k" + strconv.Itoa(i%4)
+			req := httptest.NewRequest("GET", "/", nil)
+			req.Header.Set("X-Api-Key", key)
+			if serve(h, req).Code == http.StatusOK {
+				mu.Lock()
+				allowed[key]++
+				mu.Unlock()
 			}
-		}()
-	}
-	wg.Wait()
+		}
+	})
 	for k, n := range allowed {
 		if n != 100 {
 			t.Errorf("key %s: %d allowed, want exactly the burst, 100", k, n)

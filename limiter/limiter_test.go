@@ -33,6 +33,20 @@ func newClock() *clock {
 func (c *clock) Now() time.Time          { return time.Unix(0, c.ns.Load()).UTC() }
 func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// concurrently calls f(0), …, f(n-1) in goroutines of their own and waits
+// for them to return.
+func concurrently(n int, f func(w int)) {
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(w)
+		}()
+	}
+	wg.Wait()
+}
+
 // oneKey keys every request alike.
 func oneKey(*http.Request) (string, bool) { return "k", true }
 
@@ -170,20 +184,14 @@ func TestAccuracyConcurrent(t *testing.T) {
 		l := mustNew(t, rate, burst, &Options{By: oneKey, Clock: clk.Now})
 		var admitted atomic.Int64
 		for elapsed := time.Duration(0); ; elapsed += step {
-			var wg sync.WaitGroup
-			for w := 0; w < workers; w++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					req := httptest.NewRequest("GET", "/", nil)
-					for i := 0; i < burst; i++ {
-						if res, _ := l.Take(req); res.Allowed {
-							admitted.Add(1)
-						}
+			concurrently(workers, func(int) {
+				req := httptest.NewRequest("GET", "/", nil)
+				for i := 0; i < burst; i++ {
+					if res, _ := l.Take(req); res.Allowed {
+						admitted.Add(1)
 					}
-				}()
-			}
-			wg.Wait()
+				}
+			})
 			if elapsed == T {
 				break
 			}
@@ -245,42 +253,31 @@ func TestAccuracyConcurrent(t *testing.T) {
 	// the shard has room for all.)
 	t.Run("while others arrive", func(t *testing.T) {
 		const burst, arrivals = 50, 30
-		var (
-			admitted atomic.Int64
-			wg       sync.WaitGroup
-		)
+		var admitted atomic.Int64
 		l := mustNew(t, 1, burst, &Options{
-			By:      func(r *http.Request) (string, bool) { return r.Header.Get("K"), true },
+			By:      headerKey,
 			Clock:   newClock().Now,
 			MaxKeys: 127, // one shard, room for every client
 		})
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req := httptest.NewRequest("GET", "/", nil)
-				if w%2 == 0 {
-					req.Header.Set("K", "drained")
-				}
-				for i := 0; i < 500; i++ {
-					if w%2 == 1 {
-						if i == arrivals {
-							return
-						}
-						req.Header.Set("K", fmt.Sprintf("new-%d-%d", w, i))
-					}
-					res, _ := l.Take(req)
-					switch {
-					case w%2 == 1 && (!res.Allowed || res.Remaining != burst-1):
-						t.Errorf("new client %q: %+v", req.Header.Get("K"), res)
+		concurrently(workers, func(w int) {
+			req := httptest.NewRequest("GET", "/", nil)
+			if w%2 == 1 { // a worker bringing new clients
+				for i := range arrivals {
+					req.Header.Set("X-Api-Key", fmt.Sprintf("new-%d-%d", w, i))
+					if res, _ := l.Take(req); !res.Allowed || res.Remaining != burst-1 {
+						t.Errorf("new client %q: %+v", req.Header.Get("X-Api-Key"), res)
 						return
-					case w%2 == 0 && res.Allowed:
-						admitted.Add(1)
 					}
 				}
-			}()
-		}
-		wg.Wait()
+				return
+			}
+			req.Header.Set("X-Api-Key", "drained")
+			for range 500 {
+				if res, _ := l.Take(req); res.Allowed {
+					admitted.Add(1)
+				}
+			}
+		})
 		if got := admitted.Load(); got != burst {
 			t.Errorf("admitted %d of the drained client's requests, want %d", got, burst)
 		}
@@ -291,28 +288,18 @@ func TestAccuracyConcurrent(t *testing.T) {
 	// With room for one bucket, every new client evicts the last one,
 	// often while a take of it is under way, which must then look again.
 	t.Run("one bucket", func(t *testing.T) {
-		var wg sync.WaitGroup
-		l := mustNew(t, 1, 5, &Options{
-			By:      func(r *http.Request) (string, bool) { return r.Header.Get("K"), true },
-			Clock:   newClock().Now,
-			MaxKeys: 1,
-		})
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req := httptest.NewRequest("GET", "/", nil)
-				for i := 0; i < 2000; i++ {
-					req.Header.Set("K", strconv.Itoa((w+i)%3))
-					res, _ := l.Take(req)
-					if res.Limit.Burst != 5 || res.Remaining < 0 || res.Remaining > 4 && res.Allowed {
-						t.Errorf("take %d of worker %d: %+v", i, w, res)
-						return
-					}
+		l := mustNew(t, 1, 5, &Options{By: headerKey, Clock: newClock().Now, MaxKeys: 1})
+		concurrently(workers, func(w int) {
+			req := httptest.NewRequest("GET", "/", nil)
+			for i := range 2000 {
+				req.Header.Set("X-Api-Key", strconv.Itoa((w+i)%3))
+				res, _ := l.Take(req)
+				if res.Limit.Burst != 5 || res.Remaining < 0 || res.Remaining > 4 && res.Allowed {
+					t.Errorf("take %d of worker %d: %+v", i, w, res)
+					return
 				}
-			}()
-		}
-		wg.Wait()
+			}
+		})
 		if n := l.buckets.len(); n != 1 {
 			t.Errorf("%d buckets, want 1", n)
 		}
