@@ -84,6 +84,13 @@ func TestStackAllocs(t *testing.T) {
 	if err := mem.PutKey(ctx, store.NewKey(key, "acct_stack")); err != nil {
 		t.Fatal(err)
 	}
+	if err := mem.PutAccount(ctx, store.Account{ID: "acct_override", Plan: "pro", Balance: 1 << 62, RateLimit: &store.RateLimit{Rate: 2e9, Burst: 2e9}}); err != nil {
+		t.Fatal(err)
+	}
+	const overrideKey = "sk_live_stackallocsoverride0123456"
+	if err := mem.PutKey(ctx, store.NewKey(overrideKey, "acct_override")); err != nil {
+		t.Fatal(err)
+	}
 	pw, err := paywall.New(mem, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -101,11 +108,13 @@ func TestStackAllocs(t *testing.T) {
 		"fused":   pw.Authenticate(require(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: fused})(final))),
 		"unfused": pw.Authenticate(require(local.Handler(pw.Charge(1)(final)))),
 	} {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header["X-Api-Key"] = []string{key}
-		w := &noopWriter{h: make(http.Header)}
-		if n := testing.AllocsPerRun(100, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 1 {
-			t.Errorf("%s: %v allocations per request, want 1", name, n)
+		for _, k := range []string{key, overrideKey} {
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header["X-Api-Key"] = []string{k}
+			w := &noopWriter{h: make(http.Header)}
+			if n := testing.AllocsPerRun(100, func() { clear(w.h); h.ServeHTTP(w, r) }); n != 1 {
+				t.Errorf("%s, key %s: %v allocations per request, want 1", name, k, n)
+			}
 		}
 	}
 }

@@ -29,7 +29,7 @@ type Limiter struct {
 	name    string // policy name
 	rPrefix string // `"name";r=`
 	// configured are the default's policy and the plans'.
-	configured policies
+	configured *policies
 	maxCost    int // the largest burst among the configured policies
 
 	by        KeyFunc
@@ -330,7 +330,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		res.failedOpen = true
 	}
 
-	ok, tokens, pol := l.buckets.take(key, lim, pol, &l.configured, res.Cost, res.now)
+	ok, tokens, pol := l.buckets.take(key, lim, pol, l.configured, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
 }

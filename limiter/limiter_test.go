@@ -331,7 +331,7 @@ func TestResultFields(t *testing.T) {
 		t.Fatalf("after an hour: %+v", res)
 	}
 	clk.Advance(time.Hour)
-	if _, tokens, _ := l.buckets.take("k", l.configured.def.limit, l.configured.def, &l.configured, 0, clk.Now()); tokens != 3 {
+	if _, tokens, _ := l.buckets.take("k", l.configured.def.limit, l.configured.def, l.configured, 0, clk.Now()); tokens != 3 {
 		t.Fatalf("full bucket holds %v tokens", tokens)
 	}
 	res = take(t, l, req)
@@ -822,8 +822,32 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("%d plans: an unconfigured plan has policy %+v", plans, p)
 		}
 		other := store.RateLimit{Rate: 1, Burst: 11}
-		if p := l.configured.ofLimit(other); p == nil || p.limit != other || p == l.configured.def {
+		p := l.configured.ofLimit(other)
+		if p == nil || p.limit != other || p == l.configured.def {
 			t.Errorf("%d plans: an unconfigured limit gave %+v, want a new policy for it", plans, p)
 		}
+		if again := l.configured.ofLimit(other); again != p {
+			t.Errorf("%d plans: the unconfigured limit's policy was made again", plans)
+		}
+	}
+}
+
+// The policies made for limits that are not configured are kept up to
+// maxOverridePolicies; beyond, each request gets a new one.
+func TestOverridePoliciesBounded(t *testing.T) {
+	l := mustNew(t, 1, 10, nil)
+	for i := range maxOverridePolicies + 10 {
+		l.configured.ofLimit(store.RateLimit{Rate: 1, Burst: 100 + i})
+	}
+	if n := l.configured.nOverrides.Load(); n != maxOverridePolicies {
+		t.Fatalf("%d override policies kept, want %d", n, maxOverridePolicies)
+	}
+	kept := store.RateLimit{Rate: 1, Burst: 100}
+	if first, again := l.configured.ofLimit(kept), l.configured.ofLimit(kept); first != again {
+		t.Errorf("a kept override policy was made again")
+	}
+	beyond := store.RateLimit{Rate: 1, Burst: 100 + maxOverridePolicies + 5}
+	if p := l.configured.ofLimit(beyond); p.limit != beyond || p == l.configured.ofLimit(beyond) {
+		t.Errorf("an override beyond the cap: %+v, kept or wrong", p)
 	}
 }

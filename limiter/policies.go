@@ -1,17 +1,28 @@
 package limiter
 
-import "github.com/go402/go402/store"
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/go402/go402/store"
+)
 
 // maxScannedPolicies is the most configured policies that policies finds by
 // comparing each in turn rather than by a map lookup.
 const maxScannedPolicies = 8
+
+// maxOverridePolicies is the most policies of limits that are not
+// configured (per-account overrides) that policies keeps for reuse.
+const maxOverridePolicies = 1024
 
 // policies are a Limiter's configured policies — the default's and those of
 // [Options.Plans] — found by a plan's name (an account's plan) or by a rate
 // and burst (a bucket's, which may be a per-account override's). Both
 // lookups run on every request keyed by account, so a few policies are
 // found by comparing each in turn, faster than a map lookup's hashing; more
-// than maxScannedPolicies, in maps.
+// than maxScannedPolicies, in maps. The policies of other limits, which
+// take about ten allocations to build, are kept once made, up to
+// maxOverridePolicies of them, and made anew for each request beyond.
 type policies struct {
 	def *policy
 	// The plans' policies by name, and every configured policy by its
@@ -25,6 +36,10 @@ type policies struct {
 	// quoted and cost make the policy of a limit that is not configured.
 	quoted string
 	cost   int
+	// overrides maps the limits that are not configured to the policies
+	// made for them; nOverrides counts them.
+	overrides  sync.Map
+	nOverrides atomic.Int32
 }
 
 // namedPolicy is a plan's name and policy.
@@ -35,8 +50,8 @@ type namedPolicy struct {
 
 // newPolicies returns the policies def and plans (by plan name), which are
 // named quoted and cost cost tokens per request.
-func newPolicies(def *policy, plans map[string]*policy, quoted string, cost int) policies {
-	ps := policies{def: def, quoted: quoted, cost: cost}
+func newPolicies(def *policy, plans map[string]*policy, quoted string, cost int) *policies {
+	ps := &policies{def: def, quoted: quoted, cost: cost}
 	byLimit := make(map[store.RateLimit]*policy, len(plans)+1)
 	for _, p := range plans {
 		byLimit[p.limit] = p
@@ -68,8 +83,9 @@ func (ps *policies) ofPlan(name string) *policy {
 	return nil
 }
 
-// ofLimit returns the policy of lim: a configured one, or a new one for a
-// limit that is not configured (a per-account override's).
+// ofLimit returns the policy of lim: a configured one, or for a limit that
+// is not configured (a per-account override's) the one made for it before,
+// or a new one.
 func (ps *policies) ofLimit(lim store.RateLimit) *policy {
 	if ps.byLimit != nil {
 		if p := ps.byLimit[lim]; p != nil {
@@ -82,5 +98,16 @@ func (ps *policies) ofLimit(lim store.RateLimit) *policy {
 			}
 		}
 	}
-	return newPolicy(ps.quoted, lim, ps.cost)
+	if p, ok := ps.overrides.Load(lim); ok {
+		return p.(*policy)
+	}
+	p := newPolicy(ps.quoted, lim, ps.cost)
+	if ps.nOverrides.Load() >= maxOverridePolicies {
+		return p
+	}
+	kept, loaded := ps.overrides.LoadOrStore(lim, p)
+	if !loaded {
+		ps.nOverrides.Add(1)
+	}
+	return kept.(*policy)
 }
