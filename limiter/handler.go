@@ -68,7 +68,7 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 		Type:       QuotaExceededType,
 		Title:      "Quota Exceeded",
 		Cost:       int64(res.Cost),
-		Extensions: map[string]any{"violated-policies": l.policies},
+		Extensions: map[string]any{"violated-policies": l.violatedPolicies},
 		Header:     make(http.Header, 4),
 	}
 	if res.Never() {

@@ -37,11 +37,11 @@ type Limiter struct {
 	cost      int
 	costFunc  func(r *http.Request) (int, error)
 
-	status     int
-	legacy     bool
-	deny       paywall.DenyFunc
-	onDecision func(ctx context.Context, d paywall.Decision)
-	policies   []string // {name}, for violated-policies
+	status           int
+	legacy           bool
+	deny             paywall.DenyFunc
+	onDecision       func(ctx context.Context, d paywall.Decision)
+	violatedPolicies []string // {name}, the violated-policies of a denial
 
 	buckets          *table
 	remote           store.Buckets
@@ -221,7 +221,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		legacy:           o.LegacyHeaders,
 		deny:             o.Deny,
 		onDecision:       o.OnDecision,
-		policies:         []string{o.Name},
+		violatedPolicies: []string{o.Name},
 		buckets:          newTable(o.MaxKeys, o.Clock()),
 		remote:           o.Store,
 		failOpen:         o.FailOpen,
