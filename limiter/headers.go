@@ -30,48 +30,6 @@ const (
 	HeaderXRateLimitReset     = "X-Ratelimit-Reset"
 )
 
-// policy is one rate and burst with its header values, computed once. The
-// header slices have no spare capacity and are shared by every response
-// that uses the policy: appending to them copies, and nothing writes into
-// them.
-type policy struct {
-	limit      store.RateLimit
-	header     []string // RateLimit-Policy
-	limitValue []string // X-RateLimit-Limit
-
-	// full is the RateLimit value after a request of the limiter's fixed
-	// cost took its tokens from a full bucket: r=fullR, t=fullT. A client
-	// under its limit finds its bucket full at every request, so this is
-	// the common answer, and it costs no allocation. Nil if the cost
-	// exceeds the burst.
-	full  []string
-	fullR int
-	fullT int64
-}
-
-// newPolicy returns the policy for lim named by quoted, for requests that
-// cost cost tokens.
-func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
-	b := make([]byte, 0, len(quoted)+32)
-	b = append(b, quoted...)
-	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, int64(lim.Burst), 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, window(lim), 10)
-	p := &policy{
-		limit:      lim,
-		header:     []string{string(b)},
-		limitValue: []string{strconv.Itoa(lim.Burst)},
-	}
-	if cost <= lim.Burst {
-		res := Result{Cost: cost}
-		res.fill(true, float64(lim.Burst-cost), p)
-		p.fullR, p.fullT = res.Remaining, seconds(res.Reset)
-		p.full = []string{string(appendRateLimit(nil, quoted+";r=", p.fullR, p.fullT))}
-	}
-	return p
-}
-
 // window returns the w parameter of a policy: the whole seconds an empty
 // bucket takes to fill, rounded up, at least 1, so that q=Burst over w
 // seconds never overstates the sustained rate.
