@@ -5,45 +5,26 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go402/go402/store"
 )
 
-// Errors reported by [Paywall.ExtractKey].
+// Errors of extractKey, each with its own detail in the 401.
 var (
-	// ErrMissingKey means the request carries no key.
-	ErrMissingKey = errors.New("paywall: no API key in the request")
-	// ErrMalformedKey means a key header or parameter is present but
-	// unusable: empty, too long, not a token, or in conflict with another.
-	ErrMalformedKey = errors.New("paywall: malformed API key")
-
-	errKeyTooLong      = fmt.Errorf("%w: too long", ErrMalformedKey)
-	errConflictingKeys = fmt.Errorf("%w: the request carries different keys", ErrMalformedKey)
+	errMissingKey      = errors.New("paywall: no API key in the request")
+	errMalformedKey    = errors.New("paywall: malformed API key")
+	errKeyTooLong      = fmt.Errorf("%w: too long", errMalformedKey)
+	errConflictingKeys = fmt.Errorf("%w: the request carries different keys", errMalformedKey)
 )
 
-// ExtractKey returns the raw API key carried by r, without looking it up.
-// It is the pure first step of [Paywall.Authenticate], exported for tests
-// and for handlers that authenticate in their own way. The returned key is
-// a secret: never log it.
-//
-// The key is read from each configured header in order, then from the query
-// parameter if one is configured. The Authorization header must hold
-// "Bearer <key>": the scheme is matched case-insensitively and may be
-// followed by several spaces, and credentials of other schemes (Basic,
-// Payment, L402, …) are ignored, as if the header were absent, while an
-// Authorization value that does not start with a scheme token is malformed. Other headers
-// hold the bare key; surrounding spaces and tabs are trimmed.
-//
-// A key must be 1 to MaxKeyLength bytes of the RFC 6750 token alphabet:
-// ASCII letters, digits and - . _ ~ + /, optionally ending in '='s. A value
-// that is present but empty, too long (checked first, so an oversized value
-// costs nothing more) or outside the alphabet is refused with an error
-// wrapping [ErrMalformedKey]. So is a request that carries two different
-// keys, in two headers or twice in one: rather than guess which one the
-// client meant, both are refused. The same key sent twice is accepted. No
-// key at all gives [ErrMissingKey].
-func (p *Paywall) ExtractKey(r *http.Request) (string, error) {
+// extractKey returns the raw API key carried by r, without looking it up:
+// from each configured header in order, then from the query parameter. The
+// Authorization header must hold "Bearer <key>" (the scheme matched
+// case-insensitively); credentials of other schemes are ignored, while a
+// value that does not start with a scheme token is malformed.
+func (p *Paywall) extractKey(r *http.Request) (string, error) {
 	var key string
 	found := false
 	for _, h := range p.keyHeaders {
@@ -74,7 +55,7 @@ func (p *Paywall) ExtractKey(r *http.Request) (string, error) {
 		}
 	}
 	if !found {
-		return "", ErrMissingKey
+		return "", errMissingKey
 	}
 	return key, nil
 }
@@ -92,7 +73,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 		scheme, rest, _ := strings.Cut(v, " ")
 		if scheme != "Bearer" && !strings.EqualFold(scheme, "Bearer") {
 			if !validHeaderName(scheme) { // empty, or not an auth-scheme token
-				return "", false, ErrMalformedKey
+				return "", false, errMalformedKey
 			}
 			return "", false, nil
 		}
@@ -102,7 +83,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 		return "", false, errKeyTooLong
 	}
 	if !validKey(v) {
-		return "", false, ErrMalformedKey
+		return "", false, errMalformedKey
 	}
 	return v, true, nil
 }
@@ -155,12 +136,15 @@ func digestOf(raw string) store.Digest {
 }
 
 // Authenticate is a middleware that requires an API key. It reads the key
-// with [Paywall.ExtractKey], looks its digest up in the store, refuses
-// missing, malformed, unknown, revoked and expired keys with 401, and passes
-// a copy of the request whose context carries the [Caller] to next.
+// (see [Options.KeyHeaders]), looks its digest up in the store, refuses
+// missing, malformed, unknown, revoked and expired keys with 401, and
+// passes a copy of the request whose context carries the [Caller] to next.
 //
-// A store failure is a 503 store_unavailable with Retry-After, unless
-// [Options.FailOpen] is set. It panics if next is nil.
+// A key is 1 to MaxKeyLength bytes of the RFC 6750 token alphabet. A
+// request that carries two different keys is refused rather than guessed
+// at; the same key sent twice is accepted. A store failure is a 503
+// store_unavailable with Retry-After, unless [Options.FailOpen] is set. It
+// panics if next is nil.
 func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 	if next == nil {
 		panic("paywall: Authenticate: nil handler")
@@ -170,106 +154,83 @@ func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate is the handler of Authenticate(next): a method rather than
-// the closure, which the compiler may inline into the callers of
-// Authenticate, so that its allocations are decided once, here.
+// authenticate is the handler of Authenticate(next).
 func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	raw, err := p.ExtractKey(r)
+	raw, err := p.extractKey(r)
 	if err != nil {
-		d := &Denial{Code: CodeInvalidKey}
-		switch err {
-		case ErrMissingKey:
-			d.Code, d.Detail = CodeMissingKey, p.missingDetail
-		case errKeyTooLong:
-			d.Detail = p.tooLongDetail
-		case errConflictingKeys:
-			d.Detail = "The request carries more than one API key, and they differ."
-		default:
-			d.Detail = "The API key is malformed: it must be a single token of letters, digits and - . _ ~ + /."
-		}
-		p.refuse(w, r, "authenticate", d, "", "")
+		p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
 		return
 	}
-
-	var a *authenticated
-	if p.shared != nil {
-		key, acct, balance, err := p.shared.LookupShared(r.Context(), digestOf(raw))
-		if err == nil && (key == nil || acct == nil) {
-			err = errNoRecord // a broken store, treated as a failing one
-		}
-		if p.refuseLookup(w, r, next, err, key) {
-			return
-		}
-		a = newAuthenticated(r, key, acct, balance)
-	} else {
-		key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
-		if p.refuseLookup(w, r, next, err, &key) {
-			return
-		}
-		a = &newAuthenticatedCopy(r, &key, &acct).authenticated
+	key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
+	if p.refuseLookup(w, r, next, err, &key) {
+		return
 	}
-	c := &a.state.caller
-	p.allow(r, "authenticate", "", c, 0, c.Balance)
-	next.ServeHTTP(w, &a.req)
+	r, s := withState(r)
+	s.caller.Key, s.caller.Account, s.caller.Balance = key, acct, acct.Balance
+	p.allow(r, "authenticate", &s.caller, 0)
+	next.ServeHTTP(w, r)
 }
 
-// errNoRecord stands for the error a store's LookupShared should have
-// returned when it returns neither records nor an error.
-var errNoRecord = errors.New("paywall: the store's LookupShared returned no record and no error")
+// keyDenial is the denial for a key that extractKey refused with err.
+func (p *Paywall) keyDenial(err error) *Denial {
+	d := &Denial{Code: CodeInvalidKey}
+	switch err {
+	case errMissingKey:
+		d.Code, d.Detail = CodeMissingKey, p.missingDetail
+	case errKeyTooLong:
+		d.Detail = "The API key is longer than " + strconv.Itoa(p.maxKeyLen) + " bytes."
+	case errConflictingKeys:
+		d.Detail = "The request carries more than one API key, and they differ."
+	default:
+		d.Detail = "The API key is malformed: it must be a single token of letters, digits and - . _ ~ + /."
+	}
+	return d
+}
 
 // refuseLookup answers a request whose key lookup failed or found a key
 // that does not authenticate (revoked or expired), and reports whether it
 // did. A failed store is let through to next, without a Caller, if
 // Options.FailOpen is set.
 func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
+	e := decision("authenticate", nil)
 	switch {
 	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || !key.Expired(p.clock())):
 		return false
 	case errors.Is(err, store.ErrNotFound):
-		p.refuse(w, r, "authenticate", &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."}, "", "")
-	case err != nil && p.failOpen:
-		p.allow(r, "authenticate", CodeStoreUnavailable, nil, 0, 0)
-		next.ServeHTTP(w, r.WithContext(&requestState{parent: r, ext: &stateExt{failedOpen: true}}))
+		p.refuse(w, r, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})
+		return true
 	case err != nil:
-		p.refuse(w, r, "authenticate", p.unavailable(), "", "")
-	case key.Revoked:
-		p.refuse(w, r, "authenticate", &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."}, key.AccountID, key.Prefix)
-	default:
-		p.refuse(w, r, "authenticate", &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."}, key.AccountID, key.Prefix)
+		e.Err = err
+		p.storeFailed(w, r, e, next)
+		return true
+	}
+	e.AccountID, e.KeyPrefix = key.AccountID, key.Prefix
+	if key.Revoked {
+		p.refuse(w, r, e, &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."})
+	} else {
+		p.refuse(w, r, e, &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."})
 	}
 	return true
 }
 
-// newAuthenticated returns the state of r, which Authenticate lets through
-// with key and acct (a store's shared records), together with the copy of
-// r that carries it, in one allocation.
-func newAuthenticated(r *http.Request, key *store.Key, acct *store.Account, balance int64) *authenticated {
-	a := new(authenticated)
-	a.init(r, key, acct, balance)
-	return a
-}
-
-// newAuthenticatedCopy is newAuthenticated for a store whose Lookup returns
-// copies: the allocation holds copies of key and acct too, which the Caller
-// points to.
-func newAuthenticatedCopy(r *http.Request, key *store.Key, acct *store.Account) *authenticatedCopy {
-	a := new(authenticatedCopy)
-	a.key = *key
-	a.account = *acct
-	a.init(r, &a.key, &a.account, acct.Balance)
-	return a
-}
-
-// init fills in a, already allocated, for r and its caller. WithContext is
-// inlined, so its copy of r does not escape but is copied into a
-// (TestAuthenticateAllocs checks that it stays so). The Caller is set field
-// by field: a literal would be built on the stack and copied again.
-func (a *authenticated) init(r *http.Request, key *store.Key, acct *store.Account, balance int64) {
-	a.req = *r.WithContext(&a.state)
-	a.state.parent = r
-	a.state.caller.Key = key
-	a.state.caller.Account = acct
-	a.state.caller.Balance = balance
+// storeFailed answers a request whose store call failed with e.Err: with
+// 503 store_unavailable, or, under FailOpen, by passing it to next
+// unchecked (after a failed lookup, with a state that has no Caller).
+func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
+	if !p.failOpen {
+		d := p.unavailable()
+		d.Cost = e.Cost
+		p.refuse(w, r, e, d)
+		return
+	}
+	if stateFrom(r.Context()) == nil {
+		var s *requestState
+		r, s = withState(r)
+		s.failedOpen = true
+	}
+	e.Allowed, e.Code = true, CodeStoreUnavailable
+	p.report(r, e)
+	next.ServeHTTP(w, r)
 }
 
 // unavailable is the denial for a failed store.

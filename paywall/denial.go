@@ -31,6 +31,7 @@ const (
 	CodeRateLimited          Code = "rate_limited"          // 429: token bucket empty
 	CodeStoreUnavailable     Code = "store_unavailable"     // 503: back end failed (fail-closed)
 	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
+	CodeMisconfigured        Code = "misconfigured"         // 500: a middleware is wired without the one it needs in front
 )
 
 // Denial codes of the Idempotency-Key header; see [Paywall.ChargeWith].
@@ -61,6 +62,7 @@ var defaults = map[Code]codeDefaults{
 	CodeRateLimited:          {http.StatusTooManyRequests, "https://iana.org/assignments/http-problem-types#quota-exceeded", "Quota Exceeded"},
 	CodeStoreUnavailable:     {http.StatusServiceUnavailable, go402Problems + "store_unavailable", "Service unavailable"},
 	CodeInvalidRequest:       {http.StatusBadRequest, go402Problems + "invalid_request", "Invalid request"},
+	CodeMisconfigured:        {http.StatusInternalServerError, go402Problems + "misconfigured", "Service misconfigured"},
 
 	CodeIdempotencyKeyReused:  {http.StatusUnprocessableEntity, go402Problems + "idempotency_key_reused", "Idempotency key reused"},
 	CodeIdempotencyInProgress: {http.StatusConflict, go402Problems + "idempotency_in_progress", "Request in progress"},

@@ -28,46 +28,65 @@ type Requirement struct {
 // Require returns a middleware that refuses, with 402, callers whose
 // subscription has lapsed (see [store.Account.Entitled]) or whose plan lacks
 // what req asks for, checked in that order. It must run after
-// [Paywall.Authenticate]; a request without a [Caller] is refused with 401
-// missing_key, and one that Authenticate let through on a store failure
+// [Paywall.Authenticate]: without it a request is refused with 500
+// misconfigured. A request that Authenticate let through on a store failure
 // under [Options.FailOpen] passes unchecked.
 //
 // It panics if a plan or feature name in req is empty, or if next is nil.
 func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
-	plans := slices.Clone(req.Plans)
-	features := slices.Clone(req.Features)
-	for _, s := range slices.Concat(plans, features) {
-		if s == "" {
-			panic("paywall: Require: empty plan or feature name")
-		}
+	req = Requirement{Plans: slices.Clone(req.Plans), Features: slices.Clone(req.Features), AllowInactive: req.AllowInactive}
+	if slices.Contains(req.Plans, "") || slices.Contains(req.Features, "") {
+		panic("paywall: Require: empty plan or feature name")
 	}
-	allowInactive := req.AllowInactive
 	return func(next http.Handler) http.Handler {
 		if next == nil {
 			panic("paywall: Require: nil handler")
 		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			s := stateFrom(r.Context())
-			if s == nil || s.failedOpen() {
-				p.serveWithoutCaller(w, r, next, "require", s)
-				return
-			}
-			c := &s.caller
-			if d := p.checkEntitlement(c.Account, allowInactive, plans, features); d != nil {
-				d.Balance, d.HasBalance = c.Balance, true
-				p.refuse(w, r, "require", d, c.Account.ID, c.Key.Prefix)
-				return
-			}
-			p.allow(r, "require", "", c, 0, c.Balance)
-			next.ServeHTTP(w, r)
-		})
+		return &requireHandler{p: p, req: req, next: next}
 	}
+}
+
+// requireHandler is the handler of Require(req)(next). It has no effect but
+// refusing, so a limiter in front of it may move it further out to reach a
+// charge behind it (see internal/fuse).
+type requireHandler struct {
+	p    *Paywall
+	req  Requirement
+	next http.Handler
+}
+
+func (h *requireHandler) Next() http.Handler { return h.next }
+func (h *requireHandler) Check() bool        { return true }
+func (h *requireHandler) Rewrap(next http.Handler) http.Handler {
+	return &requireHandler{p: h.p, req: h.req, next: next}
+}
+
+func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := h.p
+	s := stateFrom(r.Context())
+	switch {
+	case s == nil:
+		p.misconfigured(w, r, "require")
+		return
+	case s.failedOpen:
+		p.passFailedOpen(w, r, "require", h.next)
+		return
+	}
+	c := &s.caller
+	if d := p.checkEntitlement(&c.Account, &h.req); d != nil {
+		d.Balance, d.HasBalance = c.Balance, true
+		p.refuse(w, r, decision("require", c), d)
+		return
+	}
+	p.allow(r, "require", c, 0)
+	h.next.ServeHTTP(w, r)
 }
 
 // checkEntitlement is the pure decision of Require: nil if a passes, else
 // the denial.
-func (p *Paywall) checkEntitlement(a *store.Account, allowInactive bool, plans, features []string) *Denial {
-	if !allowInactive && !p.entitled(a) {
+func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
+	plans, features := req.Plans, req.Features
+	if !req.AllowInactive && !p.entitled(a) {
 		detail := "The subscription is not active."
 		switch a.Status {
 		case "", store.StatusActive, store.StatusTrialing:

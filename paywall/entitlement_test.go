@@ -83,15 +83,6 @@ func TestRequire(t *testing.T) {
 	}
 }
 
-func TestRequireWithoutAuthenticate(t *testing.T) {
-	f := newFixture(t)
-	p := f.paywall(t, nil)
-	w := serve(p.Require(paywall.Requirement{})(ok), request("GET", "/", keyPro, ""))
-	if w.Code != 401 || decodeProblem(t, w).Code != "missing_key" {
-		t.Errorf("status %d body %s", w.Code, w.Body)
-	}
-}
-
 func TestRequireFailOpen(t *testing.T) {
 	f := newFixture(t)
 	fs := &failingStore{Store: f.mem, lookupErr: errBackend, spendErr: errBackend}

@@ -200,29 +200,6 @@ func (s *failingStore) Lookup(ctx context.Context, d store.Digest) (store.Key, s
 	return s.Store.Lookup(ctx, d)
 }
 
-// sharingStore is a failingStore that implements store.SharedLookup too,
-// from the memory store, so that Authenticate takes its shared-records
-// path; with noRecord, LookupShared returns neither records nor an error,
-// as a broken store might.
-type sharingStore struct {
-	*failingStore
-	mem      *store.Memory
-	noRecord bool
-}
-
-func (s *sharingStore) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *store.Account, int64, error) {
-	s.mu.Lock()
-	err := s.lookupErr
-	s.mu.Unlock()
-	switch {
-	case err != nil:
-		return nil, nil, 0, err
-	case s.noRecord:
-		return nil, nil, 0, nil
-	}
-	return s.mem.LookupShared(ctx, d)
-}
-
 func (s *failingStore) Spend(ctx context.Context, id string, cost int64) (store.SpendResult, error) {
 	s.mu.Lock()
 	err := s.spendErr

@@ -5,12 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/go402/go402/store"
 )
 
 // HeaderIdempotencyKey is the request header that lets a client retry a
@@ -66,25 +63,45 @@ func parseIdempotencyKey(vs []string) (string, error) {
 // parseIdempotencyValue parses one field line of Idempotency-Key.
 func parseIdempotencyValue(v string) (string, error) {
 	v = trimOWS(v)
-	if v == "" {
+	switch {
+	case v == "":
 		return "", errIdemMalformed
-	}
-	if v[0] != '"' {
-		if len(v) > MaxIdempotencyKeyLength {
-			return "", errIdemTooLong
-		}
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
-				return "", errIdemMalformed
-			}
-		}
-		return v, nil
-	}
-	// An escape doubles a character at most, so a longer value cannot hold
-	// an acceptable key: refuse it before looking at it.
-	if len(v) > 2*MaxIdempotencyKeyLength+2 {
+	case v[0] != '"':
+		return parseIdempotencyToken(v)
+	case len(v) > 2*MaxIdempotencyKeyLength+2:
+		// An escape doubles a character at most, so a longer value cannot
+		// hold an acceptable key: refuse it before looking at it.
 		return "", errIdemTooLong
 	}
+	key, err := unquote(v)
+	switch {
+	case err != nil:
+		return "", err
+	case key == "":
+		return "", errIdemMalformed
+	case len(key) > MaxIdempotencyKeyLength:
+		return "", errIdemTooLong
+	}
+	return key, nil
+}
+
+// parseIdempotencyToken parses a bare token: RFC 9110 tchar, ':' and '/'.
+func parseIdempotencyToken(v string) (string, error) {
+	if len(v) > MaxIdempotencyKeyLength {
+		return "", errIdemTooLong
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
+			return "", errIdemMalformed
+		}
+	}
+	return v, nil
+}
+
+// unquote returns the content of the sf-string v, which starts with '"':
+// printable ASCII with \" and \\ escapes, and nothing after the closing
+// quote.
+func unquote(v string) (string, error) {
 	var unescaped []byte // nil until the first escape
 	for i := 1; i < len(v); i++ {
 		switch c := v[i]; {
@@ -92,17 +109,10 @@ func parseIdempotencyValue(v string) (string, error) {
 			if i != len(v)-1 { // parameters, or anything else after the string
 				return "", errIdemMalformed
 			}
-			key := v[1:i]
 			if unescaped != nil {
-				key = string(unescaped)
+				return string(unescaped), nil
 			}
-			switch {
-			case key == "":
-				return "", errIdemMalformed
-			case len(key) > MaxIdempotencyKeyLength:
-				return "", errIdemTooLong
-			}
-			return key, nil
+			return v[1:i], nil
 		case c == '\\':
 			if i+1 == len(v) || v[i+1] != '"' && v[i+1] != '\\' {
 				return "", errIdemMalformed
@@ -114,10 +124,8 @@ func parseIdempotencyValue(v string) (string, error) {
 			unescaped = append(unescaped, v[i])
 		case c < 0x20 || c > 0x7e:
 			return "", errIdemMalformed
-		default:
-			if unescaped != nil {
-				unescaped = append(unescaped, c)
-			}
+		case unescaped != nil:
+			unescaped = append(unescaped, c)
 		}
 	}
 	return "", errIdemMalformed // no closing quote
@@ -141,75 +149,70 @@ func invalidIdempotencyKey(err error) *Denial {
 }
 
 // idemUse is a request's share in an Idempotency-Key held by the outermost
-// Charge of the request that found the key new. Charges record whether
+// charge of the request that found the key new. Charges record whether
 // their debit stands; when the holder returns, the key is remembered only
 // if some debit stands and none was refused or refunded.
 type idemUse struct {
-	held    bool // a Charge of this request holds a key in flight
+	held    bool // a charge of this request holds a key in flight
 	debited bool // a debit was made
 	void    bool // a charge was refused, or a debit refunded
 }
 
-// chargeOnce is the charge of a request that carries the Idempotency-Key
-// key: it refuses a reused key or a retry of a request in flight, lets a
-// retry of a charged request through uncharged, and otherwise holds the key
-// while it charges and serves the request.
-//
-// If f is not nil, the charge takes the tokens of the bucket b with its
-// debit, and a retry let through uncharged takes its tokens through the
-// limiter alone.
-func (p *Paywall) chargeOnce(w http.ResponseWriter, r *http.Request, next http.Handler, s *requestState, key string, cost int64, refundIf func(int) bool, f *fusion, b *store.Bucket) {
-	c := &s.caller
-	k := pairDigest(c.Account.ID, key)
-	switch p.idempotency.begin(k, pairDigest(r.Method, route(r))) {
+// idempotencyKey returns the request's Idempotency-Key if this charge is
+// the one to honour it (the feature is on, and no outer charge of the
+// request holds a key), or "". It refuses the request and returns false
+// for a malformed key.
+func (c *charge) idempotencyKey() (string, bool) {
+	p := c.h.p
+	vs := c.r.Header[HeaderIdempotencyKey]
+	if p.idempotency == nil || c.s.idem.held || len(vs) == 0 {
+		return "", true
+	}
+	key, err := parseIdempotencyKey(vs)
+	if err != nil {
+		p.refuse(c.w, c.r, decision("charge", &c.s.caller), invalidIdempotencyKey(err))
+		return "", false
+	}
+	return key, true
+}
+
+// once is the debit of a request that carries the Idempotency-Key key: it
+// refuses a key reused for another request or a retry of a request still
+// in flight, lets a retry of a charged request through without a debit,
+// and otherwise holds the key while it debits and serves the request.
+func (c *charge) once(key string) {
+	p, caller := c.h.p, &c.s.caller
+	k := pairDigest(caller.Account.ID, key)
+	path := c.r.Pattern
+	if path == "" && c.r.URL != nil {
+		path = c.r.URL.Path
+	}
+	switch p.idempotency.begin(k, pairDigest(c.r.Method, path)) {
 	case idemReused:
-		p.refuse(w, r, "charge", &Denial{
+		p.refuse(c.w, c.r, decision("charge", caller), &Denial{
 			Code:   CodeIdempotencyKeyReused,
 			Detail: "This " + HeaderIdempotencyKey + " was used for another request (another method or route). Use a new key for a new request.",
-		}, c.Account.ID, c.Key.Prefix)
+		})
 		return
 	case idemBusy:
-		p.refuse(w, r, "charge", &Denial{
+		p.refuse(c.w, c.r, decision("charge", caller), &Denial{
 			Code:       CodeIdempotencyInProgress,
 			Detail:     "A request with this " + HeaderIdempotencyKey + " is still being processed; send it again when it has finished.",
 			RetryAfter: retryInProgress,
-		}, c.Account.ID, c.Key.Prefix)
+		})
 		return
 	case idemRemembered:
-		c.Replay = true
-		if f != nil {
-			f.replay.ServeHTTP(w, r)
-			return
-		}
-		p.allowReplay(r, c)
-		next.ServeHTTP(w, r)
+		caller.Replay = true
+		c.pass()
 		return
 	}
-	e := s.extra()
-	e.idem = idemUse{held: true}
+	c.s.idem = idemUse{held: true}
 	defer func() {
 		// Also when next panics: a debit that stands is remembered.
-		p.idempotency.end(k, e.idem.debited && !e.idem.void)
-		e.idem = idemUse{}
+		p.idempotency.end(k, c.s.idem.debited && !c.s.idem.void)
+		c.s.idem = idemUse{}
 	}()
-	p.charge(w, r, next, s, cost, refundIf, f, b)
-}
-
-// allowReplay reports a retry let through uncharged.
-func (p *Paywall) allowReplay(r *http.Request, c *Caller) {
-	if p.onDecision == nil {
-		return
-	}
-	p.onDecision(r.Context(), Decision{
-		Time:      p.clock(),
-		Step:      "charge",
-		Allowed:   true,
-		Replay:    true,
-		AccountID: c.Account.ID,
-		KeyPrefix: c.Key.Prefix,
-		Route:     route(r),
-		Balance:   c.Balance,
-	})
+	c.debit()
 }
 
 // idemDigest is a SHA-256 digest: of an account ID and an Idempotency-Key,

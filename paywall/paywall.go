@@ -3,9 +3,12 @@ package paywall
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -17,8 +20,7 @@ import (
 // http.Handler. A Paywall is safe for concurrent use.
 type Paywall struct {
 	store    store.Store
-	shared   store.SharedLookup // store as a SharedLookup, or nil
-	refunder store.Refunder     // store as a Refunder, or nil
+	refunder store.Refunder // store as a Refunder, or nil
 
 	realm            string
 	keyHeaders       []keyHeader
@@ -31,13 +33,14 @@ type Paywall struct {
 	retryUnavailable time.Duration
 	deny             DenyFunc
 	onDecision       func(ctx context.Context, d Decision)
+	logger           *slog.Logger
 	clock            func() time.Time
 	idempotency      *idempotencyCache // nil when IdempotencyWindow is zero
 
-	// Details of the key-extraction denials, computed once from the
-	// configuration.
+	// missingDetail is the detail of a missing_key denial.
 	missingDetail string
-	tooLongDetail string
+	// warned holds the configuration errors already logged.
+	warned sync.Map
 }
 
 // Options configures a [Paywall]. The zero value of every field means the
@@ -48,11 +51,9 @@ type Options struct {
 	Realm string
 
 	// KeyHeaders lists the headers a key is read from, in order. The
-	// Authorization header is read as "Bearer <key>" (RFC 6750; the scheme
-	// is case-insensitive, and credentials of any other scheme, such as
-	// Basic or Payment, are ignored); any other header carries the bare key.
-	// Default: Authorization, X-API-Key. See [Paywall.ExtractKey] for the
-	// rules when several are present.
+	// Authorization header is read as "Bearer <key>" (credentials of any
+	// other scheme are ignored); any other header carries the bare key.
+	// Default: Authorization, X-API-Key.
 	KeyHeaders []string
 
 	// KeyQueryParam, if set, also reads the key from this URL query
@@ -60,67 +61,56 @@ type Options struct {
 	// logs and histories.
 	KeyQueryParam string
 
-	// MaxKeyLength is the longest key accepted; longer values are refused as
-	// invalid without being hashed or looked up. Default 256 bytes.
+	// MaxKeyLength is the longest key accepted; longer values are refused
+	// as invalid without being hashed or looked up. Default 256 bytes.
 	MaxKeyLength int
 
-	// Status overrides the HTTP status for a denial code, for example
-	// {CodeFeatureNotInPlan: http.StatusForbidden}. Codes not present keep
-	// their defaults. Every status must be in 400–599. A 401 always carries
-	// a WWW-Authenticate challenge; other statuses never do.
+	// Status overrides the HTTP status of a denial code, for example
+	// {CodeFeatureNotInPlan: http.StatusForbidden}. Every status must be
+	// in 400–599.
 	Status map[Code]int
 
-	// FailOpen lets requests through when the store fails (returns an error
-	// other than not-found), without charging. Default false: such requests
-	// are refused with 503 store_unavailable.
-	//
-	// When a lookup fails open, the request reaches the next handler
-	// without a [Caller] ([CallerFromContext] reports false), and
-	// [Paywall.Require] and [Paywall.Charge] further down let it through
-	// unchecked and uncharged. When a spend fails open, the request passes
-	// uncharged with its Caller. Both are reported to OnDecision as allowed
-	// with Code [CodeStoreUnavailable].
+	// FailOpen lets requests through, uncharged, when the store fails.
+	// Default false: they are refused with 503 store_unavailable. A request
+	// whose lookup failed open reaches the handler without a [Caller], and
+	// Require and Charge let it through unchecked.
 	FailOpen bool
 
-	// UpgradeURL is where a client can change its plan; PaymentURL is where
-	// it can buy credits. When set they appear in 402 responses:
-	// UpgradeURL with subscription_inactive, feature_not_in_plan and
-	// quota_exhausted; PaymentURL with subscription_inactive,
-	// insufficient_credits and quota_exhausted.
+	// UpgradeURL is where a client can change its plan; PaymentURL is
+	// where it can buy credits. When set they appear in 402 responses.
 	UpgradeURL string
 	PaymentURL string
 
-	// RetryAfterUnavailable is the Retry-After sent with 503
+	// RetryAfterUnavailable is the Retry-After of a 503
 	// store_unavailable. Default 1 second.
 	RetryAfterUnavailable time.Duration
 
 	// Deny writes every denial. Default [WriteDenial]. The [Denial] it
-	// receives has Status already resolved (from the Status overrides or
-	// the code's default) and Realm set.
+	// receives has Status resolved and Realm set.
 	Deny DenyFunc
 
-	// OnDecision, if set, is called synchronously for every allow and deny
-	// decision. It must be safe for concurrent use and should return
-	// quickly.
+	// OnDecision, if set, is called synchronously for every decision. It
+	// must be safe for concurrent use and should return quickly.
 	OnDecision func(ctx context.Context, d Decision)
 
-	// IdempotencyWindow, if positive, makes [Paywall.Charge] honour the
-	// Idempotency-Key request header ([HeaderIdempotencyKey]), so that a
-	// client can retry a paid request without paying twice: a retry with
-	// the same key, from the same account, to the same method and route,
-	// within IdempotencyWindow after the first request finished, runs the
-	// handler again without being debited (see [Caller.Replay]). Zero, the
-	// default, turns this off: the header is ignored and every request is
-	// charged. The keys are remembered in this process only; see
-	// [Paywall.ChargeWith] for the rules and their limits.
+	// Logger, if set, logs every decision that carries an error (a store
+	// failure, a configuration mistake) at level Error, with the fields of
+	// the [Decision]. Configuration mistakes found while serving (a charge
+	// without Authenticate in front) are logged once each, to Logger or
+	// else to [slog.Default].
+	Logger *slog.Logger
+
+	// IdempotencyWindow, if positive, makes charges honour the
+	// Idempotency-Key request header: a retry with the same key, from the
+	// same account, to the same method and route, within the window after
+	// the first request finished, is not debited again (see
+	// [Caller.Replay]). Zero turns this off. Keys are remembered in this
+	// process only.
 	IdempotencyWindow time.Duration
 
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
-
-// DefaultMaxKeyLength is the default of [Options.MaxKeyLength].
-const DefaultMaxKeyLength = 256
 
 // keyHeader is one header a key is read from.
 type keyHeader struct {
@@ -129,14 +119,13 @@ type keyHeader struct {
 	bearer  bool   // the Authorization header: "Bearer <key>"
 }
 
-// New returns a Paywall on s. It reports configuration mistakes (a nil
-// store, a negative MaxKeyLength, RetryAfterUnavailable or
-// IdempotencyWindow, a status outside
-// 400–599, a malformed or repeated header name, a Realm that is not
-// printable ASCII, an unparsable URL) as errors prefixed "paywall:". It
-// copies what it needs from opts, which the caller may reuse.
+// New returns a Paywall on s. It reports configuration mistakes — a nil
+// store, a negative duration or length, a status outside 400–599, a
+// malformed or repeated header name, a Realm that is not printable ASCII,
+// an unparsable URL — as errors prefixed "paywall:". It copies what it
+// needs from opts, which the caller may reuse.
 func New(s store.Store, opts *Options) (*Paywall, error) {
-	if s == nil {
+	if isNil(s) {
 		return nil, errorf("store must not be nil")
 	}
 	var o Options
@@ -144,106 +133,147 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 		o = *opts
 	}
 	p := &Paywall{
-		store:            s,
-		realm:            o.Realm,
-		query:            o.KeyQueryParam,
-		maxKeyLen:        o.MaxKeyLength,
-		failOpen:         o.FailOpen,
-		upgradeURL:       o.UpgradeURL,
-		paymentURL:       o.PaymentURL,
-		retryUnavailable: o.RetryAfterUnavailable,
-		deny:             o.Deny,
-		onDecision:       o.OnDecision,
-		clock:            o.Clock,
+		store:      s,
+		query:      o.KeyQueryParam,
+		failOpen:   o.FailOpen,
+		upgradeURL: o.UpgradeURL,
+		paymentURL: o.PaymentURL,
+		deny:       cmpOr(o.Deny, WriteDenial),
+		onDecision: o.OnDecision,
+		logger:     o.Logger,
+		clock:      cmpOr(o.Clock, time.Now),
 	}
-	p.shared, _ = s.(store.SharedLookup)
 	p.refunder, _ = s.(store.Refunder)
+	for _, set := range []func(*Options) error{p.setRealm, p.setKeyHeaders, p.setLimits, p.setStatus, p.setURLs} {
+		if err := set(&o); err != nil {
+			return nil, err
+		}
+	}
+	if o.IdempotencyWindow > 0 {
+		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, p.clock, maxIdempotencyKeys)
+	}
+	return p, nil
+}
 
+// isNil reports whether v is nil or holds a nil pointer, map, channel,
+// function, slice or interface: a store such as (*store.Memory)(nil).
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	switch rv := reflect.ValueOf(v); rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Chan, reflect.Func, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
+
+// cmpOr returns v, or def if v is nil.
+func cmpOr[F any](v, def F) F {
+	if isNil(v) {
+		return def
+	}
+	return v
+}
+
+// setRealm validates and sets the realm.
+func (p *Paywall) setRealm(o *Options) error {
+	p.realm = o.Realm
 	if p.realm == "" {
 		p.realm = "api"
 	}
 	for i := 0; i < len(p.realm); i++ {
 		if c := p.realm[i]; c < 0x20 || c > 0x7e {
-			return nil, errorf("Realm must be printable ASCII, got %q", p.realm)
+			return errorf("Realm must be printable ASCII, got %q", p.realm)
 		}
 	}
+	return nil
+}
 
+// setKeyHeaders validates and sets where keys are read, and the detail of
+// a missing_key denial that says so.
+func (p *Paywall) setKeyHeaders(o *Options) error {
 	names := o.KeyHeaders
 	if len(names) == 0 {
 		names = []string{"Authorization", "X-API-Key"}
 	}
+	var where []string
 	seen := make(map[string]bool, len(names))
 	for _, n := range names {
-		if !validHeaderName(n) {
-			return nil, errorf("malformed header name %q in KeyHeaders", n)
-		}
 		c := http.CanonicalHeaderKey(n)
-		if seen[c] {
-			return nil, errorf("header %q listed twice in KeyHeaders", c)
+		switch {
+		case !validHeaderName(n):
+			return errorf("malformed header name %q in KeyHeaders", n)
+		case seen[c]:
+			return errorf("header %q listed twice in KeyHeaders", c)
 		}
 		seen[c] = true
-		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, display: n, bearer: c == "Authorization"})
-	}
-
-	switch {
-	case p.maxKeyLen < 0:
-		return nil, errorf("MaxKeyLength must be >= 0, got %d", p.maxKeyLen)
-	case p.maxKeyLen == 0:
-		p.maxKeyLen = DefaultMaxKeyLength
-	}
-	switch {
-	case p.retryUnavailable < 0:
-		return nil, errorf("RetryAfterUnavailable must be >= 0, got %v", p.retryUnavailable)
-	case p.retryUnavailable == 0:
-		p.retryUnavailable = time.Second
-	}
-	if len(o.Status) > 0 {
-		p.status = make(map[Code]int, len(o.Status))
-		for c, st := range o.Status {
-			if c == "" {
-				return nil, errorf("empty code in Status")
-			}
-			if st < 400 || st > 599 {
-				return nil, errorf("Status[%s] must be in 400-599, got %d", c, st)
-			}
-			p.status[c] = st
-		}
-	}
-	for name, u := range map[string]string{"UpgradeURL": p.upgradeURL, "PaymentURL": p.paymentURL} {
-		if u == "" {
-			continue
-		}
-		if _, err := url.Parse(u); err != nil {
-			return nil, errorf("%s: %v", name, err)
-		}
-	}
-	if p.deny == nil {
-		p.deny = WriteDenial
-	}
-	if p.clock == nil {
-		p.clock = time.Now
-	}
-	switch {
-	case o.IdempotencyWindow < 0:
-		return nil, errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
-	case o.IdempotencyWindow > 0:
-		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, p.clock, maxIdempotencyKeys)
-	}
-
-	var where []string
-	for _, h := range p.keyHeaders {
+		h := keyHeader{name: c, display: n, bearer: c == "Authorization"}
+		p.keyHeaders = append(p.keyHeaders, h)
+		where = append(where, "the "+h.display+" header")
 		if h.bearer {
-			where = append(where, "the Authorization header (Bearer)")
-		} else {
-			where = append(where, "the "+h.display+" header")
+			where[len(where)-1] = "the Authorization header (Bearer)"
 		}
 	}
 	if p.query != "" {
 		where = append(where, "the "+p.query+" query parameter")
 	}
 	p.missingDetail = "Send an API key in " + joinOr(where) + "."
-	p.tooLongDetail = fmt.Sprintf("The API key is longer than %d bytes.", p.maxKeyLen)
-	return p, nil
+	return nil
+}
+
+// setLimits validates and sets the numeric options.
+func (p *Paywall) setLimits(o *Options) error {
+	switch {
+	case o.MaxKeyLength < 0:
+		return errorf("MaxKeyLength must be >= 0, got %d", o.MaxKeyLength)
+	case o.RetryAfterUnavailable < 0:
+		return errorf("RetryAfterUnavailable must be >= 0, got %v", o.RetryAfterUnavailable)
+	case o.IdempotencyWindow < 0:
+		return errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
+	}
+	p.maxKeyLen = cmpOrZero(o.MaxKeyLength, defaultMaxKeyLength)
+	p.retryUnavailable = cmpOrZero(o.RetryAfterUnavailable, time.Second)
+	return nil
+}
+
+// cmpOrZero returns v, or def if v is zero.
+func cmpOrZero[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// defaultMaxKeyLength is the default of [Options.MaxKeyLength].
+const defaultMaxKeyLength = 256
+
+// setStatus validates and copies the status overrides.
+func (p *Paywall) setStatus(o *Options) error {
+	if len(o.Status) == 0 {
+		return nil
+	}
+	p.status = make(map[Code]int, len(o.Status))
+	for c, st := range o.Status {
+		if c == "" {
+			return errorf("empty code in Status")
+		}
+		if st < 400 || st > 599 {
+			return errorf("Status[%s] must be in 400-599, got %d", c, st)
+		}
+		p.status[c] = st
+	}
+	return nil
+}
+
+// setURLs validates the upgrade and payment URLs.
+func (p *Paywall) setURLs(o *Options) error {
+	for name, u := range map[string]string{"UpgradeURL": o.UpgradeURL, "PaymentURL": o.PaymentURL} {
+		if _, err := url.Parse(u); u != "" && err != nil {
+			return errorf("%s: %v", name, err)
+		}
+	}
+	return nil
 }
 
 // statusFor returns the status of a denial with code c: the configured
@@ -255,66 +285,70 @@ func (p *Paywall) statusFor(c Code) int {
 	return defaultsFor(c).status
 }
 
-// refuse resolves d against the configuration, reports the decision and
-// writes the denial.
-func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, step string, d *Denial, accountID, keyPrefix string) {
+// refuse resolves d against the configuration, reports the decision e (its
+// step, caller and error) and writes the denial.
+func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *Denial) {
 	if d.Status == 0 {
 		d.Status = p.statusFor(d.Code)
 	}
 	if d.Realm == "" {
 		d.Realm = p.realm
 	}
-	if p.onDecision != nil {
-		bal := int64(0)
-		if d.HasBalance {
-			bal = d.Balance
-		}
-		p.onDecision(r.Context(), Decision{
-			Time:      p.clock(),
-			Step:      step,
-			Code:      d.Code,
-			Status:    d.Status,
-			AccountID: accountID,
-			KeyPrefix: keyPrefix,
-			Route:     route(r),
-			Cost:      d.Cost,
-			Balance:   bal,
-		})
+	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
+	e.Balance = 0
+	if d.HasBalance {
+		e.Balance = d.Balance
 	}
+	p.report(r, e)
 	p.deny(w, r, d)
 }
 
-// allow reports an allow decision. code is empty, or CodeStoreUnavailable
-// when a store failure was let through by FailOpen.
-func (p *Paywall) allow(r *http.Request, step string, code Code, c *Caller, cost, balance int64) {
+// report completes e with the time and route and passes it to OnDecision
+// and, if it carries an error, to the Logger.
+func (p *Paywall) report(r *http.Request, e Decision) {
+	if p.onDecision == nil && (e.Err == nil || p.logger == nil) {
+		return
+	}
+	e.Time = p.clock()
+	e.Route = r.Pattern
+	if p.onDecision != nil {
+		p.onDecision(r.Context(), e)
+	}
+	if e.Err != nil && p.logger != nil && e.Code != CodeMisconfigured { // logged once, apart
+		p.logger.LogAttrs(r.Context(), slog.LevelError, "go402: "+e.Step, e.attrs()...)
+	}
+}
+
+// decision returns the Decision of step for caller c (nil if unknown).
+func decision(step string, c *Caller) Decision {
+	d := Decision{Step: step}
+	if c != nil {
+		d.AccountID, d.KeyPrefix, d.Balance = c.Account.ID, c.Key.Prefix, c.Balance
+	}
+	return d
+}
+
+// allow reports that step let the request of caller c through.
+func (p *Paywall) allow(r *http.Request, step string, c *Caller, cost int64) {
 	if p.onDecision == nil {
 		return
 	}
-	d := Decision{
-		Time:    p.clock(),
-		Step:    step,
-		Allowed: true,
-		Code:    code,
-		Route:   route(r),
-		Cost:    cost,
-		Balance: balance,
-	}
-	if c != nil {
-		d.AccountID = c.Account.ID
-		d.KeyPrefix = c.Key.Prefix
-	}
-	p.onDecision(r.Context(), d)
+	d := decision(step, c)
+	d.Allowed, d.Cost = true, cost
+	p.report(r, d)
 }
 
-// route is the Decision.Route of r.
-func route(r *http.Request) string {
-	if r.Pattern != "" {
-		return r.Pattern
+// misconfigured answers a request that reached step ("charge", "require")
+// without Authenticate in front: a 500 misconfigured, logged once.
+func (p *Paywall) misconfigured(w http.ResponseWriter, r *http.Request, step string) {
+	err := fmt.Errorf("paywall: %s reached without Authenticate in front of it: wrap the route in Authenticate first",
+		strings.ToUpper(step[:1])+step[1:])
+	if _, logged := p.warned.LoadOrStore(err.Error(), true); !logged {
+		cmpOr(p.logger, slog.Default()).Error(err.Error(), "route", r.Pattern)
 	}
-	if r.URL != nil {
-		return r.URL.Path
-	}
-	return ""
+	e := decision(step, nil)
+	e.Err = err
+	p.refuse(w, r, e, &Denial{Code: CodeMisconfigured, Detail: "The service is misconfigured."})
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.

@@ -167,7 +167,7 @@ func TestChargeRateLimit(t *testing.T) {
 	rl := newRateLimited(t)
 	p := rl.paywall(t, nil)
 	lim := rl.limiter(t, 1, 2, limiter.Options{}, false)
-	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 400, RateLimit: lim})(ok))
+	h := p.Authenticate(lim.Handler(p.ChargeWith(paywall.ChargeOptions{Cost: 400})(ok)))
 
 	rl.run(t, h, []step{
 		{status: 200, rateLimit: `"default";r=1;t=1`, balance: 600},
@@ -202,7 +202,7 @@ func TestChargeRateLimit(t *testing.T) {
 }
 
 // TestChargeRateLimitSameAnswers runs the same requests through a fused
-// route and through the limiter's Handler in front of a plain charge, on
+// route and through the limiter's Handler in front of an unfused charge, on
 // separate but identical stores: while no 402 intervenes, every response —
 // status, headers, body — and every decision is the same.
 func TestChargeRateLimitSameAnswers(t *testing.T) {
@@ -226,8 +226,9 @@ func TestChargeRateLimitSameAnswers(t *testing.T) {
 			pf, pp := fused.paywall(t, nil), plain.paywall(t, nil)
 			lf := fused.limiter(t, tc.rate, tc.burst, tc.opts, false)
 			lp := plain.limiter(t, tc.rate, tc.burst, tc.opts, false)
-			hf := pf.Authenticate(pf.ChargeWith(paywall.ChargeOptions{Cost: cost, RateLimit: lf})(ok))
-			hp := pp.Authenticate(lp.Handler(pp.Charge(cost)(ok)))
+			hf := pf.Authenticate(lf.Handler(pf.Charge(cost)(ok)))
+			// A charge the limiter does not recognise: decided apart.
+			hp := pp.Authenticate(lp.Handler(http.HandlerFunc(pp.Charge(cost)(ok).ServeHTTP)))
 			for i, advance := range []time.Duration{0, 0, 0, 0, 0, 300 * time.Millisecond, 700 * time.Millisecond, 0, 0, 5 * time.Second, 0} {
 				fused.clock.Advance(advance)
 				plain.clock.Advance(advance)
@@ -272,7 +273,7 @@ func TestChargeRateLimitUnfused(t *testing.T) {
 		name      string
 		plain     bool // the paywall's store cannot fuse
 		inProcess bool // the limiter keeps its buckets in the process
-		by        limiter.KeyFunc
+		by        limiter.Keyer
 		noAuth    bool // no Authenticate in front of the charge
 		key       string
 		status    int
@@ -282,7 +283,7 @@ func TestChargeRateLimitUnfused(t *testing.T) {
 		{name: "in-process limiter", inProcess: true, key: keyPro, status: 200, calls: map[string]int{"Spend": 1}},
 		{name: "keyed by address", by: limiter.ByClientAddr(), key: keyPro, status: 200, calls: map[string]int{"TakeTokens": 1, "Spend": 1}},
 		{name: "no key", key: "", status: 401, calls: map[string]int{}},
-		{name: "no Authenticate", noAuth: true, key: keyPro, status: 401, calls: map[string]int{"TakeTokens": 1}}, // the limiter's keyless bucket
+		{name: "no Authenticate", noAuth: true, key: keyPro, status: 500, calls: map[string]int{}}, // misconfigured
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rl := newRateLimited(t)
@@ -294,7 +295,7 @@ func TestChargeRateLimitUnfused(t *testing.T) {
 				p = rl.paywall(t, nil)
 			}
 			lim := rl.limiter(t, 1, 2, limiter.Options{By: tc.by}, tc.inProcess)
-			h := p.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(ok)
+			h := lim.Handler(p.ChargeWith(paywall.ChargeOptions{Cost: 10})(ok))
 			if !tc.noAuth {
 				h = p.Authenticate(h)
 			}
@@ -321,8 +322,8 @@ func TestChargeRateLimitFree(t *testing.T) {
 	} {
 		rl := newRateLimited(t)
 		p := rl.paywall(t, nil)
-		opts.RateLimit = rl.limiter(t, 1, 1, limiter.Options{}, false)
-		h := p.Authenticate(p.ChargeWith(opts)(ok))
+		lim := rl.limiter(t, 1, 1, limiter.Options{}, false)
+		h := p.Authenticate(lim.Handler(p.ChargeWith(opts)(ok)))
 		rl.run(t, h, []step{
 			{status: 200, rateLimit: `"default";r=0;t=1`, balance: 1000},
 			{status: 429, rateLimit: `"default";r=0;t=1`, balance: 1000},
@@ -366,10 +367,10 @@ func TestChargeRateLimitStoreDown(t *testing.T) {
 			p := rl.paywall(t, &paywall.Options{FailOpen: tc.paywallOpen})
 			lim := rl.limiter(t, 1, 1, limiter.Options{FailOpen: tc.limiterOpn}, false)
 			var charged int64 = -1
-			h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h := p.Authenticate(lim.Handler(p.ChargeWith(paywall.ChargeOptions{Cost: 10})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				c, _ := paywall.CallerFromContext(r.Context())
 				charged = c.Charged
-			})))
+			}))))
 			serve(h, request("POST", "/generate", keyPro, "")) // caches nothing: the memory store looks up itself
 			rl.s.setFail(true)
 			rl.clock.Advance(time.Second)
@@ -402,11 +403,11 @@ func TestChargeRateLimitIdempotency(t *testing.T) {
 	p := rl.paywall(t, &paywall.Options{IdempotencyWindow: time.Hour})
 	lim := rl.limiter(t, 1, 2, limiter.Options{}, false)
 	var replays int
-	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := p.Authenticate(lim.Handler(p.Charge(10)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, _ := paywall.CallerFromContext(r.Context()); c.Replay {
 			replays++
 		}
-	})))
+	}))))
 	req := func() *http.Request {
 		r := request("POST", "/generate", keyPro, "")
 		r.Header.Set(paywall.HeaderIdempotencyKey, `"abc"`)
@@ -449,9 +450,9 @@ func TestChargeRateLimitRefund(t *testing.T) {
 	rl := newRateLimited(t)
 	p := rl.paywall(t, nil)
 	lim := rl.limiter(t, 1, 2, limiter.Options{}, false)
-	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 10, Refund: true, RateLimit: lim})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := p.Authenticate(lim.Handler(p.ChargeWith(paywall.ChargeOptions{Cost: 10, Refund: true})(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadGateway)
-	})))
+	}))))
 	rl.run(t, h, []step{
 		{status: 502, rateLimit: `"default";r=1;t=1`, balance: 1000},
 		{status: 502, rateLimit: `"default";r=0;t=1`, balance: 1000},
@@ -459,87 +460,48 @@ func TestChargeRateLimitRefund(t *testing.T) {
 	})
 }
 
-// A limiter wired both as the charge's RateLimit and as a middleware —
-// outside or inside the charge — takes its tokens once.
-func TestChargeRateLimitWiredTwice(t *testing.T) {
+// A limiter and a charge are decided together in any order, and through
+// Require between them; a limiter applied twice takes its tokens twice.
+func TestChargeRateLimitAnyOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		wire  func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler
 		calls map[string]int
+		steps []step
 	}{
 		{"limiter outside", func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler {
-			return p.Authenticate(lim.Handler(p.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(ok)))
-		}, map[string]int{"TakeTokens": 3, "Spend": 2}},
+			return p.Authenticate(lim.Handler(p.Charge(10)(ok)))
+		}, map[string]int{"SpendWithTokens": 3}, nil},
 		{"limiter inside", func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler {
-			return p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 10, RateLimit: lim})(lim.Handler(ok)))
-		}, map[string]int{"SpendWithTokens": 3}},
-		{"two charges", func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler {
-			inner := p.ChargeWith(paywall.ChargeOptions{Cost: 5, RateLimit: lim})(ok)
-			return p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 5, RateLimit: lim})(inner))
-		}, map[string]int{"SpendWithTokens": 3, "Spend": 2}},
+			return p.Authenticate(p.Charge(10)(lim.Handler(ok)))
+		}, map[string]int{"SpendWithTokens": 3}, nil},
+		{"require between", func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler {
+			return p.Authenticate(lim.Handler(p.Require(paywall.Requirement{Plans: []string{"pro"}})(p.Charge(10)(ok))))
+		}, map[string]int{"SpendWithTokens": 3}, nil},
+		{"limiter twice", func(p *paywall.Paywall, lim *limiter.Limiter) http.Handler {
+			return p.Authenticate(lim.Handler(lim.Handler(p.Charge(10)(ok))))
+		}, map[string]int{"TakeTokens": 2, "SpendWithTokens": 1}, []step{
+			{status: 200, rateLimit: `"default";r=0;t=1`, balance: 990},
+			{status: 429, rateLimit: `"default";r=0;t=1`, balance: 990},
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rl := newRateLimited(t)
 			p := rl.paywall(t, nil)
 			lim := rl.limiter(t, 1, 2, limiter.Options{}, false)
-			rl.run(t, tc.wire(p, lim), []step{
-				{status: 200, rateLimit: `"default";r=1;t=1`, balance: 990},
-				{status: 200, rateLimit: `"default";r=0;t=1`, balance: 980},
-				{status: 429, rateLimit: `"default";r=0;t=1`, balance: 980},
-			})
+			steps := tc.steps
+			if steps == nil {
+				steps = []step{
+					{status: 200, rateLimit: `"default";r=1;t=1`, balance: 990},
+					{status: 200, rateLimit: `"default";r=0;t=1`, balance: 980},
+					{status: 429, rateLimit: `"default";r=0;t=1`, balance: 980},
+				}
+			}
+			rl.run(t, tc.wire(p, lim), steps)
 			if calls := rl.s.Calls(); !maps.Equal(calls, tc.calls) {
 				t.Errorf("store calls %v, want %v", calls, tc.calls)
 			}
 		})
-	}
-}
-
-// uncomparable is a RateLimiter that cannot be compared.
-type uncomparable []int
-
-func (uncomparable) Handler(next http.Handler) http.Handler { return next }
-func (uncomparable) Buckets() store.Buckets                 { return nil }
-func (uncomparable) AccountBucket(*http.Request) (store.Bucket, bool) {
-	return store.Bucket{}, false
-}
-func (uncomparable) Admit(http.ResponseWriter, *http.Request, store.Bucket, store.BucketResult) bool {
-	return true
-}
-
-func TestChargeRateLimitUncomparable(t *testing.T) {
-	p := newPaywall(t, newFixture(t).mem, newClock(), nil)
-	defer func() {
-		if r := recover(); r == nil || !strings.Contains(r.(string), "uncomparable") {
-			t.Errorf("panic %v", r)
-		}
-	}()
-	p.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: uncomparable(nil)})
-}
-
-// ClaimRateLimit records one claim per limiter per request — remembering
-// the first limiter and the latest — and none for a request Authenticate
-// did not pass.
-func TestClaimRateLimit(t *testing.T) {
-	f := newFixture(t)
-	p := f.paywall(t, nil)
-	a, b, c := new(limiter.Limiter), new(limiter.Limiter), new(limiter.Limiter)
-	for i := 0; i < 2; i++ {
-		if !paywall.ClaimRateLimit(context.Background(), a) {
-			t.Errorf("claim %d without request state refused", i)
-		}
-	}
-	var got []bool
-	h := p.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := r.Context()
-		for _, rl := range []*limiter.Limiter{a, a, b, b, c, a, c, b} {
-			got = append(got, paywall.ClaimRateLimit(ctx, rl))
-		}
-	}))
-	serve(h, request("GET", "/", keyPro, ""))
-	serve(h, request("GET", "/", keyPro, "")) // a new request: claims anew
-	once := []bool{true, false, true, false, true, false, false, true}
-	if want := append(once, once...); !slices.Equal(got, want) {
-		t.Errorf("claims %v, want %v", got, want)
 	}
 }
 
@@ -554,7 +516,7 @@ func TestChargeRateLimitOtherStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(ok))
+	h := p.Authenticate(lim.Handler(p.Charge(1)(ok)))
 	for i, want := range []int{200, 429} {
 		if w := serve(h, request("POST", "/generate", keyPro, "")); w.Code != want {
 			t.Fatalf("request %d: status %d, want %d: %s", i+1, w.Code, want, w.Body)
