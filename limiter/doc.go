@@ -1,5 +1,5 @@
-// Package limiter limits request rates with token buckets
-// (golang.org/x/time/rate), per account or per client address, and answers
+// Package limiter limits request rates with token buckets (the semantics of
+// golang.org/x/time/rate), per account or per client address, and answers
 // with the standard RateLimit headers and go402's one renderer for denials.
 //
 // Standalone, keyed by the connection's peer address:
@@ -28,7 +28,7 @@
 // burst and its window w the seconds an empty bucket takes to fill; r is the
 // whole tokens left and t the seconds until the next one (0 when the bucket
 // is full). A refused request gets 429 with Retry-After and an RFC 9457
-// problem of type [QuotaExceededType].
+// problem of type quota-exceeded.
 //
 // Buckets live in the process, in a sharded map whose size is capped by
 // [Options.MaxKeys]; see there for what happens at the cap. With
@@ -36,16 +36,17 @@
 // in each account's own bucket ([store.Bucket] Account).
 //
 // On a route that is both limited and charged, with the buckets in the
-// paywall's store (the memory store or the Redis store), make the limiter
-// the charge's [paywall.ChargeOptions.RateLimit] instead of a middleware in
-// the chain:
+// paywall's store (the memory store or the Redis store), wire the limiter
+// as any middleware, in front of the charge (or behind it, or with Require
+// between them — the order does not matter):
 //
 //	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: st})
-//	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(api))
+//	h := pw.Authenticate(lim.Handler(pw.Charge(1)(api)))
 //
 // The charge then takes the tokens and debits the credits in one store
 // operation — under one lock of the account in memory, in one round trip
 // on Redis, nothing taken if either refuses — with the same headers and
-// denials as [Limiter.Handler] ([Limiter.AccountBucket] and
-// [Limiter.Admit] are what it uses).
+// denials as the limiter alone. A request that costs nothing, or a retry
+// let through by an Idempotency-Key, still takes its tokens: limits count
+// requests, not charges.
 package limiter

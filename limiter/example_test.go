@@ -70,9 +70,9 @@ func Example_paywall() {
 	// 200 "default";q=100;w=2
 }
 
-// On a charged route, the charge decides the limit too: with the buckets
-// in the memory store, the tokens and the credits are taken under one lock
-// of the account, and neither when either refuses. Here the bucket holds 2
+// On a charged route, the limiter and the charge decide together: with the
+// buckets in the paywall's memory store, the tokens and the credits are
+// taken under one lock of the account, and neither when either refuses. Here the bucket holds 2
 // requests and the balance 3: the third request is refused by the limit
 // (429) and costs nothing; a second later the bucket has a token again,
 // and the fourth request spends the last credit.
@@ -92,7 +92,7 @@ func Example_charge() {
 		log.Fatal(err)
 	}
 	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
-	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(api))
+	h := pw.Authenticate(lim.Handler(pw.Charge(1)(api)))
 
 	for i := 1; i <= 4; i++ {
 		if i == 4 {

@@ -5,79 +5,84 @@ import (
 	"math"
 	"net/http"
 
+	"github.com/go402/go402/internal/fuse"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
 
-// A Limiter is a [paywall.RateLimiter]: a charge can take its tokens and
-// debit credits in one store operation.
-var _ paywall.RateLimiter = (*Limiter)(nil)
+// fused is a Limiter as the limit a paywall charge decides together with
+// its debit: the tokens of the caller's account's own bucket, taken in the
+// same store operation.
+type fused struct{ l *Limiter }
 
-// Buckets returns [Options.Store], the store that keeps the limiter's
-// buckets, or nil if the limiter keeps them in the process. A charge with
-// this limiter as its [paywall.ChargeOptions.RateLimit] takes the tokens
-// together with its debit only when this is the paywall's store.
-func (l *Limiter) Buckets() store.Buckets { return l.remote }
+var _ fuse.Limit = fused{}
 
-// AccountBucket returns the bucket that r takes its tokens from in
-// [Options.Store], and true, when that is the own bucket of r's account:
-// when the Limiter keys requests with [ByAccount] and r has a
-// [paywall.Caller]. The bucket has Account set to the account's ID and Key
-// to the policy name ([Options.Name]), its rate and burst are the caller's
-// (see [Limiter]), and its Cost is the request's. It is the bucket that
-// [Limiter.Handler] and [Limiter.Take] take from too, so every route this
-// Limiter guards, fused or not, draws on the same tokens.
-//
-// It reports false without a store, without a caller, with any other
-// KeyFunc, and for a request whose cost CostFunc cannot compute (which
-// [Limiter.Handler] refuses). AccountBucket takes no tokens: it is what a
-// charge asks before it takes them together with its debit (see
-// [paywall.ChargeOptions.RateLimit]), answering with [Limiter.Admit].
-func (l *Limiter) AccountBucket(r *http.Request) (store.Bucket, bool) {
-	if l.remote == nil || !l.byAccount {
-		return store.Bucket{}, false
-	}
-	c, ok := paywall.CallerFromContext(r.Context())
-	if !ok || c.Account.ID == "" {
-		return store.Bucket{}, false
-	}
+func (f fused) Buckets() store.Buckets { return f.l.remote }
+
+func (f fused) Alone(next http.Handler) http.Handler { return &limitHandler{l: f.l, next: next} }
+
+// Bucket returns the account's bucket named after the policy, with the
+// account's rate and burst and the request's cost. It answers a request
+// whose cost CostFunc cannot compute.
+func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) (store.Bucket, bool) {
+	l := f.l
 	cost := l.cost
 	if l.costFunc != nil {
 		var err error
 		if cost, err = l.requestCost(r); err != nil {
+			c, _ := paywall.CallerFromContext(r.Context())
+			l.refuseError(w, r, c, &Result{now: l.clock()}, err)
 			return store.Bucket{}, false
 		}
 	}
-	lim, _ := l.limitOf(c)
-	return l.remoteBucket(c.Account.ID, c.Account.ID, lim, cost), true
+	lim, _ := l.limitOf(a)
+	return l.remoteBucket(a.ID, a.ID, lim, cost), true
 }
 
-// Admit answers for res, the outcome of a take of b — a bucket from
-// [Limiter.AccountBucket](r) — that the store made together with a debit
-// ([store.BucketSpender.SpendWithTokens]), exactly as [Limiter.Handler]
-// answers for a take of its own: it sets the RateLimit headers on w and
-// reports the decision to [Options.OnDecision]; if the bucket refused, it
-// writes the denial (429 or [Options.DenyStatus], Retry-After) and returns
-// false. It returns true, having written nothing but the headers, if the
-// bucket had the tokens.
-func (l *Limiter) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
-	// b carries the rate and burst AccountBucket chose; their policy is
-	// found by them, so the caller is needed only to report the decision.
+// Admit answers for res, the take of b made with a debit, as Handler
+// answers for a take of its own.
+func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
+	l := f.l
 	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
 	out := Result{Cost: b.Cost}
 	if l.onDecision != nil {
 		out.now = l.clock() // the decision's time; nothing else needs it
 	}
 	out.fillStore(res, lim, l.configured.ofLimit(lim))
-	if !out.Allowed {
+	return l.answer(w, r, &out)
+}
+
+// Take takes b's tokens alone and answers as Handler does.
+func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool {
+	l := f.l
+	res := Result{Cost: b.Cost, now: l.clock()}
+	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
+	err := l.takeRemote(r.Context(), &res, b, nil)
+	if err != nil && l.failOpen {
+		res.failedOpen = true
+		ok, tokens, pol := l.buckets.take(b.Account, lim, nil, l.configured, res.Cost, res.now)
+		res.fill(ok, tokens, pol)
+		err = nil
+	}
+	if err != nil {
 		c, _ := paywall.CallerFromContext(r.Context())
-		l.refuse(w, r, c, &out)
+		l.refuseError(w, r, c, &res, err)
 		return false
 	}
-	l.setHeaders(w.Header(), &out)
+	return l.answer(w, r, &res)
+}
+
+// answer sets the headers of res and reports it, or refuses the request if
+// res was refused, and reports whether it was allowed.
+func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, res *Result) bool {
+	c, _ := paywall.CallerFromContext(r.Context())
+	if !res.Allowed {
+		l.refuse(w, r, c, res)
+		return false
+	}
+	l.setHeaders(w.Header(), res)
 	if l.onDecision != nil {
-		c, _ := paywall.CallerFromContext(r.Context())
-		l.decide(r, c, &out, nil)
+		l.decide(r, c, res, nil)
 	}
 	return true
 }
@@ -94,16 +99,16 @@ func (l *Limiter) requestCost(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// limitOf returns the rate and burst of a request from caller c (nil if
+// limitOf returns the rate and burst of a request from account a (nil if
 // none) and their precomputed policy, or a nil policy for a per-account
 // override.
-func (l *Limiter) limitOf(c *paywall.Caller) (store.RateLimit, *policy) {
+func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 	pol := l.configured.def
-	if c != nil {
-		if rl := c.Account.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
+	if a != nil {
+		if rl := a.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
 			return *rl, nil
 		}
-		if p := l.configured.ofPlan(c.Account.Plan); p != nil {
+		if p := l.configured.ofPlan(a.Plan); p != nil {
 			pol = p
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,7 @@ func authenticated(t *testing.T, pw *paywall.Paywall, id string) *http.Request {
 	return out
 }
 
-func TestAccountBucket(t *testing.T) {
+func TestFusedBucket(t *testing.T) {
 	clk := newClock()
 	pw, _ := paywalled(t, clk, fuseAccounts...)
 	fb := newFakeBuckets(clk.Now)
@@ -46,43 +47,74 @@ func TestAccountBucket(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
 		opts    Options
-		account string // "" for a request without a caller
+		account string
 		want    store.Bucket
-		ok      bool
+		status  int // of a refused request; 0 if ok
 	}{
 		{name: "defaults", opts: Options{By: ByAccount(), Store: fb}, account: "free",
-			want: store.Bucket{Account: "free", Key: "default", Rate: 1, Burst: 2, Cost: 1}, ok: true},
+			want: store.Bucket{Account: "free", Key: "default", Rate: 1, Burst: 2, Cost: 1}},
 		{name: "plan, name, cost", opts: Options{Name: "api", By: ByAccount(), Store: fb, Plans: fusePlans, Cost: 2}, account: "pro",
-			want: store.Bucket{Account: "pro", Key: "api", Rate: 2, Burst: 4, Cost: 2}, ok: true},
+			want: store.Bucket{Account: "pro", Key: "api", Rate: 2, Burst: 4, Cost: 2}},
 		{name: "own rate, cost func", opts: Options{By: ByAccount(), Store: fb, Plans: fusePlans, CostFunc: func(*http.Request) (int, error) { return 3, nil }}, account: "own",
-			want: store.Bucket{Account: "own", Key: "default", Rate: 0.5, Burst: 3, Cost: 3}, ok: true},
-		{name: "no store", opts: Options{By: ByAccount()}, account: "free"},
-		{name: "no caller", opts: Options{By: ByAccount(), Store: fb}},
-		{name: "keyed by address", opts: Options{Store: fb}, account: "free"},
-		{name: "keyed by the account's ID, but not by ByAccount", opts: Options{By: func(*http.Request) (string, bool) { return "free", true }, Store: fb}, account: "free"},
-		{name: "cost func fails", opts: Options{By: ByAccount(), Store: fb, CostFunc: func(*http.Request) (int, error) { return 0, errCost }}, account: "free"},
-		{name: "negative cost", opts: Options{By: ByAccount(), Store: fb, CostFunc: func(*http.Request) (int, error) { return -1, nil }}, account: "free"},
+			want: store.Bucket{Account: "own", Key: "default", Rate: 0.5, Burst: 3, Cost: 3}},
+		{name: "cost func fails", opts: Options{By: ByAccount(), Store: fb, CostFunc: func(*http.Request) (int, error) { return 0, errCost }}, account: "free", status: 400},
+		{name: "negative cost", opts: Options{By: ByAccount(), Store: fb, CostFunc: func(*http.Request) (int, error) { return -1, nil }}, account: "free", status: 400},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := mustNew(t, 1, 2, &tc.opts)
-			r := httptest.NewRequest("GET", "/", nil)
-			if tc.account != "" {
-				r = authenticated(t, pw, tc.account)
-			}
-			b, ok := l.AccountBucket(r)
-			if ok != tc.ok || b != tc.want {
-				t.Errorf("AccountBucket = %+v, %v; want %+v, %v", b, ok, tc.want, tc.ok)
+			r := authenticated(t, pw, tc.account)
+			c, _ := paywall.CallerFromContext(r.Context())
+			w := httptest.NewRecorder()
+			b, ok := fused{l}.Bucket(w, r, &c.Account)
+			if ok != (tc.status == 0) || b != tc.want || tc.status != 0 && w.Code != tc.status {
+				t.Errorf("Bucket = %+v, %v (status %d); want %+v, %d", b, ok, w.Code, tc.want, tc.status)
 			}
 		})
 	}
 	if len(fb.seen) != 0 {
-		t.Errorf("AccountBucket took tokens: %+v", fb.seen)
+		t.Errorf("Bucket took tokens: %+v", fb.seen)
+	}
+}
+
+// A limiter fuses with a charge only when it keys by account and keeps its
+// buckets in the charge's store.
+func TestHandlerFuses(t *testing.T) {
+	clk := newClock()
+	pw, mem := paywalled(t, clk, fuseAccounts...)
+	charge := pw.Charge(1)(okHandler)
+	for _, tc := range []struct {
+		name string
+		opts Options
+		fuse bool
+	}{
+		{"by account, the paywall's store", Options{By: ByAccount(), Store: mem}, true},
+		{"no store", Options{By: ByAccount()}, false},
+		{"another store", Options{By: ByAccount(), Store: store.NewMemory(nil)}, false},
+		{"keyed by address", Options{Store: mem}, false},
+		{"keyed by the account's ID, but not by ByAccount", Options{By: KeyFunc(func(*http.Request) (string, bool) { return "free", true }), Store: mem}, false},
+	} {
+		_, plain := mustNew(t, 1, 2, &tc.opts).Handler(charge).(*limitHandler)
+		if plain == tc.fuse {
+			t.Errorf("%s: fused %v, want %v", tc.name, !plain, tc.fuse)
+		}
+	}
+}
+
+// A ByAccount limiter without paywall.Authenticate in front is a wiring
+// mistake: 500 misconfigured, not one bucket shared by every client.
+func TestByAccountWithoutAuthenticate(t *testing.T) {
+	l := mustNew(t, 1, 2, &Options{By: ByAccount()})
+	for range 3 {
+		w := serve(l.Handler(okHandler), httptest.NewRequest("GET", "/", nil))
+		if w.Code != 500 || !strings.Contains(w.Body.String(), "misconfigured") {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
 	}
 }
 
 // TestAdmitSameAsHandler answers the same requests through Handler, which
-// takes its tokens itself, and through AccountBucket, a take by the store
-// and Admit, as a fused charge does, with identical limiters and stores:
+// takes its tokens itself, and through Bucket, a take by the store and
+// Admit, as a fused charge does, with identical limiters and stores:
 // every response and every decision must be the same.
 func TestAdmitSameAsHandler(t *testing.T) {
 	for _, tc := range []struct {
@@ -118,16 +150,17 @@ func TestAdmitSameAsHandler(t *testing.T) {
 			lh, _ := limiterFor(&viaHandler)
 			la, fba := limiterFor(&viaAdmit)
 			handler := pw.Authenticate(lh.Handler(okHandler))
-			fused := pw.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				b, ok := la.AccountBucket(r)
+			viaFused := pw.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, _ := paywall.CallerFromContext(r.Context())
+				b, ok := fused{la}.Bucket(w, r, &c.Account)
 				if !ok {
-					t.Fatal("AccountBucket refused an account's request")
+					t.Fatal("Bucket refused an account's request")
 				}
 				res, err := fba.TakeTokens(r.Context(), b)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if la.Admit(w, r, b, res) {
+				if (fused{la}).Admit(w, r, b, res) {
 					okHandler.ServeHTTP(w, r)
 				}
 			}))
@@ -139,7 +172,7 @@ func TestAdmitSameAsHandler(t *testing.T) {
 						if accept != "" {
 							req.Header.Set("Accept", accept)
 						}
-						wh, wa := serve(handler, req), serve(fused, req)
+						wh, wa := serve(handler, req), serve(viaFused, req)
 						if wh.Code != wa.Code || wh.Body.String() != wa.Body.String() ||
 							!maps.EqualFunc(wh.Header(), wa.Header(), slices.Equal) {
 							t.Fatalf("request %d of %q:\nHandler %d %v %s\nAdmit   %d %v %s",
@@ -155,30 +188,5 @@ func TestAdmitSameAsHandler(t *testing.T) {
 				t.Error("no decisions reported")
 			}
 		})
-	}
-}
-
-// A request this Limiter has already decided — as Handler further out, or
-// as the RateLimit of a fused charge — passes its Handler without taking
-// tokens again.
-func TestHandlerClaimsOnce(t *testing.T) {
-	clk := newClock()
-	pw, _ := paywalled(t, clk, fuseAccounts...)
-	fb := newFakeBuckets(clk.Now)
-	l := mustNew(t, 1, 2, &Options{By: ByAccount(), Store: fb, Clock: clk.Now})
-	other := mustNew(t, 1, 2, &Options{Name: "other", By: ByAccount(), Store: fb, Clock: clk.Now})
-	h := pw.Authenticate(l.Handler(other.Handler(l.Handler(okHandler))))
-	for i, want := range []int{200, 200, 429} {
-		if w := serve(h, keyRequest("sk_test_free")); w.Code != want {
-			t.Fatalf("request %d: %d, want %d", i, w.Code, want)
-		}
-	}
-	var keys []string
-	for _, b := range fb.seen {
-		keys = append(keys, b.Key)
-	}
-	// Each limiter takes once per request; the third request stops at l.
-	if want := []string{"default", "other", "default", "other", "default"}; !slices.Equal(keys, want) {
-		t.Errorf("buckets taken from %v, want %v", keys, want)
 	}
 }

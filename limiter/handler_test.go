@@ -121,7 +121,7 @@ func TestHandler(t *testing.T) {
 		t.Fatalf("denial: Cache-Control %q", cc)
 	}
 	p := problem(t, w)
-	if p["type"] != QuotaExceededType || p["status"] != 429.0 || p["code"] != "rate_limited" || p["title"] != "Quota Exceeded" {
+	if p["type"] != quotaExceeded || p["status"] != 429.0 || p["code"] != "rate_limited" || p["title"] != "Quota Exceeded" {
 		t.Fatalf("denial body %v", p)
 	}
 	if vp, _ := p["violated-policies"].([]any); len(vp) != 1 || vp[0] != "default" {
@@ -147,7 +147,7 @@ func TestRetryAfterConsistent(t *testing.T) {
 		burst := 1 + rng.Intn(20)
 		rate := []float64{0.01, 0.3, 1, 2.5, 7, 100, 5000}[rng.Intn(7)]
 		cost := 1 + rng.Intn(burst)
-		l := mustNew(t, rate, burst, &Options{Clock: clk.Now, By: oneKey, Cost: cost})
+		l := mustNew(t, rate, burst, &Options{Clock: clk.Now, By: KeyFunc(oneKey), Cost: cost})
 		h := l.Handler(okHandler)
 		req := httptest.NewRequest("GET", "/", nil)
 		for j := 0; j < 30; j++ {
@@ -176,7 +176,7 @@ func TestRetryAfterConsistent(t *testing.T) {
 func TestHeaderSyntax(t *testing.T) {
 	for _, name := range []string{"default", "burst", `we"ird\name`, "with space", "a,b;c=d"} {
 		clk := newClock()
-		l := mustNew(t, 10, 20, &Options{Name: name, Clock: clk.Now, By: oneKey, LegacyHeaders: true})
+		l := mustNew(t, 10, 20, &Options{Name: name, Clock: clk.Now, By: KeyFunc(oneKey), LegacyHeaders: true})
 		w := serve(l.Handler(okHandler), httptest.NewRequest("GET", "/", nil))
 		r, tt := checkHeaders(t, w.Header(), name, 20, 2)
 		if r != 19 || tt != 1 {
@@ -195,7 +195,7 @@ func TestHeaderSyntax(t *testing.T) {
 		w     int64
 	}{{100, 10, 1}, {10, 10, 1}, {3, 10, 4}, {0.1, 1, 10}, {0.001, 5, 5000}} {
 		clk := newClock()
-		l := mustNew(t, tc.rate, tc.burst, &Options{Clock: clk.Now, By: oneKey, Cost: 1, CostFunc: func(*http.Request) (int, error) { return 0, nil }})
+		l := mustNew(t, tc.rate, tc.burst, &Options{Clock: clk.Now, By: KeyFunc(oneKey), Cost: 1, CostFunc: func(*http.Request) (int, error) { return 0, nil }})
 		w := serve(l.Handler(okHandler), httptest.NewRequest("GET", "/", nil))
 		if r, tt := checkHeaders(t, w.Header(), "default", int64(tc.burst), tc.w); r != int64(tc.burst) || tt != 0 {
 			t.Fatalf("%+v: r=%d t=%d for a full bucket", tc, r, tt)
@@ -236,7 +236,7 @@ func TestHandlerDenials(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newClock()
 			o := tc.opts
-			o.Clock, o.By = clk.Now, oneKey
+			o.Clock, o.By = clk.Now, KeyFunc(oneKey)
 			var events []paywall.Decision
 			o.OnDecision = func(_ context.Context, d paywall.Decision) { events = append(events, d) }
 			l := mustNew(t, 1, tc.burst, &o)
@@ -265,7 +265,7 @@ func TestHandlerDenials(t *testing.T) {
 				t.Fatalf("the store's error leaked into the body: %s", w.Body)
 			}
 			last := events[len(events)-1]
-			if last.Step != "limit" || last.Allowed || string(last.Code) != tc.code || last.Status != tc.status || last.Route != "/x" || !last.Time.Equal(clk.Now()) {
+			if last.Step != "limit" || last.Allowed || string(last.Code) != tc.code || last.Status != tc.status || last.Route != "" || !last.Time.Equal(clk.Now()) {
 				t.Fatalf("decision %+v", last)
 			}
 		})
@@ -276,7 +276,7 @@ func TestHandlerDenials(t *testing.T) {
 func TestCustomDeny(t *testing.T) {
 	clk := newClock()
 	var got *paywall.Denial
-	l := mustNew(t, 1, 1, &Options{Clock: clk.Now, By: oneKey, Name: "tight", Deny: func(w http.ResponseWriter, r *http.Request, d *paywall.Denial) {
+	l := mustNew(t, 1, 1, &Options{Clock: clk.Now, By: KeyFunc(oneKey), Name: "tight", Deny: func(w http.ResponseWriter, r *http.Request, d *paywall.Denial) {
 		got = d
 		w.WriteHeader(http.StatusTeapot)
 	}})
@@ -286,7 +286,7 @@ func TestCustomDeny(t *testing.T) {
 	if w.Code != http.StatusTeapot || got == nil {
 		t.Fatalf("custom deny not used: %d", w.Code)
 	}
-	if got.Code != paywall.CodeRateLimited || got.Status != 429 || got.Type != QuotaExceededType || got.RetryAfter != time.Second || got.Cost != 1 {
+	if got.Code != paywall.CodeRateLimited || got.Status != 429 || got.Type != quotaExceeded || got.RetryAfter != time.Second || got.Extensions["tokens"] != 1 {
 		t.Fatalf("denial %+v", got)
 	}
 	if vp, _ := got.Extensions["violated-policies"].([]string); len(vp) != 1 || vp[0] != "tight" {
@@ -375,10 +375,9 @@ func TestPrecedence(t *testing.T) {
 		}
 	}
 
-	// Without a caller (no Authenticate in front), requests share the
-	// limiter's default bucket.
+	// Without Authenticate in front, a ByAccount limiter is misconfigured.
 	direct := l.Handler(okHandler)
-	for i, want := range []int{200, 200, 200, 429} {
+	for i, want := range []int{500, 500} {
 		if w := serve(direct, httptest.NewRequest("GET", "/", nil)); w.Code != want {
 			t.Fatalf("unauthenticated request %d: %d, want %d", i, w.Code, want)
 		}
@@ -473,7 +472,7 @@ func TestHandlerForwardedFor(t *testing.T) {
 
 func TestHandlerConcurrent(t *testing.T) {
 	clk := newClock()
-	l := mustNew(t, 1, 100, &Options{Clock: clk.Now, By: headerKey})
+	l := mustNew(t, 1, 100, &Options{Clock: clk.Now, By: KeyFunc(headerKey)})
 	h := l.Handler(okHandler)
 	var (
 		mu      sync.Mutex
@@ -505,7 +504,7 @@ func TestFailOpenDecision(t *testing.T) {
 	fb := newFakeBuckets(clk.Now)
 	fb.fail.Store(true)
 	var events []paywall.Decision
-	l := mustNew(t, 1, 1, &Options{By: oneKey, Clock: clk.Now, Store: fb, FailOpen: true,
+	l := mustNew(t, 1, 1, &Options{By: KeyFunc(oneKey), Clock: clk.Now, Store: fb, FailOpen: true,
 		OnDecision: func(_ context.Context, d paywall.Decision) { events = append(events, d) }})
 	h := l.Handler(okHandler)
 	if w := serve(h, httptest.NewRequest("GET", "/", nil)); w.Code != 200 || w.Header().Get("RateLimit") != `"default";r=0;t=1` {
@@ -534,7 +533,7 @@ func TestAllocs(t *testing.T) {
 		{strings.Repeat("n", 64), 1e-3, 2, false},
 	} {
 		clk := newClock()
-		l := mustNew(t, tc.rate, 1<<30, &Options{Name: tc.name, By: headerKey, Clock: clk.Now})
+		l := mustNew(t, tc.rate, 1<<30, &Options{Name: tc.name, By: KeyFunc(headerKey), Clock: clk.Now})
 		h := l.Handler(okHandler)
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("X-Api-Key", "k")
@@ -561,7 +560,7 @@ func TestRateLimitValue(t *testing.T) {
 		burst := 1 + rng.Intn(1000)
 		rate := []float64{1e-3, 0.3, 1, 2.5, 7, 100, 5000, 1e9}[rng.Intn(8)]
 		cost := 1 + rng.Intn(burst)
-		l := mustNew(t, rate, burst, &Options{Clock: clk.Now, By: oneKey, Cost: cost, Name: "p"})
+		l := mustNew(t, rate, burst, &Options{Clock: clk.Now, By: KeyFunc(oneKey), Cost: cost, Name: "p"})
 		for j := 0; j < 3; j++ {
 			res := take(t, l, httptest.NewRequest("GET", "/", nil))
 			h := http.Header{}

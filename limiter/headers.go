@@ -20,14 +20,15 @@ const (
 	// HeaderRateLimit reports the bucket's state for this response:
 	// `"default";r=19;t=1`.
 	HeaderRateLimit = "Ratelimit"
+)
 
-	// HeaderXRateLimitLimit, HeaderXRateLimitRemaining and
-	// HeaderXRateLimitReset are the legacy de-facto headers, sent only when
-	// [Options.LegacyHeaders] is set. Reset is a delta in seconds (like the
-	// t parameter of RateLimit), not a Unix time.
-	HeaderXRateLimitLimit     = "X-Ratelimit-Limit"
-	HeaderXRateLimitRemaining = "X-Ratelimit-Remaining"
-	HeaderXRateLimitReset     = "X-Ratelimit-Reset"
+// The legacy de-facto headers, sent only when [Options.LegacyHeaders] is
+// set. Reset is a delta in seconds (like the t parameter of RateLimit), not
+// a Unix time.
+const (
+	headerXRateLimitLimit     = "X-Ratelimit-Limit"
+	headerXRateLimitRemaining = "X-Ratelimit-Remaining"
+	headerXRateLimitReset     = "X-Ratelimit-Reset"
 )
 
 // window returns the w parameter of a policy: the whole seconds an empty
@@ -90,9 +91,9 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	}
 
 	if l.legacy {
-		h[HeaderXRateLimitLimit] = pol.limitValue
-		h[HeaderXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
-		h[HeaderXRateLimitReset] = []string{strconv.FormatInt(t, 10)}
+		h[headerXRateLimitLimit] = pol.limitValue
+		h[headerXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
+		h[headerXRateLimitReset] = []string{strconv.FormatInt(t, 10)}
 	}
 }
 

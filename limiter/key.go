@@ -3,46 +3,47 @@ package limiter
 import (
 	"net/http"
 	"net/netip"
-	"reflect"
 	"strings"
 
 	"github.com/go402/go402/paywall"
 )
 
-// A KeyFunc says whose bucket a request takes tokens from. It returns false
-// when it cannot tell; every such request then shares one bucket, so an
-// unidentified client is limited rather than let through unlimited.
-//
-// The key is kept in memory (and, with [Options.Store], in the store) for as
-// long as the bucket lives. Never return a secret such as a raw API key:
-// key by account with [ByAccount] after [paywall.Paywall.Authenticate], or
-// by a digest.
+// A Keyer says whose bucket a request takes tokens from: [ByAccount],
+// [ByClientAddr], [ByForwarded], or a [KeyFunc] of your own.
+type Keyer interface {
+	// Key returns the request's key, or false when it cannot tell; every
+	// such request then shares one bucket, so an unidentified client is
+	// limited rather than let through unlimited.
+	Key(r *http.Request) (key string, ok bool)
+}
+
+// A KeyFunc is a function that is a [Keyer]. The key is kept in memory (and,
+// with [Options.Store], in the store) for as long as the bucket lives.
+// Never return a secret such as a raw API key: key by account with
+// [ByAccount], or by a digest.
 type KeyFunc func(r *http.Request) (key string, ok bool)
 
-// ByAccount keys requests by the ID of the account that
-// [paywall.Paywall.Authenticate] put in the request's context. Requests
-// without one (no Authenticate in front, or a store failure that the
-// paywall's FailOpen let through) share one bucket.
-//
-// A [Limiter] recognises this KeyFunc (not a wrapper around it): it then
-// reads the account from the caller it has already looked up, and with
-// [Options.Store] it asks for the account's own bucket ([store.Bucket]
-// Account set), which a sharded store keeps beside the account.
-func ByAccount() KeyFunc { return byAccount }
+// Key implements [Keyer] by calling f.
+func (f KeyFunc) Key(r *http.Request) (string, bool) { return f(r) }
 
-func byAccount(r *http.Request) (string, bool) {
+// ByAccount keys requests by the ID of the account that
+// [paywall.Paywall.Authenticate] put in the request's context, and takes
+// from the account's own bucket in [Options.Store] ([store.Bucket] Account
+// set), which a sharded store keeps beside the account. A request that
+// Authenticate let through on a store failure (FailOpen) shares one bucket
+// with the others like it; a request that no Authenticate saw is refused
+// with 500 misconfigured.
+func ByAccount() Keyer { return accountKeyer{} }
+
+// accountKeyer is the Keyer of ByAccount.
+type accountKeyer struct{}
+
+func (accountKeyer) Key(r *http.Request) (string, bool) {
 	c, ok := paywall.CallerFromContext(r.Context())
 	if !ok {
 		return "", false
 	}
 	return c.Account.ID, true
-}
-
-// isByAccount reports whether f is the KeyFunc that ByAccount returns.
-// Functions do not compare with ==, but a top-level function's code
-// pointer identifies it.
-func isByAccount(f KeyFunc) bool {
-	return reflect.ValueOf(f).Pointer() == reflect.ValueOf(byAccount).Pointer()
 }
 
 // ByClientAddr keys requests by the client's IP address: IPv4 addresses

@@ -109,13 +109,13 @@ func TestByAccount(t *testing.T) {
 	var got string
 	var gotOK bool
 	h := pw.Authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, gotOK = ByAccount()(r)
+		got, gotOK = ByAccount().Key(r)
 	}))
 	serve(h, keyRequest("sk_test_acct_1"))
 	if !gotOK || got != "acct_1" {
 		t.Fatalf("key %q, %v", got, gotOK)
 	}
-	if _, ok := ByAccount()(httptest.NewRequest("GET", "/", nil).WithContext(context.Background())); ok {
+	if _, ok := ByAccount().Key(httptest.NewRequest("GET", "/", nil).WithContext(context.Background())); ok {
 		t.Fatal("a request without a caller has an account key")
 	}
 }

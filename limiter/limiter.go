@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go402/go402/paywall"
@@ -30,9 +31,8 @@ type Limiter struct {
 	rPrefix string // `"name";r=`
 	// configured are the default's policy and the plans'.
 	configured *policies
-	maxCost    int // the largest burst among the configured policies
 
-	by        KeyFunc
+	by        Keyer
 	byAccount bool // by is ByAccount()
 	cost      int
 	costFunc  func(r *http.Request) (int, error)
@@ -48,6 +48,7 @@ type Limiter struct {
 	failOpen         bool
 	retryUnavailable time.Duration
 	clock            func() time.Time
+	warnOnce         sync.Once
 }
 
 // Options configures a [Limiter]. The zero value of every field means the
@@ -67,7 +68,7 @@ type Options struct {
 	// By says whose bucket a request takes tokens from. Default
 	// ByClientAddr() — the connection's peer address, no proxy trusted. Use
 	// [ByAccount] after [paywall.Paywall.Authenticate].
-	By KeyFunc
+	By Keyer
 
 	// Cost is the number of tokens a request takes. Default 1. Ignored if
 	// CostFunc is set.
@@ -100,12 +101,13 @@ type Options struct {
 	OnDecision func(ctx context.Context, d paywall.Decision)
 
 	// Store, if set, holds the buckets instead of this process, so that
-	// replicas share one limit (the Redis store offers it; so does the
-	// memory store, for a charge that decides the limit with its debit,
-	// see paywall.ChargeOptions.RateLimit). With
-	// [ByAccount], a request takes from its account's bucket named after
-	// the policy ([store.Bucket] Account and Key = Name); otherwise from
-	// the stand-alone bucket Name + ":" + the key from By.
+	// replicas share one limit (the Redis store offers it, and so does the
+	// memory store). With [ByAccount], a request takes from its account's
+	// bucket named after the policy ([store.Bucket] Account, and Key =
+	// Name); otherwise from the stand-alone bucket Name + ":" + its key.
+	// With ByAccount and the paywall's own store, a charge next to the
+	// limiter takes the tokens together with its debit (see the package
+	// documentation).
 	Store store.Buckets
 	// FailOpen, when Store fails, takes the tokens from an in-process
 	// bucket instead, and reports the decision to OnDecision with Code
@@ -117,8 +119,7 @@ type Options struct {
 	RetryAfterUnavailable time.Duration
 
 	// MaxKeys caps the number of in-process buckets, and with it their
-	// memory: about MaxKeys × ([BytesPerKey] + key length) bytes. Default
-	// [DefaultMaxKeys].
+	// memory: about MaxKeys × (256 + key length) bytes. Default 100,000.
 	//
 	// A bucket is removed once it has filled up again, since a full bucket
 	// is the same as a new one: idle keys cost nothing. When a flood of new
@@ -139,8 +140,8 @@ type Options struct {
 	Clock func() time.Time
 }
 
-// DefaultName is the default policy name, [Options.Name].
-const DefaultName = "default"
+// defaultName is the default policy name, [Options.Name].
+const defaultName = "default"
 
 // Errors returned by [Limiter.Take], for [errors.Is].
 var (
@@ -159,61 +160,19 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if err := checkRate("", store.RateLimit{Rate: r, Burst: burst}); err != nil {
+	def := store.RateLimit{Rate: r, Burst: burst}
+	if err := checkRate("", def); err != nil {
 		return nil, err
 	}
-	if o.Name == "" {
-		o.Name = DefaultName
-	}
-	if len(o.Name) > 64 {
-		return nil, fmt.Errorf("limiter: Name longer than 64 bytes")
-	}
-	for i := 0; i < len(o.Name); i++ {
-		if c := o.Name[i]; c < ' ' || c > '~' {
-			return nil, fmt.Errorf("limiter: Name must be printable ASCII, got %q", o.Name)
+	for _, check := range []func(*Options) error{setName, setCost, setLimits} {
+		if err := check(&o); err != nil {
+			return nil, err
 		}
 	}
-	switch {
-	case o.Cost < 0:
-		return nil, fmt.Errorf("limiter: Cost must be >= 0, got %d", o.Cost)
-	case o.Cost == 0:
-		o.Cost = 1
-	}
-	switch {
-	case o.DenyStatus == 0:
-		o.DenyStatus = http.StatusTooManyRequests
-	case o.DenyStatus < 400 || o.DenyStatus > 499:
-		return nil, fmt.Errorf("limiter: DenyStatus must be in 400–499, got %d", o.DenyStatus)
-	}
-	switch {
-	case o.MaxKeys == 0:
-		o.MaxKeys = DefaultMaxKeys
-	case o.MaxKeys < 0:
-		return nil, fmt.Errorf("limiter: MaxKeys must be > 0, got %d", o.MaxKeys)
-	}
-	switch {
-	case o.RetryAfterUnavailable == 0:
-		o.RetryAfterUnavailable = time.Second
-	case o.RetryAfterUnavailable < 0:
-		return nil, fmt.Errorf("limiter: RetryAfterUnavailable must be >= 0, got %v", o.RetryAfterUnavailable)
-	}
-	if o.By == nil {
-		o.By = ByClientAddr()
-	}
-	if o.Deny == nil {
-		o.Deny = paywall.WriteDenial
-	}
-	if o.Clock == nil {
-		o.Clock = monotonicClock()
-	}
-
-	quoted := quote(o.Name)
-	def := newPolicy(quoted, store.RateLimit{Rate: r, Burst: burst}, o.Cost)
 	l := &Limiter{
 		name:             o.Name,
-		rPrefix:          quoted + ";r=",
-		maxCost:          burst,
-		by:               o.By,
+		rPrefix:          quote(o.Name) + ";r=",
+		by:               cmpOr[Keyer](o.By, ByClientAddr()),
 		byAccount:        isByAccount(o.By),
 		cost:             o.Cost,
 		costFunc:         o.CostFunc,
@@ -222,25 +181,109 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		deny:             o.Deny,
 		onDecision:       o.OnDecision,
 		violatedPolicies: []string{o.Name},
-		buckets:          newTable(o.MaxKeys, o.Clock()),
 		remote:           o.Store,
 		failOpen:         o.FailOpen,
 		retryUnavailable: o.RetryAfterUnavailable,
 		clock:            o.Clock,
 	}
+	if l.deny == nil {
+		l.deny = paywall.WriteDenial
+	}
+	if l.clock == nil {
+		l.clock = monotonicClock()
+	}
+	l.buckets = newTable(o.MaxKeys, l.clock())
+	if err := l.setPolicies(def, &o); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// isByAccount reports whether k is ByAccount().
+func isByAccount(k Keyer) bool {
+	_, ok := k.(accountKeyer)
+	return ok
+}
+
+// cmpOr returns v, or def if v is the zero value (nil).
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// setName validates the policy name and sets its default.
+func setName(o *Options) error {
+	if o.Name == "" {
+		o.Name = defaultName
+	}
+	if len(o.Name) > 64 {
+		return fmt.Errorf("limiter: Name longer than 64 bytes")
+	}
+	for i := 0; i < len(o.Name); i++ {
+		if c := o.Name[i]; c < ' ' || c > '~' {
+			return fmt.Errorf("limiter: Name must be printable ASCII, got %q", o.Name)
+		}
+	}
+	return nil
+}
+
+// setCost validates the cost and the status of a denial, and sets their
+// defaults.
+func setCost(o *Options) error {
+	switch {
+	case o.Cost < 0:
+		return fmt.Errorf("limiter: Cost must be >= 0, got %d", o.Cost)
+	case o.Cost == 0:
+		o.Cost = 1
+	}
+	switch {
+	case o.DenyStatus == 0:
+		o.DenyStatus = http.StatusTooManyRequests
+	case o.DenyStatus < 400 || o.DenyStatus > 499:
+		return fmt.Errorf("limiter: DenyStatus must be in 400–499, got %d", o.DenyStatus)
+	}
+	return nil
+}
+
+// setLimits validates MaxKeys and RetryAfterUnavailable and sets their
+// defaults.
+func setLimits(o *Options) error {
+	switch {
+	case o.MaxKeys == 0:
+		o.MaxKeys = DefaultMaxKeys
+	case o.MaxKeys < 0:
+		return fmt.Errorf("limiter: MaxKeys must be > 0, got %d", o.MaxKeys)
+	}
+	switch {
+	case o.RetryAfterUnavailable == 0:
+		o.RetryAfterUnavailable = time.Second
+	case o.RetryAfterUnavailable < 0:
+		return fmt.Errorf("limiter: RetryAfterUnavailable must be >= 0, got %v", o.RetryAfterUnavailable)
+	}
+	return nil
+}
+
+// setPolicies validates the plans' rates and builds the policies of def
+// and the plans.
+func (l *Limiter) setPolicies(def store.RateLimit, o *Options) error {
+	quoted := quote(l.name)
+	maxBurst := def.Burst
 	plans := make(map[string]*policy, len(o.Plans))
 	for name, lim := range o.Plans {
 		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
-			return nil, err
+			return err
 		}
 		plans[name] = newPolicy(quoted, lim, o.Cost)
-		l.maxCost = max(l.maxCost, lim.Burst)
+		maxBurst = max(maxBurst, lim.Burst)
 	}
-	if o.CostFunc == nil && o.Cost > l.maxCost {
-		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
+	if o.CostFunc == nil && o.Cost > maxBurst {
+		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
 	}
-	l.configured = newPolicies(def, plans, quoted, o.Cost)
-	return l, nil
+	l.configured = newPolicies(newPolicy(quoted, def, o.Cost), plans, quoted, o.Cost)
+	return nil
 }
 
 // monotonicClock returns a clock that reads only the monotonic clock: the
@@ -313,23 +356,25 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		}
 		res.Cost = n
 	}
-	lim, pol := l.limitOf(c)
-
+	var a *store.Account
+	if c != nil {
+		a = &c.Account
+	}
+	lim, pol := l.limitOf(a)
 	var key, account string
 	switch {
 	case !l.byAccount:
-		key, _ = l.by(r)
+		key, _ = l.by.Key(r)
 	case c != nil:
 		key, account = c.Account.ID, c.Account.ID
 	}
 	if l.remote != nil {
-		err := l.takeRemote(r.Context(), &res, account, key, lim, pol)
+		err := l.takeRemote(r.Context(), &res, l.remoteBucket(account, key, lim, res.Cost), pol)
 		if err == nil || !l.failOpen {
 			return res, err
 		}
 		res.failedOpen = true
 	}
-
 	ok, tokens, pol := l.buckets.take(key, lim, pol, l.configured, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
@@ -367,14 +412,14 @@ func tokenTime(n, rate float64) time.Duration {
 	return time.Duration(d)
 }
 
-// takeRemote takes the tokens from Options.Store: from the account's bucket
-// named after the policy if account is set, else from the stand-alone
-// bucket "policy:key".
-func (l *Limiter) takeRemote(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
-	br, err := l.remote.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
+// takeRemote takes the tokens of b from Options.Store; pol is the policy
+// of b's rate and burst, or nil for an override's.
+func (l *Limiter) takeRemote(ctx context.Context, res *Result, b store.Bucket, pol *policy) error {
+	br, err := l.remote.TakeTokens(ctx, b)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
+	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
 	if pol == nil {
 		pol = l.configured.ofLimit(lim)
 	}

@@ -138,7 +138,7 @@ func TestAccuracySerial(t *testing.T) {
 		{1000, 50, 2 * time.Second, 3 * time.Millisecond},
 	} {
 		clk := newClock()
-		l := mustNew(t, tc.rate, tc.burst, &Options{By: oneKey, Clock: clk.Now})
+		l := mustNew(t, tc.rate, tc.burst, &Options{By: KeyFunc(oneKey), Clock: clk.Now})
 		req := httptest.NewRequest("GET", "/", nil)
 		rng := rand.New(rand.NewSource(1))
 		end := clk.Now().Add(tc.T)
@@ -181,7 +181,7 @@ func TestAccuracyConcurrent(t *testing.T) {
 	t.Run("lockstep", func(t *testing.T) {
 		clk := newClock()
 		const rate, burst, T, step = 50.0, 20, 5 * time.Second, 10 * time.Millisecond
-		l := mustNew(t, rate, burst, &Options{By: oneKey, Clock: clk.Now})
+		l := mustNew(t, rate, burst, &Options{By: KeyFunc(oneKey), Clock: clk.Now})
 		var admitted atomic.Int64
 		for elapsed := time.Duration(0); ; elapsed += step {
 			concurrently(workers, func(int) {
@@ -202,7 +202,7 @@ func TestAccuracyConcurrent(t *testing.T) {
 	t.Run("racing", func(t *testing.T) {
 		clk := newClock()
 		const rate, burst, T = 200.0, 10, time.Second
-		l := mustNew(t, rate, burst, &Options{By: oneKey, Clock: clk.Now})
+		l := mustNew(t, rate, burst, &Options{By: KeyFunc(oneKey), Clock: clk.Now})
 		var (
 			admitted atomic.Int64
 			attempts atomic.Int64
@@ -255,7 +255,7 @@ func TestAccuracyConcurrent(t *testing.T) {
 		const burst, arrivals = 50, 30
 		var admitted atomic.Int64
 		l := mustNew(t, 1, burst, &Options{
-			By:      headerKey,
+			By:      KeyFunc(headerKey),
 			Clock:   newClock().Now,
 			MaxKeys: 127, // one shard, room for every client
 		})
@@ -288,7 +288,7 @@ func TestAccuracyConcurrent(t *testing.T) {
 	// With room for one bucket, every new client evicts the last one,
 	// often while a take of it is under way, which must then look again.
 	t.Run("one bucket", func(t *testing.T) {
-		l := mustNew(t, 1, 5, &Options{By: headerKey, Clock: newClock().Now, MaxKeys: 1})
+		l := mustNew(t, 1, 5, &Options{By: KeyFunc(headerKey), Clock: newClock().Now, MaxKeys: 1})
 		concurrently(workers, func(w int) {
 			req := httptest.NewRequest("GET", "/", nil)
 			for i := range 2000 {
@@ -308,7 +308,7 @@ func TestAccuracyConcurrent(t *testing.T) {
 
 func TestResultFields(t *testing.T) {
 	clk := newClock()
-	l := mustNew(t, 2, 3, &Options{By: oneKey, Clock: clk.Now}) // a token every 500ms
+	l := mustNew(t, 2, 3, &Options{By: KeyFunc(oneKey), Clock: clk.Now}) // a token every 500ms
 	req := httptest.NewRequest("GET", "/", nil)
 
 	res := take(t, l, req)
@@ -343,7 +343,7 @@ func TestResultFields(t *testing.T) {
 func TestCost(t *testing.T) {
 	clk := newClock()
 	var cost atomic.Int64
-	l := mustNew(t, 1, 5, &Options{By: oneKey, Clock: clk.Now, CostFunc: func(r *http.Request) (int, error) {
+	l := mustNew(t, 1, 5, &Options{By: KeyFunc(oneKey), Clock: clk.Now, CostFunc: func(r *http.Request) (int, error) {
 		c := int(cost.Load())
 		if c == 99 {
 			return 0, errors.New("no cost for you")
@@ -381,7 +381,7 @@ func TestCost(t *testing.T) {
 
 func TestFixedCost(t *testing.T) {
 	clk := newClock()
-	l := mustNew(t, 1, 10, &Options{By: oneKey, Clock: clk.Now, Cost: 4})
+	l := mustNew(t, 1, 10, &Options{By: KeyFunc(oneKey), Clock: clk.Now, Cost: 4})
 	req := httptest.NewRequest("GET", "/", nil)
 	for i, want := range []bool{true, true, false} {
 		if res := take(t, l, req); res.Allowed != want || res.Cost != 4 {
@@ -393,7 +393,7 @@ func TestFixedCost(t *testing.T) {
 // Requests their KeyFunc cannot key share one bucket.
 func TestUnkeyedShareABucket(t *testing.T) {
 	clk := newClock()
-	l := mustNew(t, 1, 2, &Options{By: headerKey, Clock: clk.Now})
+	l := mustNew(t, 1, 2, &Options{By: KeyFunc(headerKey), Clock: clk.Now})
 	anon := httptest.NewRequest("GET", "/", nil)
 	keyed := httptest.NewRequest("GET", "/", nil)
 	keyed.Header.Set("X-Api-Key", "a")
@@ -436,7 +436,7 @@ var _ store.Buckets = (*fakeBuckets)(nil)
 func TestStore(t *testing.T) {
 	clk := newClock()
 	fb := newFakeBuckets(clk.Now)
-	l := mustNew(t, 2, 3, &Options{Name: "shared", By: oneKey, Clock: clk.Now, Store: fb})
+	l := mustNew(t, 2, 3, &Options{Name: "shared", By: KeyFunc(oneKey), Clock: clk.Now, Store: fb})
 	req := httptest.NewRequest("GET", "/", nil)
 	for i, want := range []int{2, 1, 0} {
 		res := take(t, l, req)
@@ -465,7 +465,7 @@ func TestStore(t *testing.T) {
 		t.Fatalf("failing store, fail-closed: err = %v", err)
 	}
 
-	open := mustNew(t, 2, 3, &Options{By: oneKey, Clock: clk.Now, Store: fb, FailOpen: true})
+	open := mustNew(t, 2, 3, &Options{By: KeyFunc(oneKey), Clock: clk.Now, Store: fb, FailOpen: true})
 	for i, want := range []bool{true, true, true, false} {
 		res, err := open.Take(req)
 		if err != nil || res.Allowed != want {
@@ -492,7 +492,7 @@ func TestMemoryBounded(t *testing.T) {
 	clk := newClock()
 	var key string
 	l := mustNew(t, 1, 10, &Options{
-		By:      func(*http.Request) (string, bool) { return key, true },
+		By:      KeyFunc(func(*http.Request) (string, bool) { return key, true }),
 		Clock:   clk.Now,
 		MaxKeys: maxKeys,
 	})
@@ -536,7 +536,7 @@ func TestMemoryBounded(t *testing.T) {
 func oneShardLimiter(t *testing.T, clk *clock, key *string) *Limiter {
 	t.Helper()
 	return mustNew(t, 1, 2, &Options{
-		By:      func(*http.Request) (string, bool) { return *key, true },
+		By:      KeyFunc(func(*http.Request) (string, bool) { return *key, true }),
 		Clock:   clk.Now,
 		MaxKeys: 64, // one shard
 	})
@@ -699,11 +699,11 @@ func TestNewBucketFull(t *testing.T) {
 // the plan's rate (the limiter takes its caller from the paywall as is).
 func TestInvalidOverrideIgnored(t *testing.T) {
 	clk := newClock()
-	l := mustNew(t, 1, 3, &Options{By: oneKey, Clock: clk.Now, Plans: map[string]store.RateLimit{"pro": {Rate: 1, Burst: 5}}})
+	l := mustNew(t, 1, 3, &Options{By: KeyFunc(oneKey), Clock: clk.Now, Plans: map[string]store.RateLimit{"pro": {Rate: 1, Burst: 5}}})
 	req := httptest.NewRequest("GET", "/", nil)
 	for _, rl := range []store.RateLimit{{Rate: 0, Burst: 10}, {Rate: -1, Burst: 10}, {Rate: math.NaN(), Burst: 10}, {Rate: math.Inf(1), Burst: 10}, {Rate: 1, Burst: 0}} {
 		rl := rl
-		c := &paywall.Caller{Account: &store.Account{ID: "a", Plan: "pro", RateLimit: &rl}}
+		c := &paywall.Caller{Account: store.Account{ID: "a", Plan: "pro", RateLimit: &rl}}
 		res, err := l.take(req, c)
 		if err != nil || res.Limit != (store.RateLimit{Rate: 1, Burst: 5}) {
 			t.Errorf("override %+v: limit %+v, %v; want the plan's", rl, res.Limit, err)
@@ -761,7 +761,7 @@ func TestStoreAccountBucket(t *testing.T) {
 	fb := newFakeBuckets(clk.Now)
 	req := httptest.NewRequest("GET", "/", nil)
 	req.RemoteAddr = "192.0.2.1:1"
-	c := &paywall.Caller{Account: &store.Account{ID: "acct_1", Plan: "pro"}}
+	c := &paywall.Caller{Account: store.Account{ID: "acct_1", Plan: "pro"}}
 
 	l := mustNew(t, 2, 3, &Options{Name: "burst", By: ByAccount(), Clock: clk.Now, Store: fb})
 	if !l.byAccount {
