@@ -18,9 +18,9 @@ import (
 //	Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"
 const HeaderIdempotencyKey = "Idempotency-Key"
 
-// MaxIdempotencyKeyLength is the longest Idempotency-Key accepted, in bytes
+// maxIdempotencyKeyLength is the longest Idempotency-Key accepted, in bytes
 // of the key itself (without the quotes and escapes of its encoding).
-const MaxIdempotencyKeyLength = 255
+const maxIdempotencyKeyLength = 255
 
 // maxIdempotencyKeys bounds the keys a Paywall remembers. Past it the
 // oldest are forgotten before their window ends, so that a retry of one is
@@ -43,7 +43,7 @@ var (
 // lines vs (at least one). Each line holds an sf-string (RFC 9651, without
 // parameters) or, leniently, a bare token (RFC 9110 tchar, ':' and '/'),
 // which is the same key as the quoted form. The key must be 1 to
-// MaxIdempotencyKeyLength bytes. The same key sent on several lines is
+// maxIdempotencyKeyLength bytes. The same key sent on several lines is
 // accepted; different ones are not.
 func parseIdempotencyKey(vs []string) (string, error) {
 	var key string
@@ -68,7 +68,7 @@ func parseIdempotencyValue(v string) (string, error) {
 		return "", errIdemMalformed
 	case v[0] != '"':
 		return parseIdempotencyToken(v)
-	case len(v) > 2*MaxIdempotencyKeyLength+2:
+	case len(v) > 2*maxIdempotencyKeyLength+2:
 		// An escape doubles a character at most, so a longer value cannot
 		// hold an acceptable key: refuse it before looking at it.
 		return "", errIdemTooLong
@@ -79,7 +79,7 @@ func parseIdempotencyValue(v string) (string, error) {
 		return "", err
 	case key == "":
 		return "", errIdemMalformed
-	case len(key) > MaxIdempotencyKeyLength:
+	case len(key) > maxIdempotencyKeyLength:
 		return "", errIdemTooLong
 	}
 	return key, nil
@@ -87,7 +87,7 @@ func parseIdempotencyValue(v string) (string, error) {
 
 // parseIdempotencyToken parses a bare token: RFC 9110 tchar, ':' and '/'.
 func parseIdempotencyToken(v string) (string, error) {
-	if len(v) > MaxIdempotencyKeyLength {
+	if len(v) > maxIdempotencyKeyLength {
 		return "", errIdemTooLong
 	}
 	for i := 0; i < len(v); i++ {
@@ -138,12 +138,12 @@ func invalidIdempotencyKey(err error) *Denial {
 	d := &Denial{Code: CodeInvalidRequest}
 	switch err {
 	case errIdemTooLong:
-		d.Detail = "The " + HeaderIdempotencyKey + " header is longer than " + strconv.Itoa(MaxIdempotencyKeyLength) + " bytes."
+		d.Detail = "The " + HeaderIdempotencyKey + " header is longer than " + strconv.Itoa(maxIdempotencyKeyLength) + " bytes."
 	case errIdemConflicting:
 		d.Detail = "The request carries more than one " + HeaderIdempotencyKey + ", and they differ."
 	default:
 		d.Detail = "The " + HeaderIdempotencyKey + ` header must be a quoted string of 1 to ` +
-			strconv.Itoa(MaxIdempotencyKeyLength) + ` printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`
+			strconv.Itoa(maxIdempotencyKeyLength) + ` printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`
 	}
 	return d
 }

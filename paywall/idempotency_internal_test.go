@@ -8,8 +8,8 @@ import (
 )
 
 func TestParseIdempotencyKey(t *testing.T) {
-	max := strings.Repeat("k", MaxIdempotencyKeyLength)
-	maxEscaped := strings.Repeat(`\\`, MaxIdempotencyKeyLength)
+	max := strings.Repeat("k", maxIdempotencyKeyLength)
+	maxEscaped := strings.Repeat(`\\`, maxIdempotencyKeyLength)
 	tests := []struct {
 		lines   []string
 		want    string
@@ -26,7 +26,7 @@ func TestParseIdempotencyKey(t *testing.T) {
 		{[]string{`"x"`, `x`}, "x", nil},
 		{[]string{`"` + max + `"`}, max, nil},
 		{[]string{max}, max, nil},
-		{[]string{`"` + maxEscaped + `"`}, strings.Repeat(`\`, MaxIdempotencyKeyLength), nil},
+		{[]string{`"` + maxEscaped + `"`}, strings.Repeat(`\`, maxIdempotencyKeyLength), nil},
 
 		{[]string{`"` + max + `k"`}, "", errIdemTooLong},
 		{[]string{max + "k"}, "", errIdemTooLong},
@@ -62,7 +62,7 @@ func TestParseIdempotencyKey(t *testing.T) {
 }
 
 // FuzzParseIdempotencyKey checks that an accepted key is 1 to
-// MaxIdempotencyKeyLength printable ASCII bytes, and that quoting it as an
+// maxIdempotencyKeyLength printable ASCII bytes, and that quoting it as an
 // sf-string gives the same key back.
 func FuzzParseIdempotencyKey(f *testing.F) {
 	for _, s := range []string{`"abc"`, `abc`, `"a\"b\\c"`, `""`, `"abc";p=1`, `a b`, `"` + strings.Repeat(`\\`, 300) + `"`} {
@@ -76,7 +76,7 @@ func FuzzParseIdempotencyKey(f *testing.F) {
 			}
 			return
 		}
-		if key == "" || len(key) > MaxIdempotencyKeyLength {
+		if key == "" || len(key) > maxIdempotencyKeyLength {
 			t.Fatalf("%q: key of %d bytes", v, len(key))
 		}
 		for i := 0; i < len(key); i++ {
@@ -99,7 +99,7 @@ func TestPairDigest(t *testing.T) {
 	if d := pairDigest(long, "k"); d == pairDigest(long, "l") || d != pairDigest(strings.Clone(long), "k") {
 		t.Error("long pairs")
 	}
-	key := strings.Repeat("k", MaxIdempotencyKeyLength)
+	key := strings.Repeat("k", maxIdempotencyKeyLength)
 	if n := testing.AllocsPerRun(100, func() { pairDigest("acct_0123456789", key) }); n != 0 {
 		t.Errorf("pairDigest allocates %v times", n)
 	}

@@ -349,63 +349,66 @@ func (m *mediaMatch) consider(spec int, q float64) {
 	}
 }
 
+// acceptance is how well an Accept header matches each body format.
+type acceptance struct {
+	json, problem, html, text mediaMatch
+	seen                      bool // a media range was present
+}
+
+// consider records the media range top/sub with quality q.
+func (a *acceptance) consider(top, sub string, q float64) {
+	a.seen = true
+	switch {
+	case top == "*" && sub == "*":
+		for _, m := range []*mediaMatch{&a.json, &a.problem, &a.html, &a.text} {
+			m.consider(1, q)
+		}
+	case strings.EqualFold(top, "application"):
+		considerSub(sub, q, [2]*mediaMatch{&a.json, &a.problem}, [2]string{"json", "problem+json"})
+	case strings.EqualFold(top, "text"):
+		considerSub(sub, q, [2]*mediaMatch{&a.html, &a.text}, [2]string{"html", "plain"})
+	}
+}
+
+// considerSub records the subtype sub, with quality q, of a top-level type
+// whose two subtypes of interest are names, matched by m.
+func considerSub(sub string, q float64, m [2]*mediaMatch, names [2]string) {
+	switch {
+	case sub == "*":
+		m[0].consider(2, q)
+		m[1].consider(2, q)
+	case strings.EqualFold(sub, names[0]):
+		m[0].consider(3, q)
+	case strings.EqualFold(sub, names[1]):
+		m[1].consider(3, q)
+	}
+}
+
 // negotiate picks the body format for the Accept header field lines.
 func negotiate(accept []string) format {
-	var js, pj, html, text mediaMatch
-	seen := false
+	var a acceptance
 	for _, line := range accept {
 		for line != "" {
 			var rng string
 			rng, line, _ = strings.Cut(line, ",")
 			typ, params, _ := strings.Cut(rng, ";")
-			typ = trimOWS(typ)
-			top, sub, ok := strings.Cut(typ, "/")
-			if !ok {
-				continue
-			}
-			seen = true
-			q := quality(params)
-			switch {
-			case top == "*" && sub == "*":
-				js.consider(1, q)
-				pj.consider(1, q)
-				html.consider(1, q)
-				text.consider(1, q)
-			case strings.EqualFold(top, "application"):
-				switch {
-				case sub == "*":
-					js.consider(2, q)
-					pj.consider(2, q)
-				case strings.EqualFold(sub, "json"):
-					js.consider(3, q)
-				case strings.EqualFold(sub, "problem+json"):
-					pj.consider(3, q)
-				}
-			case strings.EqualFold(top, "text"):
-				switch {
-				case sub == "*":
-					html.consider(2, q)
-					text.consider(2, q)
-				case strings.EqualFold(sub, "html"):
-					html.consider(3, q)
-				case strings.EqualFold(sub, "plain"):
-					text.consider(3, q)
-				}
+			if top, sub, ok := strings.Cut(trimOWS(typ), "/"); ok {
+				a.consider(top, sub, quality(params))
 			}
 		}
 	}
-	if !seen {
+	if !a.seen {
 		return formatJSON
 	}
-	qJSON := math.Max(js.q, pj.q)
+	qJSON := math.Max(a.json.q, a.problem.q)
 	switch {
-	case html.spec == 3 && html.q > 0 && html.q >= qJSON && html.q >= text.q:
+	case a.html.spec == 3 && a.html.q > 0 && a.html.q >= qJSON && a.html.q >= a.text.q:
 		return formatHTML
 	case qJSON > 0:
 		return formatJSON
-	case text.q > 0:
+	case a.text.q > 0:
 		return formatText
-	case html.q > 0:
+	case a.html.q > 0:
 		return formatHTML
 	}
 	return formatText
