@@ -3,6 +3,7 @@ package paywall
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"math"
 	"net/http"
@@ -156,52 +157,40 @@ var reserved = []string{
 	"refill_at", "retry_after", "features", "upgrade_url", "payment_url",
 }
 
-// jsonBody is the application/problem+json body of d.
+// member is one member of a problem details object.
+type member struct {
+	name  string
+	value any
+}
+
+// members returns the members go402 writes for d after type, title, status
+// and detail, leaving out empty ones: JSON and plain text list the same.
+func members(d *Denial) []member {
+	var m []member
+	add := func(set bool, name string, v any) {
+		if set {
+			m = append(m, member{name, v})
+		}
+	}
+	add(d.Code != "", "code", d.Code)
+	add(d.HasBalance, "balance", d.Balance)
+	add(d.Cost != 0, "cost", d.Cost)
+	add(!d.RefillAt.IsZero(), "refill_at", d.RefillAt.UTC().Format(time.RFC3339))
+	add(d.RetryAfter > 0, "retry_after", retrySeconds(d.RetryAfter))
+	add(len(d.Features) > 0, "features", d.Features)
+	add(d.UpgradeURL != "", "upgrade_url", d.UpgradeURL)
+	add(d.PaymentURL != "", "payment_url", d.PaymentURL)
+	return m
+}
+
+// jsonBody is the application/problem+json body of d: its members, then
+// d.Extensions in name order.
 func jsonBody(d *Denial, status int, typ, title string) []byte {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	member := func(name string, v any) {
-		enc, err := json.Marshal(v)
-		if err != nil {
-			return
-		}
-		if b.Len() > 1 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.Quote(name)) // names are plain ASCII
-		b.WriteByte(':')
-		b.Write(enc)
-	}
-	member("type", typ)
-	member("title", title)
-	member("status", status)
+	m := []member{{"type", typ}, {"title", title}, {"status", status}}
 	if d.Detail != "" {
-		member("detail", d.Detail)
+		m = append(m, member{"detail", d.Detail})
 	}
-	if d.Code != "" {
-		member("code", d.Code)
-	}
-	if d.HasBalance {
-		member("balance", d.Balance)
-	}
-	if d.Cost != 0 {
-		member("cost", d.Cost)
-	}
-	if !d.RefillAt.IsZero() {
-		member("refill_at", d.RefillAt.UTC().Format(time.RFC3339))
-	}
-	if d.RetryAfter > 0 {
-		member("retry_after", retrySeconds(d.RetryAfter))
-	}
-	if len(d.Features) > 0 {
-		member("features", d.Features)
-	}
-	if d.UpgradeURL != "" {
-		member("upgrade_url", d.UpgradeURL)
-	}
-	if d.PaymentURL != "" {
-		member("payment_url", d.PaymentURL)
-	}
+	m = append(m, members(d)...)
 	names := make([]string, 0, len(d.Extensions))
 	for name := range d.Extensions {
 		if !slices.Contains(reserved, name) {
@@ -210,7 +199,21 @@ func jsonBody(d *Denial, status int, typ, title string) []byte {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		member(name, d.Extensions[name])
+		m = append(m, member{name, d.Extensions[name]})
+	}
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for _, mem := range m {
+		enc, err := json.Marshal(mem.value)
+		if err != nil {
+			continue
+		}
+		if b.Len() > 1 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Quote(mem.name)) // names are plain ASCII
+		b.WriteByte(':')
+		b.Write(enc)
 	}
 	b.WriteString("}\n")
 	return b.Bytes()
@@ -219,39 +222,16 @@ func jsonBody(d *Denial, status int, typ, title string) []byte {
 // textBody is the text/plain body of d.
 func textBody(d *Denial, status int, title string) []byte {
 	var b strings.Builder
-	line := func(name, value string) {
-		b.WriteString(name)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteByte('\n')
-	}
 	b.WriteString(strconv.Itoa(status) + " " + http.StatusText(status) + ": " + title + "\n")
 	if d.Detail != "" {
 		b.WriteString(d.Detail + "\n")
 	}
-	if d.Code != "" {
-		line("code", string(d.Code))
-	}
-	if d.HasBalance {
-		line("balance", strconv.FormatInt(d.Balance, 10))
-	}
-	if d.Cost != 0 {
-		line("cost", strconv.FormatInt(d.Cost, 10))
-	}
-	if !d.RefillAt.IsZero() {
-		line("refill_at", d.RefillAt.UTC().Format(time.RFC3339))
-	}
-	if d.RetryAfter > 0 {
-		line("retry_after", strconv.FormatInt(retrySeconds(d.RetryAfter), 10))
-	}
-	if len(d.Features) > 0 {
-		line("features", strings.Join(d.Features, ", "))
-	}
-	if d.UpgradeURL != "" {
-		line("upgrade_url", d.UpgradeURL)
-	}
-	if d.PaymentURL != "" {
-		line("payment_url", d.PaymentURL)
+	for _, m := range members(d) {
+		v := fmt.Sprint(m.value)
+		if f, ok := m.value.([]string); ok {
+			v = strings.Join(f, ", ")
+		}
+		b.WriteString(m.name + ": " + v + "\n")
 	}
 	return []byte(b.String())
 }
