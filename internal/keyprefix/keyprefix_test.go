@@ -10,7 +10,7 @@ func TestOf(t *testing.T) {
 	tests := []struct{ raw, want string }{
 		{"sk_live_abcdefghijklmnopqrstuvwxyz234567", "sk_live_abcd"},
 		{"sk_live_q8Vd_x3k_A6oTn_Qw1e_Rt5y_Ui9o_Pa2s_D", "sk_live_q8Vd"}, // '_' in the secret
-		{"sk_test_pro", "sk_test_"},                                       // short tail: label only
+		{"sk_test_pro", "sk_test_"},                                      // short tail: label only
 		{"sk_test_abcdefgh", "sk_test_abcd"},
 		{"sk_test_abcdefg", "sk_test_"},
 		{"github_pat_11ABCDEFG0123456789", "github_pat_"},
