@@ -9,8 +9,8 @@ import (
 // Status is the state of an account's subscription.
 type Status string
 
-// Subscription states. Only [StatusActive] and [StatusTrialing] grant access;
-// see [Account.Entitled].
+// Subscription states. Only [StatusActive] and [StatusTrialing], and the
+// empty Status, grant access, and only before the account's PeriodEnd.
 const (
 	StatusActive    Status = "active"
 	StatusTrialing  Status = "trialing"
@@ -74,17 +74,6 @@ type Account struct {
 
 	// Metadata holds free-form data for the application.
 	Metadata map[string]string `json:"metadata,omitempty"`
-}
-
-// Entitled reports whether the subscription grants access at now: its status
-// is active or trialing (or empty) and its period has not ended.
-func (a *Account) Entitled(now time.Time) bool {
-	switch a.Status {
-	case "", StatusActive, StatusTrialing:
-	default:
-		return false
-	}
-	return a.PeriodEnd.IsZero() || now.Before(a.PeriodEnd)
 }
 
 // clone returns a deep copy of a, sharing nothing with it. The copy's

@@ -11,32 +11,6 @@ import (
 	"github.com/go402/go402/store"
 )
 
-func TestAccountEntitled(t *testing.T) {
-	now := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		status    store.Status
-		periodEnd time.Time
-		want      bool
-	}{
-		{"", time.Time{}, true},
-		{store.StatusActive, time.Time{}, true},
-		{store.StatusTrialing, now.Add(time.Hour), true},
-		{store.StatusActive, now.Add(time.Nanosecond), true},
-		{store.StatusActive, now, false}, // the period ends at PeriodEnd
-		{store.StatusTrialing, now.Add(-time.Hour), false},
-		{store.StatusPastDue, time.Time{}, false},
-		{store.StatusCanceled, now.Add(time.Hour), false},
-		{store.StatusSuspended, time.Time{}, false},
-		{"unknown", time.Time{}, false},
-	}
-	for _, tt := range tests {
-		a := store.Account{Status: tt.status, PeriodEnd: tt.periodEnd}
-		if got := a.Entitled(now); got != tt.want {
-			t.Errorf("Account{Status: %q, PeriodEnd: %v}.Entitled = %v, want %v", tt.status, tt.periodEnd, got, tt.want)
-		}
-	}
-}
-
 func TestAccountValidate(t *testing.T) {
 	anchor := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	tests := []struct {

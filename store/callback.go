@@ -68,7 +68,8 @@ const (
 // read-through cache of lookups. A Callback is safe for concurrent use.
 //
 // Lookups are cached for [CallbackOptions.TTL], not-found results for
-// NegativeTTL; other errors are never cached. A cached Account's Balance
+// NegativeTTL (and then reported as an error wrapping [ErrNotFound] of this
+// package's own); other errors are never cached. A cached Account's Balance
 // may be stale by up to the TTL, which is harmless: the middlewares decide
 // on the balance [Store.Spend] reports, and Spend is never cached.
 // Concurrent misses for the same digest collapse into a single call of
@@ -76,8 +77,8 @@ const (
 //
 // The cache holds at most CacheSize lookups, whatever the traffic: when
 // full, it drops expired entries, then not-found ones, then any, until an
-// eighth is free. Expired entries are also dropped every min(TTL,
-// NegativeTTL) by the lookups that miss. A flood of unknown keys so holds
+// eighth is free, and lookups that miss drop expired entries at least
+// every min(TTL, NegativeTTL). A flood of unknown keys so holds
 // about 110 bytes per entry, under 8 MiB with the default size; a found
 // lookup holds about 300 bytes more, plus its account's Features and
 // Metadata.
@@ -329,7 +330,16 @@ func (s *callbackStore) storeLocked(digest Digest, c *lookupCall) {
 // as a map that entries are deleted from holds on to memory. s.mu must be
 // held.
 func (s *callbackStore) dropLocked(now int64, keep int) {
-	fresh := make(map[Digest]cacheEntry, len(s.cache))
+	expired := 0
+	for _, e := range s.cache {
+		if now >= e.expires {
+			expired++
+		}
+	}
+	if expired == 0 && len(s.cache) <= keep {
+		return
+	}
+	fresh := make(map[Digest]cacheEntry, len(s.cache)-expired)
 	for _, found := range []bool{true, false} {
 		for d, e := range s.cache {
 			if len(fresh) >= keep {

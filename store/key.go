@@ -53,8 +53,8 @@ type Key struct {
 	AccountID string `json:"account_id"`
 	// Revoked marks a key that has been disabled; it no longer authenticates.
 	Revoked bool `json:"revoked,omitempty"`
-	// ExpiresAt is when the key stops authenticating. The zero time means
-	// never.
+	// ExpiresAt is when the key stops authenticating: it is expired at
+	// ExpiresAt and after. The zero time means never.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// CreatedAt is when the key was created, if known.
 	CreatedAt time.Time `json:"created_at,omitzero"`
@@ -73,11 +73,6 @@ func (k *Key) validate() error {
 		return errorf("key account ID longer than %d bytes", MaxIDLength)
 	}
 	return nil
-}
-
-// Expired reports whether the key has expired at now.
-func (k *Key) Expired(now time.Time) bool {
-	return !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt)
 }
 
 // NewKey returns the Key for a raw key that already exists, for example one

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -89,28 +88,6 @@ func TestNewKey(t *testing.T) {
 	want := store.Key{Digest: store.DigestOf("sk_test_newkey_0123456789"), Prefix: "sk_test_newk", AccountID: "acct"}
 	if k != want {
 		t.Errorf("NewKey = %+v, want %+v", k, want)
-	}
-}
-
-func TestKeyExpired(t *testing.T) {
-	at := time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
-	tests := []struct {
-		expiresAt time.Time
-		now       time.Time
-		want      bool
-	}{
-		{time.Time{}, at, false},
-		{time.Time{}, time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), false},
-		{at, at.Add(-time.Nanosecond), false},
-		{at, at, true},
-		{at, at.Add(time.Hour), true},
-		{at.In(time.FixedZone("X", 3600)), at, true}, // instants, not wall clocks
-	}
-	for _, tt := range tests {
-		k := store.Key{ExpiresAt: tt.expiresAt}
-		if got := k.Expired(tt.now); got != tt.want {
-			t.Errorf("Key{ExpiresAt: %v}.Expired(%v) = %v, want %v", tt.expiresAt, tt.now, got, tt.want)
-		}
 	}
 }
 

@@ -31,7 +31,7 @@ func (b *brokenStore) Lookup(ctx context.Context, d store.Digest) (store.Key, st
 	switch {
 	case err != nil:
 	case b.defect == "hides revoked keys" && k.Revoked,
-		b.defect == "hides expired keys" && k.Expired(b.now()):
+		b.defect == "hides expired keys" && !k.ExpiresAt.IsZero() && !b.now().Before(k.ExpiresAt):
 		return store.Key{}, store.Account{}, store.ErrNotFound
 	case b.defect == "loses metadata":
 		a.Metadata = nil
