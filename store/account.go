@@ -89,9 +89,7 @@ func (a Account) clone() Account {
 		rl := *a.RateLimit
 		a.RateLimit = &rl
 	}
-	if a.Metadata != nil {
-		a.Metadata = maps.Clone(a.Metadata)
-	}
+	a.Metadata = maps.Clone(a.Metadata)
 	return a
 }
 

@@ -71,6 +71,23 @@ func BenchmarkMemoryLookupSpendParallelOneAccount(b *testing.B) {
 	})
 }
 
+// BenchmarkMemorySpendParallel has goroutines spend by account ID, each
+// from an account of its own: finding the account shares no lock.
+func BenchmarkMemorySpendParallel(b *testing.B) {
+	m, _, ids := benchMemory(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := ids[next.Add(1)%int64(len(ids))]
+		for pb.Next() {
+			if r, err := m.Spend(ctx, id, 1); err != nil || !r.OK {
+				b.Fatalf("Spend = %+v, %v", r, err)
+			}
+		}
+	})
+}
+
 // BenchmarkCallbackLookupSpend measures the callback store with every
 // lookup a cache hit, over a memory store standing in for a database.
 func BenchmarkCallbackLookupSpend(b *testing.B) {
