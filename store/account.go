@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -8,8 +9,8 @@ import (
 // Status is the state of an account's subscription.
 type Status string
 
-// Subscription states. Only [StatusActive] and [StatusTrialing] grant access;
-// see [Account.Entitled].
+// Subscription states. Only [StatusActive] and [StatusTrialing], and the
+// empty Status, grant access, and only before the account's PeriodEnd.
 const (
 	StatusActive    Status = "active"
 	StatusTrialing  Status = "trialing"
@@ -18,8 +19,8 @@ const (
 	StatusSuspended Status = "suspended"
 )
 
-// Valid reports whether s is one of the defined subscription states.
-func (s Status) Valid() bool {
+// valid reports whether s is one of the defined subscription states.
+func (s Status) valid() bool {
 	switch s {
 	case StatusActive, StatusTrialing, StatusPastDue, StatusCanceled, StatusSuspended:
 		return true
@@ -28,11 +29,12 @@ func (s Status) Valid() bool {
 }
 
 // Account is a customer: the plan they are on, the state of their
-// subscription, what the plan includes, and their credits.
+// subscription, what the plan includes, and their credits. It is a plain
+// value: what a store's Lookup returns equals what was put.
 //
-// Stores hand out Account values; the Features slice and Metadata map of a
-// returned value may be shared with the store and must be treated as
-// read-only.
+// The Features, Metadata, Refill and RateLimit of an Account a store
+// returns may be shared with the store and must be treated as read-only;
+// copy them (slices.Clone, maps.Clone) to change them.
 type Account struct {
 	// ID identifies the account. It must be non-empty.
 	ID string `json:"id"`
@@ -53,10 +55,8 @@ type Account struct {
 
 	// Balance is the account's credit balance. Stores never let it go below
 	// zero through [Store.Spend]. In a value returned by [Store.Lookup] it is
-	// the balance at the time of the lookup (or of the cached lookup); in
-	// one that [SharedLookup] shares it is not kept current (LookupShared
-	// returns the balance apart). The authoritative figure is the one
-	// [Store.Spend] reports.
+	// the balance at the time of the lookup (or of the cached lookup); the
+	// authoritative figure is the one [Store.Spend] reports.
 	Balance int64 `json:"balance"`
 
 	// Refill, if non-nil, tops the balance up periodically, turning credits
@@ -74,34 +74,12 @@ type Account struct {
 
 	// Metadata holds free-form data for the application.
 	Metadata map[string]string `json:"metadata,omitempty"`
-
-	// entry is the memory store's record of the account, on the accounts
-	// its Lookup and LookupShared return, so that a spend for the same
-	// request reaches it without a second lookup (see AccountContext).
-	entry *memoryAccount
 }
 
-// Entitled reports whether the subscription grants access at now: its status
-// is active or trialing (or empty) and its period has not ended.
-func (a *Account) Entitled(now time.Time) bool {
-	switch a.Status {
-	case "", StatusActive, StatusTrialing:
-	default:
-		return false
-	}
-	return a.PeriodEnd.IsZero() || now.Before(a.PeriodEnd)
-}
-
-// HasFeature reports whether the account's plan includes the named feature.
-func (a *Account) HasFeature(name string) bool {
-	return slices.Contains(a.Features, name)
-}
-
-// Clone returns a deep copy of a, sharing nothing with it. The copy's
+// clone returns a deep copy of a, sharing nothing with it. The copy's
 // Features slice has no spare capacity, so appending to it (or to a shallow
 // copy of it) never writes into memory another copy can see.
-func (a Account) Clone() Account {
-	a.entry = nil
+func (a Account) clone() Account {
 	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
 		r := *a.Refill
@@ -111,13 +89,7 @@ func (a Account) Clone() Account {
 		rl := *a.RateLimit
 		a.RateLimit = &rl
 	}
-	if a.Metadata != nil {
-		m := make(map[string]string, len(a.Metadata))
-		for k, v := range a.Metadata {
-			m[k] = v
-		}
-		a.Metadata = m
-	}
+	a.Metadata = maps.Clone(a.Metadata)
 	return a
 }
 
@@ -128,7 +100,7 @@ func (a *Account) Validate() error {
 		return errorf("account ID must not be empty")
 	case len(a.ID) > MaxIDLength:
 		return errorf("account ID longer than %d bytes", MaxIDLength)
-	case a.Status != "" && !a.Status.Valid():
+	case a.Status != "" && !a.Status.valid():
 		return errorf("account %q: unknown status %q", a.ID, a.Status)
 	case a.Balance < 0:
 		return errorf("account %q: negative balance %d", a.ID, a.Balance)
@@ -139,7 +111,7 @@ func (a *Account) Validate() error {
 		}
 	}
 	if a.RateLimit != nil {
-		if err := a.RateLimit.Validate(); err != nil {
+		if err := a.RateLimit.validate(); err != nil {
 			return errorf("account %q: %v", a.ID, err)
 		}
 	}
@@ -175,9 +147,9 @@ func (r *Refill) validate() error {
 	return nil
 }
 
-// Boundary returns the latest period boundary at or before now, and false if
+// boundary returns the latest period boundary at or before now, and false if
 // now is before Anchor.
-func (r *Refill) Boundary(now time.Time) (time.Time, bool) {
+func (r *Refill) boundary(now time.Time) (time.Time, bool) {
 	if now.Before(r.Anchor) {
 		return time.Time{}, false
 	}
@@ -185,25 +157,15 @@ func (r *Refill) Boundary(now time.Time) (time.Time, bool) {
 	return r.Anchor.Add(k * r.Every), true
 }
 
-// Next returns the first period boundary strictly after now.
-func (r *Refill) Next(now time.Time) time.Time {
-	b, ok := r.Boundary(now)
-	if !ok {
-		return r.Anchor
-	}
-	return b.Add(r.Every)
-}
-
-// ApplyRefill applies any refill that is due at now: if a boundary at or
+// applyRefill applies any refill that is due at now: if a boundary at or
 // before now is later than RefilledAt, the balance is topped up to
 // Refill.Amount and RefilledAt moves to that boundary. It reports whether
-// the account changed. Store implementations call it inside their atomic
-// spend; it does nothing when Refill is nil.
-func (a *Account) ApplyRefill(now time.Time) bool {
+// the account changed, and does nothing when Refill is nil.
+func (a *Account) applyRefill(now time.Time) bool {
 	if a.Refill == nil {
 		return false
 	}
-	b, ok := a.Refill.Boundary(now)
+	b, ok := a.Refill.boundary(now)
 	if !ok || !b.After(a.RefilledAt) {
 		return false
 	}
@@ -214,13 +176,18 @@ func (a *Account) ApplyRefill(now time.Time) bool {
 	return true
 }
 
-// NextRefill returns when the balance is next topped up after now, or the
-// zero time if the account has no refill.
-func (a *Account) NextRefill(now time.Time) time.Time {
+// nextRefill returns when the balance is next topped up after now: the
+// first period boundary strictly after now, or the zero time if the
+// account has no refill.
+func (a *Account) nextRefill(now time.Time) time.Time {
 	if a.Refill == nil {
 		return time.Time{}
 	}
-	return a.Refill.Next(now)
+	b, ok := a.Refill.boundary(now)
+	if !ok {
+		return a.Refill.Anchor
+	}
+	return b.Add(a.Refill.Every)
 }
 
 // RateLimit is a token-bucket rate: Rate tokens per second, up to Burst
@@ -232,8 +199,8 @@ type RateLimit struct {
 	Burst int `json:"burst"`
 }
 
-// Validate reports whether r is usable.
-func (r *RateLimit) Validate() error {
+// validate reports whether r is usable.
+func (r *RateLimit) validate() error {
 	switch {
 	case !(r.Rate > 0): // also rejects NaN
 		return errorf("rate must be > 0, got %v", r.Rate)

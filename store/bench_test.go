@@ -71,6 +71,23 @@ func BenchmarkMemoryLookupSpendParallelOneAccount(b *testing.B) {
 	})
 }
 
+// BenchmarkMemorySpendParallel has goroutines spend by account ID, each
+// from an account of its own: finding the account shares no lock.
+func BenchmarkMemorySpendParallel(b *testing.B) {
+	m, _, ids := benchMemory(b)
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		id := ids[next.Add(1)%int64(len(ids))]
+		for pb.Next() {
+			if r, err := m.Spend(ctx, id, 1); err != nil || !r.OK {
+				b.Fatalf("Spend = %+v, %v", r, err)
+			}
+		}
+	})
+}
+
 // BenchmarkCallbackLookupSpend measures the callback store with every
 // lookup a cache hit, over a memory store standing in for a database.
 func BenchmarkCallbackLookupSpend(b *testing.B) {
@@ -148,39 +165,21 @@ func TestMemoryHotPathAllocs(t *testing.T) {
 			t.Errorf("%T: Lookup+Spend allocates %v times, want 0", s, allocs)
 		}
 	}
-	lc := &lookedUp{Context: ctx} // the request context, made by Authenticate
-	allocs := testing.AllocsPerRun(100, func() {
-		_, a, _, err := m.LookupShared(ctx, k.Digest)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lc.a = a
-		if _, err := m.Spend(lc, a.ID, 1); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Errorf("LookupShared+Spend allocates %v times, want 0", allocs)
-	}
 }
 
 // BenchmarkMemorySpendWithTokens is the store's part of a charge that
-// decides its rate limit too: a lookup, then the fused take and debit,
-// with the request's context carrying the looked-up account as after
-// paywall.Authenticate.
+// decides its rate limit too: a lookup, then the fused take and debit.
 func BenchmarkMemorySpendWithTokens(b *testing.B) {
 	m, digests, _ := benchMemory(b)
-	lc := &lookedUp{Context: ctx} // the request context, made by Authenticate
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		_, a, _, err := m.LookupShared(ctx, digests[i%benchAccounts])
+		_, a, err := m.Lookup(ctx, digests[i%benchAccounts])
 		if err != nil {
 			b.Fatal(err)
 		}
-		lc.a = a
 		bucket := store.Bucket{Account: a.ID, Key: "default", Rate: 1e9, Burst: 1e9, Cost: 1}
-		if r, br, err := m.SpendWithTokens(lc, a.ID, 1, bucket); err != nil || !r.OK || !br.OK {
+		if r, br, err := m.SpendWithTokens(ctx, a.ID, 1, bucket); err != nil || !r.OK || !br.OK {
 			b.Fatalf("SpendWithTokens = %+v %+v, %v", r, br, err)
 		}
 	}

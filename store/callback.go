@@ -1,12 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
 	"time"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // Callbacks are the functions through which a store made by [NewCallback]
@@ -15,22 +14,21 @@ import (
 // those of the request being served.
 type Callbacks struct {
 	// Lookup resolves the digest of a raw key to the key and its account,
-	// with the contract of [Store.Lookup]: an unknown key yields an error
-	// wrapping [ErrNotFound], revoked and expired keys are returned like
-	// any other, and any other error means the database is unavailable.
-	// If the returned Key's Digest is zero it is set to the digest looked
-	// up, and an empty AccountID is set to the account's ID. Required.
+	// with the contract of [Store.Lookup]. If the returned Key's Digest is
+	// zero it is set to the digest looked up, an empty AccountID is set to
+	// the account's ID, and a Prefix longer than a display prefix is cut
+	// to one (see [Key.Prefix]). Required.
 	Lookup func(ctx context.Context, digest Digest) (Key, Account, error)
 
-	// Spend atomically applies any due refill and debits cost, with the
-	// contract of [Store.Spend]. It is called only with a cost ≥ 0 and a
-	// non-empty account ID of at most [MaxIDLength] bytes. Required.
+	// Spend atomically applies any due refill (see [Refill]) and debits
+	// cost, with the contract of [Store.Spend]. It is called only with a
+	// cost ≥ 0 and a non-empty account ID of at most [MaxIDLength] bytes.
+	// Required.
 	Spend func(ctx context.Context, accountID string, cost int64) (SpendResult, error)
 
-	// Refund gives credits back, with the contract of [Refunder]. It is
-	// called only with an amount > 0 and a non-empty account ID of at most
-	// [MaxIDLength] bytes. Optional: if nil, the store does not implement
-	// [Refunder].
+	// Refund gives credits back, with the contract of [Refunder], called
+	// only with an amount > 0 and a valid account ID. Optional: if nil,
+	// the store does not implement [Refunder].
 	Refund func(ctx context.Context, accountID string, amount int64) (balance int64, err error)
 }
 
@@ -47,41 +45,48 @@ type CallbackOptions struct {
 	// wrapping [ErrNotFound]) is served from the cache. If zero, 1 second;
 	// if negative, not-found results are not cached. A newly created key
 	// may be refused for up to NegativeTTL if it was looked up just before.
-	// Expired entries are dropped every max(TTL, NegativeTTL), at least
-	// every second, so a flood of random keys holds memory in proportion
-	// to its rate times NegativeTTL.
 	NegativeTTL time.Duration
+
+	// CacheSize caps the number of cached lookups, found and not found
+	// together. If zero, 65536; it must not be negative. See [Callback]
+	// for the memory this holds.
+	CacheSize int
 
 	// Clock returns the current time, against which cached lookups expire.
 	// If nil, time.Now is used.
 	Clock func() time.Time
 }
 
-// Default cache lifetimes of [NewCallback].
+// Defaults of [CallbackOptions].
 const (
 	defaultCallbackTTL         = 5 * time.Second
 	defaultCallbackNegativeTTL = time.Second
+	defaultCallbackCacheSize   = 1 << 16
 )
 
 // Callback is a [Store] built from [Callbacks] by [NewCallback], with a
 // read-through cache of lookups. A Callback is safe for concurrent use.
 //
-// Lookup results are cached for [CallbackOptions.TTL], not-found results
-// for [CallbackOptions.NegativeTTL]; other errors are never cached. A cached
-// Account is a snapshot: its Balance may be stale by up to the TTL, which is
-// harmless because the middlewares decide on the balance [Store.Spend]
-// reports, and Spend is never cached. Concurrent misses for the same digest
-// collapse into a single call of Callbacks.Lookup; see [NewCallback] for
-// whose context that call gets. LookupShared ([SharedLookup]) hands out the
-// cached result itself, so a request authenticated from the cache copies
-// nothing.
+// Lookups are cached for [CallbackOptions.TTL], not-found results for
+// NegativeTTL (and then reported as an error wrapping [ErrNotFound] of this
+// package's own); other errors are never cached. A cached Account's Balance
+// may be stale by up to the TTL, which is harmless: the middlewares decide
+// on the balance [Store.Spend] reports, and Spend is never cached.
+// Concurrent misses for the same digest collapse into a single call of
+// Callbacks.Lookup; see [NewCallback] for whose context that call gets.
+//
+// The cache holds at most CacheSize lookups, whatever the traffic: when
+// full, it drops expired entries, then not-found ones, then any, until an
+// eighth is free, and lookups that miss drop expired entries at least
+// every min(TTL, NegativeTTL). A flood of unknown keys so holds
+// about 110 bytes per entry, under 8 MiB with the default size; a found
+// lookup holds about 300 bytes more, plus its account's Features and
+// Metadata.
 //
 // Callback is an interface so that the value [NewCallback] returns can
-// implement [Refunder] exactly when Callbacks.Refund is set. Only this
-// package implements it; methods may be added to it.
+// implement [Refunder] exactly when Callbacks.Refund is set.
 type Callback interface {
 	Store
-	SharedLookup
 
 	// Invalidate removes any cached result for digest, so the next lookup
 	// asks Callbacks.Lookup again; call it after revoking a key to make the
@@ -92,12 +97,8 @@ type Callback interface {
 }
 
 // NewCallback returns a [Callback] that calls fns. A nil fns.Lookup or
-// fns.Spend is reported as the error "store: Callbacks.Lookup is nil" or
-// "store: Callbacks.Spend is nil".
-//
-// The returned store implements [Refunder] if and only if fns.Refund is
-// set: callers discover optional capabilities by type assertion, and a
-// store whose Refund could only fail must not claim the capability.
+// fns.Spend, or a negative CacheSize, is an error. The returned store
+// implements [Refunder] if and only if fns.Refund is set.
 //
 // When several lookups of one digest miss the cache at once, the first
 // caller (the leader) calls fns.Lookup with its own context, so its
@@ -108,34 +109,35 @@ type Callback interface {
 // the next leader. If fns.Lookup panics, the panic propagates to the
 // leader and the waiters receive an error.
 func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
+	var o CallbackOptions
+	if opts != nil {
+		o = *opts
+	}
 	switch {
 	case fns.Lookup == nil:
 		return nil, errorf("Callbacks.Lookup is nil")
 	case fns.Spend == nil:
 		return nil, errorf("Callbacks.Spend is nil")
+	case o.CacheSize < 0:
+		return nil, errorf("CallbackOptions.CacheSize must be >= 0, got %d", o.CacheSize)
 	}
 	s := &callbackStore{
 		fns:     fns,
-		ttl:     defaultCallbackTTL,
-		negTTL:  defaultCallbackNegativeTTL,
-		now:     time.Now,
+		ttl:     cmp.Or(o.TTL, defaultCallbackTTL),
+		negTTL:  cmp.Or(o.NegativeTTL, defaultCallbackNegativeTTL),
+		size:    cmp.Or(o.CacheSize, defaultCallbackCacheSize),
+		now:     o.Clock,
 		flights: make(map[Digest]*lookupCall),
 	}
-	if opts != nil {
-		if opts.TTL != 0 {
-			s.ttl = opts.TTL
-		}
-		if opts.NegativeTTL != 0 {
-			s.negTTL = opts.NegativeTTL
-		}
-		if opts.Clock != nil {
-			s.now = opts.Clock
-		}
+	if s.now == nil {
+		s.now = time.Now
 	}
-	if longest := max(s.ttl, s.negTTL); longest > 0 {
-		// Entries carry go-cache expirations too, by the real clock, so
-		// its janitor can drop them; freshness is decided by s.now.
-		s.cache = cache.New(cache.NoExpiration, max(longest, time.Second))
+	if s.ttl > 0 || s.negTTL > 0 {
+		s.cache = make(map[Digest]cacheEntry)
+		s.sweepEvery = s.ttl
+		if s.ttl <= 0 || (s.negTTL > 0 && s.negTTL < s.ttl) {
+			s.sweepEvery = s.negTTL
+		}
 	}
 	if fns.Refund != nil {
 		return &refundingCallbackStore{s}, nil
@@ -147,12 +149,14 @@ func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
 type callbackStore struct {
 	fns         Callbacks
 	ttl, negTTL time.Duration // ≤ 0: not cached
+	size        int
+	sweepEvery  time.Duration // the shorter positive TTL
 	now         func() time.Time
 
-	cache *cache.Cache // string(Digest[:]) → *cachedLookup; nil if nothing is cached
-
-	mu      sync.Mutex // guards flights and orders cache writes with Invalidate
-	flights map[Digest]*lookupCall
+	mu        sync.RWMutex
+	cache     map[Digest]cacheEntry // nil if nothing is cached
+	nextSweep time.Time
+	flights   map[Digest]*lookupCall
 }
 
 // refundingCallbackStore is the Callback with Refund.
@@ -166,12 +170,25 @@ var (
 	_ Refunder = (*refundingCallbackStore)(nil)
 )
 
-// cachedLookup is a cached result of Callbacks.Lookup.
-type cachedLookup struct {
+// cacheEntry is a cached result of Callbacks.Lookup: a found key and its
+// account, or, if found is nil, that the key was not found.
+type cacheEntry struct {
+	found   *foundLookup
+	expires int64 // by the store's clock, in Unix nanoseconds
+}
+
+// foundLookup is a key and its account, never modified once cached.
+type foundLookup struct {
 	key     Key
-	account Account // deep copy owned by the cache; handed out shallow
-	err     error   // nil or an error wrapping ErrNotFound
-	expires time.Time
+	account Account
+}
+
+// result returns what Lookup returns for e.
+func (e cacheEntry) result() (Key, Account, error) {
+	if e.found == nil {
+		return Key{}, Account{}, errKeyNotFound
+	}
+	return e.found.key, e.found.account, nil
 }
 
 // lookupCall is a call of Callbacks.Lookup in flight, shared by the callers
@@ -196,69 +213,47 @@ var errLookupPanicked = errorf("Callbacks.Lookup panicked")
 
 // Lookup implements [Store].
 func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account, error) {
-	k, a, _, err := s.LookupShared(ctx, digest)
-	if err != nil {
-		return Key{}, Account{}, err
-	}
-	return *k, *a, nil
-}
-
-// LookupShared implements [SharedLookup]: it is Lookup returning the
-// cached result itself (or the one the call of Callbacks.Lookup produced),
-// which is never modified, instead of copies.
-func (s *callbackStore) LookupShared(ctx context.Context, digest Digest) (*Key, *Account, int64, error) {
-	if e, ok := s.cached(digest); ok {
-		return sharedResult(&e.key, &e.account, e.err)
+	s.mu.RLock()
+	e, ok := s.cachedLocked(digest)
+	s.mu.RUnlock()
+	if ok {
+		return e.result()
 	}
 	for {
 		s.mu.Lock()
 		// Check again under the lock: a call that completed since the
 		// check above has cached its result, and must not be repeated.
-		if e, ok := s.cached(digest); ok {
+		if e, ok := s.cachedLocked(digest); ok {
 			s.mu.Unlock()
-			return sharedResult(&e.key, &e.account, e.err)
+			return e.result()
 		}
-		if c, ok := s.flights[digest]; ok {
-			c.waiters++
+		c, ok := s.flights[digest]
+		if !ok {
+			c = &lookupCall{done: make(chan struct{})}
+			s.flights[digest] = c
 			s.mu.Unlock()
-			select {
-			case <-c.done:
-			case <-ctx.Done():
-				return nil, nil, 0, errorf("lookup: %w", ctx.Err())
-			}
-			if c.retry {
-				continue
-			}
-			return sharedResult(&c.key, &c.account, c.err)
+			s.lead(ctx, digest, c)
+			return c.key, c.account, c.err
 		}
-		c := &lookupCall{done: make(chan struct{})}
-		s.flights[digest] = c
+		c.waiters++
 		s.mu.Unlock()
-		s.lead(ctx, digest, c)
-		return sharedResult(&c.key, &c.account, c.err)
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return Key{}, Account{}, errorf("lookup: %w", ctx.Err())
+		}
+		if !c.retry {
+			return c.key, c.account, c.err
+		}
 	}
 }
 
-// sharedResult returns a lookup's result as LookupShared does.
-func sharedResult(k *Key, a *Account, err error) (*Key, *Account, int64, error) {
-	if err != nil {
-		return nil, nil, 0, err
-	}
-	return k, a, a.Balance, nil
-}
-
-// cached returns the fresh cache entry for digest, if any.
-func (s *callbackStore) cached(digest Digest) (*cachedLookup, bool) {
-	if s.cache == nil {
-		return nil, false
-	}
-	v, ok := s.cache.Get(string(digest[:]))
-	if !ok {
-		return nil, false
-	}
-	e := v.(*cachedLookup)
-	if !s.now().Before(e.expires) {
-		return nil, false
+// cachedLocked returns the fresh cache entry for digest, if any. s.mu must
+// be held.
+func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
+	e, ok := s.cache[digest]
+	if !ok || s.now().UnixNano() >= e.expires {
+		return cacheEntry{}, false
 	}
 	return e, true
 }
@@ -274,19 +269,18 @@ func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) 
 		s.mu.Lock()
 		delete(s.flights, digest)
 		if returned && !c.noCache {
-			s.store(digest, c)
+			s.storeLocked(digest, c)
 		}
 		s.mu.Unlock()
 		close(c.done)
 	}()
 	k, a, err := s.fns.Lookup(ctx, digest)
 	returned = true
-	if err != nil {
+	switch {
+	case err != nil:
 		c.err = err
 		c.retry = !errors.Is(err, ErrNotFound) && ctx.Err() != nil
 		return
-	}
-	switch {
 	case a.ID == "":
 		c.err = errorf("Callbacks.Lookup returned an account without an ID")
 		return
@@ -299,14 +293,18 @@ func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) 
 	if k.AccountID == "" {
 		k.AccountID = a.ID
 	}
-	c.key, c.account = k, a.Clone()
+	k.validate() // cuts the Prefix; nothing else can fail here
+	c.key, c.account = k, a.clone()
 }
 
-// store caches the result of c if it may be cached. s.mu must be held.
-func (s *callbackStore) store(digest Digest, c *lookupCall) {
+// storeLocked caches the result of c if it may be cached. s.mu must be
+// held.
+func (s *callbackStore) storeLocked(digest Digest, c *lookupCall) {
+	var e cacheEntry
 	ttl := s.ttl
 	switch {
 	case c.err == nil:
+		e.found = &foundLookup{c.key, c.account}
 	case errors.Is(c.err, ErrNotFound):
 		ttl = s.negTTL
 	default:
@@ -315,17 +313,51 @@ func (s *callbackStore) store(digest Digest, c *lookupCall) {
 	if ttl <= 0 || s.cache == nil {
 		return
 	}
-	e := &cachedLookup{key: c.key, account: c.account, err: c.err, expires: s.now().Add(ttl)}
-	s.cache.Set(string(digest[:]), e, ttl)
+	now := s.now()
+	if !now.Before(s.nextSweep) {
+		s.dropLocked(now.UnixNano(), len(s.cache))
+		s.nextSweep = now.Add(s.sweepEvery)
+	}
+	if _, ok := s.cache[digest]; !ok && len(s.cache) >= s.size {
+		s.dropLocked(now.UnixNano(), s.size-1-s.size/8)
+	}
+	e.expires = now.Add(ttl).UnixNano()
+	s.cache[digest] = e
+}
+
+// dropLocked keeps, of the cached entries, those not expired at now and,
+// of those, at most keep: found lookups first. It copies them to a new map,
+// as a map that entries are deleted from holds on to memory. s.mu must be
+// held.
+func (s *callbackStore) dropLocked(now int64, keep int) {
+	expired := 0
+	for _, e := range s.cache {
+		if now >= e.expires {
+			expired++
+		}
+	}
+	if expired == 0 && len(s.cache) <= keep {
+		return
+	}
+	fresh := make(map[Digest]cacheEntry, len(s.cache)-expired)
+	for _, found := range []bool{true, false} {
+		for d, e := range s.cache {
+			if len(fresh) >= keep {
+				break
+			}
+			if (e.found != nil) == found && now < e.expires {
+				fresh[d] = e
+			}
+		}
+	}
+	s.cache = fresh
 }
 
 // Invalidate implements [Callback].
 func (s *callbackStore) Invalidate(digest Digest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cache != nil {
-		s.cache.Delete(string(digest[:]))
-	}
+	delete(s.cache, digest)
 	if c, ok := s.flights[digest]; ok {
 		c.noCache = true
 	}

@@ -2,11 +2,15 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // blockingLookup is a Callbacks.Lookup that counts its calls, reports each
@@ -217,5 +221,76 @@ func TestCallbackInvalidateDuringFlight(t *testing.T) {
 		if want := map[bool]int32{false: 1, true: 2}[invalidate]; b.calls.Load() != want {
 			t.Errorf("invalidate=%v: Callbacks.Lookup called %d times, want %d", invalidate, b.calls.Load(), want)
 		}
+	}
+}
+
+// floodStore returns a callback store whose Lookup finds the keys in found
+// and no other, on a clock that the returned pointer sets.
+func floodStore(t *testing.T, opts CallbackOptions, found ...Digest) (*callbackStore, *time.Time) {
+	t.Helper()
+	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	opts.Clock = func() time.Time { return now }
+	cb, err := NewCallback(Callbacks{
+		Lookup: func(_ context.Context, d Digest) (Key, Account, error) {
+			if slices.Contains(found, d) {
+				return Key{}, Account{ID: "acct"}, nil
+			}
+			return Key{}, Account{}, errKeyNotFound
+		},
+		Spend: func(context.Context, string, int64) (SpendResult, error) { return SpendResult{}, nil },
+	}, &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cb.(*callbackStore), &now
+}
+
+// digestN returns a digest for the number i.
+func digestN(i int) Digest {
+	var d Digest
+	binary.LittleEndian.PutUint64(d[:], uint64(i)+1)
+	return d
+}
+
+// The cache never holds more than CacheSize entries, and a flood of
+// unknown keys evicts them before found ones.
+func TestCallbackCacheSize(t *testing.T) {
+	known := DigestOf("known")
+	s, _ := floodStore(t, CallbackOptions{TTL: time.Hour, NegativeTTL: time.Hour, CacheSize: 100}, known)
+	if _, _, err := s.Lookup(context.Background(), known); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10_000 {
+		s.Lookup(context.Background(), digestN(i))
+		if len(s.cache) > 100 {
+			t.Fatalf("after %d unknown keys the cache holds %d entries, more than its size 100", i+1, len(s.cache))
+		}
+	}
+	if e, ok := s.cache[known]; !ok || e.found == nil {
+		t.Errorf("a flood of unknown keys evicted the cached lookup of a known key")
+	}
+}
+
+// Expired not-found entries are dropped every NegativeTTL, however long
+// TTL is.
+func TestCallbackSweepsNotFoundEntries(t *testing.T) {
+	s, now := floodStore(t, CallbackOptions{TTL: time.Hour, NegativeTTL: time.Second})
+	for i := range 1000 {
+		s.Lookup(context.Background(), digestN(i))
+	}
+	*now = now.Add(2 * time.Second)
+	s.Lookup(context.Background(), digestN(-2))
+	if n := len(s.cache); n != 1 {
+		t.Errorf("2s after 1000 unknown keys were cached for 1s, the cache holds %d entries, want 1", n)
+	}
+}
+
+func TestNewCallbackRejectsNegativeCacheSize(t *testing.T) {
+	_, err := NewCallback(Callbacks{
+		Lookup: func(context.Context, Digest) (Key, Account, error) { return Key{}, Account{}, nil },
+		Spend:  func(context.Context, string, int64) (SpendResult, error) { return SpendResult{}, nil },
+	}, &CallbackOptions{CacheSize: -1})
+	if err == nil || !strings.Contains(err.Error(), "CacheSize") {
+		t.Errorf("NewCallback(CacheSize: -1) = %v, want an error naming CacheSize", err)
 	}
 }

@@ -2,7 +2,10 @@ package store_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -391,3 +394,74 @@ func TestCallbackPassesContextAndChecksArguments(t *testing.T) {
 
 func spendErr(_ store.SpendResult, err error) error { return err }
 func refundErr(_ int64, err error) error            { return err }
+
+// A flood of distinct unknown keys, each cached as not found for ten
+// minutes, holds no more than the cache's size and the memory the
+// documentation of Callback states for it: under 8 MiB at the default
+// size.
+func TestCallbackFloodOfUnknownKeys(t *testing.T) {
+	n := 1_000_000
+	if raceEnabled {
+		n = 200_000
+	}
+	clock := new(storetest.Clock)
+	notFound := fmt.Errorf("no such key: %w", store.ErrNotFound)
+	var calls atomic.Int64
+	cb, err := store.NewCallback(store.Callbacks{
+		Lookup: func(context.Context, store.Digest) (store.Key, store.Account, error) {
+			calls.Add(1)
+			return store.Key{}, store.Account{}, notFound
+		},
+		Spend: noSpend,
+	}, &store.CallbackOptions{TTL: 10 * time.Minute, NegativeTTL: 10 * time.Minute, Clock: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var d store.Digest
+	for i := range n {
+		binary.LittleEndian.PutUint64(d[:], uint64(i)+1)
+		if _, _, err := cb.Lookup(ctx, d); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("Lookup of unknown key %d: %v", i, err)
+		}
+		if i%1000 == 0 {
+			clock.Advance(time.Millisecond) // a flood of a million a second
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	held := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("%d unknown keys: %d callback calls, %.1f MiB held", n, calls.Load(), float64(held)/(1<<20))
+	if held > 8<<20 {
+		t.Errorf("a flood of %d unknown keys holds %.1f MiB, want under 8 MiB", n, float64(held)/(1<<20))
+	}
+	// The last key looked up is cached: asking again calls nothing.
+	c := calls.Load()
+	cb.Lookup(ctx, d)
+	if calls.Load() != c {
+		t.Errorf("the last unknown key looked up was not cached")
+	}
+	runtime.KeepAlive(cb)
+}
+
+// A key whose Prefix, as the application's database holds it, shows most
+// of the key is returned with the Prefix cut to a display prefix.
+func TestCallbackCutsLongPrefixes(t *testing.T) {
+	raw := "sk_live_q8Vd_x3kA6oTn_Qw1eRt5yUi9oPa2sDf_gH7jK"
+	cb, err := store.NewCallback(store.Callbacks{
+		Lookup: func(context.Context, store.Digest) (store.Key, store.Account, error) {
+			return store.Key{Prefix: raw[:len(raw)-1]}, store.Account{ID: "acct"}, nil
+		},
+		Spend: noSpend,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // from the callback, then from the cache
+		if k, _, err := cb.Lookup(ctx, store.DigestOf(raw)); err != nil || k.Prefix != "sk_live_q8Vd" {
+			t.Errorf("Lookup = %+v, %v; want Prefix sk_live_q8Vd", k, err)
+		}
+	}
+}

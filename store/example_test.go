@@ -181,27 +181,3 @@ func ExampleMemory_LoadFile() {
 	// Output:
 	// 70
 }
-
-// LookupShared hands out the store's own records of the key and the
-// account, with the balance apart: the record's Balance is the one the
-// account was put with, while the balance returned is current.
-func ExampleMemory_LookupShared() {
-	ctx := context.Background()
-	m := store.NewMemory(nil)
-	if err := m.PutAccount(ctx, store.Account{ID: "acct_1", Plan: "pro", Balance: 25}); err != nil {
-		log.Fatal(err)
-	}
-	if err := m.PutKey(ctx, store.NewKey("sk_test_pro", "acct_1")); err != nil {
-		log.Fatal(err)
-	}
-	if _, err := m.Spend(ctx, "acct_1", 10); err != nil {
-		log.Fatal(err)
-	}
-
-	key, acct, balance, err := m.LookupShared(ctx, store.DigestOf("sk_test_pro"))
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println(key.Prefix, acct.ID, acct.Plan, balance)
-	// Output: sk_test_ acct_1 pro 15
-}

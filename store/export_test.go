@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // SetBucketLinger sets how long stand-alone buckets linger once full, for
 // stores made after the call, and returns a function that restores it.
@@ -22,4 +25,11 @@ func (m *Memory) StandaloneExpiry(key string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.Unix(0, it.Expiration), true
+}
+
+// LookupShared is Lookup returning pointers to copies, for the tests of
+// memory_buckets_test.go.
+func (m *Memory) LookupShared(ctx context.Context, d Digest) (*Key, *Account, int64, error) {
+	k, a, err := m.Lookup(ctx, d)
+	return &k, &a, a.Balance, err
 }

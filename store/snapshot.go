@@ -5,10 +5,13 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"time"
 )
 
 // snapshotVersion is the version of the snapshot format SaveFile writes
@@ -23,6 +26,10 @@ type snapshot struct {
 	Keys     []Key     `json:"keys"`
 }
 
+// staleTempAge is how long after its last write a temporary file of a
+// snapshot is taken for the leftover of a save that crashed.
+const staleTempAge = 5 * time.Minute
+
 // SaveFile writes every account and key of m to the named file as JSON.
 // Keys are saved by digest; raw keys are never known to the store. The
 // file is replaced atomically: SaveFile writes a temporary file in the same
@@ -30,9 +37,15 @@ type snapshot struct {
 // crash or a failed write leaves the previous file intact. The new file is
 // readable and writable by its owner only.
 //
+// SaveFile and LoadFile remove the temporary files that saves of the same
+// path left behind when they crashed: files named like theirs that no one
+// has written to for five minutes. A save in progress writes its file
+// continuously, so its file is never taken for a leftover.
+//
 // Each account is saved in a consistent state, but spends may proceed while
 // SaveFile runs, so the file need not show all accounts at one instant.
 func (m *Memory) SaveFile(path string) error {
+	removeStaleTemps(path, time.Now())
 	s := m.snapshot()
 	if err := writeFileAtomic(path, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
@@ -47,23 +60,19 @@ func (m *Memory) SaveFile(path string) error {
 // snapshot collects a copy of the store's contents, sorted so that saving
 // an unchanged store writes an identical file.
 func (m *Memory) snapshot() snapshot {
+	var s snapshot
+	var entries []*memoryAccount
 	m.mu.Lock()
-	accounts := m.accounts.Items()
-	s := snapshot{
-		Version:  snapshotVersion,
-		Accounts: make([]Account, 0, len(accounts)),
-		Keys:     make([]Key, 0, m.keys.n),
-	}
-	m.keys.each(func(k *memoryKey) { s.Keys = append(s.Keys, k.key) })
+	m.accounts.each(func(_ string, e **memoryAccount) { entries = append(entries, *e) })
+	m.keys.each(func(_ Digest, k *memoryKey) { s.Keys = append(s.Keys, k.key) })
 	m.mu.Unlock()
 
-	for _, it := range accounts {
-		e := it.(*memoryAccount)
+	s.Version = snapshotVersion
+	s.Accounts = make([]Account, 0, len(entries))
+	for _, e := range entries {
 		e.mu.Lock()
-		a := e.accountLocked() // the store never modifies what a shares with it in place
+		s.Accounts = append(s.Accounts, e.accountLocked())
 		e.mu.Unlock()
-		a.entry = nil
-		s.Accounts = append(s.Accounts, a)
 	}
 	slices.SortFunc(s.Accounts, func(a, b Account) int { return cmp.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.Keys, func(a, b Key) int {
@@ -75,9 +84,9 @@ func (m *Memory) snapshot() snapshot {
 // LoadFile reads a file written by [Memory.SaveFile] and adds its accounts
 // and keys to m, replacing accounts with the same ID and keys with the same
 // digest; what m holds beyond the file stays. The file is checked as a
-// whole — version, every account with [Account.Validate], every key with
-// [Key.Validate] and that its account exists — before anything changes, so
-// a bad file changes nothing.
+// whole — version, every account and key as PutAccount and PutKey check
+// them — before anything changes, so a bad file changes nothing. Key
+// prefixes longer than a display prefix are cut to one (see [Key.Prefix]).
 //
 // If the file does not exist, the error wraps [io/fs.ErrNotExist], so a
 // server can start empty on its first run:
@@ -86,46 +95,86 @@ func (m *Memory) snapshot() snapshot {
 //		log.Fatal(err)
 //	}
 func (m *Memory) LoadFile(path string) error {
+	removeStaleTemps(path, time.Now())
+	s, err := readSnapshot(path)
+	if err != nil {
+		return errorf("load snapshot %s: %w", path, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ids := make(map[string]bool, len(s.Accounts))
+	for i := range s.Accounts {
+		ids[s.Accounts[i].ID] = true
+	}
+	for i := range s.Keys {
+		k := &s.Keys[i]
+		if err := k.validate(); err != nil {
+			return errorf("load snapshot %s: %w", path, err)
+		}
+		if m.accounts.get(k.AccountID) == nil && !ids[k.AccountID] {
+			return errorf("load snapshot %s: key %s: account %q: %w", path, k.Prefix, k.AccountID, ErrNotFound)
+		}
+	}
+	for _, a := range s.Accounts {
+		m.putAccountLocked(a.clone()) // clone clips Features, as PutAccount's copies are
+	}
+	for _, k := range s.Keys {
+		m.keys.set(k.Digest, memoryKey{k, *m.accounts.get(k.AccountID)}) // present: checked above, then put
+	}
+	return nil
+}
+
+// readSnapshot reads and decodes the snapshot file, and checks its version
+// and accounts.
+func readSnapshot(path string) (*snapshot, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return errorf("load snapshot: %w", err)
+		return nil, err
 	}
 	var s snapshot
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&s); err != nil {
-		return errorf("load snapshot %s: %w", path, err)
+		return nil, err
 	}
 	if s.Version != snapshotVersion {
-		return errorf("load snapshot %s: unsupported version %d", path, s.Version)
+		return nil, fmt.Errorf("unsupported version %d", s.Version)
 	}
-	ids := make(map[string]bool, len(s.Accounts))
 	for i := range s.Accounts {
 		if err := s.Accounts[i].Validate(); err != nil {
-			return errorf("load snapshot %s: %w", path, err)
+			return nil, err
 		}
-		ids[s.Accounts[i].ID] = true
 	}
+	return &s, nil
+}
 
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i := range s.Keys {
-		k := &s.Keys[i]
-		if err := k.Validate(); err != nil {
-			return errorf("load snapshot %s: %w", path, err)
+// tempPattern returns the pattern of the temporary files that saves of
+// path write, for [os.CreateTemp], and the directory they are in.
+func tempPattern(path string) (dir, pattern string) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	return dir, "." + base + ".tmp-*"
+}
+
+// removeStaleTemps removes the temporary files of saves of path that were
+// last written before now - staleTempAge: regular files named as
+// writeFileAtomic names them, "*" being the digits os.CreateTemp puts
+// there. It does its best and reports nothing.
+func removeStaleTemps(path string, now time.Time) {
+	dir, pattern := tempPattern(path)
+	head := strings.TrimSuffix(pattern, "*")
+	entries, _ := os.ReadDir(dir)
+	for _, de := range entries {
+		digits, ok := strings.CutPrefix(de.Name(), head)
+		if !ok || digits == "" || strings.Trim(digits, "0123456789") != "" || !de.Type().IsRegular() {
+			continue
 		}
-		if _, ok := m.accounts.Get(k.AccountID); !ok && !ids[k.AccountID] {
-			return errorf("load snapshot %s: key %s: account %q: %w", path, k.Prefix, k.AccountID, ErrNotFound)
+		if info, err := de.Info(); err == nil && info.ModTime().Before(now.Add(-staleTempAge)) {
+			os.Remove(filepath.Join(dir, de.Name()))
 		}
 	}
-	for _, a := range s.Accounts {
-		m.putAccountLocked(a.Clone()) // Clone clips Features, as PutAccount's copies are
-	}
-	for _, k := range s.Keys {
-		v, _ := m.accounts.Get(k.AccountID) // present: checked above, then put
-		m.putKeyLocked(k, v.(*memoryAccount))
-	}
-	return nil
 }
 
 // writeFileAtomic replaces the named file with what write produces: it
@@ -133,11 +182,8 @@ func (m *Memory) LoadFile(path string) error {
 // over path. On failure the temporary file is removed and path is
 // untouched.
 func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	dir, pattern := tempPattern(path)
+	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
 		return err
 	}

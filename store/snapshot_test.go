@@ -276,3 +276,109 @@ func TestLoadFileMerges(t *testing.T) {
 		t.Errorf("Lookup(loaded key) = %+v, %v; want %+v", got, err, k)
 	}
 }
+
+// leaveTemps fills dir with what crashed saves of dir/store.json leave (its
+// temporary files, last written an hour ago), what a save in progress
+// writes (one written now), and files of other kinds and snapshots, and
+// returns the names that a cleanup must remove and those it must keep.
+func leaveTemps(t *testing.T, dir string) (stale, keep []string) {
+	t.Helper()
+	old := time.Now().Add(-time.Hour)
+	for _, pattern := range []string{".store.json.tmp-*", ".store.json.tmp-*", ".store.json.tmp-*", ".other.json.tmp-*"} {
+		f, err := os.CreateTemp(dir, pattern) // as a save would
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(`{"version":1,"accou`) // cut off by the crash
+		f.Close()
+		if err := os.Chtimes(f.Name(), old, old); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(filepath.Base(f.Name()), ".store.json.tmp-") {
+			stale = append(stale, filepath.Base(f.Name()))
+		} else {
+			keep = append(keep, filepath.Base(f.Name()))
+		}
+	}
+	inFlight, err := os.CreateTemp(dir, ".store.json.tmp-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inFlight.Close()
+	keep = append(keep, filepath.Base(inFlight.Name()))
+	for _, name := range []string{".store.json.tmp-notdigits", "store.json.tmp-123", ".store.json.tmp-"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(filepath.Join(dir, name), old, old)
+		keep = append(keep, name)
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".store.json.tmp-42"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(filepath.Join(dir, ".store.json.tmp-42"), old, old)
+	return stale, append(keep, ".store.json.tmp-42")
+}
+
+// SaveFile and LoadFile remove the temporary files crashed saves of the
+// same snapshot left, and nothing else: not a save in progress, not other
+// snapshots' files, not files only named alike.
+func TestSnapshotRemovesStaleTemps(t *testing.T) {
+	m, _ := seededMemory(t)
+	for _, op := range []string{"SaveFile", "LoadFile"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "store.json")
+			if err := m.SaveFile(path); err != nil {
+				t.Fatal(err)
+			}
+			stale, keep := leaveTemps(t, dir)
+			var err error
+			if op == "SaveFile" {
+				err = m.SaveFile(path)
+			} else {
+				err = m.LoadFile(path)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range stale {
+				if _, err := os.Lstat(filepath.Join(dir, name)); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s left the stale temporary file %s (%v)", op, name, err)
+				}
+			}
+			for _, name := range append(keep, "store.json") {
+				if _, err := os.Lstat(filepath.Join(dir, name)); err != nil {
+					t.Errorf("%s removed %s: %v", op, name, err)
+				}
+			}
+		})
+	}
+}
+
+// A snapshot holding a key whose prefix shows most of the key, as files
+// saved by other versions may, loads with the prefix cut to a display
+// prefix, so it is neither looked up nor saved again whole.
+func TestLoadFileCutsLongPrefixes(t *testing.T) {
+	raw := "sk_live_q8Vd_x3kA6oTn_Qw1eRt5yUi9oPa2sDf_gH7jK"
+	d := DigestOf(raw)
+	path := filepath.Join(t.TempDir(), "store.json")
+	file := `{"version":1,"accounts":[{"id":"a","balance":5}],"keys":[{"digest":"` + d.String() +
+		`","prefix":"` + raw[:len(raw)-1] + `","account_id":"a"}]}`
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := NewMemory(nil)
+	if err := m.LoadFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if k, _, err := m.Lookup(context.Background(), d); err != nil || k.Prefix != "sk_live_q8Vd" {
+		t.Errorf("Lookup after LoadFile = %+v, %v; want Prefix sk_live_q8Vd", k, err)
+	}
+	if err := m.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); strings.Contains(string(b), "q8Vd_") {
+		t.Errorf("saved again, the snapshot holds the long prefix:\n%s", b)
+	}
+}

@@ -3,8 +3,8 @@
 // test calls [Run] with a function that makes a [Harness], and the suite
 // checks lookups, exact spending under concurrency, periodic refills,
 // refunds and token buckets against the contracts documented on
-// [store.Store] and its optional capabilities [store.SharedLookup],
-// [store.Refunder], [store.Buckets] and [store.BucketSpender].
+// [store.Store] and its optional capabilities [store.Refunder],
+// [store.Buckets] and [store.BucketSpender].
 //
 //	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) storetest.Harness {
@@ -27,9 +27,9 @@
 //
 //   - Store is the store under test. Required.
 //   - Seed stores one account and keys belonging to it. If nil, the suite
-//     seeds through the store's [store.Admin] methods PutAccount and PutKey,
-//     and fails if the store does not implement Admin. Seed must keep every
-//     field, including Balance and RefilledAt, exactly as given.
+//     seeds through the store's own methods PutAccount and PutKey (as
+//     [store.Memory] has them), and fails if the store has none. Seed must
+//     keep every field, including Balance and RefilledAt, exactly as given.
 //   - Now returns the current time as the store sees it. If nil, time.Now.
 //     A store that reads another clock (a database server's) may return
 //     the local time as long as the two clocks agree within 30 seconds:
@@ -42,24 +42,17 @@
 //     then skip.
 //
 // What the suite expects of the store, beyond the documentation of
-// [store.Store]: times (ExpiresAt, CreatedAt, PeriodEnd, Refill.Anchor,
-// RefilledAt) round trip at least to the second and are compared with
-// time.Time.Equal; Features may come back in any order; nil and empty
-// Features and Metadata are equal. Once an account has been spent from, its
-// balance is read only through Spend with a cost of zero, never through
-// Lookup, and no key is looked up again after it changed, so stores that
+// [store.Store]: Lookup returns a key and an account equal by
+// reflect.DeepEqual to those put, except that times (ExpiresAt, CreatedAt,
+// PeriodEnd, Refill.Anchor, RefilledAt, all whole seconds) may come back
+// in another location, Features in any order, and empty Features and
+// Metadata as nil; nothing a Lookup returned changes afterwards, also while
+// goroutines look up and others write, which -race checks. Once an account
+// has been spent from, its balance is read only through Spend with a cost
+// of zero, never through Lookup, and no key is looked up again after it changed, so stores that
 // cache lookups (whose Account.Balance is stale by design) pass. The refund
 // subtests run only if the store implements [store.Refunder], and skip
 // otherwise.
-//
-// # Shared records
-//
-// The SharedLookup group runs only if the store implements
-// [store.SharedLookup], and skips otherwise. It checks that LookupShared
-// returns what Lookup would, with the balance apart, and that the records it
-// hands out never change afterwards — through spends, refunds, a refill
-// (if Advance is set) and the account and key put again — also while
-// goroutines read them and others write, which -race checks.
 //
 // # Token buckets
 //
@@ -105,7 +98,7 @@ type Harness struct {
 
 	// Seed stores a and keys, which belong to a, replacing any account with
 	// the same ID and any keys with the same digests. If nil, the store's
-	// [store.Admin] methods are used.
+	// own PutAccount and PutKey methods are used.
 	Seed func(ctx context.Context, a store.Account, keys ...store.Key) error
 
 	// Now returns the store's current time. If nil, time.Now is used.
@@ -125,7 +118,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		tests []subtest
 	}{
 		{"Lookup", lookupTests},
-		{"SharedLookup", sharedLookupTests},
+		{"Values", valueTests},
 		{"Spend", spendTests},
 		{"Refill", refillTests},
 		{"Refund", refundTests},
@@ -165,9 +158,9 @@ func newEnv(t *testing.T, h Harness) *env {
 		h.Now = time.Now
 	}
 	if h.Seed == nil {
-		admin, ok := h.Store.(store.Admin)
+		admin, ok := h.Store.(seeder)
 		if !ok {
-			t.Fatalf("storetest: Harness.Seed is nil and %T does not implement store.Admin", h.Store)
+			t.Fatalf("storetest: Harness.Seed is nil and %T has no PutAccount and PutKey methods", h.Store)
 		}
 		h.Seed = func(ctx context.Context, a store.Account, keys ...store.Key) error {
 			if err := admin.PutAccount(ctx, a); err != nil {
@@ -184,6 +177,13 @@ func newEnv(t *testing.T, h Harness) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	return &env{T: t, h: h, ctx: ctx}
+}
+
+// seeder is a store that manages its accounts and keys itself, as
+// [store.Memory] does.
+type seeder interface {
+	PutAccount(ctx context.Context, a store.Account) error
+	PutKey(ctx context.Context, k store.Key) error
 }
 
 // now returns the store's time, truncated to the second.

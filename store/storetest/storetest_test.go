@@ -2,9 +2,12 @@ package storetest_test
 
 import (
 	"context"
+	"maps"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,17 +21,9 @@ type brokenStore struct {
 	*store.Memory
 	defect string
 	now    func() time.Time
-	shared *store.Account // the last account LookupShared handed out
-}
 
-func (b *brokenStore) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *store.Account, int64, error) {
-	k, a, balance, err := b.Memory.LookupShared(ctx, d)
-	if b.defect == "updates shared records in place" && err == nil {
-		c := *a
-		b.shared = &c // a record of the broken store's own
-		return k, b.shared, balance, nil
-	}
-	return k, a, balance, err
+	mu        sync.Mutex
+	handedOut map[string]string // the Metadata of the last account Lookup returned
 }
 
 func (b *brokenStore) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
@@ -36,10 +31,15 @@ func (b *brokenStore) Lookup(ctx context.Context, d store.Digest) (store.Key, st
 	switch {
 	case err != nil:
 	case b.defect == "hides revoked keys" && k.Revoked,
-		b.defect == "hides expired keys" && k.Expired(b.now()):
+		b.defect == "hides expired keys" && !k.ExpiresAt.IsZero() && !b.now().Before(k.ExpiresAt):
 		return store.Key{}, store.Account{}, store.ErrNotFound
 	case b.defect == "loses metadata":
 		a.Metadata = nil
+	case b.defect == "updates returned values in place":
+		b.mu.Lock()
+		b.handedOut = maps.Clone(a.Metadata)
+		a.Metadata = b.handedOut
+		b.mu.Unlock()
 	}
 	return k, a, err
 }
@@ -55,8 +55,12 @@ func (b *brokenStore) Spend(ctx context.Context, id string, cost int64) (store.S
 		return r, err
 	}
 	r, err := b.Memory.Spend(ctx, id, cost)
-	if b.defect == "updates shared records in place" && b.shared != nil && b.shared.ID == id {
-		b.shared.Balance = r.Balance
+	if b.defect == "updates returned values in place" {
+		b.mu.Lock()
+		if b.handedOut != nil {
+			b.handedOut["balance"] = strconv.FormatInt(r.Balance, 10)
+		}
+		b.mu.Unlock()
 	}
 	if b.defect == "omits NextRefill" {
 		r.NextRefill = time.Time{}
@@ -72,7 +76,7 @@ var defects = map[string]string{
 	"refunds negative costs":               "Spend/NegativeCost",
 	"refuses zero costs on empty balances": "Spend/Zero",
 	"omits NextRefill":                     "Refill/FirstBoundary",
-	"updates shared records in place":      "SharedLookup/RecordsNeverModified",
+	"updates returned values in place":     "Values/NeverModified",
 }
 
 // TestSuiteFindsDefects runs the suite, in a child process, against stores
