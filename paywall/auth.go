@@ -194,7 +194,7 @@ func (p *Paywall) keyDenial(err error) *Denial {
 func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
 	e := decision("authenticate", nil)
 	switch {
-	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || !key.Expired(p.clock())):
+	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.clock().Before(key.ExpiresAt)):
 		return false
 	case errors.Is(err, store.ErrNotFound):
 		p.refuse(w, r, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})

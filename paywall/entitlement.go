@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -110,7 +109,7 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	}
 	var missing []string
 	for _, f := range features {
-		if !a.HasFeature(f) {
+		if !slices.Contains(a.Features, f) {
 			missing = append(missing, f)
 		}
 	}
@@ -125,13 +124,16 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	return nil
 }
 
-// entitled is a.Entitled at the clock's now, reading the clock only when
-// the account has a period end.
+// entitled reports whether a's subscription grants access now: its status
+// is active or trialing (or empty) and its period has not ended. It reads
+// the clock only when the account has a period end.
 func (p *Paywall) entitled(a *store.Account) bool {
-	if a.PeriodEnd.IsZero() {
-		return a.Entitled(time.Time{})
+	switch a.Status {
+	case "", store.StatusActive, store.StatusTrialing:
+	default:
+		return false
 	}
-	return a.Entitled(p.clock())
+	return a.PeriodEnd.IsZero() || p.clock().Before(a.PeriodEnd)
 }
 
 func onPlan(plan string) string {
