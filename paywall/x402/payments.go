@@ -142,11 +142,12 @@ func (o *Options) validate() error {
 			return fmt.Errorf("x402: Options.BaseURL must be an absolute http or https URL without query, got %q", o.BaseURL)
 		}
 	}
-	for name, d := range map[string]time.Duration{
-		"VerifyTimeout": o.VerifyTimeout, "SettleTimeout": o.SettleTimeout, "RetryAfter": o.RetryAfter,
-	} {
-		if d < 0 {
-			return fmt.Errorf("x402: Options.%s must be >= 0, got %v", name, d)
+	for _, c := range []struct {
+		name string
+		d    time.Duration
+	}{{"VerifyTimeout", o.VerifyTimeout}, {"SettleTimeout", o.SettleTimeout}, {"RetryAfter", o.RetryAfter}} {
+		if c.d < 0 {
+			return fmt.Errorf("x402: Options.%s must be >= 0, got %v", c.name, c.d)
 		}
 	}
 	if o.MaxHeaderBytes < 0 {
