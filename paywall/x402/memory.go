@@ -69,6 +69,7 @@ type memoryItem struct {
 type memory struct {
 	window time.Duration
 	now    func() time.Time
+	max    int // maxRemembered
 
 	mu    sync.Mutex
 	m     map[paymentKey]*memoryEntry
@@ -76,7 +77,7 @@ type memory struct {
 }
 
 func newMemory(window time.Duration, now func() time.Time) *memory {
-	return &memory{window: window, now: now, m: make(map[paymentKey]*memoryEntry)}
+	return &memory{window: window, now: now, max: maxRemembered, m: make(map[paymentKey]*memoryEntry)}
 }
 
 // begin returns what is remembered of k and marks it in flight, or reports
@@ -128,10 +129,10 @@ func (c *memory) remember(rec record) record {
 }
 
 // prune forgets outcomes that expired, and the oldest ones beyond
-// maxRemembered. c.mu must be held.
+// c.max. c.mu must be held.
 func (c *memory) prune(now time.Time) {
 	n := 0
-	for n < len(c.order) && (!now.Before(c.order[n].expires) || len(c.order)-n > maxRemembered) {
+	for n < len(c.order) && (!now.Before(c.order[n].expires) || len(c.order)-n > c.max) {
 		it := c.order[n]
 		if e, ok := c.m[it.key]; ok && !e.busy && e.expires.Equal(it.expires) {
 			delete(c.m, it.key)

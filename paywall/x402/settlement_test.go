@@ -245,3 +245,25 @@ func TestAcceptedMatchesEveryField(t *testing.T) {
 		})
 	}
 }
+
+func TestUnknownSettlementForgottenAfterWindow(t *testing.T) {
+	var lost *lostAnswer
+	e := newEnv(t, envConfig{facilitator: func(f http.Handler) http.Handler {
+		lost = &lostAnswer{f: f}
+		return lost
+	}})
+	lost.on.Store(true)
+	sig := x402test.Pay(usdc)
+	resp, body := e.get(x402.HeaderPaymentSignature, sig)
+	wantCode(t, resp, body, x402.CodeSettlementUnknown)
+	lost.on.Store(false)
+
+	// Past ReplayWindow the server no longer knows it sent the payment for
+	// settlement: the facilitator's verdict on a used payment stands.
+	e.clock.Advance(10*time.Minute + time.Second)
+	resp, body = e.get(x402.HeaderPaymentSignature, sig)
+	wantStatus(t, resp, body, http.StatusPaymentRequired)
+	if m := wantCode(t, resp, body, x402.CodePaymentRejected); m["error"] != "invalid_transaction_state" || e.fac.Settlements() != 1 {
+		t.Errorf("error %v, settlements %d", m["error"], e.fac.Settlements())
+	}
+}
