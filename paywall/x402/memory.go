@@ -191,6 +191,9 @@ func paymentID(ext json.RawMessage) string {
 	return id
 }
 
+// noRetry is the retryKey of a payment nobody may retry.
+var noRetry [sha256.Size]byte
+
 // retryKey names the requests that may retry a payment with id: the same
 // identity, method and URL. It is zero if retries are off or the payment
 // has no id.

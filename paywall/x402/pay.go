@@ -49,7 +49,7 @@ func (h *routeHandler) pay(w http.ResponseWriter, r *http.Request, value string,
 	case rec.outcome == unknown:
 		// Settling again tells what became of the lost settlement.
 		h.serve(sw)
-	case rec.outcome == settled && rec.retry != [32]byte{} && rec.retry == h.p.retryKey(r, pd.id):
+	case rec.outcome == settled && rec.retry != noRetry && rec.retry == h.p.retryKey(r, pd.id):
 		sw.pay.Replay, sw.pay.Payer = true, rec.payer
 		h.serve(sw)
 	case rec.outcome == settled:
