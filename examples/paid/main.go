@@ -13,6 +13,8 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -225,16 +227,18 @@ func serveStream(w http.ResponseWriter, r *http.Request) {
 // PAYMENT-REQUIRED header value from the body and answers a demo
 // PAYMENT-SIGNATURE value for its first requirement.
 func serveSign(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, x402.MaxHeaderBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 16<<10))
 	if err != nil {
 		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	sig, err := x402test.PayChallenge(strings.TrimSpace(string(body)))
-	if err != nil {
+	// The header value is base64 JSON of an x402.PaymentRequired.
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(body)))
+	var challenge x402.PaymentRequired
+	if err != nil || json.Unmarshal(raw, &challenge) != nil || len(challenge.Accepts) == 0 {
 		http.Error(w, "send the PAYMENT-REQUIRED header value as the body", http.StatusBadRequest)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	io.WriteString(w, sig)
+	io.WriteString(w, x402test.Pay(challenge.Accepts[0]))
 }

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log"
 	"net/http"
@@ -139,7 +141,11 @@ func TestDocumentedExchange(t *testing.T) {
 	sig := sign(t, srv.URL, challenge)
 	resp, body := get(t, srv.URL+"/joke", "PAYMENT-SIGNATURE", sig)
 	var receipt x402.SettleResponse
-	if err := x402.DecodeHeader(resp.Header.Get("Payment-Response"), &receipt); err != nil || resp.StatusCode != http.StatusOK || !receipt.Success {
+	raw, err := base64.StdEncoding.DecodeString(resp.Header.Get("Payment-Response"))
+	if err == nil {
+		err = json.Unmarshal(raw, &receipt)
+	}
+	if err != nil || resp.StatusCode != http.StatusOK || !receipt.Success {
 		t.Fatalf("paid GET /joke: %d %+v %v %s", resp.StatusCode, receipt, err, body)
 	}
 	if !strings.Contains(body, "paid with x402") {

@@ -19,23 +19,33 @@ const (
 	// CodePaymentRequired (402): the route is priced and the request
 	// neither paid nor (in mode Either) carried a key.
 	CodePaymentRequired paywall.Code = "payment_required"
-	// CodeInvalidPayment (400): the payment header is not base64 JSON of
-	// the expected shape, or is too long.
+	// CodeInvalidPayment (402, with a fresh challenge): the payment header
+	// is not base64 JSON of the expected shape, or is too long.
 	CodeInvalidPayment paywall.Code = "invalid_payment"
 	// CodePaymentRejected (402): the payment names a version or requirement
-	// the route does not offer, or the facilitator found it invalid.
+	// the route does not offer, was already used, or the facilitator found
+	// it invalid.
 	CodePaymentRejected paywall.Code = "payment_rejected"
 	// CodeSettlementFailed (402): the facilitator refused to settle after
-	// the handler ran; the handler's response was dropped.
+	// the handler ran; nothing was charged, and the handler's response was
+	// dropped.
 	CodeSettlementFailed paywall.Code = "settlement_failed"
+	// CodeSettlementUnknown (503 if the facilitator timed out, else 502):
+	// the facilitator gave no usable answer to the settlement, so the
+	// payment may have been charged; the handler's response was dropped.
+	// Sending the same request with the same payment again (not a new one)
+	// finds out: a payment that went through is served without being
+	// charged again, one that did not is settled then. See
+	// [Options.ReplayWindow].
+	CodeSettlementUnknown paywall.Code = "settlement_unknown"
 	// CodePaymentInProgress (409): the same payment is being verified or
 	// settled by another request; retry after Retry-After.
 	CodePaymentInProgress paywall.Code = "payment_in_progress"
-	// CodeFacilitatorUnavailable (503): the facilitator did not answer in
-	// time. Nothing was charged.
+	// CodeFacilitatorUnavailable (503): the facilitator did not answer the
+	// verification in time. Nothing was charged.
 	CodeFacilitatorUnavailable paywall.Code = "facilitator_unavailable"
 	// CodeFacilitatorError (502): the facilitator could not be reached or
-	// gave no usable answer. Nothing was charged.
+	// gave no usable answer to the verification. Nothing was charged.
 	CodeFacilitatorError paywall.Code = "facilitator_error"
 )
 
@@ -55,60 +65,78 @@ const (
 // handler that sees it should stop producing output.
 var ErrSettlementFailed = errors.New("x402: payment not settled; response dropped")
 
-// challenge writes a 402 with code, which carries PAYMENT-REQUIRED (with
-// reason as its error) and the challenge members in the body. resp, if not
-// empty, is sent as the payment response header of a version version
-// payment.
-func (h *routeHandler) challenge(w http.ResponseWriter, r *http.Request, code paywall.Code, reason, resp string, version int) {
-	d := &paywall.Denial{Code: code, Status: http.StatusPaymentRequired, Title: "Payment Required"}
-	cost := "This request costs " + h.price + "."
-	how := " To pay, send the request again with a PAYMENT-SIGNATURE header built from the PAYMENT-REQUIRED header of this response (an x402 client or wallet does this)"
-	if h.keyed != nil {
-		how += ", or with an API key"
-	}
-	how += "."
-	switch code {
-	case CodePaymentRequired:
-		d.Type, d.Detail = typePaymentRequired, cost+how
-	case CodeSettlementFailed:
-		d.Type = typeVerificationFailed
-		d.Detail = "The payment could not be settled (" + reason + "); nothing was charged. " + cost + how
-	default: // CodePaymentRejected
-		switch reason {
-		case "insufficient_funds":
-			d.Type = typePaymentInsufficient
-		case "invalid_x402_version", "invalid_payment_requirements":
-			d.Type = typeInvalidChallenge
-		default:
-			d.Type = typeVerificationFailed
-		}
-		d.Detail = "The payment was not accepted (" + reason + "). " + cost + how
-	}
-	d.Header = h.challengeHeader(r, reason)
-	if resp != "" {
-		d.Header.Set(responseHeader(version), resp)
+// refusal is why a 402 refuses a payment.
+type refusal struct {
+	code    paywall.Code
+	reason  string // the challenge's error, an x402 reason such as "insufficient_funds"
+	receipt string // if not empty, the payment response header to send
+	version int    // the x402 version of the payment
+	used    bool   // the payment was already used here
+}
+
+// challenge writes a 402 that carries PAYMENT-REQUIRED (with the refusal's
+// reason as its error) and the challenge members in the body.
+func (h *routeHandler) challenge(w http.ResponseWriter, r *http.Request, f refusal) {
+	d := &paywall.Denial{Code: f.code, Status: http.StatusPaymentRequired, Title: "Payment Required"}
+	d.Type, d.Detail = h.explain(f)
+	d.Header = h.challengeHeader(r, f.reason)
+	if f.receipt != "" {
+		d.Header.Set(responseHeader(f.version), f.receipt)
 	}
 	url := h.p.resourceURL(r)
-	if h.p.fv1 != nil {
-		accepts := make([]PaymentRequirementsV1, len(h.accepts))
-		for i := range h.accepts {
-			accepts[i] = h.requirementsV1(i, url)
-		}
-		msg := reason
+	if h.p.opts.V1 {
+		msg := f.reason
 		if msg == "" {
 			msg = "X-PAYMENT header is required"
 		}
-		d.Extensions = map[string]any{"x402Version": 1, "error": msg, "accepts": accepts}
+		d.Extensions = map[string]any{"x402Version": 1, "error": msg, "accepts": h.acceptsV1(url)}
 	} else {
 		d.Extensions = map[string]any{"x402Version": 2, "resource": h.resource(url), "accepts": h.accepts}
-		if reason != "" {
-			d.Extensions["error"] = reason
+		if f.reason != "" {
+			d.Extensions["error"] = f.reason
 		}
 		if h.extensions != nil {
 			d.Extensions["extensions"] = h.extensions
 		}
 	}
 	h.p.opts.Deny(w, r, d)
+}
+
+// explain returns the problem type and detail of a 402.
+func (h *routeHandler) explain(f refusal) (typ, detail string) {
+	cost := "This request costs " + h.price + "."
+	how := " To pay, send the request again with a PAYMENT-SIGNATURE header built from the PAYMENT-REQUIRED header of this response (an x402 client or wallet does this)"
+	if h.keyed != nil {
+		how += ", or with an API key"
+	}
+	how += "."
+	switch {
+	case f.code == CodePaymentRequired:
+		return typePaymentRequired, cost + how
+	case f.code == CodeInvalidPayment:
+		return typeMalformedCredential, "The " + signatureHeader(f.version) + " header must be base64-encoded JSON of an x402 payment payload, at most " +
+			strconv.Itoa(h.p.opts.MaxHeaderBytes) + " bytes long. " + cost + how
+	case f.code == CodeSettlementFailed:
+		return typeVerificationFailed, "The payment could not be settled (" + f.reason + "); nothing was charged. " + cost + how
+	case f.used:
+		return typeVerificationFailed, "This payment was already used: one payment buys one response. " + cost + how
+	}
+	switch f.reason {
+	case "insufficient_funds":
+		typ = typePaymentInsufficient
+	case "invalid_x402_version", "invalid_payment_requirements":
+		typ = typeInvalidChallenge
+	default:
+		typ = typeVerificationFailed
+	}
+	return typ, "The payment was not accepted (" + f.reason + "). " + cost + how
+}
+
+func signatureHeader(version int) string {
+	if version == 1 {
+		return headerPaymentV1
+	}
+	return HeaderPaymentSignature
 }
 
 func (h *routeHandler) resource(url string) Resource {
@@ -135,33 +163,8 @@ func (h *routeHandler) challengeHeader(r *http.Request, reason string) http.Head
 }
 
 func (h *routeHandler) addChallenge(hdr http.Header, r *http.Request, reason string) {
-	if v, err := EncodeHeader(h.paymentRequired(r, reason)); err == nil {
-		hdr.Set(HeaderPaymentRequired, v)
-	}
+	hdr.Set(HeaderPaymentRequired, encodeHeader(h.paymentRequired(r, reason)))
 	hdr.Add("Access-Control-Expose-Headers", h.p.expose)
-}
-
-func responseHeader(version int) string {
-	if version == 1 {
-		return HeaderPaymentResponseV1
-	}
-	return HeaderPaymentResponse
-}
-
-// invalid writes the 400 for a malformed payment header.
-func (h *routeHandler) invalid(w http.ResponseWriter, r *http.Request, version int) {
-	name := HeaderPaymentSignature
-	if version == 1 {
-		name = HeaderPaymentV1
-	}
-	h.p.opts.Deny(w, r, &paywall.Denial{
-		Code:   CodeInvalidPayment,
-		Status: http.StatusBadRequest,
-		Type:   typeMalformedCredential,
-		Title:  "Malformed Payment",
-		Detail: "The " + name + " header must be base64-encoded JSON of an x402 payment payload, at most " +
-			strconv.Itoa(h.p.opts.MaxHeaderBytes) + " bytes long.",
-	})
 }
 
 // inProgress writes the 409 for a duplicate of a payment in flight.
@@ -176,26 +179,47 @@ func (h *routeHandler) inProgress(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// unavailable writes the 503 or 502 for a facilitator that failed with err;
-// resp, if not empty, is sent as the payment response header.
-func (h *routeHandler) unavailable(w http.ResponseWriter, r *http.Request, err error, resp string, version int) {
+// unavailable writes the 503 or 502 for a facilitator that failed with err
+// while verifying: nothing was charged.
+func (h *routeHandler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
 	d := &paywall.Denial{
 		Code:       CodeFacilitatorError,
 		Status:     http.StatusBadGateway,
 		Type:       "about:blank",
 		Title:      "Bad Gateway",
-		Detail:     "The payment service gave no usable answer; nothing was charged. Try again later.",
+		Detail:     "The payment service gave no usable answer; nothing was charged. Try again later with the same payment.",
 		RetryAfter: h.p.opts.RetryAfter,
 	}
 	if isTimeout(err) {
 		d.Code, d.Status, d.Title = CodeFacilitatorUnavailable, http.StatusServiceUnavailable, "Service Unavailable"
-		d.Detail = "The payment service did not answer in time; nothing was charged. Try again later."
+		d.Detail = "The payment service did not answer in time; nothing was charged. Try again later with the same payment."
 	}
-	if resp != "" {
-		d.Header = http.Header{}
-		d.Header.Set(responseHeader(version), resp)
-		d.Header.Add("Access-Control-Expose-Headers", h.p.expose)
+	h.p.opts.Deny(w, r, d)
+}
+
+// settlementUnknown writes the 503 or 502 for a settlement that got no
+// usable answer (err), with receipt as the payment response header.
+func (h *routeHandler) settlementUnknown(w http.ResponseWriter, r *http.Request, err error, receipt string, version int) {
+	d := &paywall.Denial{
+		Code:       CodeSettlementUnknown,
+		Status:     http.StatusBadGateway,
+		Type:       "about:blank",
+		Title:      "Bad Gateway",
+		RetryAfter: h.p.opts.RetryAfter,
+		Header:     http.Header{},
 	}
+	if isTimeout(err) {
+		d.Status, d.Title = http.StatusServiceUnavailable, "Service Unavailable"
+	}
+	d.Detail = "The payment service did not confirm the settlement, so the payment may have been charged. "
+	if h.p.seen != nil {
+		d.Detail += "Send the same request again with the same " + signatureHeader(version) +
+			" header, not a new payment: if the payment went through you get the response without paying again; if not, it is settled then."
+	} else {
+		d.Detail += "Check the payment with the payment service before paying again."
+	}
+	d.Header.Set(responseHeader(version), receipt)
+	d.Header.Add("Access-Control-Expose-Headers", h.p.expose)
 	h.p.opts.Deny(w, r, d)
 }
 

@@ -14,6 +14,17 @@
 // client gets 402 and none of the handler's response. Requests with a key
 // go through the route's key chain as before.
 //
+// The payment's accepted requirement must equal one of the route's in
+// every field (scheme, network, amount, asset, payTo, maxTimeoutSeconds,
+// extra), as in the reference server; only the letter case of EVM
+// addresses may differ. A malformed payment header gets 402 with a fresh
+// challenge. One payment buys one response: sending a settled payment
+// again is refused, unless [Options.RetryIdentity] lets its payer retry.
+// If the facilitator's answer to a settlement is lost, the outcome is
+// unknown and the client is told so ([CodeSettlementUnknown]); sending the
+// same payment again settles it again, and a payment the facilitator
+// reports as already settled is then served without a second charge.
+//
 //	pw, _ := paywall.New(st, nil)
 //	facilitator, _ := x402.NewFacilitatorClient("https://x402.org/facilitator", nil)
 //	pay, _ := x402.New(facilitator, nil)

@@ -2,6 +2,8 @@ package x402_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,13 +58,15 @@ func Example() {
 	// No key, no payment: a challenge.
 	resp := get("", "")
 	var pr x402.PaymentRequired
-	_ = x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentRequired), &pr)
+	raw, _ := base64.StdEncoding.DecodeString(resp.Header.Get(x402.HeaderPaymentRequired)) // base64 JSON
+	_ = json.Unmarshal(raw, &pr)
 	fmt.Println(resp.StatusCode, pr.Accepts[0].Amount, pr.Accepts[0].Network)
 
 	// Pay for it (an x402 client signs a real payment here).
 	resp = get(x402.HeaderPaymentSignature, x402test.Pay(pr.Accepts[0]))
 	var receipt x402.SettleResponse
-	_ = x402.DecodeHeader(resp.Header.Get(x402.HeaderPaymentResponse), &receipt)
+	raw, _ = base64.StdEncoding.DecodeString(resp.Header.Get(x402.HeaderPaymentResponse))
+	_ = json.Unmarshal(raw, &receipt)
 	fmt.Println(resp.StatusCode, receipt.Success, demo.Settlements())
 
 	// A key holder spends credits instead.
@@ -73,18 +77,6 @@ func Example() {
 	// 402 1000 eip155:84532
 	// 200 true 1
 	// 200 90
-}
-
-func ExampleEncodeHeader() {
-	v, _ := x402.EncodeHeader(x402.SettleResponse{Success: true, Transaction: "0xabc", Network: "eip155:8453"})
-	fmt.Println(v)
-
-	var sr x402.SettleResponse
-	_ = x402.DecodeHeader(v, &sr)
-	fmt.Println(sr.Success, sr.Transaction)
-	// Output:
-	// eyJzdWNjZXNzIjp0cnVlLCJ0cmFuc2FjdGlvbiI6IjB4YWJjIiwibmV0d29yayI6ImVpcDE1NTo4NDUzIn0=
-	// true 0xabc
 }
 
 // A route that only x402 payments open, with a handler that reads who paid.
@@ -109,7 +101,8 @@ func ExamplePayments_Route_paymentOnly() {
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/report", nil))
 	var pr x402.PaymentRequired
-	_ = x402.DecodeHeader(rec.Header().Get(x402.HeaderPaymentRequired), &pr)
+	raw, _ := base64.StdEncoding.DecodeString(rec.Header().Get(x402.HeaderPaymentRequired))
+	_ = json.Unmarshal(raw, &pr)
 	fmt.Println(rec.Code, pr.Resource.URL)
 
 	req := httptest.NewRequest("GET", "/report", nil)

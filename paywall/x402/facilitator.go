@@ -20,22 +20,20 @@ import (
 // A payment the facilitator refuses is not an error: Verify reports it with
 // IsValid false and Settle with Success false, each with a reason. An error
 // means the facilitator could not be asked or gave no usable answer; the
-// middleware then answers 503 (timeout) or 502 and never charges.
+// middleware then answers 503 (timeout) or 502. For Verify nothing was
+// charged; for Settle the outcome is unknown, and the same payment is
+// settled again when the client sends it again ([CodeSettlementUnknown]).
 //
-// The requirements passed in are the route's own; implementations must not
-// modify them (their Extra map is shared).
+// payload.X402Version is 2, or 1 for a version 1 payment ([Options.V1]):
+// req then names its network the version 1 way ("base-sepolia"),
+// payload.Accepted equals req, and payload.Resource describes the
+// resource. The requirements passed in are the route's own;
+// implementations must not modify them (their Extra map is shared).
 type Facilitator interface {
 	// Verify checks payload against req without moving money.
 	Verify(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (VerifyResponse, error)
 	// Settle moves the money.
 	Settle(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (SettleResponse, error)
-}
-
-// FacilitatorV1 is implemented by facilitators that also verify and settle
-// x402 version 1 payments. [Options.V1] requires it.
-type FacilitatorV1 interface {
-	VerifyV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (VerifyResponse, error)
-	SettleV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (SettleResponse, error)
 }
 
 // SupportedResponse is the answer of a facilitator's GET /supported: the
@@ -88,8 +86,9 @@ type ClientOptions struct {
 }
 
 // FacilitatorClient calls a facilitator's REST API: POST /verify, POST
-// /settle and GET /supported under a base URL. It implements [Facilitator]
-// and [FacilitatorV1] and is safe for concurrent use.
+// /settle and GET /supported under a base URL, in x402 version 2 or, for a
+// version 1 payment, version 1. It implements [Facilitator] and is safe for
+// concurrent use.
 //
 // Errors it returns start with "x402: facilitator" and never contain the
 // URL, the configured headers or the response body. A context deadline (the
@@ -101,10 +100,7 @@ type FacilitatorClient struct {
 	opts   ClientOptions
 }
 
-var (
-	_ Facilitator   = (*FacilitatorClient)(nil)
-	_ FacilitatorV1 = (*FacilitatorClient)(nil)
-)
+var _ Facilitator = (*FacilitatorClient)(nil)
 
 // NewFacilitatorClient returns a client for the facilitator at baseURL, for
 // example "https://x402.org/facilitator". It does no I/O; it reports a URL
@@ -145,31 +141,27 @@ type facilitatorRequest struct {
 	PaymentRequirements any `json:"paymentRequirements"`
 }
 
-// Verify calls POST /verify with x402Version 2.
+// requestOf returns the body of a /verify or /settle call, in the version
+// of the payment.
+func requestOf(payload PaymentPayload, req PaymentRequirements) facilitatorRequest {
+	if payload.X402Version == 1 {
+		p, q := wireV1(payload, req)
+		return facilitatorRequest{1, p, q}
+	}
+	return facilitatorRequest{2, payload, req}
+}
+
+// Verify calls POST /verify.
 func (c *FacilitatorClient) Verify(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (VerifyResponse, error) {
 	var v VerifyResponse
-	err := c.call(ctx, "verify", facilitatorRequest{2, payload, req}, &v, verifyRefusal(&v))
+	err := c.call(ctx, "verify", requestOf(payload, req), &v, func() bool { return !v.IsValid && v.InvalidReason != "" })
 	return v, err
 }
 
-// Settle calls POST /settle with x402Version 2.
+// Settle calls POST /settle.
 func (c *FacilitatorClient) Settle(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (SettleResponse, error) {
 	var s SettleResponse
-	err := c.call(ctx, "settle", facilitatorRequest{2, payload, req}, &s, settleRefusal(&s))
-	return s, err
-}
-
-// VerifyV1 calls POST /verify with x402Version 1.
-func (c *FacilitatorClient) VerifyV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (VerifyResponse, error) {
-	var v VerifyResponse
-	err := c.call(ctx, "verify", facilitatorRequest{1, payload, req}, &v, verifyRefusal(&v))
-	return v, err
-}
-
-// SettleV1 calls POST /settle with x402Version 1.
-func (c *FacilitatorClient) SettleV1(ctx context.Context, payload PaymentPayloadV1, req PaymentRequirementsV1) (SettleResponse, error) {
-	var s SettleResponse
-	err := c.call(ctx, "settle", facilitatorRequest{1, payload, req}, &s, settleRefusal(&s))
+	err := c.call(ctx, "settle", requestOf(payload, req), &s, func() bool { return !s.Success && s.ErrorReason != "" })
 	return s, err
 }
 
@@ -180,48 +172,19 @@ func (c *FacilitatorClient) Supported(ctx context.Context) (SupportedResponse, e
 	return s, err
 }
 
-// Some facilitators answer a refused payment with a 4xx status and the
-// usual body; these report whether a decoded body is such a refusal.
-func verifyRefusal(v *VerifyResponse) func() bool {
-	return func() bool { return !v.IsValid && v.InvalidReason != "" }
-}
-
-func settleRefusal(s *SettleResponse) func() bool {
-	return func() bool { return !s.Success && s.ErrorReason != "" }
-}
-
-// call sends one request to endpoint and decodes the answer into out. A 4xx
-// answer whose body decodes into out and passes refusal is not an error.
+// call sends one request to endpoint and decodes the answer into out. Some
+// facilitators answer a refused payment with a 4xx status and the usual
+// body: such an answer, if it decodes into out and passes refusal, is not
+// an error.
 func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any, out any, refusal func() bool) error {
 	if c.opts.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
 		defer cancel()
 	}
-	method := http.MethodGet
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return fmt.Errorf("x402: facilitator /%s: encode request: %w", endpoint, err)
-		}
-		method, rd = http.MethodPost, bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+endpoint, rd)
+	req, err := c.newRequest(ctx, endpoint, body)
 	if err != nil {
-		return fmt.Errorf("x402: facilitator /%s: build request failed", endpoint)
-	}
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range c.opts.Header {
-		req.Header[k] = v
-	}
-	if c.opts.Authorize != nil {
-		if err := c.opts.Authorize(req); err != nil {
-			return fmt.Errorf("x402: facilitator /%s: authorize: %w", endpoint, err)
-		}
+		return err
 	}
 	resp, err := c.client.Do(req)
 	if err != nil {
@@ -251,4 +214,35 @@ func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any,
 	default:
 		return fmt.Errorf("x402: facilitator /%s: response is not the expected JSON", endpoint)
 	}
+}
+
+// newRequest builds the request of one call: a GET if body is nil, else a
+// POST of body as JSON, with the configured headers and authorization.
+func (c *FacilitatorClient) newRequest(ctx context.Context, endpoint string, body any) (*http.Request, error) {
+	method := http.MethodGet
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("x402: facilitator /%s: encode request: %w", endpoint, err)
+		}
+		method, rd = http.MethodPost, bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+endpoint, rd)
+	if err != nil {
+		return nil, fmt.Errorf("x402: facilitator /%s: build request failed", endpoint)
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range c.opts.Header {
+		req.Header[k] = v
+	}
+	if c.opts.Authorize != nil {
+		if err := c.opts.Authorize(req); err != nil {
+			return nil, fmt.Errorf("x402: facilitator /%s: authorize: %w", endpoint, err)
+		}
+	}
+	return req, nil
 }

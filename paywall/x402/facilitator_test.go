@@ -18,7 +18,7 @@ func newFacilitator(t *testing.T, opts *x402.ClientOptions) (*x402test.Facilitat
 	t.Helper()
 	f := x402test.NewFacilitator()
 	srv := httptest.NewServer(f)
-	t.Cleanup(func() { f.Close(); srv.Close() })
+	t.Cleanup(srv.Close)
 	c, err := x402.NewFacilitatorClient(srv.URL+"/", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -30,11 +30,9 @@ func TestFacilitatorClient(t *testing.T) {
 	ctx := context.Background()
 	f, c := newFacilitator(t, nil)
 	var p x402.PaymentPayload
-	if err := x402.DecodeHeader(x402test.Pay(usdc), &p); err != nil {
-		t.Fatal(err)
-	}
+	decode(t, x402test.Pay(usdc), &p)
 	v, err := c.Verify(ctx, p, usdc)
-	if err != nil || !v.IsValid || v.Payer != x402test.DemoPayer {
+	if err != nil || !v.IsValid || v.Payer != demoPayer {
 		t.Fatalf("Verify = %+v, %v", v, err)
 	}
 	s, err := c.Settle(ctx, p, usdc)
@@ -54,16 +52,19 @@ func TestFacilitatorClient(t *testing.T) {
 		t.Errorf("Supported = %+v, %v", sup, err)
 	}
 
-	var p1 x402.PaymentPayloadV1
-	req1 := x402.PaymentRequirementsV1{Scheme: "exact", Network: "base-sepolia", MaxAmountRequired: "1000"}
-	if err := x402.DecodeHeader(x402test.PayV1(req1), &p1); err != nil {
-		t.Fatal(err)
+	// A version 1 payment, as the middleware hands it over: the demo
+	// facilitator reads the version 1 wire form.
+	req1 := usdc
+	req1.Network = "base-sepolia"
+	var fresh x402.PaymentPayload
+	decode(t, x402test.Pay(usdc), &fresh)
+	p1 := x402.PaymentPayload{X402Version: 1, Accepted: req1, Payload: fresh.Payload,
+		Resource: &x402.Resource{URL: "https://api.example.com/weather"}}
+	if v, err := c.Verify(ctx, p1, req1); err != nil || !v.IsValid {
+		t.Errorf("Verify version 1 = %+v, %v", v, err)
 	}
-	if v, err := c.VerifyV1(ctx, p1, req1); err != nil || !v.IsValid {
-		t.Errorf("VerifyV1 = %+v, %v", v, err)
-	}
-	if s, err := c.SettleV1(ctx, p1, req1); err != nil || !s.Success {
-		t.Errorf("SettleV1 = %+v, %v", s, err)
+	if s, err := c.Settle(ctx, p1, req1); err != nil || !s.Success || s.Network != "base-sepolia" || s.Amount != "1000" {
+		t.Errorf("Settle version 1 = %+v, %v", s, err)
 	}
 	if f.Settlements() != 2 {
 		t.Errorf("settlements = %d", f.Settlements())
@@ -106,7 +107,7 @@ func TestFacilitatorClientAuth(t *testing.T) {
 func TestFacilitatorClientErrors(t *testing.T) {
 	ctx := context.Background()
 	var p x402.PaymentPayload
-	_ = x402.DecodeHeader(x402test.Pay(usdc), &p)
+	decode(t, x402test.Pay(usdc), &p)
 
 	t.Run("timeout", func(t *testing.T) {
 		f, c := newFacilitator(t, &x402.ClientOptions{Timeout: 50 * time.Millisecond})

@@ -2,12 +2,14 @@ package x402_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +18,44 @@ import (
 	"github.com/go402/go402/paywall/x402/x402test"
 	"github.com/go402/go402/store"
 )
+
+// The version 1 header names, and the payer of x402test's payments.
+const (
+	headerPaymentV1         = "X-PAYMENT"
+	headerPaymentResponseV1 = "X-PAYMENT-RESPONSE"
+	demoPayer               = "0x000000000000000000000000000000000000dE30"
+)
+
+// decode decodes a base64 JSON header value into out.
+func decode(t testing.TB, v string, out any) {
+	t.Helper()
+	raw, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		t.Fatalf("%q is not base64: %v", v, err)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("%s: %v", raw, err)
+	}
+}
+
+// encode returns v as a base64 JSON header value.
+func encode(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// payV1 returns an X-PAYMENT value paying for scheme on network with a
+// demo payment (x402 version 1).
+func payV1(t testing.TB, scheme, network string) string {
+	t.Helper()
+	var p x402.PaymentPayload
+	decode(t, x402test.Pay(usdc), &p)
+	return encode(t, map[string]any{"x402Version": 1, "scheme": scheme, "network": network, "payload": p.Payload})
+}
 
 // Demo keys of the test store.
 const (
@@ -57,18 +97,21 @@ func (c *clock) Advance(d time.Duration) {
 // env is a priced route on a real loopback server, in front of a demo
 // facilitator on another.
 type env struct {
-	t     *testing.T
-	fac   *x402test.Facilitator
-	store *store.Memory
-	pay   *x402.Payments
-	srv   *httptest.Server
-	clock *clock
+	t        *testing.T
+	fac      *x402test.Facilitator
+	verifies atomic.Int64 // POST /verify requests the facilitator got
+	store    *store.Memory
+	pay      *x402.Payments
+	srv      *httptest.Server
+	clock    *clock
 }
 
 type envConfig struct {
 	opts    *x402.Options
 	route   x402.Route
 	handler http.Handler
+	// facilitator, if set, wraps the demo facilitator's handler.
+	facilitator func(http.Handler) http.Handler
 }
 
 // newEnv serves handler at /weather, priced with usdc in mode Either
@@ -76,8 +119,18 @@ type envConfig struct {
 func newEnv(t *testing.T, cfg envConfig) *env {
 	t.Helper()
 	e := &env{t: t, fac: x402test.NewFacilitator(), clock: newClock()}
-	facSrv := httptest.NewServer(e.fac)
-	t.Cleanup(func() { e.fac.Close(); facSrv.Close() })
+	var fh http.Handler = e.fac
+	if cfg.facilitator != nil {
+		fh = cfg.facilitator(fh)
+	}
+	counted := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/verify") {
+			e.verifies.Add(1)
+		}
+		fh.ServeHTTP(w, r)
+	})
+	facSrv := httptest.NewServer(counted)
+	t.Cleanup(facSrv.Close)
 	client, err := x402.NewFacilitatorClient(facSrv.URL, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -194,9 +247,7 @@ func paymentRequired(t *testing.T, resp *http.Response) x402.PaymentRequired {
 		t.Fatalf("no PAYMENT-REQUIRED header (status %d)", resp.StatusCode)
 	}
 	var pr x402.PaymentRequired
-	if err := x402.DecodeHeader(v, &pr); err != nil {
-		t.Fatal(err)
-	}
+	decode(t, v, &pr)
 	return pr
 }
 
@@ -207,9 +258,7 @@ func settleResponse(t *testing.T, resp *http.Response, name string) x402.SettleR
 		t.Fatalf("no %s header (status %d)", name, resp.StatusCode)
 	}
 	var sr x402.SettleResponse
-	if err := x402.DecodeHeader(v, &sr); err != nil {
-		t.Fatal(err)
-	}
+	decode(t, v, &sr)
 	return sr
 }
 

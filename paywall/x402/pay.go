@@ -1,91 +1,139 @@
 package x402
 
 import (
-	"bufio"
 	"context"
-	"io"
-	"net"
+	"errors"
 	"net/http"
 )
 
+// errVersion reports a payment of an x402 version its header does not
+// carry.
+var errVersion = errors.New("x402: unexpected x402Version")
+
+// paid is a payment on its way through a route, in the form the
+// facilitator gets it.
+type paid struct {
+	version int
+	idx     int                 // the route's requirement it pays
+	payload PaymentPayload      // as the facilitator gets it
+	req     PaymentRequirements // the server's requirement, as the facilitator gets it
+	raw     []byte              // the decoded header, which identifies the payment
+	id      string              // payment-identifier id, "" if none
+}
+
 // pay serves a request that carries a payment header: decode, match,
-// verify, run next behind a settleWriter, settle at its first byte.
+// look the payment up, verify, run next behind a settleWriter, settle at
+// its first byte.
 func (h *routeHandler) pay(w http.ResponseWriter, r *http.Request, value string, version int) {
-	p := h.p
-	var (
-		raw []byte
-		err error
-		p2  PaymentPayload
-		p1  PaymentPayloadV1
-		i   int
-	)
-	if version == 2 {
-		raw, err = decodeHeader(value, p.opts.MaxHeaderBytes, &p2)
-		if err == nil && (p2.Accepted.Scheme == "" || len(p2.Payload) == 0) {
-			err = ErrMalformed
-		}
-	} else {
-		raw, err = decodeHeader(value, p.opts.MaxHeaderBytes, &p1)
-		if err == nil && (p1.Scheme == "" || len(p1.Payload) == 0) {
-			err = ErrMalformed
-		}
-	}
-	if err != nil {
-		h.invalid(w, r, version)
+	pd, ref := h.decode(r, value, version)
+	if ref.code != "" {
+		h.challenge(w, r, ref)
 		return
 	}
-	if (version == 2 && p2.X402Version != 2) || (version == 1 && p1.X402Version != 1) {
-		h.challenge(w, r, CodePaymentRejected, "invalid_x402_version", "", version)
+	sw := &settleWriter{ResponseWriter: w, h: h, r: r, pd: pd,
+		pay: &Payment{Version: version, Requirements: h.accepts[pd.idx]}}
+	seen := h.p.seen
+	if seen == nil {
+		h.verifyAndServe(sw)
 		return
 	}
-	if version == 2 {
-		i = h.matchV2(&p2.Accepted)
-	} else {
-		i = h.matchV1(p1.Scheme, p1.Network)
-	}
-	if i < 0 {
-		h.challenge(w, r, CodePaymentRejected, "invalid_payment_requirements", "", version)
+	key := paymentKeyOf(r.Method, h.p.resourceURL(r), pd.raw)
+	rec, busy := seen.begin(key)
+	if busy {
+		h.inProgress(w, r)
 		return
 	}
-
-	pm := &Payment{Version: version, Requirements: h.accepts[i]}
-	sw := &settleWriter{ResponseWriter: w, h: h, r: r, pay: pm, idx: i, p2: p2, p1: p1}
-
-	if p.seen != nil {
-		sw.key = replayKeyOf(r.Method, h.p.resourceURL(r), raw)
-		e, state := p.seen.begin(sw.key)
-		switch state {
-		case replayBusy:
-			h.inProgress(w, r)
-			return
-		case replaySettled:
-			pm.Replay, pm.Payer, sw.replay = true, e.payer, e.header
-			h.serve(sw)
-			return
-		}
-		sw.track = true
-		defer p.seen.end(sw.key)
+	sw.rec = rec
+	defer func() { seen.finish(key, sw.rec) }()
+	switch {
+	case rec.outcome == unknown:
+		// Settling again tells what became of the lost settlement.
+		h.serve(sw)
+	case rec.outcome == settled && rec.retry != noRetry && rec.retry == h.p.retryKey(r, pd.id):
+		sw.pay.Replay, sw.pay.Payer = true, rec.payer
+		h.serve(sw)
+	case rec.outcome == settled:
+		h.challenge(w, r, refusal{code: CodePaymentRejected, reason: "invalid_transaction_state", version: version, used: true})
+	default:
+		h.verifyAndServe(sw)
 	}
+}
 
-	ctx, cancel := context.WithTimeout(r.Context(), p.opts.VerifyTimeout)
-	var vr VerifyResponse
+// decode decodes and matches a payment header, or returns the refusal.
+func (h *routeHandler) decode(r *http.Request, value string, version int) (paid, refusal) {
+	pd := paid{version: version}
+	var err error
 	if version == 2 {
-		vr, err = p.f.Verify(ctx, p2, h.accepts[i])
+		err = h.decodeV2(value, &pd)
 	} else {
-		vr, err = p.fv1.VerifyV1(ctx, p1, h.requirementsV1(i, h.p.resourceURL(r)))
+		err = h.decodeV1(r, value, &pd)
 	}
+	switch {
+	case err == errMalformed:
+		return pd, refusal{code: CodeInvalidPayment, reason: "invalid_payload", version: version}
+	case err == errVersion:
+		return pd, refusal{code: CodePaymentRejected, reason: "invalid_x402_version", version: version}
+	case pd.idx < 0:
+		return pd, refusal{code: CodePaymentRejected, reason: "invalid_payment_requirements", version: version}
+	}
+	return pd, refusal{}
+}
+
+func (h *routeHandler) decodeV2(value string, pd *paid) error {
+	p := &pd.payload
+	raw, err := decodeHeader(value, h.p.opts.MaxHeaderBytes, p)
+	if err != nil || p.Accepted.Scheme == "" || len(p.Payload) == 0 {
+		return errMalformed
+	}
+	if p.X402Version != 2 {
+		return errVersion
+	}
+	pd.raw, pd.id = raw, paymentID(p.Extensions)
+	pd.idx = h.match(&p.Accepted)
+	if pd.idx >= 0 {
+		pd.req = h.accepts[pd.idx]
+	}
+	return nil
+}
+
+func (h *routeHandler) decodeV1(r *http.Request, value string, pd *paid) error {
+	var p payloadV1
+	raw, err := decodeHeader(value, h.p.opts.MaxHeaderBytes, &p)
+	if err != nil || p.Scheme == "" || len(p.Payload) == 0 {
+		return errMalformed
+	}
+	if p.X402Version != 1 {
+		return errVersion
+	}
+	pd.raw = raw
+	pd.idx = h.matchV1(p.Scheme, p.Network)
+	if pd.idx >= 0 {
+		pd.req = h.requirementV1(pd.idx)
+		res := h.resource(h.p.resourceURL(r))
+		pd.payload = PaymentPayload{X402Version: 1, Accepted: pd.req, Payload: p.Payload, Resource: &res}
+	}
+	return nil
+}
+
+// verifyAndServe verifies the payment through the facilitator and, if it
+// is valid, serves it.
+func (h *routeHandler) verifyAndServe(sw *settleWriter) {
+	r, pd := sw.r, &sw.pd
+	ctx, cancel := context.WithTimeout(r.Context(), h.p.opts.VerifyTimeout)
+	vr, err := h.p.f.Verify(ctx, pd.payload, pd.req)
 	cancel()
 	switch {
 	case err != nil && r.Context().Err() != nil:
 		return // the client is gone; nobody reads an answer
 	case err != nil:
-		h.unavailable(w, r, err, "", version)
+		h.unavailable(sw.ResponseWriter, r, err)
 		return
 	case !vr.IsValid:
-		h.challenge(w, r, CodePaymentRejected, reasonOf(vr.InvalidReason, "invalid_payload"), "", version)
+		h.challenge(sw.ResponseWriter, r, refusal{code: CodePaymentRejected,
+			reason: reasonOf(vr.InvalidReason, "invalid_payload"), version: pd.version})
 		return
 	}
-	pm.Payer = vr.Payer
+	sw.pay.Payer = vr.Payer
 	h.serve(sw)
 }
 
@@ -93,204 +141,9 @@ func (h *routeHandler) pay(w http.ResponseWriter, r *http.Request, value string,
 // panics nothing is settled.
 func (h *routeHandler) serve(sw *settleWriter) {
 	sw.saved = sw.ResponseWriter.Header().Clone()
-	r := sw.r.WithContext(context.WithValue(sw.r.Context(), paymentKey{}, sw.pay))
+	r := sw.r.WithContext(context.WithValue(sw.r.Context(), paymentCtxKey{}, sw.pay))
 	h.next.ServeHTTP(sw, r)
 	if sw.state == pending {
 		sw.decide(http.StatusOK)
-	}
-}
-
-type writerState int
-
-const (
-	pending writerState = iota // next has not chosen its status yet
-	passing                    // next's response goes through
-	dropped                    // settlement failed; next's output is discarded
-)
-
-// settleWriter is the ResponseWriter of a paid handler. It buffers nothing:
-// when the handler commits to a status (WriteHeader, or the first Write,
-// ReadFrom, Flush or Hijack) it settles the payment if the status is below
-// 400, and only then lets the headers and body through; if settlement fails
-// it sends the refusal instead and drops everything the handler writes.
-type settleWriter struct {
-	http.ResponseWriter
-	h      *routeHandler
-	r      *http.Request
-	pay    *Payment
-	idx    int
-	p2     PaymentPayload
-	p1     PaymentPayloadV1
-	key    replayKey
-	track  bool   // key is in the replay cache, in flight
-	replay string // the first answer's payment response header, for a replay
-	saved  http.Header
-	state  writerState
-}
-
-// decide commits to status code: settles (below 400) or not, then writes
-// the status or the refusal.
-func (w *settleWriter) decide(code int) {
-	if code < 400 && !w.settle() {
-		w.state = dropped
-		return
-	}
-	w.state = passing
-	w.ResponseWriter.WriteHeader(code)
-}
-
-// settle settles the payment and sets the payment response header. On
-// failure it writes the refusal, in place of anything the handler prepared,
-// and returns false.
-func (w *settleWriter) settle() bool {
-	h, p := w.h, w.h.p
-	name := responseHeader(w.pay.Version)
-	hdr := w.ResponseWriter.Header()
-	if w.replay != "" {
-		hdr.Set(name, w.replay)
-		hdr.Add("Access-Control-Expose-Headers", p.expose)
-		return true
-	}
-	// The settlement is not abandoned when the client goes away: the
-	// handler did the work.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.r.Context()), p.opts.SettleTimeout)
-	var (
-		sr  SettleResponse
-		err error
-	)
-	if w.pay.Version == 2 {
-		sr, err = p.f.Settle(ctx, w.p2, h.accepts[w.idx])
-	} else {
-		sr, err = p.fv1.SettleV1(ctx, w.p1, h.requirementsV1(w.idx, p.resourceURL(w.r)))
-	}
-	cancel()
-	if p.opts.OnSettle != nil {
-		p.opts.OnSettle(w.r.Context(), *w.pay, sr, err)
-	}
-	if err == nil && sr.Success {
-		if sr.Payer != "" {
-			w.pay.Payer = sr.Payer
-		}
-		v, _ := EncodeHeader(sr)
-		hdr.Set(name, v)
-		hdr.Add("Access-Control-Expose-Headers", p.expose)
-		if w.track {
-			p.seen.settled(w.key, v, w.pay.Payer)
-		}
-		return true
-	}
-
-	// Put the headers back as they were before the handler ran.
-	clear(hdr)
-	for k, v := range w.saved {
-		hdr[k] = v
-	}
-	network := h.accepts[w.idx].Network
-	if w.pay.Version == 1 {
-		network = h.networksV1[w.idx]
-	}
-	if err != nil {
-		v, _ := EncodeHeader(SettleResponse{ErrorReason: "unexpected_settle_error", Network: network})
-		h.unavailable(w.ResponseWriter, w.r, err, v, w.pay.Version)
-		return false
-	}
-	reason := reasonOf(sr.ErrorReason, "unexpected_settle_error")
-	v, _ := EncodeHeader(SettleResponse{ErrorReason: reason, Payer: reasonOf(sr.Payer, ""), Network: network})
-	h.challenge(w.ResponseWriter, w.r, CodeSettlementFailed, reason, v, w.pay.Version)
-	return false
-}
-
-// WriteHeader settles for a status below 400 before passing it on.
-// Informational statuses other than 101 pass straight through.
-func (w *settleWriter) WriteHeader(code int) {
-	switch {
-	case w.state == passing:
-		w.ResponseWriter.WriteHeader(code) // superfluous; net/http logs it
-	case w.state == dropped:
-	case code >= 100 && code < 200 && code != http.StatusSwitchingProtocols:
-		w.ResponseWriter.WriteHeader(code)
-	default:
-		w.decide(code)
-	}
-}
-
-// Write writes b, first committing to 200 if no status was chosen. After a
-// failed settlement it writes nothing and returns [ErrSettlementFailed].
-func (w *settleWriter) Write(b []byte) (int, error) {
-	if w.state == pending {
-		w.decide(http.StatusOK)
-	}
-	if w.state == dropped {
-		return 0, ErrSettlementFailed
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-// ReadFrom is like Write, using the wrapped writer's ReadFrom if it has one.
-func (w *settleWriter) ReadFrom(src io.Reader) (int64, error) {
-	if w.state == pending {
-		w.decide(http.StatusOK)
-	}
-	if w.state == dropped {
-		return 0, ErrSettlementFailed
-	}
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(src)
-	}
-	return io.Copy(struct{ io.Writer }{w.ResponseWriter}, src)
-}
-
-// FlushError commits to 200 if no status was chosen, then flushes. It is
-// what [http.ResponseController.Flush] calls.
-func (w *settleWriter) FlushError() error {
-	if w.state == pending {
-		w.decide(http.StatusOK)
-	}
-	if w.state == dropped {
-		return ErrSettlementFailed
-	}
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-// Flush is FlushError for [http.Flusher].
-func (w *settleWriter) Flush() { _ = w.FlushError() }
-
-// Hijack settles (as for a status below 400) before handing over the
-// connection; if settlement fails, the refusal is sent and Hijack returns
-// [ErrSettlementFailed]. Over a connection that cannot be hijacked (HTTP/2)
-// it returns [http.ErrNotSupported] without settling.
-func (w *settleWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if !canHijack(w.ResponseWriter) {
-		return nil, nil, http.ErrNotSupported // before settling: no charge without service
-	}
-	if w.state == pending {
-		if !w.settle() {
-			w.state = dropped
-		} else {
-			w.state = passing
-		}
-	}
-	if w.state == dropped {
-		return nil, nil, ErrSettlementFailed
-	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
-}
-
-// Unwrap returns the wrapped ResponseWriter, for [http.ResponseController].
-// Flush and Hijack are not unwrapped: they settle first. Writing to the
-// unwrapped writer directly bypasses settlement.
-func (w *settleWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// canHijack reports whether w, or a writer it wraps, is an http.Hijacker.
-func canHijack(w http.ResponseWriter) bool {
-	for {
-		switch t := w.(type) {
-		case http.Hijacker:
-			return true
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = t.Unwrap()
-		default:
-			return false
-		}
 	}
 }

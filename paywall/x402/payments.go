@@ -17,13 +17,12 @@ import (
 // Payments is safe for concurrent use.
 type Payments struct {
 	f    Facilitator
-	fv1  FacilitatorV1 // nil unless Options.V1
 	opts Options
 	base string // Options.BaseURL without a trailing slash
 	// expose is the Access-Control-Expose-Headers value added to challenge
 	// and payment responses.
 	expose string
-	seen   *replayCache // nil when idempotency is off
+	seen   *memory // nil when ReplayWindow is negative
 }
 
 // Options configures [Payments]. The zero value of every field means the
@@ -34,7 +33,8 @@ type Options struct {
 	// every challenge carries the version 1 members (x402Version 1, error,
 	// accepts with maxAmountRequired, resource, description, …) instead of
 	// the version 2 ones. The PAYMENT-REQUIRED header stays version 2. The
-	// facilitator must implement [FacilitatorV1]. Default false.
+	// facilitator then also gets version 1 payments (see [Facilitator]).
+	// Default false.
 	V1 bool
 
 	// BaseURL is the public scheme, host and optional path prefix of the
@@ -53,7 +53,8 @@ type Options struct {
 	HasKey func(r *http.Request) bool
 
 	// MaxHeaderBytes is the longest payment header accepted; a longer one
-	// is refused with 400 before it is decoded. Default [MaxHeaderBytes].
+	// is refused, with a fresh challenge, before it is decoded. Default
+	// 16 KiB.
 	MaxHeaderBytes int
 
 	// VerifyTimeout bounds the call to Facilitator.Verify; when it expires
@@ -63,25 +64,36 @@ type Options struct {
 
 	// SettleTimeout bounds the call to Facilitator.Settle, which happens
 	// after the handler chose its status and before any of its response is
-	// sent. When it expires the client gets 503 and none of the handler's
-	// response. Default 30 seconds: a facilitator that settles on-chain
-	// waits for the transaction, and a settlement that completes after we
-	// gave up would charge without service.
+	// sent. When it expires the outcome is unknown: the client gets 503
+	// [CodeSettlementUnknown] and none of the handler's response, and
+	// recovers by sending the same payment again. Default 30 seconds: a
+	// facilitator that settles on-chain waits for the transaction.
 	SettleTimeout time.Duration
 
 	// RetryAfter is sent with 502 and 503 answers caused by the
 	// facilitator. Default 5 seconds.
 	RetryAfter time.Duration
 
-	// ReplayWindow is how long a settled payment is remembered: the same
-	// payment (same decoded payload, method and path) sent again within the
-	// window is served again without being verified or settled a second
-	// time, and gets the same PAYMENT-RESPONSE. A duplicate that arrives
-	// while the first is still being verified or settled gets 409 with
-	// Retry-After: 1. Default 10 minutes; negative turns this off (a retry
-	// is then verified again, which a facilitator refuses for a payment
-	// already settled).
+	// ReplayWindow is how long the server remembers a payment it sent for
+	// settlement: one it settled, so that sending it again is refused
+	// without asking the facilitator (one payment buys one response), and
+	// one whose settlement went unanswered, so that sending it again finds
+	// out what happened (see [CodeSettlementUnknown]). A duplicate that
+	// arrives while the first is still being verified or settled gets 409
+	// with Retry-After: 1. Default 10 minutes; negative turns this memory
+	// off (a payment sent again then goes to the facilitator, which refuses
+	// one already settled, and a lost settlement cannot be recovered).
 	ReplayWindow time.Duration
+
+	// RetryIdentity, if set, lets a payer retry a paid request within
+	// ReplayWindow and be served again without paying again. It names who
+	// sends a request (for example the client's address as your proxy
+	// reports it, or a session); the retry is served only if its payment
+	// carries a payment-identifier id (an x402 extension that challenges
+	// then offer), and the payment, method, URL, id and identity are those
+	// of the request that paid. Anyone else sending the same payment is
+	// refused. Default nil: no retries, as in the reference server.
+	RetryIdentity func(r *http.Request) string
 
 	// Deny writes every refusal. Default [paywall.WriteDenial].
 	Deny paywall.DenyFunc
@@ -107,42 +119,60 @@ func New(f Facilitator, opts *Options) (*Payments, error) {
 	if opts != nil {
 		p.opts = *opts
 	}
-	o := &p.opts
-	if o.V1 {
-		fv1, ok := f.(FacilitatorV1)
-		if !ok {
-			return nil, errors.New("x402: Options.V1 needs a facilitator that implements FacilitatorV1")
-		}
-		p.fv1 = fv1
+	if err := p.opts.validate(); err != nil {
+		return nil, err
 	}
+	p.opts.fill()
+	p.base = strings.TrimSuffix(p.opts.BaseURL, "/")
+	if p.opts.ReplayWindow > 0 {
+		p.seen = newMemory(p.opts.ReplayWindow, p.opts.Clock)
+	}
+	p.expose = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, Retry-After"
+	if p.opts.V1 {
+		p.expose += ", X-PAYMENT-RESPONSE"
+	}
+	return p, nil
+}
+
+// validate reports the first invalid option.
+func (o *Options) validate() error {
 	if o.BaseURL != "" {
 		u, err := url.Parse(o.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-			return nil, fmt.Errorf("x402: Options.BaseURL must be an absolute http or https URL without query, got %q", o.BaseURL)
+			return fmt.Errorf("x402: Options.BaseURL must be an absolute http or https URL without query, got %q", o.BaseURL)
 		}
-		p.base = strings.TrimSuffix(o.BaseURL, "/")
 	}
 	for _, c := range []struct {
 		name string
-		d    *time.Duration
-		def  time.Duration
-	}{
-		{"VerifyTimeout", &o.VerifyTimeout, 10 * time.Second},
-		{"SettleTimeout", &o.SettleTimeout, 30 * time.Second},
-		{"RetryAfter", &o.RetryAfter, 5 * time.Second},
-	} {
-		if *c.d < 0 {
-			return nil, fmt.Errorf("x402: Options.%s must be >= 0, got %v", c.name, *c.d)
+		d    time.Duration
+	}{{"VerifyTimeout", o.VerifyTimeout}, {"SettleTimeout", o.SettleTimeout}, {"RetryAfter", o.RetryAfter}} {
+		if c.d < 0 {
+			return fmt.Errorf("x402: Options.%s must be >= 0, got %v", c.name, c.d)
 		}
+	}
+	if o.MaxHeaderBytes < 0 {
+		return fmt.Errorf("x402: Options.MaxHeaderBytes must be >= 0, got %d", o.MaxHeaderBytes)
+	}
+	return nil
+}
+
+// fill replaces zero options with their defaults.
+func (o *Options) fill() {
+	for _, c := range []struct {
+		d   *time.Duration
+		def time.Duration
+	}{
+		{&o.VerifyTimeout, 10 * time.Second},
+		{&o.SettleTimeout, 30 * time.Second},
+		{&o.RetryAfter, 5 * time.Second},
+		{&o.ReplayWindow, 10 * time.Minute},
+	} {
 		if *c.d == 0 {
 			*c.d = c.def
 		}
 	}
-	if o.MaxHeaderBytes < 0 {
-		return nil, fmt.Errorf("x402: Options.MaxHeaderBytes must be >= 0, got %d", o.MaxHeaderBytes)
-	}
 	if o.MaxHeaderBytes == 0 {
-		o.MaxHeaderBytes = MaxHeaderBytes
+		o.MaxHeaderBytes = maxHeaderBytes
 	}
 	if o.HasKey == nil {
 		o.HasKey = hasKey
@@ -153,17 +183,6 @@ func New(f Facilitator, opts *Options) (*Payments, error) {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
-	if o.ReplayWindow == 0 {
-		o.ReplayWindow = 10 * time.Minute
-	}
-	if o.ReplayWindow > 0 {
-		p.seen = newReplayCache(o.ReplayWindow, o.Clock)
-	}
-	p.expose = "PAYMENT-REQUIRED, PAYMENT-RESPONSE, WWW-Authenticate, Retry-After"
-	if o.V1 {
-		p.expose += ", X-PAYMENT-RESPONSE"
-	}
-	return p, nil
 }
 
 // hasKey is the default Options.HasKey.
@@ -213,18 +232,19 @@ type Payment struct {
 	Requirements PaymentRequirements
 	// Payer is the paying address the facilitator reported, if any.
 	Payer string
-	// Replay is true when the payment was already settled by an earlier
-	// request within [Options.ReplayWindow]; it is not settled again.
+	// Replay is true when the request is the payer's retry of a request
+	// it already paid for (see [Options.RetryIdentity]); the payment is not
+	// settled again. The handler should answer as it did the first time.
 	Replay bool
 }
 
-type paymentKey struct{}
+type paymentCtxKey struct{}
 
 // PaymentFromContext returns the payment of the request whose context is
 // ctx, and false if the request is not being paid for with x402 (it has an
 // API key, say).
 func PaymentFromContext(ctx context.Context) (Payment, bool) {
-	p, ok := ctx.Value(paymentKey{}).(*Payment)
+	p, ok := ctx.Value(paymentCtxKey{}).(*Payment)
 	if !ok {
 		return Payment{}, false
 	}

@@ -88,26 +88,23 @@ func TestRoundTrip(t *testing.T) {
 	})})
 
 	resp, _ := e.get()
-	sig, err := x402test.PayChallenge(resp.Header.Get(x402.HeaderPaymentRequired))
-	if err != nil {
-		t.Fatal(err)
-	}
+	sig := x402test.Pay(paymentRequired(t, resp).Accepts[0])
 	resp, body := e.get(x402.HeaderPaymentSignature, sig)
 	wantStatus(t, resp, body, http.StatusOK)
 	if body != `{"weather":"sunny"}` {
 		t.Errorf("body = %q", body)
 	}
 	sr := settleResponse(t, resp, x402.HeaderPaymentResponse)
-	if !sr.Success || sr.Transaction == "" || sr.Network != usdc.Network || sr.Payer != x402test.DemoPayer || sr.Amount != "1000" {
+	if !sr.Success || sr.Transaction == "" || sr.Network != usdc.Network || sr.Payer != demoPayer || sr.Amount != "1000" {
 		t.Errorf("PAYMENT-RESPONSE = %+v", sr)
 	}
 	if !contains(resp.Header.Get("Access-Control-Expose-Headers"), "PAYMENT-RESPONSE") {
 		t.Errorf("Access-Control-Expose-Headers = %q", resp.Header.Get("Access-Control-Expose-Headers"))
 	}
-	if e.fac.Settlements() != 1 || e.fac.Verifies() != 1 {
-		t.Errorf("settlements %d, verifies %d; want 1, 1", e.fac.Settlements(), e.fac.Verifies())
+	if e.fac.Settlements() != 1 || e.verifies.Load() != 1 {
+		t.Errorf("settlements %d, verifies %d; want 1, 1", e.fac.Settlements(), e.verifies.Load())
 	}
-	if got.Version != 2 || got.Payer != x402test.DemoPayer || got.Requirements.Amount != "1000" || got.Replay {
+	if got.Version != 2 || got.Payer != demoPayer || got.Requirements.Amount != "1000" || got.Replay {
 		t.Errorf("PaymentFromContext = %+v", got)
 	}
 	if e.balance() != 100 {
@@ -134,8 +131,8 @@ func TestHandlerErrorIsNotSettled(t *testing.T) {
 		if body != "handler failed\n" || resp.Header.Get(x402.HeaderPaymentResponse) != "" {
 			t.Errorf("%d: body %q, PAYMENT-RESPONSE %q", status, body, resp.Header.Get(x402.HeaderPaymentResponse))
 		}
-		if e.fac.Settlements() != 0 || e.fac.Verifies() != 1 {
-			t.Errorf("%d: settlements %d, verifies %d; want 0, 1", status, e.fac.Settlements(), e.fac.Verifies())
+		if e.fac.Settlements() != 0 || e.verifies.Load() != 1 {
+			t.Errorf("%d: settlements %d, verifies %d; want 0, 1", status, e.fac.Settlements(), e.verifies.Load())
 		}
 	}
 }
@@ -295,7 +292,7 @@ func TestFacilitatorTimeouts(t *testing.T) {
 		e.fac.SetSettle(x402test.Hang)
 		resp, body := e.get(x402.HeaderPaymentSignature, x402test.Pay(usdc))
 		wantStatus(t, resp, body, http.StatusServiceUnavailable)
-		wantCode(t, resp, body, x402.CodeFacilitatorUnavailable)
+		wantCode(t, resp, body, x402.CodeSettlementUnknown)
 		if strings.Contains(body, "secret") || resp.Header.Get("Retry-After") != "7" {
 			t.Errorf("Retry-After %q, body %s", resp.Header.Get("Retry-After"), body)
 		}
@@ -321,6 +318,7 @@ func TestFacilitatorFailures(t *testing.T) {
 		e.fac.SetSettle(x402test.Fail)
 		resp, body := e.get(x402.HeaderPaymentSignature, x402test.Pay(usdc))
 		wantStatus(t, resp, body, http.StatusBadGateway)
+		wantCode(t, resp, body, x402.CodeSettlementUnknown)
 		if strings.Contains(body, "sunny") {
 			t.Error("handler output leaked")
 		}
@@ -367,15 +365,18 @@ func TestMalformedPayment(t *testing.T) {
 				wantStatus(t, resp, body, http.StatusPaymentRequired)
 				return
 			}
-			wantStatus(t, resp, body, http.StatusBadRequest)
+			wantStatus(t, resp, body, http.StatusPaymentRequired)
 			m := wantCode(t, resp, body, x402.CodeInvalidPayment)
-			if m["type"] != "https://paymentauth.org/problems/malformed-credential" {
-				t.Errorf("type = %v", m["type"])
+			if m["type"] != "https://paymentauth.org/problems/malformed-credential" || !strings.Contains(m["detail"].(string), "base64") {
+				t.Errorf("type = %v, detail %v", m["type"], m["detail"])
+			}
+			if pr := paymentRequired(t, resp); len(pr.Accepts) != 1 || pr.Accepts[0].Amount != usdc.Amount {
+				t.Errorf("PAYMENT-REQUIRED = %+v; a malformed payment must get a fresh challenge", pr)
 			}
 		})
 	}
-	if e.fac.Verifies() != 0 {
-		t.Errorf("verifies = %d; a malformed payment must not reach the facilitator", e.fac.Verifies())
+	if e.verifies.Load() != 0 {
+		t.Errorf("verifies = %d; a malformed payment must not reach the facilitator", e.verifies.Load())
 	}
 }
 
@@ -388,8 +389,8 @@ func TestRejectedPayment(t *testing.T) {
 	}{
 		{"facilitator refuses", x402test.Pay(usdc), "insufficient_funds", "payment-insufficient", true},
 		{"other price", x402test.Pay(other), "invalid_payment_requirements", "invalid-challenge", false},
-		{"version 1 in PAYMENT-SIGNATURE", mustEncode(t, map[string]any{"x402Version": 1, "accepted": usdc, "payload": map[string]any{"a": 1}}), "invalid_x402_version", "invalid-challenge", false},
-		{"bad signature", mustEncode(t, x402.PaymentPayload{X402Version: 2, Accepted: usdc, Payload: []byte(`{"signature":"forged","nonce":"1"}`)}), "invalid_payload", "verification-failed", false},
+		{"version 1 in PAYMENT-SIGNATURE", encode(t, map[string]any{"x402Version": 1, "accepted": usdc, "payload": map[string]any{"a": 1}}), "invalid_x402_version", "invalid-challenge", false},
+		{"bad signature", encode(t, x402.PaymentPayload{X402Version: 2, Accepted: usdc, Payload: []byte(`{"signature":"forged","nonce":"1"}`)}), "invalid_payload", "verification-failed", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var ran atomic.Bool
@@ -411,15 +412,6 @@ func TestRejectedPayment(t *testing.T) {
 			}
 		})
 	}
-}
-
-func mustEncode(t *testing.T, v any) string {
-	t.Helper()
-	s, err := x402.EncodeHeader(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func TestModes(t *testing.T) {
@@ -484,41 +476,74 @@ func TestModes(t *testing.T) {
 	}
 }
 
-func TestReplay(t *testing.T) {
+// withID returns a PAYMENT-SIGNATURE value paying for usdc with a demo
+// payment that carries the payment-identifier id.
+func withID(t *testing.T, id string) string {
+	t.Helper()
+	var p x402.PaymentPayload
+	decode(t, x402test.Pay(usdc), &p)
+	p.Extensions = []byte(`{"payment-identifier":{"info":{"required":false,"id":"` + id + `"}}}`)
+	return encode(t, p)
+}
+
+func TestRetryByPayer(t *testing.T) {
 	var replays atomic.Int32
-	e := newEnv(t, envConfig{handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p, _ := x402.PaymentFromContext(r.Context()); p.Replay {
-			replays.Add(1)
-		}
-		_, _ = io.WriteString(w, "sunny")
-	})})
-	sig := x402test.Pay(usdc)
-	first, body := e.get(x402.HeaderPaymentSignature, sig)
+	e := newEnv(t, envConfig{
+		opts: &x402.Options{RetryIdentity: func(r *http.Request) string { return r.Header.Get("X-Session") }},
+		handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, _ := x402.PaymentFromContext(r.Context()); p.Replay {
+				replays.Add(1)
+			}
+			_, _ = io.WriteString(w, "sunny")
+		}),
+	})
+	resp, body := e.get()
+	if ext, ok := paymentRequired(t, resp).Extensions["payment-identifier"].(map[string]any); !ok || ext["info"] == nil {
+		t.Errorf("the challenge does not offer payment-identifier: %s", body)
+	}
+	sig := withID(t, "pay_7d5d747be160e280504c099d984bcfe0")
+	first, body := e.get(x402.HeaderPaymentSignature, sig, "X-Session", "alice")
 	wantStatus(t, first, body, http.StatusOK)
 
 	e.clock.Advance(9 * time.Minute)
-	// The same payment in another base64 dialect is the same payment.
-	unpadded := strings.TrimRight(sig, "=")
-	second, body := e.get(x402.HeaderPaymentSignature, unpadded)
+	// The payer's own retry, in another base64 dialect, is served again.
+	second, body := e.get(x402.HeaderPaymentSignature, strings.TrimRight(sig, "="), "X-Session", "alice")
 	wantStatus(t, second, body, http.StatusOK)
 	if body != "sunny" || replays.Load() != 1 {
 		t.Errorf("body %q, replays %d", body, replays.Load())
 	}
 	if a, b := first.Header.Get(x402.HeaderPaymentResponse), second.Header.Get(x402.HeaderPaymentResponse); a != b {
-		t.Errorf("a replay got another PAYMENT-RESPONSE: %s vs %s", a, b)
+		t.Errorf("a retry got another PAYMENT-RESPONSE: %s vs %s", a, b)
 	}
-	if e.fac.Settlements() != 1 || e.fac.Verifies() != 1 {
-		t.Errorf("settlements %d, verifies %d; want 1, 1", e.fac.Settlements(), e.fac.Verifies())
+	// Anyone else with the same header is refused, and so is a payment
+	// without an id.
+	for _, c := range []struct{ name, sig, session string }{
+		{"second client", sig, "mallory"},
+		{"no identity", sig, ""},
+	} {
+		resp, body := e.get(x402.HeaderPaymentSignature, c.sig, "X-Session", c.session)
+		wantStatus(t, resp, body, http.StatusPaymentRequired)
+		if m := wantCode(t, resp, body, x402.CodePaymentRejected); m["error"] != "invalid_transaction_state" {
+			t.Errorf("%s: error = %v", c.name, m["error"])
+		}
+	}
+	noID := x402test.Pay(usdc)
+	resp, body = e.get(x402.HeaderPaymentSignature, noID, "X-Session", "bob")
+	wantStatus(t, resp, body, http.StatusOK)
+	resp, body = e.get(x402.HeaderPaymentSignature, noID, "X-Session", "bob")
+	wantStatus(t, resp, body, http.StatusPaymentRequired)
+	if e.fac.Settlements() != 2 || e.verifies.Load() != 2 || replays.Load() != 1 {
+		t.Errorf("settlements %d, verifies %d, replays %d; want 2, 2, 1", e.fac.Settlements(), e.verifies.Load(), replays.Load())
 	}
 
-	e.clock.Advance(2 * time.Minute) // past the 10-minute window
-	third, body := e.get(x402.HeaderPaymentSignature, sig)
+	e.clock.Advance(2 * time.Minute) // past the 10-minute window: the facilitator decides
+	third, body := e.get(x402.HeaderPaymentSignature, sig, "X-Session", "alice")
 	wantStatus(t, third, body, http.StatusPaymentRequired)
 	if m := wantCode(t, third, body, x402.CodePaymentRejected); m["error"] != "invalid_transaction_state" {
 		t.Errorf("error = %v", m["error"])
 	}
-	if e.fac.Settlements() != 1 {
-		t.Errorf("settled twice")
+	if e.fac.Settlements() != 2 || e.verifies.Load() != 3 {
+		t.Errorf("settlements %d, verifies %d", e.fac.Settlements(), e.verifies.Load())
 	}
 }
 
@@ -529,8 +554,16 @@ func TestReplayOff(t *testing.T) {
 	wantStatus(t, resp, body, http.StatusOK)
 	resp, body = e.get(x402.HeaderPaymentSignature, sig)
 	wantStatus(t, resp, body, http.StatusPaymentRequired)
-	if e.fac.Settlements() != 1 {
-		t.Errorf("settlements = %d", e.fac.Settlements())
+	if e.fac.Settlements() != 1 || e.verifies.Load() != 2 {
+		t.Errorf("settlements %d, verifies %d; want 1, 2", e.fac.Settlements(), e.verifies.Load())
+	}
+	// Without the memory a lost settlement cannot be recovered by the
+	// server, and the answer says so.
+	e.fac.SetSettle(x402test.Fail)
+	resp, body = e.get(x402.HeaderPaymentSignature, x402test.Pay(usdc))
+	wantStatus(t, resp, body, http.StatusBadGateway)
+	if m := wantCode(t, resp, body, x402.CodeSettlementUnknown); !strings.Contains(m["detail"].(string), "before paying again") {
+		t.Errorf("detail = %v", m["detail"])
 	}
 }
 
@@ -582,8 +615,8 @@ func TestConcurrentDuplicate(t *testing.T) {
 	if first.Code != http.StatusOK || fac.Settlements() != 1 {
 		t.Errorf("first: %d, settlements %d", first.Code, fac.Settlements())
 	}
-	if again := serve(); again.Code != http.StatusOK || fac.Settlements() != 1 {
-		t.Errorf("retry after settlement: %d, settlements %d", again.Code, fac.Settlements())
+	if again := serve(); again.Code != http.StatusPaymentRequired || fac.Settlements() != 1 {
+		t.Errorf("the same payment after settlement: %d, settlements %d; want 402, 1", again.Code, fac.Settlements())
 	}
 }
 
@@ -630,10 +663,9 @@ func TestV1(t *testing.T) {
 		a["description"] != "Weather report" || a["mimeType"] != "application/json" {
 		t.Errorf("v1 requirement: %v", a)
 	}
-	req := x402.PaymentRequirementsV1{Scheme: "exact", Network: "base-sepolia", MaxAmountRequired: "1000"}
-	resp, body = e.get(x402.HeaderPaymentV1, x402test.PayV1(req))
+	resp, body = e.get(headerPaymentV1, payV1(t, "exact", "base-sepolia"))
 	wantStatus(t, resp, body, http.StatusOK)
-	if sr := settleResponse(t, resp, x402.HeaderPaymentResponseV1); !sr.Success || sr.Network != "base-sepolia" {
+	if sr := settleResponse(t, resp, headerPaymentResponseV1); !sr.Success || sr.Network != "base-sepolia" {
 		t.Errorf("X-PAYMENT-RESPONSE = %+v", sr)
 	}
 	if resp.Header.Get(x402.HeaderPaymentResponse) != "" {
@@ -649,12 +681,10 @@ func TestV1(t *testing.T) {
 
 func TestV1Off(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	resp, body := e.get(x402.HeaderPaymentV1, x402test.PayV1(x402.PaymentRequirementsV1{Scheme: "exact", Network: "base-sepolia"}))
+	resp, body := e.get(headerPaymentV1, payV1(t, "exact", "base-sepolia"))
 	wantStatus(t, resp, body, http.StatusPaymentRequired)
 	wantCode(t, resp, body, x402.CodePaymentRequired)
 }
-
-type v2Only struct{ x402.Facilitator }
 
 func TestNew(t *testing.T) {
 	client, _ := x402.NewFacilitatorClient("http://127.0.0.1:1", nil)
@@ -664,7 +694,6 @@ func TestNew(t *testing.T) {
 		want string
 	}{
 		{nil, nil, "facilitator is nil"},
-		{v2Only{client}, &x402.Options{V1: true}, "FacilitatorV1"},
 		{client, &x402.Options{BaseURL: "api.example.com"}, "BaseURL"},
 		{client, &x402.Options{BaseURL: "https://api.example.com/?x=1"}, "BaseURL"},
 		{client, &x402.Options{VerifyTimeout: -1}, "VerifyTimeout"},
@@ -727,14 +756,6 @@ func TestRouteValidate(t *testing.T) {
 		}
 	}()
 	pay.Route(x402.Route{})
-}
-
-func TestModeString(t *testing.T) {
-	for m, want := range map[x402.Mode]string{x402.Either: "either", x402.PaymentOnly: "payment-only", x402.KeysOnly: "keys-only", 9: "Mode(9)"} {
-		if m.String() != want {
-			t.Errorf("%d: %q", int(m), m.String())
-		}
-	}
 }
 
 func TestHijackUnsupportedIsNotSettled(t *testing.T) {

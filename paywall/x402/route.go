@@ -1,8 +1,10 @@
 package x402
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,8 +26,8 @@ const (
 	KeysOnly
 )
 
-// String returns "either", "payment-only" or "keys-only".
-func (m Mode) String() string {
+// modeName returns "either", "payment-only" or "keys-only", for errors.
+func modeName(m Mode) string {
 	switch m {
 	case Either:
 		return "either"
@@ -75,10 +77,10 @@ func (rt *Route) Validate() error {
 	switch rt.Mode {
 	case Either, PaymentOnly, KeysOnly:
 	default:
-		return fmt.Errorf("x402: unknown %v", rt.Mode)
+		return fmt.Errorf("x402: unknown %s", modeName(rt.Mode))
 	}
 	if rt.Mode != PaymentOnly && rt.Keys == nil {
-		return fmt.Errorf("x402: Route.Keys is nil; mode %v needs a key chain", rt.Mode)
+		return fmt.Errorf("x402: Route.Keys is nil; mode %s needs a key chain", modeName(rt.Mode))
 	}
 	if rt.Mode == KeysOnly {
 		return nil
@@ -109,6 +111,9 @@ func (a *PaymentRequirements) validate(i int) error {
 		return errors.New(field + "PayTo is empty")
 	case a.MaxTimeoutSeconds <= 0:
 		return fmt.Errorf("%sMaxTimeoutSeconds must be > 0, got %d", field, a.MaxTimeoutSeconds)
+	}
+	if _, err := json.Marshal(a.Extra); err != nil {
+		return fmt.Errorf("%sExtra cannot be encoded as JSON: %w", field, err)
 	}
 	return nil
 }
@@ -161,28 +166,32 @@ type routeHandler struct {
 	keyed http.Handler // nil in PaymentOnly
 
 	accepts     []PaymentRequirements // deep enough copy of Route.Accepts
+	extras      []string              // accepts[i].Extra as canonical JSON, for matching
 	description string
 	mimeType    string
-	extensions  map[string]any
+	extensions  map[string]any // Route.Extensions, and payment-identifier if retries are on
 	price       string
 	networksV1  []string // accepts[i].Network in version 1 naming
 }
 
 func (h *routeHandler) init(rt Route) {
-	h.accepts = make([]PaymentRequirements, len(rt.Accepts))
-	h.networksV1 = make([]string, len(rt.Accepts))
+	n := len(rt.Accepts)
+	h.accepts, h.extras, h.networksV1 = make([]PaymentRequirements, n), make([]string, n), make([]string, n)
 	for i, a := range rt.Accepts {
-		if a.Extra != nil {
-			extra := make(map[string]any, len(a.Extra))
-			for k, v := range a.Extra {
-				extra[k] = v
-			}
-			a.Extra = extra
-		}
+		a.Extra = maps.Clone(a.Extra)
 		h.accepts[i] = a
+		h.extras[i] = canonicalJSON(a.Extra)
 		h.networksV1[i] = networkV1(a.Network)
 	}
-	h.description, h.mimeType, h.extensions = rt.Description, rt.MimeType, rt.Extensions
+	h.description, h.mimeType = rt.Description, rt.MimeType
+	h.extensions = rt.Extensions
+	if h.p.opts.RetryIdentity != nil && rt.Extensions[paymentIdentifier] == nil {
+		h.extensions = maps.Clone(rt.Extensions)
+		if h.extensions == nil {
+			h.extensions = make(map[string]any, 1)
+		}
+		h.extensions[paymentIdentifier] = paymentIdentifierOffer
+	}
 	h.price = rt.Price
 	if h.price == "" {
 		a := h.accepts[0]
@@ -203,70 +212,37 @@ func (h *routeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.pay(w, r, v, 2)
 		return
 	}
-	if h.p.fv1 != nil {
-		if v := r.Header.Get(HeaderPaymentV1); v != "" {
+	if h.p.opts.V1 {
+		if v := r.Header.Get(headerPaymentV1); v != "" {
 			h.pay(w, r, v, 1)
 			return
 		}
 	}
-	h.challenge(w, r, CodePaymentRequired, "", "", 2)
+	h.challenge(w, r, refusal{code: CodePaymentRequired})
 }
 
-// networkV1 maps well-known CAIP-2 ids to the network names of x402 version
-// 1; other ids are used as they are.
-func networkV1(caip2 string) string {
-	switch caip2 {
-	case "eip155:8453":
-		return "base"
-	case "eip155:84532":
-		return "base-sepolia"
-	case "eip155:43114":
-		return "avalanche"
-	case "eip155:43113":
-		return "avalanche-fuji"
-	case "eip155:137":
-		return "polygon"
-	case "eip155:80002":
-		return "polygon-amoy"
-	case "solana:5eykt4UsFv8P8NJdTREpY1vzqKqZKvdp":
-		return "solana"
-	case "solana:EtWTRABZaYq6iMfeYKouRu166VU2xqa1":
-		return "solana-devnet"
-	}
-	return caip2
-}
-
-// requirementsV1 returns accepts[i] in version 1 form for the resource at url.
-func (h *routeHandler) requirementsV1(i int, url string) PaymentRequirementsV1 {
-	a := h.accepts[i]
-	return PaymentRequirementsV1{
-		Scheme:            a.Scheme,
-		Network:           h.networksV1[i],
-		MaxAmountRequired: a.Amount,
-		Asset:             a.Asset,
-		PayTo:             a.PayTo,
-		Resource:          url,
-		Description:       h.description,
-		MimeType:          h.mimeType,
-		MaxTimeoutSeconds: a.MaxTimeoutSeconds,
-		Extra:             a.Extra,
-	}
-}
-
-// matchV2 returns the index of the route's requirement the client chose, or
-// -1. The client's copy is only used to choose: the facilitator is always
-// given the server's.
-func (h *routeHandler) matchV2(c *PaymentRequirements) int {
+// match returns the index of the route's requirement that the client's
+// accepted requirement c equals, or -1. Every field counts, as in the
+// reference server: scheme, network, amount, asset, payTo,
+// maxTimeoutSeconds and extra (as JSON values; absent and empty are the
+// same). The one difference allowed is letter case in EVM addresses, which
+// is only a checksum. The client's copy is only used to choose: the
+// facilitator is always given the server's.
+func (h *routeHandler) match(c *PaymentRequirements) int {
 	for i := range h.accepts {
 		a := &h.accepts[i]
 		if a.Scheme == c.Scheme && a.Network == c.Network && a.Amount == c.Amount &&
-			sameAddress(a.Network, a.Asset, c.Asset) && sameAddress(a.Network, a.PayTo, c.PayTo) {
+			a.MaxTimeoutSeconds == c.MaxTimeoutSeconds &&
+			sameAddress(a.Network, a.Asset, c.Asset) && sameAddress(a.Network, a.PayTo, c.PayTo) &&
+			h.extras[i] == canonicalJSON(c.Extra) {
 			return i
 		}
 	}
 	return -1
 }
 
+// matchV1 returns the index of the requirement a version 1 payment for
+// scheme on network pays, or -1. Version 1 payments name nothing else.
 func (h *routeHandler) matchV1(scheme, network string) int {
 	for i := range h.accepts {
 		if h.accepts[i].Scheme == scheme && h.networksV1[i] == network {
@@ -274,6 +250,19 @@ func (h *routeHandler) matchV1(scheme, network string) int {
 		}
 	}
 	return -1
+}
+
+// canonicalJSON returns m as JSON with sorted keys ("" for an empty map),
+// so that two maps that decode from equal JSON compare equal.
+func canonicalJSON(m map[string]any) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "\x00" // never equal to valid JSON; Route.Validate refuses such an Extra
+	}
+	return string(b)
 }
 
 // sameAddress compares addresses, ignoring case on EVM networks, where it

@@ -22,12 +22,6 @@ const (
 	// HeaderPaymentResponse carries the settlement result:
 	// base64(JSON [SettleResponse]), x402 version 2.
 	HeaderPaymentResponse = "PAYMENT-RESPONSE"
-	// HeaderPaymentV1 carries the client's payment in x402 version 1:
-	// base64(JSON [PaymentPayloadV1]).
-	HeaderPaymentV1 = "X-PAYMENT"
-	// HeaderPaymentResponseV1 carries the settlement result in x402
-	// version 1: base64(JSON [SettleResponse]).
-	HeaderPaymentResponseV1 = "X-PAYMENT-RESPONSE"
 )
 
 // PaymentRequired is the challenge of x402 version 2, sent base64-encoded in
@@ -95,20 +89,29 @@ type PaymentPayload struct {
 
 // SettleResponse is a facilitator's answer to a settlement, and what the
 // server sends back base64-encoded in PAYMENT-RESPONSE (version 2) or
-// X-PAYMENT-RESPONSE (version 1).
+// X-PAYMENT-RESPONSE (version 1): the facilitator's answer as it came,
+// whether the settlement succeeded or failed.
 type SettleResponse struct {
 	// Success reports whether the payment was settled.
 	Success bool `json:"success"`
 	// ErrorReason says why it was not, for example "insufficient_funds".
 	ErrorReason string `json:"errorReason,omitempty"`
+	// ErrorMessage is the facilitator's human-readable account of a
+	// failure. The server forwards at most 512 bytes of it.
+	ErrorMessage string `json:"errorMessage,omitempty"`
 	// Payer is the paying address, when known.
 	Payer string `json:"payer,omitempty"`
-	// Transaction is the settlement transaction's hash; empty on failure.
+	// Transaction is the settlement transaction's hash; usually empty on
+	// failure, but a facilitator may name a transaction that failed.
 	Transaction string `json:"transaction"`
 	// Network is the network the payment was settled on.
 	Network string `json:"network"`
 	// Amount is the settled amount in atomic units, when reported.
 	Amount string `json:"amount,omitempty"`
+	// Extensions holds protocol extension data, keyed by name.
+	Extensions map[string]any `json:"extensions,omitempty"`
+	// Extra holds scheme-specific data some facilitators add.
+	Extra map[string]any `json:"extra,omitempty"`
 }
 
 // VerifyResponse is a facilitator's answer to a verification.
@@ -122,95 +125,46 @@ type VerifyResponse struct {
 	Payer string `json:"payer,omitempty"`
 }
 
-// PaymentRequiredV1 is the challenge of x402 version 1, sent as the JSON body
-// of a 402.
-type PaymentRequiredV1 struct {
-	// X402Version is 1.
-	X402Version int `json:"x402Version"`
-	// Error says why payment is required or why the last one failed.
-	Error string `json:"error"`
-	// Accepts lists the ways the client may pay.
-	Accepts []PaymentRequirementsV1 `json:"accepts"`
-}
+// maxHeaderBytes is the default limit on the size of an encoded payment
+// header; see [Options.MaxHeaderBytes].
+const maxHeaderBytes = 16 << 10
 
-// PaymentRequirementsV1 is one way to pay in x402 version 1. Networks have
-// names ("base", "base-sepolia") instead of CAIP-2 ids, and the resource is
-// described in every requirement. MaxAmountRequired is the version 2
-// Amount; the other fields mean what they mean there and in [Resource].
-type PaymentRequirementsV1 struct {
-	Scheme            string         `json:"scheme"`
-	Network           string         `json:"network"`
-	MaxAmountRequired string         `json:"maxAmountRequired"`
-	Asset             string         `json:"asset"`
-	PayTo             string         `json:"payTo"`
-	Resource          string         `json:"resource"`
-	Description       string         `json:"description"`
-	MimeType          string         `json:"mimeType,omitempty"`
-	OutputSchema      map[string]any `json:"outputSchema,omitempty"`
-	MaxTimeoutSeconds int            `json:"maxTimeoutSeconds"`
-	Extra             map[string]any `json:"extra,omitempty"`
-}
-
-// PaymentPayloadV1 is the client's payment in x402 version 1, sent
-// base64-encoded in the X-PAYMENT header: the chosen scheme and network and
-// the scheme-specific payload.
-type PaymentPayloadV1 struct {
-	X402Version int             `json:"x402Version"`
-	Scheme      string          `json:"scheme"`
-	Network     string          `json:"network"`
-	Payload     json.RawMessage `json:"payload"`
-}
-
-// MaxHeaderBytes is the default limit on the size of an encoded payment
-// header; see [Options.MaxHeaderBytes] and [DecodeHeader].
-const MaxHeaderBytes = 16 << 10
-
-// ErrMalformed reports a payment header that is not base64-encoded JSON of
+// errMalformed reports a payment header that is not base64-encoded JSON of
 // the expected shape, or is too long.
-var ErrMalformed = errors.New("x402: malformed payment header")
+var errMalformed = errors.New("x402: malformed payment header")
 
-// EncodeHeader returns v as a header value: its JSON encoding in standard
-// base64 with padding, as the x402 HTTP transport specifies.
-func EncodeHeader(v any) (string, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", fmt.Errorf("x402: encode header: %w", err)
-	}
-	return base64.StdEncoding.EncodeToString(b), nil
+// encodeHeader returns v as a header value: its JSON encoding in standard
+// base64 with padding, as the x402 HTTP transport specifies. The values
+// encoded here are plain data and always encode.
+func encodeHeader(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
-// DecodeHeader decodes a header value made by [EncodeHeader] into v. It
-// refuses values longer than [MaxHeaderBytes] before decoding anything.
-//
-// It is lenient about the base64 dialect, because clients in the field
-// differ: padding may be missing, and the URL-safe alphabet ('-', '_') is
-// accepted too. Surrounding white space is ignored. Unknown JSON members are
-// ignored. Every failure wraps [ErrMalformed].
-func DecodeHeader(value string, v any) error {
-	_, err := decodeHeader(value, MaxHeaderBytes, v)
-	return err
-}
-
-// decodeHeader is DecodeHeader with a size limit; it also returns the
-// decoded JSON.
+// decodeHeader decodes a payment header into v, refusing values longer
+// than limit before decoding anything, and returns the decoded JSON. It is
+// lenient about the base64 dialect, because clients in the field differ:
+// padding may be missing, and the URL-safe alphabet ('-', '_') is accepted
+// too. Surrounding white space and unknown JSON members are ignored. Every
+// failure wraps errMalformed.
 func decodeHeader(value string, limit int, v any) ([]byte, error) {
 	value = strings.TrimSpace(value)
 	if len(value) > limit {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrMalformed, limit)
+		return nil, fmt.Errorf("%w: longer than %d bytes", errMalformed, limit)
 	}
 	if value == "" {
-		return nil, fmt.Errorf("%w: empty", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty", errMalformed)
 	}
 	raw, err := decodeBase64(value)
 	if err != nil {
-		return nil, fmt.Errorf("%w: not base64", ErrMalformed)
+		return nil, fmt.Errorf("%w: not base64", errMalformed)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(v); err != nil {
-		return nil, fmt.Errorf("%w: not JSON of the expected shape", ErrMalformed)
+		return nil, fmt.Errorf("%w: not JSON of the expected shape", errMalformed)
 	}
 	if dec.More() {
-		return nil, fmt.Errorf("%w: trailing data after JSON", ErrMalformed)
+		return nil, fmt.Errorf("%w: trailing data after JSON", errMalformed)
 	}
 	return raw, nil
 }

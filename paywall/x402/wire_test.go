@@ -3,10 +3,8 @@ package x402_test
 import (
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/go402/go402/paywall/x402"
@@ -109,7 +107,7 @@ func TestGoldenV2Failure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"success":false,"errorReason":"insufficient_funds","payer":"` + x402test.DemoPayer + `","transaction":"","network":"eip155:84532"}`
+	want := `{"success":false,"errorReason":"insufficient_funds","payer":"` + demoPayer + `","transaction":"","network":"eip155:84532"}`
 	if string(receipt) != want {
 		t.Errorf("failed PAYMENT-RESPONSE\n got %s\nwant %s", receipt, want)
 	}
@@ -138,10 +136,10 @@ func TestGoldenV1(t *testing.T) {
 	if got != want {
 		t.Errorf("v1 requirement\n got %s\nwant %s", got, want)
 	}
-	payment, _ := base64.StdEncoding.DecodeString(x402test.PayV1(x402.PaymentRequirementsV1{Scheme: "exact", Network: "base-sepolia"}))
+	payment, _ := base64.StdEncoding.DecodeString(payV1(t, "exact", "base-sepolia"))
 	wantMembers(t, "PaymentPayloadV1", payment, []string{"x402Version", "scheme", "network", "payload"}, nil)
 
-	resp, _ = e.get(x402.HeaderPaymentV1, x402test.PayV1(x402.PaymentRequirementsV1{Scheme: "exact", Network: "base-sepolia"}))
+	resp, _ = e.get(headerPaymentV1, payV1(t, "exact", "base-sepolia"))
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
@@ -150,56 +148,4 @@ func TestGoldenV1(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantMembers(t, "v1 SettleResponse", receipt, []string{"success", "transaction", "network"}, []string{"payer", "amount", "errorReason"})
-}
-
-func TestDecodeHeader(t *testing.T) {
-	js := []byte(`{"success":true,"transaction":"0xab?>","network":"eip155:8453"}`)
-	for name, enc := range map[string]*base64.Encoding{
-		"standard":          base64.StdEncoding,
-		"standard unpadded": base64.RawStdEncoding,
-		"url-safe":          base64.URLEncoding,
-		"url-safe unpadded": base64.RawURLEncoding,
-	} {
-		var sr x402.SettleResponse
-		if err := x402.DecodeHeader(" "+enc.EncodeToString(js)+" ", &sr); err != nil || !sr.Success || sr.Transaction != "0xab?>" {
-			t.Errorf("%s: %+v, %v", name, sr, err)
-		}
-	}
-	for name, v := range map[string]string{
-		"empty":     "",
-		"too long":  strings.Repeat("A", x402.MaxHeaderBytes+4),
-		"bad chars": "e30*",
-		"mixed":     "ab-/",
-		"not JSON":  base64.StdEncoding.EncodeToString([]byte("nope")),
-		"trailing":  base64.StdEncoding.EncodeToString([]byte(`{} x`)),
-	} {
-		var sr x402.SettleResponse
-		if err := x402.DecodeHeader(v, &sr); !errors.Is(err, x402.ErrMalformed) {
-			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
-		}
-	}
-	s, err := x402.EncodeHeader(x402.SettleResponse{Success: true})
-	if err != nil || s != base64.StdEncoding.EncodeToString([]byte(`{"success":true,"transaction":"","network":""}`)) {
-		t.Errorf("EncodeHeader = %q, %v", s, err)
-	}
-	if _, err := x402.EncodeHeader(func() {}); err == nil {
-		t.Error("EncodeHeader of a func succeeded")
-	}
-}
-
-func FuzzDecodeHeader(f *testing.F) {
-	f.Add(x402test.Pay(usdc))
-	f.Add(strings.TrimRight(x402test.Pay(usdc), "="))
-	f.Add("e30=")
-	f.Add("%%%")
-	f.Fuzz(func(t *testing.T, v string) {
-		var p x402.PaymentPayload
-		err := x402.DecodeHeader(v, &p)
-		if err != nil && !errors.Is(err, x402.ErrMalformed) {
-			t.Fatalf("error %v does not wrap ErrMalformed", err)
-		}
-		if len(v) > x402.MaxHeaderBytes+64 && err == nil {
-			t.Fatal("an over-long value was decoded")
-		}
-	})
 }

@@ -2,6 +2,8 @@ package x402test_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 
@@ -15,7 +17,6 @@ func Example() {
 	f := x402test.NewFacilitator()
 	srv := httptest.NewServer(f)
 	defer srv.Close()
-	defer f.Close()
 	client, _ := x402.NewFacilitatorClient(srv.URL, nil)
 
 	req := x402.PaymentRequirements{
@@ -23,8 +24,10 @@ func Example() {
 		Asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", PayTo: "0x0000000000000000000000000000000000000402",
 		MaxTimeoutSeconds: 60,
 	}
+	// The header value an x402 client would send: base64 JSON.
+	raw, _ := base64.StdEncoding.DecodeString(x402test.Pay(req))
 	var payment x402.PaymentPayload
-	_ = x402.DecodeHeader(x402test.Pay(req), &payment)
+	_ = json.Unmarshal(raw, &payment)
 
 	ctx := context.Background()
 	v, _ := client.Verify(ctx, payment, req)

@@ -4,9 +4,10 @@
 // [github.com/go402/go402/paywall/x402].
 //
 // It is a demo, not a payment network: no money moves and nothing is
-// signed. A payment is "valid" when its payload carries the signature
-// [DemoSignature] and a fresh nonce; settling it records the nonce, so a
-// payment settles once, as on a real chain.
+// signed. A payment built by [Pay] carries a demo signature and a fresh
+// nonce; settling it records the nonce, so a payment settles once, as on a
+// real chain, and settling it again is refused with
+// invalid_transaction_state.
 //
 //	f := x402test.NewFacilitator()
 //	srv := httptest.NewServer(f)
@@ -17,8 +18,10 @@ package x402test
 import (
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -27,11 +30,12 @@ import (
 	"github.com/go402/go402/paywall/x402"
 )
 
-// DemoSignature is the signature a demo payment must carry to be valid.
-const DemoSignature = "x402test-demo-signature"
-
-// DemoPayer is the payer of payments built by [Pay] and [PayV1].
-const DemoPayer = "0x000000000000000000000000000000000000dE30"
+// demoSignature is the signature a demo payment must carry to be valid,
+// and demoPayer the payer of the payments [Pay] builds.
+const (
+	demoSignature = "x402test-demo-signature"
+	demoPayer     = "0x000000000000000000000000000000000000dE30"
+)
 
 // Behavior is how the facilitator answers one endpoint.
 type Behavior int32
@@ -44,7 +48,8 @@ const (
 	Refuse
 	// Fail answers HTTP 500 with a non-JSON body.
 	Fail
-	// Hang answers nothing until the client gives up or the server closes.
+	// Hang answers nothing until the client gives up. It settles
+	// nothing.
 	Hang
 )
 
@@ -56,18 +61,15 @@ type Facilitator struct {
 	Auth string
 
 	verify, settle atomic.Int32
-	verifies       atomic.Int64
 	settlements    atomic.Int64
 
 	mu      sync.Mutex
 	settled map[string]bool // nonces
-	done    chan struct{}
-	once    sync.Once
 }
 
 // NewFacilitator returns a facilitator that accepts valid demo payments.
 func NewFacilitator() *Facilitator {
-	return &Facilitator{settled: make(map[string]bool), done: make(chan struct{})}
+	return &Facilitator{settled: make(map[string]bool)}
 }
 
 // SetVerify sets how POST /verify answers.
@@ -76,14 +78,8 @@ func (f *Facilitator) SetVerify(b Behavior) { f.verify.Store(int32(b)) }
 // SetSettle sets how POST /settle answers.
 func (f *Facilitator) SetSettle(b Behavior) { f.settle.Store(int32(b)) }
 
-// Verifies returns the number of /verify requests answered.
-func (f *Facilitator) Verifies() int { return int(f.verifies.Load()) }
-
 // Settlements returns the number of payments settled successfully.
 func (f *Facilitator) Settlements() int { return int(f.settlements.Load()) }
-
-// Close releases requests that [Hang]. Call it before closing the server.
-func (f *Facilitator) Close() { f.once.Do(func() { close(f.done) }) }
 
 // demoPayload is the scheme payload of a demo payment.
 type demoPayload struct {
@@ -112,7 +108,6 @@ func (f *Facilitator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			{X402Version: 1, Scheme: "exact", Network: "base-sepolia"},
 		}})
 	case r.Method == http.MethodPost && path == "verify":
-		f.verifies.Add(1)
 		f.answer(w, r, Behavior(f.verify.Load()), false)
 	case r.Method == http.MethodPost && path == "settle":
 		f.answer(w, r, Behavior(f.settle.Load()), true)
@@ -127,89 +122,130 @@ func (f *Facilitator) answer(w http.ResponseWriter, r *http.Request, b Behavior,
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	case Hang:
-		select {
-		case <-r.Context().Done():
-		case <-f.done:
-		}
+		// Reading the whole body lets net/http notice the client leaving.
+		_, _ = io.Copy(io.Discard, http.MaxBytesReader(nil, r.Body, 1<<20))
+		<-r.Context().Done()
 		return
 	}
-	reason, payer, network, amount, nonce := f.check(r)
-	if b == Refuse && reason == "" {
-		reason = "insufficient_funds"
+	c := f.check(r)
+	if b == Refuse && c.reason == "" {
+		c.reason = "insufficient_funds"
 	}
 	if !settle {
-		writeJSON(w, x402.VerifyResponse{IsValid: reason == "", InvalidReason: reason, Payer: payer})
+		writeJSON(w, x402.VerifyResponse{IsValid: c.reason == "", InvalidReason: c.reason, Payer: c.payer})
 		return
 	}
-	if reason == "" {
+	if c.reason == "" {
 		f.mu.Lock()
-		if f.settled[nonce] {
-			reason = "invalid_transaction_state"
+		if f.settled[c.nonce] {
+			c.reason = "invalid_transaction_state"
 		} else {
-			f.settled[nonce] = true
+			f.settled[c.nonce] = true
 		}
 		f.mu.Unlock()
 	}
-	if reason != "" {
-		writeJSON(w, x402.SettleResponse{ErrorReason: reason, Payer: payer, Network: network})
+	if c.reason != "" {
+		writeJSON(w, x402.SettleResponse{ErrorReason: c.reason, Payer: c.payer, Network: c.network})
 		return
 	}
 	f.settlements.Add(1)
 	writeJSON(w, x402.SettleResponse{
 		Success:     true,
-		Payer:       payer,
-		Transaction: txHash(nonce),
-		Network:     network,
-		Amount:      amount,
+		Payer:       c.payer,
+		Transaction: txHash(c.nonce),
+		Network:     c.network,
+		Amount:      c.amount,
 	})
 }
 
-// check validates a /verify or /settle request and returns the reason it
-// is invalid ("" if valid) and what it says.
-func (f *Facilitator) check(r *http.Request) (reason, payer, network, amount, nonce string) {
+// checked is what a /verify or /settle request says, and the reason it is
+// invalid ("" if valid).
+type checked struct {
+	reason, payer, network, amount, nonce string
+}
+
+// requirementsV1 and payloadV1 are the members of x402 version 1 that the
+// demo reads.
+type requirementsV1 struct {
+	Scheme            string `json:"scheme"`
+	Network           string `json:"network"`
+	MaxAmountRequired string `json:"maxAmountRequired"`
+}
+
+type payloadV1 struct {
+	Scheme  string          `json:"scheme"`
+	Network string          `json:"network"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// check validates a /verify or /settle request.
+func (f *Facilitator) check(r *http.Request) checked {
 	var req request
 	if err := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20)).Decode(&req); err != nil {
-		return "invalid_payload", "", "", "", ""
+		return checked{reason: "invalid_payload"}
 	}
-	var demo demoPayload
+	var (
+		c    checked
+		demo demoPayload
+	)
 	switch req.X402Version {
 	case 2:
-		var p x402.PaymentPayload
-		var q x402.PaymentRequirements
-		if json.Unmarshal(req.PaymentPayload, &p) != nil || json.Unmarshal(req.PaymentRequirements, &q) != nil ||
-			json.Unmarshal(p.Payload, &demo) != nil {
-			return "invalid_payload", "", "", "", ""
-		}
-		network, amount = q.Network, q.Amount
-		a := p.Accepted
-		if a.Scheme != q.Scheme || a.Network != q.Network || a.Amount != q.Amount ||
-			!strings.EqualFold(a.PayTo, q.PayTo) || !strings.EqualFold(a.Asset, q.Asset) {
-			return "invalid_payment_requirements", demo.From, network, amount, demo.Nonce
-		}
+		c, demo = checkV2(req)
 	case 1:
-		var p x402.PaymentPayloadV1
-		var q x402.PaymentRequirementsV1
-		if json.Unmarshal(req.PaymentPayload, &p) != nil || json.Unmarshal(req.PaymentRequirements, &q) != nil ||
-			json.Unmarshal(p.Payload, &demo) != nil {
-			return "invalid_payload", "", "", "", ""
-		}
-		network, amount = q.Network, q.MaxAmountRequired
-		if p.Scheme != q.Scheme || p.Network != q.Network {
-			return "invalid_payment_requirements", demo.From, network, amount, demo.Nonce
-		}
+		c, demo = checkV1(req)
 	default:
-		return "invalid_x402_version", "", "", "", ""
+		return checked{reason: "invalid_x402_version"}
 	}
-	if demo.Signature != DemoSignature || demo.Nonce == "" {
-		return "invalid_payload", demo.From, network, amount, demo.Nonce
+	c.payer, c.nonce = demo.From, demo.Nonce
+	if c.reason == "" && (demo.Signature != demoSignature || demo.Nonce == "") {
+		c.reason = "invalid_payload"
 	}
+	if c.reason == "" && f.used(demo.Nonce) {
+		c.reason = "invalid_transaction_state"
+	}
+	return c
+}
+
+func (f *Facilitator) used(nonce string) bool {
 	f.mu.Lock()
-	used := f.settled[demo.Nonce]
-	f.mu.Unlock()
-	if used {
-		return "invalid_transaction_state", demo.From, network, amount, demo.Nonce
+	defer f.mu.Unlock()
+	return f.settled[nonce]
+}
+
+func checkV2(req request) (checked, demoPayload) {
+	var (
+		p    x402.PaymentPayload
+		q    x402.PaymentRequirements
+		demo demoPayload
+	)
+	if json.Unmarshal(req.PaymentPayload, &p) != nil || json.Unmarshal(req.PaymentRequirements, &q) != nil ||
+		json.Unmarshal(p.Payload, &demo) != nil {
+		return checked{reason: "invalid_payload"}, demoPayload{}
 	}
-	return "", demo.From, network, amount, demo.Nonce
+	c := checked{network: q.Network, amount: q.Amount}
+	a := p.Accepted
+	if a.Scheme != q.Scheme || a.Network != q.Network || a.Amount != q.Amount ||
+		!strings.EqualFold(a.PayTo, q.PayTo) || !strings.EqualFold(a.Asset, q.Asset) {
+		c.reason = "invalid_payment_requirements"
+	}
+	return c, demo
+}
+
+func checkV1(req request) (checked, demoPayload) {
+	var (
+		p    payloadV1
+		q    requirementsV1
+		demo demoPayload
+	)
+	if json.Unmarshal(req.PaymentPayload, &p) != nil || json.Unmarshal(req.PaymentRequirements, &q) != nil ||
+		json.Unmarshal(p.Payload, &demo) != nil {
+		return checked{reason: "invalid_payload"}, demoPayload{}
+	}
+	c := checked{network: q.Network, amount: q.MaxAmountRequired}
+	if p.Scheme != q.Scheme || p.Network != q.Network {
+		c.reason = "invalid_payment_requirements"
+	}
+	return c, demo
 }
 
 // txHash is the demo transaction hash of the payment with nonce.
@@ -224,42 +260,17 @@ func writeJSON(w http.ResponseWriter, v any) {
 }
 
 // Pay returns a PAYMENT-SIGNATURE header value paying for req with a demo
-// payment and a fresh nonce: what an x402 client would build from a
-// challenge.
+// payment and a fresh nonce: what an x402 client builds from a challenge
+// (decode the PAYMENT-REQUIRED header, base64 JSON, and pay one of its
+// accepts).
 func Pay(req x402.PaymentRequirements) string {
-	v, err := x402.EncodeHeader(x402.PaymentPayload{X402Version: 2, Accepted: req, Payload: demo()})
-	if err != nil {
-		panic(err) // a PaymentRequirements always encodes
-	}
-	return v
-}
-
-// PayV1 returns an X-PAYMENT header value paying for req (x402 version 1)
-// with a demo payment and a fresh nonce.
-func PayV1(req x402.PaymentRequirementsV1) string {
-	v, err := x402.EncodeHeader(x402.PaymentPayloadV1{X402Version: 1, Scheme: req.Scheme, Network: req.Network, Payload: demo()})
-	if err != nil {
-		panic(err)
-	}
-	return v
-}
-
-// PayChallenge decodes the PAYMENT-REQUIRED header value of a 402 and pays
-// for its first requirement, as [Pay] does.
-func PayChallenge(paymentRequired string) (string, error) {
-	var pr x402.PaymentRequired
-	if err := x402.DecodeHeader(paymentRequired, &pr); err != nil {
-		return "", err
-	}
-	if len(pr.Accepts) == 0 {
-		return "", x402.ErrMalformed
-	}
-	return Pay(pr.Accepts[0]), nil
+	b, _ := json.Marshal(x402.PaymentPayload{X402Version: 2, Accepted: req, Payload: demo()})
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 func demo() json.RawMessage {
 	var n [16]byte
 	_, _ = rand.Read(n[:])
-	b, _ := json.Marshal(demoPayload{Signature: DemoSignature, Nonce: hex.EncodeToString(n[:]), From: DemoPayer})
+	b, _ := json.Marshal(demoPayload{Signature: demoSignature, Nonce: hex.EncodeToString(n[:]), From: demoPayer})
 	return b
 }
