@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 
 	"github.com/go402/go402/adapters/echo402"
 	"github.com/go402/go402/paywall"
@@ -62,6 +63,8 @@ func newFixture(t *testing.T) *fixture {
 	}
 
 	e := echo.New()
+	e.Logger.SetOutput(io.Discard) // the recovered panic's stack
+	e.Use(middleware.Recover())
 	paid := e.Group("", echo402.Wrap(pw.Authenticate), charge, count)
 	paid.GET("/ok", func(c echo.Context) error {
 		caller, ok := paywall.CallerFromContext(c.Request().Context())
@@ -78,6 +81,7 @@ func newFixture(t *testing.T) *fixture {
 	})
 	paid.GET("/nocontent502", func(c echo.Context) error { return c.NoContent(http.StatusBadGateway) })
 	paid.GET("/error500", func(c echo.Context) error { return io.ErrUnexpectedEOF })
+	paid.GET("/panic", func(c echo.Context) error { panic("handler bug") })
 	paid.GET("/teapot", func(c echo.Context) error { return c.String(http.StatusTeapot, "short and stout") })
 
 	f.srv = httptest.NewServer(e)
@@ -140,6 +144,7 @@ func TestRefundsServerErrors(t *testing.T) {
 		{"/httperror503", http.StatusServiceUnavailable, 100},
 		{"/nocontent502", http.StatusBadGateway, 100},
 		{"/error500", http.StatusInternalServerError, 100},
+		{"/panic", http.StatusInternalServerError, 100},
 		{"/teapot", http.StatusTeapot, 100 - cost},
 	}
 	for _, tt := range tests {

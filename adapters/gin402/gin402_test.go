@@ -58,6 +58,9 @@ func newFixture(t *testing.T) *fixture {
 	charge := gin402.Wrap(pw.ChargeWith(paywall.ChargeOptions{Cost: cost, Refund: true}))
 
 	r := gin.New()
+	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) {
+		c.AbortWithStatus(http.StatusInternalServerError)
+	}))
 	paid := r.Group("/", gin402.Wrap(pw.Authenticate), charge, func(c *gin.Context) {
 		f.reached.Add(1)
 		c.Next()
@@ -76,6 +79,7 @@ func newFixture(t *testing.T) *fixture {
 	paid.GET("/error500", func(c *gin.Context) {
 		_ = c.AbortWithError(http.StatusInternalServerError, io.ErrUnexpectedEOF)
 	})
+	paid.GET("/panic", func(c *gin.Context) { panic("handler bug") })
 	paid.GET("/teapot", func(c *gin.Context) { c.String(http.StatusTeapot, "short and stout") })
 
 	f.srv = httptest.NewServer(r)
@@ -138,6 +142,7 @@ func TestRefundsServerErrors(t *testing.T) {
 		{"/abort503", http.StatusServiceUnavailable, 100},
 		{"/status502", http.StatusBadGateway, 100},
 		{"/error500", http.StatusInternalServerError, 100},
+		{"/panic", http.StatusInternalServerError, 100},
 		{"/teapot", http.StatusTeapot, 100 - cost},
 	}
 	for _, tt := range tests {
