@@ -1,13 +1,11 @@
 module github.com/go402/go402/benchmarks
 
-go 1.25
-
-replace github.com/go402/go402 => ..
+go 1.25.0
 
 require (
 	github.com/didip/tollbooth/v8 v8.0.1
 	github.com/go-chi/httprate v0.16.1
-	github.com/go402/go402 v0.0.0-00010101000000-000000000000
+	github.com/go402/go402 v0.1.0
 	github.com/sethvargo/go-limiter v1.2.0
 	github.com/ulule/limiter/v3 v3.11.2
 )

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
@@ -36,6 +37,14 @@ type demoKey struct {
 
 // generateCost is what POST /generate costs.
 const generateCost = 10
+
+// Every route is rate limited per account: by default (plan free) one
+// request a second in bursts of two, on plan pro a hundred a second in bursts
+// of two hundred.
+var (
+	defaultLimit = store.RateLimit{Rate: 1, Burst: 2}
+	planLimits   = map[string]store.RateLimit{"pro": {Rate: 100, Burst: 200}}
+)
 
 var demoKeys = []demoKey{
 	{"sk_test_pro", store.Account{ID: "acct_pro", Plan: "pro", Status: store.StatusActive, Features: []string{"reports"}, Balance: 1000},
@@ -76,21 +85,23 @@ func seed(ctx context.Context, mem *store.Memory) error {
 }
 
 // newHandler returns the server's routes behind a paywall on s. Decisions
-// are logged to logger, if it is non-nil.
-func newHandler(s store.Store, logger *slog.Logger) (http.Handler, error) {
-	opts := &paywall.Options{UpgradeURL: "/billing", PaymentURL: "/billing"}
+// are logged to logger, if it is non-nil; clock is the limiter's clock
+// (time.Now if nil).
+func newHandler(s store.Store, logger *slog.Logger, clock func() time.Time) (http.Handler, error) {
+	var onDecision func(context.Context, paywall.Decision)
 	if logger != nil {
-		opts.OnDecision = func(ctx context.Context, d paywall.Decision) {
-			level := slog.LevelInfo
-			if !d.Allowed {
-				level = slog.LevelWarn
-			}
-			logger.LogAttrs(ctx, level, "decision", slog.String("step", d.Step), slog.Bool("allowed", d.Allowed),
-				slog.String("code", string(d.Code)), slog.String("route", d.Route), slog.String("account", d.AccountID),
-				slog.String("key", d.KeyPrefix), slog.Int64("cost", d.Cost), slog.Int64("balance", d.Balance))
-		}
+		onDecision = func(ctx context.Context, d paywall.Decision) { logDecision(ctx, logger, d) }
 	}
-	pw, err := paywall.New(s, opts)
+	pw, err := paywall.New(s, &paywall.Options{UpgradeURL: "/billing", PaymentURL: "/billing", OnDecision: onDecision})
+	if err != nil {
+		return nil, err
+	}
+	lim, err := limiter.New(defaultLimit.Rate, defaultLimit.Burst, &limiter.Options{
+		By:         limiter.ByAccount(),
+		Plans:      planLimits,
+		OnDecision: onDecision,
+		Clock:      clock,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +109,26 @@ func newHandler(s store.Store, logger *slog.Logger) (http.Handler, error) {
 	reports := pw.Require(paywall.Requirement{Features: []string{"reports"}})
 
 	mux := http.NewServeMux()
-	mux.Handle("GET /hello", pw.Authenticate(http.HandlerFunc(hello)))
-	mux.Handle("GET /reports", pw.Authenticate(reports(http.HandlerFunc(report))))
-	mux.Handle("POST /generate", pw.Authenticate(active(pw.Charge(generateCost)(http.HandlerFunc(generate)))))
+	mux.Handle("GET /hello", pw.Authenticate(lim.Handler(http.HandlerFunc(hello))))
+	mux.Handle("GET /reports", pw.Authenticate(reports(lim.Handler(http.HandlerFunc(report)))))
+	mux.Handle("POST /generate", pw.Authenticate(active(lim.Handler(pw.Charge(generateCost)(http.HandlerFunc(generate))))))
 	mux.HandleFunc("GET /billing", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "This demo has no billing page: here customers would upgrade their plan or buy credits.\n")
 	})
 	return mux, nil
+}
+
+// logDecision logs one decision of the paywall or the limiter: a refusal as
+// a warning, anything else as information.
+func logDecision(ctx context.Context, logger *slog.Logger, d paywall.Decision) {
+	level := slog.LevelInfo
+	if !d.Allowed {
+		level = slog.LevelWarn
+	}
+	logger.LogAttrs(ctx, level, "decision", slog.String("step", d.Step), slog.Bool("allowed", d.Allowed),
+		slog.String("code", string(d.Code)), slog.String("route", d.Route), slog.String("account", d.AccountID),
+		slog.String("key", d.KeyPrefix), slog.Int64("cost", d.Cost), slog.Int64("balance", d.Balance))
 }
 
 func hello(w http.ResponseWriter, r *http.Request) {
@@ -138,6 +161,8 @@ func printBanner(w io.Writer, addr string) {
 	for _, rt := range routes {
 		fmt.Fprintf(w, "  %-16s %s\n", rt.pattern, rt.about)
 	}
+	fmt.Fprintf(w, "\nAll but /billing are rate limited per account: plan free %g/s in bursts of %d, plan pro %g/s in bursts of %d.\n",
+		defaultLimit.Rate, defaultLimit.Burst, planLimits["pro"].Rate, planLimits["pro"].Burst)
 	fmt.Fprintf(w, "\nDemo keys:\n")
 	for _, k := range demoKeys {
 		fmt.Fprintf(w, "  %-16s %s\n", k.raw, k.about)
@@ -149,7 +174,8 @@ func printBanner(w io.Writer, addr string) {
 	fmt.Fprintf(w, "  curl -i -X POST -H 'Authorization: Bearer sk_test_pro' %s/generate\n", base)
 	fmt.Fprintf(w, "  curl -i -X POST -H 'Authorization: Bearer sk_test_free' %s/generate\n", base)
 	fmt.Fprintf(w, "  curl -i -H 'Authorization: Bearer sk_test_lapsed' %s/reports\n", base)
-	fmt.Fprintf(w, "  curl -i -H 'Authorization: Bearer sk_test_revoked' %s/hello\n\n", base)
+	fmt.Fprintf(w, "  curl -i -H 'Authorization: Bearer sk_test_revoked' %s/hello\n", base)
+	fmt.Fprintf(w, "  for i in 1 2 3; do curl -i -H 'Authorization: Bearer sk_test_free' %s/hello; done   # the third: 429\n\n", base)
 }
 
 func main() {
@@ -162,7 +188,7 @@ func main() {
 	if err := seed(ctx, mem); err != nil {
 		log.Fatal(err)
 	}
-	h, err := newHandler(mem, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	h, err := newHandler(mem, slog.New(slog.NewTextHandler(os.Stderr, nil)), nil)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -8,21 +8,41 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go402/go402/store"
 )
 
-func newTestServer(t *testing.T) (http.Handler, *store.Memory) {
+// fakeClock is a clock that moves only when told to.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func newTestServer(t *testing.T) (http.Handler, *store.Memory, *fakeClock) {
 	t.Helper()
 	mem := store.NewMemory(nil)
 	if err := seed(context.Background(), mem); err != nil {
 		t.Fatal(err)
 	}
-	h, err := newHandler(mem, nil)
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	h, err := newHandler(mem, nil, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return h, mem
+	return h, mem, clock
 }
 
 type body struct {
@@ -60,7 +80,7 @@ func TestKeysAndRoutes(t *testing.T) {
 			{"POST", "/generate", tt.generate},
 		} {
 			t.Run(tt.key+" "+rt.method+" "+rt.path, func(t *testing.T) {
-				h, _ := newTestServer(t)
+				h, _, _ := newTestServer(t)
 				r := httptest.NewRequest(rt.method, rt.path, nil)
 				if tt.key != "" {
 					r.Header.Set("Authorization", "Bearer "+tt.key)
@@ -98,7 +118,7 @@ func TestKeysAndRoutes(t *testing.T) {
 // sk_test_pro: exactly 100 pass, 100 get 402 insufficient_credits, and the
 // balance ends at 0.
 func TestConcurrentGenerate(t *testing.T) {
-	h, mem := newTestServer(t)
+	h, mem, _ := newTestServer(t)
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
@@ -129,6 +149,62 @@ func TestConcurrentGenerate(t *testing.T) {
 	}
 	if a.Balance != 0 {
 		t.Errorf("balance %d, want 0", a.Balance)
+	}
+}
+
+// TestRateLimit: a free account gets its burst of two, then 429
+// rate_limited with the standard headers, and one more request a second; a
+// request the limiter refuses is not charged.
+func TestRateLimit(t *testing.T) {
+	h, mem, clock := newTestServer(t)
+	do := func(method, path string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, nil)
+		r.Header.Set("Authorization", "Bearer sk_test_free")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	for i, want := range []int{200, 200, 429} {
+		if w := do("GET", "/hello"); w.Code != want {
+			t.Fatalf("request %d: status %d, want %d; body %s", i+1, w.Code, want, w.Body)
+		}
+	}
+	w := do("GET", "/hello")
+	var b body
+	if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil || w.Code != 429 || b.Code != "rate_limited" {
+		t.Fatalf("status %d, body %s, want 429 rate_limited", w.Code, w.Body)
+	}
+	for name, want := range map[string]string{
+		"Retry-After":      "1",
+		"Ratelimit":        `"default";r=0;t=1`,
+		"Ratelimit-Policy": `"default";q=2;w=2`,
+		"Cache-Control":    "no-store",
+	} {
+		if got := w.Header().Get(name); got != want {
+			t.Errorf("%s: %q, want %q", name, got, want)
+		}
+	}
+
+	// The limit is per account, not per route, and a request it refuses
+	// costs nothing: with credits, a charge would show.
+	free := demoKeys[1].account
+	free.Balance = 100
+	if err := mem.PutAccount(context.Background(), free); err != nil {
+		t.Fatal(err)
+	}
+	if w := do("POST", "/generate"); w.Code != 429 {
+		t.Fatalf("POST /generate: status %d, want 429; body %s", w.Code, w.Body)
+	}
+	if a, err := mem.Account(context.Background(), "acct_free"); err != nil || a.Balance != 100 {
+		t.Fatalf("balance %d (%v) after a refused request, want 100", a.Balance, err)
+	}
+
+	clock.Advance(time.Second)
+	if w := do("POST", "/generate"); w.Code != 200 {
+		t.Fatalf("a second later: status %d, want 200; body %s", w.Code, w.Body)
+	}
+	if w := do("GET", "/hello"); w.Code != 429 {
+		t.Fatalf("then: status %d, want 429; body %s", w.Code, w.Body)
 	}
 }
 

@@ -1,9 +1,9 @@
 module github.com/go402/go402/store/redisstore
 
-go 1.23.0
+go 1.24.0
 
 require (
-	github.com/go402/go402 v0.0.0-00010101000000-000000000000
+	github.com/go402/go402 v0.1.0
 	github.com/redis/go-redis/v9 v9.18.0
 )
 
@@ -14,5 +14,3 @@ require (
 	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/time v0.12.0 // indirect
 )
-
-replace github.com/go402/go402 => ../..
