@@ -94,7 +94,7 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 	} else {
 		d.RetryAfter = max(res.RetryAfter, res.Reset) // never earlier than the RateLimit header's t
 		d.Detail = "Rate limit \"" + l.name + "\" exceeded: this request takes " + tokens(res.Cost) +
-			" and " + strconv.Itoa(res.Remaining) + " left. Retry after " +
+			"; " + tokens(res.Remaining) + " left. Retry after " +
 			strconv.FormatInt(seconds(d.RetryAfter), 10) + " seconds."
 	}
 	l.setHeaders(d.Header, res)
