@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
@@ -43,7 +41,7 @@ type Memory struct {
 	accounts *shardedCache
 	// standalone holds the stand-alone token buckets (see TakeTokens),
 	// made on first use.
-	standalone  *cache.Cache
+	standalone  *standaloneTable
 	bucketsOnce sync.Once
 	// mu serialises the writers of keys and the creation of accounts, so
 	// read-modify-write operations on them (RevokeKey, PutAccount) are

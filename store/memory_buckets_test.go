@@ -94,9 +94,9 @@ func TestMemoryAccountBuckets(t *testing.T) {
 	}
 }
 
-// A stand-alone bucket is kept while it is not full, and dropped by the
-// janitor once it has been full again for the linger time; a bucket
-// dropped is a full one.
+// A stand-alone bucket is kept while it is not full, and dropped once it
+// is full again by the sweep that a new bucket triggers, all by the store's
+// clock; a bucket dropped is a full one.
 func TestMemoryStandaloneBuckets(t *testing.T) {
 	defer store.SetBucketLinger(20 * time.Millisecond)()
 	clock := new(storetest.Clock)
@@ -114,23 +114,35 @@ func TestMemoryStandaloneBuckets(t *testing.T) {
 		t.Fatalf("take once full again: %+v, %v", r, err)
 	}
 
-	// Many clients whose buckets fill up again within 10 ms of the wall
-	// clock: the janitor removes them all.
-	for i := 0; i < 1000; i++ {
-		b := store.Bucket{Key: fmt.Sprintf("ip:198.51.100.%d", i), Rate: 1000, Burst: 10, Cost: 10}
-		if r, err := m.TakeTokens(ctx, b); err != nil || !r.OK {
-			t.Fatalf("client %d: %+v, %v", i, r, err)
+	// Many clients whose buckets fill up again within 10 ms of the
+	// store's clock: all are held until the clock moves on, then a new
+	// client's bucket sweeps them away.
+	newClients := func(prefix string, n int) {
+		t.Helper()
+		for i := range n {
+			b := store.Bucket{Key: fmt.Sprintf("%s%d", prefix, i), Rate: 1000, Burst: 10, Cost: 10}
+			if r, err := m.TakeTokens(ctx, b); err != nil || !r.OK {
+				t.Fatalf("client %d: %+v, %v", i, r, err)
+			}
 		}
 	}
-	if n := m.StandaloneBuckets(); n < 1000 {
-		t.Fatalf("%d buckets held right after the takes, want at least 1000", n)
+	newClients("ip:198.51.100.", 1000)
+	if n := m.StandaloneBuckets(); n != 1001 {
+		t.Fatalf("%d buckets held right after the takes, want 1001", n)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for m.StandaloneBuckets() > 1 { // the first bucket is not full: 2 s of its clock away
-		if time.Now().After(deadline) {
-			t.Fatalf("%d buckets still held after 10 s", m.StandaloneBuckets())
-		}
-		time.Sleep(10 * time.Millisecond)
+	clock.Advance(10*time.Millisecond - 1)
+	newClients("ip:203.0.113.", 1) // not yet full: none swept
+	if n := m.StandaloneBuckets(); n != 1002 {
+		t.Fatalf("%d buckets held before they are full, want 1002", n)
+	}
+	clock.Advance(20 * time.Millisecond)
+	newClients("ip:203.0.113.1", 1) // all full but the first: swept
+	if n := m.StandaloneBuckets(); n != 2 {
+		t.Fatalf("%d buckets held after the sweep, want 2", n)
+	}
+	// The first bucket, which took 2 tokens 30 ms ago, is still kept.
+	if r, err := m.TakeTokens(ctx, b); err != nil || r.OK || r.Remaining != 0 {
+		t.Fatalf("the partly refilled bucket: %+v, %v", r, err)
 	}
 }
 
