@@ -240,6 +240,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 		return nil, fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, l.maxCost)
 	}
 	l.configured = newPolicies(def, plans, quoted, o.Cost)
+	l.buckets.ps = l.configured
 	return l, nil
 }
 
@@ -330,7 +331,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		res.failedOpen = true
 	}
 
-	ok, tokens, pol := l.buckets.take(key, lim, pol, l.configured, res.Cost, res.now)
+	ok, tokens, pol := l.buckets.take(key, lim, pol, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
 }
