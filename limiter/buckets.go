@@ -67,8 +67,11 @@ type shard struct {
 	// ring holds the buckets of m (and, briefly, buckets removed from m by
 	// other means, which eviction drops when it reaches them); hand is the
 	// index eviction looks at next.
-	ring      []*bucket
-	hand      int
+	ring []*bucket
+	hand int
+	// free holds buckets that a sweep of the full shard removed, for the
+	// next new keys to take over; the periodic sweep releases them.
+	free      []*bucket
 	max       int   // most buckets the shard holds
 	lastSweep int64 // when full buckets were last removed, after the epoch
 	_         [64]byte
@@ -76,8 +79,10 @@ type shard struct {
 
 // bucket is one key's token bucket: 64 bytes, a size class whose objects
 // start on a cache line, so that a take touches one line of its bucket.
+// Eviction hands a bucket to a new key rather than dropping it: no
+// allocation, and the memory is in cache already.
 type bucket struct {
-	mu sync.Mutex // guards the fields below but key and slot
+	mu sync.Mutex // guards the fields below but slot and hash
 	// used is set by every take and cleared by eviction passing over the
 	// bucket: the bucket's second chance.
 	used bool
@@ -89,7 +94,12 @@ type bucket struct {
 	// nil, under the shard's lock too, when the bucket leaves the map, and
 	// a take that found the bucket before must then look the key up again.
 	pol *policy
-	key string // the bucket's key in the map, never changed
+	// key is the bucket's key in the map, changed (under both locks) when
+	// eviction hands the bucket to another key: a take that found the
+	// bucket before checks it under mu. hash is the key's hash, read
+	// without a lock to tell whether the shard's hot bucket is the one.
+	key  string
+	hash atomic.Uint64
 }
 
 // removed reports whether the bucket has left the map. b.mu must be held.
@@ -109,9 +119,22 @@ func (b *bucket) full(at int64) bool {
 	return b.tb.TokensAt(lim, at) >= float64(lim.Burst)
 }
 
-// newBucket returns a bucket with policy pol, full at at.
-func newBucket(key string, pol *policy, at int64) *bucket {
-	return &bucket{key: key, pol: pol, tb: tokenbucket.Full(tokenbucket.Limit(pol.limit), at)}
+// want is what a take asks of its shard: the bucket of key, whose hash is
+// hash, with rate and burst lim, at at. pol is lim's policy, nil if the
+// take does not know it.
+type want struct {
+	key  string
+	hash uint64
+	lim  store.RateLimit
+	pol  *policy
+	at   int64
+}
+
+// newBucket returns w's bucket with policy pol, full at w.at.
+func newBucket(w *want, pol *policy) *bucket {
+	b := &bucket{slot: -1}
+	b.takeOver(w, pol)
+	return b
 }
 
 // newTable returns a table for at most about maxKeys buckets, whose
@@ -139,25 +162,26 @@ func newTable(maxKeys int, epoch time.Time) *table {
 // bucket's last take (two requests racing to the lock) counts as that
 // moment.
 func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
-	s := &t.shards[maphash.String(t.seed, key)&t.mask]
-	at := int64(now.Sub(t.epoch))
+	h := maphash.String(t.seed, key)
+	s := &t.shards[h&t.mask]
+	w := want{key: key, hash: h, lim: lim, pol: pol, at: int64(now.Sub(t.epoch))}
 	b := s.hot.Load()
 	for {
-		if b == nil || b.key != key {
-			b = t.lookup(s, key, lim, pol, at)
+		if b == nil || b.hash.Load() != h {
+			b = t.lookup(s, &w)
 		}
 		b.mu.Lock()
-		if !b.removed() {
+		if !b.removed() && b.key == key {
 			break
 		}
-		b.mu.Unlock() // removed since it was found: look again
+		b.mu.Unlock() // removed or handed to another key since it was found: look again
 		b = nil
 	}
 	if b.pol != pol {
-		pol = t.reconfigure(b, lim, pol, at)
+		pol = t.reconfigure(b, lim, pol, w.at)
 	}
 	b.used = true
-	ok, tokens = b.tb.AllowN(tokenbucket.Limit(lim), at, n)
+	ok, tokens = b.tb.AllowN(tokenbucket.Limit(lim), w.at, n)
 	b.mu.Unlock()
 	return ok, tokens, pol
 }
@@ -178,18 +202,18 @@ func (t *table) reconfigure(b *bucket, lim store.RateLimit, pol *policy, at int6
 	return pol
 }
 
-// lookup returns key's bucket from the shard s, adding a full one with
-// rate and burst lim (and policy pol, or the table's) if there is none,
-// and makes it the shard's hot bucket. at is now after the table's epoch.
-func (t *table) lookup(s *shard, key string, lim store.RateLimit, pol *policy, at int64) *bucket {
+// lookup returns w's bucket from the shard s, adding a full one (with
+// w.pol, or the table's policy of w.lim) if there is none, and makes it
+// the shard's hot bucket.
+func (t *table) lookup(s *shard, w *want) *bucket {
 	s.mu.Lock()
-	b := s.m[key]
+	b := s.m[w.key]
 	if b == nil {
+		pol := w.pol
 		if pol == nil {
-			pol = t.ps.ofLimit(lim)
+			pol = t.ps.ofLimit(w.lim)
 		}
-		b = newBucket(key, pol, at)
-		s.insert(b, at)
+		b = s.insert(w, pol)
 	}
 	if s.hot.Load() != b {
 		s.hot.Store(b)
@@ -198,46 +222,74 @@ func (t *table) lookup(s *shard, key string, lim store.RateLimit, pol *policy, a
 	return b
 }
 
-// insert adds b, first making room if the shard is full: it removes the
-// buckets that have filled up again (at most once a second), and if that
-// frees nothing, evicts one (see shard). Every sweepEvery it removes full
-// buckets anyway, so idle keys do not linger. The caller holds s.mu.
-func (s *shard) insert(b *bucket, at int64) {
-	since := time.Duration(at - s.lastSweep)
-	if len(s.m) >= s.max && since >= sweepFullEvery || since >= sweepEvery {
-		s.sweep(at)
+// insert adds w's bucket, with policy pol, and returns it, first making
+// room if the shard is full: it removes the buckets that have filled up
+// again (at most once a second), and if that frees nothing, evicts one (see
+// shard). A new bucket takes over the memory of a removed or evicted one
+// when it can. Every sweepEvery it removes full buckets anyway, and
+// releases the memory of those removed, so idle keys do not linger. The
+// caller holds s.mu.
+func (s *shard) insert(w *want, pol *policy) *bucket {
+	switch since := time.Duration(w.at - s.lastSweep); {
+	case since >= sweepEvery:
+		clear(s.free)
+		s.free = s.free[:0]
+		s.sweep(w.at, false)
+	case len(s.m) >= s.max && since >= sweepFullEvery:
+		s.sweep(w.at, true)
 	}
-	if len(s.m) >= s.max {
-		if slot := s.evict(); slot >= 0 {
-			b.slot = int32(slot)
-			s.ring[slot] = b
-			s.m[b.key] = b
-			return
-		}
+	var b *bucket
+	if n := len(s.free); n > 0 {
+		b = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
+		b.mu.Lock()
+		b.takeOver(w, pol)
+		b.mu.Unlock()
+	} else if len(s.m) >= s.max {
+		b = s.evict(w, pol)
 	}
-	b.slot = int32(len(s.ring))
-	s.ring = append(s.ring, b)
-	s.m[b.key] = b
+	if b == nil {
+		b = newBucket(w, pol)
+	}
+	if b.slot < 0 { // not in the ring
+		b.slot = int32(len(s.ring))
+		s.ring = append(s.ring, b)
+	}
+	s.m[w.key] = b
+	return b
+}
+
+// takeOver makes b w's bucket, full, with policy pol. b.mu must be held,
+// and the shard's lock.
+func (b *bucket) takeOver(w *want, pol *policy) {
+	b.key, b.pol, b.used = w.key, pol, false
+	b.hash.Store(w.hash)
+	b.tb = tokenbucket.Full(tokenbucket.Limit(pol.limit), w.at)
 }
 
 // sweep removes the buckets that are full at at. A full bucket is exactly
-// what a new one would be, so removing it changes no decision. The caller
-// holds s.mu.
-func (s *shard) sweep(at int64) {
+// what a new one would be, so removing it changes no decision. If keep is
+// set, the buckets removed go to s.free. The caller holds s.mu.
+func (s *shard) sweep(at int64, keep bool) {
 	s.lastSweep = at
 	for i := 0; i < len(s.ring); {
 		b := s.ring[i]
 		b.mu.Lock()
-		gone := b.removed() || b.full(at)
-		if gone && !b.removed() {
+		stale := b.removed()
+		gone := stale || b.full(at)
+		if gone && !stale {
 			b.pol = nil
 			delete(s.m, b.key)
 		}
 		b.mu.Unlock()
-		if gone {
-			s.drop(i) // moves the last bucket to i, which is looked at next
-		} else {
+		if !gone {
 			i++
+			continue
+		}
+		s.drop(i) // moves the last bucket to i, which is looked at next
+		if keep && !stale {
+			s.free = append(s.free, b)
 		}
 	}
 }
@@ -245,23 +297,24 @@ func (s *shard) sweep(at int64) {
 // drop removes the bucket at index i of the ring, moving the last one
 // there. The caller holds s.mu.
 func (s *shard) drop(i int) {
-	last := len(s.ring) - 1
+	b, last := s.ring[i], len(s.ring)-1
 	s.ring[i] = s.ring[last]
 	s.ring[i].slot = int32(i)
 	s.ring[last] = nil
 	s.ring = s.ring[:last]
+	b.slot = -1
 	if s.hand >= last {
 		s.hand = 0
 	}
 }
 
-// evict removes a bucket from the map to make room for another, and
-// returns its index in the ring for the new one, or -1 if the map had
-// room after all (the ring held buckets that had left it). It evicts the
-// first bucket at or after the hand that was not used since the hand last
-// passed it, clearing the mark of those that were, up to evictScan of them.
-// The caller holds s.mu.
-func (s *shard) evict() int {
+// evict removes a bucket from the map to make room for w's, and returns
+// it made over to w (full, with policy pol), in its place in the ring; or
+// nil if the map had room after all (the ring held buckets that had left
+// it). It evicts the first bucket at or after the hand that was not used
+// since the hand last passed it, clearing the mark of those that were, up
+// to evictScan of them. The caller holds s.mu.
+func (s *shard) evict(w *want, pol *policy) *bucket {
 	for scanned := 0; len(s.ring) > 0; {
 		i := s.hand
 		b := s.ring[i]
@@ -271,7 +324,7 @@ func (s *shard) evict() int {
 			b.mu.Unlock()
 			s.drop(i)
 			if len(s.m) < s.max {
-				return -1
+				return nil
 			}
 			continue
 		case b.used && scanned < evictScan:
@@ -281,13 +334,13 @@ func (s *shard) evict() int {
 			s.hand = (i + 1) % len(s.ring)
 			continue
 		}
-		b.pol = nil
-		b.mu.Unlock()
 		delete(s.m, b.key)
+		b.takeOver(w, pol)
+		b.mu.Unlock()
 		s.hand = (i + 1) % len(s.ring)
-		return i
+		return b
 	}
-	return -1
+	return nil
 }
 
 // len returns the number of buckets in the table.
