@@ -35,8 +35,8 @@ const (
 	sweepFullEvery = time.Second
 )
 
-// table holds the limiter's in-process token buckets in shards, each a map
-// under its own mutex, each bucket under a mutex of its own.
+// table holds the limiter's in-process token buckets in shards, each an
+// index under its own mutex, each bucket under a mutex of its own.
 type table struct {
 	seed   maphash.Seed
 	mask   uint64
@@ -49,26 +49,21 @@ type table struct {
 	ps *policies
 }
 
-// shard is one lock's share of a table. Its buckets are in m, by key, and
-// in ring, in the order eviction visits them: a CLOCK (second chance)
-// replacement, where the hand passes over buckets used since it last
-// passed them, clearing their mark, and evicts the first one that was not,
-// so that the cost of making room is a bucket or two, however many a
-// shard holds.
+// shard is one lock's share of a table. Its buckets are in idx, which
+// eviction walks as a CLOCK (second chance): the hand passes over buckets
+// used since it last passed them, clearing their mark, and evicts the
+// first one that was not, so that making room costs a bucket or two,
+// however many a shard holds.
 type shard struct {
-	mu sync.Mutex // guards m, ring, hand, lastSweep, and the removal of buckets
-	m  map[string]*bucket
-	// hot is the bucket of the latest take that looked in the map, read
+	mu  sync.Mutex // guards idx, hand, free, lastSweep, and the removal of buckets
+	idx index
+	// hot is the bucket of the latest take that looked in the index, read
 	// without mu: while the same client keeps coming, its requests find
 	// their bucket without the shard's lock, and wait for each other only
 	// on the bucket's own. It is stored only under mu, always a bucket of
-	// the map then; a take that finds it removed since looks again.
-	hot atomic.Pointer[bucket]
-	// ring holds the buckets of m (and, briefly, buckets removed from m by
-	// other means, which eviction drops when it reaches them); hand is the
-	// index eviction looks at next.
-	ring []*bucket
-	hand int
+	// the index then; a take that finds it removed since looks again.
+	hot  atomic.Pointer[bucket]
+	hand int // the slot of idx eviction looks at next
 	// free holds buckets that a sweep of the full shard removed, for the
 	// next new keys to take over; the periodic sweep releases them.
 	free      []*bucket
@@ -82,19 +77,16 @@ type shard struct {
 // Eviction hands a bucket to a new key rather than dropping it: no
 // allocation, and the memory is in cache already.
 type bucket struct {
-	mu sync.Mutex // guards the fields below but slot and hash
+	mu sync.Mutex // guards the fields below but hash
 	// used is set by every take and cleared by eviction passing over the
 	// bucket: the bucket's second chance.
 	used bool
-	// slot is the bucket's index in its shard's ring, guarded by the
-	// shard's lock.
-	slot int32
 	tb   tokenbucket.Bucket
 	// pol is the rate and burst of tb, with their headers; it is set to
-	// nil, under the shard's lock too, when the bucket leaves the map, and
-	// a take that found the bucket before must then look the key up again.
+	// nil, under the shard's lock too, when the bucket leaves the index,
+	// and a take that found the bucket before must then look again.
 	pol *policy
-	// key is the bucket's key in the map, changed (under both locks) when
+	// key is the bucket's key in the index, changed (under both locks) when
 	// eviction hands the bucket to another key: a take that found the
 	// bucket before checks it under mu. hash is the key's hash, read
 	// without a lock to tell whether the shard's hot bucket is the one.
@@ -102,16 +94,9 @@ type bucket struct {
 	hash atomic.Uint64
 }
 
-// removed reports whether the bucket has left the map. b.mu must be held.
+// removed reports whether the bucket has left the index. b.mu must be
+// held.
 func (b *bucket) removed() bool { return b.pol == nil }
-
-// remove marks the bucket as no longer in the map. The caller holds the
-// shard's lock.
-func (b *bucket) remove() {
-	b.mu.Lock()
-	b.pol = nil
-	b.mu.Unlock()
-}
 
 // full reports whether the bucket is full at at. b.mu must be held.
 func (b *bucket) full(at int64) bool {
@@ -132,7 +117,7 @@ type want struct {
 
 // newBucket returns w's bucket with policy pol, full at w.at.
 func newBucket(w *want, pol *policy) *bucket {
-	b := &bucket{slot: -1}
+	b := new(bucket)
 	b.takeOver(w, pol)
 	return b
 }
@@ -146,7 +131,6 @@ func newTable(maxKeys int, epoch time.Time) *table {
 	}
 	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n), epoch: epoch}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]*bucket)
 		t.shards[i].max = maxKeys / n
 	}
 	return t
@@ -162,7 +146,7 @@ func newTable(maxKeys int, epoch time.Time) *table {
 // bucket's last take (two requests racing to the lock) counts as that
 // moment.
 func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
-	h := maphash.String(t.seed, key)
+	h := keyHash(maphash.String(t.seed, key))
 	s := &t.shards[h&t.mask]
 	w := want{key: key, hash: h, lim: lim, pol: pol, at: int64(now.Sub(t.epoch))}
 	b := s.hot.Load()
@@ -207,13 +191,16 @@ func (t *table) reconfigure(b *bucket, lim store.RateLimit, pol *policy, at int6
 // the shard's hot bucket.
 func (t *table) lookup(s *shard, w *want) *bucket {
 	s.mu.Lock()
-	b := s.m[w.key]
+	if s.idx.slots == nil { // made on first use: most shards of small tables have few keys
+		s.idx.init(s.max)
+	}
+	b, i := s.idx.find(w.hash, w.key)
 	if b == nil {
 		pol := w.pol
 		if pol == nil {
 			pol = t.ps.ofLimit(w.lim)
 		}
-		b = s.insert(w, pol)
+		b = s.insert(w, pol, i)
 	}
 	if s.hot.Load() != b {
 		s.hot.Store(b)
@@ -222,22 +209,24 @@ func (t *table) lookup(s *shard, w *want) *bucket {
 	return b
 }
 
-// insert adds w's bucket, with policy pol, and returns it, first making
-// room if the shard is full: it removes the buckets that have filled up
-// again (at most once a second), and if that frees nothing, evicts one (see
-// shard). A new bucket takes over the memory of a removed or evicted one
-// when it can. Every sweepEvery it removes full buckets anyway, and
-// releases the memory of those removed, so idle keys do not linger. The
-// caller holds s.mu.
-func (s *shard) insert(w *want, pol *policy) *bucket {
+// insert adds w's bucket, with policy pol, at slot i of the index, which
+// find returned, and returns it. It first makes room if the shard is full:
+// it removes the buckets that have filled up again (at most once a second),
+// and if that frees nothing, evicts one (see shard). A new bucket takes
+// over the memory of a removed or evicted one when it can. Every
+// sweepEvery it removes full buckets anyway, and releases the memory of
+// those removed, so idle keys do not linger. The caller holds s.mu.
+func (s *shard) insert(w *want, pol *policy, i int) *bucket {
+	live := s.idx.live
 	switch since := time.Duration(w.at - s.lastSweep); {
 	case since >= sweepEvery:
 		clear(s.free)
 		s.free = s.free[:0]
 		s.sweep(w.at, false)
-	case len(s.m) >= s.max && since >= sweepFullEvery:
+	case live >= s.max && since >= sweepFullEvery:
 		s.sweep(w.at, true)
 	}
+	removed := s.idx.live < live
 	var b *bucket
 	if n := len(s.free); n > 0 {
 		b = s.free[n-1]
@@ -246,17 +235,16 @@ func (s *shard) insert(w *want, pol *policy) *bucket {
 		b.mu.Lock()
 		b.takeOver(w, pol)
 		b.mu.Unlock()
-	} else if len(s.m) >= s.max {
+	} else if s.idx.live >= s.max {
 		b = s.evict(w, pol)
-	}
-	if b == nil {
+		removed = true
+	} else {
 		b = newBucket(w, pol)
 	}
-	if b.slot < 0 { // not in the ring
-		b.slot = int32(len(s.ring))
-		s.ring = append(s.ring, b)
+	if removed {
+		_, i = s.idx.find(w.hash, w.key) // entries moved
 	}
-	s.m[w.key] = b
+	s.idx.put(i, w.hash, b)
 	return b
 }
 
@@ -273,74 +261,54 @@ func (b *bucket) takeOver(w *want, pol *policy) {
 // set, the buckets removed go to s.free. The caller holds s.mu.
 func (s *shard) sweep(at int64, keep bool) {
 	s.lastSweep = at
-	for i := 0; i < len(s.ring); {
-		b := s.ring[i]
-		b.mu.Lock()
-		stale := b.removed()
-		gone := stale || b.full(at)
-		if gone && !stale {
-			b.pol = nil
-			delete(s.m, b.key)
-		}
-		b.mu.Unlock()
-		if !gone {
+	for i := 0; i < len(s.idx.slots); {
+		b := s.idx.slots[i].b
+		if b == nil {
 			i++
 			continue
 		}
-		s.drop(i) // moves the last bucket to i, which is looked at next
-		if keep && !stale {
+		b.mu.Lock()
+		full := b.full(at)
+		if full {
+			b.pol = nil
+		}
+		b.mu.Unlock()
+		if !full {
+			i++
+			continue
+		}
+		s.idx.remove(i) // which may move another bucket to i: look again
+		if keep {
 			s.free = append(s.free, b)
 		}
 	}
 }
 
-// drop removes the bucket at index i of the ring, moving the last one
-// there. The caller holds s.mu.
-func (s *shard) drop(i int) {
-	b, last := s.ring[i], len(s.ring)-1
-	s.ring[i] = s.ring[last]
-	s.ring[i].slot = int32(i)
-	s.ring[last] = nil
-	s.ring = s.ring[:last]
-	b.slot = -1
-	if s.hand >= last {
-		s.hand = 0
-	}
-}
-
-// evict removes a bucket from the map to make room for w's, and returns
-// it made over to w (full, with policy pol), in its place in the ring; or
-// nil if the map had room after all (the ring held buckets that had left
-// it). It evicts the first bucket at or after the hand that was not used
-// since the hand last passed it, clearing the mark of those that were, up
-// to evictScan of them. The caller holds s.mu.
+// evict removes a bucket from the index to make room for w's, and returns
+// it made over to w (full, with policy pol). It evicts the first bucket
+// at or after the hand that was not used since the hand last passed it,
+// clearing the mark of those that were, up to evictScan of them. The
+// shard holds at least one bucket; the caller holds s.mu.
 func (s *shard) evict(w *want, pol *policy) *bucket {
-	for scanned := 0; len(s.ring) > 0; {
-		i := s.hand
-		b := s.ring[i]
-		b.mu.Lock()
-		switch {
-		case b.removed(): // left the map some other way
-			b.mu.Unlock()
-			s.drop(i)
-			if len(s.m) < s.max {
-				return nil
-			}
+	mask := len(s.idx.slots) - 1
+	for scanned := 0; ; s.hand = (s.hand + 1) & mask {
+		b := s.idx.slots[s.hand].b
+		if b == nil {
 			continue
-		case b.used && scanned < evictScan:
+		}
+		b.mu.Lock()
+		if b.used && scanned < evictScan {
 			b.used = false
 			b.mu.Unlock()
 			scanned++
-			s.hand = (i + 1) % len(s.ring)
 			continue
 		}
-		delete(s.m, b.key)
+		s.idx.remove(s.hand) // which may move another bucket to the hand: it is passed over
 		b.takeOver(w, pol)
 		b.mu.Unlock()
-		s.hand = (i + 1) % len(s.ring)
+		s.hand = (s.hand + 1) & mask
 		return b
 	}
-	return nil
 }
 
 // len returns the number of buckets in the table.
@@ -349,7 +317,7 @@ func (t *table) len() int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		n += s.idx.live
 		s.mu.Unlock()
 	}
 	return n

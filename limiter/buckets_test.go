@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math/rand"
 	"net/http/httptest"
 	"testing"
@@ -75,10 +76,21 @@ func TestTakeMatchesRate(t *testing.T) {
 	}
 }
 
+// get returns key's bucket, nil if none, for tests that run no take
+// meanwhile.
+func (t *table) get(key string) *bucket {
+	h := keyHash(maphash.String(t.seed, key))
+	s := &t.shards[h&t.mask]
+	if s.idx.slots == nil {
+		return nil
+	}
+	b, _ := s.idx.find(h, key)
+	return b
+}
+
 // When a shard is full, a new key evicts a bucket not used since the
 // eviction hand last passed it: a client that keeps coming keeps its
-// bucket while a flood of new keys passes through, and each new key looks
-// at a bounded number of buckets.
+// bucket while a flood of new keys passes through.
 func TestEvictionSecondChance(t *testing.T) {
 	clk := newClock()
 	var key string
@@ -95,11 +107,89 @@ func TestEvictionSecondChance(t *testing.T) {
 			take(t, l, req)
 			clk.Advance(time.Millisecond) // too little to refill: never swept
 		}
-		if len(s.m) != len(s.ring) || len(s.m) > s.max {
-			t.Fatalf("after %d new keys: %d buckets in the map, %d in the ring, room for %d", i, len(s.m), len(s.ring), s.max)
+		if n := l.buckets.len(); n > s.max {
+			t.Fatalf("after %d new keys: %d buckets, room for %d", i, n, s.max)
 		}
 	}
-	if b := s.m["regular"]; b == nil || s.ring[b.slot] != b {
+	if l.buckets.get("regular") == nil {
 		t.Fatalf("the regular client's bucket was evicted")
+	}
+}
+
+// After every take the shard's hot bucket, found without the shard's lock
+// by the next take of the same client, is that client's bucket as the
+// index holds it — also when the take evicted or swept buckets, the hot one
+// among them — and every bucket that left the index is marked removed or
+// holds another key, so that a take holding it looks again.
+func TestHotBucketFollowsTheIndex(t *testing.T) {
+	clk := newClock()
+	var key string
+	l := oneShardLimiter(t, clk, &key)
+	s := &l.buckets.shards[0]
+	req := httptest.NewRequest("GET", "/", nil)
+	known := map[*bucket]string{}
+	takeAs := func(k string) {
+		t.Helper()
+		key = k
+		take(t, l, req)
+		if b, hot := l.buckets.get(k), s.hot.Load(); b == nil || hot != b || hot.key != k || hot.removed() {
+			t.Fatalf("after a take of %q: hot bucket %p, the index's %p", k, hot, b)
+		}
+		for b, k := range known {
+			if inIndex := l.buckets.get(k) == b; inIndex != (!b.removed() && b.key == k) {
+				t.Fatalf("bucket of %q: in the index %v, removed %v, now of %q", k, inIndex, b.removed(), b.key)
+			}
+			delete(known, b)
+		}
+		for i := range s.idx.slots {
+			if b := s.idx.slots[i].b; b != nil {
+				known[b] = b.key
+			}
+		}
+	}
+	for round := range 200 {
+		// The same client twice, then others until buckets are evicted
+		// or swept, often the hot one.
+		takeAs("hot")
+		takeAs("hot")
+		for i := range 70 {
+			takeAs(fmt.Sprintf("k%d-%d", round, i))
+		}
+		clk.Advance(time.Duration(round%3) * time.Second)
+	}
+}
+
+// A take that finds the hot bucket removed from the index since (another
+// take swept it between loading the hot bucket and locking it), or handed
+// to another key (evicted), looks the key up again instead of taking from
+// that bucket.
+func TestTakeSkipsRemovedBucket(t *testing.T) {
+	for _, handed := range []bool{false, true} {
+		clk := newClock()
+		key := "a"
+		l := oneShardLimiter(t, clk, &key) // burst 2
+		s := &l.buckets.shards[0]
+		req := httptest.NewRequest("GET", "/", nil)
+		take(t, l, req)
+		old := s.hot.Load()
+		// What sweep or evict does, leaving hot as a racing take would
+		// have loaded it.
+		s.mu.Lock()
+		_, i := s.idx.find(old.hash.Load(), "a")
+		s.idx.remove(i)
+		old.mu.Lock()
+		if handed {
+			old.takeOver(&want{key: "b", hash: old.hash.Load(), at: old.tb.Last}, old.pol)
+		} else {
+			old.pol = nil
+		}
+		old.mu.Unlock()
+		s.mu.Unlock()
+		if res := take(t, l, req); !res.Allowed || res.Remaining != 1 {
+			t.Errorf("handed %v: take after the removal: %+v, want a new bucket's (1 left)", handed, res)
+		}
+		if b := l.buckets.get("a"); b == nil || b == old || s.hot.Load() != b {
+			t.Errorf("handed %v: the index holds %p, hot %p, removed %p", handed, b, s.hot.Load(), old)
+		}
 	}
 }
