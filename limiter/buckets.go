@@ -13,8 +13,8 @@ import (
 // DefaultMaxKeys is the default of [Options.MaxKeys].
 const DefaultMaxKeys = 100_000
 
-// BytesPerKey bounds the memory one in-process bucket takes, its map entry
-// included, apart from the bytes of its key. A limiter's buckets never take
+// BytesPerKey bounds the memory one in-process bucket takes, its index
+// entry included, apart from the bytes of its key. A limiter's buckets never take
 // more than about MaxKeys × (BytesPerKey + key length) bytes; the test that
 // floods a limiter with a million random keys checks it.
 const BytesPerKey = 256

@@ -97,10 +97,11 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // store does not hold (a limiter that keeps its buckets here for a paywall
 // on another store) is kept like a stand-alone one, as the Redis store
 // keeps every bucket whether its account exists or not; an account ID
-// longer than [MaxIDLength] is refused. A stand-alone bucket is kept until a minute
-// after it is full again, so the store holds at most the buckets of the
-// keys that took tokens within their time to fill up plus a minute (a
-// missing bucket is a full one, so dropping it changes no decision). To
+// longer than [MaxIDLength] is refused. A stand-alone bucket is dropped once it is
+// full again, by a sweep that new buckets trigger at most once a minute of
+// the store's clock, so the store holds at most the buckets of the keys
+// that took tokens within their time to fill up plus a minute (a missing
+// bucket is a full one, so dropping it changes no decision). To
 // limit requests by client address in one process, the limiter's own
 // buckets, whose number is capped, are the better choice.
 //
