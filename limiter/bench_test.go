@@ -14,16 +14,20 @@ import (
 )
 
 // noopWriter is a ResponseWriter that keeps headers, discards the body
-// and counts denials (any status but 200).
+// and counts the requests served (status 200, which okHandler writes) and
+// denied (any other status).
 type noopWriter struct {
 	h      http.Header
+	served int
 	denied int
 }
 
 func (w *noopWriter) Header() http.Header         { return w.h }
 func (w *noopWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *noopWriter) WriteHeader(code int) {
-	if code != http.StatusOK {
+	if code == http.StatusOK {
+		w.served++
+	} else {
 		w.denied++
 	}
 }
@@ -35,12 +39,12 @@ func (w *noopWriter) serve(h http.Handler, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
-// check fails b unless no request was denied and the last response
+// check fails b unless all n requests were served and the last response
 // carried a RateLimit header.
-func (w *noopWriter) check(b *testing.B) {
+func (w *noopWriter) check(b *testing.B, n int) {
 	b.Helper()
-	if w.denied > 0 {
-		b.Fatalf("%d requests denied", w.denied)
+	if w.served != n || w.denied > 0 {
+		b.Fatalf("of %d requests, %d served and %d denied", n, w.served, w.denied)
 	}
 	if len(w.h[HeaderRateLimit]) != 1 {
 		b.Fatalf("no RateLimit header: %v", w.h)
@@ -59,27 +63,29 @@ func BenchmarkHandler(b *testing.B) {
 			reqs[i].Header["X-Api-Key"] = []string{"key-" + strconv.Itoa(i)}
 		}
 		h := mustNew(b, 1e9, 1e9, &Options{By: headerKey}).Handler(okHandler)
+		warm(b, h, reqs)
 		b.Run("keys="+strconv.Itoa(keys)+"/serial", func(b *testing.B) {
 			w := &noopWriter{h: make(http.Header)}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				w.serve(h, reqs[i%keys])
 			}
-			w.check(b)
+			w.check(b, b.N)
 		})
 		// A bucket that drains (a token every 1000 s, from a huge burst) is
 		// never full, so its RateLimit value is built for every response.
 		drain := mustNew(b, 1e-3, 1<<40, &Options{By: headerKey}).Handler(okHandler)
+		warm(b, drain, reqs)
 		b.Run("keys="+strconv.Itoa(keys)+"/serial-draining", func(b *testing.B) {
 			w := &noopWriter{h: make(http.Header)}
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				w.serve(drain, reqs[i%keys])
 			}
-			w.check(b)
+			w.check(b, b.N)
 		})
 		b.Run("keys="+strconv.Itoa(keys)+"/parallel", func(b *testing.B) {
-			var next, denied atomic.Int64
+			var next, served, denied atomic.Int64
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				w := &noopWriter{h: make(http.Header)}
@@ -88,13 +94,25 @@ func BenchmarkHandler(b *testing.B) {
 					i++
 					w.serve(h, reqs[i%keys])
 				}
+				served.Add(int64(w.served))
 				denied.Add(int64(w.denied))
 			})
-			if n := denied.Load(); n > 0 {
-				b.Fatalf("%d requests denied", n)
+			if served.Load() != int64(b.N) || denied.Load() > 0 {
+				b.Fatalf("of %d requests, %d served and %d denied", b.N, served.Load(), denied.Load())
 			}
 		})
 	}
+}
+
+// warm sends every request to h once, so that the buckets exist before
+// timing starts, and checks that all were served.
+func warm(b *testing.B, h http.Handler, reqs []*http.Request) {
+	b.Helper()
+	w := &noopWriter{h: make(http.Header)}
+	for _, r := range reqs {
+		w.serve(h, r)
+	}
+	w.check(b, len(reqs))
 }
 
 // BenchmarkClients measures the limiter with the default MaxKeys as the
@@ -124,13 +142,15 @@ func BenchmarkClients(b *testing.B) {
 					key[0] = k
 					w.serve(h, r)
 				}
+				w.check(b, clients)
+				w.served = 0
 				b.ReportAllocs()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					key[0] = keys[i%clients]
 					w.serve(h, r)
 				}
-				w.check(b)
+				w.check(b, b.N)
 			})
 		}
 	}
