@@ -2,21 +2,19 @@ package limiter
 
 import (
 	"hash/maphash"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
+	"github.com/go402/go402/internal/tokenbucket"
 	"github.com/go402/go402/store"
 )
 
 // DefaultMaxKeys is the default of [Options.MaxKeys].
 const DefaultMaxKeys = 100_000
 
-// BytesPerKey bounds the memory one in-process bucket takes, its map entry
-// included, apart from the bytes of its key. A limiter's buckets never take
+// BytesPerKey bounds the memory one in-process bucket takes, its index
+// entry included, apart from the bytes of its key. A limiter's buckets never take
 // more than about MaxKeys × (BytesPerKey + key length) bytes; the test that
 // floods a limiter with a million random keys checks it.
 const BytesPerKey = 256
@@ -28,83 +26,99 @@ const (
 	// minShardKeys is the fewest keys a shard is given room for, so that
 	// eviction has a useful number of buckets to choose from.
 	minShardKeys = 64
-	// evictSample is how many buckets eviction looks at to find the one
-	// seen longest ago.
-	evictSample = 8
+	// evictScan is the most buckets eviction passes over, because they were
+	// used since it last passed them, before it evicts one anyway.
+	evictScan = 32
 	// sweepEvery is how often a shard removes full buckets as new keys
 	// arrive; sweepFullEvery is how often it may do so when it is full.
 	sweepEvery     = time.Minute
 	sweepFullEvery = time.Second
 )
 
-// table holds the limiter's in-process token buckets in shards, each a map
-// under its own mutex, each bucket under a mutex of its own.
+// table holds the limiter's in-process token buckets in shards, each an
+// index under its own mutex, each bucket under a mutex of its own.
 type table struct {
 	seed   maphash.Seed
 	mask   uint64
 	shards []shard
-	// epoch is the time buckets count their last take from (bucket.seen).
+	// epoch is the time buckets count their time from: a bucket's times
+	// are nanoseconds after it. Durations saturate about 292 years away.
 	epoch time.Time
+	// ps gives the policy of a limit that a take does not know the policy
+	// of (a per-account override's).
+	ps *policies
 }
 
+// shard is one lock's share of a table. Its buckets are in idx, which
+// eviction walks as a CLOCK (second chance): the hand passes over buckets
+// used since it last passed them, clearing their mark, and evicts the
+// first one that was not, so that making room costs a bucket or two,
+// however many a shard holds.
 type shard struct {
-	mu sync.Mutex // guards m, lastSweep, and the removal of buckets
-	m  map[string]*bucket
-	// hot is the bucket of the latest take that looked in the map, read
+	mu  sync.Mutex // guards idx, hand, free, lastSweep, and the removal of buckets
+	idx index
+	// hot is the bucket of the latest take that looked in the index, read
 	// without mu: while the same client keeps coming, its requests find
 	// their bucket without the shard's lock, and wait for each other only
 	// on the bucket's own. It is stored only under mu, always a bucket of
-	// the map then; a take that finds it removed since looks again.
-	hot       atomic.Pointer[bucket]
-	max       int       // most buckets the shard holds
-	lastSweep time.Time // when full buckets were last removed
-	_         [64]byte  // keeps the locks of neighbouring shards on different cache lines
+	// the index then; a take that finds it removed since looks again.
+	hot  atomic.Pointer[bucket]
+	hand int // the slot of idx eviction looks at next
+	// free holds buckets that a sweep of the full shard removed, for the
+	// next new keys to take over; the periodic sweep releases them.
+	free      []*bucket
+	max       int   // most buckets the shard holds
+	lastSweep int64 // when full buckets were last removed, after the epoch
+	_         [64]byte
 }
 
-// bucket is one key's token bucket. The rate.Limiter is part of it rather
-// than pointed to: one allocation per key and one cache miss less per
-// request. Its own mutex, beside the rate.Limiter's, is the lock requests
-// for the key contend for: the rate.Limiter's lock is then always free. It
-// takes 128 bytes, a size class whose objects start on a cache line, so
-// that the lock, the rate.Limiter and the rest take two lines, which a
-// test holds.
+// bucket is one key's token bucket: 64 bytes, a size class whose objects
+// start on a cache line, so that a take touches one line of its bucket.
+// Eviction hands a bucket to a new key rather than dropping it: no
+// allocation, and the memory is in cache already.
 type bucket struct {
-	mu  sync.Mutex // guards the fields below but key
-	lim rate.Limiter
-	// pol is the rate and burst lim has, with their headers; it is set to
-	// nil, under the shard's lock too, when the bucket leaves the map, and
-	// a take that found the bucket before must then look the key up again.
+	mu sync.Mutex // guards the fields below but hash
+	// used is set by every take and cleared by eviction passing over the
+	// bucket: the bucket's second chance.
+	used bool
+	tb   tokenbucket.Bucket
+	// pol is the rate and burst of tb, with their headers; it is set to
+	// nil, under the shard's lock too, when the bucket leaves the index,
+	// and a take that found the bucket before must then look again.
 	pol *policy
-	// seen is the latest time tokens were taken (or tried), after the
-	// table's epoch. Durations saturate about 292 years away from it.
-	seen time.Duration
-	// tokens is what lim held at seen, after that take, as lim reported it.
-	// It tells when the bucket has certainly filled up again (see take).
-	tokens float64
-	key    string // the bucket's key in the map, never changed
+	// key is the bucket's key in the index, changed (under both locks) when
+	// eviction hands the bucket to another key: a take that found the
+	// bucket before checks it under mu. hash is the key's hash, read
+	// without a lock to tell whether the shard's hot bucket is the one.
+	key  string
+	hash atomic.Uint64
 }
 
-// removed reports whether the bucket has left the map. b.mu must be held.
+// removed reports whether the bucket has left the index. b.mu must be
+// held.
 func (b *bucket) removed() bool { return b.pol == nil }
 
-// remove marks the bucket as no longer in the map. The caller holds the
-// shard's lock.
-func (b *bucket) remove() {
-	b.mu.Lock()
-	b.pol = nil
-	b.mu.Unlock()
+// full reports whether the bucket is full at at. b.mu must be held.
+func (b *bucket) full(at int64) bool {
+	lim := tokenbucket.Limit(b.pol.limit)
+	return b.tb.TokensAt(lim, at) >= float64(lim.Burst)
 }
 
-// newBucket returns a full bucket with rate and burst lim, last seen at
-// seen. A zero rate.Limiter was last updated at the zero time, so setting
-// its limit and burst as of then makes it fill up over the two thousand
-// years since (in practice: the largest Duration, 292 years) — full at any
-// date after 292 AD, for any rate above one token per 292 years per unit of
-// burst. This avoids copying a rate.Limiter, which holds a mutex.
-func newBucket(key string, lim store.RateLimit, pol *policy, seen time.Duration) *bucket {
-	b := &bucket{key: key, pol: pol, seen: seen, tokens: float64(lim.Burst)}
-	b.lim.SetLimitAt(time.Time{}, rate.Limit(lim.Rate))
-	b.lim.SetBurstAt(time.Time{}, lim.Burst)
+// want is what a take asks of its shard: the bucket of key, whose hash is
+// hash, with rate and burst lim, at at. pol is lim's policy, nil if the
+// take does not know it.
+type want struct {
+	key  string
+	hash uint64
+	lim  store.RateLimit
+	pol  *policy
+	at   int64
+}
+
+// newBucket returns w's bucket with policy pol, full at w.at.
+func newBucket(w *want, pol *policy) *bucket {
+	b := new(bucket)
+	b.takeOver(w, pol)
 	return b
 }
 
@@ -117,85 +131,76 @@ func newTable(maxKeys int, epoch time.Time) *table {
 	}
 	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n), epoch: epoch}
 	for i := range t.shards {
-		t.shards[i].m = make(map[string]*bucket)
 		t.shards[i].max = maxKeys / n
 	}
 	return t
 }
 
 // take takes n tokens at now from key's bucket, which has rate and burst
-// lim, creating the bucket if needed. pol is lim's precomputed policy, or nil
-// if there is none (a per-account override): the bucket's own policy is kept
-// if it matches lim, or ps gives one.
+// lim, creating the bucket if needed. pol is lim's precomputed policy, or
+// nil if there is none (a per-account override): the bucket's own policy
+// is kept if it matches lim, or the table's policies give one.
 //
-// It returns whether the tokens were taken, the tokens left, and the policy.
-// Time never runs backwards for a bucket: a now earlier than the bucket's
-// last take (two requests racing to the lock) counts as that moment.
-//
-// The tokens left come from lim.TokensAt, except when the bucket has
-// certainly filled up since its last take — it held b.tokens then and has
-// gained more than the rest of its burst since, with a margin far above
-// floating-point error — which is the common case of a client under its
-// limit. Then they are exactly Burst − n, and the lock held by every request
-// for this key is held for one call to the rate.Limiter instead of two.
-func (t *table) take(key string, lim store.RateLimit, pol *policy, ps *policies, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
-	s := &t.shards[maphash.String(t.seed, key)&t.mask]
+// It returns whether the tokens were taken, the tokens left, and the
+// policy. Time never runs backwards for a bucket: a now earlier than the
+// bucket's last take (two requests racing to the lock) counts as that
+// moment.
+func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
+	h := keyHash(maphash.String(t.seed, key))
+	s := &t.shards[h&t.mask]
+	w := want{key: key, hash: h, lim: lim, pol: pol, at: int64(now.Sub(t.epoch))}
 	b := s.hot.Load()
-	at := now.Sub(t.epoch)
 	for {
-		if b == nil || b.key != key {
-			b = s.lookup(key, lim, pol, ps, now, at)
+		if b == nil || b.hash.Load() != h {
+			b = t.lookup(s, &w)
 		}
 		b.mu.Lock()
-		if !b.removed() {
+		if !b.removed() && b.key == key {
 			break
 		}
-		b.mu.Unlock() // removed since it was found: look again
+		b.mu.Unlock() // removed or handed to another key since it was found: look again
 		b = nil
 	}
-	if at < b.seen {
-		at = b.seen
-		now = t.epoch.Add(at)
-	}
 	if b.pol != pol {
-		if pol == nil && b.pol.limit == lim {
-			pol = b.pol
-		} else {
-			if pol == nil {
-				pol = ps.ofLimit(lim)
-			}
-			b.reconfigure(lim, pol, now)
-		}
+		pol = t.reconfigure(b, lim, pol, w.at)
 	}
-	burst := float64(lim.Burst)
-	full := b.tokens+(at-b.seen).Seconds()*lim.Rate >= burst+burst*1e-9+1e-9
-	b.seen = at
-	ok = b.lim.AllowN(now, n)
-	switch {
-	case !full:
-		tokens = b.lim.TokensAt(now)
-	case ok:
-		tokens = burst - float64(n)
-	default: // n > burst
-		tokens = burst
-	}
-	b.tokens = tokens
+	b.used = true
+	ok, tokens = b.tb.AllowN(tokenbucket.Limit(lim), w.at, n)
 	b.mu.Unlock()
 	return ok, tokens, pol
 }
 
-// lookup returns key's bucket from the map, adding a full one with rate and
-// burst lim (and policy pol, or ps's) if there is none, and makes it
-// the shard's hot bucket. at is now after the table's epoch.
-func (s *shard) lookup(key string, lim store.RateLimit, pol *policy, ps *policies, now time.Time, at time.Duration) *bucket {
-	s.mu.Lock()
-	b := s.m[key]
-	if b == nil {
-		if pol == nil {
-			pol = ps.ofLimit(lim)
+// reconfigure gives b, whose policy is not pol, the rate and burst lim as
+// of at, and returns the policy of lim: pol, or if that is nil the
+// bucket's own if it has lim (an override's policy found before), else the
+// table's. The caller holds b.mu.
+func (t *table) reconfigure(b *bucket, lim store.RateLimit, pol *policy, at int64) *policy {
+	if pol == nil {
+		if b.pol.limit == lim {
+			return b.pol
 		}
-		b = newBucket(key, lim, pol, at)
-		s.insert(key, b, now)
+		pol = t.ps.ofLimit(lim)
+	}
+	b.tb.SetLimitAt(tokenbucket.Limit(b.pol.limit), tokenbucket.Limit(lim), at)
+	b.pol = pol
+	return pol
+}
+
+// lookup returns w's bucket from the shard s, adding a full one (with
+// w.pol, or the table's policy of w.lim) if there is none, and makes it
+// the shard's hot bucket.
+func (t *table) lookup(s *shard, w *want) *bucket {
+	s.mu.Lock()
+	if s.idx.slots == nil { // made on first use: most shards of small tables have few keys
+		s.idx.init(s.max)
+	}
+	b, i := s.idx.find(w.hash, w.key)
+	if b == nil {
+		pol := w.pol
+		if pol == nil {
+			pol = t.ps.ofLimit(w.lim)
+		}
+		b = s.insert(w, pol, i)
 	}
 	if s.hot.Load() != b {
 		s.hot.Store(b)
@@ -204,73 +209,106 @@ func (s *shard) lookup(key string, lim store.RateLimit, pol *policy, ps *policie
 	return b
 }
 
-// reconfigure gives the bucket rate and burst lim, with policy pol, as of
-// now, which is not before b.seen: it has other limits (the account's
-// override or plan changed). The caller holds b.mu.
-func (b *bucket) reconfigure(lim store.RateLimit, pol *policy, now time.Time) {
-	if b.pol.limit.Rate != lim.Rate {
-		b.lim.SetLimitAt(now, rate.Limit(lim.Rate))
+// insert adds w's bucket, with policy pol, at slot i of the index, which
+// find returned, and returns it. It first makes room if the shard is full:
+// it removes the buckets that have filled up again (at most once a second),
+// and if that frees nothing, evicts one (see shard). A new bucket takes
+// over the memory of a removed or evicted one when it can. Every
+// sweepEvery it removes full buckets anyway, and releases the memory of
+// those removed, so idle keys do not linger. The caller holds s.mu.
+func (s *shard) insert(w *want, pol *policy, i int) *bucket {
+	live := s.idx.live
+	switch since := time.Duration(w.at - s.lastSweep); {
+	case since >= sweepEvery:
+		clear(s.free)
+		s.free = s.free[:0]
+		s.sweep(w.at, false)
+	case live >= s.max && since >= sweepFullEvery:
+		s.sweep(w.at, true)
 	}
-	if b.pol.limit.Burst != lim.Burst {
-		b.lim.SetBurstAt(now, lim.Burst)
-	}
-	b.pol = pol
-	b.tokens = math.Inf(-1) // unknown: take asks lim
-}
-
-// insert adds b under key, first making room if the shard is full: it
-// removes the buckets that have filled up again (at most once a second), and
-// if that frees nothing, evicts the bucket seen longest ago among a few.
-// Every sweepEvery it removes full buckets anyway, so idle keys do not
-// linger. The caller holds s.mu.
-func (s *shard) insert(key string, b *bucket, now time.Time) {
-	since := now.Sub(s.lastSweep)
-	if len(s.m) >= s.max && since >= sweepFullEvery || since >= sweepEvery {
-		s.sweep(now)
-	}
-	if len(s.m) >= s.max {
-		s.evict()
-	}
-	s.m[key] = b
-}
-
-// sweep removes the buckets that are full at now. A full bucket is exactly
-// what a new one would be, so removing it changes no decision. The caller
-// holds s.mu.
-func (s *shard) sweep(now time.Time) {
-	s.lastSweep = now
-	for k, b := range s.m {
+	removed := s.idx.live < live
+	var b *bucket
+	if n := len(s.free); n > 0 {
+		b = s.free[n-1]
+		s.free[n-1] = nil
+		s.free = s.free[:n-1]
 		b.mu.Lock()
-		if b.lim.TokensAt(now) >= float64(b.pol.limit.Burst) {
-			b.pol = nil // removed
-			delete(s.m, k)
+		b.takeOver(w, pol)
+		b.mu.Unlock()
+	} else if s.idx.live >= s.max {
+		b = s.evict(w, pol)
+		removed = true
+	} else {
+		b = newBucket(w, pol)
+	}
+	if removed {
+		_, i = s.idx.find(w.hash, w.key) // entries moved
+	}
+	s.idx.put(i, w.hash, b)
+	return b
+}
+
+// takeOver makes b w's bucket, full, with policy pol. b.mu must be held,
+// and the shard's lock.
+func (b *bucket) takeOver(w *want, pol *policy) {
+	b.key, b.pol, b.used = w.key, pol, false
+	b.hash.Store(w.hash)
+	b.tb = tokenbucket.Full(tokenbucket.Limit(pol.limit), w.at)
+}
+
+// sweep removes the buckets that are full at at. A full bucket is exactly
+// what a new one would be, so removing it changes no decision. If keep is
+// set, the buckets removed go to s.free. The caller holds s.mu.
+func (s *shard) sweep(at int64, keep bool) {
+	s.lastSweep = at
+	for i := 0; i < len(s.idx.slots); {
+		b := s.idx.slots[i].b
+		if b == nil {
+			i++
+			continue
+		}
+		b.mu.Lock()
+		full := b.full(at)
+		if full {
+			b.pol = nil
 		}
 		b.mu.Unlock()
+		if !full {
+			i++
+			continue
+		}
+		s.idx.remove(i) // which may move another bucket to i: look again
+		if keep {
+			s.free = append(s.free, b)
+		}
 	}
 }
 
-// evict removes the bucket seen longest ago among the first evictSample
-// ones that map iteration (which starts at a random place) yields. The
-// caller holds s.mu.
-func (s *shard) evict() {
-	var (
-		old    *bucket
-		oldest time.Duration
-		i      int
-	)
-	for _, b := range s.m {
+// evict removes a bucket from the index to make room for w's, and returns
+// it made over to w (full, with policy pol). It evicts the first bucket
+// at or after the hand that was not used since the hand last passed it,
+// clearing the mark of those that were, up to evictScan of them. The
+// shard holds at least one bucket; the caller holds s.mu.
+func (s *shard) evict(w *want, pol *policy) *bucket {
+	mask := len(s.idx.slots) - 1
+	for scanned := 0; ; s.hand = (s.hand + 1) & mask {
+		b := s.idx.slots[s.hand].b
+		if b == nil {
+			continue
+		}
 		b.mu.Lock()
-		seen := b.seen
+		if b.used && scanned < evictScan {
+			b.used = false
+			b.mu.Unlock()
+			scanned++
+			continue
+		}
+		s.idx.remove(s.hand) // which may move another bucket to the hand: it is passed over
+		b.takeOver(w, pol)
 		b.mu.Unlock()
-		if old == nil || seen < oldest {
-			old, oldest = b, seen
-		}
-		if i++; i == evictSample {
-			break
-		}
+		s.hand = (s.hand + 1) & mask
+		return b
 	}
-	old.remove()
-	delete(s.m, old.key)
 }
 
 // len returns the number of buckets in the table.
@@ -279,7 +317,7 @@ func (t *table) len() int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.m)
+		n += s.idx.live
 		s.mu.Unlock()
 	}
 	return n

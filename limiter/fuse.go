@@ -60,7 +60,7 @@ func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool
 	err := l.takeRemote(r.Context(), &res, b, nil)
 	if err != nil && l.failOpen {
 		res.failedOpen = true
-		ok, tokens, pol := l.buckets.take(b.Account, lim, nil, l.configured, res.Cost, res.now)
+		ok, tokens, pol := l.buckets.take(b.Account, lim, nil, res.Cost, res.now)
 		res.fill(ok, tokens, pol)
 		err = nil
 	}

@@ -283,6 +283,7 @@ func (l *Limiter) setPolicies(def store.RateLimit, o *Options) error {
 		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
 	}
 	l.configured = newPolicies(newPolicy(quoted, def, o.Cost), plans, quoted, o.Cost)
+	l.buckets.ps = l.configured
 	return nil
 }
 
@@ -375,7 +376,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 		}
 		res.failedOpen = true
 	}
-	ok, tokens, pol := l.buckets.take(key, lim, pol, l.configured, res.Cost, res.now)
+	ok, tokens, pol := l.buckets.take(key, lim, pol, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return res, nil
 }

@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unsafe"
 
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
@@ -331,7 +330,7 @@ func TestResultFields(t *testing.T) {
 		t.Fatalf("after an hour: %+v", res)
 	}
 	clk.Advance(time.Hour)
-	if _, tokens, _ := l.buckets.take("k", l.configured.def.limit, l.configured.def, l.configured, 0, clk.Now()); tokens != 3 {
+	if _, tokens, _ := l.buckets.take("k", l.configured.def.limit, l.configured.def, 0, clk.Now()); tokens != 3 {
 		t.Fatalf("full bucket holds %v tokens", tokens)
 	}
 	res = take(t, l, req)
@@ -583,79 +582,6 @@ func TestSweepAndEvict(t *testing.T) {
 	}
 }
 
-// After every take the shard's hot bucket, found without the shard's lock by
-// the next take of the same client, is that client's bucket as the map holds
-// it — also when the take evicted or swept buckets, the hot one among them —
-// and every bucket that left the map is marked removed, so that a take
-// holding it looks again.
-func TestHotBucketFollowsTheMap(t *testing.T) {
-	clk := newClock()
-	var key string
-	l := oneShardLimiter(t, clk, &key)
-	s := &l.buckets.shards[0]
-	req := httptest.NewRequest("GET", "/", nil)
-	known := map[*bucket]bool{}
-	takeAs := func(k string) {
-		t.Helper()
-		key = k
-		take(t, l, req)
-		if b, hot := s.m[k], s.hot.Load(); b == nil || hot != b || hot.key != k || hot.removed() {
-			t.Fatalf("after a take of %q: hot bucket %p (%q), the map's %p", k, hot, hot.key, b)
-		}
-		for b := range known {
-			if inMap := s.m[b.key] == b; inMap == b.removed() {
-				t.Fatalf("bucket of %q: in the map %v, marked removed %v", b.key, inMap, b.removed())
-			}
-			if b.removed() {
-				delete(known, b) // and stays so
-			}
-		}
-		known[s.hot.Load()] = true
-	}
-	for round := range 200 {
-		// The same client twice, then others until buckets are evicted
-		// or swept, often the hot one.
-		takeAs("hot")
-		takeAs("hot")
-		for i := range 70 {
-			takeAs(fmt.Sprintf("k%d-%d", round, i))
-		}
-		clk.Advance(time.Duration(round%3) * time.Second)
-	}
-}
-
-// A take that finds the hot bucket removed from the map since (another
-// take evicted it between loading the hot bucket and locking it) looks the
-// key up again instead of taking from the removed bucket.
-func TestTakeSkipsRemovedBucket(t *testing.T) {
-	clk := newClock()
-	key := "a"
-	l := oneShardLimiter(t, clk, &key) // burst 2
-	s := &l.buckets.shards[0]
-	req := httptest.NewRequest("GET", "/", nil)
-	take(t, l, req)
-	old := s.hot.Load()
-	// What evict does, leaving hot as a racing take would have loaded it.
-	s.mu.Lock()
-	old.remove()
-	delete(s.m, "a")
-	s.mu.Unlock()
-	if res := take(t, l, req); !res.Allowed || res.Remaining != 1 {
-		t.Errorf("take after the removal: %+v, want a new bucket's (1 left)", res)
-	}
-	if b := s.m["a"]; b == nil || b == old || s.hot.Load() != b {
-		t.Errorf("map holds %p, hot %p, removed %p", b, s.hot.Load(), old)
-	}
-}
-
-// A bucket fills its size class exactly: 128-byte objects start on a cache
-// line, so that a take touches two lines of its bucket.
-func TestBucketSize(t *testing.T) {
-	if n := unsafe.Sizeof(bucket{}); n != 128 {
-		t.Errorf("a bucket takes %d bytes, want 128", n)
-	}
-}
-
 func TestShardCount(t *testing.T) {
 	for _, tc := range []struct{ maxKeys, shards, perShard int }{
 		{1, 1, 1},
@@ -680,21 +606,6 @@ func heapInUse() uint64 {
 	return m.HeapAlloc
 }
 
-// A new bucket is full, whatever its rate and burst and whatever the date.
-func TestNewBucketFull(t *testing.T) {
-	for _, now := range []time.Time{time.Unix(0, 0), time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2999, 1, 1, 0, 0, 0, 0, time.UTC)} {
-		for _, lim := range []store.RateLimit{{Rate: 1, Burst: 1}, {Rate: 1e-6, Burst: 1000}, {Rate: 1e9, Burst: 1 << 30}, {Rate: 0.5, Burst: 3}} {
-			b := newBucket("k", lim, nil, 0)
-			if got := b.lim.TokensAt(now); got != float64(lim.Burst) {
-				t.Errorf("%v at %v: new bucket holds %v tokens", lim, now, got)
-			}
-			if !b.lim.AllowN(now, lim.Burst) || b.lim.AllowN(now, 1) {
-				t.Errorf("%v at %v: a new bucket does not hold exactly its burst", lim, now)
-			}
-		}
-	}
-}
-
 // An override that no validating store would accept is ignored in favour of
 // the plan's rate (the limiter takes its caller from the paywall as is).
 func TestInvalidOverrideIgnored(t *testing.T) {
@@ -707,34 +618,6 @@ func TestInvalidOverrideIgnored(t *testing.T) {
 		res, err := l.take(req, c)
 		if err != nil || res.Limit != (store.RateLimit{Rate: 1, Burst: 5}) {
 			t.Errorf("override %+v: limit %+v, %v; want the plan's", rl, res.Limit, err)
-		}
-	}
-}
-
-// The tokens take reports without asking the rate.Limiter (for a bucket
-// that has certainly filled up) are exactly what the rate.Limiter holds.
-func TestTakeTokensExact(t *testing.T) {
-	rng := rand.New(rand.NewSource(4))
-	ps := &policies{quoted: `"p"`, cost: 1} // none configured: every limit gets a new policy
-	for i := 0; i < 2000; i++ {
-		now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-		tb := newTable(64, now)
-		limits := []store.RateLimit{
-			{Rate: []float64{1e-3, 0.7, 1, 3, 1000, 1 << 30}[rng.Intn(6)], Burst: 1 + rng.Intn(100)},
-			{Rate: []float64{0.5, 2, 1e6}[rng.Intn(3)], Burst: 1 + rng.Intn(1<<20)},
-		}
-		lim := limits[0]
-		for j := 0; j < 100; j++ {
-			if rng.Intn(20) == 0 {
-				lim = limits[rng.Intn(2)] // an account's rate changes
-			}
-			n := rng.Intn(lim.Burst + 2)
-			ok, tokens, _ := tb.take("k", lim, nil, ps, n, now)
-			b := tb.shards[0].m["k"]
-			if want := b.lim.TokensAt(now); tokens != want {
-				t.Fatalf("case %d step %d (%+v, n=%d, ok=%v): reported %v tokens, the rate.Limiter holds %v", i, j, lim, n, ok, tokens, want)
-			}
-			now = now.Add(time.Duration(rng.Int63n(int64([]time.Duration{time.Microsecond, time.Millisecond, time.Second, time.Hour}[rng.Intn(4)]))))
 		}
 	}
 }

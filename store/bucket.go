@@ -2,8 +2,9 @@ package store
 
 import (
 	"context"
-	"math"
 	"time"
+
+	"github.com/go402/go402/internal/tokenbucket"
 )
 
 // Bucket names a token bucket and the request made of it: take Cost tokens
@@ -79,49 +80,12 @@ type BucketSpender interface {
 	SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error)
 }
 
-// Validate returns an error wrapping [ErrInvalidAmount] unless b's rate is
-// positive, its burst positive and its cost non-negative: the buckets a
-// store can take from.
-func (b *Bucket) Validate() error {
-	switch {
-	case !(b.Rate > 0): // also NaN
-		return errorf("bucket rate must be > 0, got %v: %w", b.Rate, ErrInvalidAmount)
-	case b.Burst <= 0:
-		return errorf("bucket burst must be > 0, got %d: %w", b.Burst, ErrInvalidAmount)
-	case b.Cost < 0:
-		return errorf("bucket cost must be >= 0, got %d: %w", b.Cost, ErrInvalidAmount)
+// validateBucket returns an error wrapping [ErrInvalidAmount] unless b's
+// rate is positive, its burst positive and its cost non-negative: the
+// buckets a store can take from.
+func validateBucket(b *Bucket) error {
+	if err := tokenbucket.Validate(b.Rate, b.Burst, b.Cost); err != nil {
+		return errorf("%w: %w", err, ErrInvalidAmount)
 	}
 	return nil
-}
-
-// Result is the outcome of a take of b that left the bucket holding tokens
-// (fractional); ok is whether the bucket held enough for the take. Stores
-// that keep buckets compute their results with it, so that every store
-// reports Remaining, Wait and Full alike.
-func (b *Bucket) Result(ok bool, tokens float64) BucketResult {
-	r := BucketResult{
-		OK:        ok,
-		Remaining: int(max(0, math.Floor(tokens))),
-		Full:      tokensDuration(float64(b.Burst)-tokens, b.Rate),
-	}
-	switch {
-	case b.Cost > b.Burst:
-		r.Wait = -1
-	case float64(b.Cost) > tokens:
-		r.Wait = tokensDuration(float64(b.Cost)-tokens, b.Rate)
-	}
-	return r
-}
-
-// tokensDuration is how long a bucket takes to gain n tokens at rate,
-// rounded up to the nanosecond and capped at the largest Duration.
-func tokensDuration(n, rate float64) time.Duration {
-	if n <= 0 {
-		return 0
-	}
-	ns := math.Ceil(n / rate * float64(time.Second))
-	if ns >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(ns)
 }

@@ -1,11 +1,10 @@
 package store
 
 import (
-	"context"
 	"time"
 )
 
-// SetBucketLinger sets how long stand-alone buckets linger once full, for
+// SetBucketLinger sets how often stand-alone buckets are swept, for
 // stores made after the call, and returns a function that restores it.
 func SetBucketLinger(d time.Duration) (restore func()) {
 	old := bucketLinger
@@ -14,22 +13,11 @@ func SetBucketLinger(d time.Duration) (restore func()) {
 }
 
 // StandaloneBuckets returns the number of stand-alone buckets m holds,
-// expired ones the janitor has not yet removed included.
-func (m *Memory) StandaloneBuckets() int { return m.buckets().ItemCount() }
+// expired ones not yet swept included.
+func (m *Memory) StandaloneBuckets() int { return m.buckets().len() }
 
-// StandaloneExpiry returns when go-cache will drop the stand-alone bucket
-// key, and false if it never will or holds no such bucket.
+// StandaloneExpiry returns when the stand-alone bucket key expires, and
+// false if m holds no such bucket.
 func (m *Memory) StandaloneExpiry(key string) (time.Time, bool) {
-	it, ok := m.buckets().Items()[key]
-	if !ok || it.Expiration <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, it.Expiration), true
-}
-
-// LookupShared is Lookup returning pointers to copies, for the tests of
-// memory_buckets_test.go.
-func (m *Memory) LookupShared(ctx context.Context, d Digest) (*Key, *Account, int64, error) {
-	k, a, err := m.Lookup(ctx, d)
-	return &k, &a, a.Balance, err
+	return m.buckets().expiry(key)
 }

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
@@ -37,7 +35,7 @@ type Memory struct {
 	accounts table[string, *memoryAccount] // never replaced once added
 	// standalone holds the stand-alone token buckets (see TakeTokens),
 	// made on first use.
-	standalone  *cache.Cache
+	standalone  *standaloneTable
 	bucketsOnce sync.Once
 	// mu serialises the writers of keys and accounts, so read-modify-write
 	// operations on them (RevokeKey, PutAccount) are atomic. Readers do
@@ -156,11 +154,6 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 		return nil, errAccountNotFound
 	}
 	return *e, nil
-}
-
-// accountFor is account, for the spends of memory_buckets.go.
-func (m *Memory) accountFor(_ context.Context, id string) (*memoryAccount, error) {
-	return m.account(id)
 }
 
 // Lookup implements [Store]. The returned Account reflects any refill due

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/patrickmn/go-cache"
+	"github.com/go402/go402/internal/tokenbucket"
 )
 
 // Compile-time checks of the bucket capabilities Memory offers.
@@ -15,12 +15,10 @@ var (
 	_ BucketSpender = (*Memory)(nil)
 )
 
-// bucketLinger is how long a stand-alone bucket of a [Memory] is kept after
-// it is full again. A missing bucket is a full one, so dropping it then
-// changes no decision; the margin absorbs any difference between the
-// store's clock (MemoryOptions.Clock) and the wall clock that go-cache
-// expires entries by. Its go-cache janitor runs as often. A variable only
-// so that a test can shorten it.
+// bucketLinger is how often, at most, a [Memory] sweeps its stand-alone
+// buckets for those that are full again, when new ones arrive: a bucket is
+// kept at most that long after it is full. A variable only so that a test
+// can shorten it.
 var bucketLinger = time.Minute
 
 // maxBucketLife is the longest a stand-alone bucket is kept before it is
@@ -29,81 +27,54 @@ const maxBucketLife = 100 * 365 * 24 * time.Hour
 
 // memoryBucket is a token bucket of a [Memory]: an account's own, kept in
 // its memoryAccount under the account's lock, or a stand-alone one (see
-// standaloneBucket). Its arithmetic is that of golang.org/x/time/rate's
-// Limiter, step for step, without the Limiter's own mutex: the bucket is
-// always used under a lock already.
+// standaloneBucket). Its arithmetic is internal/tokenbucket's, that of
+// golang.org/x/time/rate; it is always used under a lock already.
 type memoryBucket struct {
-	key    string
-	rate   float64
-	burst  int     // zero in an account's unused first bucket
-	tokens float64 // the tokens at last
-	last   int64   // when tokens was last updated, in Unix nanoseconds
+	key   string
+	limit tokenbucket.Limit // Burst is zero in an account's unused first bucket
+	tb    tokenbucket.Bucket
 }
 
 // standaloneBucket is a stand-alone bucket, kept in Memory.standalone.
 type standaloneBucket struct {
 	mu sync.Mutex
-	// dead is set once go-cache has dropped the bucket, so that a take
+	// dead is set once the bucket has left the table, so that a take
 	// that still holds it looks the bucket up again.
 	dead bool
-	b    memoryBucket
+	// expires is when the bucket is full again, by the store's clock.
+	expires int64
+	b       memoryBucket
+}
+
+// limitOf returns b's rate and burst.
+func limitOf(b *Bucket) tokenbucket.Limit {
+	return tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
 }
 
 // newMemoryBucket returns a full bucket with b's key, rate and burst. Its
 // times, here and below, are Unix nanoseconds.
 func newMemoryBucket(b *Bucket, now int64) memoryBucket {
-	return memoryBucket{key: b.Key, rate: b.Rate, burst: b.Burst, tokens: float64(b.Burst), last: now}
+	l := limitOf(b)
+	return memoryBucket{key: b.Key, limit: l, tb: tokenbucket.Full(l, now)}
 }
 
-// advance returns the tokens the bucket holds at now (rate.Limiter's
-// advance). A now before the last update counts as no time passing.
-func (mb *memoryBucket) advance(now int64) float64 {
-	last := min(mb.last, now)
-	tokens := mb.tokens + time.Duration(now-last).Seconds()*mb.rate
-	if burst := float64(mb.burst); tokens > burst {
-		tokens = burst
-	}
-	return tokens
-}
-
-// tokensAt returns the tokens the bucket holds at now, after giving it
-// b's rate and burst as of now if it had others (as rate.Limiter's
-// SetLimitAt and SetBurstAt do).
-func (mb *memoryBucket) tokensAt(b *Bucket, now int64) float64 {
-	if mb.rate != b.Rate || mb.burst != b.Burst {
-		mb.tokens = mb.advance(now)
-		mb.last = max(mb.last, now)
-		mb.rate, mb.burst = b.Rate, b.Burst
-	}
-	return mb.advance(now)
-}
-
-// holds reports whether a bucket holding tokens has room for a take of
-// cost, as rate.Limiter's AllowN decides: the cost is at most the burst and
-// the tokens missing, if any, would take less than a nanosecond to come.
-func (mb *memoryBucket) holds(tokens float64, cost int) bool {
-	// time.Duration(ns) <= 0, without the conversion's overflow.
-	ns := (float64(cost) - tokens) / mb.rate * float64(time.Second)
-	return cost <= mb.burst && ns < 1
-}
-
-// takeAt takes cost tokens from a bucket that holds tokens at now, which
-// holds must have allowed, and returns the tokens left. Time never runs
-// backwards for a bucket: a now before its last update (two takes that
-// read the clock before racing for the lock) leaves that time in place.
-func (mb *memoryBucket) takeAt(now int64, tokens float64, cost int) float64 {
-	mb.tokens = tokens - float64(cost)
-	mb.last = max(mb.last, now)
-	return mb.tokens
+// reconfigure gives the bucket b's rate and burst as of now, if it had
+// others (as rate.Limiter's SetLimitAt and SetBurstAt do), and returns
+// them.
+func (mb *memoryBucket) reconfigure(b *Bucket, now int64) tokenbucket.Limit {
+	l := limitOf(b)
+	mb.tb.SetLimitAt(mb.limit, l, now)
+	mb.limit = l
+	return l
 }
 
 // accountBucketLocked returns the account's bucket b.Key, creating a full
 // one if it has none. e.mu must be held.
 func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket {
 	switch {
-	case e.bucket.key == b.Key && e.bucket.burst != 0:
+	case e.bucket.key == b.Key && e.bucket.limit.Burst != 0:
 		return &e.bucket
-	case e.bucket.burst == 0:
+	case e.bucket.limit.Burst == 0:
 		e.bucket = newMemoryBucket(b, now)
 		return &e.bucket
 	}
@@ -126,10 +97,11 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // store does not hold (a limiter that keeps its buckets here for a paywall
 // on another store) is kept like a stand-alone one, as the Redis store
 // keeps every bucket whether its account exists or not; an account ID
-// longer than [MaxIDLength] is refused. A stand-alone bucket is kept until a minute
-// after it is full again, so the store holds at most the buckets of the
-// keys that took tokens within their time to fill up plus a minute (a
-// missing bucket is a full one, so dropping it changes no decision). To
+// longer than [MaxIDLength] is refused. A stand-alone bucket is dropped once it is
+// full again, by a sweep that new buckets trigger at most once a minute of
+// the store's clock, so the store holds at most the buckets of the keys
+// that took tokens within their time to fill up plus a minute (a missing
+// bucket is a full one, so dropping it changes no decision). To
 // limit requests by client address in one process, the limiter's own
 // buckets, whose number is capped, are the better choice.
 //
@@ -137,7 +109,7 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // non-negative, or the error wraps [ErrInvalidAmount]. Buckets are not
 // saved by [Memory.SaveFile].
 func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
-	if err := b.Validate(); err != nil {
+	if err := validateBucket(&b); err != nil {
 		return BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -163,9 +135,10 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 
 // takeStandalone takes b.Cost tokens from the stand-alone bucket b.Key.
 func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
+	t := m.buckets()
 	for {
-		sb := m.standaloneBucket(b)
 		now := m.tick()
+		sb := t.get(b, now)
 		sb.mu.Lock()
 		if sb.dead {
 			sb.mu.Unlock()
@@ -174,9 +147,8 @@ func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
 		r := take(&sb.b, b, now)
 		// Set while locked, so that the latest take sets the expiry. A
 		// bucket that takes centuries to fill (a tiny rate) is dropped
-		// after one: Full+bucketLinger must not overflow, which go-cache
-		// would take for "never".
-		m.buckets().Set(b.Key, sb, min(r.Full, maxBucketLife)+bucketLinger)
+		// after one, and the sum must not overflow.
+		sb.expires = now + int64(min(r.Full, maxBucketLife))
 		sb.mu.Unlock()
 		return r, nil
 	}
@@ -185,49 +157,88 @@ func (m *Memory) takeStandalone(b *Bucket) (BucketResult, error) {
 // take takes b.Cost tokens from mb at now if it holds them. The caller
 // holds mb's lock (the account's, for an account's bucket).
 func take(mb *memoryBucket, b *Bucket, now int64) BucketResult {
-	tokens := mb.tokensAt(b, now)
-	ok := mb.holds(tokens, b.Cost)
-	if ok {
-		tokens = mb.takeAt(now, tokens, b.Cost)
-	}
-	return b.Result(ok, tokens)
+	l := mb.reconfigure(b, now)
+	ok, tokens := mb.tb.AllowN(l, now, b.Cost)
+	return bucketResult(l, b.Cost, ok, tokens)
 }
 
-// buckets returns the cache of stand-alone buckets, making it on first use
-// (its janitor is a goroutine, which a store that never needs it should not
-// start).
-func (m *Memory) buckets() *cache.Cache {
+// bucketResult is the BucketResult of a take of cost tokens from a bucket
+// of limit l that left it holding tokens.
+func bucketResult(l tokenbucket.Limit, cost int, ok bool, tokens float64) BucketResult {
+	return BucketResult(tokenbucket.ResultOf(l, cost, ok, tokens))
+}
+
+// standaloneTable holds a [Memory]'s stand-alone buckets, timed by the
+// store's clock. A bucket expires when it is full again (a missing bucket
+// is a full one, so dropping it changes no decision); expired buckets are
+// removed by a sweep that a new bucket triggers at most once every
+// bucketLinger, so that a flood of new keys costs each of them a constant
+// share of a sweep, and a store that takes no new keys does no work.
+type standaloneTable struct {
+	mu        sync.Mutex
+	m         map[string]*standaloneBucket
+	nextSweep int64 // the store's time of the next sweep
+}
+
+// buckets returns the table of stand-alone buckets, making it on first
+// use.
+func (m *Memory) buckets() *standaloneTable {
 	m.bucketsOnce.Do(func() {
-		m.standalone = cache.New(cache.NoExpiration, bucketLinger)
-		m.standalone.OnEvicted(func(_ string, v any) {
-			sb := v.(*standaloneBucket)
-			sb.mu.Lock()
-			sb.dead = true
-			sb.mu.Unlock()
-		})
+		m.standalone = &standaloneTable{m: make(map[string]*standaloneBucket)}
 	})
 	return m.standalone
 }
 
-// standaloneBucket returns the stand-alone bucket b.Key, creating a full
-// one if there is none.
-func (m *Memory) standaloneBucket(b *Bucket) *standaloneBucket {
-	c := m.buckets()
-	if v, ok := c.Get(b.Key); ok {
-		return v.(*standaloneBucket)
+// get returns the stand-alone bucket b.Key, creating a full one if there
+// is none.
+func (t *standaloneTable) get(b *Bucket, now int64) *standaloneBucket {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if sb := t.m[b.Key]; sb != nil {
+		return sb
 	}
-	sb := &standaloneBucket{b: newMemoryBucket(b, m.tick())}
-	if err := c.Add(b.Key, sb, bucketLinger); err != nil {
-		// Another take created it first.
-		if v, ok := c.Get(b.Key); ok {
-			return v.(*standaloneBucket)
-		}
+	if now >= t.nextSweep {
+		t.sweep(now)
 	}
-	// Add replaces an entry that has expired but that the janitor has not
-	// dropped yet, without marking it dead: a take that found it just
-	// before is lost. That bucket had been full for bucketLinger, so the
-	// lost take is of a full bucket, like this one's.
+	sb := &standaloneBucket{b: newMemoryBucket(b, now), expires: now}
+	t.m[b.Key] = sb
 	return sb
+}
+
+// sweep removes the buckets that have expired at now, marking them dead
+// so that a take holding one looks again. t.mu must be held.
+func (t *standaloneTable) sweep(now int64) {
+	t.nextSweep = now + int64(bucketLinger)
+	for k, sb := range t.m {
+		sb.mu.Lock()
+		if sb.expires <= now {
+			sb.dead = true
+			delete(t.m, k)
+		}
+		sb.mu.Unlock()
+	}
+}
+
+// len returns the number of stand-alone buckets held, expired ones not yet
+// swept included.
+func (t *standaloneTable) len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.m)
+}
+
+// expiry returns when the stand-alone bucket key expires, and false if
+// there is no such bucket.
+func (t *standaloneTable) expiry(key string) (time.Time, bool) {
+	t.mu.Lock()
+	sb := t.m[key]
+	t.mu.Unlock()
+	if sb == nil {
+		return time.Time{}, false
+	}
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	return time.Unix(0, sb.expires), true
 }
 
 // SpendWithTokens implements [BucketSpender]: under the account's lock, it
@@ -244,10 +255,10 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 			"spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
 			b.Key, b.Account, accountID)
 	}
-	if err := b.Validate(); err != nil {
+	if err := validateBucket(&b); err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
-	e, err := m.accountFor(ctx, accountID)
+	e, err := m.account(accountID)
 	if err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
@@ -261,12 +272,12 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	e.mu.Lock()
 	next := m.applyRefillLocked(e)
 	mb := e.accountBucketLocked(&b, now)
-	tokens := mb.tokensAt(&b, now)
-	bucketOK := mb.holds(tokens, b.Cost)
+	l := mb.reconfigure(&b, now)
+	bucketOK, tokens := mb.tb.Check(l, now, b.Cost)
 	r := e.debitLocked(next, cost, bucketOK)
 	if r.OK {
-		tokens = mb.takeAt(now, tokens, b.Cost)
+		_, tokens = mb.tb.AllowN(l, now, b.Cost)
 	}
 	e.mu.Unlock()
-	return r, b.Result(bucketOK, tokens), nil
+	return r, bucketResult(l, b.Cost, bucketOK, tokens), nil
 }

@@ -450,11 +450,11 @@ func TestMemoryConcurrentUse(t *testing.T) {
 			m.TakeTokens(ctx, store.Bucket{Key: "ip:" + strconv.Itoa(i%3), Rate: 10, Burst: 5, Cost: 1})
 		},
 		func(int) {
-			// With the context Authenticate gives a request, whose account
-			// may have been put again since.
+			// As Authenticate and a fused charge do: a lookup, then a spend
+			// from the account, which may have been put again since.
 			if _, a, err := m.Lookup(ctx, k.Digest); err == nil {
-				m.SpendWithTokens(&lookedUp{Context: ctx, a: &a}, "acct", 1,
-					store.Bucket{Account: "acct", Key: "other", Rate: 10, Burst: 5, Cost: 1})
+				m.SpendWithTokens(ctx, a.ID, 1,
+					store.Bucket{Account: a.ID, Key: "other", Rate: 10, Burst: 5, Cost: 1})
 			}
 		},
 		func(i int) {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/go402/go402/internal/tokenbucket"
 	"github.com/go402/go402/store"
 )
 
@@ -21,7 +22,7 @@ import (
 // Burst positive and Cost non-negative, or the error wraps
 // [store.ErrInvalidAmount].
 func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
-	if err := b.Validate(); err != nil {
+	if err := validateBucket(&b); err != nil {
 		return store.BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -65,7 +66,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 			"redisstore: spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
 			b.Key, b.Account, accountID)
 	}
-	if err := b.Validate(); err != nil {
+	if err := validateBucket(&b); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	if math.IsInf(b.Rate, 1) {
@@ -114,5 +115,15 @@ func bucketResult(b store.Bucket, ok bool, tokensReply any) (store.BucketResult,
 	if err != nil {
 		return store.BucketResult{}, errReply("take tokens")
 	}
-	return b.Result(ok, tokens), nil
+	l := tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
+	return store.BucketResult(tokenbucket.ResultOf(l, b.Cost, ok, tokens)), nil
+}
+
+// validateBucket returns an error wrapping [store.ErrInvalidAmount] unless
+// b is a bucket a store can take from.
+func validateBucket(b *store.Bucket) error {
+	if err := tokenbucket.Validate(b.Rate, b.Burst, b.Cost); err != nil {
+		return fmt.Errorf("redisstore: %w: %w", err, store.ErrInvalidAmount)
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 
 var bucketTests = []subtest{
 	{"MatchesRate", testBucketsMatchRate},
+	{"MatchesRateReconfigured", testBucketsMatchRateReconfigured},
 	{"Invalid", testBucketsInvalid},
 	{"Distinct", testBucketsDistinct},
 	{"ExactUnderConcurrency", testBucketsExactUnderConcurrency},
@@ -100,6 +101,42 @@ func testBucketsMatchRate(e *env) {
 					e.Fatalf("rate %v burst %d step %d: Wait = %v, want %v", c.rate, c.burst, step, got.Wait, wantWait)
 				}
 			}
+		}
+	}
+}
+
+// testBucketsMatchRateReconfigured checks TakeTokens against
+// golang.org/x/time/rate when the bucket's Rate and Burst change between
+// takes (an account's plan or override changed): the tokens gained until
+// the change count at the old rate, up to the old burst, as
+// rate.Limiter's SetLimitAt and SetBurstAt have it. OK and Remaining
+// exactly, after clock steps of whole milliseconds.
+func testBucketsMatchRateReconfigured(e *env) {
+	bs := capability[store.Buckets](e)
+	e.needAdvance()
+	rng := rand.New(rand.NewPCG(5, 6))
+	limits := []store.RateLimit{{Rate: 1, Burst: 10}, {Rate: 4, Burst: 3}, {Rate: 0.5, Burst: 20}, {Rate: 10, Burst: 10}}
+	lim := limits[0]
+	b := store.Bucket{Key: e.newBucketKey(), Rate: lim.Rate, Burst: lim.Burst}
+	twin := rate.NewLimiter(rate.Limit(lim.Rate), lim.Burst)
+	for step := range 300 {
+		e.h.Advance(time.Duration(rng.Int64N(3000)) * time.Millisecond)
+		now := e.h.Now()
+		if next := limits[rng.IntN(len(limits))]; step > 0 && next != lim && rng.IntN(4) == 0 {
+			if next.Rate != lim.Rate {
+				twin.SetLimitAt(now, rate.Limit(next.Rate))
+			}
+			if next.Burst != lim.Burst {
+				twin.SetBurstAt(now, next.Burst)
+			}
+			lim, b.Rate, b.Burst = next, next.Rate, next.Burst
+		}
+		b.Cost = rng.IntN(lim.Burst + 2)
+		wantOK := twin.AllowN(now, b.Cost)
+		tokens := twin.TokensAt(now)
+		if got := e.take(bs, b); got.OK != wantOK || got.Remaining != int(math.Floor(tokens)) {
+			e.Fatalf("step %d, rate %v burst %d: take %d = %+v, want OK %v Remaining %v",
+				step, lim.Rate, lim.Burst, b.Cost, got, wantOK, math.Floor(tokens))
 		}
 	}
 }
