@@ -10,14 +10,14 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// DefaultMaxKeys is the default of [Options.MaxKeys].
-const DefaultMaxKeys = 100_000
+// defaultMaxKeys is the default of [Options.MaxKeys].
+const defaultMaxKeys = 100_000
 
-// BytesPerKey bounds the memory one in-process bucket takes, its index
+// bytesPerKey bounds the memory one in-process bucket takes, its index
 // entry included, apart from the bytes of its key. A limiter's buckets never take
-// more than about MaxKeys × (BytesPerKey + key length) bytes; the test that
+// more than about MaxKeys × (bytesPerKey + key length) bytes; the test that
 // floods a limiter with a million random keys checks it.
-const BytesPerKey = 256
+const bytesPerKey = 256
 
 const (
 	// maxShards is the number of shards of a large table. Each shard has its

@@ -123,8 +123,8 @@ type Options struct {
 	//
 	// A bucket is removed once it has filled up again, since a full bucket
 	// is the same as a new one: idle keys cost nothing. When a flood of new
-	// keys finds no full bucket to remove, the new key evicts the least
-	// recently used of a few buckets. New keys are never refused (that
+	// keys finds no full bucket to remove, the new key evicts a bucket not
+	// used since the shard's eviction hand last passed it. New keys are never refused (that
 	// would let a flood of addresses lock everyone else out) nor let
 	// through unlimited (a bypass); the price is that a client evicted
 	// while its bucket was partly drained starts again with a full one —
@@ -253,7 +253,7 @@ func setCost(o *Options) error {
 func setLimits(o *Options) error {
 	switch {
 	case o.MaxKeys == 0:
-		o.MaxKeys = DefaultMaxKeys
+		o.MaxKeys = defaultMaxKeys
 	case o.MaxKeys < 0:
 		return fmt.Errorf("limiter: MaxKeys must be > 0, got %d", o.MaxKeys)
 	}

@@ -483,7 +483,7 @@ func TestMemoryBounded(t *testing.T) {
 	}
 	// A million random keys into the default MaxKeys; a tenth of each
 	// under the race detector, which makes this test slow, not wrong.
-	keys, maxKeys := 1_000_000, DefaultMaxKeys
+	keys, maxKeys := 1_000_000, defaultMaxKeys
 	if raceEnabled {
 		keys, maxKeys = keys/10, maxKeys/10
 	}
@@ -516,11 +516,11 @@ func TestMemoryBounded(t *testing.T) {
 	if n > maxKeys {
 		t.Errorf("%d buckets, want at most MaxKeys = %d", n, maxKeys)
 	}
-	bound := uint64(maxKeys * (BytesPerKey + keyLen))
+	bound := uint64(maxKeys * (bytesPerKey + keyLen))
 	grew := after - min(before, after)
 	t.Logf("%d keys: %d buckets, heap grew %d bytes (%.0f per bucket), bound %d", keys, n, grew, float64(grew)/float64(n), bound)
 	if grew > bound {
-		t.Errorf("heap grew %d bytes, more than MaxKeys × (BytesPerKey + key length) = %d", grew, bound)
+		t.Errorf("heap grew %d bytes, more than MaxKeys × (bytesPerKey + key length) = %d", grew, bound)
 	}
 	// The newest key is there and still limited.
 	for res := take(t, l, req); res.Allowed; res = take(t, l, req) {
@@ -528,8 +528,6 @@ func TestMemoryBounded(t *testing.T) {
 	runtime.KeepAlive(l)
 }
 
-// Full buckets are removed as new keys arrive; a full table evicts the
-// bucket seen longest ago among a sample, never the one being used.
 // oneShardLimiter returns a limiter at 1 token per second, burst 2, with
 // room for 64 keys in one shard, timed by clk and keyed by *key.
 func oneShardLimiter(t *testing.T, clk *clock, key *string) *Limiter {
@@ -541,6 +539,9 @@ func oneShardLimiter(t *testing.T, clk *clock, key *string) *Limiter {
 	})
 }
 
+// Full buckets are removed as new keys arrive; a full table evicts a
+// bucket not used since the eviction hand last passed it, never the one
+// being used.
 func TestSweepAndEvict(t *testing.T) {
 	clk := newClock()
 	var key string
@@ -587,7 +588,7 @@ func TestShardCount(t *testing.T) {
 		{1, 1, 1},
 		{100, 1, 100},
 		{128, 2, 64},
-		{DefaultMaxKeys, 64, DefaultMaxKeys / 64},
+		{defaultMaxKeys, 64, defaultMaxKeys / 64},
 		{10_000_000, 64, 10_000_000 / 64},
 	} {
 		tb := newTable(tc.maxKeys, time.Now())

@@ -36,7 +36,7 @@ func (s Status) valid() bool {
 // returns may be shared with the store and must be treated as read-only;
 // copy them (slices.Clone, maps.Clone) to change them.
 type Account struct {
-	// ID identifies the account. It must be non-empty.
+	// ID identifies the account: 1 to 256 bytes.
 	ID string `json:"id"`
 
 	// Plan names the account's plan, for example "free" or "pro".
@@ -98,8 +98,8 @@ func (a *Account) Validate() error {
 	switch {
 	case a.ID == "":
 		return errorf("account ID must not be empty")
-	case len(a.ID) > MaxIDLength:
-		return errorf("account ID longer than %d bytes", MaxIDLength)
+	case len(a.ID) > maxIDLength:
+		return errorf("account ID longer than %d bytes", maxIDLength)
 	case a.Status != "" && !a.Status.valid():
 		return errorf("account %q: unknown status %q", a.ID, a.Status)
 	case a.Balance < 0:
@@ -118,8 +118,8 @@ func (a *Account) Validate() error {
 	return nil
 }
 
-// MaxIDLength is the longest account ID stores accept.
-const MaxIDLength = 256
+// maxIDLength is the longest account ID stores accept.
+const maxIDLength = 256
 
 // Refill describes a periodic quota: at every period boundary
 // Anchor + k·Every (k = 0, 1, 2, …) the balance is topped up to Amount.

@@ -23,7 +23,7 @@ func TestAccountValidate(t *testing.T) {
 			Refill:    &store.Refill{Amount: 1, Every: time.Nanosecond, Anchor: anchor},
 			RateLimit: &store.RateLimit{Rate: math.Inf(1), Burst: 1}}, ""},
 		{"empty ID", store.Account{}, "ID must not be empty"},
-		{"long ID", store.Account{ID: strings.Repeat("a", store.MaxIDLength+1)}, "longer than"},
+		{"long ID", store.Account{ID: strings.Repeat("a", 256+1)}, "longer than"},
 		{"status", store.Account{ID: "a", Status: "paused"}, "unknown status"},
 		{"balance", store.Account{ID: "a", Balance: -1}, "negative balance"},
 		{"refill amount", store.Account{ID: "a", Refill: &store.Refill{Amount: 0, Every: time.Hour, Anchor: anchor}}, "refill amount"},

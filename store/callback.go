@@ -22,7 +22,7 @@ type Callbacks struct {
 
 	// Spend atomically applies any due refill (see [Refill]) and debits
 	// cost, with the contract of [Store.Spend]. It is called only with a
-	// cost ≥ 0 and a non-empty account ID of at most [MaxIDLength] bytes.
+	// cost ≥ 0 and a non-empty account ID of at most 256 bytes.
 	// Required.
 	Spend func(ctx context.Context, accountID string, cost int64) (SpendResult, error)
 
@@ -369,7 +369,7 @@ func (s *callbackStore) Spend(ctx context.Context, accountID string, cost int64)
 	if cost < 0 {
 		return SpendResult{}, errNegativeCost
 	}
-	if accountID == "" || len(accountID) > MaxIDLength {
+	if accountID == "" || len(accountID) > maxIDLength {
 		return SpendResult{}, errBadAccountID
 	}
 	return s.fns.Spend(ctx, accountID, cost)
@@ -381,7 +381,7 @@ func (s *refundingCallbackStore) Refund(ctx context.Context, accountID string, a
 	if amount <= 0 {
 		return 0, errorf("refund of %d: %w", amount, ErrInvalidAmount)
 	}
-	if accountID == "" || len(accountID) > MaxIDLength {
+	if accountID == "" || len(accountID) > maxIDLength {
 		return 0, errBadAccountID
 	}
 	return s.fns.Refund(ctx, accountID, amount)

@@ -370,7 +370,7 @@ func TestCallbackPassesContextAndChecksArguments(t *testing.T) {
 		t.Errorf("%d callback calls, want 4 (1 lookup, 2 spends, 1 refund)", n)
 	}
 
-	long := strings.Repeat("x", store.MaxIDLength+1)
+	long := strings.Repeat("x", 256+1)
 	for _, tt := range []struct {
 		name string
 		err  error

@@ -69,8 +69,8 @@ func (k *Key) validate() error {
 		return errorf("key digest must not be zero")
 	case k.AccountID == "":
 		return errorf("key account ID must not be empty")
-	case len(k.AccountID) > MaxIDLength:
-		return errorf("key account ID longer than %d bytes", MaxIDLength)
+	case len(k.AccountID) > maxIDLength:
+		return errorf("key account ID longer than %d bytes", maxIDLength)
 	}
 	return nil
 }

@@ -140,13 +140,13 @@ var (
 var (
 	errKeyNotFound     = errorf("key: %w", ErrNotFound)
 	errAccountNotFound = errorf("account: %w", ErrNotFound)
-	errBadAccountID    = errorf("account ID empty or longer than %d bytes: %w", MaxIDLength, ErrNotFound)
+	errBadAccountID    = errorf("account ID empty or longer than %d bytes: %w", maxIDLength, ErrNotFound)
 	errNegativeCost    = errorf("negative cost: %w", ErrInvalidAmount)
 )
 
 // account returns the account id, or an error wrapping [ErrNotFound].
 func (m *Memory) account(id string) (*memoryAccount, error) {
-	if id == "" || len(id) > MaxIDLength {
+	if id == "" || len(id) > maxIDLength {
 		return nil, errBadAccountID
 	}
 	e := m.accounts.get(id)

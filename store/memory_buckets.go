@@ -97,7 +97,7 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // store does not hold (a limiter that keeps its buckets here for a paywall
 // on another store) is kept like a stand-alone one, as the Redis store
 // keeps every bucket whether its account exists or not; an account ID
-// longer than [MaxIDLength] is refused. A stand-alone bucket is dropped once it is
+// longer than 256 is refused. A stand-alone bucket is dropped once it is
 // full again, by a sweep that new buckets trigger at most once a minute of
 // the store's clock, so the store holds at most the buckets of the keys
 // that took tokens within their time to fill up plus a minute (a missing
@@ -115,7 +115,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if math.IsInf(b.Rate, 1) {
 		return BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
-	if len(b.Account) > MaxIDLength {
+	if len(b.Account) > maxIDLength {
 		return BucketResult{}, errBadAccountID
 	}
 	if b.Account != "" {

@@ -101,7 +101,7 @@ func TestMemoryBucketOfForeignAccount(t *testing.T) {
 	take(b, false)
 	take(store.Bucket{Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}, true)
 	take(store.Bucket{Account: "other", Key: "default", Rate: 1e-9, Burst: 1, Cost: 1}, true)
-	long := store.Bucket{Account: strings.Repeat("x", store.MaxIDLength+1), Key: "default", Rate: 1, Burst: 1, Cost: 1}
+	long := store.Bucket{Account: strings.Repeat("x", 256+1), Key: "default", Rate: 1, Burst: 1, Cost: 1}
 	if _, err := m.TakeTokens(ctx, long); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("account ID too long: %v", err)
 	}
