@@ -26,35 +26,32 @@ var (
 // value that does not start with a scheme token is malformed.
 func (p *Paywall) extractKey(r *http.Request) (string, error) {
 	var key string
-	found := false
+	add := func(v string, bearer bool) error {
+		k, ok, err := p.parseValue(v, bearer)
+		switch {
+		case err != nil || !ok:
+			return err
+		case key != "" && k != key:
+			return errConflictingKeys
+		}
+		key = k
+		return nil
+	}
 	for _, h := range p.keyHeaders {
 		for _, v := range r.Header[h.name] {
-			k, ok, err := p.parseValue(v, h.bearer)
-			if err != nil {
+			if err := add(v, h.bearer); err != nil {
 				return "", err
 			}
-			if !ok {
-				continue
-			}
-			if found && k != key {
-				return "", errConflictingKeys
-			}
-			key, found = k, true
 		}
 	}
 	if p.query != "" && r.URL != nil && r.URL.RawQuery != "" {
 		for _, v := range r.URL.Query()[p.query] {
-			k, _, err := p.parseValue(v, false)
-			if err != nil {
+			if err := add(v, false); err != nil {
 				return "", err
 			}
-			if found && k != key {
-				return "", errConflictingKeys
-			}
-			key, found = k, true
 		}
 	}
-	if !found {
+	if key == "" {
 		return "", errMissingKey
 	}
 	return key, nil
@@ -90,16 +87,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 
 // keyChars marks the bytes of the RFC 6750 b64token alphabet, '=' aside.
 var keyChars = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range "-._~+/" {
+	for _, c := range "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/" {
 		t[c] = true
 	}
 	return t

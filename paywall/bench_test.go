@@ -107,7 +107,7 @@ func BenchmarkStackIdempotency(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			r := newRequest()
 			if bc.idempotencyKey != "" {
-				r.Header.Set(paywall.HeaderIdempotencyKey, bc.idempotencyKey)
+				r.Header.Set("Idempotency-Key", bc.idempotencyKey)
 			}
 			w := &nopWriter{h: http.Header{}}
 			h.ServeHTTP(w, r) // charged once

@@ -169,7 +169,7 @@ func ExampleOptions_idempotencyWindow() {
 	} {
 		r := httptest.NewRequest("POST", req.path, nil)
 		r.Header.Set("Authorization", "Bearer sk_test_acme")
-		r.Header.Set(paywall.HeaderIdempotencyKey, req.idempotencyKey)
+		r.Header.Set("Idempotency-Key", req.idempotencyKey)
 		w := httptest.NewRecorder()
 		mux.ServeHTTP(w, r)
 		fmt.Printf("%s %s: %d %s", req.path, req.idempotencyKey, w.Code, w.Body)

@@ -10,13 +10,9 @@ import (
 	"time"
 )
 
-// HeaderIdempotencyKey is the request header that lets a client retry a
-// paid request without paying twice, when [Options.IdempotencyWindow] is
-// set (draft-ietf-httpapi-idempotency-key-header). Its value is a
-// Structured Field string:
-//
-//	Idempotency-Key: "8e03978e-40d5-43e8-bc93-6894a57f9324"
-const HeaderIdempotencyKey = "Idempotency-Key"
+// headerIdempotencyKey is the request header that lets a client retry a
+// paid request without paying twice (draft-ietf-httpapi-idempotency-key-header).
+const headerIdempotencyKey = "Idempotency-Key"
 
 // maxIdempotencyKeyLength is the longest Idempotency-Key accepted, in bytes
 // of the key itself (without the quotes and escapes of its encoding).
@@ -138,11 +134,11 @@ func invalidIdempotencyKey(err error) *Denial {
 	d := &Denial{Code: CodeInvalidRequest}
 	switch err {
 	case errIdemTooLong:
-		d.Detail = "The " + HeaderIdempotencyKey + " header is longer than " + strconv.Itoa(maxIdempotencyKeyLength) + " bytes."
+		d.Detail = "The " + headerIdempotencyKey + " header is longer than " + strconv.Itoa(maxIdempotencyKeyLength) + " bytes."
 	case errIdemConflicting:
-		d.Detail = "The request carries more than one " + HeaderIdempotencyKey + ", and they differ."
+		d.Detail = "The request carries more than one " + headerIdempotencyKey + ", and they differ."
 	default:
-		d.Detail = "The " + HeaderIdempotencyKey + ` header must be a quoted string of 1 to ` +
+		d.Detail = "The " + headerIdempotencyKey + ` header must be a quoted string of 1 to ` +
 			strconv.Itoa(maxIdempotencyKeyLength) + ` printable ASCII characters, such as "8e03978e-40d5-43e8-bc93-6894a57f9324".`
 	}
 	return d
@@ -164,7 +160,7 @@ type idemUse struct {
 // for a malformed key.
 func (c *charge) idempotencyKey() (string, bool) {
 	p := c.h.p
-	vs := c.r.Header[HeaderIdempotencyKey]
+	vs := c.r.Header[headerIdempotencyKey]
 	if p.idempotency == nil || c.s.idem.held || len(vs) == 0 {
 		return "", true
 	}
@@ -191,13 +187,13 @@ func (c *charge) once(key string) {
 	case idemReused:
 		p.refuse(c.w, c.r, decision("charge", caller), &Denial{
 			Code:   CodeIdempotencyKeyReused,
-			Detail: "This " + HeaderIdempotencyKey + " was used for another request (another method or route). Use a new key for a new request.",
+			Detail: "This " + headerIdempotencyKey + " was used for another request (another method or route). Use a new key for a new request.",
 		})
 		return
 	case idemBusy:
 		p.refuse(c.w, c.r, decision("charge", caller), &Denial{
 			Code:       CodeIdempotencyInProgress,
-			Detail:     "A request with this " + HeaderIdempotencyKey + " is still being processed; send it again when it has finished.",
+			Detail:     "A request with this " + headerIdempotencyKey + " is still being processed; send it again when it has finished.",
 			RetryAfter: retryInProgress,
 		})
 		return

@@ -253,7 +253,7 @@ func TestIdempotency(t *testing.T) {
 					key, acct = keyFree, "acct_free"
 				}
 				r := request(st.method, st.target, key, "")
-				r.Header[paywall.HeaderIdempotencyKey] = st.idem
+				r.Header["Idempotency-Key"] = st.idem
 				n := len(got.all())
 				resp := serve(mux, r)
 				where := fmt.Sprintf("step %d (%s %s %q)", i, st.method, st.target, st.idem)
@@ -329,7 +329,7 @@ func TestIdempotencyInProgress(t *testing.T) {
 	mux.Handle("POST /other", p.Authenticate(p.Charge(10)(h)))
 	req := func(target string) *http.Request {
 		r := request("POST", target, keyPro, "")
-		r.Header.Set(paywall.HeaderIdempotencyKey, `"k1"`)
+		r.Header.Set("Idempotency-Key", `"k1"`)
 		return r
 	}
 
@@ -392,7 +392,7 @@ func TestIdempotencyConcurrent(t *testing.T) {
 	send := func(key string) {
 		defer wg.Done()
 		r := request("POST", "/generate", keyPro, "")
-		r.Header.Set(paywall.HeaderIdempotencyKey, key)
+		r.Header.Set("Idempotency-Key", key)
 		<-start
 		w := serve(mux, r)
 		mu.Lock()

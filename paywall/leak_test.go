@@ -89,7 +89,7 @@ func TestNoKeyLeak(t *testing.T) {
 	// idem adds an Idempotency-Key to h; the API key itself makes a
 	// conspicuous one.
 	idem := func(h http.Header, v string) http.Header {
-		h.Set(paywall.HeaderIdempotencyKey, v)
+		h.Set("Idempotency-Key", v)
 		return h
 	}
 	calls := []call{
@@ -129,7 +129,7 @@ func TestNoKeyLeak(t *testing.T) {
 				r.Header[k] = v
 			}
 			if c.path == "/twice" { // a new key each time, so that the first copy is charged
-				r.Header.Set(paywall.HeaderIdempotencyKey, kOther+accept)
+				r.Header.Set("Idempotency-Key", kOther+accept)
 			}
 			if accept != "" {
 				r.Header.Set("Accept", accept)

@@ -410,7 +410,7 @@ func TestChargeRateLimitIdempotency(t *testing.T) {
 	}))))
 	req := func() *http.Request {
 		r := request("POST", "/generate", keyPro, "")
-		r.Header.Set(paywall.HeaderIdempotencyKey, `"abc"`)
+		r.Header.Set("Idempotency-Key", `"abc"`)
 		return r
 	}
 	for i, want := range []struct {
@@ -436,7 +436,7 @@ func TestChargeRateLimitIdempotency(t *testing.T) {
 	// A malformed key is refused before the store call: no tokens.
 	rl.clock.Advance(time.Hour)
 	r := request("POST", "/generate", keyPro, "")
-	r.Header.Set(paywall.HeaderIdempotencyKey, `"unterminated`)
+	r.Header.Set("Idempotency-Key", `"unterminated`)
 	if w := serve(h, r); w.Code != 400 || w.Header().Get("RateLimit") != "" {
 		t.Errorf("malformed Idempotency-Key: %d %q", w.Code, w.Header().Get("RateLimit"))
 	}
