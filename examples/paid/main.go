@@ -2,7 +2,8 @@
 // else pays each request with x402. It runs on an in-memory store and an
 // in-process DEMO facilitator (package x402test) that accepts demo payments:
 // no money moves and no real network is involved. Point x402.NewFacilitatorClient
-// at a real facilitator to take real payments.
+// at a real facilitator to take real payments (credentials, if it wants
+// them, go in the Transport of the *http.Client it is given).
 //
 //	go run ./examples/paid            # serves on localhost:8402
 //	go run ./examples/paid -addr :9000

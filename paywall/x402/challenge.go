@@ -115,7 +115,7 @@ func (h *routeHandler) explain(f refusal) (typ, detail string) {
 		return typePaymentRequired, cost + how
 	case f.code == CodeInvalidPayment:
 		return typeMalformedCredential, "The " + signatureHeader(f.version) + " header must be base64-encoded JSON of an x402 payment payload, at most " +
-			strconv.Itoa(h.p.opts.MaxHeaderBytes) + " bytes long. " + cost + how
+			strconv.Itoa(maxHeaderBytes) + " bytes long. " + cost + how
 	case f.code == CodeSettlementFailed:
 		return typeVerificationFailed, "The payment could not be settled (" + f.reason + "); nothing was charged. " + cost + how
 	case f.used:

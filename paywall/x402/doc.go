@@ -17,9 +17,10 @@
 // The payment's accepted requirement must equal one of the route's in
 // every field (scheme, network, amount, asset, payTo, maxTimeoutSeconds,
 // extra), as in the reference server; only the letter case of EVM
-// addresses may differ. A malformed payment header gets 402 with a fresh
-// challenge. One payment buys one response: sending a settled payment
-// again is refused, unless [Options.RetryIdentity] lets its payer retry.
+// addresses may differ. A malformed payment header, or one over 16 KiB,
+// gets 402 with a fresh challenge. One payment buys one response: sending
+// a settled payment again is refused, unless [Options.RetryIdentity] lets
+// its payer retry.
 // If the facilitator's answer to a settlement is lost, the outcome is
 // unknown and the client is told so ([CodeSettlementUnknown]); sending the
 // same payment again settles it again, and a payment the facilitator

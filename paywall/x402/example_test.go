@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"time"
 
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/paywall/x402"
@@ -113,4 +114,44 @@ func ExamplePayments_Route_paymentOnly() {
 	// Output:
 	// 402 https://api.example.com/report
 	// 200 paid by 0x000000000000000000000000000000000000dE30
+}
+
+// tokenTransport adds the facilitator's credentials to every request. A
+// token that changes per request (a JWT signed for each call, say) is made
+// here too.
+type tokenTransport struct{ token string }
+
+func (t tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+t.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// A facilitator that wants credentials gets them from the client's
+// Transport; the client's Timeout bounds each call as well.
+func ExampleNewFacilitatorClient() {
+	demo := x402test.NewFacilitator()
+	demo.Auth = "Bearer facilitator-secret"
+	srv := httptest.NewServer(demo)
+	defer srv.Close()
+
+	client, err := x402.NewFacilitatorClient(srv.URL, &http.Client{
+		Transport: tokenTransport{token: "facilitator-secret"},
+		Timeout:   30 * time.Second,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	req := x402.PaymentRequirements{
+		Scheme: "exact", Network: "eip155:84532", Amount: "1000",
+		Asset: "0x036CbD53842c5426634e7929541eC2318f3dCF7e", PayTo: "0x209693Bc6afc0C5328bA36FaF03C514EF312287C",
+		MaxTimeoutSeconds: 60,
+	}
+	raw, _ := base64.StdEncoding.DecodeString(x402test.Pay(req))
+	var payment x402.PaymentPayload
+	_ = json.Unmarshal(raw, &payment)
+	v, err := client.Verify(context.Background(), payment, req)
+	fmt.Println(v.IsValid, err)
+	// Output: true <nil>
 }

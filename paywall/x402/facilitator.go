@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 )
 
 // Facilitator verifies and settles payments, usually a service reached over
@@ -36,76 +35,34 @@ type Facilitator interface {
 	Settle(ctx context.Context, payload PaymentPayload, req PaymentRequirements) (SettleResponse, error)
 }
 
-// SupportedResponse is the answer of a facilitator's GET /supported: the
-// payment kinds it handles.
-type SupportedResponse struct {
-	// Kinds are the payment kinds the facilitator verifies and settles.
-	Kinds []SupportedKind `json:"kinds"`
-	// Extensions are the identifiers of the x402 extensions it supports.
-	Extensions []string `json:"extensions,omitempty"`
-	// Signers are the addresses the facilitator signs or pays gas with, by
-	// CAIP-2 network or pattern ("eip155:8453", "eip155:*").
-	Signers map[string][]string `json:"signers,omitempty"`
-}
-
-// SupportedKind is one (version, scheme, network) a facilitator handles.
-type SupportedKind struct {
-	// X402Version is the protocol version of the kind, 1 or 2.
-	X402Version int `json:"x402Version"`
-	// Scheme is the payment scheme, such as "exact".
-	Scheme string `json:"scheme"`
-	// Network is the network: a CAIP-2 id in version 2 ("eip155:8453"),
-	// a name in version 1 ("base").
-	Network string `json:"network"`
-	// Extra holds the scheme's details for this network, such as the
-	// token's EIP-712 name and version; nil if none.
-	Extra map[string]any `json:"extra,omitempty"`
-}
-
-// ClientOptions configures a [FacilitatorClient]. A nil *ClientOptions means
-// all defaults.
-type ClientOptions struct {
-	// HTTPClient sends the requests. Default [http.DefaultClient].
-	HTTPClient *http.Client
-
-	// Timeout bounds each call, on top of the caller's context. Default 30
-	// seconds; negative means no limit of its own.
-	Timeout time.Duration
-
-	// Header is added to every request, for example
-	// {"Authorization": {"Bearer <token>"}}. It is never part of an error.
-	Header http.Header
-
-	// Authorize, if set, is called on every request before it is sent, to
-	// add credentials that change per request (a signed JWT, say). An error
-	// aborts the call.
-	Authorize func(*http.Request) error
-
-	// MaxResponseBytes limits the size of a response body. Default 1 MiB.
-	MaxResponseBytes int64
-}
-
-// FacilitatorClient calls a facilitator's REST API: POST /verify, POST
-// /settle and GET /supported under a base URL, in x402 version 2 or, for a
-// version 1 payment, version 1. It implements [Facilitator] and is safe for
-// concurrent use.
+// FacilitatorClient calls a facilitator's REST API: POST /verify and POST
+// /settle under a base URL, in x402 version 2 or, for a version 1 payment,
+// version 1. It implements [Facilitator] and is safe for concurrent use.
 //
-// Errors it returns start with "x402: facilitator" and never contain the
-// URL, the configured headers or the response body. A context deadline (the
-// caller's or [ClientOptions.Timeout]) is reported as an error that
-// [errors.Is] matches with [context.DeadlineExceeded].
+// A call is bounded by its context ([Payments] gives each call the
+// [Options.VerifyTimeout] or [Options.SettleTimeout]) and by the
+// [http.Client]'s Timeout; a response body over 1 MiB is an error. Errors
+// start with "x402: facilitator" and never contain the URL or the response
+// body; a context deadline is reported as an error that [errors.Is] matches
+// with [context.DeadlineExceeded].
 type FacilitatorClient struct {
 	base   string
 	client *http.Client
-	opts   ClientOptions
 }
+
+// maxResponseBytes bounds a facilitator's response body.
+const maxResponseBytes = 1 << 20
 
 var _ Facilitator = (*FacilitatorClient)(nil)
 
 // NewFacilitatorClient returns a client for the facilitator at baseURL, for
-// example "https://x402.org/facilitator". It does no I/O; it reports a URL
-// that is not absolute http(s), or an invalid option, as an error.
-func NewFacilitatorClient(baseURL string, opts *ClientOptions) (*FacilitatorClient, error) {
+// example "https://x402.org/facilitator", that sends its requests with
+// client, or [http.DefaultClient] if client is nil. Credentials go in
+// client's Transport: a [http.RoundTripper] that sets the Authorization
+// header on each request (a static token, or a JWT signed per request), as
+// an OAuth2 client does. It does no I/O; it reports a URL that is not
+// absolute http(s) as an error.
+func NewFacilitatorClient(baseURL string, client *http.Client) (*FacilitatorClient, error) {
 	u, err := url.Parse(baseURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("x402: facilitator URL must be an absolute http or https URL")
@@ -113,25 +70,10 @@ func NewFacilitatorClient(baseURL string, opts *ClientOptions) (*FacilitatorClie
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, errors.New("x402: facilitator URL must not have a query or fragment")
 	}
-	c := &FacilitatorClient{base: strings.TrimSuffix(baseURL, "/")}
-	if opts != nil {
-		c.opts = *opts
+	if client == nil {
+		client = http.DefaultClient
 	}
-	if c.opts.MaxResponseBytes < 0 {
-		return nil, fmt.Errorf("x402: ClientOptions.MaxResponseBytes must be >= 0, got %d", c.opts.MaxResponseBytes)
-	}
-	if c.opts.Timeout == 0 {
-		c.opts.Timeout = 30 * time.Second
-	}
-	if c.opts.MaxResponseBytes == 0 {
-		c.opts.MaxResponseBytes = 1 << 20
-	}
-	c.client = c.opts.HTTPClient
-	if c.client == nil {
-		c.client = http.DefaultClient
-	}
-	c.opts.Header = c.opts.Header.Clone()
-	return c, nil
+	return &FacilitatorClient{base: strings.TrimSuffix(baseURL, "/"), client: client}, nil
 }
 
 // facilitatorRequest is the body of POST /verify and POST /settle.
@@ -165,23 +107,11 @@ func (c *FacilitatorClient) Settle(ctx context.Context, payload PaymentPayload, 
 	return s, err
 }
 
-// Supported calls GET /supported.
-func (c *FacilitatorClient) Supported(ctx context.Context) (SupportedResponse, error) {
-	var s SupportedResponse
-	err := c.call(ctx, "supported", nil, &s, nil)
-	return s, err
-}
-
 // call sends one request to endpoint and decodes the answer into out. Some
 // facilitators answer a refused payment with a 4xx status and the usual
 // body: such an answer, if it decodes into out and passes refusal, is not
 // an error.
 func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any, out any, refusal func() bool) error {
-	if c.opts.Timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.opts.Timeout)
-		defer cancel()
-	}
 	req, err := c.newRequest(ctx, endpoint, body)
 	if err != nil {
 		return err
@@ -196,18 +126,18 @@ func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any,
 		return fmt.Errorf("x402: facilitator /%s: %w", endpoint, err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.opts.MaxResponseBytes+1))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return fmt.Errorf("x402: facilitator /%s: read response: %w", endpoint, err)
 	}
-	if int64(len(data)) > c.opts.MaxResponseBytes {
-		return fmt.Errorf("x402: facilitator /%s: response larger than %d bytes", endpoint, c.opts.MaxResponseBytes)
+	if int64(len(data)) > maxResponseBytes {
+		return fmt.Errorf("x402: facilitator /%s: response larger than %d bytes", endpoint, maxResponseBytes)
 	}
 	decodeErr := json.Unmarshal(data, out)
 	switch {
 	case resp.StatusCode/100 == 2 && decodeErr == nil:
 		return nil
-	case resp.StatusCode/100 == 4 && decodeErr == nil && refusal != nil && refusal():
+	case resp.StatusCode/100 == 4 && decodeErr == nil && refusal():
 		return nil
 	case resp.StatusCode/100 != 2:
 		return fmt.Errorf("x402: facilitator /%s: HTTP status %d", endpoint, resp.StatusCode)
@@ -216,33 +146,17 @@ func (c *FacilitatorClient) call(ctx context.Context, endpoint string, body any,
 	}
 }
 
-// newRequest builds the request of one call: a GET if body is nil, else a
-// POST of body as JSON, with the configured headers and authorization.
+// newRequest builds the request of one call: a POST of body as JSON.
 func (c *FacilitatorClient) newRequest(ctx context.Context, endpoint string, body any) (*http.Request, error) {
-	method := http.MethodGet
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, fmt.Errorf("x402: facilitator /%s: encode request: %w", endpoint, err)
-		}
-		method, rd = http.MethodPost, bytes.NewReader(b)
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("x402: facilitator /%s: encode request: %w", endpoint, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+"/"+endpoint, rd)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/"+endpoint, bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("x402: facilitator /%s: build request failed", endpoint)
 	}
 	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range c.opts.Header {
-		req.Header[k] = v
-	}
-	if c.opts.Authorize != nil {
-		if err := c.opts.Authorize(req); err != nil {
-			return nil, fmt.Errorf("x402: facilitator /%s: authorize: %w", endpoint, err)
-		}
-	}
+	req.Header.Set("Content-Type", "application/json")
 	return req, nil
 }

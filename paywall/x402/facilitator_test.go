@@ -2,6 +2,7 @@ package x402_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -14,12 +15,12 @@ import (
 	"github.com/go402/go402/paywall/x402/x402test"
 )
 
-func newFacilitator(t *testing.T, opts *x402.ClientOptions) (*x402test.Facilitator, *x402.FacilitatorClient) {
+func newFacilitator(t *testing.T, client *http.Client) (*x402test.Facilitator, *x402.FacilitatorClient) {
 	t.Helper()
 	f := x402test.NewFacilitator()
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
-	c, err := x402.NewFacilitatorClient(srv.URL+"/", opts)
+	c, err := x402.NewFacilitatorClient(srv.URL+"/", client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,10 +48,6 @@ func TestFacilitatorClient(t *testing.T) {
 	if err != nil || v.IsValid || v.InvalidReason != "invalid_transaction_state" {
 		t.Errorf("Verify after settlement = %+v, %v", v, err)
 	}
-	sup, err := c.Supported(ctx)
-	if err != nil || len(sup.Kinds) != 2 || sup.Kinds[0].Scheme != "exact" {
-		t.Errorf("Supported = %+v, %v", sup, err)
-	}
 
 	// A version 1 payment, as the middleware hands it over: the demo
 	// facilitator reads the version 1 wire form.
@@ -71,15 +68,34 @@ func TestFacilitatorClient(t *testing.T) {
 	}
 }
 
+// bearer is a RoundTripper that adds a token to every request, as a
+// caller's credentials for the facilitator would; err, if set, refuses the
+// request instead.
+type bearer struct {
+	token string
+	err   error
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
 func TestFacilitatorClientAuth(t *testing.T) {
 	ctx := context.Background()
 	f := x402test.NewFacilitator()
 	f.Auth = "Bearer facilitator-secret"
 	srv := httptest.NewServer(f)
 	defer srv.Close()
+	var p x402.PaymentPayload
+	decode(t, x402test.Pay(usdc), &p)
 
 	anon, _ := x402.NewFacilitatorClient(srv.URL, nil)
-	_, err := anon.Supported(ctx)
+	_, err := anon.Verify(ctx, p, usdc)
 	if err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("without credentials: %v", err)
 	}
@@ -87,20 +103,14 @@ func TestFacilitatorClientAuth(t *testing.T) {
 		t.Errorf("error names the URL: %v", err)
 	}
 
-	static, _ := x402.NewFacilitatorClient(srv.URL, &x402.ClientOptions{Header: http.Header{"Authorization": {"Bearer facilitator-secret"}}})
-	if _, err := static.Supported(ctx); err != nil {
-		t.Errorf("static header: %v", err)
+	authed, _ := x402.NewFacilitatorClient(srv.URL, &http.Client{Transport: bearer{token: "facilitator-secret"}})
+	if v, err := authed.Verify(ctx, p, usdc); err != nil || !v.IsValid {
+		t.Errorf("with credentials: %+v, %v", v, err)
 	}
-	fn, _ := x402.NewFacilitatorClient(srv.URL, &x402.ClientOptions{Authorize: func(r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer facilitator-secret")
-		return nil
-	}})
-	if _, err := fn.Supported(ctx); err != nil {
-		t.Errorf("Authorize: %v", err)
-	}
-	failing, _ := x402.NewFacilitatorClient(srv.URL, &x402.ClientOptions{Authorize: func(*http.Request) error { return errors.New("no token") }})
-	if _, err := failing.Supported(ctx); err == nil || !strings.Contains(err.Error(), "no token") {
-		t.Errorf("failing Authorize: %v", err)
+	failing, _ := x402.NewFacilitatorClient(srv.URL, &http.Client{Transport: bearer{err: errors.New("no token")}})
+	_, err = failing.Verify(ctx, p, usdc)
+	if err == nil || !strings.Contains(err.Error(), "no token") || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("failing transport: %v", err)
 	}
 }
 
@@ -110,8 +120,10 @@ func TestFacilitatorClientErrors(t *testing.T) {
 	decode(t, x402test.Pay(usdc), &p)
 
 	t.Run("timeout", func(t *testing.T) {
-		f, c := newFacilitator(t, &x402.ClientOptions{Timeout: 50 * time.Millisecond})
+		f, c := newFacilitator(t, nil)
 		f.SetVerify(x402test.Hang)
+		ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		defer cancel()
 		start := time.Now()
 		_, err := c.Verify(ctx, p, usdc)
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
@@ -128,7 +140,7 @@ func TestFacilitatorClientErrors(t *testing.T) {
 	for name, h := range map[string]http.HandlerFunc{
 		"bad JSON": func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "<html>") },
 		"too big": func(w http.ResponseWriter, r *http.Request) {
-			_, _ = io.WriteString(w, `{"x":"`+strings.Repeat("x", 2000)+`"}`)
+			_, _ = io.WriteString(w, `{"x":"`+strings.Repeat("x", 1<<20)+`"}`)
 		},
 		"400 without reason": func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusBadRequest)
@@ -138,7 +150,7 @@ func TestFacilitatorClientErrors(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			srv := httptest.NewServer(h)
 			defer srv.Close()
-			c, _ := x402.NewFacilitatorClient(srv.URL, &x402.ClientOptions{MaxResponseBytes: 1000})
+			c, _ := x402.NewFacilitatorClient(srv.URL, nil)
 			if _, err := c.Verify(ctx, p, usdc); err == nil || !strings.HasPrefix(err.Error(), "x402: facilitator /verify") {
 				t.Errorf("err = %v", err)
 			}
@@ -172,7 +184,29 @@ func TestNewFacilitatorClient(t *testing.T) {
 			t.Errorf("NewFacilitatorClient(%q) succeeded", u)
 		}
 	}
-	if _, err := x402.NewFacilitatorClient("https://x402.org/facilitator", &x402.ClientOptions{MaxResponseBytes: -1}); err == nil {
-		t.Error("negative MaxResponseBytes accepted")
+}
+
+// The demo facilitator answers GET /supported as a real one does.
+func TestDemoFacilitatorSupported(t *testing.T) {
+	srv := httptest.NewServer(x402test.NewFacilitator())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/supported")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sup struct {
+		Kinds []struct {
+			X402Version int    `json:"x402Version"`
+			Scheme      string `json:"scheme"`
+			Network     string `json:"network"`
+		} `json:"kinds"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&sup); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /supported: %d, %v", resp.StatusCode, err)
+	}
+	if len(sup.Kinds) != 2 || sup.Kinds[0].X402Version != 2 || sup.Kinds[0].Network != "eip155:84532" ||
+		sup.Kinds[1].X402Version != 1 || sup.Kinds[1].Network != "base-sepolia" {
+		t.Errorf("kinds = %+v", sup.Kinds)
 	}
 }

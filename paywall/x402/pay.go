@@ -81,7 +81,7 @@ func (h *routeHandler) decode(r *http.Request, value string, version int) (paid,
 
 func (h *routeHandler) decodeV2(value string, pd *paid) error {
 	p := &pd.payload
-	raw, err := decodeHeader(value, h.p.opts.MaxHeaderBytes, p)
+	raw, err := decodeHeader(value, maxHeaderBytes, p)
 	if err != nil || p.Accepted.Scheme == "" || len(p.Payload) == 0 {
 		return errMalformed
 	}
@@ -98,7 +98,7 @@ func (h *routeHandler) decodeV2(value string, pd *paid) error {
 
 func (h *routeHandler) decodeV1(r *http.Request, value string, pd *paid) error {
 	var p payloadV1
-	raw, err := decodeHeader(value, h.p.opts.MaxHeaderBytes, &p)
+	raw, err := decodeHeader(value, maxHeaderBytes, &p)
 	if err != nil || p.Scheme == "" || len(p.Payload) == 0 {
 		return errMalformed
 	}

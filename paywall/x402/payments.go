@@ -52,11 +52,6 @@ type Options struct {
 	// paywall reads keys from elsewhere.
 	HasKey func(r *http.Request) bool
 
-	// MaxHeaderBytes is the longest payment header accepted; a longer one
-	// is refused, with a fresh challenge, before it is decoded. Default
-	// 16 KiB.
-	MaxHeaderBytes int
-
 	// VerifyTimeout bounds the call to Facilitator.Verify; when it expires
 	// the request is refused with 503 before the handler runs. Default 10
 	// seconds.
@@ -150,9 +145,6 @@ func (o *Options) validate() error {
 			return fmt.Errorf("x402: Options.%s must be >= 0, got %v", c.name, c.d)
 		}
 	}
-	if o.MaxHeaderBytes < 0 {
-		return fmt.Errorf("x402: Options.MaxHeaderBytes must be >= 0, got %d", o.MaxHeaderBytes)
-	}
 	return nil
 }
 
@@ -170,9 +162,6 @@ func (o *Options) fill() {
 		if *c.d == 0 {
 			*c.d = c.def
 		}
-	}
-	if o.MaxHeaderBytes == 0 {
-		o.MaxHeaderBytes = maxHeaderBytes
 	}
 	if o.HasKey == nil {
 		o.HasKey = hasKey

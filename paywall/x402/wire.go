@@ -125,8 +125,9 @@ type VerifyResponse struct {
 	Payer string `json:"payer,omitempty"`
 }
 
-// maxHeaderBytes is the default limit on the size of an encoded payment
-// header; see [Options.MaxHeaderBytes].
+// maxHeaderBytes is the longest payment header accepted: a longer one is
+// refused, with a fresh challenge, before it is decoded. Real payments take
+// a few KiB at most.
 const maxHeaderBytes = 16 << 10
 
 // errMalformed reports a payment header that is not base64-encoded JSON of

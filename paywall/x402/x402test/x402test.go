@@ -88,6 +88,18 @@ type demoPayload struct {
 	From      string `json:"from"`
 }
 
+// supported is the answer of GET /supported: the (version, scheme,
+// network) kinds the facilitator verifies and settles.
+type supported struct {
+	Kinds []kind `json:"kinds"`
+}
+
+type kind struct {
+	X402Version int    `json:"x402Version"`
+	Scheme      string `json:"scheme"`
+	Network     string `json:"network"`
+}
+
 type request struct {
 	X402Version         int             `json:"x402Version"`
 	PaymentPayload      json.RawMessage `json:"paymentPayload"`
@@ -103,7 +115,7 @@ func (f *Facilitator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
 	switch {
 	case r.Method == http.MethodGet && path == "supported":
-		writeJSON(w, x402.SupportedResponse{Kinds: []x402.SupportedKind{
+		writeJSON(w, supported{Kinds: []kind{
 			{X402Version: 2, Scheme: "exact", Network: "eip155:84532"},
 			{X402Version: 1, Scheme: "exact", Network: "base-sepolia"},
 		}})
