@@ -19,7 +19,6 @@ const (
 	StatusSuspended Status = "suspended"
 )
 
-// valid reports whether s is one of the defined subscription states.
 func (s Status) valid() bool {
 	switch s {
 	case StatusActive, StatusTrialing, StatusPastDue, StatusCanceled, StatusSuspended:
@@ -28,57 +27,41 @@ func (s Status) valid() bool {
 	return false
 }
 
-// Account is a customer: the plan they are on, the state of their
-// subscription, what the plan includes, and their credits. It is a plain
-// value: what a store's Lookup returns equals what was put.
-//
-// The Features, Metadata, Refill and RateLimit of an Account a store
-// returns may be shared with the store and must be treated as read-only;
-// copy them (slices.Clone, maps.Clone) to change them.
+// Account is a customer: their plan, subscription state, features and
+// credits. It is a plain value: what a store's Lookup returns equals what
+// was put. The Features, Metadata, Refill and RateLimit of an Account a
+// store returns may be shared with it: copy them to change them.
 type Account struct {
 	// ID identifies the account: 1 to 256 bytes.
 	ID string `json:"id"`
-
 	// Plan names the account's plan, for example "free" or "pro".
 	Plan string `json:"plan,omitempty"`
-
-	// Status is the subscription state. The empty Status is treated as
-	// [StatusActive], so accounts without subscriptions need not set it.
+	// Status is the subscription state; empty means [StatusActive].
 	Status Status `json:"status,omitempty"`
-
-	// PeriodEnd is when the paid (or trial) period ends. The zero time means
-	// the period never ends.
+	// PeriodEnd is when the paid (or trial) period ends; zero means never.
 	PeriodEnd time.Time `json:"period_end,omitzero"`
-
 	// Features lists the features the plan includes, for example "reports".
 	Features []string `json:"features,omitempty"`
-
-	// Balance is the account's credit balance. Stores never let it go below
-	// zero through [Store.Spend]. In a value returned by [Store.Lookup] it is
-	// the balance at the time of the lookup (or of the cached lookup); the
-	// authoritative figure is the one [Store.Spend] reports.
+	// Balance is the credit balance, which [Store.Spend] never takes below
+	// zero. From [Store.Lookup] it is as of the (maybe cached) lookup; the
+	// authoritative figure is the one Spend reports.
 	Balance int64 `json:"balance"`
-
-	// Refill, if non-nil, tops the balance up periodically, turning credits
-	// into a quota that follows the billing cycle. See [Refill].
+	// Refill, if non-nil, tops the balance up periodically: a quota that
+	// follows the billing cycle.
 	Refill *Refill `json:"refill,omitempty"`
-
-	// RefilledAt is the period boundary at which Refill was last applied.
-	// Stores maintain it; the zero time means no refill has been applied yet,
-	// so the first boundary at or before now applies on the next spend.
+	// RefilledAt is the period boundary at which Refill was last applied,
+	// maintained by stores. If zero, the latest boundary at or before now
+	// applies on the next spend.
 	RefilledAt time.Time `json:"refilled_at,omitzero"`
-
 	// RateLimit, if non-nil, overrides the limiter's per-plan and default
 	// rates for this account.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
-
 	// Metadata holds free-form data for the application.
 	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
-// clone returns a deep copy of a, sharing nothing with it. The copy's
-// Features slice has no spare capacity, so appending to it (or to a shallow
-// copy of it) never writes into memory another copy can see.
+// clone returns a deep copy of a, whose Features has no spare capacity, so
+// that appending to it never writes into memory another copy can see.
 func (a Account) clone() Account {
 	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
@@ -118,21 +101,16 @@ func (a *Account) Validate() error {
 	return nil
 }
 
-// maxIDLength is the longest account ID stores accept.
+// maxIDLength is the longest account ID, in bytes.
 const maxIDLength = 256
 
-// Refill describes a periodic quota: at every period boundary
-// Anchor + k·Every (k = 0, 1, 2, …) the balance is topped up to Amount.
-// A balance already at or above Amount is left alone, so credits bought on
-// top of the quota are never lost, and unused quota does not accumulate.
+// Refill is a periodic quota: at every boundary Anchor + k·Every (k = 0,
+// 1, 2, …) a balance below Amount is topped up to Amount, so credits bought
+// on top are never lost and unused quota does not accumulate.
 type Refill struct {
-	// Amount is the balance each boundary restores. It must be positive.
-	Amount int64 `json:"amount"`
-	// Every is the length of the period. It must be positive.
-	Every time.Duration `json:"every"`
-	// Anchor is the first boundary, typically the start of the billing
-	// cycle. It must not be the zero time.
-	Anchor time.Time `json:"anchor"`
+	Amount int64         `json:"amount"` // the balance restored; positive
+	Every  time.Duration `json:"every"`  // the period; positive
+	Anchor time.Time     `json:"anchor"` // the first boundary; not zero
 }
 
 func (r *Refill) validate() error {
@@ -147,8 +125,7 @@ func (r *Refill) validate() error {
 	return nil
 }
 
-// boundary returns the latest period boundary at or before now, and false if
-// now is before Anchor.
+// boundary returns the latest boundary at or before now, if any.
 func (r *Refill) boundary(now time.Time) (time.Time, bool) {
 	if now.Before(r.Anchor) {
 		return time.Time{}, false
@@ -157,10 +134,8 @@ func (r *Refill) boundary(now time.Time) (time.Time, bool) {
 	return r.Anchor.Add(k * r.Every), true
 }
 
-// applyRefill applies any refill that is due at now: if a boundary at or
-// before now is later than RefilledAt, the balance is topped up to
-// Refill.Amount and RefilledAt moves to that boundary. It reports whether
-// the account changed, and does nothing when Refill is nil.
+// applyRefill applies the refill due at now, if any, and reports whether
+// the account changed.
 func (a *Account) applyRefill(now time.Time) bool {
 	if a.Refill == nil {
 		return false
@@ -176,8 +151,7 @@ func (a *Account) applyRefill(now time.Time) bool {
 	return true
 }
 
-// nextRefill returns when the balance is next topped up after now: the
-// first period boundary strictly after now, or the zero time if the
+// nextRefill returns the first boundary after now, or the zero time if the
 // account has no refill.
 func (a *Account) nextRefill(now time.Time) time.Time {
 	if a.Refill == nil {
@@ -190,16 +164,12 @@ func (a *Account) nextRefill(now time.Time) time.Time {
 	return b.Add(a.Refill.Every)
 }
 
-// RateLimit is a token-bucket rate: Rate tokens per second, up to Burst
-// tokens at once.
+// RateLimit is a token-bucket rate.
 type RateLimit struct {
-	// Rate is the refill rate in tokens per second. It must be positive.
-	Rate float64 `json:"rate"`
-	// Burst is the bucket's capacity. It must be positive.
-	Burst int `json:"burst"`
+	Rate  float64 `json:"rate"`  // tokens per second; positive
+	Burst int     `json:"burst"` // the bucket's capacity; positive
 }
 
-// validate reports whether r is usable.
 func (r *RateLimit) validate() error {
 	switch {
 	case !(r.Rate > 0): // also rejects NaN
