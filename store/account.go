@@ -20,11 +20,7 @@ const (
 )
 
 func (s Status) valid() bool {
-	switch s {
-	case StatusActive, StatusTrialing, StatusPastDue, StatusCanceled, StatusSuspended:
-		return true
-	}
-	return false
+	return s == StatusActive || s == StatusTrialing || s == StatusPastDue || s == StatusCanceled || s == StatusSuspended
 }
 
 // Account is a customer: their plan, subscription state, features and

@@ -9,21 +9,18 @@ import (
 )
 
 // Callbacks are the functions through which a store made by [NewCallback]
-// reaches the application's own database. Each must be safe for concurrent
-// use and should honour its context's cancellation and deadline, which are
-// those of the request being served.
+// reaches the application's database. Each must be safe for concurrent use
+// and should honour its context, that of the request being served.
 type Callbacks struct {
 	// Lookup resolves a digest with the contract of [Store.Lookup]. A zero
 	// Digest in the returned Key is set to the one looked up, an empty
 	// AccountID to the account's ID, and a Prefix longer than a display
 	// prefix is cut to one (see [Key.Prefix]). Required.
 	Lookup func(ctx context.Context, digest Digest) (Key, Account, error)
-
 	// Spend has the contract of [Store.Spend], refill included. It is
 	// called only with a cost ≥ 0 and an account ID of 1 to 256 bytes.
 	// Required.
 	Spend func(ctx context.Context, accountID string, cost int64) (SpendResult, error)
-
 	// Refund has the contract of [Refunder], called only with an amount
 	// > 0 and a valid account ID. Optional: if nil, the store does not
 	// implement [Refunder].
@@ -33,22 +30,17 @@ type Callbacks struct {
 // CallbackOptions configures [NewCallback]. A nil *CallbackOptions, like
 // the zero value, means all defaults.
 type CallbackOptions struct {
-	// TTL is how long a successful lookup is served from the cache. If
-	// zero, 5 seconds; if negative, successful lookups are not cached. A
-	// revoked key keeps authenticating for up to TTL unless the
-	// application calls [Callback.Invalidate].
+	// TTL is how long a found lookup is cached: if zero 5 seconds, if
+	// negative not at all. A revoked key keeps authenticating for up to
+	// TTL unless the application calls [Callback.Invalidate].
 	TTL time.Duration
-
-	// NegativeTTL is how long a lookup that found no key (an error
-	// wrapping [ErrNotFound]) is served from the cache. If zero, 1 second;
-	// if negative, not-found results are not cached. A newly created key
-	// may be refused for up to NegativeTTL if it was looked up just before.
+	// NegativeTTL is how long a lookup that found no key is cached: if
+	// zero 1 second, if negative not at all. A new key may be refused for
+	// up to NegativeTTL if it was looked up just before.
 	NegativeTTL time.Duration
-
 	// CacheSize caps the number of cached lookups, found and not found.
 	// If zero, 65536; it must not be negative. See [Callback].
 	CacheSize int
-
 	// Clock returns the current time, against which cached lookups expire.
 	// If nil, time.Now is used.
 	Clock func() time.Time
@@ -81,9 +73,9 @@ type Callback interface {
 	Invalidate(digest Digest)
 }
 
-// NewCallback returns a [Callback] that calls fns. A nil fns.Lookup or
-// fns.Spend, or a negative CacheSize, is an error. The returned store
-// implements [Refunder] if and only if fns.Refund is set.
+// NewCallback returns a [Callback] that calls fns, and implements
+// [Refunder] if fns.Refund is set. A nil fns.Lookup or fns.Spend, or a
+// negative CacheSize, is an error.
 //
 // When lookups of one digest miss the cache at once, the first caller
 // calls fns.Lookup with its own context and the others wait for its result,
@@ -134,11 +126,10 @@ type callbackStore struct {
 	size        int
 	sweepEvery  time.Duration // the shorter positive TTL
 	now         func() time.Time
-
-	mu        sync.RWMutex
-	cache     map[Digest]cacheEntry // nil if nothing is cached
-	nextSweep time.Time
-	flights   map[Digest]*lookupCall
+	mu          sync.RWMutex
+	cache       map[Digest]cacheEntry // nil if nothing is cached
+	nextSweep   time.Time
+	flights     map[Digest]*lookupCall
 }
 
 // refundingCallbackStore is the Callback with Refund.
@@ -233,8 +224,8 @@ func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
 	return e, true
 }
 
-// lead calls Callbacks.Lookup for the flight c, caches what may be cached,
-// and releases the waiters.
+// lead calls Callbacks.Lookup for c, caches what it may and releases the
+// waiters.
 func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) {
 	returned := false
 	defer func() {

@@ -110,12 +110,13 @@ func NewMemory(opts *MemoryOptions) *Memory {
 }
 
 var (
-	_ Store    = (*Memory)(nil)
-	_ Refunder = (*Memory)(nil)
+	_ Store         = (*Memory)(nil)
+	_ Refunder      = (*Memory)(nil)
+	_ Buckets       = (*Memory)(nil)
+	_ BucketSpender = (*Memory)(nil)
 )
 
-// Errors returned on hot paths, made once so returning them allocates
-// nothing.
+// Errors made once, so that returning them allocates nothing.
 var (
 	errKeyNotFound     = errorf("key: %w", ErrNotFound)
 	errAccountNotFound = errorf("account: %w", ErrNotFound)
@@ -163,8 +164,8 @@ func (m *Memory) current(e *memoryAccount) Account {
 }
 
 // applyRefillLocked applies any refill due now to e, which must be locked,
-// and returns the next refill time. It reads the clock, which can cost more
-// than the rest of a spend, only for accounts with a refill.
+// and returns the next refill time. Only then does it read the clock, which
+// can cost more than the rest of a spend.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	if !e.hasRefill {
 		return time.Time{}
@@ -193,9 +194,8 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 	return r, nil
 }
 
-// debitLocked subtracts cost from the balance if allowed and the balance
-// covers it, and returns the outcome, with next as the next refill time.
-// e.mu must be held and any due refill applied.
+// debitLocked subtracts cost if allowed and covered, with next as the next
+// refill time. e.mu must be held and any due refill applied.
 func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) SpendResult {
 	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
 	if allowed && cost <= r.Balance {
@@ -239,10 +239,10 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	return b + amount, nil
 }
 
-// PutAccount validates a and stores a deep copy of it, replacing any
-// account with the same ID — every field, Balance and RefilledAt included,
-// so spends between reading an account and putting it back are lost;
-// change balances with [Memory.TopUp] and [Memory.Spend] instead.
+// PutAccount validates a and stores a deep copy of it, replacing every
+// field of any account with the same ID, so spends between reading an
+// account and putting it back are lost: change balances with
+// [Memory.TopUp] and [Memory.Spend].
 func (m *Memory) PutAccount(_ context.Context, a Account) error {
 	if err := a.Validate(); err != nil {
 		return err

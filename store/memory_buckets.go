@@ -9,11 +9,6 @@ import (
 	"github.com/go402/go402/internal/tokenbucket"
 )
 
-var (
-	_ Buckets       = (*Memory)(nil)
-	_ BucketSpender = (*Memory)(nil)
-)
-
 // bucketLinger is how often, at most, new stand-alone buckets trigger a
 // sweep of those full again. A variable so that a test can shorten it.
 var bucketLinger = time.Minute

@@ -79,8 +79,8 @@ func (m *Memory) snapshot() snapshot {
 // [Memory.SaveFile] to m, replacing those with the same ID or digest. The
 // file is checked as a whole, as PutAccount and PutKey check (and cut
 // long key prefixes), before anything changes, so a bad file changes
-// nothing. If it does not exist,
-// the error wraps [io/fs.ErrNotExist], so a server can start empty:
+// nothing. If it does not exist, the error wraps [io/fs.ErrNotExist], so a
+// server can start empty:
 //
 //	if err := m.LoadFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 //		log.Fatal(err)
@@ -182,20 +182,12 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 		}
 	}()
 	w := bufio.NewWriter(f)
-	if err = write(w); err != nil {
-		return err
-	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
+	steps := []func() error{func() error { return write(w) }, w.Flush, f.Sync, f.Close,
+		func() error { return os.Rename(tmp, path) }}
+	for _, step := range steps {
+		if err = step(); err != nil {
+			return err
+		}
 	}
 	// Make the rename durable, where a directory can be synced.
 	if d, derr := os.Open(dir); derr == nil {
