@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -79,22 +80,33 @@ func (a *Account) Validate() error {
 		return errorf("account ID must not be empty")
 	case len(a.ID) > maxIDLength:
 		return errorf("account ID longer than %d bytes", maxIDLength)
-	case a.Status != "" && !a.Status.valid():
-		return errorf("account %q: unknown status %q", a.ID, a.Status)
-	case a.Balance < 0:
-		return errorf("account %q: negative balance %d", a.ID, a.Balance)
 	}
-	if a.Refill != nil {
-		if err := a.Refill.validate(); err != nil {
-			return errorf("account %q: %v", a.ID, err)
-		}
-	}
-	if a.RateLimit != nil {
-		if err := a.RateLimit.validate(); err != nil {
-			return errorf("account %q: %v", a.ID, err)
-		}
+	if p := a.problem(); p != "" {
+		return errorf("account %q: %s", a.ID, p)
 	}
 	return nil
+}
+
+// problem describes the first problem of a's fields but its ID, or is "".
+func (a *Account) problem() string {
+	r, rl := a.Refill, a.RateLimit
+	switch {
+	case a.Status != "" && !a.Status.valid():
+		return fmt.Sprintf("unknown status %q", a.Status)
+	case a.Balance < 0:
+		return fmt.Sprintf("negative balance %d", a.Balance)
+	case r != nil && r.Amount <= 0:
+		return fmt.Sprintf("refill amount must be > 0, got %d", r.Amount)
+	case r != nil && r.Every <= 0:
+		return fmt.Sprintf("refill period must be > 0, got %v", r.Every)
+	case r != nil && r.Anchor.IsZero():
+		return "refill anchor must be set"
+	case rl != nil && !(rl.Rate > 0): // also rejects NaN
+		return fmt.Sprintf("rate must be > 0, got %v", rl.Rate)
+	case rl != nil && rl.Burst <= 0:
+		return fmt.Sprintf("burst must be > 0, got %d", rl.Burst)
+	}
+	return ""
 }
 
 // maxIDLength is the longest account ID, in bytes.
@@ -107,18 +119,6 @@ type Refill struct {
 	Amount int64         `json:"amount"` // the balance restored; positive
 	Every  time.Duration `json:"every"`  // the period; positive
 	Anchor time.Time     `json:"anchor"` // the first boundary; not zero
-}
-
-func (r *Refill) validate() error {
-	switch {
-	case r.Amount <= 0:
-		return errorf("refill amount must be > 0, got %d", r.Amount)
-	case r.Every <= 0:
-		return errorf("refill period must be > 0, got %v", r.Every)
-	case r.Anchor.IsZero():
-		return errorf("refill anchor must be set")
-	}
-	return nil
 }
 
 // boundary returns the latest boundary at or before now, if any.
@@ -164,14 +164,4 @@ func (a *Account) nextRefill(now time.Time) time.Time {
 type RateLimit struct {
 	Rate  float64 `json:"rate"`  // tokens per second; positive
 	Burst int     `json:"burst"` // the bucket's capacity; positive
-}
-
-func (r *RateLimit) validate() error {
-	switch {
-	case !(r.Rate > 0): // also rejects NaN
-		return errorf("rate must be > 0, got %v", r.Rate)
-	case r.Burst <= 0:
-		return errorf("burst must be > 0, got %d", r.Burst)
-	}
-	return nil
 }
