@@ -14,17 +14,13 @@ import (
 type Digest [sha256.Size]byte
 
 // DigestOf returns the digest of the raw key.
-func DigestOf(raw string) Digest {
-	return sha256.Sum256([]byte(raw))
-}
+func DigestOf(raw string) Digest { return sha256.Sum256([]byte(raw)) }
 
 // String returns the digest in lower-case hexadecimal.
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
 // MarshalText encodes the digest as hexadecimal.
-func (d Digest) MarshalText() ([]byte, error) {
-	return hex.AppendEncode(nil, d[:]), nil
-}
+func (d Digest) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, d[:]), nil }
 
 // UnmarshalText decodes a hexadecimal digest.
 func (d *Digest) UnmarshalText(text []byte) error {

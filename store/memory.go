@@ -16,12 +16,9 @@ import (
 // [Memory.LoadFile]) so that a restart of a small server loses nothing.
 //
 // Lookup and Spend allocate nothing and take no lock shared between
-// accounts. Spend is an exact check-and-subtract under the account's own
-// lock, so concurrent spends against one account admit exactly as many as
-// the balance covers.
-//
-// Create a Memory with [NewMemory]; the zero value is not usable. A Memory
-// is safe for concurrent use.
+// accounts; concurrent spends against one account admit exactly as many as
+// the balance covers. Create a Memory with [NewMemory]; the zero value is
+// not usable. A Memory is safe for concurrent use.
 type Memory struct {
 	now  func() time.Time
 	tick func() int64 // times buckets, in Unix nanoseconds
@@ -29,13 +26,10 @@ type Memory struct {
 	keys       table[Digest, memoryKey]
 	accounts   table[string, *memoryAccount] // never replaced once added
 	standalone standaloneTable
-	// mu serialises the writers of keys and accounts; readers do not
-	// take it.
-	mu sync.Mutex
+	mu         sync.Mutex // serialises the writers of keys and accounts
 }
 
-// memoryKey is a stored key with its account, so that Lookup finds both
-// in one table lookup.
+// memoryKey is a key with its account, for Lookup to find both at once.
 type memoryKey struct {
 	key     Key
 	account *memoryAccount
@@ -59,9 +53,8 @@ type accountHot struct {
 
 // accountCold is what spends and lookups read.
 type accountCold struct {
-	// put is the account as put, owned by the store and never modified,
-	// so that Lookup reads it without mu; balance overrides its Balance.
-	// It is replaced under mu.
+	// put is the account as put, replaced under mu but never modified, so
+	// that Lookup reads it without mu; balance overrides its Balance.
 	put       atomic.Pointer[Account]
 	hasRefill bool            // put.Load().Refill != nil, guarded by mu
 	buckets   []*memoryBucket // the token buckets after the first
@@ -94,8 +87,7 @@ type MemoryOptions struct {
 
 // NewMemory returns an empty memory store.
 func NewMemory(opts *MemoryOptions) *Memory {
-	// By default, buckets read only the monotonic clock: half the cost
-	// of time.Now.
+	// By default buckets read only the monotonic clock: half time.Now's cost.
 	start := time.Now()
 	base := start.UnixNano()
 	m := &Memory{now: time.Now, tick: func() int64 { return base + int64(time.Since(start)) }}
@@ -136,18 +128,16 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 	return *e, nil
 }
 
-// Lookup implements [Store]. The returned Account reflects any refill due
-// now; its Features, Metadata, Refill and RateLimit are shared with the
-// store and must not be modified ([Memory.Account] returns a copy of one's
-// own). It takes no lock for an account without a periodic refill.
+// Lookup implements [Store], with any refill due now applied; it takes no
+// lock for an account without one. [Memory.Account] returns a copy that
+// shares nothing with the store.
 func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) {
 	k := m.keys.get(digest)
 	if k == nil {
 		return Key{}, Account{}, errKeyNotFound
 	}
 	if p := k.account.put.Load(); p.Refill == nil {
-		// A PutAccount racing with this may pair the new account with the
-		// old balance, as if it came after.
+		// A racing PutAccount may pair with the old balance, as if after it.
 		a := *p
 		a.Balance = k.account.balance.Load()
 		return k.key, a, nil
@@ -164,8 +154,7 @@ func (m *Memory) current(e *memoryAccount) Account {
 }
 
 // applyRefillLocked applies any refill due now to e, which must be locked,
-// and returns the next refill time. Only then does it read the clock, which
-// can cost more than the rest of a spend.
+// and returns the next refill time. Only then does it read the clock.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	if !e.hasRefill {
 		return time.Time{}
@@ -266,9 +255,8 @@ func (m *Memory) putAccountLocked(a Account) {
 	m.accounts.set(a.ID, e)
 }
 
-// Account returns the account with the given ID, or an error wrapping
-// [ErrNotFound]. The result is a deep copy, with any refill due now
-// applied, that the caller may modify freely.
+// Account returns a deep copy of the account, with any refill due now
+// applied, or an error wrapping [ErrNotFound].
 func (m *Memory) Account(_ context.Context, id string) (Account, error) {
 	e, err := m.account(id)
 	if err != nil {
@@ -277,10 +265,9 @@ func (m *Memory) Account(_ context.Context, id string) (Account, error) {
 	return m.current(e).clone(), nil
 }
 
-// CreateKey generates a random key with the given prefix (see
-// [GenerateKey]) for an existing account, stores it, and returns the raw
-// key — the only time it is ever available — and the stored Key, made by
-// [NewKey], whose CreatedAt is the store's clock.
+// CreateKey stores a new key from [GenerateKey] for an existing account
+// and returns the raw key, never available again, and the Key ([NewKey],
+// CreatedAt by the store's clock).
 func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string, Key, error) {
 	e, err := m.account(accountID)
 	if err != nil {
@@ -301,10 +288,9 @@ func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string,
 	return raw, k, nil
 }
 
-// PutKey stores a key whose raw form is known elsewhere (see [NewKey]),
-// replacing any key with the same digest. Its Digest must not be zero and
-// its account must exist; a Prefix longer than a display prefix is cut to
-// one (see [Key.Prefix]).
+// PutKey stores a key made by [NewKey], replacing any with its digest,
+// which must not be zero; its account must exist. A Prefix longer than a
+// display prefix is cut to one.
 func (m *Memory) PutKey(_ context.Context, k Key) error {
 	if err := k.validate(); err != nil {
 		return err

@@ -9,12 +9,11 @@ import (
 	"github.com/go402/go402/internal/tokenbucket"
 )
 
-// bucketLinger is how often, at most, new stand-alone buckets trigger a
-// sweep of those full again. A variable so that a test can shorten it.
+// bucketLinger is how often, at most, new stand-alone buckets sweep out
+// those full again; a variable that a test can shorten.
 var bucketLinger = time.Minute
 
-// maxBucketLife caps how long a stand-alone bucket is kept before it is
-// full again, so that its expiry cannot overflow.
+// maxBucketLife caps a stand-alone bucket's expiry, against overflow.
 const maxBucketLife = 100 * 365 * 24 * time.Hour
 
 // memoryBucket is a token bucket of a [Memory], used under its owner's lock
@@ -78,17 +77,14 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 // TakeTokens implements [Buckets], timed by the store's clock. Rate must be
 // positive (+Inf allows everything), Burst positive and Cost non-negative,
 // or the error wraps [ErrInvalidAmount]; an Account over 256 bytes is
-// refused.
+// refused. Buckets are not saved by [Memory.SaveFile].
 //
-// An account's bucket is kept with the account, as long as the store holds
-// it, and is the one [Memory.SpendWithTokens] takes from. Other buckets,
-// those of accounts the store does not hold included (as on Redis), stand
-// alone: each is dropped once full again, which changes no decision, by a
-// sweep that new buckets trigger at most once a minute, so the store holds
-// only those of keys that took tokens within their time to fill up plus a
-// minute. To limit by client address in one process, prefer the limiter's
-// own buckets, whose number is capped. Buckets are not saved by
-// [Memory.SaveFile].
+// An account's bucket lives as long as the account, and is the one
+// [Memory.SpendWithTokens] takes from. Other buckets (of unknown accounts
+// too, as on Redis) stand alone: each is dropped, changing no decision,
+// once full again plus at most a minute, by a sweep that new buckets make.
+// To limit by client address in one process, prefer the limiter's own
+// buckets, whose number is capped.
 func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if err := validateBucket(&b); err != nil {
 		return BucketResult{}, err
@@ -113,10 +109,8 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	return m.standalone.take(&b, m.tick), nil
 }
 
-// standaloneTable holds a [Memory]'s stand-alone buckets. A new bucket
-// sweeps out the expired ones at most every bucketLinger, so that a flood
-// of new keys costs each a constant share of a sweep, and a store that
-// takes no new keys does no work.
+// standaloneTable holds a [Memory]'s stand-alone buckets. Sweeping at most
+// every bucketLinger costs a flood of new keys a constant share each.
 type standaloneTable struct {
 	mu        sync.Mutex
 	m         map[string]*standaloneBucket
@@ -165,8 +159,7 @@ func (t *standaloneTable) get(b *Bucket, now int64) *standaloneBucket {
 	return sb
 }
 
-// SpendWithTokens implements [BucketSpender] under the account's lock,
-// with the account's bucket b (see [Memory.TakeTokens]).
+// SpendWithTokens implements [BucketSpender] with the account's bucket b.
 func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error) {
 	if cost < 0 {
 		return SpendResult{}, BucketResult{}, errNegativeCost
