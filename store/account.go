@@ -29,16 +29,11 @@ func (s Status) valid() bool {
 // was put. The Features, Metadata, Refill and RateLimit of an Account a
 // store returns may be shared with it: copy them to change them.
 type Account struct {
-	// ID identifies the account: 1 to 256 bytes.
-	ID string `json:"id"`
-	// Plan names the account's plan, for example "free" or "pro".
-	Plan string `json:"plan,omitempty"`
-	// Status is the subscription state; empty means [StatusActive].
-	Status Status `json:"status,omitempty"`
-	// PeriodEnd is when the paid (or trial) period ends; zero means never.
-	PeriodEnd time.Time `json:"period_end,omitzero"`
-	// Features lists the features the plan includes, for example "reports".
-	Features []string `json:"features,omitempty"`
+	ID        string    `json:"id"`                  // 1 to 256 bytes
+	Plan      string    `json:"plan,omitempty"`      // for example "free" or "pro"
+	Status    Status    `json:"status,omitempty"`    // empty means [StatusActive]
+	PeriodEnd time.Time `json:"period_end,omitzero"` // end of the paid (or trial) period; zero: never
+	Features  []string  `json:"features,omitempty"`  // what the plan includes, for example "reports"
 	// Balance is the credit balance, which [Store.Spend] never takes below
 	// zero. From [Store.Lookup] it is as of the (maybe cached) lookup; the
 	// authoritative figure is the one Spend reports.
@@ -52,9 +47,8 @@ type Account struct {
 	RefilledAt time.Time `json:"refilled_at,omitzero"`
 	// RateLimit, if non-nil, overrides the limiter's per-plan and default
 	// rates for this account.
-	RateLimit *RateLimit `json:"rate_limit,omitempty"`
-	// Metadata holds free-form data for the application.
-	Metadata map[string]string `json:"metadata,omitempty"`
+	RateLimit *RateLimit        `json:"rate_limit,omitempty"`
+	Metadata  map[string]string `json:"metadata,omitempty"` // free-form, for the application
 }
 
 // clone returns a deep copy of a, whose Features has no spare capacity, so

@@ -52,15 +52,13 @@ type CallbackOptions struct {
 // Found lookups are cached for [CallbackOptions.TTL], not-found ones for
 // NegativeTTL (then reported as this package's [ErrNotFound]), other
 // errors never. A cached Balance may be stale, which is harmless: the
-// middlewares decide on the balance Spend reports, and Spend is never
-// cached. Concurrent misses for one digest make one call of
-// Callbacks.Lookup (see [NewCallback]).
+// middlewares decide on the balance Spend reports, never cached.
 //
 // The cache holds at most CacheSize lookups: when full, it drops expired
-// entries, then not-found ones, then any, until an eighth is free, and
-// misses drop expired entries at least every min(TTL, NegativeTTL). An
-// unknown key holds about 110 bytes (under 8 MiB at the default size), a
-// found one about 300 more plus its account's Features and Metadata.
+// entries, then not-found ones, then any, until an eighth is free; misses
+// drop expired entries at least every min(TTL, NegativeTTL). An unknown
+// key holds about 110 bytes (under 8 MiB at the default size), a found one
+// about 300 more plus its account's Features and Metadata.
 //
 // Callback is an interface so that it implements [Refunder] exactly when
 // Callbacks.Refund is set.
@@ -77,11 +75,11 @@ type Callback interface {
 // [Refunder] if fns.Refund is set. A nil fns.Lookup or fns.Spend, or a
 // negative CacheSize, is an error.
 //
-// When lookups of one digest miss the cache at once, the first caller
-// calls fns.Lookup with its own context and the others wait for its result,
-// or until their own context ends. If the first caller's context ends and
-// the call fails, the others retry. If fns.Lookup panics, the panic reaches
-// the first caller and the others receive an error.
+// Lookups of one digest that miss the cache at once make one call of
+// fns.Lookup, with the first caller's context; the others wait for its
+// result, or their own context's end, and retry if the first caller's
+// context ended and the call failed. If fns.Lookup panics, the panic
+// reaches the first caller and the others receive an error.
 func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
 	var o CallbackOptions
 	if opts != nil {
@@ -164,7 +162,7 @@ func (e cacheEntry) result() (Key, Account, error) {
 }
 
 // lookupCall is a call of Callbacks.Lookup in flight, shared by the callers
-// that missed the cache for the same digest.
+// that missed the cache for its digest.
 type lookupCall struct {
 	done    chan struct{} // closed when the fields below are final
 	key     Key
@@ -214,8 +212,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 	}
 }
 
-// cachedLocked returns the fresh cache entry for digest, if any. s.mu must
-// be held.
+// cachedLocked returns the fresh cache entry for digest, if any, under s.mu.
 func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
 	e, ok := s.cache[digest]
 	if !ok || s.now().UnixNano() >= e.expires {
@@ -290,9 +287,8 @@ func (s *callbackStore) storeLocked(digest Digest, c *lookupCall) {
 	s.cache[digest] = e
 }
 
-// dropLocked keeps at most keep of the entries not expired at now, found
-// lookups first, in a new map (one that is deleted from keeps its memory).
-// s.mu must be held.
+// dropLocked keeps, under s.mu, at most keep of the entries not expired at
+// now, found lookups first, in a new map (one deleted from keeps memory).
 func (s *callbackStore) dropLocked(now int64, keep int) {
 	expired := 0
 	for _, e := range s.cache {

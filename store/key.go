@@ -35,20 +35,15 @@ func (d *Digest) UnmarshalText(text []byte) error {
 
 // Key is an API key as a store knows it.
 type Key struct {
-	// Digest is the SHA-256 digest of the raw key.
-	Digest Digest `json:"digest"`
+	Digest Digest `json:"digest"` // of the raw key
 	// Prefix is the display form of the key made by [NewKey], such as
 	// "sk_live_ab12". The stores of this module cut a longer Prefix to
 	// that form, so what they hold is safe to show in dashboards and logs.
-	Prefix string `json:"prefix"`
-	// AccountID is the account the key belongs to.
-	AccountID string `json:"account_id"`
-	// Revoked marks a disabled key; it no longer authenticates.
-	Revoked bool `json:"revoked,omitempty"`
-	// ExpiresAt is when the key stops authenticating; zero means never.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// CreatedAt is when the key was created, if known.
-	CreatedAt time.Time `json:"created_at,omitzero"`
+	Prefix    string    `json:"prefix"`
+	AccountID string    `json:"account_id"`          // the account the key belongs to
+	Revoked   bool      `json:"revoked,omitempty"`   // disabled: it no longer authenticates
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // when it stops authenticating; zero: never
+	CreatedAt time.Time `json:"created_at,omitzero"` // when it was created, if known
 }
 
 // validate reports the first problem that makes k unusable, or nil, and cuts

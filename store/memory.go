@@ -55,16 +55,14 @@ type accountHot struct {
 type accountCold struct {
 	// put is the account as put, replaced under mu but never modified, so
 	// that Lookup reads it without mu; balance overrides its Balance.
-	put       atomic.Pointer[Account]
-	hasRefill bool            // put.Load().Refill != nil, guarded by mu
-	buckets   []*memoryBucket // the token buckets after the first
+	put     atomic.Pointer[Account]
+	buckets []*memoryBucket // the token buckets after the first
 }
 
 // setLocked makes a, which the store owns, the account. e.mu must be held
 // unless e is not yet shared.
 func (e *memoryAccount) setLocked(a Account) {
 	e.balance.Store(a.Balance)
-	e.hasRefill = a.Refill != nil
 	e.put.Store(&a)
 }
 
@@ -156,7 +154,7 @@ func (m *Memory) current(e *memoryAccount) Account {
 // applyRefillLocked applies any refill due now to e, which must be locked,
 // and returns the next refill time. Only then does it read the clock.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
-	if !e.hasRefill {
+	if e.put.Load().Refill == nil {
 		return time.Time{}
 	}
 	now := m.now()
