@@ -135,11 +135,7 @@ type refundingCallbackStore struct {
 	*callbackStore
 }
 
-var (
-	_ Callback = (*callbackStore)(nil)
-	_ Callback = (*refundingCallbackStore)(nil)
-	_ Refunder = (*refundingCallbackStore)(nil)
-)
+var _ Refunder = (*refundingCallbackStore)(nil)
 
 // cacheEntry is a cached result of Callbacks.Lookup.
 type cacheEntry struct {

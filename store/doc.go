@@ -2,10 +2,9 @@
 // the [Store] interface the middlewares use.
 //
 // go402 comes with three stores:
-//   - [Memory], for a single process, optionally saved to and restored from
-//     a JSON file;
-//   - [Callback], made by [NewCallback] from functions that reach the
-//     application's own database, with a bounded read-through cache;
+//   - [Memory], for a single process, optionally saved to a JSON file;
+//   - [Callback], from functions that reach the application's database,
+//     with a bounded read-through cache;
 //   - the Redis store of the nested module
 //     github.com/go402/go402/store/redisstore, for replicas that share state.
 //

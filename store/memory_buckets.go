@@ -95,16 +95,14 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if len(b.Account) > maxIDLength {
 		return BucketResult{}, errBadAccountID
 	}
-	if b.Account != "" {
-		e, err := m.account(b.Account)
-		if err != nil { // not an account of this store
-			b.Key = "\x00" + b.Account + "\x00" + b.Key // apart from any stand-alone bucket
-			return m.standalone.take(&b, m.tick), nil
-		}
+	if e, err := m.account(b.Account); err == nil {
 		now := m.tick()
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		return e.accountBucketLocked(&b, now).take(&b, now), nil
+	}
+	if b.Account != "" { // an unknown account's: apart from other stand-alone buckets
+		b.Key = "\x00" + b.Account + "\x00" + b.Key
 	}
 	return m.standalone.take(&b, m.tick), nil
 }

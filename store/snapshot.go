@@ -54,15 +54,13 @@ func (m *Memory) SaveFile(path string) error {
 // snapshot copies the store's contents, sorted so that saving an unchanged
 // store writes an identical file.
 func (m *Memory) snapshot() snapshot {
-	var s snapshot
 	var entries []*memoryAccount
+	var keys []Key
 	m.mu.Lock()
 	m.accounts.each(func(_ string, e **memoryAccount) { entries = append(entries, *e) })
-	m.keys.each(func(_ Digest, k *memoryKey) { s.Keys = append(s.Keys, k.key) })
+	m.keys.each(func(_ Digest, k *memoryKey) { keys = append(keys, k.key) })
 	m.mu.Unlock()
-
-	s.Version = snapshotVersion
-	s.Accounts = make([]Account, 0, len(entries))
+	s := snapshot{Version: snapshotVersion, Accounts: make([]Account, 0, len(entries)), Keys: keys}
 	for _, e := range entries {
 		e.mu.Lock()
 		s.Accounts = append(s.Accounts, e.accountLocked())

@@ -78,19 +78,16 @@ func (t *table[K, V]) put(s []atomic.Pointer[tableEntry[K, V]], e *tableEntry[K,
 	}
 }
 
-// grow publishes and returns a copy of old (nil: empty) of twice the size
-// (or minTableSlots).
+// grow publishes and returns a copy of old (nil: empty) of twice the size,
+// or minTableSlots.
 func (t *table[K, V]) grow(old *[]atomic.Pointer[tableEntry[K, V]]) *[]atomic.Pointer[tableEntry[K, V]] {
-	size := minTableSlots
-	if old != nil {
-		size = 2 * len(*old)
+	if old == nil {
+		old = new([]atomic.Pointer[tableEntry[K, V]])
 	}
-	s := make([]atomic.Pointer[tableEntry[K, V]], size)
-	if old != nil {
-		for i := range *old {
-			if e := (*old)[i].Load(); e != nil {
-				t.put(s, e)
-			}
+	s := make([]atomic.Pointer[tableEntry[K, V]], max(minTableSlots, 2*len(*old)))
+	for i := range *old {
+		if e := (*old)[i].Load(); e != nil {
+			t.put(s, e)
 		}
 	}
 	t.slots.Store(&s)
