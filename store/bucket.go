@@ -69,8 +69,7 @@ type BucketSpender interface {
 	SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error)
 }
 
-// validateBucket returns an error wrapping [ErrInvalidAmount] unless b's
-// rate and burst are positive and its cost non-negative.
+// validateBucket returns an error wrapping [ErrInvalidAmount] for a bad b.
 func validateBucket(b *Bucket) error {
 	if err := tokenbucket.Validate(b.Rate, b.Burst, b.Cost); err != nil {
 		return errorf("%w: %w", err, ErrInvalidAmount)

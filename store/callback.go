@@ -157,8 +157,7 @@ func (e cacheEntry) result() (Key, Account, error) {
 	return e.found.key, e.found.account, nil
 }
 
-// lookupCall is a call of Callbacks.Lookup in flight, shared by the callers
-// that missed the cache for its digest.
+// lookupCall is a Callbacks.Lookup in flight, shared by concurrent misses.
 type lookupCall struct {
 	done    chan struct{} // closed when the fields below are final
 	key     Key
@@ -217,8 +216,7 @@ func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
 	return e, true
 }
 
-// lead calls Callbacks.Lookup for c, caches what it may and releases the
-// waiters.
+// lead calls Callbacks.Lookup for c, caches it if it may, and ends c.
 func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) {
 	returned := false
 	defer func() {

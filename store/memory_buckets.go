@@ -9,8 +9,7 @@ import (
 	"github.com/go402/go402/internal/tokenbucket"
 )
 
-// bucketLinger is how often, at most, new stand-alone buckets sweep out
-// those full again; a variable that a test can shorten.
+// bucketLinger is the least time between sweeps; a test shortens it.
 var bucketLinger = time.Minute
 
 // maxBucketLife caps a stand-alone bucket's expiry, against overflow.
@@ -38,8 +37,7 @@ func newMemoryBucket(b *Bucket, now int64) memoryBucket {
 	return memoryBucket{key: b.Key, limit: l, tb: tokenbucket.Full(l, now)}
 }
 
-// reconfigure gives the bucket b's rate and burst as of now, as
-// rate.Limiter's SetLimitAt and SetBurstAt do, and returns them.
+// reconfigure gives mb b's rate and burst as of now, as rate.Limiter does.
 func (mb *memoryBucket) reconfigure(b *Bucket, now int64) tokenbucket.Limit {
 	l := tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
 	mb.tb.SetLimitAt(mb.limit, l, now)
@@ -54,8 +52,7 @@ func (mb *memoryBucket) take(b *Bucket, now int64) BucketResult {
 	return BucketResult(tokenbucket.ResultOf(l, b.Cost, ok, tokens))
 }
 
-// accountBucketLocked returns the account's bucket b.Key, creating a full
-// one if it has none. e.mu must be held.
+// accountBucketLocked returns e's bucket b.Key, a full one if new; e.mu is held.
 func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket {
 	switch {
 	case e.bucket.key == b.Key && e.bucket.limit.Burst != 0:
@@ -107,8 +104,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	return m.standalone.take(&b, m.tick), nil
 }
 
-// standaloneTable holds a [Memory]'s stand-alone buckets. Sweeping at most
-// every bucketLinger costs a flood of new keys a constant share each.
+// standaloneTable holds a [Memory]'s stand-alone buckets.
 type standaloneTable struct {
 	mu        sync.Mutex
 	m         map[string]*standaloneBucket
@@ -133,8 +129,8 @@ func (t *standaloneTable) take(b *Bucket, tick func() int64) BucketResult {
 	}
 }
 
-// get returns the stand-alone bucket b.Key, creating a full one if there
-// is none.
+// get returns the stand-alone bucket b.Key, making a full one if need be.
+// A new bucket sweeps at most every bucketLinger: a constant share each.
 func (t *standaloneTable) get(b *Bucket, now int64) *standaloneBucket {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -136,8 +136,7 @@ func readSnapshot(path string) (*snapshot, error) {
 	return &s, nil
 }
 
-// tempPattern returns the directory and [os.CreateTemp] pattern of the
-// temporary files of saves of path.
+// tempPattern returns the directory and [os.CreateTemp] pattern for path.
 func tempPattern(path string) (dir, pattern string) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -146,8 +145,7 @@ func tempPattern(path string) (dir, pattern string) {
 	return dir, "." + base + ".tmp-*"
 }
 
-// removeStaleTemps removes the regular files named by tempPattern ("*"
-// being digits) last written before now - staleTempAge, as best it can.
+// removeStaleTemps removes, as best it can, path's stale temporary files.
 func removeStaleTemps(path string, now time.Time) {
 	dir, pattern := tempPattern(path)
 	head := strings.TrimSuffix(pattern, "*")
@@ -163,9 +161,8 @@ func removeStaleTemps(path string, now time.Time) {
 	}
 }
 
-// writeFileAtomic replaces the named file with what write produces,
-// through a synced temporary file renamed over it. On failure the temporary
-// file is removed and path is untouched.
+// writeFileAtomic replaces path with what write produces, through a synced
+// temporary file renamed over it; on failure it leaves path untouched.
 func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, pattern := tempPattern(path)
 	f, err := os.CreateTemp(dir, pattern)

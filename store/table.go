@@ -65,8 +65,7 @@ func (t *table[K, V]) set(k K, v V) {
 	}
 }
 
-// put stores e in s, which has a free slot, and reports whether it added
-// rather than replaced an entry.
+// put stores e in s, which has a free slot, and reports whether it added.
 func (t *table[K, V]) put(s []atomic.Pointer[tableEntry[K, V]], e *tableEntry[K, V]) bool {
 	mask := uint64(len(s) - 1)
 	for i := t.hash(e.key) & mask; ; i = (i + 1) & mask {
@@ -78,8 +77,7 @@ func (t *table[K, V]) put(s []atomic.Pointer[tableEntry[K, V]], e *tableEntry[K,
 	}
 }
 
-// grow publishes and returns a copy of old (nil: empty) of twice the size,
-// or minTableSlots.
+// grow publishes and returns a copy of old (or nil) at least twice as big.
 func (t *table[K, V]) grow(old *[]atomic.Pointer[tableEntry[K, V]]) *[]atomic.Pointer[tableEntry[K, V]] {
 	if old == nil {
 		old = new([]atomic.Pointer[tableEntry[K, V]])
