@@ -37,18 +37,13 @@ type Account struct {
 	// Balance is the credit balance, which [Store.Spend] never takes below
 	// zero. From [Store.Lookup] it is as of the (maybe cached) lookup; the
 	// authoritative figure is the one Spend reports.
-	Balance int64 `json:"balance"`
-	// Refill, if non-nil, tops the balance up periodically: a quota that
-	// follows the billing cycle.
-	Refill *Refill `json:"refill,omitempty"`
-	// RefilledAt is the period boundary at which Refill was last applied,
-	// maintained by stores. If zero, the latest boundary at or before now
-	// applies on the next spend.
-	RefilledAt time.Time `json:"refilled_at,omitzero"`
-	// RateLimit, if non-nil, overrides the limiter's per-plan and default
-	// rates for this account.
-	RateLimit *RateLimit        `json:"rate_limit,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"` // free-form, for the application
+	Balance int64   `json:"balance"`
+	Refill  *Refill `json:"refill,omitempty"` // if set, tops the balance up periodically
+	// RefilledAt is the boundary at which Refill was last applied, kept by
+	// stores; if zero, the latest one at or before now applies next spend.
+	RefilledAt time.Time         `json:"refilled_at,omitzero"`
+	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // if set, overrides the limiter's plan and default rates
+	Metadata   map[string]string `json:"metadata,omitempty"`   // free-form, for the application
 }
 
 // clone returns a deep copy of a, whose Features has no spare capacity, so

@@ -18,9 +18,7 @@ import (
 // debits the account atomically. Every take of the same Account and Key,
 // by [Buckets.TakeTokens] or SpendWithTokens, draws on the same tokens.
 type Bucket struct {
-	// Account, if set, is the ID of the account the bucket belongs to, as
-	// when the limiter keys a request by its caller's account.
-	Account string
+	Account string // if set, the ID of the account the bucket belongs to
 	// Key identifies the bucket among the account's (the limiter uses its
 	// policy name, such as "default"), else among all stand-alone buckets
 	// ("default:192.0.2.1").

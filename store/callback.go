@@ -17,13 +17,11 @@ type Callbacks struct {
 	// AccountID to the account's ID, and a Prefix longer than a display
 	// prefix is cut to one (see [Key.Prefix]). Required.
 	Lookup func(ctx context.Context, digest Digest) (Key, Account, error)
-	// Spend has the contract of [Store.Spend], refill included. It is
-	// called only with a cost ≥ 0 and an account ID of 1 to 256 bytes.
-	// Required.
+	// Spend has the contract of [Store.Spend], called only with a cost ≥ 0
+	// and an account ID of 1 to 256 bytes. Required.
 	Spend func(ctx context.Context, accountID string, cost int64) (SpendResult, error)
-	// Refund has the contract of [Refunder], called only with an amount
-	// > 0 and a valid account ID. Optional: if nil, the store does not
-	// implement [Refunder].
+	// Refund has the contract of [Refunder], called only with an amount > 0
+	// and a valid account ID. Optional.
 	Refund func(ctx context.Context, accountID string, amount int64) (balance int64, err error)
 }
 
@@ -41,8 +39,7 @@ type CallbackOptions struct {
 	// CacheSize caps the number of cached lookups, found and not found.
 	// If zero, 65536; it must not be negative. See [Callback].
 	CacheSize int
-	// Clock returns the current time, against which cached lookups expire.
-	// If nil, time.Now is used.
+	// Clock, if set, replaces time.Now, by which cached lookups expire.
 	Clock func() time.Time
 }
 
@@ -71,9 +68,8 @@ type Callback interface {
 	Invalidate(digest Digest)
 }
 
-// NewCallback returns a [Callback] that calls fns, and implements
-// [Refunder] if fns.Refund is set. A nil fns.Lookup or fns.Spend, or a
-// negative CacheSize, is an error.
+// NewCallback returns a [Callback] that calls fns. A nil fns.Lookup or
+// fns.Spend, or a negative CacheSize, is an error.
 //
 // Lookups of one digest that miss the cache at once make one call of
 // fns.Lookup, with the first caller's context; the others wait for its

@@ -6,12 +6,10 @@ import (
 	"sync/atomic"
 )
 
-// table is a hash map that readers search without a lock or a write to
-// shared memory, so that lookups on different cores never contend; writers
-// must be serialised. It is open-addressing with linear probing, at most
-// half full; entries are added or replaced, never removed. Growing
-// publishes a larger copy atomically; a reader of the old one finds what it
-// held.
+// table is a hash map that readers search without a lock or a write, so
+// that lookups never contend; writers must be serialised. It probes
+// linearly, is at most half full, and never removes; growing publishes a
+// larger copy atomically, and readers of the old one find what it held.
 type table[K comparable, V any] struct {
 	slots atomic.Pointer[[]atomic.Pointer[tableEntry[K, V]]]
 	n     int // entries stored; guarded by the writers' lock
