@@ -24,10 +24,10 @@ func (s Status) valid() bool {
 	return s == StatusActive || s == StatusTrialing || s == StatusPastDue || s == StatusCanceled || s == StatusSuspended
 }
 
-// Account is a customer: their plan, subscription state, features and
-// credits. It is a plain value: what a store's Lookup returns equals what
-// was put. The Features, Metadata, Refill and RateLimit of an Account a
-// store returns may be shared with it: copy them to change them.
+// Account is a customer: plan, subscription, features and credits, as a plain
+// value (what Lookup returns equals what was put). The Features, Metadata,
+// Refill and RateLimit a store returns may be shared with it: copy them to
+// change them.
 type Account struct {
 	ID        string    `json:"id"`                  // 1 to 256 bytes
 	Plan      string    `json:"plan,omitempty"`      // for example "free" or "pro"

@@ -7,16 +7,16 @@ import (
 	"github.com/go402/go402/internal/tokenbucket"
 )
 
-// Bucket names a token bucket and a request of it: take Cost tokens from
-// the bucket Key, which holds at most Burst tokens and gains Rate per
-// second, as golang.org/x/time/rate does: a new bucket is full, and a take
-// that finds too few tokens takes none.
+// Bucket names a token bucket and a request of it: take Cost tokens from the
+// bucket Key, which holds at most Burst tokens and gains Rate per second, as
+// golang.org/x/time/rate does: a new bucket is full, and a take that finds too
+// few tokens takes none.
 //
-// A bucket belongs to an account (Account set) or stands alone. Stores
-// that shard keep an account's bucket beside it (on Redis, in its Cluster
-// hash slot), so that [BucketSpender.SpendWithTokens] takes its tokens and
-// debits the account atomically. Every take of the same Account and Key,
-// by [Buckets.TakeTokens] or SpendWithTokens, draws on the same tokens.
+// A bucket belongs to an account (Account set) or stands alone. Stores that
+// shard keep an account's bucket beside it (on Redis, in its Cluster hash
+// slot), so that [BucketSpender.SpendWithTokens] takes its tokens and debits
+// the account atomically. Every take of the same Account and Key, by
+// [Buckets.TakeTokens] or SpendWithTokens, draws on the same tokens.
 type Bucket struct {
 	Account string // if set, the ID of the account the bucket belongs to
 	// Key identifies the bucket among the account's (the limiter uses its
@@ -40,25 +40,22 @@ type BucketResult struct {
 	Full time.Duration // how long until the bucket is full again
 }
 
-// Buckets is implemented by stores that keep token buckets, so that
-// replicas share one limit (the Redis store does). The limiter uses it,
-// when its store offers it, instead of its in-process buckets.
+// Buckets is implemented by stores that keep token buckets, so that replicas
+// share one limit (as on Redis); the limiter then uses them, not its own.
 type Buckets interface {
 	// TakeTokens takes b.Cost tokens from the bucket b if it holds them.
 	TakeTokens(ctx context.Context, b Bucket) (BucketResult, error)
 }
 
 // BucketSpender is implemented by stores that can take tokens from a bucket
-// and debit credits in one atomic operation (one round trip); if either
-// refuses, nothing is taken from either. The paywall uses it for a charge
-// with a rate limit.
+// and debit credits in one atomic operation (one round trip), taking
+// nothing if either refuses. The paywall uses it to charge with a limit.
 type BucketSpender interface {
 	// SpendWithTokens takes b.Cost tokens from the bucket b and debits cost
-	// credits, applying any due refill first, as [Store.Spend] does.
-	// b.Account must be accountID, or the call fails, whatever the store's
-	// topology, so that the mistake shows at once. An unknown account
-	// yields an error wrapping [ErrNotFound] and takes no tokens; a
-	// negative cost one wrapping [ErrInvalidAmount].
+	// credits as [Store.Spend] does. b.Account must be accountID, or the
+	// call fails, whatever the store's topology, so that the mistake shows
+	// at once. An unknown account yields an error wrapping [ErrNotFound]
+	// and takes no tokens; a negative cost one wrapping [ErrInvalidAmount].
 	//
 	// If the BucketResult's OK is false the bucket refused (429; nothing
 	// debited); else if the SpendResult's OK is false the balance refused

@@ -47,15 +47,15 @@ type CallbackOptions struct {
 // read-through cache of lookups. A Callback is safe for concurrent use.
 //
 // Found lookups are cached for [CallbackOptions.TTL], not-found ones for
-// NegativeTTL (then reported as this package's [ErrNotFound]), other
-// errors never. A cached Balance may be stale, which is harmless: the
-// middlewares decide on the balance Spend reports, never cached.
+// NegativeTTL (then reported as this package's [ErrNotFound]), other errors
+// never. A cached Balance may be stale, which is harmless: the middlewares
+// decide on the balance Spend reports, never cached.
 //
 // The cache holds at most CacheSize lookups: when full, it drops expired
-// entries, then not-found ones, then any, until an eighth is free; misses
-// drop expired entries at least every min(TTL, NegativeTTL). An unknown
-// key holds about 110 bytes (under 8 MiB at the default size), a found one
-// about 300 more plus its account's Features and Metadata.
+// entries, then not-found ones, then any, until an eighth is free; misses drop
+// expired entries at least every min(TTL, NegativeTTL). An unknown key holds
+// about 110 bytes (under 8 MiB at the default size), a found one about 300 more
+// plus its account's Features and Metadata.
 //
 // Callback is an interface so that it implements [Refunder] exactly when
 // Callbacks.Refund is set.
@@ -72,10 +72,10 @@ type Callback interface {
 // fns.Spend, or a negative CacheSize, is an error.
 //
 // Lookups of one digest that miss the cache at once make one call of
-// fns.Lookup, with the first caller's context; the others wait for its
-// result, or their own context's end, and retry if the first caller's
-// context ended and the call failed. If fns.Lookup panics, the panic
-// reaches the first caller and the others receive an error.
+// fns.Lookup, with the first caller's context; the others wait for its result,
+// or their own context's end, and retry if the first caller's context ended and
+// the call failed. If fns.Lookup panics, the panic reaches the first caller and
+// the others receive an error.
 func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
 	var o CallbackOptions
 	if opts != nil {

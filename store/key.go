@@ -46,8 +46,7 @@ type Key struct {
 	CreatedAt time.Time `json:"created_at,omitzero"` // when it was created, if known
 }
 
-// validate reports the first problem that makes k unusable, or nil, and cuts
-// its Prefix to a display prefix.
+// validate reports the first problem of k, or nil, and cuts its Prefix.
 func (k *Key) validate() error {
 	k.Prefix = keyprefix.Clamp(k.Prefix)
 	switch {
@@ -61,13 +60,12 @@ func (k *Key) validate() error {
 	return nil
 }
 
-// NewKey returns the Key of accountID for an existing raw key, such as one
-// issued elsewhere or a fixed demo key. Its display prefix is the key's
-// label — up to the last '_' among its first 8 characters, such as
-// "sk_live_" — and the 4 characters after it ("sk_live_ab12"), or the label
-// alone if fewer than 8 follow it: at most 12 characters, never the whole
-// key, and at most 4 of the secret after a label of 8, even when the secret
-// contains '_'.
+// NewKey returns the Key of accountID for an existing raw key, such as a fixed
+// demo key. Its display prefix is the key's label — up to the last '_' among
+// its first 8 characters, such as "sk_live_" — and the 4 characters after it
+// ("sk_live_ab12"), or the label alone if fewer than 8 follow: at most 12
+// characters, never the whole key, and at most 4 of the secret after a label of
+// 8, even when the secret contains '_'.
 func NewKey(raw, accountID string) Key {
 	return Key{Digest: DigestOf(raw), Prefix: keyprefix.Of(raw), AccountID: accountID}
 }
@@ -88,8 +86,7 @@ func GenerateKey(prefix string) (string, error) {
 		return "", errorf("key prefix longer than %d bytes", maxPrefixLength)
 	}
 	for i := 0; i < len(prefix); i++ {
-		if c := prefix[i]; c <= ' ' || c > '~' {
-			// Never quote the prefix: it may be part of a key.
+		if c := prefix[i]; c <= ' ' || c > '~' { // never quoted: it may be part of a key
 			return "", errorf("key prefix: byte %d is not printable ASCII (or is a space)", i)
 		}
 	}

@@ -12,13 +12,13 @@ import (
 // Memory is a [Store] that keeps accounts and keys in the memory of one
 // process. It also implements [Refunder], [Buckets] and [BucketSpender],
 // manages keys and accounts itself (PutAccount, CreateKey, …), and can save
-// itself to and restore itself from a JSON file ([Memory.SaveFile],
-// [Memory.LoadFile]) so that a restart of a small server loses nothing.
+// itself to a JSON file and restore itself from one ([Memory.SaveFile],
+// [Memory.LoadFile]), so that a restart of a small server loses nothing.
 //
-// Lookup and Spend allocate nothing and take no lock shared between
-// accounts; concurrent spends against one account admit exactly as many as
-// the balance covers. Create a Memory with [NewMemory]; the zero value is
-// not usable. A Memory is safe for concurrent use.
+// Lookup and Spend allocate nothing and take no lock shared between accounts;
+// concurrent spends against one account admit exactly as many as the balance
+// covers. Create a Memory with [NewMemory]; the zero value is not usable. A
+// Memory is safe for concurrent use.
 type Memory struct {
 	now  func() time.Time
 	tick func() int64 // times buckets, in Unix nanoseconds
@@ -59,15 +59,13 @@ type accountCold struct {
 	buckets []*memoryBucket // the token buckets after the first
 }
 
-// setLocked makes a, which the store owns, the account. e.mu must be held
-// unless e is not yet shared.
+// setLocked makes a, owned by the store, the account: under e.mu if shared.
 func (e *memoryAccount) setLocked(a Account) {
 	e.balance.Store(a.Balance)
 	e.put.Store(&a)
 }
 
-// accountLocked returns the account as it is. e.mu must be held unless the
-// account has no refill.
+// accountLocked returns the account as it is: under e.mu if it has a refill.
 func (e *memoryAccount) accountLocked() Account {
 	a := *e.put.Load()
 	a.Balance = e.balance.Load()
@@ -77,9 +75,8 @@ func (e *memoryAccount) accountLocked() Account {
 // MemoryOptions configures [NewMemory]. A nil *MemoryOptions, like the zero
 // value, means all defaults.
 type MemoryOptions struct {
-	// Clock returns the current time, which decides when refills are due,
-	// times token buckets and stamps created keys. If nil, time.Now is
-	// used. Tests inject a fake clock here instead of sleeping.
+	// Clock, if set, replaces time.Now for refills, token buckets and the
+	// CreatedAt of keys: tests inject a fake clock here instead of sleeping.
 	Clock func() time.Time
 }
 
@@ -181,8 +178,7 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 	return r, nil
 }
 
-// debitLocked subtracts cost if allowed and covered, with next as the next
-// refill time. e.mu must be held and any due refill applied.
+// debitLocked debits cost if allowed and covered, under e.mu after refilling.
 func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) SpendResult {
 	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
 	if allowed && cost <= r.Balance {
@@ -192,10 +188,9 @@ func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) Sp
 	return r
 }
 
-// Refund implements [Refunder]. It applies any refill due now first, so a
-// later top-up to the refill amount never swallows the refund, and refuses
-// an amount that would take the balance past the largest int64 with an
-// error wrapping [ErrInvalidAmount].
+// Refund implements [Refunder]. It applies any due refill first, so that a
+// later top-up never swallows the refund, and refuses an amount that would
+// overflow the balance with an error wrapping [ErrInvalidAmount].
 func (m *Memory) Refund(_ context.Context, accountID string, amount int64) (int64, error) {
 	return m.add("refund", accountID, amount)
 }
@@ -226,10 +221,9 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	return b + amount, nil
 }
 
-// PutAccount validates a and stores a deep copy of it, replacing every
-// field of any account with the same ID, so spends between reading an
-// account and putting it back are lost: change balances with
-// [Memory.TopUp] and [Memory.Spend].
+// PutAccount validates a and stores a deep copy, replacing every field of
+// any account with its ID: spends between reading an account and putting it
+// back are lost, so change balances with [Memory.TopUp] and [Memory.Spend].
 func (m *Memory) PutAccount(_ context.Context, a Account) error {
 	if err := a.Validate(); err != nil {
 		return err

@@ -72,16 +72,15 @@ func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket 
 }
 
 // TakeTokens implements [Buckets], timed by the store's clock. Rate must be
-// positive (+Inf allows everything), Burst positive and Cost non-negative,
-// or the error wraps [ErrInvalidAmount]; an Account over 256 bytes is
-// refused. Buckets are not saved by [Memory.SaveFile].
+// positive (+Inf allows everything), Burst positive and Cost non-negative, or
+// the error wraps [ErrInvalidAmount]; an Account over 256 bytes is refused.
+// Buckets are not saved by [Memory.SaveFile].
 //
 // An account's bucket lives as long as the account, and is the one
-// [Memory.SpendWithTokens] takes from. Other buckets (of unknown accounts
-// too, as on Redis) stand alone: each is dropped, changing no decision,
-// once full again plus at most a minute, by a sweep that new buckets make.
-// To limit by client address in one process, prefer the limiter's own
-// buckets, whose number is capped.
+// [Memory.SpendWithTokens] takes from. Other buckets (of unknown accounts too,
+// as on Redis) stand alone, dropped at most a minute after they are full again,
+// which changes no decision. To limit by client address in one process, prefer
+// the limiter's own buckets, whose number is capped.
 func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if err := validateBucket(&b); err != nil {
 		return BucketResult{}, err
@@ -129,8 +128,8 @@ func (t *standaloneTable) take(b *Bucket, tick func() int64) BucketResult {
 	}
 }
 
-// get returns the stand-alone bucket b.Key, making a full one if need be.
-// A new bucket sweeps at most every bucketLinger: a constant share each.
+// get returns the stand-alone bucket b.Key, making a full one if need be,
+// which sweeps if bucketLinger has passed: a flood pays a constant share.
 func (t *standaloneTable) get(b *Bucket, now int64) *standaloneBucket {
 	t.mu.Lock()
 	defer t.mu.Unlock()

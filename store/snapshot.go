@@ -28,16 +28,13 @@ type snapshot struct {
 // file is taken for the leftover of a save that crashed.
 const staleTempAge = 5 * time.Minute
 
-// SaveFile writes every account and key (by digest) of m to the named file
-// as JSON, readable and writable by its owner only. It replaces the file
-// atomically, through a temporary file synced to stable storage, so a crash
-// or a failed write leaves the previous file intact. Each account is saved
-// in a consistent state, but spends proceed meanwhile, so the file need not
-// show all accounts at one instant.
-//
-// SaveFile and LoadFile remove the temporary files of saves of the same
-// path that crashed: those no one has written to for five minutes (a save
-// in progress writes continuously).
+// SaveFile writes every account and key (by digest) of m to the named file as
+// JSON, readable and writable by its owner only, replacing it atomically
+// through a temporary file synced to stable storage: a crash or a failed write
+// leaves the previous file intact. Each account is saved in a consistent state,
+// but spends proceed meanwhile. SaveFile and LoadFile remove the temporary
+// files of crashed saves of the same path: those no one has written to for five
+// minutes (a save in progress writes on).
 func (m *Memory) SaveFile(path string) error {
 	removeStaleTemps(path, time.Now())
 	s := m.snapshot()
@@ -73,11 +70,10 @@ func (m *Memory) snapshot() snapshot {
 	return s
 }
 
-// LoadFile adds the accounts and keys of a file written by
-// [Memory.SaveFile] to m, replacing those with the same ID or digest. The
-// file is checked as a whole, as PutAccount and PutKey check (and cut
-// long key prefixes), before anything changes, so a bad file changes
-// nothing. If it does not exist, the error wraps [io/fs.ErrNotExist], so a
+// LoadFile adds the accounts and keys of a file written by [Memory.SaveFile] to
+// m, replacing those with the same ID or digest. It checks the whole file
+// first, as PutAccount and PutKey do (cutting long key prefixes), so a bad file
+// changes nothing. A missing file's error wraps [io/fs.ErrNotExist], so a
 // server can start empty:
 //
 //	if err := m.LoadFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {

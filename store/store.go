@@ -8,9 +8,8 @@ import (
 )
 
 // Store is what the go402 middlewares need from a back end: resolve a key and
-// spend credits atomically. Implementations must be safe for concurrent use.
-// Optional capabilities ([Refunder], [Buckets], [BucketSpender]) are found
-// by type assertion.
+// spend credits atomically, safe for concurrent use. Optional capabilities
+// ([Refunder], [Buckets], [BucketSpender]) are found by type assertion.
 type Store interface {
 	// Lookup resolves a digest to the key and its account, equal to what
 	// was stored, revoked and expired keys included so that the caller can
@@ -35,8 +34,7 @@ type SpendResult struct {
 // Refunder is implemented by stores that can give credits back, for example
 // when the handler a charge paid for failed.
 type Refunder interface {
-	// Refund adds amount (which must be positive) to the account's balance
-	// and returns the new balance.
+	// Refund adds amount, which must be positive, to the balance it returns.
 	Refund(ctx context.Context, accountID string, amount int64) (balance int64, err error)
 }
 
