@@ -21,7 +21,8 @@ const (
 )
 
 func (s Status) valid() bool {
-	return s == StatusActive || s == StatusTrialing || s == StatusPastDue || s == StatusCanceled || s == StatusSuspended
+	return s == StatusActive || s == StatusTrialing || s == StatusPastDue ||
+		s == StatusCanceled || s == StatusSuspended
 }
 
 // Account is a customer: plan, subscription, features and credits, as a plain
@@ -42,12 +43,11 @@ type Account struct {
 	// RefilledAt is the boundary at which Refill was last applied, kept by
 	// stores; if zero, the latest one at or before now applies next spend.
 	RefilledAt time.Time         `json:"refilled_at,omitzero"`
-	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // if set, overrides the limiter's plan and default rates
+	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // overrides the limiter's plan and default rates
 	Metadata   map[string]string `json:"metadata,omitempty"`   // free-form, for the application
 }
 
-// clone returns a deep copy of a, whose Features has no spare capacity, so
-// that appending to it never writes into memory another copy can see.
+// clone returns a deep copy of a, with Features clipped so that appends copy.
 func (a Account) clone() Account {
 	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
