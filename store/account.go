@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"time"
@@ -19,66 +20,34 @@ const (
 	StatusSuspended Status = "suspended"
 )
 
-// valid reports whether s is one of the defined subscription states.
 func (s Status) valid() bool {
-	switch s {
-	case StatusActive, StatusTrialing, StatusPastDue, StatusCanceled, StatusSuspended:
-		return true
-	}
-	return false
+	return s == StatusActive || s == StatusTrialing || s == StatusPastDue ||
+		s == StatusCanceled || s == StatusSuspended
 }
 
-// Account is a customer: the plan they are on, the state of their
-// subscription, what the plan includes, and their credits. It is a plain
-// value: what a store's Lookup returns equals what was put.
-//
-// The Features, Metadata, Refill and RateLimit of an Account a store
-// returns may be shared with the store and must be treated as read-only;
-// copy them (slices.Clone, maps.Clone) to change them.
+// Account is a customer: plan, subscription, features and credits, as a plain
+// value (what Lookup returns equals what was put). The Features, Metadata,
+// Refill and RateLimit a store returns may be shared with it: copy them to
+// change them.
 type Account struct {
-	// ID identifies the account: 1 to 256 bytes.
-	ID string `json:"id"`
-
-	// Plan names the account's plan, for example "free" or "pro".
-	Plan string `json:"plan,omitempty"`
-
-	// Status is the subscription state. The empty Status is treated as
-	// [StatusActive], so accounts without subscriptions need not set it.
-	Status Status `json:"status,omitempty"`
-
-	// PeriodEnd is when the paid (or trial) period ends. The zero time means
-	// the period never ends.
-	PeriodEnd time.Time `json:"period_end,omitzero"`
-
-	// Features lists the features the plan includes, for example "reports".
-	Features []string `json:"features,omitempty"`
-
-	// Balance is the account's credit balance. Stores never let it go below
-	// zero through [Store.Spend]. In a value returned by [Store.Lookup] it is
-	// the balance at the time of the lookup (or of the cached lookup); the
-	// authoritative figure is the one [Store.Spend] reports.
-	Balance int64 `json:"balance"`
-
-	// Refill, if non-nil, tops the balance up periodically, turning credits
-	// into a quota that follows the billing cycle. See [Refill].
-	Refill *Refill `json:"refill,omitempty"`
-
-	// RefilledAt is the period boundary at which Refill was last applied.
-	// Stores maintain it; the zero time means no refill has been applied yet,
-	// so the first boundary at or before now applies on the next spend.
-	RefilledAt time.Time `json:"refilled_at,omitzero"`
-
-	// RateLimit, if non-nil, overrides the limiter's per-plan and default
-	// rates for this account.
-	RateLimit *RateLimit `json:"rate_limit,omitempty"`
-
-	// Metadata holds free-form data for the application.
-	Metadata map[string]string `json:"metadata,omitempty"`
+	ID        string    `json:"id"`                  // 1 to 256 bytes
+	Plan      string    `json:"plan,omitempty"`      // for example "free" or "pro"
+	Status    Status    `json:"status,omitempty"`    // empty means [StatusActive]
+	PeriodEnd time.Time `json:"period_end,omitzero"` // end of the paid (or trial) period; zero: never
+	Features  []string  `json:"features,omitempty"`  // what the plan includes, for example "reports"
+	// Balance is the credit balance, which [Store.Spend] never takes below
+	// zero. From [Store.Lookup] it is as of the (maybe cached) lookup; the
+	// authoritative figure is the one Spend reports.
+	Balance int64   `json:"balance"`
+	Refill  *Refill `json:"refill,omitempty"` // if set, tops the balance up periodically
+	// RefilledAt is the boundary at which Refill was last applied, kept by
+	// stores; if zero, the latest one at or before now applies next spend.
+	RefilledAt time.Time         `json:"refilled_at,omitzero"`
+	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // overrides the limiter's plan and default rates
+	Metadata   map[string]string `json:"metadata,omitempty"`   // free-form, for the application
 }
 
-// clone returns a deep copy of a, sharing nothing with it. The copy's
-// Features slice has no spare capacity, so appending to it (or to a shallow
-// copy of it) never writes into memory another copy can see.
+// clone returns a deep copy of a, with Features clipped so that appends copy.
 func (a Account) clone() Account {
 	a.Features = slices.Clip(slices.Clone(a.Features))
 	if a.Refill != nil {
@@ -100,55 +69,48 @@ func (a *Account) Validate() error {
 		return errorf("account ID must not be empty")
 	case len(a.ID) > maxIDLength:
 		return errorf("account ID longer than %d bytes", maxIDLength)
-	case a.Status != "" && !a.Status.valid():
-		return errorf("account %q: unknown status %q", a.ID, a.Status)
-	case a.Balance < 0:
-		return errorf("account %q: negative balance %d", a.ID, a.Balance)
 	}
-	if a.Refill != nil {
-		if err := a.Refill.validate(); err != nil {
-			return errorf("account %q: %v", a.ID, err)
-		}
-	}
-	if a.RateLimit != nil {
-		if err := a.RateLimit.validate(); err != nil {
-			return errorf("account %q: %v", a.ID, err)
-		}
+	if p := a.problem(); p != "" {
+		return errorf("account %q: %s", a.ID, p)
 	}
 	return nil
 }
 
-// maxIDLength is the longest account ID stores accept.
+// problem describes the first problem of a's fields but its ID, or is "".
+func (a *Account) problem() string {
+	r, rl := a.Refill, a.RateLimit
+	switch {
+	case a.Status != "" && !a.Status.valid():
+		return fmt.Sprintf("unknown status %q", a.Status)
+	case a.Balance < 0:
+		return fmt.Sprintf("negative balance %d", a.Balance)
+	case r != nil && r.Amount <= 0:
+		return fmt.Sprintf("refill amount must be > 0, got %d", r.Amount)
+	case r != nil && r.Every <= 0:
+		return fmt.Sprintf("refill period must be > 0, got %v", r.Every)
+	case r != nil && r.Anchor.IsZero():
+		return "refill anchor must be set"
+	case rl != nil && !(rl.Rate > 0): // also rejects NaN
+		return fmt.Sprintf("rate must be > 0, got %v", rl.Rate)
+	case rl != nil && rl.Burst <= 0:
+		return fmt.Sprintf("burst must be > 0, got %d", rl.Burst)
+	}
+	return ""
+}
+
+// maxIDLength is the longest account ID, in bytes.
 const maxIDLength = 256
 
-// Refill describes a periodic quota: at every period boundary
-// Anchor + k·Every (k = 0, 1, 2, …) the balance is topped up to Amount.
-// A balance already at or above Amount is left alone, so credits bought on
-// top of the quota are never lost, and unused quota does not accumulate.
+// Refill is a periodic quota: at every boundary Anchor + k·Every (k = 0,
+// 1, 2, …) a balance below Amount is topped up to Amount, so credits bought
+// on top are never lost and unused quota does not accumulate.
 type Refill struct {
-	// Amount is the balance each boundary restores. It must be positive.
-	Amount int64 `json:"amount"`
-	// Every is the length of the period. It must be positive.
-	Every time.Duration `json:"every"`
-	// Anchor is the first boundary, typically the start of the billing
-	// cycle. It must not be the zero time.
-	Anchor time.Time `json:"anchor"`
+	Amount int64         `json:"amount"` // the balance restored; positive
+	Every  time.Duration `json:"every"`  // the period; positive
+	Anchor time.Time     `json:"anchor"` // the first boundary; not zero
 }
 
-func (r *Refill) validate() error {
-	switch {
-	case r.Amount <= 0:
-		return errorf("refill amount must be > 0, got %d", r.Amount)
-	case r.Every <= 0:
-		return errorf("refill period must be > 0, got %v", r.Every)
-	case r.Anchor.IsZero():
-		return errorf("refill anchor must be set")
-	}
-	return nil
-}
-
-// boundary returns the latest period boundary at or before now, and false if
-// now is before Anchor.
+// boundary returns the latest boundary at or before now, if any.
 func (r *Refill) boundary(now time.Time) (time.Time, bool) {
 	if now.Before(r.Anchor) {
 		return time.Time{}, false
@@ -157,10 +119,8 @@ func (r *Refill) boundary(now time.Time) (time.Time, bool) {
 	return r.Anchor.Add(k * r.Every), true
 }
 
-// applyRefill applies any refill that is due at now: if a boundary at or
-// before now is later than RefilledAt, the balance is topped up to
-// Refill.Amount and RefilledAt moves to that boundary. It reports whether
-// the account changed, and does nothing when Refill is nil.
+// applyRefill applies the refill due at now, if any, and reports whether
+// the account changed.
 func (a *Account) applyRefill(now time.Time) bool {
 	if a.Refill == nil {
 		return false
@@ -176,8 +136,7 @@ func (a *Account) applyRefill(now time.Time) bool {
 	return true
 }
 
-// nextRefill returns when the balance is next topped up after now: the
-// first period boundary strictly after now, or the zero time if the
+// nextRefill returns the first boundary after now, or the zero time if the
 // account has no refill.
 func (a *Account) nextRefill(now time.Time) time.Time {
 	if a.Refill == nil {
@@ -190,22 +149,8 @@ func (a *Account) nextRefill(now time.Time) time.Time {
 	return b.Add(a.Refill.Every)
 }
 
-// RateLimit is a token-bucket rate: Rate tokens per second, up to Burst
-// tokens at once.
+// RateLimit is a token-bucket rate.
 type RateLimit struct {
-	// Rate is the refill rate in tokens per second. It must be positive.
-	Rate float64 `json:"rate"`
-	// Burst is the bucket's capacity. It must be positive.
-	Burst int `json:"burst"`
-}
-
-// validate reports whether r is usable.
-func (r *RateLimit) validate() error {
-	switch {
-	case !(r.Rate > 0): // also rejects NaN
-		return errorf("rate must be > 0, got %v", r.Rate)
-	case r.Burst <= 0:
-		return errorf("burst must be > 0, got %d", r.Burst)
-	}
-	return nil
+	Rate  float64 `json:"rate"`  // tokens per second; positive
+	Burst int     `json:"burst"` // the bucket's capacity; positive
 }

@@ -9,105 +9,73 @@ import (
 )
 
 // Callbacks are the functions through which a store made by [NewCallback]
-// reaches the application's own database. Each must be safe for concurrent
-// use and should honour its context's cancellation and deadline, which are
-// those of the request being served.
+// reaches the application's database. Each must be safe for concurrent use
+// and should honour its context, that of the request being served.
 type Callbacks struct {
-	// Lookup resolves the digest of a raw key to the key and its account,
-	// with the contract of [Store.Lookup]. If the returned Key's Digest is
-	// zero it is set to the digest looked up, an empty AccountID is set to
-	// the account's ID, and a Prefix longer than a display prefix is cut
-	// to one (see [Key.Prefix]). Required.
+	// Lookup resolves a digest with the contract of [Store.Lookup]. A zero
+	// Digest in the returned Key is set to the one looked up, an empty
+	// AccountID to the account's ID, and a Prefix longer than a display
+	// prefix is cut to one (see [Key.Prefix]). Required.
 	Lookup func(ctx context.Context, digest Digest) (Key, Account, error)
-
-	// Spend atomically applies any due refill (see [Refill]) and debits
-	// cost, with the contract of [Store.Spend]. It is called only with a
-	// cost ≥ 0 and a non-empty account ID of at most 256 bytes.
-	// Required.
+	// Spend has the contract of [Store.Spend], called only with a cost ≥ 0
+	// and an account ID of 1 to 256 bytes. Required.
 	Spend func(ctx context.Context, accountID string, cost int64) (SpendResult, error)
-
-	// Refund gives credits back, with the contract of [Refunder], called
-	// only with an amount > 0 and a valid account ID. Optional: if nil,
-	// the store does not implement [Refunder].
+	// Refund has the contract of [Refunder], called only with an amount > 0
+	// and a valid account ID. Optional.
 	Refund func(ctx context.Context, accountID string, amount int64) (balance int64, err error)
 }
 
 // CallbackOptions configures [NewCallback]. A nil *CallbackOptions, like
 // the zero value, means all defaults.
 type CallbackOptions struct {
-	// TTL is how long a successful lookup is served from the cache. If
-	// zero, 5 seconds; if negative, successful lookups are not cached. A
-	// revoked key keeps authenticating for up to TTL unless the
-	// application calls [Callback.Invalidate].
+	// TTL is how long a found lookup is cached: if zero 5 seconds, if
+	// negative not at all. A revoked key keeps authenticating for up to
+	// TTL unless the application calls [Callback.Invalidate].
 	TTL time.Duration
-
-	// NegativeTTL is how long a lookup that found no key (an error
-	// wrapping [ErrNotFound]) is served from the cache. If zero, 1 second;
-	// if negative, not-found results are not cached. A newly created key
-	// may be refused for up to NegativeTTL if it was looked up just before.
+	// NegativeTTL is how long a lookup that found no key is cached: if
+	// zero 1 second, if negative not at all. A new key may be refused for
+	// up to NegativeTTL if it was looked up just before.
 	NegativeTTL time.Duration
-
-	// CacheSize caps the number of cached lookups, found and not found
-	// together. If zero, 65536; it must not be negative. See [Callback]
-	// for the memory this holds.
+	// CacheSize caps the number of cached lookups, found and not found.
+	// If zero, 65536; it must not be negative. See [Callback].
 	CacheSize int
-
-	// Clock returns the current time, against which cached lookups expire.
-	// If nil, time.Now is used.
+	// Clock, if set, replaces time.Now, by which cached lookups expire.
 	Clock func() time.Time
 }
-
-// Defaults of [CallbackOptions].
-const (
-	defaultCallbackTTL         = 5 * time.Second
-	defaultCallbackNegativeTTL = time.Second
-	defaultCallbackCacheSize   = 1 << 16
-)
 
 // Callback is a [Store] built from [Callbacks] by [NewCallback], with a
 // read-through cache of lookups. A Callback is safe for concurrent use.
 //
-// Lookups are cached for [CallbackOptions.TTL], not-found results for
-// NegativeTTL (and then reported as an error wrapping [ErrNotFound] of this
-// package's own); other errors are never cached. A cached Account's Balance
-// may be stale by up to the TTL, which is harmless: the middlewares decide
-// on the balance [Store.Spend] reports, and Spend is never cached.
-// Concurrent misses for the same digest collapse into a single call of
-// Callbacks.Lookup; see [NewCallback] for whose context that call gets.
+// Found lookups are cached for [CallbackOptions.TTL], not-found ones for
+// NegativeTTL (then reported as this package's [ErrNotFound]), other errors
+// never. A cached Balance may be stale, which is harmless: the middlewares
+// decide on the balance Spend reports, never cached.
 //
-// The cache holds at most CacheSize lookups, whatever the traffic: when
-// full, it drops expired entries, then not-found ones, then any, until an
-// eighth is free, and lookups that miss drop expired entries at least
-// every min(TTL, NegativeTTL). A flood of unknown keys so holds
-// about 110 bytes per entry, under 8 MiB with the default size; a found
-// lookup holds about 300 bytes more, plus its account's Features and
-// Metadata.
+// The cache holds at most CacheSize lookups: when full, it drops expired
+// entries, then not-found ones, then any, until an eighth is free; misses drop
+// expired entries at least every min(TTL, NegativeTTL). An unknown key holds
+// about 110 bytes (under 8 MiB at the default size), a found one about 300 more
+// plus its account's Features and Metadata.
 //
-// Callback is an interface so that the value [NewCallback] returns can
-// implement [Refunder] exactly when Callbacks.Refund is set.
+// Callback is an interface so that it implements [Refunder] exactly when
+// Callbacks.Refund is set.
 type Callback interface {
 	Store
 
-	// Invalidate removes any cached result for digest, so the next lookup
-	// asks Callbacks.Lookup again; call it after revoking a key to make the
-	// revocation take effect at once. A lookup already in flight is not
-	// cached when it completes, though its callers still receive its
-	// result.
+	// Invalidate removes any cached result for digest, so that a key
+	// revoked takes effect at once. A lookup in flight is not cached,
+	// though its callers still receive its result.
 	Invalidate(digest Digest)
 }
 
 // NewCallback returns a [Callback] that calls fns. A nil fns.Lookup or
-// fns.Spend, or a negative CacheSize, is an error. The returned store
-// implements [Refunder] if and only if fns.Refund is set.
+// fns.Spend, or a negative CacheSize, is an error.
 //
-// When several lookups of one digest miss the cache at once, the first
-// caller (the leader) calls fns.Lookup with its own context, so its
-// deadline and values reach the function, and the others wait for that
-// result. A waiter whose own context ends stops waiting and returns its
-// context's error. If the leader's context ends and the call fails, the
-// failure is the leader's alone: the waiters retry, and one of them becomes
-// the next leader. If fns.Lookup panics, the panic propagates to the
-// leader and the waiters receive an error.
+// Lookups of one digest that miss the cache at once make one call of
+// fns.Lookup, with the first caller's context; the others wait for its result,
+// or their own context's end, and retry if the first caller's context ended and
+// the call failed. If fns.Lookup panics, the panic reaches the first caller and
+// the others receive an error.
 func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
 	var o CallbackOptions
 	if opts != nil {
@@ -123,9 +91,9 @@ func NewCallback(fns Callbacks, opts *CallbackOptions) (Callback, error) {
 	}
 	s := &callbackStore{
 		fns:     fns,
-		ttl:     cmp.Or(o.TTL, defaultCallbackTTL),
-		negTTL:  cmp.Or(o.NegativeTTL, defaultCallbackNegativeTTL),
-		size:    cmp.Or(o.CacheSize, defaultCallbackCacheSize),
+		ttl:     cmp.Or(o.TTL, 5*time.Second),
+		negTTL:  cmp.Or(o.NegativeTTL, time.Second),
+		size:    cmp.Or(o.CacheSize, 1<<16),
 		now:     o.Clock,
 		flights: make(map[Digest]*lookupCall),
 	}
@@ -152,11 +120,10 @@ type callbackStore struct {
 	size        int
 	sweepEvery  time.Duration // the shorter positive TTL
 	now         func() time.Time
-
-	mu        sync.RWMutex
-	cache     map[Digest]cacheEntry // nil if nothing is cached
-	nextSweep time.Time
-	flights   map[Digest]*lookupCall
+	mu          sync.RWMutex
+	cache       map[Digest]cacheEntry // nil if nothing is cached
+	nextSweep   time.Time
+	flights     map[Digest]*lookupCall
 }
 
 // refundingCallbackStore is the Callback with Refund.
@@ -164,17 +131,12 @@ type refundingCallbackStore struct {
 	*callbackStore
 }
 
-var (
-	_ Callback = (*callbackStore)(nil)
-	_ Callback = (*refundingCallbackStore)(nil)
-	_ Refunder = (*refundingCallbackStore)(nil)
-)
+var _ Refunder = (*refundingCallbackStore)(nil)
 
-// cacheEntry is a cached result of Callbacks.Lookup: a found key and its
-// account, or, if found is nil, that the key was not found.
+// cacheEntry is a cached result of Callbacks.Lookup.
 type cacheEntry struct {
-	found   *foundLookup
-	expires int64 // by the store's clock, in Unix nanoseconds
+	found   *foundLookup // nil: not found
+	expires int64        // Unix nanoseconds
 }
 
 // foundLookup is a key and its account, never modified once cached.
@@ -191,21 +153,15 @@ func (e cacheEntry) result() (Key, Account, error) {
 	return e.found.key, e.found.account, nil
 }
 
-// lookupCall is a call of Callbacks.Lookup in flight, shared by the callers
-// that missed the cache for the same digest.
+// lookupCall is a Callbacks.Lookup in flight, shared by concurrent misses.
 type lookupCall struct {
-	done chan struct{} // closed when the fields below are final
-
+	done    chan struct{} // closed when the fields below are final
 	key     Key
 	account Account
 	err     error
-	// retry tells waiters that the call failed because the leader's
-	// context ended, so they should try again rather than fail.
-	retry bool
-	// noCache is set (under callbackStore.mu) by Invalidate.
-	noCache bool
-	// waiters counts (under callbackStore.mu) the callers that joined.
-	waiters int
+	retry   bool // the leader's context ended: waiters try again
+	noCache bool // set by Invalidate, under callbackStore.mu
+	waiters int  // callers that joined, under callbackStore.mu
 }
 
 // errLookupPanicked is what waiters receive when Callbacks.Lookup panics.
@@ -221,8 +177,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 	}
 	for {
 		s.mu.Lock()
-		// Check again under the lock: a call that completed since the
-		// check above has cached its result, and must not be repeated.
+		// A call that completed since the check above cached its result.
 		if e, ok := s.cachedLocked(digest); ok {
 			s.mu.Unlock()
 			return e.result()
@@ -248,8 +203,7 @@ func (s *callbackStore) Lookup(ctx context.Context, digest Digest) (Key, Account
 	}
 }
 
-// cachedLocked returns the fresh cache entry for digest, if any. s.mu must
-// be held.
+// cachedLocked returns the fresh cache entry for digest, if any, under s.mu.
 func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
 	e, ok := s.cache[digest]
 	if !ok || s.now().UnixNano() >= e.expires {
@@ -258,8 +212,7 @@ func (s *callbackStore) cachedLocked(digest Digest) (cacheEntry, bool) {
 	return e, true
 }
 
-// lead calls Callbacks.Lookup for the flight c, caches what may be cached,
-// and releases the waiters.
+// lead calls Callbacks.Lookup for c, caches it if it may, and ends c.
 func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) {
 	returned := false
 	defer func() {
@@ -297,8 +250,7 @@ func (s *callbackStore) lead(ctx context.Context, digest Digest, c *lookupCall) 
 	c.key, c.account = k, a.clone()
 }
 
-// storeLocked caches the result of c if it may be cached. s.mu must be
-// held.
+// storeLocked caches the result of c if it may be. s.mu must be held.
 func (s *callbackStore) storeLocked(digest Digest, c *lookupCall) {
 	var e cacheEntry
 	ttl := s.ttl
@@ -325,10 +277,8 @@ func (s *callbackStore) storeLocked(digest Digest, c *lookupCall) {
 	s.cache[digest] = e
 }
 
-// dropLocked keeps, of the cached entries, those not expired at now and,
-// of those, at most keep: found lookups first. It copies them to a new map,
-// as a map that entries are deleted from holds on to memory. s.mu must be
-// held.
+// dropLocked keeps, under s.mu, at most keep of the entries not expired at
+// now, found lookups first, in a new map (one deleted from keeps memory).
 func (s *callbackStore) dropLocked(now int64, keep int) {
 	expired := 0
 	for _, e := range s.cache {
@@ -363,8 +313,7 @@ func (s *callbackStore) Invalidate(digest Digest) {
 	}
 }
 
-// Spend implements [Store]. It checks its arguments and calls
-// Callbacks.Spend; spends are never cached.
+// Spend implements [Store]; spends are never cached.
 func (s *callbackStore) Spend(ctx context.Context, accountID string, cost int64) (SpendResult, error) {
 	if cost < 0 {
 		return SpendResult{}, errNegativeCost
@@ -375,8 +324,7 @@ func (s *callbackStore) Spend(ctx context.Context, accountID string, cost int64)
 	return s.fns.Spend(ctx, accountID, cost)
 }
 
-// Refund implements [Refunder]. It checks its arguments and calls
-// Callbacks.Refund.
+// Refund implements [Refunder].
 func (s *refundingCallbackStore) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
 	if amount <= 0 {
 		return 0, errorf("refund of %d: %w", amount, ErrInvalidAmount)

@@ -2,22 +2,17 @@
 // the [Store] interface the middlewares use.
 //
 // go402 comes with three stores:
-//   - [Memory], for a single process, optionally saved to and restored from
-//     a JSON file;
-//   - [Callback], made by [NewCallback] from functions that reach the
-//     application's own database, with a bounded read-through cache;
+//   - [Memory], for a single process, optionally saved to a JSON file;
+//   - [Callback], from functions that reach the application's database,
+//     with a bounded read-through cache;
 //   - the Redis store of the nested module
 //     github.com/go402/go402/store/redisstore, for replicas that share state.
 //
 // Each passes the conformance suite in store/storetest, which any other
-// implementation can run too. Optional capabilities ([Refunder], [Buckets],
-// [BucketSpender]) are separate interfaces discovered by type assertion.
-// [Account] and [Key] are plain values: what a store's Lookup returns
-// equals what was put.
-//
-// Only the SHA-256 [Digest] of an API key is stored or used to find it; the
-// raw key exists only in the request and, once, in what CreateKey returns.
-// A memory store with one demo key, used the way the middlewares use it:
+// implementation can run too. Only the SHA-256 [Digest] of an API key is
+// stored; the raw key exists only in the request and, once, in what
+// CreateKey returns. A memory store with one demo key, used the way the
+// middlewares use it:
 //
 //	m := store.NewMemory(nil)
 //	m.PutAccount(ctx, store.Account{ID: "acct_1", Plan: "pro", Balance: 1000})

@@ -10,22 +10,17 @@ import (
 	"github.com/go402/go402/internal/keyprefix"
 )
 
-// Digest is the SHA-256 digest of a raw API key. Stores keep and index only
-// digests; a raw key is never stored.
+// Digest is the SHA-256 digest of a raw API key: all that stores keep.
 type Digest [sha256.Size]byte
 
 // DigestOf returns the digest of the raw key.
-func DigestOf(raw string) Digest {
-	return sha256.Sum256([]byte(raw))
-}
+func DigestOf(raw string) Digest { return sha256.Sum256([]byte(raw)) }
 
 // String returns the digest in lower-case hexadecimal.
 func (d Digest) String() string { return hex.EncodeToString(d[:]) }
 
 // MarshalText encodes the digest as hexadecimal.
-func (d Digest) MarshalText() ([]byte, error) {
-	return hex.AppendEncode(nil, d[:]), nil
-}
+func (d Digest) MarshalText() ([]byte, error) { return hex.AppendEncode(nil, d[:]), nil }
 
 // UnmarshalText decodes a hexadecimal digest.
 func (d *Digest) UnmarshalText(text []byte) error {
@@ -38,30 +33,20 @@ func (d *Digest) UnmarshalText(text []byte) error {
 	return nil
 }
 
-// Key is an API key as a store knows it: its digest, a short display prefix
-// that lets people recognise it, and the account it belongs to.
+// Key is an API key as a store knows it.
 type Key struct {
-	// Digest is the SHA-256 digest of the raw key.
-	Digest Digest `json:"digest"`
+	Digest Digest `json:"digest"` // of the raw key
 	// Prefix is the display form of the key made by [NewKey], such as
-	// "sk_live_ab12": at most 12 characters of the key, never all of it
-	// (see [NewKey]). The stores of this module cut a longer Prefix to
-	// that form wherever a key comes from, so what they hold is safe to
-	// show in dashboards and logs.
-	Prefix string `json:"prefix"`
-	// AccountID is the account the key belongs to.
-	AccountID string `json:"account_id"`
-	// Revoked marks a key that has been disabled; it no longer authenticates.
-	Revoked bool `json:"revoked,omitempty"`
-	// ExpiresAt is when the key stops authenticating: it is expired at
-	// ExpiresAt and after. The zero time means never.
-	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// CreatedAt is when the key was created, if known.
-	CreatedAt time.Time `json:"created_at,omitzero"`
+	// "sk_live_ab12". The stores of this module cut a longer Prefix to
+	// that form, so what they hold is safe to show in dashboards and logs.
+	Prefix    string    `json:"prefix"`
+	AccountID string    `json:"account_id"`          // the account the key belongs to
+	Revoked   bool      `json:"revoked,omitempty"`   // disabled: it no longer authenticates
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // when it stops authenticating; zero: never
+	CreatedAt time.Time `json:"created_at,omitzero"` // when it was created, if known
 }
 
-// validate reports the first problem that makes k unusable, or nil, and cuts
-// its Prefix to a display prefix (see [Key.Prefix]).
+// validate reports the first problem of k, or nil, and cuts its Prefix.
 func (k *Key) validate() error {
 	k.Prefix = keyprefix.Clamp(k.Prefix)
 	switch {
@@ -75,40 +60,33 @@ func (k *Key) validate() error {
 	return nil
 }
 
-// NewKey returns the Key for a raw key that already exists, for example one
-// issued by another system or a fixed demo key: its digest and display
-// prefix, belonging to accountID.
-//
-// The display prefix is the key's label — up to and including the last '_'
-// among its first 8 characters, such as "sk_live_" — and the 4 characters
-// after it ("sk_live_ab12"), or the label alone if fewer than 8 follow it.
-// So it shows at most 12 characters of any key, never the whole key, and
-// at most 4 characters of the secret after a label of 8 characters, even
-// when the secret contains '_'.
+// NewKey returns the Key of accountID for an existing raw key, such as a fixed
+// demo key. Its display prefix is the key's label — up to the last '_' among
+// its first 8 characters, such as "sk_live_" — and the 4 characters after it
+// ("sk_live_ab12"), or the label alone if fewer than 8 follow: at most 12
+// characters, never the whole key, and at most 4 of the secret after a label of
+// 8, even when the secret contains '_'.
 func NewKey(raw, accountID string) Key {
 	return Key{Digest: DigestOf(raw), Prefix: keyprefix.Of(raw), AccountID: accountID}
 }
 
-// keyEncoding spells the random part of generated keys: lower-case letters
-// and digits only.
+// keyEncoding spells the random part of generated keys.
 var keyEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 // maxPrefixLength is the longest prefix [GenerateKey] accepts.
 const maxPrefixLength = 32
 
-// GenerateKey returns a new random raw key: prefix (for example "sk_live_")
-// followed by 32 lower-case letters and digits carrying 160 bits of
-// randomness from crypto/rand. The prefix may be empty; otherwise it must be
-// at most 32 bytes of printable ASCII without spaces, so the key fits in an
-// HTTP header unchanged. GenerateKey returns an error for such a prefix or
-// if the system's random source fails.
+// GenerateKey returns a new random raw key: prefix (such as "sk_live_", or
+// empty) and 32 lower-case letters and digits carrying 160 bits from
+// crypto/rand. So that the key fits in an HTTP header, the prefix must be at
+// most 32 bytes of printable ASCII without spaces; the error says if not,
+// or if the random source failed.
 func GenerateKey(prefix string) (string, error) {
 	if len(prefix) > maxPrefixLength {
 		return "", errorf("key prefix longer than %d bytes", maxPrefixLength)
 	}
 	for i := 0; i < len(prefix); i++ {
-		if c := prefix[i]; c <= ' ' || c > '~' {
-			// Never quote the prefix: it may be part of a key.
+		if c := prefix[i]; c <= ' ' || c > '~' { // never quoted: it may be part of a key
 			return "", errorf("key prefix: byte %d is not printable ASCII (or is a space)", i)
 		}
 	}

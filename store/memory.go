@@ -10,52 +10,33 @@ import (
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
-// process. It also implements [Refunder], manages keys and accounts itself
-// (PutAccount, CreateKey, …), keeps token buckets ([Buckets],
-// [BucketSpender]), and can save itself to and restore itself from a JSON
-// file ([Memory.SaveFile], [Memory.LoadFile]) so that a restart of a small
-// server loses nothing.
+// process. It also implements [Refunder], [Buckets] and [BucketSpender],
+// manages keys and accounts itself (PutAccount, CreateKey, …), and can save
+// itself to a JSON file and restore itself from one ([Memory.SaveFile],
+// [Memory.LoadFile]), so that a restart of a small server loses nothing.
 //
-// Lookup and Spend allocate nothing and take no lock shared between
-// accounts: keys and accounts are found in tables that readers search
-// without locking, and Spend is an exact check-and-subtract under the
-// account's own lock, so concurrent spends against one account admit
-// exactly as many as the balance covers.
-//
-// Create a Memory with [NewMemory]; the zero value is not usable. A Memory is
-// safe for concurrent use.
+// Lookup and Spend allocate nothing and take no lock shared between accounts;
+// concurrent spends against one account admit exactly as many as the balance
+// covers. Create a Memory with [NewMemory]; the zero value is not usable. A
+// Memory is safe for concurrent use.
 type Memory struct {
-	now func() time.Time
-	// tick times token buckets, in nanoseconds since the Unix epoch:
-	// MemoryOptions.Clock if set, else a clock that reads only the
-	// monotonic clock, which costs half of time.Now.
-	tick func() int64
+	now  func() time.Time
+	tick func() int64 // times buckets, in Unix nanoseconds
 
-	keys     table[Digest, memoryKey]
-	accounts table[string, *memoryAccount] // never replaced once added
-	// standalone holds the stand-alone token buckets (see TakeTokens),
-	// made on first use.
-	standalone  *standaloneTable
-	bucketsOnce sync.Once
-	// mu serialises the writers of keys and accounts, so read-modify-write
-	// operations on them (RevokeKey, PutAccount) are atomic. Readers do
-	// not take it.
-	mu sync.Mutex
+	keys       table[Digest, memoryKey]
+	accounts   table[string, *memoryAccount] // never replaced once added
+	standalone standaloneTable
+	mu         sync.Mutex // serialises the writers of keys and accounts
 }
 
-// memoryKey is a stored key with its account, which Lookup so reaches
-// without a second table lookup.
+// memoryKey is a key with its account, for Lookup to find both at once.
 type memoryKey struct {
 	key     Key
 	account *memoryAccount
 }
 
-// memoryAccount is one account. What PutAccount stored is kept in put,
-// which is replaced but never modified, so that Lookup reads it without
-// taking the lock; what spends change — the balance, the token buckets —
-// is guarded by mu, and so is the replacing of put when a refill moves its
-// RefilledAt. What every spend writes is on a cache line of its own, so
-// that on a busy account the line that bounces between cores is one.
+// memoryAccount is one account. What spends write is on a cache line of
+// its own, so that on a busy account one line bounces between cores.
 type memoryAccount struct {
 	accountHot
 	_ [(64 - unsafe.Sizeof(accountHot{})%64) % 64]byte
@@ -63,37 +44,28 @@ type memoryAccount struct {
 	_ [(64 - unsafe.Sizeof(accountCold{})%64) % 64]byte
 }
 
-// accountHot is the part of a memoryAccount that spends write.
+// accountHot is what spends write, under mu.
 type accountHot struct {
-	mu sync.Mutex
-	// balance is written under mu and read by Lookup without it.
-	balance atomic.Int64
-	// bucket is the account's first token bucket (see Memory.TakeTokens),
-	// unused while its burst is zero.
-	bucket memoryBucket
+	mu      sync.Mutex
+	balance atomic.Int64 // Lookup reads it without mu
+	bucket  memoryBucket // the first token bucket; unused while its burst is zero
 }
 
-// accountCold is the part of a memoryAccount that spends and lookups read.
+// accountCold is what spends and lookups read.
 type accountCold struct {
-	// put is the account, a deep copy the store owns. Its Balance is as
-	// put (balance is current); its other fields are current.
-	put atomic.Pointer[Account]
-	// hasRefill is put.Load().Refill != nil, guarded by mu.
-	hasRefill bool
-	// buckets are the account's token buckets after the first.
-	buckets []*memoryBucket
+	// put is the account as put, replaced under mu but never modified, so
+	// that Lookup reads it without mu; balance overrides its Balance.
+	put     atomic.Pointer[Account]
+	buckets []*memoryBucket // the token buckets after the first
 }
 
-// setLocked makes a, which the store owns, the account. e.mu must be held
-// unless e is not yet shared.
+// setLocked makes a, owned by the store, the account: under e.mu if shared.
 func (e *memoryAccount) setLocked(a Account) {
 	e.balance.Store(a.Balance)
-	e.hasRefill = a.Refill != nil
 	e.put.Store(&a)
 }
 
-// accountLocked returns the account as it is. e.mu must be held unless the
-// account has no refill.
+// accountLocked returns the account as it is: under e.mu if it has a refill.
 func (e *memoryAccount) accountLocked() Account {
 	a := *e.put.Load()
 	a.Balance = e.balance.Load()
@@ -103,17 +75,20 @@ func (e *memoryAccount) accountLocked() Account {
 // MemoryOptions configures [NewMemory]. A nil *MemoryOptions, like the zero
 // value, means all defaults.
 type MemoryOptions struct {
-	// Clock returns the current time, which decides when refills are due
-	// and when keys are created. If nil, time.Now is used. Tests inject a
-	// fake clock here instead of sleeping.
+	// Clock, if set, replaces time.Now for refills, token buckets and the
+	// CreatedAt of keys: tests inject a fake clock here instead of sleeping.
 	Clock func() time.Time
 }
 
 // NewMemory returns an empty memory store.
 func NewMemory(opts *MemoryOptions) *Memory {
-	m := &Memory{now: time.Now, tick: monotonicNanos()}
+	// By default buckets read only the monotonic clock: half time.Now's cost.
+	start := time.Now()
+	base := start.UnixNano()
+	m := &Memory{now: time.Now, tick: func() int64 { return base + int64(time.Since(start)) }}
 	m.keys.hash = digestHash
 	m.accounts.hash = stringHash()
+	m.standalone.m = make(map[string]*standaloneBucket)
 	if opts != nil && opts.Clock != nil {
 		clock := opts.Clock
 		m.now, m.tick = clock, func() int64 { return clock().UnixNano() }
@@ -121,22 +96,14 @@ func NewMemory(opts *MemoryOptions) *Memory {
 	return m
 }
 
-// monotonicNanos returns a clock that reads only the monotonic clock: the
-// wall time when it was made, in nanoseconds since the Unix epoch, plus the
-// time elapsed since.
-func monotonicNanos() func() int64 {
-	start := time.Now()
-	base := start.UnixNano()
-	return func() int64 { return base + int64(time.Since(start)) }
-}
-
 var (
-	_ Store    = (*Memory)(nil)
-	_ Refunder = (*Memory)(nil)
+	_ Store         = (*Memory)(nil)
+	_ Refunder      = (*Memory)(nil)
+	_ Buckets       = (*Memory)(nil)
+	_ BucketSpender = (*Memory)(nil)
 )
 
-// Errors returned on hot paths, made once so returning them allocates
-// nothing.
+// Errors made once, so that returning them allocates nothing.
 var (
 	errKeyNotFound     = errorf("key: %w", ErrNotFound)
 	errAccountNotFound = errorf("account: %w", ErrNotFound)
@@ -156,41 +123,40 @@ func (m *Memory) account(id string) (*memoryAccount, error) {
 	return *e, nil
 }
 
-// Lookup implements [Store]. The returned Account reflects any refill due
-// now; its Features, Metadata, Refill and RateLimit are shared with the
-// store and must not be modified ([Memory.Account] returns a copy of one's
-// own). It takes no lock for an account without a periodic refill.
+// Lookup implements [Store], with any refill due now applied; it takes no
+// lock for an account without one. [Memory.Account] returns a copy that
+// shares nothing with the store.
 func (m *Memory) Lookup(_ context.Context, digest Digest) (Key, Account, error) {
 	k := m.keys.get(digest)
 	if k == nil {
 		return Key{}, Account{}, errKeyNotFound
 	}
-	e := k.account
-	if p := e.put.Load(); p.Refill == nil {
-		// Nothing to apply: no lock. A PutAccount racing with this may
-		// pair the new account with the old balance, as if it came after.
+	if p := k.account.put.Load(); p.Refill == nil {
+		// A racing PutAccount may pair with the old balance, as if after it.
 		a := *p
-		a.Balance = e.balance.Load()
+		a.Balance = k.account.balance.Load()
 		return k.key, a, nil
 	}
+	return k.key, m.current(k.account), nil
+}
+
+// current returns the account e with any refill due now applied.
+func (m *Memory) current(e *memoryAccount) Account {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	m.applyRefillLocked(e)
-	a := e.accountLocked()
-	e.mu.Unlock()
-	return k.key, a, nil
+	return e.accountLocked()
 }
 
 // applyRefillLocked applies any refill due now to e, which must be locked,
-// and returns the next refill time. It reads the clock only for accounts
-// with a refill: a clock read can cost more than the rest of a spend.
+// and returns the next refill time. Only then does it read the clock.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
-	if !e.hasRefill {
+	if e.put.Load().Refill == nil {
 		return time.Time{}
 	}
 	now := m.now()
 	a := e.accountLocked()
-	if a.applyRefill(now) {
-		// At most once a period: put is never modified, so it is replaced.
+	if a.applyRefill(now) { // at most once a period
 		e.balance.Store(a.Balance)
 		e.put.Store(&a)
 	}
@@ -212,9 +178,7 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 	return r, nil
 }
 
-// debitLocked subtracts cost from the balance if allowed and the balance
-// covers it, and returns the outcome, with next as the next refill time.
-// e.mu must be held and any due refill applied.
+// debitLocked debits cost if allowed and covered, under e.mu after refilling.
 func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) SpendResult {
 	r := SpendResult{Balance: e.balance.Load(), NextRefill: next}
 	if allowed && cost <= r.Balance {
@@ -224,17 +188,15 @@ func (e *memoryAccount) debitLocked(next time.Time, cost int64, allowed bool) Sp
 	return r
 }
 
-// Refund implements [Refunder]. It applies any refill due now first, so a
-// refund is never swallowed by a later top-up to the refill amount. A
-// refund that would take the balance past the largest int64 is refused with
-// an error wrapping [ErrInvalidAmount].
+// Refund implements [Refunder]. It applies any due refill first, so that a
+// later top-up never swallows the refund, and refuses an amount that would
+// overflow the balance with an error wrapping [ErrInvalidAmount].
 func (m *Memory) Refund(_ context.Context, accountID string, amount int64) (int64, error) {
 	return m.add("refund", accountID, amount)
 }
 
 // TopUp adds amount, which must be positive, to the account's balance and
-// returns the new balance. Like [Memory.Refund], it applies any due refill
-// first and refuses an amount that would overflow the balance.
+// returns the new balance, as [Memory.Refund] does.
 func (m *Memory) TopUp(_ context.Context, accountID string, amount int64) (int64, error) {
 	return m.add("top-up", accountID, amount)
 }
@@ -259,11 +221,9 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	return b + amount, nil
 }
 
-// PutAccount validates a and stores a deep copy of it, replacing any
-// account with the same ID. Replacing an account replaces every field,
-// Balance and RefilledAt included, so spends that land between reading an
-// account and putting it back are lost; change balances with
-// [Memory.TopUp] and [Memory.Spend] instead.
+// PutAccount validates a and stores a deep copy, replacing every field of
+// any account with its ID: spends between reading an account and putting it
+// back are lost, so change balances with [Memory.TopUp] and [Memory.Spend].
 func (m *Memory) PutAccount(_ context.Context, a Account) error {
 	if err := a.Validate(); err != nil {
 		return err
@@ -287,25 +247,19 @@ func (m *Memory) putAccountLocked(a Account) {
 	m.accounts.set(a.ID, e)
 }
 
-// Account returns the account with the given ID, or an error wrapping
-// [ErrNotFound]. The result is a deep copy, with any refill due now
-// applied, that the caller may modify freely.
+// Account returns a deep copy of the account, with any refill due now
+// applied, or an error wrapping [ErrNotFound].
 func (m *Memory) Account(_ context.Context, id string) (Account, error) {
 	e, err := m.account(id)
 	if err != nil {
 		return Account{}, err
 	}
-	e.mu.Lock()
-	m.applyRefillLocked(e)
-	a := e.accountLocked()
-	e.mu.Unlock()
-	return a.clone(), nil
+	return m.current(e).clone(), nil
 }
 
-// CreateKey generates a random key with the given prefix (see
-// [GenerateKey]) for an existing account, stores it, and returns the raw
-// key — the only time it is ever available — and the stored Key, made by
-// [NewKey], whose CreatedAt is the store's clock.
+// CreateKey stores a new key from [GenerateKey] for an existing account
+// and returns the raw key, never available again, and the Key ([NewKey],
+// CreatedAt by the store's clock).
 func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string, Key, error) {
 	e, err := m.account(accountID)
 	if err != nil {
@@ -319,18 +273,16 @@ func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string,
 	k.CreatedAt = m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keys.get(k.Digest) != nil {
-		// 160 random bits: this means the random source is broken.
+	if m.keys.get(k.Digest) != nil { // 160 random bits: the random source is broken
 		return "", Key{}, errorf("generated key collides with an existing key")
 	}
 	m.keys.set(k.Digest, memoryKey{k, e})
 	return raw, k, nil
 }
 
-// PutKey stores a key whose raw form is known elsewhere (see [NewKey]),
-// replacing any key with the same digest. Its Digest must not be zero and
-// its account must exist; a Prefix longer than a display prefix is cut to
-// one (see [Key.Prefix]).
+// PutKey stores a key made by [NewKey], replacing any with its digest,
+// which must not be zero; its account must exist. A Prefix longer than a
+// display prefix is cut to one.
 func (m *Memory) PutKey(_ context.Context, k Key) error {
 	if err := k.validate(); err != nil {
 		return err

@@ -77,8 +77,8 @@ func TestMemoryPutAccountValidates(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			m, _ := newMemory(t)
 			err := m.PutAccount(ctx, tt.a)
-			if err == nil || !strings.HasPrefix(err.Error(), "store: ") {
-				t.Fatalf("PutAccount = %v, want an error starting with \"store: \"", err)
+			if err == nil || !strings.HasPrefix(err.Error(), "store: ") || strings.Count(err.Error(), "store: ") != 1 {
+				t.Fatalf("PutAccount = %v, want an error starting with \"store: \", once", err)
 			}
 			if _, err := m.Account(ctx, tt.a.ID); !errors.Is(err, store.ErrNotFound) {
 				t.Errorf("after refused PutAccount, Account: %v, want ErrNotFound", err)

@@ -14,36 +14,27 @@ import (
 	"time"
 )
 
-// snapshotVersion is the version of the snapshot format SaveFile writes
-// and LoadFile reads.
+// snapshotVersion is the version of the file format of [Memory.SaveFile].
 const snapshotVersion = 1
 
-// snapshot is the JSON form of a Memory: every account and every key, keys
-// by digest only.
+// snapshot is the JSON form of a Memory.
 type snapshot struct {
 	Version  int       `json:"version"`
 	Accounts []Account `json:"accounts"`
 	Keys     []Key     `json:"keys"`
 }
 
-// staleTempAge is how long after its last write a temporary file of a
-// snapshot is taken for the leftover of a save that crashed.
+// staleTempAge is how long after its last write a snapshot's temporary
+// file is taken for the leftover of a save that crashed.
 const staleTempAge = 5 * time.Minute
 
-// SaveFile writes every account and key of m to the named file as JSON.
-// Keys are saved by digest; raw keys are never known to the store. The
-// file is replaced atomically: SaveFile writes a temporary file in the same
-// directory, flushes it to stable storage and renames it over path, so a
-// crash or a failed write leaves the previous file intact. The new file is
-// readable and writable by its owner only.
-//
-// SaveFile and LoadFile remove the temporary files that saves of the same
-// path left behind when they crashed: files named like theirs that no one
-// has written to for five minutes. A save in progress writes its file
-// continuously, so its file is never taken for a leftover.
-//
-// Each account is saved in a consistent state, but spends may proceed while
-// SaveFile runs, so the file need not show all accounts at one instant.
+// SaveFile writes every account and key (by digest) of m to the named file as
+// JSON, readable and writable by its owner only, replacing it atomically
+// through a temporary file synced to stable storage: a crash or a failed write
+// leaves the previous file intact. Each account is saved in a consistent state,
+// but spends proceed meanwhile. SaveFile and LoadFile remove the temporary
+// files of crashed saves of the same path: those no one has written to for five
+// minutes (a save in progress writes on).
 func (m *Memory) SaveFile(path string) error {
 	removeStaleTemps(path, time.Now())
 	s := m.snapshot()
@@ -57,18 +48,16 @@ func (m *Memory) SaveFile(path string) error {
 	return nil
 }
 
-// snapshot collects a copy of the store's contents, sorted so that saving
-// an unchanged store writes an identical file.
+// snapshot copies the store's contents, sorted so that saving an unchanged
+// store writes an identical file.
 func (m *Memory) snapshot() snapshot {
-	var s snapshot
 	var entries []*memoryAccount
+	var keys []Key
 	m.mu.Lock()
 	m.accounts.each(func(_ string, e **memoryAccount) { entries = append(entries, *e) })
-	m.keys.each(func(_ Digest, k *memoryKey) { s.Keys = append(s.Keys, k.key) })
+	m.keys.each(func(_ Digest, k *memoryKey) { keys = append(keys, k.key) })
 	m.mu.Unlock()
-
-	s.Version = snapshotVersion
-	s.Accounts = make([]Account, 0, len(entries))
+	s := snapshot{Version: snapshotVersion, Accounts: make([]Account, 0, len(entries)), Keys: keys}
 	for _, e := range entries {
 		e.mu.Lock()
 		s.Accounts = append(s.Accounts, e.accountLocked())
@@ -81,15 +70,11 @@ func (m *Memory) snapshot() snapshot {
 	return s
 }
 
-// LoadFile reads a file written by [Memory.SaveFile] and adds its accounts
-// and keys to m, replacing accounts with the same ID and keys with the same
-// digest; what m holds beyond the file stays. The file is checked as a
-// whole — version, every account and key as PutAccount and PutKey check
-// them — before anything changes, so a bad file changes nothing. Key
-// prefixes longer than a display prefix are cut to one (see [Key.Prefix]).
-//
-// If the file does not exist, the error wraps [io/fs.ErrNotExist], so a
-// server can start empty on its first run:
+// LoadFile adds the accounts and keys of a file written by [Memory.SaveFile] to
+// m, replacing those with the same ID or digest. It checks the whole file
+// first, as PutAccount and PutKey do (cutting long key prefixes), so a bad file
+// changes nothing. A missing file's error wraps [io/fs.ErrNotExist], so a
+// server can start empty:
 //
 //	if err := m.LoadFile(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 //		log.Fatal(err)
@@ -124,8 +109,7 @@ func (m *Memory) LoadFile(path string) error {
 	return nil
 }
 
-// readSnapshot reads and decodes the snapshot file, and checks its version
-// and accounts.
+// readSnapshot reads a snapshot file and checks its version and accounts.
 func readSnapshot(path string) (*snapshot, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -148,8 +132,7 @@ func readSnapshot(path string) (*snapshot, error) {
 	return &s, nil
 }
 
-// tempPattern returns the pattern of the temporary files that saves of
-// path write, for [os.CreateTemp], and the directory they are in.
+// tempPattern returns the directory and [os.CreateTemp] pattern for path.
 func tempPattern(path string) (dir, pattern string) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -158,10 +141,7 @@ func tempPattern(path string) (dir, pattern string) {
 	return dir, "." + base + ".tmp-*"
 }
 
-// removeStaleTemps removes the temporary files of saves of path that were
-// last written before now - staleTempAge: regular files named as
-// writeFileAtomic names them, "*" being the digits os.CreateTemp puts
-// there. It does its best and reports nothing.
+// removeStaleTemps removes, as best it can, path's stale temporary files.
 func removeStaleTemps(path string, now time.Time) {
 	dir, pattern := tempPattern(path)
 	head := strings.TrimSuffix(pattern, "*")
@@ -177,10 +157,8 @@ func removeStaleTemps(path string, now time.Time) {
 	}
 }
 
-// writeFileAtomic replaces the named file with what write produces: it
-// writes a temporary file in the same directory, syncs it and renames it
-// over path. On failure the temporary file is removed and path is
-// untouched.
+// writeFileAtomic replaces path with what write produces, through a synced
+// temporary file renamed over it; on failure it leaves path untouched.
 func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, pattern := tempPattern(path)
 	f, err := os.CreateTemp(dir, pattern)
@@ -195,23 +173,14 @@ func writeFileAtomic(path string, write func(io.Writer) error) (err error) {
 		}
 	}()
 	w := bufio.NewWriter(f)
-	if err = write(w); err != nil {
-		return err
+	steps := []func() error{func() error { return write(w) }, w.Flush, f.Sync, f.Close,
+		func() error { return os.Rename(tmp, path) }}
+	for _, step := range steps {
+		if err = step(); err != nil {
+			return err
+		}
 	}
-	if err = w.Flush(); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return err
-	}
-	// Make the rename itself durable. Not every platform can sync a
-	// directory, and the data is already safe, so failure is ignored.
+	// Make the rename durable, where a directory can be synced.
 	if d, derr := os.Open(dir); derr == nil {
 		d.Sync()
 		d.Close()

@@ -6,16 +6,10 @@ import (
 	"sync/atomic"
 )
 
-// table is a hash map that readers search without taking a lock or writing
-// shared memory, so that lookups on different cores never contend, not even
-// for one entry, as they would for a read lock. Writers must be serialised
-// (a [Memory] holds Memory.mu).
-//
-// It is an open-addressing table with linear probing, at most half full,
-// whose slots hold pointers that are set but never cleared: entries are
-// added or replaced, never removed. Growing builds a larger table and
-// publishes it atomically; a reader still on the old one finds what that
-// one held.
+// table is a hash map that readers search without a lock or a write, so
+// that lookups never contend; writers must be serialised. It probes
+// linearly, is at most half full, and never removes; growing publishes a
+// larger copy atomically, and readers of the old one find what it held.
 type table[K comparable, V any] struct {
 	slots atomic.Pointer[[]atomic.Pointer[tableEntry[K, V]]]
 	n     int // entries stored; guarded by the writers' lock
@@ -39,8 +33,7 @@ func stringHash() func(string) uint64 {
 	return func(s string) uint64 { return maphash.String(seed, s) }
 }
 
-// get returns the value stored under k, or nil. The value must not be
-// modified: set replaces it.
+// get returns the value stored under k, or nil. Do not modify it.
 func (t *table[K, V]) get(k K) *V {
 	p := t.slots.Load()
 	if p == nil {
@@ -70,8 +63,7 @@ func (t *table[K, V]) set(k K, v V) {
 	}
 }
 
-// put stores e in s, which has a free slot, and reports whether it was
-// added rather than replacing an entry with the same key.
+// put stores e in s, which has a free slot, and reports whether it added.
 func (t *table[K, V]) put(s []atomic.Pointer[tableEntry[K, V]], e *tableEntry[K, V]) bool {
 	mask := uint64(len(s) - 1)
 	for i := t.hash(e.key) & mask; ; i = (i + 1) & mask {
@@ -83,19 +75,15 @@ func (t *table[K, V]) put(s []atomic.Pointer[tableEntry[K, V]], e *tableEntry[K,
 	}
 }
 
-// grow publishes a table twice the size of old (or of minTableSlots, if old
-// is nil) holding old's entries, and returns it.
+// grow publishes and returns a copy of old (or nil) at least twice as big.
 func (t *table[K, V]) grow(old *[]atomic.Pointer[tableEntry[K, V]]) *[]atomic.Pointer[tableEntry[K, V]] {
-	size := minTableSlots
-	if old != nil {
-		size = 2 * len(*old)
+	if old == nil {
+		old = new([]atomic.Pointer[tableEntry[K, V]])
 	}
-	s := make([]atomic.Pointer[tableEntry[K, V]], size)
-	if old != nil {
-		for i := range *old {
-			if e := (*old)[i].Load(); e != nil {
-				t.put(s, e)
-			}
+	s := make([]atomic.Pointer[tableEntry[K, V]], max(minTableSlots, 2*len(*old)))
+	for i := range *old {
+		if e := (*old)[i].Load(); e != nil {
+			t.put(s, e)
 		}
 	}
 	t.slots.Store(&s)
