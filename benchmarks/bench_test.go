@@ -77,7 +77,7 @@ func byAPIKey(r *http.Request) (string, bool) {
 // again by the next request, as a client under its limit finds it, so the
 // RateLimit value is the precomputed one.
 func go402Limiter(tb testing.TB, _ []*http.Request) http.Handler {
-	l, err := limiter.New(perSecond, burst, &limiter.Options{By: byAPIKey})
+	l, err := limiter.New(perSecond, burst, &limiter.Options{By: limiter.KeyFunc(byAPIKey)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -86,10 +86,10 @@ func go402Limiter(tb testing.TB, _ []*http.Request) http.Handler {
 
 // go402LimiterDraining is the limiter alone with buckets that never fill
 // up again (a token every 1000 s, from a burst of 2^40): each response's
-// RateLimit value is built afresh. Not one of the scenarios; it
+// RateLimit value is built afresh. Not one of the four scenarios; it
 // shows the limiter's cost for a client that is using up its limit.
 func go402LimiterDraining(tb testing.TB, _ []*http.Request) http.Handler {
-	l, err := limiter.New(1e-3, 1<<40, &limiter.Options{By: byAPIKey})
+	l, err := limiter.New(1e-3, 1<<40, &limiter.Options{By: limiter.KeyFunc(byAPIKey)})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -98,9 +98,9 @@ func go402LimiterDraining(tb testing.TB, _ []*http.Request) http.Handler {
 
 // go402Stack is key authentication, entitlement, the limiter keyed by
 // account, and a charge of one credit, on the memory store, wired as the
-// README recommends: the charge takes the limiter's tokens and its credit
-// in one store operation (paywall.ChargeOptions.RateLimit, with the
-// limiter's buckets in the store). Each request's key is a real key of its
+// README recommends: the limiter in front of the charge, with its buckets
+// in the paywall's store, so that the tokens and the credit are taken in one
+// store operation. Each request's key is a real key of its
 // own account, with a huge balance.
 func go402Stack(tb testing.TB, reqs []*http.Request) http.Handler {
 	return stack(tb, reqs, final, true)
@@ -119,7 +119,7 @@ func stack(tb testing.TB, reqs []*http.Request, h http.Handler, fused bool) http
 	require := pw.Require(paywall.Requirement{Plans: []string{"pro"}})
 	if fused {
 		l := stackLimiter(tb, m)
-		return pw.Authenticate(require(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: l})(h)))
+		return pw.Authenticate(require(l.Handler(pw.Charge(1)(h))))
 	}
 	l := stackLimiter(tb, nil)
 	return pw.Authenticate(require(l.Handler(pw.Charge(1)(h))))
