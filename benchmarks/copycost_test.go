@@ -37,7 +37,7 @@ func (h requestCopy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // go402's limiter behind requestCopy (the least any stack that hands a
 // caller on through the context can cost), and go402's whole stack, in the
 // four scenarios of BenchmarkLimit. It is a diagnostic for
-// benchmarks/RESULTS.md, not one of the scenarios.
+// benchmarks/RESULTS.md, beside the four scenarios.
 func BenchmarkRequestCopyCost(b *testing.B) {
 	runScenarios(b, []impl{
 		{"sethvargo-go-limiter", sethvargoLimiter},
