@@ -43,48 +43,26 @@ func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) 
 // answers for a take of its own.
 func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
 	l := f.l
-	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
 	out := Result{Cost: b.Cost}
 	if l.onDecision != nil {
 		out.now = l.clock() // the decision's time; nothing else needs it
 	}
-	out.fillStore(res, lim, l.configured.ofLimit(lim))
-	return l.answer(w, r, &out)
+	out.fillStore(res, l.configured.ofLimit(store.RateLimit{Rate: b.Rate, Burst: b.Burst}))
+	c, _ := paywall.CallerFromContext(r.Context())
+	return l.answer(w, r, c, &out)
 }
 
 // Take takes b's tokens alone and answers as Handler does.
 func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool {
 	l := f.l
 	res := Result{Cost: b.Cost, now: l.clock()}
+	c, _ := paywall.CallerFromContext(r.Context())
 	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
-	err := l.takeRemote(r.Context(), &res, b, nil)
-	if err != nil && l.failOpen {
-		res.failedOpen = true
-		ok, tokens, pol := l.buckets.take(b.Account, lim, nil, res.Cost, res.now)
-		res.fill(ok, tokens, pol)
-		err = nil
-	}
-	if err != nil {
-		c, _ := paywall.CallerFromContext(r.Context())
+	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account, lim, nil); err != nil {
 		l.refuseError(w, r, c, &res, err)
 		return false
 	}
-	return l.answer(w, r, &res)
-}
-
-// answer sets the headers of res and reports it, or refuses the request if
-// res was refused, and reports whether it was allowed.
-func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, res *Result) bool {
-	c, _ := paywall.CallerFromContext(r.Context())
-	if !res.Allowed {
-		l.refuse(w, r, c, res)
-		return false
-	}
-	l.setHeaders(w.Header(), res)
-	if l.onDecision != nil {
-		l.decide(r, c, res, nil)
-	}
-	return true
+	return l.answer(w, r, c, &res)
 }
 
 // requestCost returns the cost of r from CostFunc, which must be set.
@@ -100,8 +78,7 @@ func (l *Limiter) requestCost(r *http.Request) (int, error) {
 }
 
 // limitOf returns the rate and burst of a request from account a (nil if
-// none) and their precomputed policy, or a nil policy for a per-account
-// override.
+// none) and their policy, nil for a per-account override.
 func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 	pol := l.configured.def
 	if a != nil {
@@ -115,29 +92,13 @@ func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 	return pol.limit, pol
 }
 
-// remoteBucket is the bucket in Options.Store of a request that takes
-// cost tokens at the rate and burst lim: the account's own bucket, named
-// after the policy, if account is set; else the stand-alone bucket
-// "<Name>:<key>".
+// remoteBucket is the bucket in Options.Store that takes cost tokens at
+// rate and burst lim: account's own named after the policy, if account is
+// set, else "<Name>:<key>".
 func (l *Limiter) remoteBucket(account, key string, lim store.RateLimit, cost int) store.Bucket {
 	b := store.Bucket{Account: account, Key: l.name, Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
 	if account == "" {
 		b.Key = l.name + ":" + key
 	}
 	return b
-}
-
-// fillStore sets the Result's fields from the outcome of a take of the
-// bucket with rate and burst lim made by a store; pol is lim's policy.
-func (res *Result) fillStore(br store.BucketResult, lim store.RateLimit, pol *policy) {
-	// The store reports whole tokens left and the time until full; the
-	// tokens themselves are Burst − Full·Rate.
-	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
-	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
-		tokens = whole
-	}
-	res.fill(br.OK, tokens, pol)
-	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
-		res.RetryAfter = max(br.Wait, res.Reset)
-	}
 }

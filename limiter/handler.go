@@ -60,18 +60,25 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := l.take(r, c)
-	switch {
-	case err != nil:
+	if err != nil {
 		l.refuseError(w, r, c, &res, err)
-	case !res.Allowed:
-		l.refuse(w, r, c, &res)
-	default:
-		l.setHeaders(w.Header(), &res)
-		if l.onDecision != nil {
-			l.decide(r, c, &res, nil)
-		}
+	} else if l.answer(w, r, c, &res) {
 		h.next.ServeHTTP(w, r)
 	}
+}
+
+// answer sets the headers of res and reports it, or refuses the request if
+// res was refused, and reports whether it was allowed.
+func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) bool {
+	if !res.Allowed {
+		l.refuse(w, r, c, res)
+		return false
+	}
+	l.setHeaders(w.Header(), res)
+	if l.onDecision != nil {
+		l.decide(r, c, res, nil)
+	}
+	return true
 }
 
 // quotaExceeded is the problem type of a rate-limit denial, registered by
@@ -88,7 +95,7 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 		Extensions: map[string]any{"violated-policies": l.violatedPolicies, "tokens": res.Cost},
 		Header:     make(http.Header, 4),
 	}
-	if res.Never() {
+	if res.RetryAfter < 0 {
 		d.Detail = "This request takes " + tokens(res.Cost) + ", more than the " +
 			strconv.Itoa(res.Limit.Burst) + " the \"" + l.name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
 	} else {
