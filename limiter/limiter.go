@@ -229,20 +229,27 @@ func setLimits(o *Options) error {
 // and the plans.
 func (l *Limiter) setPolicies(def store.RateLimit, o *Options) error {
 	quoted := quote(l.name)
+	ps := &policies{
+		def:     newPolicy(quoted, def, o.Cost),
+		byPlan:  make(map[string]*policy, len(o.Plans)),
+		byLimit: make(map[store.RateLimit]*policy, len(o.Plans)+1),
+		quoted:  quoted,
+		cost:    o.Cost,
+	}
 	maxBurst := def.Burst
-	plans := make(map[string]*policy, len(o.Plans))
 	for name, lim := range o.Plans {
 		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 			return err
 		}
-		plans[name] = newPolicy(quoted, lim, o.Cost)
+		ps.byPlan[name] = newPolicy(quoted, lim, o.Cost)
+		ps.byLimit[lim] = ps.byPlan[name]
 		maxBurst = max(maxBurst, lim.Burst)
 	}
+	ps.byLimit[def] = ps.def
 	if o.CostFunc == nil && o.Cost > maxBurst {
 		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
 	}
-	l.configured = newPolicies(newPolicy(quoted, def, o.Cost), plans, quoted, o.Cost)
-	l.buckets.ps = l.configured
+	l.configured, l.buckets.ps = ps, ps
 	return nil
 }
 
