@@ -10,28 +10,25 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// fused is a Limiter as the limit a paywall charge decides together with
-// its debit: the tokens of the caller's account's own bucket, taken in the
-// same store operation.
+// fused is a Limiter as the limit a paywall charge takes from the
+// account's own bucket in the store operation of its debit.
 type fused struct{ l *Limiter }
 
 var _ fuse.Limit = fused{}
 
-func (f fused) Buckets() store.Buckets { return f.l.remote }
+func (f fused) Buckets() store.Buckets { return f.l.opts.Store }
 
 func (f fused) Alone(next http.Handler) http.Handler { return &limitHandler{l: f.l, next: next} }
 
-// Bucket returns the account's bucket named after the policy, with the
-// account's rate and burst and the request's cost. It answers a request
-// whose cost CostFunc cannot compute.
+// Bucket returns a's bucket for r, or answers r if CostFunc fails.
 func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) (store.Bucket, bool) {
 	l := f.l
-	cost := l.cost
-	if l.costFunc != nil {
+	cost := l.opts.Cost
+	if l.opts.CostFunc != nil {
 		var err error
 		if cost, err = l.requestCost(r); err != nil {
 			c, _ := paywall.CallerFromContext(r.Context())
-			l.refuseError(w, r, c, &Result{now: l.clock()}, err)
+			l.refuseError(w, r, c, &Result{now: l.opts.Clock()}, err)
 			return store.Bucket{}, false
 		}
 	}
@@ -39,13 +36,12 @@ func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) 
 	return l.remoteBucket(a.ID, a.ID, lim, cost), true
 }
 
-// Admit answers for res, the take of b made with a debit, as Handler
-// answers for a take of its own.
+// Admit answers for res, b's take made with a debit, as Handler does.
 func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res store.BucketResult) bool {
 	l := f.l
 	out := Result{Cost: b.Cost}
-	if l.onDecision != nil {
-		out.now = l.clock() // the decision's time; nothing else needs it
+	if l.opts.OnDecision != nil {
+		out.now = l.opts.Clock() // the decision's time; nothing else needs it
 	}
 	out.fillStore(res, l.configured.ofLimit(store.RateLimit{Rate: b.Rate, Burst: b.Burst}))
 	c, _ := paywall.CallerFromContext(r.Context())
@@ -55,7 +51,7 @@ func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res
 // Take takes b's tokens alone and answers as Handler does.
 func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool {
 	l := f.l
-	res := Result{Cost: b.Cost, now: l.clock()}
+	res := Result{Cost: b.Cost, now: l.opts.Clock()}
 	c, _ := paywall.CallerFromContext(r.Context())
 	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
 	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account, lim, nil); err != nil {
@@ -67,7 +63,7 @@ func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool
 
 // requestCost returns the cost of r from CostFunc, which must be set.
 func (l *Limiter) requestCost(r *http.Request) (int, error) {
-	n, err := l.costFunc(r)
+	n, err := l.opts.CostFunc(r)
 	if err == nil && n < 0 {
 		err = fmt.Errorf("negative cost %d", n)
 	}
@@ -96,9 +92,9 @@ func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 // rate and burst lim: account's own named after the policy, if account is
 // set, else "<Name>:<key>".
 func (l *Limiter) remoteBucket(account, key string, lim store.RateLimit, cost int) store.Bucket {
-	b := store.Bucket{Account: account, Key: l.name, Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
+	b := store.Bucket{Account: account, Key: l.opts.Name, Rate: lim.Rate, Burst: lim.Burst, Cost: cost}
 	if account == "" {
-		b.Key = l.name + ":" + key
+		b.Key = l.opts.Name + ":" + key
 	}
 	return b
 }

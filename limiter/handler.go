@@ -10,29 +10,27 @@ import (
 	"github.com/go402/go402/paywall"
 )
 
-// Handler is the middleware: it calls [Limiter.Take] and passes the request
-// to next if its tokens were taken, or has [Options.Deny] refuse it. Either
-// way the response carries RateLimit-Policy and RateLimit headers (and the
-// legacy X-RateLimit-* ones if configured).
+// Handler is the middleware, a func(http.Handler) http.Handler: it passes
+// the request to next if [Limiter.Take] took its tokens, or has
+// [Options.Deny] refuse it. Either way the response carries the RateLimit
+// headers.
 //
-// A denial is a 429 (or [Options.DenyStatus]) of problem type quota-exceeded,
-// with the policy name in violated-policies, the request's tokens in
-// "tokens", and Retry-After: the whole seconds until the bucket holds them,
-// never earlier than the RateLimit header's t. A request that takes more
-// tokens than the burst gets no Retry-After and a detail saying it can never
-// pass. A CostFunc error is a 400 invalid_request; a failing Options.Store a
-// 503 store_unavailable.
+// A denial is a 429 (or [Options.DenyStatus]) of problem type
+// quota-exceeded, with the policy name in violated-policies, the request's
+// tokens in "tokens", and Retry-After: the seconds until the bucket holds
+// them, never earlier than RateLimit's t; a request over the burst gets no
+// Retry-After and a detail saying it can never pass. A CostFunc error is a
+// 400 invalid_request; a failing Options.Store a 503 store_unavailable.
 //
 // When next is a paywall charge (or one behind Require), the limiter keys
-// by account ([ByAccount]) and its buckets are in the paywall's store, the
-// charge takes the tokens together with its debit; see the package
-// documentation. Handler(next) is an [http.Handler], so l.Handler is a
-// func(http.Handler) http.Handler. It panics if next is nil.
+// [ByAccount] and its buckets are in the paywall's store, the charge takes
+// the tokens with its debit (see the package documentation). Handler
+// panics if next is nil.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")
 	}
-	if l.byAccount && l.remote != nil {
+	if l.byAccount && l.opts.Store != nil {
 		if charge, rebuild, ok := fuse.Find(next); ok {
 			if h := charge.Fuse(fused{l}); h != nil {
 				return rebuild(h)
@@ -67,29 +65,28 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// answer sets the headers of res and reports it, or refuses the request if
-// res was refused, and reports whether it was allowed.
+// answer sets the headers of an allowed res and reports it, or refuses the
+// request, and reports whether res was allowed.
 func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) bool {
 	if !res.Allowed {
 		l.refuse(w, r, c, res)
 		return false
 	}
 	l.setHeaders(w.Header(), res)
-	if l.onDecision != nil {
+	if l.opts.OnDecision != nil {
 		l.decide(r, c, res, nil)
 	}
 	return true
 }
 
-// quotaExceeded is the problem type of a rate-limit denial, registered by
-// draft-ietf-httpapi-ratelimit-headers-10.
+// quotaExceeded is the problem type of a denial (draft-ietf-httpapi-ratelimit-headers-10).
 const quotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 // refuse writes the denial of a request whose bucket is short of tokens.
 func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) {
 	d := &paywall.Denial{
 		Code:       paywall.CodeRateLimited,
-		Status:     l.status,
+		Status:     l.opts.DenyStatus,
 		Type:       quotaExceeded,
 		Title:      "Quota Exceeded",
 		Extensions: map[string]any{"violated-policies": l.violatedPolicies, "tokens": res.Cost},
@@ -97,16 +94,16 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 	}
 	if res.RetryAfter < 0 {
 		d.Detail = "This request takes " + tokens(res.Cost) + ", more than the " +
-			strconv.Itoa(res.Limit.Burst) + " the \"" + l.name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
+			strconv.Itoa(res.Limit.Burst) + " the \"" + l.opts.Name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
 	} else {
 		d.RetryAfter = max(res.RetryAfter, res.Reset) // never earlier than the RateLimit header's t
-		d.Detail = "Rate limit \"" + l.name + "\" exceeded: this request takes " + tokens(res.Cost) +
+		d.Detail = "Rate limit \"" + l.opts.Name + "\" exceeded: this request takes " + tokens(res.Cost) +
 			"; " + tokens(res.Remaining) + " left. Retry after " +
 			strconv.FormatInt(seconds(d.RetryAfter), 10) + " seconds."
 	}
 	l.setHeaders(d.Header, res)
 	l.decide(r, c, res, d)
-	l.deny(w, r, d)
+	l.opts.Deny(w, r, d)
 }
 
 // tokens spells a number of tokens.
@@ -123,7 +120,7 @@ func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall
 		Code:       paywall.CodeStoreUnavailable,
 		Status:     http.StatusServiceUnavailable,
 		Detail:     "The service cannot check this request's rate limit right now. Try again shortly.",
-		RetryAfter: l.retryUnavailable,
+		RetryAfter: l.opts.RetryAfterUnavailable,
 	}
 	var ce *costError
 	if errors.As(err, &ce) {
@@ -134,25 +131,24 @@ func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall
 		}
 	}
 	l.decide(r, c, res, d)
-	l.deny(w, r, d)
+	l.opts.Deny(w, r, d)
 }
 
 // misconfigured answers a request that reached a ByAccount limiter without
-// paywall.Authenticate in front: 500 misconfigured, logged once.
+// Authenticate in front: 500 misconfigured, logged once.
 func (l *Limiter) misconfigured(w http.ResponseWriter, r *http.Request) {
 	l.warnOnce.Do(func() {
 		slog.Default().Error("limiter: a ByAccount limiter was reached without paywall.Authenticate in front of it: wrap the route in Authenticate first",
 			"route", r.Pattern)
 	})
 	d := &paywall.Denial{Code: paywall.CodeMisconfigured, Status: http.StatusInternalServerError, Detail: "The service is misconfigured."}
-	l.decide(r, nil, &Result{now: l.clock()}, d)
-	l.deny(w, r, d)
+	l.decide(r, nil, &Result{now: l.opts.Clock()}, d)
+	l.opts.Deny(w, r, d)
 }
 
-// decide reports a decision to Options.OnDecision, if set; d is nil for an
-// allowed request.
+// decide reports a decision, d nil if allowed, to Options.OnDecision if set.
 func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *paywall.Denial) {
-	if l.onDecision == nil {
+	if l.opts.OnDecision == nil {
 		return
 	}
 	e := paywall.Decision{
@@ -172,5 +168,5 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	case res.failedOpen:
 		e.Code = paywall.CodeStoreUnavailable // allowed, like the paywall's fail-open
 	}
-	l.onDecision(r.Context(), e)
+	l.opts.OnDecision(r.Context(), e)
 }

@@ -26,26 +26,12 @@ import (
 // Burst are positive), [Options.Plans] for the account's plan, or those given
 // to [New].
 type Limiter struct {
-	name       string // policy name
-	rPrefix    string // `"name";r=`
-	configured *policies
-
-	by        Keyer
-	byAccount bool // by is ByAccount()
-	cost      int
-	costFunc  func(r *http.Request) (int, error)
-
-	status           int
-	legacy           bool
-	deny             paywall.DenyFunc
-	onDecision       func(ctx context.Context, d paywall.Decision)
+	opts             Options  // with defaults set
+	byAccount        bool     // opts.By is ByAccount()
+	rPrefix          string   // `"name";r=`
 	violatedPolicies []string // {name}, the violated-policies of a denial
-
+	configured       *policies
 	buckets          *table
-	remote           store.Buckets
-	failOpen         bool
-	retryUnavailable time.Duration
-	clock            func() time.Time
 	warnOnce         sync.Once
 }
 
@@ -129,45 +115,32 @@ var (
 // for requests whose account has no rate of its own. It reports
 // configuration mistakes as errors prefixed "limiter:".
 func New(r float64, burst int, opts *Options) (*Limiter, error) {
-	var o Options
+	l := &Limiter{}
 	if opts != nil {
-		o = *opts
+		l.opts = *opts
 	}
+	o := &l.opts
 	def := store.RateLimit{Rate: r, Burst: burst}
 	if err := checkRate("", def); err != nil {
 		return nil, err
 	}
 	for _, check := range []func(*Options) error{setName, setCost, setLimits} {
-		if err := check(&o); err != nil {
+		if err := check(o); err != nil {
 			return nil, err
 		}
 	}
-	_, byAccount := o.By.(accountKeyer)
-	l := &Limiter{
-		name:             o.Name,
-		rPrefix:          quote(o.Name) + ";r=",
-		by:               cmp.Or[Keyer](o.By, ByClientAddr()),
-		byAccount:        byAccount,
-		cost:             o.Cost,
-		costFunc:         o.CostFunc,
-		status:           o.DenyStatus,
-		legacy:           o.LegacyHeaders,
-		deny:             o.Deny,
-		onDecision:       o.OnDecision,
-		violatedPolicies: []string{o.Name},
-		remote:           o.Store,
-		failOpen:         o.FailOpen,
-		retryUnavailable: o.RetryAfterUnavailable,
-		clock:            o.Clock,
+	_, l.byAccount = o.By.(accountKeyer)
+	o.By = cmp.Or[Keyer](o.By, ByClientAddr())
+	if o.Deny == nil {
+		o.Deny = paywall.WriteDenial
 	}
-	if l.deny == nil {
-		l.deny = paywall.WriteDenial
+	if o.Clock == nil {
+		o.Clock = monotonicClock()
 	}
-	if l.clock == nil {
-		l.clock = monotonicClock()
-	}
-	l.buckets = newTable(o.MaxKeys, l.clock())
-	if err := l.setPolicies(def, &o); err != nil {
+	l.rPrefix = quote(o.Name) + ";r="
+	l.violatedPolicies = []string{o.Name}
+	l.buckets = newTable(o.MaxKeys, o.Clock())
+	if err := l.setPolicies(def); err != nil {
 		return nil, err
 	}
 	return l, nil
@@ -227,8 +200,9 @@ func setLimits(o *Options) error {
 
 // setPolicies validates the plans' rates and builds the policies of def
 // and the plans.
-func (l *Limiter) setPolicies(def store.RateLimit, o *Options) error {
-	quoted := quote(l.name)
+func (l *Limiter) setPolicies(def store.RateLimit) error {
+	o := &l.opts
+	quoted := quote(o.Name)
 	ps := &policies{
 		def:     newPolicy(quoted, def, o.Cost),
 		byPlan:  make(map[string]*policy, len(o.Plans)),
@@ -306,8 +280,8 @@ func (l *Limiter) Take(r *http.Request) (Result, error) {
 }
 
 func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
-	res := Result{Cost: l.cost, now: l.clock()}
-	if l.costFunc != nil {
+	res := Result{Cost: l.opts.Cost, now: l.opts.Clock()}
+	if l.opts.CostFunc != nil {
 		n, err := l.requestCost(r)
 		if err != nil {
 			return res, err
@@ -322,7 +296,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	var key, account string
 	switch {
 	case !l.byAccount:
-		key, _ = l.by.Key(r)
+		key, _ = l.opts.By.Key(r)
 	case c != nil:
 		key, account = c.Account.ID, c.Account.ID
 	}
@@ -333,8 +307,8 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 // set, with rate and burst lim and policy pol (nil for an override's), in
 // Options.Store if set, else or on its failure with FailOpen in the process.
 func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
-	if l.remote != nil {
-		br, err := l.remote.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
+	if l.opts.Store != nil {
+		br, err := l.opts.Store.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
 		if err == nil {
 			if pol == nil {
 				pol = l.configured.ofLimit(lim)
@@ -342,7 +316,7 @@ func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string
 			res.fillStore(br, pol)
 			return nil
 		}
-		if !l.failOpen {
+		if !l.opts.FailOpen {
 			return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 		}
 		res.failedOpen = true
