@@ -3,6 +3,7 @@ package limiter
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/go402/go402/paywall"
@@ -81,12 +82,7 @@ const (
 func byAddr(trusted []netip.Prefix, header string, hop func(string) (netip.Addr, bool)) KeyFunc {
 	trusted = normalizePrefixes(trusted)
 	isTrusted := func(a netip.Addr) bool {
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
 	return func(r *http.Request) (string, bool) {
 		host, peer, ok := remoteAddr(r.RemoteAddr)
@@ -102,12 +98,9 @@ func byAddr(trusted []netip.Prefix, header string, hop func(string) (netip.Addr,
 		for i := len(lines) - 1; i >= 0; i-- {
 			line := lines[i]
 			for line != "" {
-				var elem string
-				if j := strings.LastIndexByte(line, ','); j >= 0 {
-					elem, line = line[j+1:], line[:j]
-				} else {
-					elem, line = line, ""
-				}
+				j := strings.LastIndexByte(line, ',') // -1 for the line's first element
+				elem := line[j+1:]
+				line = line[:max(j, 0)]
 				a, ok := hop(trimOWS(elem))
 				if !ok {
 					break walk // keyed by the last trusted hop
