@@ -4,6 +4,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -30,28 +31,13 @@ const (
 // window returns a policy's w: the seconds an empty bucket takes to fill,
 // rounded up (so q=Burst over w never overstates the rate), at least 1.
 func window(lim store.RateLimit) int64 {
-	w := math.Ceil(float64(lim.Burst) / lim.Rate)
-	if !(w >= 1) {
-		return 1
-	}
-	if w > 1<<53 {
-		return 1 << 53
-	}
-	return int64(w)
+	return int64(min(max(math.Ceil(float64(lim.Burst)/lim.Rate), 1), 1<<53))
 }
 
 // quote returns name, printable ASCII, as a Structured Fields String (RFC
 // 9651 §3.3.3).
 func quote(name string) string {
-	b := make([]byte, 0, len(name)+2)
-	b = append(b, '"')
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c == '"' || c == '\\' {
-			b = append(b, '\\')
-		}
-		b = append(b, name[i])
-	}
-	return string(append(b, '"'))
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(name) + `"`
 }
 
 // seconds returns d in whole seconds, rounded up; zero or negative d gives 0.
