@@ -79,10 +79,16 @@ type bucket struct {
 // removed reports whether the bucket has left the index. b.mu must be held.
 func (b *bucket) removed() bool { return b.pol == nil }
 
-// full reports whether the bucket is full at at. b.mu must be held.
-func (b *bucket) full(at int64) bool {
+// leaveIfFull marks b removed if it is full at at, and reports whether it was.
+func (b *bucket) leaveIfFull(at int64) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	lim := tokenbucket.Limit(b.pol.limit)
-	return b.tb.TokensAt(lim, at) >= float64(lim.Burst)
+	if b.tb.TokensAt(lim, at) < float64(lim.Burst) {
+		return false
+	}
+	b.pol = nil
+	return true
 }
 
 // want is what a take asks of its shard: key's bucket with rate and burst
@@ -108,11 +114,10 @@ func newTable(maxKeys int, epoch time.Time) *table {
 	return t
 }
 
-// take takes n tokens at now from key's bucket with rate and burst lim
-// (policy pol, or nil for an override's), creating it if needed, and
-// returns whether they were taken, the tokens left, and the policy. A now
-// before the bucket's last take (requests racing to the lock) counts as
-// that moment.
+// take takes n tokens at now (or the bucket's last take, if later) from
+// key's bucket with rate and burst lim (policy pol, nil for an override's),
+// made if needed, and returns whether they were taken, the tokens left and
+// the policy.
 func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
 	h := keyHash(maphash.String(t.seed, key))
 	s := &t.shards[h&t.mask]
@@ -175,12 +180,10 @@ func (t *table) lookup(s *shard, w *want) *bucket {
 	return b
 }
 
-// insert adds w's bucket, with policy pol, at slot i of the index (from
-// find) and returns it. A full shard first removes its full buckets (at
-// most every sweepFullEvery), else evicts one; the new bucket reuses a
-// removed one's memory when it can. Every sweepEvery it removes full
-// buckets anyway and releases those kept, so idle keys do not linger. The
-// caller holds s.mu.
+// insert adds w's bucket with policy pol at slot i (from find). A full
+// shard first removes full buckets (at most every sweepFullEvery), else
+// evicts one, and reuses its memory; every sweepEvery it sweeps anyway and
+// releases those kept. The caller holds s.mu.
 func (s *shard) insert(w *want, pol *policy, i int) *bucket {
 	live := s.idx.live
 	switch since := time.Duration(w.at - s.lastSweep); {
@@ -227,17 +230,7 @@ func (s *shard) sweep(at int64, keep bool) {
 	s.lastSweep = at
 	for i := 0; i < len(s.idx.slots); {
 		b := s.idx.slots[i].b
-		if b == nil {
-			i++
-			continue
-		}
-		b.mu.Lock()
-		full := b.full(at)
-		if full {
-			b.pol = nil
-		}
-		b.mu.Unlock()
-		if !full {
+		if b == nil || !b.leaveIfFull(at) {
 			i++
 			continue
 		}

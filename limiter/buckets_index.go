@@ -1,10 +1,8 @@
 package limiter
 
-// index finds a shard's buckets by their key's hash: open addressing with
-// linear probing over a power-of-two array of slots, at most half full, so
-// a lookup usually reads one cache line. Removal shifts the rest of its
-// probe run back, so there are no tombstones and no rebuilding; eviction
-// and sweeps walk the array and know the slot.
+// index finds a shard's buckets by their key's hash: linear probing over a
+// power-of-two array at most half full, so a lookup usually reads one cache
+// line. Removal shifts its probe run back: no tombstones, no rebuilding.
 type index struct {
 	slots []slot
 	live  int // entries

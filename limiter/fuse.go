@@ -23,14 +23,11 @@ func (f fused) Alone(next http.Handler) http.Handler { return &limitHandler{l: f
 // Bucket returns a's bucket for r, or answers r if CostFunc fails.
 func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) (store.Bucket, bool) {
 	l := f.l
-	cost := l.opts.Cost
-	if l.opts.CostFunc != nil {
-		var err error
-		if cost, err = l.requestCost(r); err != nil {
-			c, _ := paywall.CallerFromContext(r.Context())
-			l.refuseError(w, r, c, &Result{now: l.opts.Clock()}, err)
-			return store.Bucket{}, false
-		}
+	cost, err := l.requestCost(r)
+	if err != nil {
+		c, _ := paywall.CallerFromContext(r.Context())
+		l.refuseError(w, r, c, &Result{now: l.opts.Clock()}, err)
+		return store.Bucket{}, false
 	}
 	lim, _ := l.limitOf(a)
 	return l.remoteBucket(a.ID, a.ID, lim, cost), true
@@ -53,16 +50,18 @@ func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool
 	l := f.l
 	res := Result{Cost: b.Cost, now: l.opts.Clock()}
 	c, _ := paywall.CallerFromContext(r.Context())
-	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
-	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account, lim, nil); err != nil {
+	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account, store.RateLimit{Rate: b.Rate, Burst: b.Burst}, nil); err != nil {
 		l.refuseError(w, r, c, &res, err)
 		return false
 	}
 	return l.answer(w, r, c, &res)
 }
 
-// requestCost returns the cost of r from CostFunc, which must be set.
+// requestCost returns the tokens r takes.
 func (l *Limiter) requestCost(r *http.Request) (int, error) {
+	if l.opts.CostFunc == nil {
+		return l.opts.Cost, nil
+	}
 	n, err := l.opts.CostFunc(r)
 	if err == nil && n < 0 {
 		err = fmt.Errorf("negative cost %d", n)

@@ -11,21 +11,18 @@ import (
 )
 
 // Handler is the middleware, a func(http.Handler) http.Handler: it passes
-// the request to next if [Limiter.Take] took its tokens, or has
-// [Options.Deny] refuse it. Either way the response carries the RateLimit
-// headers.
+// the request to next if [Limiter.Take] took its tokens, else has
+// [Options.Deny] refuse it; either way with the RateLimit headers.
 //
-// A denial is a 429 (or [Options.DenyStatus]) of problem type
-// quota-exceeded, with the policy name in violated-policies, the request's
-// tokens in "tokens", and Retry-After: the seconds until the bucket holds
-// them, never earlier than RateLimit's t; a request over the burst gets no
-// Retry-After and a detail saying it can never pass. A CostFunc error is a
-// 400 invalid_request; a failing Options.Store a 503 store_unavailable.
-//
-// When next is a paywall charge (or one behind Require), the limiter keys
-// [ByAccount] and its buckets are in the paywall's store, the charge takes
-// the tokens with its debit (see the package documentation). Handler
-// panics if next is nil.
+// A denial is a 429 ([Options.DenyStatus]) of problem type quota-exceeded,
+// with the policy name in violated-policies, the request's tokens in
+// "tokens", and Retry-After: the seconds until the bucket holds them, never
+// before RateLimit's t; a request over the burst gets no Retry-After and a
+// detail saying it can never pass. A CostFunc error is a 400
+// invalid_request, a failing Options.Store a 503 store_unavailable. With
+// [ByAccount] and the buckets in the store of the paywall charge that next
+// is (or reaches through Require), the charge takes the tokens with its
+// debit (see the package documentation). Handler panics if next is nil.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")

@@ -55,27 +55,20 @@ func (accountKeyer) Key(r *http.Request) (string, bool) {
 // client, are never believed. A hop that is not an IP address keys the
 // request by the proxy that wrote it. With no trusted prefixes (the
 // default) no header is read: a spoofable header must not decide whose
-// bucket pays.
-//
-// Requests whose RemoteAddr is not an IP address and port (a Unix socket)
-// share one bucket. Use [ByForwarded] for the RFC 7239 Forwarded header.
-// ByClientAddr panics on an invalid prefix (such as the zero
-// netip.Prefix), a programming error found at start-up.
+// bucket pays. Requests whose RemoteAddr is not an IP address and port (a
+// Unix socket) share one bucket. Use [ByForwarded] for the RFC 7239
+// Forwarded header. ByClientAddr panics on an invalid prefix (such as the
+// zero netip.Prefix), a programming error found at start-up.
 func ByClientAddr(trusted ...netip.Prefix) KeyFunc {
-	return byAddr(trusted, headerXForwardedFor, xffHop)
+	return byAddr(trusted, "X-Forwarded-For", xffHop)
 }
 
 // ByForwarded is [ByClientAddr] reading the for= parameter of the RFC 7239
 // Forwarded header instead of X-Forwarded-For. Only the header the trusted
 // proxies write is read: they pass the other on from the client unchanged.
 func ByForwarded(trusted ...netip.Prefix) KeyFunc {
-	return byAddr(trusted, headerForwarded, forwardedHop)
+	return byAddr(trusted, "Forwarded", forwardedHop)
 }
-
-const (
-	headerXForwardedFor = "X-Forwarded-For"
-	headerForwarded     = "Forwarded"
-)
 
 // byAddr builds the KeyFunc of ByClientAddr and ByForwarded; hop parses one
 // element of the header.

@@ -68,7 +68,6 @@ type Options struct {
 	// limiter allows or denies, with Step "limit" and Cost the tokens taken
 	// or asked for. It must be safe for concurrent use and quick.
 	OnDecision func(ctx context.Context, d paywall.Decision)
-
 	// Store, if set, holds the buckets instead of this process, so that
 	// replicas share one limit (the memory and Redis stores offer it). With
 	// [ByAccount] a request takes from its account's bucket named after the
@@ -83,18 +82,14 @@ type Options struct {
 	// RetryAfterUnavailable is the Retry-After of a 503 store_unavailable.
 	// Default 1 second.
 	RetryAfterUnavailable time.Duration
-
 	// MaxKeys caps the in-process buckets, and their memory at about
-	// MaxKeys × (256 + key length) bytes. Default 100,000.
-	//
-	// A bucket that has filled up again is removed (it equals a new one).
-	// When new keys find no full bucket to remove, one evicts a bucket not
-	// used since the shard's eviction hand last passed it. New keys are
-	// never refused (a flood would lock everyone out) nor let through
-	// unlimited; a client evicted with a partly drained bucket gets a full
-	// one — at most one burst extra, and only while MaxKeys other keys
-	// arrive within its refill time. Size MaxKeys above the clients active
-	// in that time.
+	// MaxKeys × (256 + key length) bytes. Default 100,000. A bucket that
+	// has filled up again is removed (it equals a new one); when new keys
+	// find none, each evicts one not used since the shard's eviction hand
+	// last passed. New keys are never refused (a flood would lock everyone
+	// out) nor let through unlimited; a client evicted with a partly drained
+	// bucket gets a full one: at most one burst extra, only while MaxKeys
+	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
 	// Clock returns the current time; tests inject a fake one. Default: the
 	// time.Now of New plus the monotonic time since, which costs half of
@@ -162,8 +157,7 @@ func setName(o *Options) error {
 	return nil
 }
 
-// setCost validates the cost and the status of a denial, and sets their
-// defaults.
+// setCost validates Cost and DenyStatus and sets their defaults.
 func setCost(o *Options) error {
 	switch {
 	case o.Cost < 0:
@@ -180,8 +174,7 @@ func setCost(o *Options) error {
 	return nil
 }
 
-// setLimits validates MaxKeys and RetryAfterUnavailable and sets their
-// defaults.
+// setLimits validates MaxKeys and RetryAfterUnavailable and sets their defaults.
 func setLimits(o *Options) error {
 	switch {
 	case o.MaxKeys == 0:
@@ -227,10 +220,8 @@ func (l *Limiter) setPolicies(def store.RateLimit) error {
 	return nil
 }
 
-// monotonicClock returns a clock that reads only the monotonic clock: the
-// wall time when it was made plus the time elapsed since. A rate decision
-// needs only elapsed time, and time.Since of a time with a monotonic reading
-// costs half of time.Now.
+// monotonicClock returns a clock of the wall time when made plus the
+// monotonic time since, which costs half of time.Now.
 func monotonicClock() func() time.Time {
 	start := time.Now()
 	return func() time.Time { return start.Add(time.Since(start)) }
@@ -303,9 +294,9 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	return res, l.takeFrom(r.Context(), &res, account, key, lim, pol)
 }
 
-// takeFrom takes res.Cost tokens from the bucket of key, or of account if
-// set, with rate and burst lim and policy pol (nil for an override's), in
-// Options.Store if set, else or on its failure with FailOpen in the process.
+// takeFrom takes res.Cost tokens from the bucket of key (or account) with
+// rate and burst lim, policy pol (nil for an override's), in Options.Store
+// if set, else (or when it fails with FailOpen) in the process.
 func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
 	if l.opts.Store != nil {
 		br, err := l.opts.Store.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
@@ -344,9 +335,8 @@ func (res *Result) fill(ok bool, tokens float64, pol *policy) {
 	}
 }
 
-// fillStore sets res from a store's take from a bucket of policy pol. The
-// store reports whole tokens left and the time until full, so the tokens
-// are Burst − Full·Rate, within the whole ones.
+// fillStore sets res from a store's take from a bucket of policy pol; the
+// tokens left are Burst − Full·Rate, within the whole ones reported.
 func (res *Result) fillStore(br store.BucketResult, pol *policy) {
 	lim := pol.limit
 	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate

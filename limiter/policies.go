@@ -9,8 +9,7 @@ import (
 )
 
 // policy is one rate and burst with its header values, computed once and
-// shared by every response that uses it (no spare capacity: an append
-// copies).
+// shared by every response (no spare capacity: an append copies).
 type policy struct {
 	limit      store.RateLimit
 	header     []string // RateLimit-Policy
