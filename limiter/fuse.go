@@ -48,9 +48,9 @@ func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res
 // Take takes b's tokens alone and answers as Handler does.
 func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool {
 	l := f.l
-	res := Result{Cost: b.Cost, now: l.opts.Clock()}
+	res := Result{Cost: b.Cost, now: l.opts.Clock(), Limit: store.RateLimit{Rate: b.Rate, Burst: b.Burst}}
 	c, _ := paywall.CallerFromContext(r.Context())
-	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account, store.RateLimit{Rate: b.Rate, Burst: b.Burst}, nil); err != nil {
+	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account); err != nil {
 		l.refuseError(w, r, c, &res, err)
 		return false
 	}

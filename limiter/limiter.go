@@ -283,7 +283,7 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	if c != nil {
 		a = &c.Account
 	}
-	lim, pol := l.limitOf(a)
+	res.Limit, res.policy = l.limitOf(a)
 	var key, account string
 	switch {
 	case !l.byAccount:
@@ -291,13 +291,15 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	case c != nil:
 		key, account = c.Account.ID, c.Account.ID
 	}
-	return res, l.takeFrom(r.Context(), &res, account, key, lim, pol)
+	return res, l.takeFrom(r.Context(), &res, account, key)
 }
 
-// takeFrom takes res.Cost tokens from the bucket of key (or account) with
-// rate and burst lim, policy pol (nil for an override's), in Options.Store
-// if set, else (or when it fails with FailOpen) in the process.
-func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string, lim store.RateLimit, pol *policy) error {
+// takeFrom takes res.Cost tokens at rate and burst res.Limit (policy
+// res.policy, nil for an override's) from account's bucket, if set, else
+// key's, in Options.Store if set, else (or when it fails with FailOpen) in
+// the process, and fills res.
+func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string) error {
+	lim, pol := res.Limit, res.policy
 	if l.opts.Store != nil {
 		br, err := l.opts.Store.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
 		if err == nil {
