@@ -25,15 +25,9 @@ type policy struct {
 
 // newPolicy returns the policy named quoted of lim, for requests of cost.
 func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
-	b := make([]byte, 0, len(quoted)+32)
-	b = append(b, quoted...)
-	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, int64(lim.Burst), 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, window(lim), 10)
 	p := &policy{
 		limit:      lim,
-		header:     []string{string(b)},
+		header:     []string{quoted + ";q=" + strconv.Itoa(lim.Burst) + ";w=" + strconv.FormatInt(window(lim), 10)},
 		limitValue: []string{strconv.Itoa(lim.Burst)},
 	}
 	if cost <= lim.Burst {
