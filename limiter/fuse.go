@@ -80,7 +80,7 @@ func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 		if rl := a.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
 			return *rl, nil
 		}
-		if p := l.configured.byPlan[a.Plan]; p != nil {
+		if p := l.configured.byPlan.get(a.Plan); p != nil {
 			pol = p
 		}
 	}

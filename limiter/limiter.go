@@ -196,23 +196,20 @@ func setLimits(o *Options) error {
 func (l *Limiter) setPolicies(def store.RateLimit) error {
 	o := &l.opts
 	quoted := quote(o.Name)
-	ps := &policies{
-		def:     newPolicy(quoted, def, o.Cost),
-		byPlan:  make(map[string]*policy, len(o.Plans)),
-		byLimit: make(map[store.RateLimit]*policy, len(o.Plans)+1),
-		quoted:  quoted,
-		cost:    o.Cost,
-	}
+	ps := &policies{def: newPolicy(quoted, def, o.Cost), quoted: quoted, cost: o.Cost}
+	byPlan := make(map[string]*policy, len(o.Plans))
+	byLimit := make(map[store.RateLimit]*policy, len(o.Plans)+1)
 	maxBurst := def.Burst
 	for name, lim := range o.Plans {
 		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 			return err
 		}
-		ps.byPlan[name] = newPolicy(quoted, lim, o.Cost)
-		ps.byLimit[lim] = ps.byPlan[name]
+		byPlan[name] = newPolicy(quoted, lim, o.Cost)
+		byLimit[lim] = byPlan[name]
 		maxBurst = max(maxBurst, lim.Burst)
 	}
-	ps.byLimit[def] = ps.def
+	byLimit[def] = ps.def
+	ps.byPlan, ps.byLimit = newPolicyIndex(byPlan), newPolicyIndex(byLimit)
 	if o.CostFunc == nil && o.Cost > maxBurst {
 		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
 	}

@@ -680,10 +680,11 @@ func TestStoreAccountBucket(t *testing.T) {
 }
 
 // ofLimit returns the configured policy of a configured limit (a plan's,
-// or the default's), and a new policy for any other limit; byPlan finds a
-// plan's policy by its name.
+// or the default's), whether it compares a few or looks many up in a map,
+// and a new policy for any other limit; byPlan finds a plan's policy by its
+// name either way.
 func TestPolicies(t *testing.T) {
-	for _, plans := range []int{0, 3, 12} {
+	for _, plans := range []int{0, 3, maxScanned + 4} {
 		o := &Options{Plans: map[string]store.RateLimit{}}
 		for i := range plans {
 			o.Plans[fmt.Sprintf("plan%d", i)] = store.RateLimit{Rate: float64(i + 2), Burst: 10 * (i + 2)}
@@ -693,7 +694,7 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("%d plans: the default's limit gave %+v, want the default policy", plans, p)
 		}
 		for name, lim := range o.Plans {
-			pp := l.configured.byPlan[name]
+			pp := l.configured.byPlan.get(name)
 			if pp == nil || pp.limit != lim {
 				t.Errorf("%d plans: plan %s has policy %+v, want one of %+v", plans, name, pp, lim)
 			}
@@ -701,7 +702,7 @@ func TestPolicies(t *testing.T) {
 				t.Errorf("%d plans: %s's limit %+v gave %+v, want its policy", plans, name, lim, p)
 			}
 		}
-		if p := l.configured.byPlan["other"]; p != nil {
+		if p := l.configured.byPlan.get("other"); p != nil {
 			t.Errorf("%d plans: an unconfigured plan has policy %+v", plans, p)
 		}
 		other := store.RateLimit{Rate: 1, Burst: 11}
