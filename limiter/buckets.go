@@ -13,18 +13,12 @@ import (
 // defaultMaxKeys is the default of [Options.MaxKeys].
 const defaultMaxKeys = 100_000
 
-// bytesPerKey bounds the memory of one in-process bucket with its index
-// entry, apart from its key; a test flooding a million keys checks it.
-const bytesPerKey = 256
-
 const (
 	maxShards    = 64 // shards of a large table, each with its own lock
 	minShardKeys = 64 // fewest keys a shard has room for, for eviction to choose from
-	// evictScan is the most recently used buckets eviction passes over
-	// before it evicts one anyway.
-	evictScan = 32
-	// sweepEvery is how often a shard removes full buckets as new keys
-	// arrive; sweepFullEvery how often it may when it is full.
+	evictScan    = 32 // most recently used buckets eviction passes over before evicting one anyway
+	// A shard removes its full buckets as new keys arrive every sweepEvery,
+	// and when it is full at most every sweepFullEvery.
 	sweepEvery     = time.Minute
 	sweepFullEvery = time.Second
 )

@@ -62,8 +62,7 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// answer sets the headers of an allowed res and reports it, or refuses the
-// request, and reports whether res was allowed.
+// answer admits res (headers, report) or refuses it, and reports which.
 func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) bool {
 	if !res.Allowed {
 		l.refuse(w, r, c, res)
@@ -113,19 +112,11 @@ func tokens(n int) string {
 
 // refuseError writes the denial of a request the limiter could not decide.
 func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
-	d := &paywall.Denial{
-		Code:       paywall.CodeStoreUnavailable,
-		Status:     http.StatusServiceUnavailable,
-		Detail:     "The service cannot check this request's rate limit right now. Try again shortly.",
-		RetryAfter: l.opts.RetryAfterUnavailable,
-	}
-	var ce *costError
-	if errors.As(err, &ce) {
-		d = &paywall.Denial{
-			Code:   paywall.CodeInvalidRequest,
-			Status: http.StatusBadRequest,
-			Detail: "The cost of this request cannot be computed: " + ce.err.Error(),
-		}
+	d := &paywall.Denial{Code: paywall.CodeStoreUnavailable, Status: http.StatusServiceUnavailable, RetryAfter: l.opts.RetryAfterUnavailable,
+		Detail: "The service cannot check this request's rate limit right now. Try again shortly."}
+	if ce := (*costError)(nil); errors.As(err, &ce) {
+		d = &paywall.Denial{Code: paywall.CodeInvalidRequest, Status: http.StatusBadRequest,
+			Detail: "The cost of this request cannot be computed: " + ce.err.Error()}
 	}
 	l.decide(r, c, res, d)
 	l.opts.Deny(w, r, d)
@@ -148,16 +139,9 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	if l.opts.OnDecision == nil {
 		return
 	}
-	e := paywall.Decision{
-		Time:    res.now,
-		Step:    "limit",
-		Allowed: d == nil,
-		Route:   r.Pattern,
-		Cost:    int64(res.Cost),
-	}
+	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost)}
 	if c != nil {
-		e.AccountID, e.KeyPrefix = c.Account.ID, c.Key.Prefix
-		e.Balance = c.Balance
+		e.AccountID, e.KeyPrefix, e.Balance = c.Account.ID, c.Key.Prefix, c.Balance
 	}
 	switch {
 	case d != nil:

@@ -21,13 +21,6 @@ const (
 	HeaderRateLimit = "Ratelimit"
 )
 
-// The legacy headers of [Options.LegacyHeaders].
-const (
-	headerXRateLimitLimit     = "X-Ratelimit-Limit"
-	headerXRateLimitRemaining = "X-Ratelimit-Remaining"
-	headerXRateLimitReset     = "X-Ratelimit-Reset"
-)
-
 // window returns a policy's w: the seconds an empty bucket takes to fill,
 // rounded up (so q=Burst over w never overstates the rate), at least 1.
 func window(lim store.RateLimit) int64 {
@@ -69,10 +62,10 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 		h[HeaderRateLimit] = []string{string(appendRateLimit(buf[:0], l.rPrefix, res.Remaining, t))}
 	}
 
-	if l.opts.LegacyHeaders {
-		h[headerXRateLimitLimit] = pol.limitValue
-		h[headerXRateLimitRemaining] = []string{strconv.Itoa(res.Remaining)}
-		h[headerXRateLimitReset] = []string{strconv.FormatInt(t, 10)}
+	if l.opts.LegacyHeaders { // under canonical names too
+		h["X-Ratelimit-Limit"] = pol.limitValue
+		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
+		h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(t, 10)}
 	}
 }
 

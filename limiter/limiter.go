@@ -91,10 +91,9 @@ type Options struct {
 	// bucket gets a full one: at most one burst extra, only while MaxKeys
 	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
-	// Clock returns the current time; tests inject a fake one. Default: the
-	// time.Now of New plus the monotonic time since, which costs half of
-	// time.Now and never jumps with the system clock (Decision.Time then
-	// differs from time.Now by such a step).
+	// Clock returns the current time; tests inject a fake one. Default: New's
+	// time.Now plus the monotonic time since, half the cost of time.Now; a
+	// step of the system clock then moves neither it nor Decision.Time.
 	Clock func() time.Time
 }
 

@@ -516,6 +516,7 @@ func TestMemoryBounded(t *testing.T) {
 	if n > maxKeys {
 		t.Errorf("%d buckets, want at most MaxKeys = %d", n, maxKeys)
 	}
+	const bytesPerKey = 256 // the bound per bucket that Options.MaxKeys documents
 	bound := uint64(maxKeys * (bytesPerKey + keyLen))
 	grew := after - min(before, after)
 	t.Logf("%d keys: %d buckets, heap grew %d bytes (%.0f per bucket), bound %d", keys, n, grew, float64(grew)/float64(n), bound)

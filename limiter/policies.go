@@ -15,9 +15,8 @@ type policy struct {
 	header     []string // RateLimit-Policy
 	limitValue []string // X-RateLimit-Limit
 
-	// full is the RateLimit value (r=fullR, t=fullT) after a request of the
-	// fixed cost took its tokens from a full bucket, as every request of a
-	// client under its limit does; nil if the cost exceeds the burst.
+	// full is the RateLimit value (r=fullR, t=fullT) after a fixed-cost take
+	// from a full bucket, as a client under its limit makes; nil if cost > burst.
 	full  []string
 	fullR int
 	fullT int64
@@ -39,8 +38,7 @@ func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
 	return p
 }
 
-// maxOverridePolicies is the most policies of per-account overrides that
-// policies keeps.
+// maxOverridePolicies is the most policies of overrides that policies keeps.
 const maxOverridePolicies = 1024
 
 // policies are a Limiter's configured policies — the default's and the
