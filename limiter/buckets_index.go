@@ -1,26 +1,20 @@
 package limiter
 
-// index finds a shard's buckets by the hash of their key: open addressing
-// with linear probing over a power-of-two array of (hash, bucket) slots,
-// at most half full, so that a lookup usually reads one cache line of it.
-// Removing an entry moves the entries after it in its probe run back
-// (backward-shift deletion), so there are no tombstones and the array never
-// needs rebuilding; it needs no probe either, since eviction and sweeps
-// walk the array itself and know the slot.
+// index finds a shard's buckets by their key's hash: linear probing over a
+// power-of-two array at most half full, so a lookup usually reads one cache
+// line. Removal shifts its probe run back: no tombstones, no rebuilding.
 type index struct {
 	slots []slot
 	live  int // entries
 }
 
-// slot is an entry of an index, a bucket and its key's hash, or an empty
-// slot (hash emptySlot).
+// slot is a bucket and its key's hash, or empty (hash emptySlot).
 type slot struct {
 	hash uint64
 	b    *bucket
 }
 
-// emptySlot is the hash of an empty slot: a key whose hash it is gets
-// another (see keyHash).
+// emptySlot is the hash of an empty slot, which keyHash gives no key.
 const emptySlot = 0
 
 // keyHash adjusts a key's hash so that it is not emptySlot.
@@ -40,8 +34,7 @@ func (x *index) init(max int) {
 	x.slots = make([]slot, n)
 }
 
-// home is the slot where the probe for hash h starts. The low bits of h
-// pick the shard.
+// home is the slot where the probe for h starts (h's low bits pick the shard).
 func (x *index) home(h uint64) int { return int(h>>8) & (len(x.slots) - 1) }
 
 // find returns the bucket of key, whose hash is h, or nil and the empty
@@ -58,20 +51,19 @@ func (x *index) find(h uint64, key string) (*bucket, int) {
 	}
 }
 
-// put stores b, whose key's hash is h, in slot i, which find returned
-// after the latest removal. The index must hold fewer than half its slots.
+// put stores b, of hash h, in slot i, which find returned after the latest
+// removal. The index must hold fewer than half its slots.
 func (x *index) put(i int, h uint64, b *bucket) {
 	x.slots[i] = slot{hash: h, b: b}
 	x.live++
 }
 
-// remove empties slot i, moving back into it, and so on, the entries
-// after it that probes reach only through it.
+// remove empties slot i, moving back the entries after it that probes
+// reach only through it.
 func (x *index) remove(i int) {
 	mask := len(x.slots) - 1
 	for j := (i + 1) & mask; x.slots[j].hash != emptySlot; j = (j + 1) & mask {
-		// The entry at j may move to i if i lies on its probe path, from
-		// its home up to j.
+		// The entry at j moves to i if i is on its probe path, home to j.
 		if home := x.home(x.slots[j].hash); (j-home)&mask >= (j-i)&mask {
 			x.slots[i] = x.slots[j]
 			i = j

@@ -193,3 +193,15 @@ func TestTakeSkipsRemovedBucket(t *testing.T) {
 		}
 	}
 }
+
+// len returns the number of buckets in the table.
+func (t *table) len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += s.idx.live
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -10,12 +10,14 @@
 //	}
 //	http.ListenAndServe(":8080", lim.Handler(mux))
 //
-// After key authentication, keyed by account, with rates per plan and the
-// per-account [store.Account.RateLimit] override:
+// After key authentication, keyed by account, with rates per plan (and the
+// per-account [store.Account.RateLimit] override), the buckets in the
+// paywall's store st:
 //
 //	lim, err := limiter.New(1, 5, &limiter.Options{
 //		By:    limiter.ByAccount(),
 //		Plans: map[string]store.RateLimit{"pro": {Rate: 50, Burst: 100}},
+//		Store: st,
 //	})
 //	h := pw.Authenticate(lim.Handler(pw.Charge(1)(api)))
 //
@@ -24,28 +26,21 @@
 //	RateLimit-Policy: "default";q=20;w=2
 //	RateLimit: "default";r=19;t=1
 //
-// (draft-ietf-httpapi-ratelimit-headers-10): the policy's quota q is the
-// burst and its window w the seconds an empty bucket takes to fill; r is the
-// whole tokens left and t the seconds until the next one (0 when the bucket
-// is full). A refused request gets 429 with Retry-After and an RFC 9457
-// problem of type quota-exceeded.
+// (draft-ietf-httpapi-ratelimit-headers-10): quota q is the burst, window w
+// the seconds an empty bucket takes to fill, r the whole tokens left and t
+// the seconds until the next one (0 when full). A refused request gets 429
+// with Retry-After and an RFC 9457 problem of type quota-exceeded.
 //
-// Buckets live in the process, in a sharded map whose size is capped by
-// [Options.MaxKeys]; see there for what happens at the cap. With
-// [Options.Store] they live in a shared store instead — keyed by account,
-// in each account's own bucket ([store.Bucket] Account).
+// Buckets live in the process, in a sharded map capped by [Options.MaxKeys],
+// or with [Options.Store] in a shared store — keyed by account, in each
+// account's own bucket ([store.Bucket] Account).
 //
-// On a route that is both limited and charged, with the buckets in the
-// paywall's store (the memory store or the Redis store), wire the limiter
-// as any middleware, in front of the charge (or behind it, or with Require
-// between them — the order does not matter):
-//
-//	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: st})
-//	h := pw.Authenticate(lim.Handler(pw.Charge(1)(api)))
-//
-// The charge then takes the tokens and debits the credits in one store
-// operation — under one lock of the account in memory, in one round trip
-// on Redis, nothing taken if either refuses — with the same headers and
+// On a route both limited and charged, with ByAccount and the buckets in
+// the paywall's store (memory or Redis), the limiter goes anywhere in the
+// chain (in front of the charge, behind it, or with Require between). The
+// charge then takes the tokens and debits the credits in one store
+// operation — under one lock of the account in memory, one round trip on
+// Redis, nothing taken if either refuses — with the same headers and
 // denials as the limiter alone. A request that costs nothing, or a retry
 // let through by an Idempotency-Key, still takes its tokens: limits count
 // requests, not charges.

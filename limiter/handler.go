@@ -10,29 +10,24 @@ import (
 	"github.com/go402/go402/paywall"
 )
 
-// Handler is the middleware: it calls [Limiter.Take] and passes the request
-// to next if its tokens were taken, or has [Options.Deny] refuse it. Either
-// way the response carries RateLimit-Policy and RateLimit headers (and the
-// legacy X-RateLimit-* ones if configured).
+// Handler is the middleware, a func(http.Handler) http.Handler: it passes
+// the request to next if [Limiter.Take] took its tokens, else has
+// [Options.Deny] refuse it; either way with the RateLimit headers.
 //
-// A denial is a 429 (or [Options.DenyStatus]) of problem type quota-exceeded,
+// A denial is a 429 ([Options.DenyStatus]) of problem type quota-exceeded,
 // with the policy name in violated-policies, the request's tokens in
-// "tokens", and Retry-After: the whole seconds until the bucket holds them,
-// never earlier than the RateLimit header's t. A request that takes more
-// tokens than the burst gets no Retry-After and a detail saying it can never
-// pass. A CostFunc error is a 400 invalid_request; a failing Options.Store a
-// 503 store_unavailable.
-//
-// When next is a paywall charge (or one behind Require), the limiter keys
-// by account ([ByAccount]) and its buckets are in the paywall's store, the
-// charge takes the tokens together with its debit; see the package
-// documentation. Handler(next) is an [http.Handler], so l.Handler is a
-// func(http.Handler) http.Handler. It panics if next is nil.
+// "tokens", and Retry-After: the seconds until the bucket holds them, never
+// before RateLimit's t; a request over the burst gets no Retry-After and a
+// detail saying it can never pass. A CostFunc error is a 400
+// invalid_request, a failing Options.Store a 503 store_unavailable. With
+// [ByAccount] and the buckets in the store of the paywall charge that next
+// is (or reaches through Require), the charge takes the tokens with its
+// debit (see the package documentation). Handler panics if next is nil.
 func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")
 	}
-	if l.byAccount && l.remote != nil {
+	if l.byAccount && l.opts.Store != nil {
 		if charge, rebuild, ok := fuse.Find(next); ok {
 			if h := charge.Fuse(fused{l}); h != nil {
 				return rebuild(h)
@@ -60,46 +55,51 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := l.take(r, c)
-	switch {
-	case err != nil:
+	if err != nil {
 		l.refuseError(w, r, c, &res, err)
-	case !res.Allowed:
-		l.refuse(w, r, c, &res)
-	default:
-		l.setHeaders(w.Header(), &res)
-		if l.onDecision != nil {
-			l.decide(r, c, &res, nil)
-		}
+	} else if l.answer(w, r, c, &res) {
 		h.next.ServeHTTP(w, r)
 	}
 }
 
-// quotaExceeded is the problem type of a rate-limit denial, registered by
-// draft-ietf-httpapi-ratelimit-headers-10.
+// answer admits res (headers, report) or refuses it, and reports which.
+func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) bool {
+	if !res.Allowed {
+		l.refuse(w, r, c, res)
+		return false
+	}
+	l.setHeaders(w.Header(), res)
+	if l.opts.OnDecision != nil {
+		l.decide(r, c, res, nil)
+	}
+	return true
+}
+
+// quotaExceeded is the problem type of a denial (draft-ietf-httpapi-ratelimit-headers-10).
 const quotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 // refuse writes the denial of a request whose bucket is short of tokens.
 func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) {
 	d := &paywall.Denial{
 		Code:       paywall.CodeRateLimited,
-		Status:     l.status,
+		Status:     l.opts.DenyStatus,
 		Type:       quotaExceeded,
 		Title:      "Quota Exceeded",
 		Extensions: map[string]any{"violated-policies": l.violatedPolicies, "tokens": res.Cost},
 		Header:     make(http.Header, 4),
 	}
-	if res.Never() {
+	if res.RetryAfter < 0 {
 		d.Detail = "This request takes " + tokens(res.Cost) + ", more than the " +
-			strconv.Itoa(res.Limit.Burst) + " the \"" + l.name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
+			strconv.Itoa(res.Limit.Burst) + " the \"" + l.opts.Name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
 	} else {
 		d.RetryAfter = max(res.RetryAfter, res.Reset) // never earlier than the RateLimit header's t
-		d.Detail = "Rate limit \"" + l.name + "\" exceeded: this request takes " + tokens(res.Cost) +
+		d.Detail = "Rate limit \"" + l.opts.Name + "\" exceeded: this request takes " + tokens(res.Cost) +
 			"; " + tokens(res.Remaining) + " left. Retry after " +
 			strconv.FormatInt(seconds(d.RetryAfter), 10) + " seconds."
 	}
 	l.setHeaders(d.Header, res)
 	l.decide(r, c, res, d)
-	l.deny(w, r, d)
+	l.opts.Deny(w, r, d)
 }
 
 // tokens spells a number of tokens.
@@ -112,52 +112,36 @@ func tokens(n int) string {
 
 // refuseError writes the denial of a request the limiter could not decide.
 func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
-	d := &paywall.Denial{
-		Code:       paywall.CodeStoreUnavailable,
-		Status:     http.StatusServiceUnavailable,
-		Detail:     "The service cannot check this request's rate limit right now. Try again shortly.",
-		RetryAfter: l.retryUnavailable,
-	}
-	var ce *costError
-	if errors.As(err, &ce) {
-		d = &paywall.Denial{
-			Code:   paywall.CodeInvalidRequest,
-			Status: http.StatusBadRequest,
-			Detail: "The cost of this request cannot be computed: " + ce.err.Error(),
-		}
+	d := &paywall.Denial{Code: paywall.CodeStoreUnavailable, Status: http.StatusServiceUnavailable, RetryAfter: l.opts.RetryAfterUnavailable,
+		Detail: "The service cannot check this request's rate limit right now. Try again shortly."}
+	if ce := (*costError)(nil); errors.As(err, &ce) {
+		d = &paywall.Denial{Code: paywall.CodeInvalidRequest, Status: http.StatusBadRequest,
+			Detail: "The cost of this request cannot be computed: " + ce.err.Error()}
 	}
 	l.decide(r, c, res, d)
-	l.deny(w, r, d)
+	l.opts.Deny(w, r, d)
 }
 
 // misconfigured answers a request that reached a ByAccount limiter without
-// paywall.Authenticate in front: 500 misconfigured, logged once.
+// Authenticate in front: 500 misconfigured, logged once.
 func (l *Limiter) misconfigured(w http.ResponseWriter, r *http.Request) {
 	l.warnOnce.Do(func() {
 		slog.Default().Error("limiter: a ByAccount limiter was reached without paywall.Authenticate in front of it: wrap the route in Authenticate first",
 			"route", r.Pattern)
 	})
 	d := &paywall.Denial{Code: paywall.CodeMisconfigured, Status: http.StatusInternalServerError, Detail: "The service is misconfigured."}
-	l.decide(r, nil, &Result{now: l.clock()}, d)
-	l.deny(w, r, d)
+	l.decide(r, nil, &Result{now: l.opts.Clock()}, d)
+	l.opts.Deny(w, r, d)
 }
 
-// decide reports a decision to Options.OnDecision, if set; d is nil for an
-// allowed request.
+// decide reports a decision, d nil if allowed, to Options.OnDecision if set.
 func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *paywall.Denial) {
-	if l.onDecision == nil {
+	if l.opts.OnDecision == nil {
 		return
 	}
-	e := paywall.Decision{
-		Time:    res.now,
-		Step:    "limit",
-		Allowed: d == nil,
-		Route:   r.Pattern,
-		Cost:    int64(res.Cost),
-	}
+	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost)}
 	if c != nil {
-		e.AccountID, e.KeyPrefix = c.Account.ID, c.Key.Prefix
-		e.Balance = c.Balance
+		e.AccountID, e.KeyPrefix, e.Balance = c.Account.ID, c.Key.Prefix, c.Balance
 	}
 	switch {
 	case d != nil:
@@ -165,5 +149,5 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	case res.failedOpen:
 		e.Code = paywall.CodeStoreUnavailable // allowed, like the paywall's fail-open
 	}
-	l.onDecision(r.Context(), e)
+	l.opts.OnDecision(r.Context(), e)
 }

@@ -520,7 +520,7 @@ func TestFailOpenDecision(t *testing.T) {
 
 // An allowed request costs no allocation when its bucket was full (a client
 // under its limit), and one (the RateLimit value) when it was not, or two
-// with a policy name too long to share it; the budget is three.
+// with a policy name too long to share it.
 func TestAllocs(t *testing.T) {
 	for _, tc := range []struct {
 		name     string

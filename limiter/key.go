@@ -3,6 +3,7 @@ package limiter
 import (
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/go402/go402/paywall"
@@ -17,22 +18,19 @@ type Keyer interface {
 	Key(r *http.Request) (key string, ok bool)
 }
 
-// A KeyFunc is a function that is a [Keyer]. The key is kept in memory (and,
-// with [Options.Store], in the store) for as long as the bucket lives.
-// Never return a secret such as a raw API key: key by account with
-// [ByAccount], or by a digest.
+// A KeyFunc is a function that is a [Keyer]. The key is kept in memory (and
+// [Options.Store]) while the bucket lives, so never return a secret such as
+// a raw API key: key by [ByAccount], or by a digest.
 type KeyFunc func(r *http.Request) (key string, ok bool)
 
 // Key implements [Keyer] by calling f.
 func (f KeyFunc) Key(r *http.Request) (string, bool) { return f(r) }
 
 // ByAccount keys requests by the ID of the account that
-// [paywall.Paywall.Authenticate] put in the request's context, and takes
-// from the account's own bucket in [Options.Store] ([store.Bucket] Account
-// set), which a sharded store keeps beside the account. A request that
-// Authenticate let through on a store failure (FailOpen) shares one bucket
-// with the others like it; a request that no Authenticate saw is refused
-// with 500 misconfigured.
+// [paywall.Paywall.Authenticate] put in the context, and takes from the
+// account's own bucket in [Options.Store] ([store.Bucket] Account set). The
+// requests Authenticate let through on a store failure (FailOpen) share one
+// bucket; a request no Authenticate saw is refused with 500 misconfigured.
 func ByAccount() Keyer { return accountKeyer{} }
 
 // accountKeyer is the Keyer of ByAccount.
@@ -46,54 +44,38 @@ func (accountKeyer) Key(r *http.Request) (string, bool) {
 	return c.Account.ID, true
 }
 
-// ByClientAddr keys requests by the client's IP address: IPv4 addresses
-// whole, IPv6 addresses by their /64 prefix (the smallest block a site is
-// usually given, so one client cannot rotate through its own addresses).
+// ByClientAddr keys requests by the client's IP address: IPv4 whole, IPv6
+// by its /64 prefix (a site's usual smallest block, so one client cannot
+// rotate through its addresses).
 //
-// The address is the request's RemoteAddr — the peer of the TCP connection —
-// unless that peer is inside one of the trusted prefixes, the proxies in
-// front of this server. Only then is X-Forwarded-For read, from the right:
-// hops that are themselves trusted are skipped, and the first untrusted one
-// is the client. Entries to its left were written by the client and are
-// never believed. If the hop a trusted proxy wrote is not an IP address, the
-// request is keyed by that proxy's address. With no trusted prefixes (the
-// default) headers are never read: a spoofable header must not decide whose
-// bucket pays.
-//
-// Requests whose RemoteAddr is not an IP address and port (a Unix socket,
-// for example) share one bucket. Use [ByForwarded] if the proxies write the
-// RFC 7239 Forwarded header instead. ByClientAddr panics if a prefix is
-// invalid (such as the zero netip.Prefix): a programming error, found at
-// start-up.
+// The address is RemoteAddr, the TCP peer, unless that is inside a trusted
+// prefix (the proxies in front of this server). Only then is
+// X-Forwarded-For read, from the right: trusted hops are skipped and the
+// first untrusted one is the client; entries left of it, written by the
+// client, are never believed. A hop that is not an IP address keys the
+// request by the proxy that wrote it. With no trusted prefixes (the
+// default) no header is read: a spoofable header must not decide whose
+// bucket pays. Requests whose RemoteAddr is not an IP address and port (a
+// Unix socket) share one bucket. Use [ByForwarded] for the RFC 7239
+// Forwarded header. ByClientAddr panics on an invalid prefix (such as the
+// zero netip.Prefix), a programming error found at start-up.
 func ByClientAddr(trusted ...netip.Prefix) KeyFunc {
-	return byAddr(trusted, headerXForwardedFor, xffHop)
+	return byAddr(trusted, "X-Forwarded-For", xffHop)
 }
 
 // ByForwarded is [ByClientAddr] reading the for= parameter of the RFC 7239
-// Forwarded header instead of X-Forwarded-For. Only one of the two headers
-// is ever read, the one the trusted proxies write: a proxy passes the other
-// through from the client unchanged, so believing both would let a client
-// choose its own key.
+// Forwarded header instead of X-Forwarded-For. Only the header the trusted
+// proxies write is read: they pass the other on from the client unchanged.
 func ByForwarded(trusted ...netip.Prefix) KeyFunc {
-	return byAddr(trusted, headerForwarded, forwardedHop)
+	return byAddr(trusted, "Forwarded", forwardedHop)
 }
 
-const (
-	headerXForwardedFor = "X-Forwarded-For"
-	headerForwarded     = "Forwarded"
-)
-
-// byAddr builds the KeyFunc of ByClientAddr and ByForwarded. hop parses one
-// comma-separated element of the header into an address.
+// byAddr builds the KeyFunc of ByClientAddr and ByForwarded; hop parses one
+// element of the header.
 func byAddr(trusted []netip.Prefix, header string, hop func(string) (netip.Addr, bool)) KeyFunc {
 	trusted = normalizePrefixes(trusted)
 	isTrusted := func(a netip.Addr) bool {
-		for _, p := range trusted {
-			if p.Contains(a) {
-				return true
-			}
-		}
-		return false
+		return slices.ContainsFunc(trusted, func(p netip.Prefix) bool { return p.Contains(a) })
 	}
 	return func(r *http.Request) (string, bool) {
 		host, peer, ok := remoteAddr(r.RemoteAddr)
@@ -109,12 +91,9 @@ func byAddr(trusted []netip.Prefix, header string, hop func(string) (netip.Addr,
 		for i := len(lines) - 1; i >= 0; i-- {
 			line := lines[i]
 			for line != "" {
-				var elem string
-				if j := strings.LastIndexByte(line, ','); j >= 0 {
-					elem, line = line[j+1:], line[:j]
-				} else {
-					elem, line = line, ""
-				}
+				j := strings.LastIndexByte(line, ',') // -1 for the line's first element
+				elem := line[j+1:]
+				line = line[:max(j, 0)]
 				a, ok := hop(trimOWS(elem))
 				if !ok {
 					break walk // keyed by the last trusted hop
@@ -129,10 +108,8 @@ func byAddr(trusted []netip.Prefix, header string, hop func(string) (netip.Addr,
 	}
 }
 
-// normalizePrefixes masks the prefixes and turns IPv4-mapped IPv6 prefixes
-// into IPv4 ones, since addresses are unmapped before they are compared. It
-// panics on an invalid prefix (such as the zero netip.Prefix), a programming
-// error found at start-up.
+// normalizePrefixes masks the prefixes and unmaps IPv4-mapped ones, as
+// addresses are before they are compared. It panics on an invalid prefix.
 func normalizePrefixes(in []netip.Prefix) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(in))
 	for _, p := range in {
@@ -147,9 +124,8 @@ func normalizePrefixes(in []netip.Prefix) []netip.Prefix {
 	return out
 }
 
-// remoteAddr parses a RemoteAddr of the form "host:port". host is the text
-// of the address when it is a plain IPv4 address (whose text is canonical),
-// so that the common case needs no allocation.
+// remoteAddr parses a RemoteAddr "host:port"; host is set for a plain IPv4
+// address (whose text is canonical), to key it without an allocation.
 func remoteAddr(s string) (host string, a netip.Addr, ok bool) {
 	ap, err := netip.ParseAddrPort(s)
 	if err != nil {
@@ -162,8 +138,8 @@ func remoteAddr(s string) (host string, a netip.Addr, ok bool) {
 	return host, a.Unmap().WithZone(""), true
 }
 
-// addrKey returns the bucket key of a: its text for IPv4 (host, if not
-// empty, is that text already), the text of its /64 prefix for IPv6.
+// addrKey returns a's bucket key: its text (host, if set) for IPv4, its /64
+// prefix for IPv6.
 func addrKey(host string, a netip.Addr) string {
 	if a.Is4() {
 		if host != "" {
@@ -191,11 +167,9 @@ func xffHop(s string) (netip.Addr, bool) {
 	return a.Unmap().WithZone(""), true
 }
 
-// forwardedHop parses one element of a Forwarded header (RFC 7239 §4):
-// semicolon-separated pairs, of which it reads for=, whose value is a token
-// or a quoted string holding an IPv4 address, a bracketed IPv6 address, or
-// either with a port. "unknown" and obfuscated identifiers ("_hidden") are
-// not addresses.
+// forwardedHop parses the for= pair of a Forwarded element (RFC 7239 §4):
+// a token or quoted string holding an IPv4 or bracketed IPv6 address, with
+// or without a port; "unknown" and "_hidden" names are not addresses.
 func forwardedHop(s string) (netip.Addr, bool) {
 	for s != "" {
 		var pair string
@@ -216,6 +190,5 @@ func forwardedHop(s string) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
-// around field values and list elements.
+// trimOWS trims HTTP's optional white space (spaces and tabs).
 func trimOWS(s string) string { return strings.Trim(s, " \t") }

@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,35 +20,18 @@ import (
 // not usable); [Limiter.Handler] is the middleware and [Limiter.Take] the
 // decision alone. A Limiter is safe for concurrent use.
 //
-// The rate and burst of a request come, in order of precedence, from the
-// [store.Account.RateLimit] override of the caller's account, from
-// [Options.Plans] for the account's plan, or from the rate and burst given to
-// [New]. The caller is the one [paywall.Paywall.Authenticate] put in the
-// request's context; without one the limiter's own rate and burst apply. An
-// override whose Rate or Burst is not positive (which stores that validate
-// accounts refuse anyway) is ignored.
+// A request's rate and burst are, in order of precedence, the
+// [store.Account.RateLimit] override of the account that
+// [paywall.Paywall.Authenticate] put in its context (ignored unless Rate and
+// Burst are positive), [Options.Plans] for the account's plan, or those given
+// to [New].
 type Limiter struct {
-	name    string // policy name
-	rPrefix string // `"name";r=`
-	// configured are the default's policy and the plans'.
-	configured *policies
-
-	by        Keyer
-	byAccount bool // by is ByAccount()
-	cost      int
-	costFunc  func(r *http.Request) (int, error)
-
-	status           int
-	legacy           bool
-	deny             paywall.DenyFunc
-	onDecision       func(ctx context.Context, d paywall.Decision)
+	opts             Options  // with defaults set
+	byAccount        bool     // opts.By is ByAccount()
+	rPrefix          string   // `"name";r=`
 	violatedPolicies []string // {name}, the violated-policies of a denial
-
+	configured       *policies
 	buckets          *table
-	remote           store.Buckets
-	failOpen         bool
-	retryUnavailable time.Duration
-	clock            func() time.Time
 	warnOnce         sync.Once
 }
 
@@ -55,98 +39,67 @@ type Limiter struct {
 // documented default; a nil *Options means all defaults.
 type Options struct {
 	// Name names the policy in the RateLimit-Policy and RateLimit headers
-	// and in the violated-policies member of a denial. It must be printable
-	// ASCII, at most 64 bytes. Default "default".
+	// and in a denial's violated-policies: printable ASCII, at most 64
+	// bytes. Default "default".
 	Name string
-
-	// Plans gives the rate and burst of each plan, by plan name. An
-	// account's own RateLimit override beats its plan's entry; accounts on
-	// plans not listed, and requests without an account, get the rate and
-	// burst given to [New].
+	// Plans gives the rate and burst of each plan, by plan name.
 	Plans map[string]store.RateLimit
-
 	// By says whose bucket a request takes tokens from. Default
-	// ByClientAddr() — the connection's peer address, no proxy trusted. Use
+	// ByClientAddr(): the connection's peer, no proxy trusted. Use
 	// [ByAccount] after [paywall.Paywall.Authenticate].
 	By Keyer
-
-	// Cost is the number of tokens a request takes. Default 1. Ignored if
-	// CostFunc is set.
+	// Cost is the tokens a request takes. Default 1; ignored if CostFunc is set.
 	Cost int
-	// CostFunc, if set, computes the number of tokens a request takes. An
-	// error (or a negative cost) refuses the request with 400
-	// invalid_request, the error's text as the detail, so it must not
-	// contain secrets. A cost of 0 is always admitted.
+	// CostFunc, if set, computes the tokens a request takes. An error or a
+	// negative cost refuses the request with 400 invalid_request, the
+	// error's text as the detail (so no secrets in it). A cost of 0 always
+	// passes.
 	CostFunc func(r *http.Request) (int, error)
-
-	// DenyStatus is the status of a rate-limit denial. Default 429 Too Many
-	// Requests; 402 Payment Required suits plans whose answer to "too fast"
-	// is "upgrade for a higher limit". It must be in 400–499.
+	// DenyStatus is the status of a denial, in 400–499. Default 429; 402
+	// suits plans whose answer to "too fast" is "upgrade".
 	DenyStatus int
-
-	// LegacyHeaders adds X-RateLimit-Limit (the burst),
-	// X-RateLimit-Remaining and X-RateLimit-Reset (seconds from now, not a
-	// Unix time) to the draft-10 RateLimit and RateLimit-Policy headers,
-	// which are always sent.
+	// LegacyHeaders adds X-RateLimit-Limit (the burst), X-RateLimit-Remaining
+	// and X-RateLimit-Reset (seconds from now, not a Unix time) to the
+	// RateLimit and RateLimit-Policy headers, which are always sent.
 	LegacyHeaders bool
-
-	// Deny writes every denial. Default [paywall.WriteDenial], so a 429
-	// looks like every other go402 denial.
+	// Deny writes every denial. Default [paywall.WriteDenial].
 	Deny paywall.DenyFunc
-
 	// OnDecision, if set, is called synchronously for every request the
-	// limiter allows or denies, with Step "limit" and Cost the tokens the
-	// request took or would have taken. It must be safe for concurrent use
-	// and should return quickly.
+	// limiter allows or denies, with Step "limit" and Cost the tokens taken
+	// or asked for. It must be safe for concurrent use and quick.
 	OnDecision func(ctx context.Context, d paywall.Decision)
-
 	// Store, if set, holds the buckets instead of this process, so that
-	// replicas share one limit (the Redis store offers it, and so does the
-	// memory store). With [ByAccount], a request takes from its account's
-	// bucket named after the policy ([store.Bucket] Account, and Key =
-	// Name); otherwise from the stand-alone bucket Name + ":" + its key.
-	// With ByAccount and the paywall's own store, a charge next to the
-	// limiter takes the tokens together with its debit (see the package
-	// documentation).
+	// replicas share one limit (the memory and Redis stores offer it). With
+	// [ByAccount] a request takes from its account's bucket named after the
+	// policy ([store.Bucket] Account, Key = Name), and a charge with the same
+	// store takes the tokens with its debit (see the package documentation);
+	// otherwise from the stand-alone bucket Name + ":" + its key.
 	Store store.Buckets
 	// FailOpen, when Store fails, takes the tokens from an in-process
-	// bucket instead, and reports the decision to OnDecision with Code
-	// store_unavailable. Default false: the request is refused with 503
-	// store_unavailable and Retry-After.
+	// bucket and reports Code store_unavailable to OnDecision. Default:
+	// refuse with 503 store_unavailable and Retry-After.
 	FailOpen bool
 	// RetryAfterUnavailable is the Retry-After of a 503 store_unavailable.
 	// Default 1 second.
 	RetryAfterUnavailable time.Duration
-
-	// MaxKeys caps the number of in-process buckets, and with it their
-	// memory: about MaxKeys × (256 + key length) bytes. Default 100,000.
-	//
-	// A bucket is removed once it has filled up again, since a full bucket
-	// is the same as a new one: idle keys cost nothing. When a flood of new
-	// keys finds no full bucket to remove, the new key evicts a bucket not
-	// used since the shard's eviction hand last passed it. New keys are never refused (that
-	// would let a flood of addresses lock everyone else out) nor let
-	// through unlimited (a bypass); the price is that a client evicted
-	// while its bucket was partly drained starts again with a full one —
-	// at most one burst extra, and only while MaxKeys other keys are
-	// arriving within the time its bucket takes to refill. Size MaxKeys
-	// above the number of clients active in that time.
+	// MaxKeys caps the in-process buckets, and their memory at about
+	// MaxKeys × (256 + key length) bytes. Default 100,000. A bucket that
+	// has filled up again is removed (it equals a new one); when new keys
+	// find none, each evicts one not used since the shard's eviction hand
+	// last passed. New keys are never refused (a flood would lock everyone
+	// out) nor let through unlimited; a client evicted with a partly drained
+	// bucket gets a full one: at most one burst extra, only while MaxKeys
+	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
-
-	// Clock returns the current time; tests inject a fake one. Default: the
-	// time.Now of New plus the monotonic time elapsed since, which reads one
-	// clock where time.Now reads two, and never jumps when the system clock
-	// is set (Decision.Time then differs from time.Now by such a step).
+	// Clock returns the current time; tests inject a fake one. Default: New's
+	// time.Now plus the monotonic time since, half the cost of time.Now; a
+	// step of the system clock then moves neither it nor Decision.Time.
 	Clock func() time.Time
 }
 
-// defaultName is the default policy name, [Options.Name].
-const defaultName = "default"
-
 // Errors returned by [Limiter.Take], for [errors.Is].
 var (
-	// ErrInvalidCost means the cost of the request could not be computed:
-	// CostFunc failed or returned a negative cost.
+	// ErrInvalidCost means CostFunc failed or returned a negative cost.
 	ErrInvalidCost = errors.New("limiter: invalid cost")
 	// ErrStoreUnavailable means Options.Store failed and FailOpen is off.
 	ErrStoreUnavailable = errors.New("limiter: store unavailable")
@@ -156,68 +109,41 @@ var (
 // for requests whose account has no rate of its own. It reports
 // configuration mistakes as errors prefixed "limiter:".
 func New(r float64, burst int, opts *Options) (*Limiter, error) {
-	var o Options
+	l := &Limiter{}
 	if opts != nil {
-		o = *opts
+		l.opts = *opts
 	}
+	o := &l.opts
 	def := store.RateLimit{Rate: r, Burst: burst}
 	if err := checkRate("", def); err != nil {
 		return nil, err
 	}
 	for _, check := range []func(*Options) error{setName, setCost, setLimits} {
-		if err := check(&o); err != nil {
+		if err := check(o); err != nil {
 			return nil, err
 		}
 	}
-	l := &Limiter{
-		name:             o.Name,
-		rPrefix:          quote(o.Name) + ";r=",
-		by:               cmpOr[Keyer](o.By, ByClientAddr()),
-		byAccount:        isByAccount(o.By),
-		cost:             o.Cost,
-		costFunc:         o.CostFunc,
-		status:           o.DenyStatus,
-		legacy:           o.LegacyHeaders,
-		deny:             o.Deny,
-		onDecision:       o.OnDecision,
-		violatedPolicies: []string{o.Name},
-		remote:           o.Store,
-		failOpen:         o.FailOpen,
-		retryUnavailable: o.RetryAfterUnavailable,
-		clock:            o.Clock,
+	_, l.byAccount = o.By.(accountKeyer)
+	o.By = cmp.Or[Keyer](o.By, ByClientAddr())
+	if o.Deny == nil {
+		o.Deny = paywall.WriteDenial
 	}
-	if l.deny == nil {
-		l.deny = paywall.WriteDenial
+	if o.Clock == nil {
+		o.Clock = monotonicClock()
 	}
-	if l.clock == nil {
-		l.clock = monotonicClock()
-	}
-	l.buckets = newTable(o.MaxKeys, l.clock())
-	if err := l.setPolicies(def, &o); err != nil {
+	l.rPrefix = quote(o.Name) + ";r="
+	l.violatedPolicies = []string{o.Name}
+	l.buckets = newTable(o.MaxKeys, o.Clock())
+	if err := l.setPolicies(def); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// isByAccount reports whether k is ByAccount().
-func isByAccount(k Keyer) bool {
-	_, ok := k.(accountKeyer)
-	return ok
-}
-
-// cmpOr returns v, or def if v is the zero value (nil).
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
-
 // setName validates the policy name and sets its default.
 func setName(o *Options) error {
 	if o.Name == "" {
-		o.Name = defaultName
+		o.Name = "default"
 	}
 	if len(o.Name) > 64 {
 		return fmt.Errorf("limiter: Name longer than 64 bytes")
@@ -230,8 +156,7 @@ func setName(o *Options) error {
 	return nil
 }
 
-// setCost validates the cost and the status of a denial, and sets their
-// defaults.
+// setCost validates Cost and DenyStatus and sets their defaults.
 func setCost(o *Options) error {
 	switch {
 	case o.Cost < 0:
@@ -248,8 +173,7 @@ func setCost(o *Options) error {
 	return nil
 }
 
-// setLimits validates MaxKeys and RetryAfterUnavailable and sets their
-// defaults.
+// setLimits validates MaxKeys and RetryAfterUnavailable and sets their defaults.
 func setLimits(o *Options) error {
 	switch {
 	case o.MaxKeys == 0:
@@ -268,29 +192,32 @@ func setLimits(o *Options) error {
 
 // setPolicies validates the plans' rates and builds the policies of def
 // and the plans.
-func (l *Limiter) setPolicies(def store.RateLimit, o *Options) error {
-	quoted := quote(l.name)
+func (l *Limiter) setPolicies(def store.RateLimit) error {
+	o := &l.opts
+	quoted := quote(o.Name)
+	ps := &policies{def: newPolicy(quoted, def, o.Cost), quoted: quoted, cost: o.Cost}
+	byPlan := make(map[string]*policy, len(o.Plans))
+	byLimit := make(map[store.RateLimit]*policy, len(o.Plans)+1)
 	maxBurst := def.Burst
-	plans := make(map[string]*policy, len(o.Plans))
 	for name, lim := range o.Plans {
 		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 			return err
 		}
-		plans[name] = newPolicy(quoted, lim, o.Cost)
+		byPlan[name] = newPolicy(quoted, lim, o.Cost)
+		byLimit[lim] = byPlan[name]
 		maxBurst = max(maxBurst, lim.Burst)
 	}
+	byLimit[def] = ps.def
+	ps.byPlan, ps.byLimit = newPolicyIndex(byPlan), newPolicyIndex(byLimit)
 	if o.CostFunc == nil && o.Cost > maxBurst {
 		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
 	}
-	l.configured = newPolicies(newPolicy(quoted, def, o.Cost), plans, quoted, o.Cost)
-	l.buckets.ps = l.configured
+	l.configured, l.buckets.ps = ps, ps
 	return nil
 }
 
-// monotonicClock returns a clock that reads only the monotonic clock: the
-// wall time when it was made plus the time elapsed since. A rate decision
-// needs only elapsed time, and time.Since of a time with a monotonic reading
-// costs half of time.Now.
+// monotonicClock returns a clock of the wall time when made plus the
+// monotonic time since, which costs half of time.Now.
 func monotonicClock() func() time.Time {
 	start := time.Now()
 	return func() time.Time { return start.Add(time.Since(start)) }
@@ -313,17 +240,16 @@ type Result struct {
 	Allowed bool
 	// Limit is the rate and burst of the request's bucket.
 	Limit store.RateLimit
-	// Cost is the number of tokens the request took, or would have taken.
+	// Cost is the tokens the request took, or would have taken.
 	Cost int
-	// Remaining is the number of whole tokens left in the bucket.
+	// Remaining is the whole tokens left in the bucket.
 	Remaining int
-	// Reset is how long until the bucket gains another whole token: the t
-	// parameter of the RateLimit header. It is zero when the bucket is
-	// full.
+	// Reset is how long until the bucket gains another whole token (the t
+	// of the RateLimit header); zero when the bucket is full.
 	Reset time.Duration
 	// RetryAfter is, for a refused request, how long until the bucket holds
-	// Cost tokens. It is negative when Cost exceeds the burst: the request
-	// can never succeed. It is zero when Allowed.
+	// Cost tokens; negative when Cost exceeds the burst, so that the request
+	// can never pass; zero when Allowed.
 	RetryAfter time.Duration
 
 	policy     *policy
@@ -331,26 +257,18 @@ type Result struct {
 	failedOpen bool // Options.Store failed and the local bucket decided
 }
 
-// Never reports whether the request was refused because its cost exceeds
-// the bucket's burst, so that no amount of waiting lets it through.
-func (res *Result) Never() bool { return !res.Allowed && res.RetryAfter < 0 }
-
-// Take decides whether r may pass and takes its tokens if so. It is the
-// whole decision of [Limiter.Handler] without the response: it keys the
-// request with [Options.By], finds its rate and burst, and takes its cost
-// from the bucket.
-//
-// Take returns an error wrapping [ErrInvalidCost] when CostFunc fails, and
-// one wrapping [ErrStoreUnavailable] when Options.Store fails and FailOpen is
-// off; the Result is then meaningless.
+// Take decides whether r may pass and takes its tokens if so: the decision
+// of [Limiter.Handler] without the response. It returns an error wrapping
+// [ErrInvalidCost] when CostFunc fails, or [ErrStoreUnavailable] when
+// Options.Store fails and FailOpen is off; the Result is then meaningless.
 func (l *Limiter) Take(r *http.Request) (Result, error) {
 	c, _ := paywall.CallerFromContext(r.Context())
 	return l.take(r, c)
 }
 
 func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
-	res := Result{Cost: l.cost, now: l.clock()}
-	if l.costFunc != nil {
+	res := Result{Cost: l.opts.Cost, now: l.opts.Clock()}
+	if l.opts.CostFunc != nil {
 		n, err := l.requestCost(r)
 		if err != nil {
 			return res, err
@@ -361,35 +279,47 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	if c != nil {
 		a = &c.Account
 	}
-	lim, pol := l.limitOf(a)
+	res.Limit, res.policy = l.limitOf(a)
 	var key, account string
 	switch {
 	case !l.byAccount:
-		key, _ = l.by.Key(r)
+		key, _ = l.opts.By.Key(r)
 	case c != nil:
 		key, account = c.Account.ID, c.Account.ID
 	}
-	if l.remote != nil {
-		err := l.takeRemote(r.Context(), &res, l.remoteBucket(account, key, lim, res.Cost), pol)
-		if err == nil || !l.failOpen {
-			return res, err
+	return res, l.takeFrom(r.Context(), &res, account, key)
+}
+
+// takeFrom takes res.Cost tokens at rate and burst res.Limit (policy
+// res.policy, nil for an override's) from account's bucket, if set, else
+// key's, in Options.Store if set, else (or when it fails with FailOpen) in
+// the process, and fills res.
+func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string) error {
+	lim, pol := res.Limit, res.policy
+	if l.opts.Store != nil {
+		br, err := l.opts.Store.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
+		if err == nil {
+			if pol == nil {
+				pol = l.configured.ofLimit(lim)
+			}
+			res.fillStore(br, pol)
+			return nil
+		}
+		if !l.opts.FailOpen {
+			return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 		}
 		res.failedOpen = true
 	}
 	ok, tokens, pol := l.buckets.take(key, lim, pol, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
-	return res, nil
+	return nil
 }
 
-// fill sets the Result's fields from a take that left tokens in a bucket
-// with policy pol.
+// fill sets res from a take that left tokens in a bucket of policy pol.
 func (res *Result) fill(ok bool, tokens float64, pol *policy) {
 	lim := pol.limit
 	res.Allowed, res.Limit, res.policy = ok, lim, pol
-	whole := math.Floor(tokens)
-	if whole < 0 {
-		whole = 0
-	}
+	whole := max(math.Floor(tokens), 0)
 	res.Remaining = int(whole)
 	if tokens < float64(lim.Burst) {
 		res.Reset = tokenTime(whole+1-tokens, lim.Rate)
@@ -403,6 +333,20 @@ func (res *Result) fill(ok bool, tokens float64, pol *policy) {
 	}
 }
 
+// fillStore sets res from a store's take from a bucket of policy pol; the
+// tokens left are Burst − Full·Rate, within the whole ones reported.
+func (res *Result) fillStore(br store.BucketResult, pol *policy) {
+	lim := pol.limit
+	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
+	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
+		tokens = whole
+	}
+	res.fill(br.OK, tokens, pol)
+	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
+		res.RetryAfter = max(br.Wait, res.Reset)
+	}
+}
+
 // tokenTime returns how long rate takes to add n tokens, rounded up to the
 // nanosecond and capped at about 290 years.
 func tokenTime(n, rate float64) time.Duration {
@@ -411,21 +355,6 @@ func tokenTime(n, rate float64) time.Duration {
 		return math.MaxInt64
 	}
 	return time.Duration(d)
-}
-
-// takeRemote takes the tokens of b from Options.Store; pol is the policy
-// of b's rate and burst, or nil for an override's.
-func (l *Limiter) takeRemote(ctx context.Context, res *Result, b store.Bucket, pol *policy) error {
-	br, err := l.remote.TakeTokens(ctx, b)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
-	}
-	lim := store.RateLimit{Rate: b.Rate, Burst: b.Burst}
-	if pol == nil {
-		pol = l.configured.ofLimit(lim)
-	}
-	res.fillStore(br, lim, pol)
-	return nil
 }
 
 // costError is the error of a failed CostFunc.

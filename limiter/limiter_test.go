@@ -357,7 +357,7 @@ func TestCost(t *testing.T) {
 	}
 	cost.Store(2)
 	res := take(t, l, req)
-	if res.Allowed || res.RetryAfter != time.Second || res.Never() {
+	if res.Allowed || res.RetryAfter != time.Second {
 		t.Fatalf("cost 2 with 1 left: %+v", res)
 	}
 	cost.Store(0)
@@ -365,7 +365,7 @@ func TestCost(t *testing.T) {
 		t.Fatalf("cost 0: %+v", res)
 	}
 	cost.Store(6)
-	if res := take(t, l, req); res.Allowed || !res.Never() || res.RetryAfter >= 0 {
+	if res := take(t, l, req); res.Allowed || res.RetryAfter >= 0 {
 		t.Fatalf("cost above burst: %+v", res)
 	}
 	cost.Store(-1)
@@ -516,6 +516,7 @@ func TestMemoryBounded(t *testing.T) {
 	if n > maxKeys {
 		t.Errorf("%d buckets, want at most MaxKeys = %d", n, maxKeys)
 	}
+	const bytesPerKey = 256 // the bound per bucket that Options.MaxKeys documents
 	bound := uint64(maxKeys * (bytesPerKey + keyLen))
 	grew := after - min(before, after)
 	t.Logf("%d keys: %d buckets, heap grew %d bytes (%.0f per bucket), bound %d", keys, n, grew, float64(grew)/float64(n), bound)
@@ -681,10 +682,10 @@ func TestStoreAccountBucket(t *testing.T) {
 
 // ofLimit returns the configured policy of a configured limit (a plan's,
 // or the default's), whether it compares a few or looks many up in a map,
-// and a new policy for any other limit; ofPlan finds a plan's policy by its
+// and a new policy for any other limit; byPlan finds a plan's policy by its
 // name either way.
 func TestPolicies(t *testing.T) {
-	for _, plans := range []int{0, 3, maxScannedPolicies + 4} {
+	for _, plans := range []int{0, 3, maxScanned + 4} {
 		o := &Options{Plans: map[string]store.RateLimit{}}
 		for i := range plans {
 			o.Plans[fmt.Sprintf("plan%d", i)] = store.RateLimit{Rate: float64(i + 2), Burst: 10 * (i + 2)}
@@ -694,7 +695,7 @@ func TestPolicies(t *testing.T) {
 			t.Errorf("%d plans: the default's limit gave %+v, want the default policy", plans, p)
 		}
 		for name, lim := range o.Plans {
-			pp := l.configured.ofPlan(name)
+			pp := l.configured.byPlan.get(name)
 			if pp == nil || pp.limit != lim {
 				t.Errorf("%d plans: plan %s has policy %+v, want one of %+v", plans, name, pp, lim)
 			}
@@ -702,7 +703,7 @@ func TestPolicies(t *testing.T) {
 				t.Errorf("%d plans: %s's limit %+v gave %+v, want its policy", plans, name, lim, p)
 			}
 		}
-		if p := l.configured.ofPlan("other"); p != nil {
+		if p := l.configured.byPlan.get("other"); p != nil {
 			t.Errorf("%d plans: an unconfigured plan has policy %+v", plans, p)
 		}
 		other := store.RateLimit{Rate: 1, Burst: 11}

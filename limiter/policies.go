@@ -8,37 +8,25 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// policy is one rate and burst with its header values, computed once. The
-// header slices have no spare capacity and are shared by every response
-// that uses the policy: appending to them copies, and nothing writes into
-// them.
+// policy is one rate and burst with its header values, computed once and
+// shared by every response (no spare capacity: an append copies).
 type policy struct {
 	limit      store.RateLimit
 	header     []string // RateLimit-Policy
 	limitValue []string // X-RateLimit-Limit
 
-	// full is the RateLimit value after a request of the limiter's fixed
-	// cost took its tokens from a full bucket: r=fullR, t=fullT. A client
-	// under its limit finds its bucket full at every request, so this is
-	// the common answer, and it costs no allocation. Nil if the cost
-	// exceeds the burst.
+	// full is the RateLimit value (r=fullR, t=fullT) after a fixed-cost take
+	// from a full bucket, as a client under its limit makes; nil if cost > burst.
 	full  []string
 	fullR int
 	fullT int64
 }
 
-// newPolicy returns the policy for lim named by quoted, for requests that
-// cost cost tokens.
+// newPolicy returns the policy named quoted of lim, for requests of cost.
 func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
-	b := make([]byte, 0, len(quoted)+32)
-	b = append(b, quoted...)
-	b = append(b, ";q="...)
-	b = strconv.AppendInt(b, int64(lim.Burst), 10)
-	b = append(b, ";w="...)
-	b = strconv.AppendInt(b, window(lim), 10)
 	p := &policy{
 		limit:      lim,
-		header:     []string{string(b)},
+		header:     []string{quoted + ";q=" + strconv.Itoa(lim.Burst) + ";w=" + strconv.FormatInt(window(lim), 10)},
 		limitValue: []string{strconv.Itoa(lim.Burst)},
 	}
 	if cost <= lim.Burst {
@@ -50,96 +38,30 @@ func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
 	return p
 }
 
-// maxScannedPolicies is the most configured policies that policies finds by
-// comparing each in turn rather than by a map lookup.
-const maxScannedPolicies = 8
-
-// maxOverridePolicies is the most policies of limits that are not
-// configured (per-account overrides) that policies keeps for reuse.
+// maxOverridePolicies is the most policies of overrides that policies keeps.
 const maxOverridePolicies = 1024
 
-// policies are a Limiter's configured policies — the default's and those of
-// [Options.Plans] — found by a plan's name (an account's plan) or by a rate
-// and burst (a bucket's, which may be a per-account override's). Both
-// lookups run on every request keyed by account, so a few policies are
-// found by comparing each in turn, faster than a map lookup's hashing; more
-// than maxScannedPolicies, in maps. The policies of other limits, which
-// take about ten allocations to build, are kept once made, up to
-// maxOverridePolicies of them, and made anew for each request beyond.
+// policies are a Limiter's configured policies — the default's and the
+// plans' — by plan name and by rate and burst (the default's where a plan
+// has the same), and the policies of per-account overrides: about ten
+// allocations to build, so kept once made, up to maxOverridePolicies, and
+// made anew for each request beyond.
 type policies struct {
-	def *policy
-	// The plans' policies by name, and every configured policy by its
-	// limit (the default's where a plan has the same limit: the two are
-	// alike, one name and one cost). The slices are used when there are
-	// few, the maps otherwise.
-	plans   []namedPolicy
-	limits  []*policy
-	byPlan  map[string]*policy
-	byLimit map[store.RateLimit]*policy
+	def     *policy
+	byPlan  policyIndex[string]
+	byLimit policyIndex[store.RateLimit]
 	// quoted and cost make the policy of a limit that is not configured.
-	quoted string
-	cost   int
-	// overrides maps the limits that are not configured to the policies
-	// made for them; nOverrides counts them.
-	overrides  sync.Map
+	quoted     string
+	cost       int
+	overrides  sync.Map // store.RateLimit → *policy
 	nOverrides atomic.Int32
 }
 
-// namedPolicy is a plan's name and policy.
-type namedPolicy struct {
-	name string
-	pol  *policy
-}
-
-// newPolicies returns the policies def and plans (by plan name), which are
-// named quoted and cost cost tokens per request.
-func newPolicies(def *policy, plans map[string]*policy, quoted string, cost int) *policies {
-	ps := &policies{def: def, quoted: quoted, cost: cost}
-	byLimit := make(map[store.RateLimit]*policy, len(plans)+1)
-	for _, p := range plans {
-		byLimit[p.limit] = p
-	}
-	byLimit[def.limit] = def
-	if len(plans) >= maxScannedPolicies {
-		ps.byPlan, ps.byLimit = plans, byLimit
-		return ps
-	}
-	for name, p := range plans {
-		ps.plans = append(ps.plans, namedPolicy{name, p})
-	}
-	for _, p := range byLimit {
-		ps.limits = append(ps.limits, p)
-	}
-	return ps
-}
-
-// ofPlan returns the policy of the plan named name, or nil if it has none.
-func (ps *policies) ofPlan(name string) *policy {
-	if ps.byPlan != nil {
-		return ps.byPlan[name]
-	}
-	for i := range ps.plans {
-		if ps.plans[i].name == name {
-			return ps.plans[i].pol
-		}
-	}
-	return nil
-}
-
-// ofLimit returns the policy of lim: a configured one, or for a limit that
-// is not configured (a per-account override's) the one made for it before,
-// or a new one.
+// ofLimit returns the policy of lim: a configured one, or for an
+// override's the one made for it before, or a new one.
 func (ps *policies) ofLimit(lim store.RateLimit) *policy {
-	if ps.byLimit != nil {
-		if p := ps.byLimit[lim]; p != nil {
-			return p
-		}
-	} else {
-		for _, p := range ps.limits {
-			if p.limit == lim {
-				return p
-			}
-		}
+	if p := ps.byLimit.get(lim); p != nil {
+		return p
 	}
 	if p, ok := ps.overrides.Load(lim); ok {
 		return p.(*policy)
@@ -153,4 +75,40 @@ func (ps *policies) ofLimit(lim store.RateLimit) *policy {
 		ps.nOverrides.Add(1)
 	}
 	return kept.(*policy)
+}
+
+// maxScanned is the most policies a policyIndex finds by comparing each in
+// turn, which beats a map's hashing for a few (1–10 ns against 10–35 ns).
+const maxScanned = 8
+
+// policyIndex finds policies by a key: a plan's name, or a rate and burst.
+type policyIndex[K comparable] struct {
+	keys []K
+	pols []*policy
+	m    map[K]*policy // instead of keys and pols, beyond maxScanned
+}
+
+// newPolicyIndex returns the index of m.
+func newPolicyIndex[K comparable](m map[K]*policy) policyIndex[K] {
+	if len(m) > maxScanned {
+		return policyIndex[K]{m: m}
+	}
+	var x policyIndex[K]
+	for k, p := range m {
+		x.keys, x.pols = append(x.keys, k), append(x.pols, p)
+	}
+	return x
+}
+
+// get returns the policy of k, or nil.
+func (x *policyIndex[K]) get(k K) *policy {
+	if x.m != nil {
+		return x.m[k]
+	}
+	for i := range x.keys {
+		if x.keys[i] == k {
+			return x.pols[i]
+		}
+	}
+	return nil
 }
