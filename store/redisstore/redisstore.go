@@ -111,9 +111,9 @@ type Store struct {
 	oneTrip     bool // lookups may read the key and its account in one script
 
 	// The subscription to invalidations (see subscribe.go).
-	channel string
-	subStop context.CancelFunc
-	subDone chan struct{}
+	channel  string
+	subStop  context.CancelFunc
+	subDone  chan struct{}
 	subLive  atomic.Bool  // subscribed now
 	subCount atomic.Int64 // subscriptions established
 
