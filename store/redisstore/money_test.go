@@ -2,6 +2,8 @@ package redisstore
 
 import (
 	"context"
+	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -209,5 +211,44 @@ func TestBurstOnHealthyRedis(t *testing.T) {
 	}
 	if got := balance - balanceOf(t, redisAddr(), reps[0].store.AccountRedisKey(id)); got != served.Load() || got != 3*burst {
 		t.Errorf("debited %d, served %d, want %d", got, served.Load(), 3*burst)
+	}
+}
+
+// TestSpendExactLargeBalances spends random costs from random balances up
+// to the largest int64, through Spend and SpendWithTokens, and checks every
+// new balance against Go's integer arithmetic: the scripts subtract
+// decimal strings, never losing a credit to a double.
+func TestSpendExactLargeBalances(t *testing.T) {
+	s := newTestStore(t, newClient(t), nil)
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 300; i++ {
+		bal := rng.Int64()
+		if i%3 == 0 {
+			bal = math.MaxInt64 - rng.Int64N(1000)
+		}
+		cost := rng.Int64N(bal + 1)
+		switch i % 4 {
+		case 1:
+			cost = rng.Int64N(1000)
+		case 2:
+			cost = bal - rng.Int64N(min(bal, 1000)+1)
+		}
+		if err := s.PutAccount(ctx, store.Account{ID: "big", Balance: bal}); err != nil {
+			t.Fatal(err)
+		}
+		var r store.SpendResult
+		var err error
+		if i%2 == 0 {
+			r, err = s.Spend(ctx, "big", cost)
+		} else {
+			r, _, err = s.SpendWithTokens(ctx, "big", cost, store.Bucket{Account: "big", Key: "k", Rate: 1, Burst: 1})
+		}
+		if err != nil || !r.OK || r.Balance != bal-cost {
+			t.Fatalf("spend %d from %d = %+v, %v; want balance %d", cost, bal, r, err, bal-cost)
+		}
+		if a, err := s.Account(ctx, "big"); err != nil || a.Balance != bal-cost {
+			t.Fatalf("stored balance %d, %v; want %d", a.Balance, err, bal-cost)
+		}
 	}
 }

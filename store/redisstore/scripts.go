@@ -66,19 +66,18 @@ local function dlt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
--- dsub returns a - b for canonical decimals a >= b >= 0, digit by digit.
+-- dsub returns a - b for canonical decimals a >= b >= 0. The numbers are
+-- cut into parts of at most 14 digits, whose differences are exact in a
+-- double.
 local function dsub(a, b)
-  local r, borrow, la, lb = {}, 0, #a, #b
-  for i = 0, la - 1 do
-    local d = a:byte(la - i) - 48 - borrow
-    if i < lb then d = d - (b:byte(lb - i) - 48) end
-    borrow = 0
-    if d < 0 then d, borrow = d + 10, 1 end
-    r[la - i] = d
-  end
-  local s = (table.concat(r):gsub('^0+', ''))
-  if s == '' then return '0' end
-  return s
+  if #a <= 14 then return string.format('%.0f', tonumber(a) - tonumber(b)) end
+  local ah, al = tonumber(string.sub(a, 1, -15)), tonumber(string.sub(a, -14))
+  local bh, bl = 0, tonumber(b)
+  if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end
+  local l, h = al - bl, ah - bh
+  if l < 0 then l, h = l + 1e14, h - 1 end
+  if h == 0 then return string.format('%.0f', l) end
+  return string.format('%.0f%014.0f', h, l)
 end
 local function int(x)
   return string.format('%.0f', x)
@@ -127,9 +126,9 @@ end
 -- bucket is full.
 local function tokens(v, now_us, rate, burst)
   if not v then return burst end
-  local tk, ts = string.match(v, '^(%S+) (%S+)$')
-  tk = tonumber(tk)
-  local el = now_us - tonumber(ts)
+  local sp = string.find(v, ' ', 1, true)
+  local tk = tonumber(string.sub(v, 1, sp - 1))
+  local el = now_us - tonumber(string.sub(v, sp + 1))
   if el > 0 then tk = tk + el * rate / 1e6 end
   if tk > burst then tk = burst end
   return tk
@@ -187,7 +186,7 @@ local prior = claim(KEYS[2], ARGV[2], ARGV[7])
 if prior == 'x' then return {-3} end
 local rate, burst, tcost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local tk = tokens(f[9], now_us, rate, burst)
-local bok, ok = 1, 1
+local bok, ok, ftk = 1, 1, nil
 if not prior then
   if tcost > tk then bok = 0 end
   if bok == 0 or dlt(bal, ARGV[2]) then
@@ -197,13 +196,14 @@ if not prior then
     bal = dsub(bal, ARGV[2])
     if tcost > 0 then
       tk = tk - tcost
-      put(w, ARGV[6], fmt_tokens(tk) .. ' ' .. int(now_us))
+      ftk = fmt_tokens(tk)
+      put(w, ARGV[6], ftk .. ' ' .. int(now_us))
     end
   end
 end
 flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
-return {ok, bal, h, s, n, bok, fmt_tokens(tk)}
+return {ok, bal, h, s, n, bok, ftk or fmt_tokens(tk)}
 `)
 
 // cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
