@@ -108,7 +108,11 @@ type replica struct {
 	handler http.Handler
 }
 
-func (r *replica) Close() error { return r.client.Close() }
+// Close stops the store's background work, then closes the client.
+func (r *replica) Close() error {
+	r.store.Close()
+	return r.client.Close()
+}
 
 // config is what the flags set.
 type config struct {
