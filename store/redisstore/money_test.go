@@ -73,13 +73,10 @@ func TestMoneyExactUnderFaults(t *testing.T) {
 	const id, balance = "money", 1 << 40
 	var served, failed atomic.Int64
 	opts := &Options{Prefix: "money:", Timeout: 100 * time.Millisecond}
-	reps := []replicaRoute{
-		newReplicaRoute(t, srv.addr(), opts, &served),
-		newReplicaRoute(t, srv.addr(), opts, &served),
-	}
+	reps := []replicaRoute{newReplicaRoute(t, srv.addr(), opts, &served), newReplicaRoute(t, srv.addr(), opts, &served)}
 	ctx := context.Background()
 	admin := redis.NewClient(&redis.Options{Addr: srv.addr(), ContextTimeoutEnabled: true})
-	defer admin.Close()
+	t.Cleanup(func() { admin.Close() })
 	seeder := mustNew(t, admin, &Options{Prefix: opts.Prefix, Timeout: testTimeout})
 	if err := seeder.PutAccount(ctx, store.Account{ID: id, Balance: balance}); err != nil {
 		t.Fatal(err)
@@ -88,7 +85,51 @@ func TestMoneyExactUnderFaults(t *testing.T) {
 	if err := seeder.PutKey(ctx, store.NewKey(raw, id)); err != nil {
 		t.Fatal(err)
 	}
+	stop := startLoad(t, reps, raw, &served, &failed)
+	// Each phase lasts until the load has made n more calls that
+	// succeeded (healthy) or failed (broken).
+	healthy := func(what string) { progress(t, what, &served, 300) }
+	broken := func(what string) { progress(t, what, &failed, 32) }
+	healthy("start")
+	// A paused Redis accepts no command, CLIENT UNPAUSE included, until
+	// the pause ends.
+	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
+		t.Fatal(err)
+	}
+	progress(t, "paused", &failed, 16)
+	healthy("unpaused")
+	srv.cmd.Process.Signal(syscall.SIGSTOP)
+	broken("stopped")
+	srv.cmd.Process.Signal(syscall.SIGCONT)
+	healthy("continued")
+	srv.kill()
+	broken("killed")
+	srv.restart(t)
+	healthy("restarted")
+	stop()
+	for _, r := range reps {
+		r.store.Close() // the last attempt at any pending cancel
+		if n := r.store.ops.dropped.Load(); n != 0 {
+			t.Errorf("%d cancels dropped", n)
+		}
+	}
+	debited := balance - balanceOf(t, srv.addr(), reps[0].store.AccountRedisKey(id))
+	t.Logf("served %d, failed %d, debited %d", served.Load(), failed.Load(), debited)
+	if failed.Load() == 0 {
+		t.Error("no call failed: the faults did not bite")
+	}
+	if debited != served.Load() {
+		t.Errorf("debited %d credits for %d requests served", debited, served.Load())
+	}
+}
 
+// startLoad starts 16 workers on the replicas: three in four request the
+// paid route with raw, the fourth calls SpendWithTokens on the store. It
+// counts what was served (or spent) and what failed, and returns the
+// function that stops the workers and waits for them.
+func startLoad(t *testing.T, reps []replicaRoute, raw string, served, failed *atomic.Int64) func() {
+	const id = "money"
+	ctx := context.Background()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
@@ -97,7 +138,7 @@ func TestMoneyExactUnderFaults(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			b := store.Bucket{Account: id, Key: "default", Rate: 1e9, Burst: 1 << 30, Cost: 1}
-			for i := 0; ; i++ {
+			for {
 				select {
 				case <-stop:
 					return
@@ -121,41 +162,9 @@ func TestMoneyExactUnderFaults(t *testing.T) {
 			}
 		}()
 	}
-	// Each phase lasts until the load has made n more calls that
-	// succeeded (healthy) or failed (broken).
-	healthy := func(what string) { progress(t, what, &served, 300) }
-	broken := func(what string) { progress(t, what, &failed, 32) }
-	healthy("start")
-	// A paused Redis accepts no command, CLIENT UNPAUSE included, until
-	// the pause ends.
-	if err := admin.Do(ctx, "CLIENT", "PAUSE", "1000", "ALL").Err(); err != nil {
-		t.Fatal(err)
-	}
-	progress(t, "paused", &failed, 16)
-	healthy("unpaused")
-	srv.cmd.Process.Signal(syscall.SIGSTOP)
-	broken("stopped")
-	srv.cmd.Process.Signal(syscall.SIGCONT)
-	healthy("continued")
-	srv.kill()
-	broken("killed")
-	srv.restart(t)
-	healthy("restarted")
-	close(stop)
-	wg.Wait()
-	for _, r := range reps {
-		r.store.Close() // the last attempt at any pending cancel
-		if n := r.store.ops.dropped.Load(); n != 0 {
-			t.Errorf("%d cancels dropped", n)
-		}
-	}
-	debited := balance - balanceOf(t, srv.addr(), reps[0].store.AccountRedisKey(id))
-	t.Logf("served %d, failed %d, debited %d", served.Load(), failed.Load(), debited)
-	if failed.Load() == 0 {
-		t.Error("no call failed: the faults did not bite")
-	}
-	if debited != served.Load() {
-		t.Errorf("debited %d credits for %d requests served", debited, served.Load())
+	return func() {
+		close(stop)
+		wg.Wait()
 	}
 }
 

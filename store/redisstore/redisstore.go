@@ -140,41 +140,14 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	switch {
-	case strings.ContainsAny(o.Prefix, "{}"):
-		return nil, fmt.Errorf("redisstore: Prefix must not contain '{' or '}', got %q", o.Prefix)
-	case o.Timeout < 0:
-		return nil, fmt.Errorf("redisstore: Timeout must be >= 0, got %v", o.Timeout)
-	case o.LookupCacheSize < 0:
-		return nil, fmt.Errorf("redisstore: LookupCacheSize must be >= 0, got %d", o.LookupCacheSize)
-	case o.OperationTTL != 0 && o.OperationTTL < time.Second:
-		return nil, fmt.Errorf("redisstore: OperationTTL must be at least 1s, got %v", o.OperationTTL)
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	if !contextTimeoutEnabled(client) {
 		return nil, errors.New("redisstore: the client must set ContextTimeoutEnabled: true in its options, " +
 			"or a stalled Redis can hold calls past Options.Timeout")
 	}
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.LookupTTL == 0 {
-		o.LookupTTL = DefaultLookupTTL
-	}
-	if o.NegativeTTL == 0 {
-		o.NegativeTTL = DefaultNegativeTTL
-	}
-	if o.LookupCacheSize == 0 {
-		o.LookupCacheSize = DefaultLookupCacheSize
-	}
-	if o.OperationTTL == 0 {
-		o.OperationTTL = DefaultOperationTTL
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
+	o.setDefaults()
 	_, single := client.(*redis.Client)
 	s := &Store{
 		rdb:         client,
@@ -192,6 +165,41 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	go s.retryCancels()
 	s.startSubscription()
 	return s, nil
+}
+
+// validate reports the first invalid option.
+func (o *Options) validate() error {
+	switch {
+	case strings.ContainsAny(o.Prefix, "{}"):
+		return fmt.Errorf("redisstore: Prefix must not contain '{' or '}', got %q", o.Prefix)
+	case o.Timeout < 0:
+		return fmt.Errorf("redisstore: Timeout must be >= 0, got %v", o.Timeout)
+	case o.LookupCacheSize < 0:
+		return fmt.Errorf("redisstore: LookupCacheSize must be >= 0, got %d", o.LookupCacheSize)
+	case o.OperationTTL != 0 && o.OperationTTL < time.Second:
+		return fmt.Errorf("redisstore: OperationTTL must be at least 1s, got %v", o.OperationTTL)
+	}
+	return nil
+}
+
+// setDefaults replaces the zero options by their defaults.
+func (o *Options) setDefaults() {
+	setDefault(&o.Prefix, DefaultPrefix)
+	setDefault(&o.Timeout, DefaultTimeout)
+	setDefault(&o.LookupTTL, DefaultLookupTTL)
+	setDefault(&o.NegativeTTL, DefaultNegativeTTL)
+	setDefault(&o.LookupCacheSize, DefaultLookupCacheSize)
+	setDefault(&o.OperationTTL, DefaultOperationTTL)
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // contextTimeoutEnabled reports whether client applies context deadlines to
