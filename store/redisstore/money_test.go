@@ -108,7 +108,8 @@ func TestMoneyExactUnderFaults(t *testing.T) {
 	healthy("restarted")
 	stop()
 	for _, r := range reps {
-		r.store.Close() // the last attempt at any pending cancel
+		within(t, time.Minute, "the pending cancels are made", func() bool { return r.store.ops.waiting.Load() == 0 })
+		r.store.Close()
 		if n := r.store.ops.dropped.Load(); n != 0 {
 			t.Errorf("%d cancels dropped", n)
 		}

@@ -28,10 +28,11 @@ type cancel struct {
 // ops issues operation ids and cancels the operations whose answers were
 // lost, retrying in the background those it could not cancel at once.
 type ops struct {
-	base    string // random, unique to this Store
+	base    string // random, unique to this Store; starts its operation ids
 	seq     atomic.Uint64
 	pending chan cancel
-	dropped atomic.Int64 // cancels dropped because the queue was full
+	waiting atomic.Int64 // cancels queued or being retried
+	dropped atomic.Int64 // cancels given up: the queue was full, or Close
 	stop    chan struct{}
 	done    chan struct{}
 	once    sync.Once
@@ -69,9 +70,11 @@ func (s *Store) cancelOp(ctx context.Context, c cancel) {
 	if s.runCancel(cctx, c) == nil {
 		return
 	}
+	s.ops.waiting.Add(1)
 	select {
 	case s.ops.pending <- c:
 	default:
+		s.ops.waiting.Add(-1)
 		s.ops.dropped.Add(1)
 	}
 }
@@ -89,7 +92,9 @@ func (s *Store) retryCancels() {
 		case <-s.ops.stop:
 			return
 		case c := <-s.ops.pending:
-			if !s.retryCancel(c) {
+			ok := s.retryCancel(c)
+			s.ops.waiting.Add(-1)
+			if !ok {
 				return
 			}
 		}
@@ -118,20 +123,23 @@ func (s *Store) retryCancel(c cancel) bool {
 	}
 }
 
-// flushCancels makes one last attempt, bounded by the store's timeout in
-// all, at c and the queued cancels.
+// flushCancels makes one last attempt at c and the queued cancels, each
+// bounded by the store's timeout; after the first that fails, the rest are
+// dropped.
 func (s *Store) flushCancels(c cancel) {
-	ctx, stop := context.WithTimeout(context.Background(), s.timeout)
-	defer stop()
-	if s.runCancel(ctx, c) != nil {
-		s.ops.dropped.Add(1)
-	}
+	failed := false
 	for {
+		if !failed {
+			ctx, stop := context.WithTimeout(context.Background(), s.timeout)
+			failed = s.runCancel(ctx, c) != nil
+			stop()
+		}
+		if failed {
+			s.ops.dropped.Add(1)
+		}
 		select {
-		case c := <-s.ops.pending:
-			if s.runCancel(ctx, c) != nil {
-				s.ops.dropped.Add(1)
-			}
+		case c = <-s.ops.pending:
+			s.ops.waiting.Add(-1)
 		default:
 			return
 		}
@@ -140,10 +148,10 @@ func (s *Store) flushCancels(c cancel) {
 
 // Close stops the store's background work: the subscription that keeps
 // the lookup caches of replicas in step, and the retries of cancels that
-// Redis did not answer. Cancels still waiting get one last attempt, bounded
-// by [Options.Timeout]; those that fail too are lost (see the package
-// documentation). Close does not close the Redis client. The Store must not
-// be used after Close.
+// Redis did not answer. Cancels still waiting get one last attempt each,
+// bounded by [Options.Timeout], until one fails; the rest are lost (see the
+// package documentation). Close does not close the Redis client. The Store
+// must not be used after Close.
 func (s *Store) Close() error {
 	s.ops.once.Do(func() {
 		close(s.ops.stop)
@@ -152,6 +160,7 @@ func (s *Store) Close() error {
 		<-s.subDone
 		select {
 		case c := <-s.ops.pending:
+			s.ops.waiting.Add(-1)
 			s.flushCancels(c)
 		default:
 		}

@@ -5,14 +5,18 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/go402/go402/store"
 	"github.com/redis/go-redis/v9"
 )
 
-// Invalidations travel on the channel Prefix+"invalidate": "k" and the hex
-// digest of a key put or revoked, or "a" and the ID of an account put.
+// Invalidations travel on the channel Prefix+"invalidate": the sending
+// Store's id, a space, then "k" and the hex digest of a key put or revoked,
+// or "a" and the ID of an account put. A Store ignores its own: it dropped
+// what they name when it made the change, and may have cached it again
+// since.
 
 // pingEvery is how often a quiet subscription is checked: a ping that gets
 // no answer within another pingEvery counts the subscription as dropped.
@@ -87,7 +91,8 @@ func (s *Store) listen(ctx context.Context, ps *redis.PubSub) bool {
 
 // invalidate drops what the message payload names from the cache.
 func (s *Store) invalidate(payload string) {
-	if len(payload) < 1 {
+	origin, payload, ok := strings.Cut(payload, " ")
+	if !ok || origin == s.ops.base || len(payload) < 1 {
 		return
 	}
 	switch payload[0] {
@@ -109,7 +114,7 @@ func (s *Store) invalidate(payload string) {
 func (s *Store) announce(ctx context.Context, payload string) {
 	ctx, cancel := s.withTimeout(context.WithoutCancel(ctx))
 	defer cancel()
-	s.rdb.Publish(ctx, s.channel, payload)
+	s.rdb.Publish(ctx, s.channel, s.ops.base+" "+payload)
 }
 
 func isTimeout(err error) bool {
