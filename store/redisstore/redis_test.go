@@ -118,8 +118,9 @@ func deletePrefix(c redis.UniversalClient, prefix string) {
 	del(ctx, c.(*redis.Client))
 }
 
-// newTestStore returns a store on c under a fresh prefix. opts may be nil;
-// its Prefix is replaced and a zero Timeout becomes testTimeout.
+// newTestStore returns a store on c under a fresh prefix, subscribed to
+// invalidations. opts may be nil; its Prefix is replaced and a zero Timeout
+// becomes testTimeout.
 func newTestStore(t testing.TB, c redis.UniversalClient, opts *Options) *Store {
 	t.Helper()
 	var o Options
@@ -130,7 +131,9 @@ func newTestStore(t testing.TB, c redis.UniversalClient, opts *Options) *Store {
 	if o.Timeout == 0 {
 		o.Timeout = testTimeout
 	}
-	return mustNew(t, c, &o)
+	s := mustNew(t, c, &o)
+	waitLive(t, s) // subscribing empties the cache: let it happen now
+	return s
 }
 
 // mustNew returns New(c, opts), closed when the test ends.

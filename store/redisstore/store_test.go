@@ -289,6 +289,7 @@ func TestLookupCollapses(t *testing.T) {
 	hook := new(roundTrips)
 	c.AddHook(hook)
 	s := newTestStore(t, c, nil)
+	waitLive(t, s) // subscribing empties the cache
 	ctx := context.Background()
 	if err := s.PutAccount(ctx, store.Account{ID: "hot", Balance: 1}); err != nil {
 		t.Fatal(err)
