@@ -14,9 +14,9 @@ import (
 // maxPendingCancels bounds the cancels waiting for Redis to come back.
 const maxPendingCancels = 10000
 
-// errCancelled is the error a spend gets when its operation was cancelled
-// before it reached Redis; it is never returned to a caller that has not
-// already seen the call fail.
+// errCancelled is the error of a spend whose script found its operation
+// cancelled already. The Store cancels an operation only after its call
+// failed, so no caller should see it; it is handled as a lost answer.
 var errCancelled = errors.New("operation cancelled")
 
 // cancel is an operation whose outcome is unknown: the marker that records
