@@ -108,7 +108,11 @@ type replica struct {
 	handler http.Handler
 }
 
-func (r *replica) Close() error { return r.client.Close() }
+// Close stops the store's background work, then closes the client.
+func (r *replica) Close() error {
+	r.store.Close()
+	return r.client.Close()
+}
 
 // config is what the flags set.
 type config struct {
@@ -144,13 +148,11 @@ func newReplica(addrs []string, prefix string, cfg config) (*replica, error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /work", pw.Authenticate(pw.Charge(costPerCall)(http.HandlerFunc(work))))
 	mux.Handle("GET /limited", pw.Authenticate(lim.Handler(http.HandlerFunc(limited))))
-	// Charged and limited: the charge takes the limiter's tokens and the
-	// credits in one Redis script — one round trip, nothing taken if either
-	// refuses. The limiter is the charge's RateLimit, not also a middleware
-	// in the chain.
-	mux.Handle("GET /report", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{
-		Cost: reportCost, RateLimit: lim,
-	})(http.HandlerFunc(work))))
+	// Charged and limited: the limiter in front of the charge, with its
+	// buckets in the same store, so that the tokens and the credits are
+	// taken in one Redis script — one round trip, nothing taken if either
+	// refuses.
+	mux.Handle("GET /report", pw.Authenticate(lim.Handler(pw.Charge(reportCost)(http.HandlerFunc(work)))))
 	return &replica{client: client, store: s, handler: mux}, nil
 }
 

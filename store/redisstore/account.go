@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -26,17 +27,22 @@ const (
 	fieldRefilledNs   = "refilled_at_ns"
 )
 
+// accountFields are the fields of an account hash other than its buckets.
+var accountFields = []string{fieldBalance, fieldData, fieldRefillAmount, fieldEveryS, fieldEveryNs,
+	fieldAnchorS, fieldAnchorNs, fieldRefilledS, fieldRefilledNs}
+
 // maxScriptSeconds bounds the seconds of the times the scripts compute with,
 // so that they stay exact in a Lua number (a double).
 const maxScriptSeconds = 1 << 52
 
 // PutAccount creates or replaces an account, balance and refill state
-// included, in one transaction. Spends made between reading an account and
-// putting it back are lost: change balances with [Store.TopUp] and
-// [Store.Spend] instead. It reports an invalid account (see
-// [store.Account.Validate]) without touching Redis. Lookups cached by this
-// Store for the account's keys are dropped; other replicas see the change
-// within [Options.LookupTTL].
+// included, in one transaction; the account's token buckets are kept.
+// Spends made between reading an account and putting it back are lost:
+// change balances with [Store.TopUp] and [Store.Spend] instead. It reports
+// an invalid account (see [store.Account.Validate]) without touching Redis.
+// Lookups cached for the account's keys are dropped here at once and on the
+// other replicas when the announcement reaches them (see
+// [Options.LookupTTL]).
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("redisstore: %w", err)
@@ -49,14 +55,16 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, k)
+		p.HDel(ctx, k, accountFields...)
 		p.HSet(ctx, k, fields...)
+		p.Persist(ctx, k)
 		return nil
 	})
 	if err != nil {
 		return backendError("put account "+strconv.Quote(a.ID), err)
 	}
 	s.cache.dropAccount(a.ID)
+	s.announce(ctx, "a"+a.ID)
 	return nil
 }
 
@@ -76,13 +84,7 @@ func (s *Store) account(ctx context.Context, id string) (store.Account, error) {
 	if len(v) == 0 {
 		return store.Account{}, fmt.Errorf("redisstore: account %q: %w", id, store.ErrNotFound)
 	}
-	m := make(map[string]string, len(v)/2)
-	for i := 0; i+1 < len(v); i += 2 {
-		k, _ := v[i].(string)
-		val, _ := v[i+1].(string)
-		m[k] = val
-	}
-	a, err := decodeAccount(m)
+	a, err := decodeAccount(pairs(v))
 	if err != nil {
 		return store.Account{}, fmt.Errorf("redisstore: account %q: %w", id, err)
 	}
@@ -91,16 +93,23 @@ func (s *Store) account(ctx context.Context, id string) (store.Account, error) {
 
 // Spend applies any due periodic refill and debits cost if the balance
 // covers it, atomically, in one round trip (one Lua script on the Redis
-// server, timed by the server's clock). See [store.Store.Spend].
+// server, timed by the server's clock). See [store.Store.Spend]. A spend
+// that fails with an error has not debited the account, even if Redis
+// carried it out unseen: see the package documentation.
 func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
 	if cost < 0 {
 		return store.SpendResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
 	}
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	v, err := spendScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(cost, 10)).Slice()
+	op := cancel{account: accountID, marker: s.markerKey(accountID)}
+	rctx, stop := s.withTimeout(ctx)
+	v, err := spendScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker},
+		s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg()).Slice()
+	stop()
+	if err == nil && cancelled(v) {
+		err = errCancelled
+	}
 	if err != nil {
+		s.cancelOp(ctx, op)
 		return store.SpendResult{}, backendError("spend", err)
 	}
 	if notFound(v) {
@@ -147,12 +156,17 @@ func (s *Store) credit(ctx context.Context, op, accountID string, amount int64) 
 }
 
 // notFound reports whether a script answered {-1}, "no such account".
-func notFound(v []any) bool {
+func notFound(v []any) bool { return status(v, -1) }
+
+// cancelled reports whether a script answered {-3}, "operation cancelled".
+func cancelled(v []any) bool { return status(v, -3) }
+
+func status(v []any, code int64) bool {
 	if len(v) != 1 {
 		return false
 	}
 	n, ok := v[0].(int64)
-	return ok && n == -1
+	return ok && n == code
 }
 
 func errReply(op string) error {
@@ -241,7 +255,7 @@ func decodeAccount(m map[string]string) (store.Account, error) {
 	}
 	a := store.Account{
 		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
-		Features: d.Features, RateLimit: d.RateLimit, Metadata: d.Metadata,
+		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Metadata: d.Metadata,
 	}
 	var err error
 	if a.Balance, err = strconv.ParseInt(m[fieldBalance], 10, 64); err != nil {

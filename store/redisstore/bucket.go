@@ -15,8 +15,9 @@ import (
 // atomically in one round trip. The bucket lives in Redis (see
 // [Store.BucketRedisKey]), so every replica draws on the same tokens, and
 // it is timed by the Redis server's clock. An account's bucket (b.Account
-// set) is the one [Store.SpendWithTokens] takes from too. A bucket idle long enough to
-// be full again is deleted, since a missing bucket is a full one.
+// set) is a field of the account's hash, the one [Store.SpendWithTokens]
+// takes from too; any other bucket is a hash of its own, deleted once it
+// would be full again, since a missing bucket is a full one.
 //
 // Rate must be positive (+Inf allows everything without a round trip),
 // Burst positive and Cost non-negative, or the error wraps
@@ -31,7 +32,7 @@ func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketRes
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
 	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b)},
-		s.timeArg(), formatRate(b.Rate), b.Burst, b.Cost).Slice()
+		s.timeArg(), formatRate(b.Rate), b.Burst, b.Cost, bucketField(b)).Slice()
 	if err != nil {
 		return store.BucketResult{}, backendError("take tokens", err)
 	}
@@ -73,13 +74,9 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		r, err := s.Spend(ctx, accountID, cost)
 		return r, store.BucketResult{OK: err == nil, Remaining: b.Burst}, err
 	}
-	ak, bk := s.AccountRedisKey(accountID), s.BucketRedisKey(b)
-	ctx, cancel := s.withTimeout(ctx)
-	defer cancel()
-	v, err := spendTokensScript.Run(ctx, s.rdb, []string{ak, bk},
-		s.timeArg(), strconv.FormatInt(cost, 10), formatRate(b.Rate), b.Burst, b.Cost).Slice()
+	v, err := s.spendTokens(ctx, accountID, cost, b)
 	if err != nil {
-		return store.SpendResult{}, store.BucketResult{}, backendError("spend with tokens", err)
+		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	if notFound(v) {
 		return store.SpendResult{}, store.BucketResult{},
@@ -98,6 +95,33 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	return sr, br, nil
+}
+
+// spendTokens runs the spend-with-tokens script as a new operation and
+// returns its reply, cancelling the operation if the reply is lost.
+func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) ([]any, error) {
+	op := cancel{account: accountID, marker: s.markerKey(accountID)}
+	rctx, stop := s.withTimeout(ctx)
+	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker},
+		s.timeArg(), strconv.FormatInt(cost, 10), formatRate(b.Rate), b.Burst, b.Cost,
+		bucketField(b), s.ttlArg()).Slice()
+	stop()
+	if err == nil && cancelled(v) {
+		err = errCancelled
+	}
+	if err != nil {
+		s.cancelOp(ctx, op)
+		return nil, backendError("spend with tokens", err)
+	}
+	return v, nil
+}
+
+// bucketField returns the name of the hash field that holds bucket b.
+func bucketField(b store.Bucket) string {
+	if b.Account != "" {
+		return "bucket:" + b.Key
+	}
+	return "bucket"
 }
 
 func formatRate(r float64) string {

@@ -36,10 +36,7 @@ func testBucketAcrossStores(t *testing.T, c1, c2 redis.UniversalClient) {
 		interval = time.Second
 	)
 	s1 := newTestStore(t, c1, nil)
-	s2, err := New(c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustNew(t, c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
 	b := store.Bucket{Key: "shared", Rate: r, Burst: burst, Cost: 1}
 	var admitted, refused atomic.Int64
 	var wg sync.WaitGroup

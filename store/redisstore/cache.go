@@ -23,6 +23,7 @@ type lookupCache struct {
 	m       map[store.Digest]*cacheEntry
 	max     int
 	flights map[store.Digest]*flight
+	gen     uint64 // counts invalidations, so a lookup that raced one is not cached
 }
 
 // flight is a lookup in progress that concurrent lookups of the same key
@@ -30,6 +31,7 @@ type lookupCache struct {
 // closed and never change after.
 type flight struct {
 	done    chan struct{}
+	gen     uint64 // the cache's gen when the flight started
 	key     store.Key
 	account store.Account
 	err     error
@@ -55,7 +57,7 @@ func (c *lookupCache) join(d store.Digest, now time.Time) (*cacheEntry, *flight,
 	if f, ok := c.flights[d]; ok {
 		return nil, f, false
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), gen: c.gen}
 	c.flights[d] = f
 	return nil, f, true
 }
@@ -79,11 +81,15 @@ func (c *lookupCache) get(d store.Digest, now time.Time) (*cacheEntry, bool) {
 	return e, true
 }
 
-// put stores e for d, making room first if the cache is full: expired
-// entries go, then, if that is not enough, an arbitrary eighth.
-func (c *lookupCache) put(d store.Digest, e *cacheEntry, now time.Time) {
+// put stores e for d, unless an invalidation came after gen, making room
+// first if the cache is full: expired entries go, then, if that is not
+// enough, an arbitrary eighth.
+func (c *lookupCache) put(d store.Digest, e *cacheEntry, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	if _, ok := c.m[d]; !ok && len(c.m) >= c.max {
 		for k, old := range c.m {
 			if !now.Before(old.expires) {
@@ -103,14 +109,23 @@ func (c *lookupCache) put(d store.Digest, e *cacheEntry, now time.Time) {
 // drop forgets d.
 func (c *lookupCache) drop(d store.Digest) {
 	c.mu.Lock()
+	c.gen++
 	delete(c.m, d)
 	c.mu.Unlock()
 }
 
-// dropAccount forgets every key of the account, so that a change to it made
-// through this store is seen here at once.
+// flush forgets everything.
+func (c *lookupCache) flush() {
+	c.mu.Lock()
+	c.gen++
+	clear(c.m)
+	c.mu.Unlock()
+}
+
+// dropAccount forgets every key of the account.
 func (c *lookupCache) dropAccount(id string) {
 	c.mu.Lock()
+	c.gen++
 	for k, e := range c.m {
 		if !e.notFound && e.key.AccountID == id {
 			delete(c.m, k)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log"
-	"time"
 
 	"github.com/go402/go402/store"
 	"github.com/go402/go402/store/redisstore"
@@ -21,10 +20,11 @@ func Example() {
 		ContextTimeoutEnabled: true,                       // required: lets Options.Timeout bound calls
 	})
 	defer rdb.Close()
-	s, err := redisstore.New(rdb, &redisstore.Options{Timeout: 50 * time.Millisecond})
+	s, err := redisstore.New(rdb, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer s.Close() // stops the cache subscription and the cancel retries
 	ctx := context.Background()
 	if err := s.PutAccount(ctx, store.Account{ID: "acme", Plan: "pro", Balance: 100}); err != nil {
 		log.Fatal(err)
@@ -49,23 +49,25 @@ func Example() {
 	fmt.Println(limited.OK, spent.OK, spent.Balance)
 }
 
-// ExampleStore_AccountRedisKey shows where a store keeps an account, its
-// token bucket and an API key, for inspection with redis-cli. New does no
-// network I/O, so this runs without a Redis.
+// ExampleStore_AccountRedisKey shows where a store keeps an account (and
+// its token buckets, fields of the same hash), a stand-alone token bucket
+// and an API key, for inspection with redis-cli. New does not wait for
+// Redis, so this runs without one.
 func ExampleStore_AccountRedisKey() {
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", ContextTimeoutEnabled: true})
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	defer rdb.Close()
 	s, err := redisstore.New(rdb, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
+	defer s.Close()
 	fmt.Println(s.AccountRedisKey("acme"))
 	fmt.Println(s.BucketRedisKey(store.Bucket{Account: "acme", Key: "default"}))
 	fmt.Println(s.BucketRedisKey(store.Bucket{Key: "default:192.0.2.1"}))
 	fmt.Println(s.APIKeyRedisKey(store.DigestOf("sk_live_example")))
 	// Output:
 	// go402:{acct:acme}:account
-	// go402:{acct:acme}:bucket:default
+	// go402:{acct:acme}:account
 	// go402:{default:192.0.2.1}:bucket
 	// go402:{key:edc0244907453860f53b31a05089a2a9f0fdb349e3610b2ab88a36fd9719d7fa}
 }

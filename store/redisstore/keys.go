@@ -25,28 +25,18 @@ var errKeyNotFound = fmt.Errorf("redisstore: lookup: %w", store.ErrNotFound)
 
 // Lookup resolves a key digest to the key and its account. A found key is
 // cached in this process for [Options.LookupTTL] and an unknown one for
-// [Options.NegativeTTL]; a cached lookup costs no round trip. An uncached
-// one costs two — the key record, then its account — because they live
-// under different hash tags (different slots on a Cluster), and concurrent
-// lookups of the same uncached key share those two round trips. Errors are
-// never cached. The account's balance is the one Redis held when the lookup
-// reached it (with any refill due then applied); [Store.Spend] always
-// reports the current one.
+// [Options.NegativeTTL]; a cached lookup costs no round trip and allocates
+// nothing. An uncached one costs one round trip on a single Redis (one
+// script reads the key and its account) and two on a Cluster, where they
+// live in different slots; concurrent lookups of the same uncached key
+// share it. Errors are never cached. The account's balance is the one
+// Redis held when the lookup reached it (with any refill due then
+// applied); [Store.Spend] always reports the current one.
 //
+// A cached account's Features, Metadata, Refill and RateLimit are shared
+// with the cache: treat them as read-only, or take [store.Account.Clone].
 // A key whose account no longer exists is reported as not found.
 func (s *Store) Lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
-	k, a, _, err := s.LookupShared(ctx, d)
-	if err != nil {
-		return store.Key{}, store.Account{}, err
-	}
-	return *k, *a, nil
-}
-
-// LookupShared implements [store.SharedLookup]: it is [Store.Lookup]
-// returning the records it caches (or the ones its lookup decoded) instead
-// of copies of them; they are never modified. The balance is the account's
-// Balance, as Lookup reports it.
-func (s *Store) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *store.Account, int64, error) {
 	now := s.now()
 	e, ok := s.cache.get(d, now)
 	var f *flight
@@ -56,9 +46,9 @@ func (s *Store) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *
 	}
 	if e != nil {
 		if e.notFound {
-			return nil, nil, 0, errKeyNotFound
+			return store.Key{}, store.Account{}, errKeyNotFound
 		}
-		return &e.key, &e.account, e.account.Balance, nil
+		return e.key, e.account, nil
 	}
 	if leader {
 		s.fly(ctx, d, f)
@@ -66,13 +56,13 @@ func (s *Store) LookupShared(ctx context.Context, d store.Digest) (*store.Key, *
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, nil, 0, backendError("lookup", context.Cause(ctx))
+			return store.Key{}, store.Account{}, backendError("lookup", context.Cause(ctx))
 		}
 	}
 	if f.err != nil {
-		return nil, nil, 0, f.err
+		return store.Key{}, store.Account{}, f.err
 	}
-	return &f.key, &f.account, f.account.Balance, nil
+	return f.key, f.account, nil
 }
 
 // fly makes the lookup of d that f's followers wait for, caches its
@@ -95,17 +85,50 @@ func (s *Store) fly(ctx context.Context, d store.Digest, f *flight) {
 	switch {
 	case f.err == nil:
 		if s.lookupTTL > 0 {
-			s.cache.put(d, &cacheEntry{key: f.key, account: f.account, expires: now.Add(s.lookupTTL)}, now)
+			s.cache.put(d, &cacheEntry{key: f.key, account: f.account, expires: now.Add(s.lookupTTL)}, now, f.gen)
 		}
 	case errors.Is(f.err, store.ErrNotFound):
 		f.err = errKeyNotFound
 		if s.negativeTTL > 0 {
-			s.cache.put(d, &cacheEntry{notFound: true, expires: now.Add(s.negativeTTL)}, now)
+			s.cache.put(d, &cacheEntry{notFound: true, expires: now.Add(s.negativeTTL)}, now, f.gen)
 		}
 	}
 }
 
+// lookup reads the key record of d and its account from Redis.
 func (s *Store) lookup(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
+	if !s.oneTrip {
+		return s.lookupTwoTrips(ctx, d)
+	}
+	v, err := lookupScript.Run(ctx, s.rdb, []string{s.APIKeyRedisKey(d)},
+		s.timeArg(), s.prefix+"{acct:", "}:account").Slice()
+	if err != nil {
+		return store.Key{}, store.Account{}, backendError("lookup", err)
+	}
+	if len(v) == 0 {
+		return store.Key{}, store.Account{}, errKeyNotFound
+	}
+	if len(v) != 2 {
+		return store.Key{}, store.Account{}, errReply("lookup")
+	}
+	km, _ := v[0].([]any)
+	k, err := decodeKey(d, pairs(km))
+	if err != nil {
+		return store.Key{}, store.Account{}, fmt.Errorf("redisstore: lookup: %w", err)
+	}
+	am, _ := v[1].([]any)
+	if len(am) == 0 {
+		return store.Key{}, store.Account{}, fmt.Errorf("redisstore: account %q: %w", k.AccountID, store.ErrNotFound)
+	}
+	a, err := decodeAccount(pairs(am))
+	if err != nil {
+		return store.Key{}, store.Account{}, fmt.Errorf("redisstore: account %q: %w", k.AccountID, err)
+	}
+	return k, a, nil
+}
+
+// lookupTwoTrips is lookup on a Cluster: the key record, then its account.
+func (s *Store) lookupTwoTrips(ctx context.Context, d store.Digest) (store.Key, store.Account, error) {
 	m, err := s.rdb.HGetAll(ctx, s.APIKeyRedisKey(d)).Result()
 	if err != nil {
 		return store.Key{}, store.Account{}, backendError("lookup", err)
@@ -122,6 +145,17 @@ func (s *Store) lookup(ctx context.Context, d store.Digest) (store.Key, store.Ac
 		return store.Key{}, store.Account{}, err
 	}
 	return k, a, nil
+}
+
+// pairs turns an HGETALL reply into a map.
+func pairs(v []any) map[string]string {
+	m := make(map[string]string, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		k, _ := v[i].(string)
+		val, _ := v[i+1].(string)
+		m[k] = val
+	}
+	return m
 }
 
 // CreateKey generates a random key with the given prefix for an existing
@@ -141,19 +175,20 @@ func (s *Store) CreateKey(ctx context.Context, accountID, prefix string) (string
 }
 
 // PutKey stores k, replacing any key with the same digest, after checking
-// that its account exists (two round trips: they live in different slots).
-// See [store.Admin].
+// that its account exists (two round trips: they live in different slots),
+// and announces the change to the other replicas' caches. See
+// [store.Admin].
 func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	if k.AccountID == "" {
 		return errors.New("redisstore: put key: empty account ID")
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	n, err := s.rdb.Exists(ctx, s.AccountRedisKey(k.AccountID)).Result()
+	n, err := s.rdb.HExists(ctx, s.AccountRedisKey(k.AccountID), fieldBalance).Result()
 	if err != nil {
 		return backendError("put key", err)
 	}
-	if n == 0 {
+	if !n {
 		return fmt.Errorf("redisstore: put key: account %q: %w", k.AccountID, store.ErrNotFound)
 	}
 	rk := s.APIKeyRedisKey(k.Digest)
@@ -177,11 +212,13 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 		return backendError("put key", err)
 	}
 	s.cache.drop(k.Digest)
+	s.announce(ctx, "k"+k.Digest.String())
 	return nil
 }
 
 // RevokeKey marks the key revoked. This Store's cache forgets the key at
-// once; other replicas see the revocation within [Options.LookupTTL].
+// once, and the other replicas' caches as soon as the announcement reaches
+// them (see [Options.LookupTTL]).
 func (s *Store) RevokeKey(ctx context.Context, d store.Digest) error {
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
@@ -193,6 +230,7 @@ func (s *Store) RevokeKey(ctx context.Context, d store.Digest) error {
 	if n == 0 {
 		return fmt.Errorf("redisstore: revoke key: %w", store.ErrNotFound)
 	}
+	s.announce(ctx, "k"+d.String())
 	return nil
 }
 

@@ -66,7 +66,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"Authenticate+Charge", pw.Authenticate(pw.Charge(1)(charged))},
 		{"Authenticate+Limiter", pw.Authenticate(lim.Handler(served))},
 		{"Authenticate+Limiter+Charge", pw.Authenticate(lim.Handler(pw.Charge(1)(charged)))},
-		{"Authenticate+ChargeWith{RateLimit}", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 1, RateLimit: lim})(charged))},
+		{"Authenticate+Limiter+Charge/unfused", pw.Authenticate(lim.Handler(http.HandlerFunc(pw.Charge(1)(charged).ServeHTTP)))},
 	}
 	newRequest := func() *http.Request {
 		r := httptest.NewRequest("POST", "/work", nil)

@@ -23,10 +23,33 @@ import (
 // generous, because 200 goroutines under -race queue for connections.
 const testTimeout = 5 * time.Second
 
+// runPrefix starts the prefix of every key the tests of this process put
+// in the shared Redis, so that TestMain can check that none is left.
+var runPrefix = "go402test:" + randomHex(4) + ":"
+
 func TestMain(m *testing.M) {
 	code := m.Run()
 	shutdownCluster()
+	if left := leftKeys(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: the tests left %d keys in the shared Redis at %s: %q\n", len(left), redisAddr(), left)
+		code = 1
+	}
 	os.Exit(code)
+}
+
+// leftKeys returns the keys under runPrefix in the shared Redis (none if
+// it is not running).
+func leftKeys() []string {
+	c := redis.NewClient(&redis.Options{Addr: redisAddr()})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var left []string
+	iter := c.Scan(ctx, 0, runPrefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		left = append(left, iter.Val())
+	}
+	return left
 }
 
 // unavailable fails the test under CI (env CI non-empty) and skips it
@@ -73,7 +96,7 @@ func randomHex(n int) string {
 // under it when the test ends.
 func testPrefix(t testing.TB, c redis.UniversalClient) string {
 	t.Helper()
-	prefix := "go402test:" + randomHex(6) + ":"
+	prefix := runPrefix + randomHex(6) + ":"
 	t.Cleanup(func() { deletePrefix(c, prefix) })
 	return prefix
 }
@@ -95,8 +118,9 @@ func deletePrefix(c redis.UniversalClient, prefix string) {
 	del(ctx, c.(*redis.Client))
 }
 
-// newTestStore returns a store on c under a fresh prefix. opts may be nil;
-// its Prefix is replaced and a zero Timeout becomes testTimeout.
+// newTestStore returns a store on c under a fresh prefix, subscribed to
+// invalidations. opts may be nil; its Prefix is replaced and a zero Timeout
+// becomes testTimeout.
 func newTestStore(t testing.TB, c redis.UniversalClient, opts *Options) *Store {
 	t.Helper()
 	var o Options
@@ -107,10 +131,19 @@ func newTestStore(t testing.TB, c redis.UniversalClient, opts *Options) *Store {
 	if o.Timeout == 0 {
 		o.Timeout = testTimeout
 	}
-	s, err := New(c, &o)
+	s := mustNew(t, c, &o)
+	waitLive(t, s) // subscribing empties the cache: let it happen now
+	return s
+}
+
+// mustNew returns New(c, opts), closed when the test ends.
+func mustNew(t testing.TB, c redis.UniversalClient, opts *Options) *Store {
+	t.Helper()
+	s, err := New(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

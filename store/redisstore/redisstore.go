@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -15,9 +16,7 @@ import (
 // Interfaces the Store implements.
 var (
 	_ store.Store         = (*Store)(nil)
-	_ store.SharedLookup  = (*Store)(nil)
 	_ store.Refunder      = (*Store)(nil)
-	_ store.Admin         = (*Store)(nil)
 	_ store.Buckets       = (*Store)(nil)
 	_ store.BucketSpender = (*Store)(nil)
 )
@@ -25,10 +24,11 @@ var (
 // Defaults for the zero fields of [Options].
 const (
 	DefaultPrefix          = "go402:"
-	DefaultTimeout         = 50 * time.Millisecond
-	DefaultLookupTTL       = 5 * time.Second
+	DefaultTimeout         = time.Second
+	DefaultLookupTTL       = 5 * time.Minute
 	DefaultNegativeTTL     = time.Second
 	DefaultLookupCacheSize = 65536
+	DefaultOperationTTL    = time.Minute
 )
 
 // Options configures a [Store]. A nil *Options, and the zero value of each
@@ -43,17 +43,19 @@ type Options struct {
 	// Timeout bounds every call to Redis, on top of the caller's context.
 	// A call that has not finished by then fails with an error wrapping
 	// [context.DeadlineExceeded], which the middlewares treat as the store
-	// being unavailable. Default [DefaultTimeout] (50ms).
+	// being unavailable. It is the line between a slow Redis and a broken
+	// one: a burst queues for the client's connections, so keep it well
+	// above the latency of a busy Redis. Default [DefaultTimeout] (1s).
 	Timeout time.Duration
 
 	// LookupTTL is how long [Store.Lookup] caches a found key and its
-	// account in this process. Within it, a lookup costs no round trip, and
-	// a change made elsewhere — a key revoked, an account's plan changed,
-	// by another replica or directly in Redis — is not yet seen here; such
-	// changes take effect on every replica within LookupTTL. Changes made
-	// through this Store take effect here at once. Balances are not
-	// affected: spending always reads Redis. Default [DefaultLookupTTL]
-	// (5s); a negative value disables the cache.
+	// account in this process. A change made through any Store on the same
+	// Redis and Prefix — a key put or revoked, an account put — is
+	// announced on a Redis channel and seen by every replica within a
+	// moment; LookupTTL bounds how long a change is missed when that
+	// channel is down, or when it is made directly in Redis. Balances are
+	// not affected: spending always reads Redis. Default
+	// [DefaultLookupTTL] (5m); a negative value disables the cache.
 	LookupTTL time.Duration
 
 	// NegativeTTL is how long an unknown key is remembered as unknown, so
@@ -68,6 +70,13 @@ type Options struct {
 	// enough, an arbitrary eighth of the entries. Default
 	// [DefaultLookupCacheSize].
 	LookupCacheSize int
+
+	// OperationTTL is how long Redis keeps the marker of each spend, by
+	// which a spend whose answer was lost is cancelled (see the package
+	// documentation). A marker costs about 100 bytes of Redis memory per
+	// spend for this long. Default [DefaultOperationTTL] (1m); at least
+	// a second.
+	OperationTTL time.Duration
 
 	// Clock returns the current time. It times the lookup cache and
 	// stamps the CreatedAt of keys made by [Store.CreateKey], nothing else.
@@ -86,8 +95,8 @@ type Options struct {
 // Keys of one account share a hash tag, so all scripts work unchanged on
 // Redis Cluster; see the package documentation for the key layout.
 //
-// A Store is safe for concurrent use. It holds no goroutines and needs no
-// closing; closing the client is the caller's business.
+// A Store is safe for concurrent use. It runs two goroutines, stopped by
+// [Store.Close]; closing the client is the caller's business.
 type Store struct {
 	rdb         redis.UniversalClient
 	prefix      string
@@ -96,6 +105,16 @@ type Store struct {
 	negativeTTL time.Duration
 	now         func() time.Time
 	cache       *lookupCache
+	opTTL       time.Duration
+	ops         *ops
+	oneTrip     bool // lookups may read the key and its account in one script
+
+	// The subscription to invalidations (see subscribe.go).
+	channel  string
+	subStop  context.CancelFunc
+	subDone  chan struct{}
+	subLive  atomic.Bool  // subscribed now
+	subCount atomic.Int64 // subscriptions established
 
 	// scriptClock, set only by tests, replaces the Redis server's clock in
 	// the scripts.
@@ -103,9 +122,10 @@ type Store struct {
 }
 
 // New returns a Store on client, which may be a single-node, Sentinel
-// (failover) or Cluster client. It does no network I/O: a Redis that is down
-// shows up as errors from the Store's methods, and the Store recovers by
-// itself when Redis returns.
+// (failover) or Cluster client. It does not wait for Redis: a Redis that is
+// down shows up as errors from the Store's methods, and the Store recovers
+// by itself when Redis returns. It starts the Store's background work (see
+// [Store.Close]).
 //
 // The client must honour context deadlines, or a stalled Redis could hold a
 // call past [Options.Timeout]: New returns an error for a *redis.Client,
@@ -119,37 +139,16 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 	if opts != nil {
 		o = *opts
 	}
-	switch {
-	case strings.ContainsAny(o.Prefix, "{}"):
-		return nil, fmt.Errorf("redisstore: Prefix must not contain '{' or '}', got %q", o.Prefix)
-	case o.Timeout < 0:
-		return nil, fmt.Errorf("redisstore: Timeout must be >= 0, got %v", o.Timeout)
-	case o.LookupCacheSize < 0:
-		return nil, fmt.Errorf("redisstore: LookupCacheSize must be >= 0, got %d", o.LookupCacheSize)
+	if err := o.validate(); err != nil {
+		return nil, err
 	}
 	if !contextTimeoutEnabled(client) {
 		return nil, errors.New("redisstore: the client must set ContextTimeoutEnabled: true in its options, " +
 			"or a stalled Redis can hold calls past Options.Timeout")
 	}
-	if o.Prefix == "" {
-		o.Prefix = DefaultPrefix
-	}
-	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
-	}
-	if o.LookupTTL == 0 {
-		o.LookupTTL = DefaultLookupTTL
-	}
-	if o.NegativeTTL == 0 {
-		o.NegativeTTL = DefaultNegativeTTL
-	}
-	if o.LookupCacheSize == 0 {
-		o.LookupCacheSize = DefaultLookupCacheSize
-	}
-	if o.Clock == nil {
-		o.Clock = time.Now
-	}
-	return &Store{
+	o.setDefaults()
+	_, single := client.(*redis.Client)
+	s := &Store{
 		rdb:         client,
 		prefix:      o.Prefix,
 		timeout:     o.Timeout,
@@ -157,7 +156,49 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 		negativeTTL: o.NegativeTTL,
 		now:         o.Clock,
 		cache:       newLookupCache(o.LookupCacheSize),
-	}, nil
+		opTTL:       o.OperationTTL,
+		ops:         newOps(),
+		oneTrip:     single,
+		channel:     o.Prefix + "invalidate",
+	}
+	go s.retryCancels()
+	s.startSubscription()
+	return s, nil
+}
+
+// validate reports the first invalid option.
+func (o *Options) validate() error {
+	switch {
+	case strings.ContainsAny(o.Prefix, "{}"):
+		return fmt.Errorf("redisstore: Prefix must not contain '{' or '}', got %q", o.Prefix)
+	case o.Timeout < 0:
+		return fmt.Errorf("redisstore: Timeout must be >= 0, got %v", o.Timeout)
+	case o.LookupCacheSize < 0:
+		return fmt.Errorf("redisstore: LookupCacheSize must be >= 0, got %d", o.LookupCacheSize)
+	case o.OperationTTL != 0 && o.OperationTTL < time.Second:
+		return fmt.Errorf("redisstore: OperationTTL must be at least 1s, got %v", o.OperationTTL)
+	}
+	return nil
+}
+
+// setDefaults replaces the zero options by their defaults.
+func (o *Options) setDefaults() {
+	setDefault(&o.Prefix, DefaultPrefix)
+	setDefault(&o.Timeout, DefaultTimeout)
+	setDefault(&o.LookupTTL, DefaultLookupTTL)
+	setDefault(&o.NegativeTTL, DefaultNegativeTTL)
+	setDefault(&o.LookupCacheSize, DefaultLookupCacheSize)
+	setDefault(&o.OperationTTL, DefaultOperationTTL)
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
 }
 
 // contextTimeoutEnabled reports whether client applies context deadlines to
@@ -190,13 +231,14 @@ func (s *Store) APIKeyRedisKey(d store.Digest) string {
 }
 
 // BucketRedisKey returns the name of the Redis hash that holds the token
-// bucket b. An account's bucket (b.Account set) is the prefix, the
-// account's hash tag {acct:ID}, ":bucket:" and b.Key — in the account's
-// Redis Cluster hash slot, which [Store.SpendWithTokens] needs. Any other
-// bucket is the prefix, the hash tag {KEY} (b.Key), then ":bucket".
+// bucket b. An account's bucket (b.Account set) is the field
+// "bucket:"+b.Key of the account's hash ([Store.AccountRedisKey]), which
+// lets [Store.SpendWithTokens] decide with one read and one write. Any
+// other bucket is the field "bucket" of its own hash: the prefix, the hash
+// tag {KEY} (b.Key), then ":bucket".
 func (s *Store) BucketRedisKey(b store.Bucket) string {
 	if b.Account != "" {
-		return s.prefix + "{acct:" + b.Account + "}:bucket:" + b.Key
+		return s.AccountRedisKey(b.Account)
 	}
 	return s.prefix + "{" + b.Key + "}:bucket"
 }

@@ -80,10 +80,7 @@ func testTwoReplicasExact(t *testing.T, s1, s2 *Store, ids []string) {
 func TestTwoReplicasExact(t *testing.T) {
 	c1, c2 := newClient(t), newClient(t)
 	s1 := newTestStore(t, c1, nil)
-	s2, err := New(c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustNew(t, c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
 	testTwoReplicasExact(t, s1, s2, []string{"exact-1", "exact-2"})
 }
 
@@ -93,10 +90,7 @@ func TestTwoReplicasExactCluster(t *testing.T) {
 	}
 	c1, c2 := newClusterClient(t), newClusterClient(t)
 	s1 := newTestStore(t, c1, nil)
-	s2, err := New(c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustNew(t, c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
 	ids := spreadAccounts(t, c1, s1, 1)
 	nodes := map[string]bool{}
 	for _, id := range ids {

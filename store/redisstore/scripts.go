@@ -7,12 +7,17 @@ import "github.com/redis/go-redis/v9"
 // every script that reads the clock is empty, except in tests that control
 // the clock, which pass the time there.
 //
-// Money is exact: balances, costs and refill amounts travel and are compared
-// as decimal strings and changed with HINCRBY (64-bit integers on the
-// server), never as Lua numbers, which are doubles. Times are pairs
-// {seconds, nanoseconds} whose parts are exact in a double; the refill
+// Money is exact: balances, costs and refill amounts travel, are compared
+// and are subtracted as decimal strings, never as Lua numbers, which are
+// doubles; top-ups use HINCRBY (64-bit integers on the server). Times are
+// pairs {seconds, nanoseconds} whose parts are exact in a double; the refill
 // boundary is found with exact pair arithmetic. Token counts are floats, as
 // in golang.org/x/time/rate.
+//
+// An account is one hash: its balance and refill state, its other fields as
+// one JSON document, and one field "bucket:NAME" per token bucket of the
+// account ("TOKENS MICROS RATE BURST": the tokens left at the server time MICROS, and the rate and burst they were counted at). A
+// decision reads it with one HMGET and writes it with one HSET.
 
 // luaLib holds the functions the scripts share.
 const luaLib = `
@@ -26,6 +31,9 @@ local function server_time()
 end
 local function now_pair(t)
   return {tonumber(t[1]), tonumber(t[2]) * 1000}
+end
+local function micros(t)
+  return tonumber(t[1]) * 1e6 + tonumber(t[2])
 end
 local function tlt(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
@@ -58,17 +66,38 @@ local function dlt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
+-- dsub returns a - b for canonical decimals a >= b >= 0. The numbers are
+-- cut into parts of at most 14 digits, whose differences are exact in a
+-- double.
+local function dsub(a, b)
+  if #a <= 14 then return string.format('%.0f', tonumber(a) - tonumber(b)) end
+  local ah, al = tonumber(string.sub(a, 1, -15)), tonumber(string.sub(a, -14))
+  local bh, bl = 0, tonumber(b)
+  if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end
+  local l, h = al - bl, ah - bh
+  if l < 0 then l, h = l + 1e14, h - 1 end
+  if h == 0 then return string.format('%.0f', l) end
+  return string.format('%.0f%014.0f', h, l)
+end
 local function int(x)
   return string.format('%.0f', x)
 end
--- refill applies the periodic refill due at now to the account hash k (the
--- semantics of store.Account.ApplyRefill) and returns its balance and the
--- next refill time, or nil if there is none. It returns false if the account
--- does not exist.
-local function refill(k, now)
-  local f = redis.call('HMGET', k, 'balance', 'refill_amount',
+local function put(w, f, v)
+  w[#w + 1] = f
+  w[#w + 1] = v
+end
+-- read returns the account fields of hash k that the decisions need, in
+-- this order, then the extra fields.
+local function read(k, ...)
+  return redis.call('HMGET', k, 'balance', 'refill_amount',
     'refill_every_s', 'refill_every_ns', 'refill_anchor_s', 'refill_anchor_ns',
-    'refilled_at_s', 'refilled_at_ns')
+    'refilled_at_s', 'refilled_at_ns', ...)
+end
+-- refill applies the periodic refill due at now to the account fields f
+-- (the semantics of store.Account.ApplyRefill), appending the refill time
+-- to the writes w, and returns the balance and the next refill time, or nil
+-- if there is none. It returns false if there is no account.
+local function refill(f, now, w)
   local bal = f[1]
   if not bal then return false end
   if not f[2] then return bal, nil end
@@ -77,120 +106,204 @@ local function refill(k, now)
   if tlt(now, anchor) then return bal, anchor end
   local b = tsub(now, tmod(tsub(now, anchor), every))
   if not f[7] or tlt({tonumber(f[7]), tonumber(f[8])}, b) then
-    redis.call('HSET', k, 'refilled_at_s', int(b[1]), 'refilled_at_ns', int(b[2]))
-    if dlt(bal, f[2]) then
-      redis.call('HSET', k, 'balance', f[2])
-      bal = f[2]
-    end
+    put(w, 'refilled_at_s', int(b[1]))
+    put(w, 'refilled_at_ns', int(b[2]))
+    if dlt(bal, f[2]) then bal = f[2] end
   end
   return bal, tadd(b, every)
 end
--- debit subtracts cost (a decimal string, at most the balance) and returns
--- the new balance.
-local function debit(k, bal, cost)
-  if cost == '0' then return bal end
-  redis.call('HINCRBY', k, 'balance', '-' .. cost)
-  return redis.call('HGET', k, 'balance')
+-- flush writes w, and the balance if it is not f's any more, to hash k.
+local function flush(k, f, bal, w)
+  if bal and bal ~= f[1] then put(w, 'balance', bal) end
+  if #w > 0 then redis.call('HSET', k, unpack(w)) end
 end
 local function next_fields(nx)
   if nx then return 1, nx[1], nx[2] end
   return 0, 0, 0
 end
--- tokens returns the tokens in bucket k at now_us (microseconds), as
--- golang.org/x/time/rate would: a missing bucket is full.
-local function tokens(k, now_us, rate, burst)
-  local f = redis.call('HMGET', k, 'tokens', 'ts')
-  if not f[1] then return burst end
-  local tk = tonumber(f[1])
-  local el = now_us - tonumber(f[2])
-  if el > 0 then tk = tk + el * rate / 1e6 end
+-- tokens returns the tokens of a bucket stored as v ("TOKENS MICROS RATE
+-- BURST", or false for none) at now_us with rate and burst, as
+-- golang.org/x/time/rate would: a missing bucket is full, and a bucket
+-- stored with another rate or burst gains tokens at its old rate up to now,
+-- as SetLimitAt and SetBurstAt do. The second result reports such a change,
+-- which must be saved even when the take is refused.
+local function tokens(v, now_us, rate, burst)
+  if not v then return burst, false end
+  local tk, ts, r0, b0 = string.match(v, '^(%S+) (%S+) ?(%S*) ?(%S*)$')
+  tk = tonumber(tk)
+  r0, b0 = tonumber(r0) or rate, tonumber(b0) or burst
+  local el = now_us - tonumber(ts)
+  if el > 0 then tk = tk + el * r0 / 1e6 end
+  if tk > b0 then tk = b0 end
   if tk > burst then tk = burst end
-  return tk
+  return tk, r0 ~= rate or b0 ~= burst
 end
--- save stores bucket k's tokens at now_us. The bucket expires when it would
--- be full again (plus a second), since a missing bucket is a full one.
-local function save(k, now_us, tk, rate, burst)
-  redis.call('HSET', k, 'tokens', string.format('%.17g', tk), 'ts', int(now_us))
-  local ms = math.ceil((burst - tk) / rate * 1000) + 1000
-  if ms > 1e13 then ms = 1e13 end
-  redis.call('PEXPIRE', k, int(ms))
+-- bucket_value is what a bucket holding tk tokens at now_us with the rate
+-- (as given, a decimal string) and burst of ARGV is stored as.
+local function bucket_value(tk, now_us, rate, burst)
+  return string.format('%.17g', tk) .. ' ' .. int(now_us) .. ' ' .. rate .. ' ' .. burst
+end
+-- claim marks operation marker k applied with cost (a decimal string),
+-- unless it is marked already, and returns what it held: false if nothing
+-- (the operation is new), 'x' if it was cancelled, else the cost of the
+-- operation, applied by an earlier attempt that the client retried. A cost
+-- of zero needs no mark.
+local function claim(k, cost, ttl)
+  if cost == '0' then return false end
+  return redis.call('SET', k, cost, 'PX', ttl, 'NX', 'GET')
+end
+local function fmt_tokens(tk)
+  return string.format('%.17g', tk)
 end
 `
 
-// spendScript: KEYS[1] account; ARGV time, cost.
-// Returns {-1} for an unknown account, else
-// {ok, balance, hasNext, nextSec, nextNsec}.
+// spendScript: KEYS[1] account, KEYS[2] operation marker; ARGV time, cost,
+// marker TTL (ms). Returns {-1} for an unknown account, {-3} for an
+// operation already cancelled, else {ok, balance, hasNext, nextSec,
+// nextNsec}.
 var spendScript = redis.NewScript(luaLib + `
-local bal, nx = refill(KEYS[1], now_pair(server_time()))
+local f, w = read(KEYS[1]), {}
+local bal, nx = refill(f, now_pair(server_time()), w)
 if not bal then return {-1} end
-local ok = 0
-if not dlt(bal, ARGV[2]) then
-  ok = 1
-  bal = debit(KEYS[1], bal, ARGV[2])
+local prior = claim(KEYS[2], ARGV[2], ARGV[3])
+if prior == 'x' then return {-3} end
+local ok = 1
+if not prior and ARGV[2] ~= '0' then
+  if dlt(bal, ARGV[2]) then
+    ok = 0
+    redis.call('DEL', KEYS[2])
+  else
+    bal = dsub(bal, ARGV[2])
+  end
 end
+flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
 return {ok, bal, h, s, n}
+`)
+
+// spendTokensScript: KEYS[1] account (which holds the bucket), KEYS[2]
+// operation marker; ARGV time, cost, rate, burst, token cost, bucket field,
+// marker TTL (ms). Returns {-1} for an unknown account, {-3} for an
+// operation already cancelled, else {ok, balance, hasNext, nextSec,
+// nextNsec, bucketOK, tokens}.
+var spendTokensScript = redis.NewScript(luaLib + `
+local t = server_time()
+local now_us = micros(t)
+local f, w = read(KEYS[1], ARGV[6]), {}
+local bal, nx = refill(f, now_pair(t), w)
+if not bal then return {-1} end
+local prior = claim(KEYS[2], ARGV[2], ARGV[7])
+if prior == 'x' then return {-3} end
+local rate, burst, tcost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local tk, changed = tokens(f[9], now_us, rate, burst)
+local bok, ok, ftk = 1, 1, nil
+if not prior then
+  if tcost > tk then bok = 0 end
+  if bok == 0 or dlt(bal, ARGV[2]) then
+    ok = 0
+    if ARGV[2] ~= '0' then redis.call('DEL', KEYS[2]) end
+  else
+    bal = dsub(bal, ARGV[2])
+    if tcost > 0 then
+      tk = tk - tcost
+      changed = true
+    end
+  end
+end
+if changed then
+  ftk = fmt_tokens(tk)
+  put(w, ARGV[6], bucket_value(tk, now_us, ARGV[3], ARGV[4]))
+end
+flush(KEYS[1], f, bal, w)
+local h, s, n = next_fields(nx)
+return {ok, bal, h, s, n, bok, ftk or fmt_tokens(tk)}
+`)
+
+// cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
+// (ms). Gives back the credits of the operation if it was applied and
+// leaves a tombstone, so that the operation, arriving later, does nothing.
+// Returns the credits given back ("0" for none).
+var cancelScript = redis.NewScript(`
+local v = redis.call('GET', KEYS[2])
+redis.call('SET', KEYS[2], 'x', 'PX', ARGV[1])
+if not v or v == 'x' then return '0' end
+if not redis.call('HGET', KEYS[1], 'balance') then return '0' end
+local r = redis.pcall('HINCRBY', KEYS[1], 'balance', v)
+if type(r) == 'table' and r.err then return '0' end
+return v
 `)
 
 // creditScript: KEYS[1] account; ARGV time, amount (positive).
 // Returns {-1} for an unknown account, {-2} on overflow, else {1, balance}.
 var creditScript = redis.NewScript(luaLib + `
-local bal = refill(KEYS[1], now_pair(server_time()))
+local f, w = read(KEYS[1]), {}
+local bal = refill(f, now_pair(server_time()), w)
 if not bal then return {-1} end
+flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
-// takeScript: KEYS[1] bucket; ARGV time, rate, burst, cost.
-// Returns {ok, tokens}.
+// takeScript: KEYS[1] the hash holding the bucket (its account's, or its
+// own); ARGV time, rate, burst, cost, bucket field. Returns {ok, tokens}.
+// A bucket in an account's hash never expires (an account has a few
+// buckets, one per limit policy); any other hash expires once its bucket
+// would be full again (plus a second), since a missing bucket is a full
+// one.
 var takeScript = redis.NewScript(luaLib + `
-local t = server_time()
-local now_us = tonumber(t[1]) * 1e6 + tonumber(t[2])
+local now_us = micros(server_time())
 local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local tk = tokens(KEYS[1], now_us, rate, burst)
+local f = redis.call('HMGET', KEYS[1], 'balance', ARGV[5])
+local tk, changed = tokens(f[2], now_us, rate, burst)
 local ok = 0
 if cost <= tk then
   ok = 1
   if cost > 0 then
     tk = tk - cost
-    save(KEYS[1], now_us, tk, rate, burst)
+    changed = true
   end
 end
-return {ok, string.format('%.17g', tk)}
-`)
-
-// spendTokensScript: KEYS[1] account, KEYS[2] bucket; ARGV time, cost, rate,
-// burst, token cost. Returns {-1} for an unknown account, else
-// {ok, balance, hasNext, nextSec, nextNsec, bucketOK, tokens}.
-var spendTokensScript = redis.NewScript(luaLib + `
-local t = server_time()
-local now_us = tonumber(t[1]) * 1e6 + tonumber(t[2])
-local bal, nx = refill(KEYS[1], now_pair(t))
-if not bal then return {-1} end
-local rate, burst, tcost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local tk = tokens(KEYS[2], now_us, rate, burst)
-local bok, ok = 0, 0
-if tcost <= tk then
-  bok = 1
-  if not dlt(bal, ARGV[2]) then
-    ok = 1
-    bal = debit(KEYS[1], bal, ARGV[2])
-    if tcost > 0 then
-      tk = tk - tcost
-      save(KEYS[2], now_us, tk, rate, burst)
-    end
+if changed then
+  redis.call('HSET', KEYS[1], ARGV[5], bucket_value(tk, now_us, ARGV[2], ARGV[3]))
+  if not f[1] then
+    local ms = math.ceil((burst - tk) / rate * 1000) + 1000
+    if ms > 1e13 then ms = 1e13 end
+    redis.call('PEXPIRE', KEYS[1], int(ms))
   end
 end
-local h, s, n = next_fields(nx)
-return {ok, bal, h, s, n, bok, string.format('%.17g', tk)}
+return {ok, fmt_tokens(tk)}
 `)
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and
 // returns the account hash as HGETALL does (empty if there is none).
 var accountScript = redis.NewScript(luaLib + `
-if not refill(KEYS[1], now_pair(server_time())) then return {} end
+local f, w = read(KEYS[1]), {}
+local bal = refill(f, now_pair(server_time()), w)
+if not bal then return {} end
+flush(KEYS[1], f, bal, w)
 return redis.call('HGETALL', KEYS[1])
+`)
+
+// lookupScript: KEYS[1] key record; ARGV time, then the name of the
+// account hash before and after the account ID. Returns {} for an unknown
+// key, else {key record, account hash} as HGETALL does, the account with
+// its due refill applied (empty if there is none). It reads a hash it is
+// not given in KEYS, which a single Redis allows and a Cluster does not.
+var lookupScript = redis.NewScript(luaLib + `
+local key = redis.call('HGETALL', KEYS[1])
+if #key == 0 then return {} end
+local id
+for i = 1, #key, 2 do
+  if key[i] == 'account' then id = key[i + 1] end
+end
+if not id then return {key, {}} end
+local k = ARGV[2] .. id .. ARGV[3]
+local f, w = read(k), {}
+local bal = refill(f, now_pair(server_time()), w)
+if not bal then return {key, {}} end
+flush(k, f, bal, w)
+return {key, redis.call('HGETALL', k)}
 `)
 
 // revokeScript: KEYS[1] key record. Returns 0 if there is none, else 1.

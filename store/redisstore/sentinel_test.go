@@ -40,9 +40,6 @@ func TestTwoReplicasExactSentinel(t *testing.T) {
 	}
 	c1, c2 := newFailover(), newFailover()
 	s1 := newTestStore(t, c1, nil)
-	s2, err := New(c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s2 := mustNew(t, c2, &Options{Prefix: s1.prefix, Timeout: testTimeout})
 	testTwoReplicasExact(t, s1, s2, []string{"sentinel-1"})
 }
