@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,10 +15,9 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Paywall holds the configuration shared by the middlewares that
-// authenticate keys, check entitlements and charge credits. Create one with
-// [New]; its methods return middlewares of type func(http.Handler)
-// http.Handler. A Paywall is safe for concurrent use.
+// Paywall holds the configuration of the middlewares that authenticate
+// keys, check entitlements and charge credits. Create one with [New]. A
+// Paywall is safe for concurrent use.
 type Paywall struct {
 	store    store.Store
 	refunder store.Refunder // store as a Refunder, or nil
@@ -36,18 +36,15 @@ type Paywall struct {
 	logger           *slog.Logger
 	clock            func() time.Time
 	idempotency      *idempotencyCache // nil when IdempotencyWindow is zero
-
-	// missingDetail is the detail of a missing_key denial.
-	missingDetail string
-	// warned holds the configuration errors already logged.
-	warned sync.Map
+	missingDetail    string            // the detail of a missing_key denial
+	warned           sync.Map          // configuration errors already logged
 }
 
 // Options configures a [Paywall]. The zero value of every field means the
 // documented default; a nil *Options means all defaults.
 type Options struct {
-	// Realm is the realm of WWW-Authenticate challenges. Default "api".
-	// It must be printable ASCII.
+	// Realm is the printable ASCII realm of WWW-Authenticate challenges.
+	// Default "api".
 	Realm string
 
 	// KeyHeaders lists the headers a key is read from, in order. The
@@ -56,56 +53,47 @@ type Options struct {
 	// Default: Authorization, X-API-Key.
 	KeyHeaders []string
 
-	// KeyQueryParam, if set, also reads the key from this URL query
-	// parameter, after the headers. Off by default: keys in URLs end up in
-	// logs and histories.
+	// KeyQueryParam, if set, is a URL query parameter read after the
+	// headers. Off by default: keys in URLs end up in logs and histories.
 	KeyQueryParam string
 
 	// MaxKeyLength is the longest key accepted; longer values are refused
 	// as invalid without being hashed or looked up. Default 256 bytes.
 	MaxKeyLength int
 
-	// Status overrides the HTTP status of a denial code, for example
-	// {CodeFeatureNotInPlan: http.StatusForbidden}. Every status must be
-	// in 400–599.
+	// Status overrides the status (400–599) of denial codes, for example
+	// {CodeFeatureNotInPlan: http.StatusForbidden}.
 	Status map[Code]int
 
 	// FailOpen lets requests through, uncharged, when the store fails.
-	// Default false: they are refused with 503 store_unavailable. A request
-	// whose lookup failed open reaches the handler without a [Caller], and
-	// Require and Charge let it through unchecked.
+	// Default false: 503 store_unavailable. A request whose lookup failed
+	// open has no [Caller], and Require and Charge pass it unchecked.
 	FailOpen bool
 
-	// UpgradeURL is where a client can change its plan; PaymentURL is
-	// where it can buy credits. When set they appear in 402 responses.
+	// UpgradeURL (where to change plan) and PaymentURL (where to buy
+	// credits) appear in 402 responses when set.
 	UpgradeURL string
 	PaymentURL string
 
-	// RetryAfterUnavailable is the Retry-After of a 503
-	// store_unavailable. Default 1 second.
+	// RetryAfterUnavailable is the Retry-After of a 503. Default 1 second.
 	RetryAfterUnavailable time.Duration
 
-	// Deny writes every denial. Default [WriteDenial]. The [Denial] it
-	// receives has Status resolved and Realm set.
+	// Deny writes every denial, with Status resolved and Realm set.
+	// Default [WriteDenial].
 	Deny DenyFunc
 
 	// OnDecision, if set, is called synchronously for every decision. It
 	// must be safe for concurrent use and should return quickly.
 	OnDecision func(ctx context.Context, d Decision)
 
-	// Logger, if set, logs every decision that carries an error (a store
-	// failure, a configuration mistake) at level Error, with the fields of
-	// the [Decision]. Configuration mistakes found while serving (a charge
-	// without Authenticate in front) are logged once each, to Logger or
-	// else to [slog.Default].
+	// Logger, if set, logs every decision that carries an error at level
+	// Error. Configuration mistakes found while serving are logged once
+	// each, to Logger or else to [slog.Default].
 	Logger *slog.Logger
 
 	// IdempotencyWindow, if positive, makes charges honour the
-	// Idempotency-Key request header: a retry with the same key, from the
-	// same account, to the same method and route, within the window after
-	// the first request finished, is not debited again (see
-	// [Caller.Replay]). Zero turns this off. Keys are remembered in this
-	// process only.
+	// Idempotency-Key header for this long after a request finished (see
+	// [Caller.Replay] and the package documentation). Default 0: off.
 	IdempotencyWindow time.Duration
 
 	// Clock returns the current time. Default time.Now.
@@ -119,11 +107,10 @@ type keyHeader struct {
 	bearer  bool   // the Authorization header: "Bearer <key>"
 }
 
-// New returns a Paywall on s. It reports configuration mistakes — a nil
-// store, a negative duration or length, a status outside 400–599, a
-// malformed or repeated header name, a Realm that is not printable ASCII,
-// an unparsable URL — as errors prefixed "paywall:". It copies what it
-// needs from opts, which the caller may reuse.
+// New returns a Paywall on s, or an error prefixed "paywall:" for a
+// configuration mistake (a nil store, a negative duration or length, a
+// status outside 400–599, a malformed or repeated header name, a Realm that
+// is not printable ASCII, an unparsable URL). opts may be reused after.
 func New(s store.Store, opts *Options) (*Paywall, error) {
 	if isNil(s) {
 		return nil, errorf("store must not be nil")
@@ -178,10 +165,7 @@ func cmpOr[F any](v, def F) F {
 
 // setRealm validates and sets the realm.
 func (p *Paywall) setRealm(o *Options) error {
-	p.realm = o.Realm
-	if p.realm == "" {
-		p.realm = "api"
-	}
+	p.realm = cmp.Or(o.Realm, "api")
 	for i := 0; i < len(p.realm); i++ {
 		if c := p.realm[i]; c < 0x20 || c > 0x7e {
 			return errorf("Realm must be printable ASCII, got %q", p.realm)
@@ -190,8 +174,8 @@ func (p *Paywall) setRealm(o *Options) error {
 	return nil
 }
 
-// setKeyHeaders validates and sets where keys are read, and the detail of
-// a missing_key denial that says so.
+// setKeyHeaders validates and sets where keys are read, and says so in
+// missingDetail.
 func (p *Paywall) setKeyHeaders(o *Options) error {
 	names := o.KeyHeaders
 	if len(names) == 0 {
@@ -232,17 +216,9 @@ func (p *Paywall) setLimits(o *Options) error {
 	case o.IdempotencyWindow < 0:
 		return errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
 	}
-	p.maxKeyLen = cmpOrZero(o.MaxKeyLength, defaultMaxKeyLength)
-	p.retryUnavailable = cmpOrZero(o.RetryAfterUnavailable, time.Second)
+	p.maxKeyLen = cmp.Or(o.MaxKeyLength, defaultMaxKeyLength)
+	p.retryUnavailable = cmp.Or(o.RetryAfterUnavailable, time.Second)
 	return nil
-}
-
-// cmpOrZero returns v, or def if v is zero.
-func cmpOrZero[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 // defaultMaxKeyLength is the default of [Options.MaxKeyLength].
@@ -255,10 +231,10 @@ func (p *Paywall) setStatus(o *Options) error {
 	}
 	p.status = make(map[Code]int, len(o.Status))
 	for c, st := range o.Status {
-		if c == "" {
+		switch {
+		case c == "":
 			return errorf("empty code in Status")
-		}
-		if st < 400 || st > 599 {
+		case st < 400 || st > 599:
 			return errorf("Status[%s] must be in 400-599, got %d", c, st)
 		}
 		p.status[c] = st
@@ -291,9 +267,7 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *
 	if d.Status == 0 {
 		d.Status = p.statusFor(d.Code)
 	}
-	if d.Realm == "" {
-		d.Realm = p.realm
-	}
+	d.Realm = cmp.Or(d.Realm, p.realm)
 	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
 	e.Balance = 0
 	if d.HasBalance {
@@ -353,15 +327,12 @@ func (p *Paywall) misconfigured(w http.ResponseWriter, r *http.Request, step str
 
 // validHeaderName reports whether s is an RFC 9110 token.
 func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
 	for i := 0; i < len(s); i++ {
 		if !isTchar(s[i]) {
 			return false
 		}
 	}
-	return true
+	return s != ""
 }
 
 func isTchar(c byte) bool {

@@ -323,72 +323,64 @@ type mediaMatch struct {
 	q    float64
 }
 
-func (m *mediaMatch) consider(spec int, q float64) {
-	if spec > m.spec || spec == m.spec && q > m.q {
-		m.spec, m.q = spec, q
-	}
-}
+// The media types negotiate weighs, in the order of accepted's matches.
+var mediaTypes = [...][2]string{{"application", "json"}, {"application", "problem+json"}, {"text", "html"}, {"text", "plain"}}
 
-// acceptance is how well an Accept header matches each body format.
-type acceptance struct {
-	json, problem, html, text mediaMatch
-	seen                      bool // a media range was present
-}
-
-// consider records the media range top/sub with quality q.
-func (a *acceptance) consider(top, sub string, q float64) {
-	a.seen = true
-	switch {
-	case top == "*" && sub == "*":
-		for _, m := range []*mediaMatch{&a.json, &a.problem, &a.html, &a.text} {
-			m.consider(1, q)
-		}
-	case strings.EqualFold(top, "application"):
-		considerSub(sub, q, [2]*mediaMatch{&a.json, &a.problem}, [2]string{"json", "problem+json"})
-	case strings.EqualFold(top, "text"):
-		considerSub(sub, q, [2]*mediaMatch{&a.html, &a.text}, [2]string{"html", "plain"})
-	}
-}
-
-// considerSub records the subtype sub, with quality q, of a top-level type
-// whose two subtypes of interest are names, matched by m.
-func considerSub(sub string, q float64, m [2]*mediaMatch, names [2]string) {
-	switch {
-	case sub == "*":
-		m[0].consider(2, q)
-		m[1].consider(2, q)
-	case strings.EqualFold(sub, names[0]):
-		m[0].consider(3, q)
-	case strings.EqualFold(sub, names[1]):
-		m[1].consider(3, q)
-	}
-}
-
-// negotiate picks the body format for the Accept header field lines.
-func negotiate(accept []string) format {
-	var a acceptance
+// accepted returns how well the Accept field lines match each of
+// mediaTypes, and whether they hold any media range.
+func accepted(accept []string) (m [len(mediaTypes)]mediaMatch, seen bool) {
 	for _, line := range accept {
 		for line != "" {
 			var rng string
 			rng, line, _ = strings.Cut(line, ",")
 			typ, params, _ := strings.Cut(rng, ";")
-			if top, sub, ok := strings.Cut(trimOWS(typ), "/"); ok {
-				a.consider(top, sub, quality(params))
+			top, sub, ok := strings.Cut(trimOWS(typ), "/")
+			if !ok {
+				continue
+			}
+			seen = true
+			q := quality(params)
+			for i, t := range mediaTypes {
+				if spec := specificity(top, sub, t); spec > 0 && (spec > m[i].spec || spec == m[i].spec && q > m[i].q) {
+					m[i] = mediaMatch{spec, q}
+				}
 			}
 		}
 	}
-	if !a.seen {
+	return m, seen
+}
+
+// specificity is how specifically the range top/sub names the media type t
+// (see mediaMatch).
+func specificity(top, sub string, t [2]string) int {
+	switch {
+	case top == "*" && sub == "*":
+		return 1
+	case !strings.EqualFold(top, t[0]):
+		return 0
+	case sub == "*":
+		return 2
+	case strings.EqualFold(sub, t[1]):
+		return 3
+	}
+	return 0
+}
+
+// negotiate picks the body format for the Accept header field lines.
+func negotiate(accept []string) format {
+	m, seen := accepted(accept)
+	if !seen {
 		return formatJSON
 	}
-	qJSON := math.Max(a.json.q, a.problem.q)
+	qJSON, html, qText := math.Max(m[0].q, m[1].q), m[2], m[3].q
 	switch {
-	case a.html.spec == 3 && a.html.q > 0 && a.html.q >= qJSON && a.html.q >= a.text.q:
+	case html.spec == 3 && html.q > 0 && html.q >= qJSON && html.q >= qText:
 		return formatHTML
 	case qJSON > 0:
 		return formatJSON
-	case a.text.q > 0:
+	case qText > 0:
 		return formatText
-	case a.html.q > 0:
+	case html.q > 0:
 		return formatHTML
 	}
 	return formatText
