@@ -11,21 +11,14 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Charge returns a middleware that debits cost credits before next runs and
-// refuses with 402 when the balance is too small: quota_exhausted when the
-// account has a periodic refill that will cover the cost (with Retry-After
-// and refill_at), insufficient_credits otherwise. A cost of zero passes
-// without touching the store. It is shorthand for
-// ChargeWith(ChargeOptions{Cost: cost}).
-//
-// It must run after [Paywall.Authenticate]: without it a request is refused
-// with 500 misconfigured. A request that Authenticate let through on a
-// store failure under [Options.FailOpen] passes uncharged, and so does one
-// whose spend fails when FailOpen is set; otherwise a failed spend is a 503
-// store_unavailable.
-//
-// It panics if cost is negative, like [net/http.ServeMux.Handle] panics on
-// a bad pattern: that is a programming error, found at start-up.
+// Charge returns a middleware that debits cost credits before next runs, or
+// refuses with 402: quota_exhausted (with Retry-After and refill_at) when a
+// periodic refill will cover the cost, insufficient_credits otherwise. A
+// cost of zero passes without touching the store. It must run after
+// [Paywall.Authenticate], else 500 misconfigured. A failed spend is a 503
+// store_unavailable; under [Options.FailOpen] it, like a failed lookup,
+// passes uncharged. It panics if cost is negative, a programming error
+// found at start-up. It is ChargeWith(ChargeOptions{Cost: cost}).
 func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
 	return p.ChargeWith(ChargeOptions{Cost: cost})
 }
@@ -38,25 +31,18 @@ type ChargeOptions struct {
 	// refuses the request with 400 invalid_request, its message shown as
 	// the detail (so it must not contain secrets); so does a negative cost.
 	CostFunc func(r *http.Request) (int64, error)
-	// Refund, if true, gives the credits back when next answers with a
-	// status for which RefundIf returns true, or panics. The status is
-	// captured without buffering the body. It needs a store that
-	// implements [store.Refunder].
+	// Refund, if true, gives the credits back when next panics or answers
+	// with a status for which RefundIf returns true (the body is not
+	// buffered). It needs a store that implements [store.Refunder].
 	Refund bool
 	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
 	RefundIf func(status int) bool
 }
 
-// ChargeWith is like [Paywall.Charge] with all options. It panics on a
-// negative Cost, and when Refund is set but the Paywall's store does not
-// implement [store.Refunder]: programming errors, found when the
-// middleware is built.
-//
-// A [limiter.Limiter] keyed by account whose buckets are in the Paywall's
-// store, wired right in front of or behind the charge (Require may sit
-// between), is decided together with the debit: one store operation, and
-// nothing taken if either refuses. The package documentation describes
-// refunds, Idempotency-Key and this composition in full.
+// ChargeWith is [Paywall.Charge] with all options. It panics on a negative
+// Cost, and on Refund with a store that is not a [store.Refunder]. The
+// package documentation describes refunds, Idempotency-Key and a per-account
+// limit decided together with the debit.
 func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
 	if opts.Cost < 0 {
 		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))
@@ -86,15 +72,12 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 // chargeHandler is the handler of ChargeWith(opts)(next), with the limit
 // it decides together with its debit, if any.
 type chargeHandler struct {
-	p    *Paywall
-	opts ChargeOptions
-	next http.Handler
-
+	p       *Paywall
+	opts    ChargeOptions
+	next    http.Handler
 	limit   fuse.Limit
 	spender store.BucketSpender
-	// alone is limit's own middleware in front of the unfused charge, for
-	// requests without a Caller.
-	alone http.Handler
+	alone   http.Handler // limit in front of the unfused charge, for requests without a Caller
 }
 
 // Fuse implements fuse.Charge.
@@ -129,8 +112,7 @@ func (h *chargeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// charge is one request's charge: the request, its caller's state, what it
-// costs, and the bucket of a fused limit.
+// charge is one request's charge.
 type charge struct {
 	h      *chargeHandler
 	w      http.ResponseWriter
@@ -167,26 +149,22 @@ func (c *charge) run() {
 
 // price sets the request's cost, or refuses the request if CostFunc fails.
 func (c *charge) price() bool {
-	o := &c.h.opts
-	if o.CostFunc == nil {
-		c.cost = o.Cost
+	c.cost = c.h.opts.Cost
+	if c.h.opts.CostFunc == nil {
 		return true
 	}
-	cost, err := o.CostFunc(c.r)
-	if err == nil && cost < 0 {
+	var err error
+	if c.cost, err = c.h.opts.CostFunc(c.r); err == nil && c.cost < 0 {
 		err = errors.New("the request's cost cannot be negative")
 	}
 	if err != nil {
 		c.h.p.refuse(c.w, c.r, decision("charge", &c.s.caller), &Denial{Code: CodeInvalidRequest, Detail: err.Error()})
-		return false
 	}
-	c.cost = cost
-	return true
+	return err == nil
 }
 
-// pass serves a request that is let through without a debit — it costs
-// nothing, or it retries a charged one — after taking the fused limit's
-// tokens.
+// pass serves a request that costs nothing or retries a charged one, after
+// taking the fused limit's tokens.
 func (c *charge) pass() {
 	if c.h.limit != nil && !c.h.limit.Take(c.w, c.r, c.bucket) {
 		return
@@ -223,7 +201,7 @@ func (c *charge) debit() {
 }
 
 // spend is the store operation of a debit. done reports that the fused
-// limit refused and answered the request; nothing was then debited.
+// limit refused (and answered) the request, with nothing debited.
 func (c *charge) spend() (res store.SpendResult, done bool, err error) {
 	id := c.s.caller.Account.ID
 	if c.h.limit == nil {
@@ -266,21 +244,16 @@ func (c *charge) failed(err error) {
 
 // creditDenial is the denial for a refused spend.
 func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
-	d := &Denial{Balance: res.Balance, HasBalance: true, Cost: cost}
+	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.paymentURL}
 	// A refill helps only if it restores at least the cost.
 	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
-		d.Code = CodeInsufficientCredits
 		d.Detail = "This request costs " + credits(cost) + "; the balance is " + credits(res.Balance) + "."
-		d.PaymentURL = p.paymentURL
 		return d
 	}
-	d.Code = CodeQuotaExhausted
+	d.Code, d.RefillAt, d.UpgradeURL = CodeQuotaExhausted, res.NextRefill, p.upgradeURL
 	d.Detail = "This request costs " + credits(cost) + "; the quota has " + credits(res.Balance) +
 		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
-	d.RefillAt = res.NextRefill
 	d.RetryAfter = max(res.NextRefill.Sub(p.clock()), time.Second)
-	d.UpgradeURL = p.upgradeURL
-	d.PaymentURL = p.paymentURL
 	return d
 }
 

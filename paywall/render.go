@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html/template"
@@ -20,31 +21,26 @@ const (
 	textPlain   = "text/plain; charset=utf-8"
 )
 
-// WriteDenial writes the standard response for d: the status; Cache-Control:
-// no-store; X-Content-Type-Options: nosniff; WWW-Authenticate for a 401
-// (RFC 6750 Bearer, with error="invalid_token" for the invalid, revoked and
-// expired key codes); Retry-After when RetryAfter is positive; d.Header; and
-// a body negotiated from the request's Accept header:
+// WriteDenial writes the standard response for d, as every go402
+// middleware does; any handler may call it to refuse a request the same
+// way. It sends the status; Cache-Control: no-store; X-Content-Type-Options:
+// nosniff; for a 401 a WWW-Authenticate Bearer challenge (RFC 6750, with
+// error="invalid_token" for invalid, revoked and expired keys); Retry-After
+// when RetryAfter is positive; d.Header; and a body chosen by Accept:
 //
-//   - application/problem+json (RFC 9457) when there is no Accept header,
-//     when it accepts application/problem+json or application/json (or
-//     application/*, or */*) and does not prefer HTML;
-//   - a small HTML page when Accept names text/html explicitly and ranks it
-//     at least as high as JSON and plain text — what browsers send
-//     ("text/html,…,*/*;q=0.8");
-//   - plain text otherwise, for clients that accept neither JSON nor HTML.
+//   - application/problem+json (RFC 9457) without Accept, or when it takes
+//     JSON (application/json, application/problem+json, application/*,
+//     */*) and does not prefer HTML;
+//   - an HTML page when Accept names text/html and ranks it at least as
+//     high as JSON and plain text, as browsers do;
+//   - plain text otherwise.
 //
-// The JSON members are type, title, status and detail, then the extension
-// members code, balance (when HasBalance), cost (when non-zero), refill_at
-// (RFC 3339, UTC), retry_after (seconds, as in the header), features,
-// upgrade_url and payment_url, then d.Extensions in name order. Empty ones
-// are left out. A HEAD request gets the headers only. Headers a handler set
-// before denying that would describe another body (Content-Length,
-// Content-Encoding, ETag, Last-Modified) are removed.
-//
-// It is the renderer every go402 middleware uses, exported so that any
-// handler can refuse a request in exactly the same way, with no middleware
-// in front. r may be nil, which gives JSON.
+// The JSON members are type, title, status, detail, then code, balance
+// (when HasBalance), cost, refill_at (RFC 3339, UTC), retry_after
+// (seconds), features, upgrade_url, payment_url, then d.Extensions in name
+// order; empty ones are left out. HEAD gets the headers only. Headers that
+// would describe another body (Content-Length, Content-Encoding, ETag,
+// Last-Modified) are removed. r may be nil, which gives JSON.
 func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
 	status, typ, title := d.resolved()
 	h := w.Header()
@@ -99,19 +95,12 @@ func retrySeconds(d time.Duration) int64 {
 
 // challenge is the RFC 6750 Bearer challenge of a 401.
 func challenge(d *Denial, title string) string {
-	realm := d.Realm
-	if realm == "" {
-		realm = "api"
-	}
 	var b strings.Builder
 	b.WriteString(`Bearer realm=`)
-	writeQuoted(&b, realm)
+	writeQuoted(&b, cmp.Or(d.Realm, "api"))
 	switch d.Code {
 	case CodeInvalidKey, CodeKeyRevoked, CodeKeyExpired:
-		desc := d.Detail
-		if desc == "" {
-			desc = title
-		}
+		desc := cmp.Or(d.Detail, title)
 		b.WriteString(`, error="invalid_token", error_description="`)
 		// RFC 6750 allows only %x20-21 / %x23-5B / %x5D-7E here: no quote,
 		// no backslash, nothing outside printable ASCII.
@@ -150,8 +139,7 @@ func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
-// reserved are the members go402 writes itself; Extensions cannot replace
-// them.
+// reserved are the members go402 writes; Extensions cannot replace them.
 var reserved = []string{
 	"type", "title", "status", "detail", "instance", "code", "balance", "cost",
 	"refill_at", "retry_after", "features", "upgrade_url", "payment_url",
@@ -163,8 +151,8 @@ type member struct {
 	value any
 }
 
-// members returns the members go402 writes for d after type, title, status
-// and detail, leaving out empty ones: JSON and plain text list the same.
+// members returns the non-empty members of d after type, title, status and
+// detail, for JSON and plain text alike.
 func members(d *Denial) []member {
 	var m []member
 	add := func(set bool, name string, v any) {
@@ -236,8 +224,8 @@ func textBody(d *Denial, status int, title string) []byte {
 	return []byte(b.String())
 }
 
-// page is the HTML page for browsers. html/template escapes every value and
-// refuses unsafe URLs (javascript: and the like) in the links.
+// page is the HTML page for browsers; html/template escapes every value
+// and refuses unsafe URLs (javascript: and the like).
 var page = template.Must(template.New("denial").Parse(`<!doctype html>
 <html lang="en">
 <head>
