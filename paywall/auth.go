@@ -19,11 +19,10 @@ var (
 	errConflictingKeys = fmt.Errorf("%w: the request carries different keys", errMalformedKey)
 )
 
-// extractKey returns the raw API key carried by r, without looking it up:
-// from each configured header in order, then from the query parameter. The
-// Authorization header must hold "Bearer <key>" (the scheme matched
-// case-insensitively); credentials of other schemes are ignored, while a
-// value that does not start with a scheme token is malformed.
+// extractKey returns the raw API key in r's configured headers, then query
+// parameter. Authorization credentials of schemes other than Bearer
+// (matched case-insensitively) are ignored; a value with no scheme token is
+// malformed.
 func (p *Paywall) extractKey(r *http.Request) (string, error) {
 	var key string
 	add := func(v string, bearer bool) error {
@@ -63,8 +62,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 	const prefix = "Bearer "
 	if bearer && len(v) > len(prefix) && v[:len(prefix)] == prefix && v[len(prefix)] != ' ' &&
 		v[len(v)-1] != ' ' && v[len(v)-1] != '\t' {
-		// The common case, with nothing to trim: what the general path
-		// below would find, without cutting and trimming.
+		// The common case, with nothing to cut or trim.
 		v = v[len(prefix):]
 	} else if v = trimOWS(v); bearer {
 		scheme, rest, _ := strings.Cut(v, " ")
@@ -112,8 +110,7 @@ func validKey(s string) bool {
 // stackKeyLen is the longest key digested without a heap allocation.
 const stackKeyLen = 128
 
-// digestOf is [store.DigestOf] without allocating for keys of up to
-// stackKeyLen bytes.
+// digestOf is [store.DigestOf], without allocating for short keys.
 func digestOf(raw string) store.Digest {
 	if len(raw) > stackKeyLen {
 		return store.DigestOf(raw)
@@ -123,16 +120,13 @@ func digestOf(raw string) store.Digest {
 	return sha256.Sum256(buf[:n])
 }
 
-// Authenticate is a middleware that requires an API key. It reads the key
-// (see [Options.KeyHeaders]), looks its digest up in the store, refuses
-// missing, malformed, unknown, revoked and expired keys with 401, and
-// passes a copy of the request whose context carries the [Caller] to next.
-//
-// A key is 1 to MaxKeyLength bytes of the RFC 6750 token alphabet. A
-// request that carries two different keys is refused rather than guessed
-// at; the same key sent twice is accepted. A store failure is a 503
-// store_unavailable with Retry-After, unless [Options.FailOpen] is set. It
-// panics if next is nil.
+// Authenticate is a middleware that requires an API key (see
+// [Options.KeyHeaders]): 1 to MaxKeyLength bytes of the RFC 6750 token
+// alphabet, sent once or several times but never with a different one. It
+// refuses missing, malformed, unknown, revoked and expired keys with 401,
+// and passes next a copy of the request whose context carries the
+// [Caller]. A store failure is a 503 store_unavailable with Retry-After,
+// unless [Options.FailOpen] is set. It panics if next is nil.
 func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 	if next == nil {
 		panic("paywall: Authenticate: nil handler")
@@ -175,10 +169,8 @@ func (p *Paywall) keyDenial(err error) *Denial {
 	return d
 }
 
-// refuseLookup answers a request whose key lookup failed or found a key
-// that does not authenticate (revoked or expired), and reports whether it
-// did. A failed store is let through to next, without a Caller, if
-// Options.FailOpen is set.
+// refuseLookup answers a request whose lookup failed or found a revoked or
+// expired key, and reports whether it did.
 func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
 	e := decision("authenticate", nil)
 	switch {
@@ -193,22 +185,25 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 		return true
 	}
 	e.AccountID, e.KeyPrefix = key.AccountID, key.Prefix
+	d := &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."}
 	if key.Revoked {
-		p.refuse(w, r, e, &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."})
-	} else {
-		p.refuse(w, r, e, &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."})
+		d = &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."}
 	}
+	p.refuse(w, r, e, d)
 	return true
 }
 
-// storeFailed answers a request whose store call failed with e.Err: with
-// 503 store_unavailable, or, under FailOpen, by passing it to next
-// unchecked (after a failed lookup, with a state that has no Caller).
+// storeFailed answers a request whose store call failed with e.Err: 503
+// store_unavailable, or under FailOpen, next unchecked (after a failed
+// lookup, with a state that has no Caller).
 func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
 	if !p.failOpen {
-		d := p.unavailable()
-		d.Cost = e.Cost
-		p.refuse(w, r, e, d)
+		p.refuse(w, r, e, &Denial{
+			Code:       CodeStoreUnavailable,
+			Detail:     "The service cannot check this request right now. Try again shortly.",
+			RetryAfter: p.retryUnavailable,
+			Cost:       e.Cost,
+		})
 		return
 	}
 	if stateFrom(r.Context()) == nil {
@@ -221,17 +216,7 @@ func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision
 	next.ServeHTTP(w, r)
 }
 
-// unavailable is the denial for a failed store.
-func (p *Paywall) unavailable() *Denial {
-	return &Denial{
-		Code:       CodeStoreUnavailable,
-		Detail:     "The service cannot check this request right now. Try again shortly.",
-		RetryAfter: p.retryUnavailable,
-	}
-}
-
-// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
-// around field values and list elements.
+// trimOWS trims HTTP's optional white space: spaces and tabs.
 func trimOWS(s string) string {
 	if s == "" || !isOWS(s[0]) && !isOWS(s[len(s)-1]) {
 		return s // the common case, without strings.Trim's set building
