@@ -11,27 +11,23 @@ import (
 // Requirement lists what an account must have to pass [Paywall.Require].
 // The zero Requirement asks only for an entitled subscription.
 type Requirement struct {
-	// Plans, if non-empty, lists the plans that may pass. An account on
-	// another plan is refused with 402 feature_not_in_plan, with the plans
-	// that would do in the "plans" extension member.
+	// Plans, if non-empty, lists the plans that may pass; another plan is
+	// refused with 402 feature_not_in_plan, listing these in "plans".
 	Plans []string
-	// Features lists features the plan must include; all are required.
-	// Missing ones are listed in the denial.
+	// Features lists the features the plan must all include; missing ones
+	// are listed in the denial.
 	Features []string
-	// AllowInactive lets accounts whose subscription is not active or
-	// trialing (or whose period has ended) through. By default they are
-	// refused with 402 subscription_inactive.
+	// AllowInactive lets through accounts whose subscription is not active
+	// or trialing, or whose period has ended, instead of a 402
+	// subscription_inactive.
 	AllowInactive bool
 }
 
-// Require returns a middleware that refuses, with 402, callers whose
-// subscription has lapsed (see [store.Account.Entitled]) or whose plan lacks
-// what req asks for, checked in that order. It must run after
-// [Paywall.Authenticate]: without it a request is refused with 500
-// misconfigured. A request that Authenticate let through on a store failure
-// under [Options.FailOpen] passes unchecked.
-//
-// It panics if a plan or feature name in req is empty, or if next is nil.
+// Require returns a middleware that refuses with 402 callers whose
+// subscription has lapsed (see [store.Account.Entitled]), then those whose
+// plan lacks what req asks for. It must run after [Paywall.Authenticate],
+// else 500 misconfigured; a request whose lookup failed open passes
+// unchecked. It panics if a plan or feature name is empty, or next is nil.
 func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 	req = Requirement{Plans: slices.Clone(req.Plans), Features: slices.Clone(req.Features), AllowInactive: req.AllowInactive}
 	if slices.Contains(req.Plans, "") || slices.Contains(req.Features, "") {
@@ -45,9 +41,9 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 	}
 }
 
-// requireHandler is the handler of Require(req)(next). It has no effect but
-// refusing, so a limiter in front of it may move it further out to reach a
-// charge behind it (see internal/fuse).
+// requireHandler is the handler of Require(req)(next). It only refuses, so
+// a limiter in front may move it out to reach a charge behind (see
+// internal/fuse).
 type requireHandler struct {
 	p    *Paywall
 	req  Requirement
@@ -81,8 +77,8 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 }
 
-// checkEntitlement is the pure decision of Require: nil if a passes, else
-// the denial.
+// checkEntitlement is the decision of Require: nil if a passes, or the
+// denial.
 func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	plans, features := req.Plans, req.Features
 	if !req.AllowInactive && !p.entitled(a) {
@@ -124,9 +120,8 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	return nil
 }
 
-// entitled reports whether a's subscription grants access now: its status
-// is active or trialing (or empty) and its period has not ended. It reads
-// the clock only when the account has a period end.
+// entitled reports whether a's status is active, trialing or empty, and its
+// period (if any) has not ended.
 func (p *Paywall) entitled(a *store.Account) bool {
 	switch a.Status {
 	case "", store.StatusActive, store.StatusTrialing:

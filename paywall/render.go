@@ -264,21 +264,16 @@ type fact struct{ Name, Value string }
 // htmlBody is the HTML page of d.
 func htmlBody(d *Denial, status int, title string) []byte {
 	var facts []fact
-	if d.HasBalance {
-		facts = append(facts, fact{"Balance", credits(d.Balance)})
+	add := func(set bool, name, value string) {
+		if set {
+			facts = append(facts, fact{name, value})
+		}
 	}
-	if d.Cost != 0 {
-		facts = append(facts, fact{"Cost", credits(d.Cost)})
-	}
-	if len(d.Features) > 0 {
-		facts = append(facts, fact{"Missing", strings.Join(d.Features, ", ")})
-	}
-	if !d.RefillAt.IsZero() {
-		facts = append(facts, fact{"Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST")})
-	}
-	if d.RetryAfter > 0 {
-		facts = append(facts, fact{"Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10) + " s"})
-	}
+	add(d.HasBalance, "Balance", credits(d.Balance))
+	add(d.Cost != 0, "Cost", credits(d.Cost))
+	add(len(d.Features) > 0, "Missing", strings.Join(d.Features, ", "))
+	add(!d.RefillAt.IsZero(), "Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST"))
+	add(d.RetryAfter > 0, "Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10)+" s")
 	var b bytes.Buffer
 	err := page.Execute(&b, struct {
 		Status                 int
