@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -50,41 +51,31 @@ func parseIdempotencyKey(vs []string) (string, error) {
 }
 
 // parseIdempotencyValue parses one field line of Idempotency-Key.
-func parseIdempotencyValue(v string) (string, error) {
+func parseIdempotencyValue(v string) (key string, err error) {
 	v = trimOWS(v)
 	switch {
-	case v == "":
-		return "", errIdemMalformed
-	case v[0] != '"':
-		return parseIdempotencyToken(v)
 	case len(v) > 2*maxIdempotencyKeyLength+2:
-		// An escape doubles a character at most, so a longer value cannot
-		// hold an acceptable key: refuse it before looking at it.
+		// An escape doubles a character at most: too long, whatever it holds.
 		return "", errIdemTooLong
+	case strings.HasPrefix(v, `"`):
+		key, err = unquote(v)
+	default: // a bare token: RFC 9110 tchar, ':' and '/'
+		key = v
+		for i := 0; i < len(v) && err == nil; i++ {
+			if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
+				err = errIdemMalformed
+			}
+		}
 	}
-	key, err := unquote(v)
 	switch {
+	case len(key) > maxIdempotencyKeyLength:
+		return "", errIdemTooLong
 	case err != nil:
 		return "", err
 	case key == "":
 		return "", errIdemMalformed
-	case len(key) > maxIdempotencyKeyLength:
-		return "", errIdemTooLong
 	}
 	return key, nil
-}
-
-// parseIdempotencyToken parses a bare token: RFC 9110 tchar, ':' and '/'.
-func parseIdempotencyToken(v string) (string, error) {
-	if len(v) > maxIdempotencyKeyLength {
-		return "", errIdemTooLong
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
-			return "", errIdemMalformed
-		}
-	}
-	return v, nil
 }
 
 // unquote returns the content of the sf-string v, which starts with '"'.

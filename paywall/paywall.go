@@ -252,15 +252,6 @@ func (p *Paywall) setURLs(o *Options) error {
 	return nil
 }
 
-// statusFor returns the status of a denial with code c: the configured
-// override, else the code's default.
-func (p *Paywall) statusFor(c Code) int {
-	if st, ok := p.status[c]; ok {
-		return st
-	}
-	return defaultsFor(c).status
-}
-
 // Decision is one allow or deny of a go402 middleware, reported to
 // [Options.OnDecision]. It never contains the raw key.
 type Decision struct {
@@ -314,7 +305,7 @@ func (d *Decision) attrs() []slog.Attr {
 // step, caller and error) and writes the denial.
 func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *Denial) {
 	if d.Status == 0 {
-		d.Status = p.statusFor(d.Code)
+		d.Status = cmp.Or(p.status[d.Code], defaultsFor(d.Code).status)
 	}
 	d.Realm = cmp.Or(d.Realm, p.realm)
 	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
