@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -14,11 +15,11 @@ import (
 	"time"
 )
 
-// Media types of denial bodies.
+// The formats of denial bodies, as negotiate picks them: their media types.
 const (
-	problemJSON = "application/problem+json"
-	textHTML    = "text/html; charset=utf-8"
-	textPlain   = "text/plain; charset=utf-8"
+	formatJSON = "application/problem+json"
+	formatHTML = "text/html; charset=utf-8"
+	formatText = "text/plain; charset=utf-8"
 )
 
 // WriteDenial writes the standard response for d, as every go402
@@ -65,18 +66,17 @@ func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
 	if r != nil {
 		accept = r.Header["Accept"]
 	}
+	format := negotiate(accept)
 	var body []byte
-	switch negotiate(accept) {
+	switch format {
 	case formatHTML:
-		h.Set("Content-Type", textHTML)
 		body = htmlBody(d, status, title)
 	case formatText:
-		h.Set("Content-Type", textPlain)
 		body = textBody(d, status, title)
 	default:
-		h.Set("Content-Type", problemJSON)
 		body = jsonBody(d, status, typ, title)
 	}
+	h.Set("Content-Type", format)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if r == nil || r.Method != http.MethodHead {
@@ -179,15 +179,10 @@ func jsonBody(d *Denial, status int, typ, title string) []byte {
 		m = append(m, member{"detail", d.Detail})
 	}
 	m = append(m, members(d)...)
-	names := make([]string, 0, len(d.Extensions))
-	for name := range d.Extensions {
+	for _, name := range slices.Sorted(maps.Keys(d.Extensions)) {
 		if !slices.Contains(reserved, name) {
-			names = append(names, name)
+			m = append(m, member{name, d.Extensions[name]})
 		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		m = append(m, member{name, d.Extensions[name]})
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -289,15 +284,6 @@ func htmlBody(d *Denial, status int, title string) []byte {
 	return b.Bytes()
 }
 
-// Body formats negotiate chooses between.
-type format int
-
-const (
-	formatJSON format = iota
-	formatHTML
-	formatText
-)
-
 // mediaMatch is how well an Accept header matches one media type: the
 // specificity of the most specific range that matched (3 type/subtype,
 // 2 type/*, 1 */*, 0 none) and its quality.
@@ -350,7 +336,7 @@ func specificity(top, sub string, t [2]string) int {
 }
 
 // negotiate picks the body format for the Accept header field lines.
-func negotiate(accept []string) format {
+func negotiate(accept []string) string {
 	m, seen := accepted(accept)
 	if !seen {
 		return formatJSON
