@@ -46,56 +46,44 @@ type Options struct {
 	// Realm is the printable ASCII realm of WWW-Authenticate challenges.
 	// Default "api".
 	Realm string
-
 	// KeyHeaders lists the headers a key is read from, in order. The
 	// Authorization header is read as "Bearer <key>" (credentials of any
 	// other scheme are ignored); any other header carries the bare key.
 	// Default: Authorization, X-API-Key.
 	KeyHeaders []string
-
 	// KeyQueryParam, if set, is a URL query parameter read after the
 	// headers. Off by default: keys in URLs end up in logs and histories.
 	KeyQueryParam string
-
 	// MaxKeyLength is the longest key accepted; longer values are refused
 	// as invalid without being hashed or looked up. Default 256 bytes.
 	MaxKeyLength int
-
 	// Status overrides the status (400–599) of denial codes, for example
 	// {CodeFeatureNotInPlan: http.StatusForbidden}.
 	Status map[Code]int
-
 	// FailOpen lets requests through, uncharged, when the store fails.
 	// Default false: 503 store_unavailable. A request whose lookup failed
 	// open has no [Caller], and Require and Charge pass it unchecked.
 	FailOpen bool
-
 	// UpgradeURL (where to change plan) and PaymentURL (where to buy
 	// credits) appear in 402 responses when set.
 	UpgradeURL string
 	PaymentURL string
-
 	// RetryAfterUnavailable is the Retry-After of a 503. Default 1 second.
 	RetryAfterUnavailable time.Duration
-
 	// Deny writes every denial, with Status resolved and Realm set.
 	// Default [WriteDenial].
 	Deny DenyFunc
-
 	// OnDecision, if set, is called synchronously for every decision. It
 	// must be safe for concurrent use and should return quickly.
 	OnDecision func(ctx context.Context, d Decision)
-
 	// Logger, if set, logs every decision that carries an error at level
 	// Error. Configuration mistakes found while serving are logged once
 	// each, to Logger or else to [slog.Default].
 	Logger *slog.Logger
-
 	// IdempotencyWindow, if positive, makes charges honour the
 	// Idempotency-Key header for this long after a request finished (see
 	// [Caller.Replay] and the package documentation). Default 0: off.
 	IdempotencyWindow time.Duration
-
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
