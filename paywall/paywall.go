@@ -90,9 +90,8 @@ type Options struct {
 
 // keyHeader is one header a key is read from.
 type keyHeader struct {
-	name    string // canonical form, to index http.Header directly
-	display string // as configured, for messages
-	bearer  bool   // the Authorization header: "Bearer <key>"
+	name   string // canonical form, to index http.Header directly
+	bearer bool   // the Authorization header: "Bearer <key>"
 }
 
 // New returns a Paywall on s, or an error prefixed "paywall:" for a
@@ -180,10 +179,9 @@ func (p *Paywall) setKeyHeaders(o *Options) error {
 			return errorf("header %q listed twice in KeyHeaders", c)
 		}
 		seen[c] = true
-		h := keyHeader{name: c, display: n, bearer: c == "Authorization"}
-		p.keyHeaders = append(p.keyHeaders, h)
-		where = append(where, "the "+h.display+" header")
-		if h.bearer {
+		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, bearer: c == "Authorization"})
+		where = append(where, "the "+n+" header")
+		if c == "Authorization" {
 			where[len(where)-1] = "the Authorization header (Bearer)"
 		}
 	}
