@@ -45,8 +45,8 @@ func (p *Paywall) extractKey(r *http.Request) (string, error) {
 			}
 		}
 	}
-	if p.query != "" && r.URL != nil && r.URL.RawQuery != "" {
-		for _, v := range r.URL.Query()[p.query] {
+	if p.opts.KeyQueryParam != "" && r.URL != nil && r.URL.RawQuery != "" {
+		for _, v := range r.URL.Query()[p.opts.KeyQueryParam] {
 			if err := add(v, false); err != nil {
 				return "", err
 			}
@@ -77,7 +77,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 		v = strings.TrimLeft(rest, " ")
 	}
 	switch {
-	case len(v) > p.maxKeyLen:
+	case len(v) > p.opts.MaxKeyLength:
 		return "", false, errKeyTooLong
 	case !validKey(v):
 		return "", false, errMalformedKey
@@ -158,7 +158,7 @@ func (p *Paywall) keyDenial(err error) *Denial {
 	case errMissingKey:
 		d.Code, d.Detail = CodeMissingKey, p.missingDetail
 	case errKeyTooLong:
-		d.Detail = "The API key is longer than " + strconv.Itoa(p.maxKeyLen) + " bytes."
+		d.Detail = "The API key is longer than " + strconv.Itoa(p.opts.MaxKeyLength) + " bytes."
 	case errConflictingKeys:
 		d.Detail = "The request carries more than one API key, and they differ."
 	default:
@@ -172,7 +172,7 @@ func (p *Paywall) keyDenial(err error) *Denial {
 func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
 	e := decision("authenticate", nil)
 	switch {
-	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.clock().Before(key.ExpiresAt)):
+	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.opts.Clock().Before(key.ExpiresAt)):
 		return false
 	case errors.Is(err, store.ErrNotFound):
 		p.refuse(w, r, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})
@@ -195,11 +195,11 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 // store_unavailable, or under FailOpen, next unchecked (after a failed
 // lookup, with a state that has no Caller).
 func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
-	if !p.failOpen {
+	if !p.opts.FailOpen {
 		p.refuse(w, r, e, &Denial{
 			Code:       CodeStoreUnavailable,
 			Detail:     "The service cannot check this request right now. Try again shortly.",
-			RetryAfter: p.retryUnavailable,
+			RetryAfter: p.opts.RetryAfterUnavailable,
 			Cost:       e.Cost,
 		})
 		return

@@ -170,7 +170,7 @@ func (c *charge) pass() {
 		return
 	}
 	caller := &c.s.caller
-	if c.h.p.onDecision != nil {
+	if c.h.p.opts.OnDecision != nil {
 		e := decision("charge", caller)
 		e.Allowed, e.Replay = true, caller.Replay
 		c.h.p.report(c.r, e)
@@ -225,7 +225,7 @@ func (c *charge) failed(err error) {
 	}
 	e := decision("charge", caller)
 	e.Cost, e.Err = c.cost, err
-	if !p.failOpen {
+	if !p.opts.FailOpen {
 		c.s.idem.void = true
 		p.storeFailed(c.w, c.r, e, nil)
 		return
@@ -244,16 +244,16 @@ func (c *charge) failed(err error) {
 
 // creditDenial is the denial for a refused spend.
 func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
-	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.paymentURL}
+	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.opts.PaymentURL}
 	// A refill helps only if it restores at least the cost.
 	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
 		d.Detail = "This request costs " + credits(cost) + "; the balance is " + credits(res.Balance) + "."
 		return d
 	}
-	d.Code, d.RefillAt, d.UpgradeURL = CodeQuotaExhausted, res.NextRefill, p.upgradeURL
+	d.Code, d.RefillAt, d.UpgradeURL = CodeQuotaExhausted, res.NextRefill, p.opts.UpgradeURL
 	d.Detail = "This request costs " + credits(cost) + "; the quota has " + credits(res.Balance) +
 		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
-	d.RetryAfter = max(res.NextRefill.Sub(p.clock()), time.Second)
+	d.RetryAfter = max(res.NextRefill.Sub(p.opts.Clock()), time.Second)
 	return d
 }
 

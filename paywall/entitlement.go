@@ -93,13 +93,13 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 		case store.StatusSuspended:
 			detail = "The subscription is suspended."
 		}
-		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.upgradeURL, PaymentURL: p.paymentURL}
+		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.opts.UpgradeURL, PaymentURL: p.opts.PaymentURL}
 	}
 	if len(plans) > 0 && !slices.Contains(plans, a.Plan) {
 		return &Denial{
 			Code:       CodeFeatureNotInPlan,
 			Detail:     "This requires the " + joinOr(plans) + " plan" + onPlan(a.Plan) + ".",
-			UpgradeURL: p.upgradeURL,
+			UpgradeURL: p.opts.UpgradeURL,
 			Extensions: map[string]any{"plans": slices.Clone(plans)},
 		}
 	}
@@ -114,7 +114,7 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 			Code:       CodeFeatureNotInPlan,
 			Detail:     planName(a.Plan) + " does not include " + strings.Join(missing, ", ") + ".",
 			Features:   missing,
-			UpgradeURL: p.upgradeURL,
+			UpgradeURL: p.opts.UpgradeURL,
 		}
 	}
 	return nil
@@ -128,7 +128,7 @@ func (p *Paywall) entitled(a *store.Account) bool {
 	default:
 		return false
 	}
-	return a.PeriodEnd.IsZero() || p.clock().Before(a.PeriodEnd)
+	return a.PeriodEnd.IsZero() || p.opts.Clock().Before(a.PeriodEnd)
 }
 
 func onPlan(plan string) string {

@@ -19,25 +19,14 @@ import (
 // keys, check entitlements and charge credits. Create one with [New]. A
 // Paywall is safe for concurrent use.
 type Paywall struct {
-	store    store.Store
-	refunder store.Refunder // store as a Refunder, or nil
-
-	realm            string
-	keyHeaders       []keyHeader
-	query            string
-	maxKeyLen        int
-	status           map[Code]int
-	failOpen         bool
-	upgradeURL       string
-	paymentURL       string
-	retryUnavailable time.Duration
-	deny             DenyFunc
-	onDecision       func(ctx context.Context, d Decision)
-	logger           *slog.Logger
-	clock            func() time.Time
-	idempotency      *idempotencyCache // nil when IdempotencyWindow is zero
-	missingDetail    string            // the detail of a missing_key denial
-	warned           sync.Map          // configuration errors already logged
+	store         store.Store
+	refunder      store.Refunder    // store as a Refunder, or nil
+	opts          Options           // with defaults; its Status and KeyHeaders unused
+	status        map[Code]int      // opts.Status, copied
+	keyHeaders    []keyHeader       // from opts.KeyHeaders
+	idempotency   *idempotencyCache // nil when IdempotencyWindow is zero
+	missingDetail string            // the detail of a missing_key denial
+	warned        sync.Map          // configuration errors already logged
 }
 
 // Options configures a [Paywall]. The zero value of every field means the
@@ -106,25 +95,17 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 	if opts != nil {
 		o = *opts
 	}
-	p := &Paywall{
-		store:      s,
-		query:      o.KeyQueryParam,
-		failOpen:   o.FailOpen,
-		upgradeURL: o.UpgradeURL,
-		paymentURL: o.PaymentURL,
-		deny:       cmpOr(o.Deny, WriteDenial),
-		onDecision: o.OnDecision,
-		logger:     o.Logger,
-		clock:      cmpOr(o.Clock, time.Now),
-	}
+	o.Deny, o.Clock = cmpOr(o.Deny, WriteDenial), cmpOr(o.Clock, time.Now)
+	p := &Paywall{store: s, opts: o}
 	p.refunder, _ = s.(store.Refunder)
 	for _, set := range []func(*Options) error{p.setRealm, p.setKeyHeaders, p.setLimits, p.setStatus, p.setURLs} {
-		if err := set(&o); err != nil {
+		if err := set(&p.opts); err != nil {
 			return nil, err
 		}
 	}
+	p.opts.Status, p.opts.KeyHeaders = nil, nil // copied, not shared with the caller
 	if o.IdempotencyWindow > 0 {
-		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, p.clock, maxIdempotencyKeys)
+		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, o.Clock, maxIdempotencyKeys)
 	}
 	return p, nil
 }
@@ -152,10 +133,10 @@ func cmpOr[F any](v, def F) F {
 
 // setRealm validates and sets the realm.
 func (p *Paywall) setRealm(o *Options) error {
-	p.realm = cmp.Or(o.Realm, "api")
-	for i := 0; i < len(p.realm); i++ {
-		if c := p.realm[i]; c < 0x20 || c > 0x7e {
-			return errorf("Realm must be printable ASCII, got %q", p.realm)
+	o.Realm = cmp.Or(o.Realm, "api")
+	for i := 0; i < len(o.Realm); i++ {
+		if c := o.Realm[i]; c < 0x20 || c > 0x7e {
+			return errorf("Realm must be printable ASCII, got %q", o.Realm)
 		}
 	}
 	return nil
@@ -185,8 +166,8 @@ func (p *Paywall) setKeyHeaders(o *Options) error {
 			where[len(where)-1] = "the Authorization header (Bearer)"
 		}
 	}
-	if p.query != "" {
-		where = append(where, "the "+p.query+" query parameter")
+	if o.KeyQueryParam != "" {
+		where = append(where, "the "+o.KeyQueryParam+" query parameter")
 	}
 	p.missingDetail = "Send an API key in " + joinOr(where) + "."
 	return nil
@@ -202,8 +183,8 @@ func (p *Paywall) setLimits(o *Options) error {
 	case o.IdempotencyWindow < 0:
 		return errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
 	}
-	p.maxKeyLen = cmp.Or(o.MaxKeyLength, defaultMaxKeyLength)
-	p.retryUnavailable = cmp.Or(o.RetryAfterUnavailable, time.Second)
+	o.MaxKeyLength = cmp.Or(o.MaxKeyLength, defaultMaxKeyLength)
+	o.RetryAfterUnavailable = cmp.Or(o.RetryAfterUnavailable, time.Second)
 	return nil
 }
 
@@ -293,29 +274,29 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *
 	if d.Status == 0 {
 		d.Status = cmp.Or(p.status[d.Code], defaultsFor(d.Code).status)
 	}
-	d.Realm = cmp.Or(d.Realm, p.realm)
+	d.Realm = cmp.Or(d.Realm, p.opts.Realm)
 	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
 	e.Balance = 0
 	if d.HasBalance {
 		e.Balance = d.Balance
 	}
 	p.report(r, e)
-	p.deny(w, r, d)
+	p.opts.Deny(w, r, d)
 }
 
 // report completes e with the time and route and passes it to OnDecision
 // and, if it carries an error, to the Logger.
 func (p *Paywall) report(r *http.Request, e Decision) {
-	if p.onDecision == nil && (e.Err == nil || p.logger == nil) {
+	if p.opts.OnDecision == nil && (e.Err == nil || p.opts.Logger == nil) {
 		return
 	}
-	e.Time = p.clock()
+	e.Time = p.opts.Clock()
 	e.Route = r.Pattern
-	if p.onDecision != nil {
-		p.onDecision(r.Context(), e)
+	if p.opts.OnDecision != nil {
+		p.opts.OnDecision(r.Context(), e)
 	}
-	if e.Err != nil && p.logger != nil && e.Code != CodeMisconfigured { // logged once, apart
-		p.logger.LogAttrs(r.Context(), slog.LevelError, "go402: "+e.Step, e.attrs()...)
+	if e.Err != nil && p.opts.Logger != nil && e.Code != CodeMisconfigured { // logged once, apart
+		p.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "go402: "+e.Step, e.attrs()...)
 	}
 }
 
@@ -330,7 +311,7 @@ func decision(step string, c *Caller) Decision {
 
 // allow reports that step let the request of caller c through.
 func (p *Paywall) allow(r *http.Request, step string, c *Caller, cost int64) {
-	if p.onDecision == nil {
+	if p.opts.OnDecision == nil {
 		return
 	}
 	d := decision(step, c)
@@ -344,7 +325,7 @@ func (p *Paywall) misconfigured(w http.ResponseWriter, r *http.Request, step str
 	err := fmt.Errorf("paywall: %s reached without Authenticate in front of it: wrap the route in Authenticate first",
 		strings.ToUpper(step[:1])+step[1:])
 	if _, logged := p.warned.LoadOrStore(err.Error(), true); !logged {
-		cmpOr(p.logger, slog.Default()).Error(err.Error(), "route", r.Pattern)
+		cmpOr(p.opts.Logger, slog.Default()).Error(err.Error(), "route", r.Pattern)
 	}
 	e := decision(step, nil)
 	e.Err = err
