@@ -96,9 +96,13 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.opts.UpgradeURL, PaymentURL: p.opts.PaymentURL}
 	}
 	if len(plans) > 0 && !slices.Contains(plans, a.Plan) {
+		detail := "This requires the " + joinOr(plans) + " plan"
+		if a.Plan != "" {
+			detail += "; the account is on the " + a.Plan + " plan"
+		}
 		return &Denial{
 			Code:       CodeFeatureNotInPlan,
-			Detail:     "This requires the " + joinOr(plans) + " plan" + onPlan(a.Plan) + ".",
+			Detail:     detail + ".",
 			UpgradeURL: p.opts.UpgradeURL,
 			Extensions: map[string]any{"plans": slices.Clone(plans)},
 		}
@@ -110,9 +114,13 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 		}
 	}
 	if len(missing) > 0 {
+		plan := "The account's plan"
+		if a.Plan != "" {
+			plan = "The " + a.Plan + " plan"
+		}
 		return &Denial{
 			Code:       CodeFeatureNotInPlan,
-			Detail:     planName(a.Plan) + " does not include " + strings.Join(missing, ", ") + ".",
+			Detail:     plan + " does not include " + strings.Join(missing, ", ") + ".",
 			Features:   missing,
 			UpgradeURL: p.opts.UpgradeURL,
 		}
@@ -125,22 +133,7 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 func (p *Paywall) entitled(a *store.Account) bool {
 	switch a.Status {
 	case "", store.StatusActive, store.StatusTrialing:
-	default:
-		return false
+		return a.PeriodEnd.IsZero() || p.opts.Clock().Before(a.PeriodEnd)
 	}
-	return a.PeriodEnd.IsZero() || p.opts.Clock().Before(a.PeriodEnd)
-}
-
-func onPlan(plan string) string {
-	if plan == "" {
-		return ""
-	}
-	return "; the account is on the " + plan + " plan"
-}
-
-func planName(plan string) string {
-	if plan == "" {
-		return "The account's plan"
-	}
-	return "The " + plan + " plan"
+	return false
 }
