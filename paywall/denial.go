@@ -29,12 +29,9 @@ const (
 	CodeStoreUnavailable     Code = "store_unavailable"     // 503: back end failed (fail-closed)
 	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
 	CodeMisconfigured        Code = "misconfigured"         // 500: a middleware is wired without the one it needs in front
-)
 
-// Denial codes of the Idempotency-Key header; see [Paywall.ChargeWith].
-const (
-	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the key was used for another method or route
-	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same key is still in flight
+	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the Idempotency-Key was used for another method or route
+	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same Idempotency-Key is still in flight
 )
 
 const go402Problems = "https://go402.dev/problems/"

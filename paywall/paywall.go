@@ -275,8 +275,7 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *
 		d.Status = cmp.Or(p.status[d.Code], defaultsFor(d.Code).status)
 	}
 	d.Realm = cmp.Or(d.Realm, p.opts.Realm)
-	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
-	e.Balance = 0
+	e.Code, e.Status, e.Cost, e.Balance = d.Code, d.Status, d.Cost, 0
 	if d.HasBalance {
 		e.Balance = d.Balance
 	}
@@ -352,11 +351,8 @@ func isTchar(c byte) bool {
 
 // joinOr joins items as "a, b or c".
 func joinOr(items []string) string {
-	switch len(items) {
-	case 0:
-		return ""
-	case 1:
-		return items[0]
+	if len(items) < 2 {
+		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }
