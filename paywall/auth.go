@@ -130,25 +130,20 @@ func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 		panic("paywall: Authenticate: nil handler")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.authenticate(w, r, next)
+		raw, err := p.extractKey(r)
+		if err != nil {
+			p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
+			return
+		}
+		key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
+		if p.refuseLookup(w, r, next, err, &key) {
+			return
+		}
+		r, s := withState(r)
+		s.caller.Key, s.caller.Account, s.caller.Balance = key, acct, acct.Balance
+		p.allow(r, "authenticate", &s.caller, 0)
+		next.ServeHTTP(w, r)
 	})
-}
-
-// authenticate is the handler of Authenticate(next).
-func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	raw, err := p.extractKey(r)
-	if err != nil {
-		p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
-		return
-	}
-	key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
-	if p.refuseLookup(w, r, next, err, &key) {
-		return
-	}
-	r, s := withState(r)
-	s.caller.Key, s.caller.Account, s.caller.Balance = key, acct, acct.Balance
-	p.allow(r, "authenticate", &s.caller, 0)
-	next.ServeHTTP(w, r)
 }
 
 // keyDenial is the denial for a key that extractKey refused with err.

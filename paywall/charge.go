@@ -104,8 +104,7 @@ func (h *chargeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := stateFrom(r.Context())
 	switch {
 	case s != nil && !s.failedOpen:
-		c := charge{h: h, w: w, r: r, s: s}
-		c.run()
+		(&charge{h: h, w: w, r: r, s: s}).run()
 	case h.limit != nil:
 		h.alone.ServeHTTP(w, r)
 	case s == nil:

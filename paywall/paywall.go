@@ -193,9 +193,6 @@ const defaultMaxKeyLength = 256
 
 // setStatus validates and copies the status overrides.
 func (p *Paywall) setStatus(o *Options) error {
-	if len(o.Status) == 0 {
-		return nil
-	}
 	p.status = make(map[Code]int, len(o.Status))
 	for c, st := range o.Status {
 		switch {
