@@ -21,10 +21,8 @@ var (
 	errConflictingKeys = fmt.Errorf("%w: the request carries different keys", errMalformedKey)
 )
 
-// extractKey returns the raw API key in r's configured headers, then query
-// parameter. Authorization credentials of schemes other than Bearer
-// (matched case-insensitively) are ignored; a value with no scheme token is
-// malformed.
+// extractKey returns the raw API key in r's headers, then query parameter,
+// ignoring Authorization credentials of schemes other than Bearer.
 func (p *Paywall) extractKey(r *http.Request) (string, error) {
 	var key string
 	add := func(v string, bearer bool) error {
@@ -186,9 +184,8 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 	return true
 }
 
-// storeFailed answers a request whose store call failed with e.Err: 503
-// store_unavailable, or under FailOpen, next unchecked (after a failed
-// lookup, with a state that has no Caller).
+// storeFailed answers a request whose store call failed with e.Err: 503, or
+// under FailOpen, next unchecked (after a lookup, with no Caller).
 func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
 	if !p.opts.FailOpen {
 		p.refuse(w, r, e, &Denial{
@@ -231,9 +228,8 @@ type Caller struct {
 	Charged int64
 	// Balance is the balance after the last charge, else at the lookup.
 	Balance int64
-	// Replay is true when a charge let the request through without a
-	// debit: it retries one with the same Idempotency-Key charged within
-	// [Options.IdempotencyWindow], and should get the same answer.
+	// Replay is true when a charge let through with no debit a retry of a
+	// request charged within [Options.IdempotencyWindow]: answer the same.
 	Replay bool
 }
 

@@ -316,10 +316,8 @@ func (p *Paywall) passFailedOpen(w http.ResponseWriter, r *http.Request, step st
 	next.ServeHTTP(w, r)
 }
 
-// statusWriter records the status of a response, passing it through
-// unbuffered. It implements http.Flusher (and FlushError, which
-// http.ResponseController prefers) and io.ReaderFrom; the rest is reached
-// through Unwrap.
+// statusWriter records the status of a response passed through unbuffered;
+// Unwrap reaches what Flush, FlushError and ReadFrom do not.
 type statusWriter struct {
 	http.ResponseWriter
 	status int // first final (≥ 200) status written; 0 if none yet

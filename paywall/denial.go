@@ -105,14 +105,13 @@ type Denial struct {
 	// Realm is the realm of a 401's challenge. Default "api".
 	Realm string
 
-	// Extensions are more RFC 9457 members (names of at least three
-	// letters, digits or underscores), such as the limiter's
-	// "violated-policies". One named like a member go402 writes (see
-	// [WriteDenial]; also "instance"), or not encodable as JSON, is left out.
+	// Extensions are more RFC 9457 members, such as "violated-policies".
+	// One named like a member go402 writes (see [WriteDenial]; also
+	// "instance"), or not encodable as JSON, is left out.
 	Extensions map[string]any
-	// Header holds extra response headers, such as RateLimit or PAYMENT-REQUIRED, set before
-	// the standard ones, which take precedence. A WWW-Authenticate here is
-	// kept beside a 401's Bearer challenge.
+	// Header holds extra response headers, such as RateLimit or
+	// PAYMENT-REQUIRED, overridden by the standard ones but for a
+	// WWW-Authenticate, kept beside a 401's Bearer challenge.
 	Header http.Header
 }
 

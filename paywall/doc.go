@@ -24,19 +24,16 @@
 // # Denials
 //
 // Every refusal is a [Denial] with a stable [Code], written by [WriteDenial]
-// (or [Options.Deny]): 401 for keys, with a Bearer challenge; 402 for plans
-// and credits; 503 when the store fails; Cache-Control: no-store,
-// Retry-After where waiting helps, and a body in problem+json, HTML or plain
-// text. Handlers may call WriteDenial themselves. Raw keys never leave
-// Authenticate: responses, errors and each [Decision] reported to
-// [Options.OnDecision] carry at most the account ID and the key's prefix. A
-// store's failure is the Decision's Err, logged by [Options.Logger] if set,
-// and never in a response.
+// (or [Options.Deny]): 401 for keys, 402 for plans and credits, 503 when the
+// store fails. Raw keys never leave Authenticate: responses, errors and each
+// [Decision] reported to [Options.OnDecision] carry at most the account ID
+// and the key's prefix. A store's failure is the Decision's Err, logged by
+// [Options.Logger] if set, and never in a response.
 //
 // # Limit and charge together
 //
-// A per-account limiter ([limiter.ByAccount]) whose buckets are in the
-// paywall's store is wired like any middleware, in front of the charge:
+// A per-account limiter whose buckets are in the paywall's store is wired
+// like any middleware, in front of the charge:
 //
 //	lim, err := limiter.New(5, 10, &limiter.Options{By: limiter.ByAccount(), Store: st})
 //	mux.Handle("POST /generate", pw.Authenticate(lim.Handler(pw.Charge(10)(generate))))
@@ -52,12 +49,11 @@
 // # Refunds
 //
 // With [ChargeOptions.Refund], the handler's ResponseWriter records the
-// status and passes everything through unbuffered; it implements
-// [net/http.Flusher] and [io.ReaderFrom], and [net/http.ResponseController]
-// reaches the underlying writer through its Unwrap. A handler that wrote
-// nothing counts as 200; one that panics as 500, refunded before the panic
-// goes on up. A refund is made at most once per charge, even if the client
-// hung up, and reported as Step "refund".
+// status, unbuffered; it is a [net/http.Flusher] and an [io.ReaderFrom], and
+// unwraps for [net/http.ResponseController]. A handler that wrote nothing
+// counts as 200; one that panics as 500, refunded before the panic goes on.
+// A refund is made at most once per charge, even if the client hung up, and
+// reported as Step "refund".
 //
 // # Idempotency
 //

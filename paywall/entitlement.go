@@ -17,9 +17,8 @@ type Requirement struct {
 	// Features lists the features the plan must all include; missing ones
 	// are listed in the denial.
 	Features []string
-	// AllowInactive lets through accounts whose subscription is not active
-	// or trialing, or whose period has ended, instead of a 402
-	// subscription_inactive.
+	// AllowInactive lets through accounts whose subscription has lapsed,
+	// instead of a 402 subscription_inactive.
 	AllowInactive bool
 }
 
@@ -42,8 +41,7 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 }
 
 // requireHandler is the handler of Require(req)(next). It only refuses, so
-// a limiter in front may move it out to reach a charge behind (see
-// internal/fuse).
+// a limiter may move it out to reach a charge behind (see internal/fuse).
 type requireHandler struct {
 	p    *Paywall
 	req  Requirement

@@ -126,17 +126,15 @@ func invalidIdempotencyKey(err error) *Denial {
 }
 
 // idemUse is a request's use of the Idempotency-Key its outermost charge
-// holds: the key is remembered if a debit stands and none was refused or
-// refunded.
+// holds: kept if a debit stands and none was refused or refunded.
 type idemUse struct {
 	held    bool // a charge of this request holds a key in flight
 	debited bool // a debit was made
 	void    bool // a charge was refused, or a debit refunded
 }
 
-// idempotencyKey returns the request's Idempotency-Key if this charge is
-// to honour it (the feature is on and no outer charge holds a key), or "".
-// It refuses a malformed key and returns false.
+// idempotencyKey returns the Idempotency-Key this charge is to honour, or
+// "". It refuses a malformed key and returns false.
 func (c *charge) idempotencyKey() (string, bool) {
 	p := c.h.p
 	vs := c.r.Header[headerIdempotencyKey]
@@ -189,9 +187,8 @@ func (c *charge) once(key string) {
 	c.debit()
 }
 
-// idemDigest is the SHA-256 of an account ID and an Idempotency-Key (the
-// key remembered) or of a method and route (its request's fingerprint):
-// fixed-size, whatever the client sends.
+// idemDigest is the SHA-256 of an account ID and an Idempotency-Key, or of
+// a method and route (a fingerprint): fixed-size whatever the client sends.
 type idemDigest [sha256.Size]byte
 
 // pairDigest is the digest of a and b, length-prefixed so that no two pairs

@@ -15,9 +15,8 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Paywall holds the configuration of the middlewares that authenticate
-// keys, check entitlements and charge credits. Create one with [New]. A
-// Paywall is safe for concurrent use.
+// Paywall makes the middlewares that authenticate keys, check entitlements
+// and charge credits. Create one with [New]; it is safe for concurrent use.
 type Paywall struct {
 	store         store.Store
 	refunder      store.Refunder    // store as a Refunder, or nil

@@ -284,9 +284,8 @@ func htmlBody(d *Denial, status int, title string) []byte {
 	return b.Bytes()
 }
 
-// mediaMatch is how well an Accept header matches one media type: the
-// specificity of the most specific range that matched (3 type/subtype,
-// 2 type/*, 1 */*, 0 none) and its quality.
+// mediaMatch is the specificity (3 type/subtype, 2 type/*, 1 */*, 0 none)
+// and quality of the most specific Accept range matching a media type.
 type mediaMatch struct {
 	spec int
 	q    float64
