@@ -229,12 +229,9 @@ func (c *charge) serve() {
 	completed := false
 	defer func() {
 		// Once, whether next returned or panicked: a panic goes on up.
-		status := sw.status
-		switch {
-		case !completed:
+		status := cmp.Or(sw.status, http.StatusOK)
+		if !completed {
 			status = http.StatusInternalServerError
-		case status == 0:
-			status = http.StatusOK
 		}
 		if refundIf(status) && c.refund() {
 			c.s.idem.void = true

@@ -85,7 +85,6 @@ type Denial struct {
 	// Detail explains this occurrence to a human: never a secret or a
 	// back-end error.
 	Detail string
-
 	// Balance is the account's balance, when known (HasBalance).
 	Balance    int64
 	HasBalance bool
@@ -104,10 +103,10 @@ type Denial struct {
 	PaymentURL string
 	// Realm is the realm of a 401's challenge. Default "api".
 	Realm string
-
-	// Extensions are more RFC 9457 members, such as "violated-policies".
-	// One named like a member go402 writes (see [WriteDenial]; also
-	// "instance"), or not encodable as JSON, is left out.
+	// Extensions are more RFC 9457 members (names of at least three
+	// letters, digits or underscores), such as "violated-policies". One
+	// named like a member go402 writes (see [WriteDenial]; also "instance"),
+	// or not encodable as JSON, is left out.
 	Extensions map[string]any
 	// Header holds extra response headers, such as RateLimit or
 	// PAYMENT-REQUIRED, overridden by the standard ones but for a

@@ -17,8 +17,7 @@ const (
 	headerIdempotencyKey = "Idempotency-Key"
 	// maxIdempotencyKeyLength is the longest key, in bytes once unquoted.
 	maxIdempotencyKeyLength = 255
-	// maxIdempotencyKeys bounds the keys a Paywall remembers; past it the
-	// oldest are forgotten, which can cost a retry a second charge.
+	// maxIdempotencyKeys bounds the keys remembered; see the package doc.
 	maxIdempotencyKeys = 100_000
 	// retryInProgress is the Retry-After of a 409 idempotency_in_progress.
 	retryInProgress = time.Second

@@ -31,8 +31,7 @@ type Paywall struct {
 // Options configures a [Paywall]. The zero value of every field means the
 // documented default; a nil *Options means all defaults.
 type Options struct {
-	// Realm is the printable ASCII realm of WWW-Authenticate challenges.
-	// Default "api".
+	// Realm is the printable ASCII realm of challenges. Default "api".
 	Realm string
 	// KeyHeaders lists the headers a key is read from, in order. The
 	// Authorization header is read as "Bearer <key>" (credentials of any
