@@ -223,8 +223,7 @@ type Caller struct {
 	Key store.Key
 	// Account is the key's account as looked up, with its balance then.
 	Account store.Account
-	// Charged is what charges debited for this request so far, refunds
-	// aside.
+	// Charged is what charges debited for this request, refunds aside.
 	Charged int64
 	// Balance is the balance after the last charge, else at the lookup.
 	Balance int64

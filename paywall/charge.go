@@ -30,22 +30,19 @@ func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
 type ChargeOptions struct {
 	// Cost is the fixed cost of a request. Ignored if CostFunc is set.
 	Cost int64
-	// CostFunc, if set, computes the cost from the request. An error
-	// refuses the request with 400 invalid_request, its message shown as
-	// the detail (so it must not contain secrets); so does a negative cost.
+	// CostFunc, if set, computes the cost; an error (shown as the detail, so
+	// no secrets) or a negative cost is a 400 invalid_request.
 	CostFunc func(r *http.Request) (int64, error)
-	// Refund, if true, gives the credits back when next panics or answers
-	// with a status for which RefundIf returns true (the body is not
-	// buffered). It needs a store that implements [store.Refunder].
+	// Refund, if true, gives the credits back when next panics or its
+	// status satisfies RefundIf. It needs a store that is a [store.Refunder].
 	Refund bool
 	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
 	RefundIf func(status int) bool
 }
 
-// ChargeWith is [Paywall.Charge] with all options. It panics on a negative
-// Cost, and on Refund with a store that is not a [store.Refunder]. The
-// package documentation describes refunds, Idempotency-Key and a per-account
-// limit decided together with the debit.
+// ChargeWith is [Paywall.Charge] with all options; the package documentation
+// covers refunds, Idempotency-Key and limits taken with the debit. It panics
+// on a negative Cost, and on Refund with a store that is not a Refunder.
 func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
 	if opts.Cost < 0 {
 		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))

@@ -82,8 +82,7 @@ type Denial struct {
 	Type string
 	// Title is the short, stable summary of the problem type.
 	Title string
-	// Detail explains this occurrence to a human: never a secret or a
-	// back-end error.
+	// Detail explains this occurrence to a human: no secret, no back-end error.
 	Detail string
 	// Balance is the account's balance, when known (HasBalance).
 	Balance    int64
@@ -97,8 +96,7 @@ type Denial struct {
 	RetryAfter time.Duration
 	// Features lists the features missing from the plan.
 	Features []string
-	// UpgradeURL and PaymentURL, if set, are where to upgrade the plan and
-	// add credits.
+	// UpgradeURL and PaymentURL are where to upgrade the plan, add credits.
 	UpgradeURL string
 	PaymentURL string
 	// Realm is the realm of a 401's challenge. Default "api".

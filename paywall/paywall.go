@@ -33,10 +33,9 @@ type Paywall struct {
 type Options struct {
 	// Realm is the printable ASCII realm of challenges. Default "api".
 	Realm string
-	// KeyHeaders lists the headers a key is read from, in order. The
-	// Authorization header is read as "Bearer <key>" (credentials of any
-	// other scheme are ignored); any other header carries the bare key.
-	// Default: Authorization, X-API-Key.
+	// KeyHeaders lists the headers a key is read from, in order: the
+	// Authorization header as "Bearer <key>" (other schemes are ignored),
+	// any other as the bare key. Default: Authorization, X-API-Key.
 	KeyHeaders []string
 	// KeyQueryParam, if set, is a URL query parameter read after the
 	// headers. Off by default: keys in URLs end up in logs and histories.
@@ -186,8 +185,7 @@ func (p *Paywall) setLimits(o *Options) error {
 	return nil
 }
 
-// defaultMaxKeyLength is the default of [Options.MaxKeyLength].
-const defaultMaxKeyLength = 256
+const defaultMaxKeyLength = 256 // the default of Options.MaxKeyLength
 
 // setStatus validates and copies the status overrides.
 func (p *Paywall) setStatus(o *Options) error {
@@ -241,8 +239,7 @@ type Decision struct {
 	Balance int64
 	// Replay marks a "charge" that let a retry through; see [Caller.Replay].
 	Replay bool
-	// Err is the store's failure or configuration mistake behind the
-	// decision, if any.
+	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }
 
