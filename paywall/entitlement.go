@@ -75,8 +75,7 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 }
 
-// checkEntitlement is the decision of Require: nil if a passes, or the
-// denial.
+// checkEntitlement is Require's decision: nil if a passes, else the denial.
 func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	plans, features := req.Plans, req.Features
 	if !req.AllowInactive && !p.entitled(a) {

@@ -262,8 +262,7 @@ func (c *idempotencyCache) begin(k, fp idemDigest) idemState {
 	return idemNew
 }
 
-// end releases the key k held in flight, remembering it for the window if
-// keep.
+// end releases the key k held in flight, remembered for the window if keep.
 func (c *idempotencyCache) end(k idemDigest, keep bool) {
 	now := c.now().UnixNano()
 	c.mu.Lock()
