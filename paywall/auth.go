@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go402/go402/internal/fuse"
 	"github.com/go402/go402/store"
 )
 
@@ -19,11 +21,8 @@ var (
 	errConflictingKeys = fmt.Errorf("%w: the request carries different keys", errMalformedKey)
 )
 
-// extractKey returns the raw API key carried by r, without looking it up:
-// from each configured header in order, then from the query parameter. The
-// Authorization header must hold "Bearer <key>" (the scheme matched
-// case-insensitively); credentials of other schemes are ignored, while a
-// value that does not start with a scheme token is malformed.
+// extractKey returns the raw API key in r's headers, then query parameter,
+// ignoring Authorization credentials of schemes other than Bearer.
 func (p *Paywall) extractKey(r *http.Request) (string, error) {
 	var key string
 	add := func(v string, bearer bool) error {
@@ -44,8 +43,8 @@ func (p *Paywall) extractKey(r *http.Request) (string, error) {
 			}
 		}
 	}
-	if p.query != "" && r.URL != nil && r.URL.RawQuery != "" {
-		for _, v := range r.URL.Query()[p.query] {
+	if p.opts.KeyQueryParam != "" && r.URL != nil && r.URL.RawQuery != "" {
+		for _, v := range r.URL.Query()[p.opts.KeyQueryParam] {
 			if err := add(v, false); err != nil {
 				return "", err
 			}
@@ -63,8 +62,7 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 	const prefix = "Bearer "
 	if bearer && len(v) > len(prefix) && v[:len(prefix)] == prefix && v[len(prefix)] != ' ' &&
 		v[len(v)-1] != ' ' && v[len(v)-1] != '\t' {
-		// The common case, with nothing to trim: what the general path
-		// below would find, without cutting and trimming.
+		// The common case, with nothing to cut or trim.
 		v = v[len(prefix):]
 	} else if v = trimOWS(v); bearer {
 		scheme, rest, _ := strings.Cut(v, " ")
@@ -76,10 +74,10 @@ func (p *Paywall) parseValue(v string, bearer bool) (key string, ok bool, err er
 		}
 		v = strings.TrimLeft(rest, " ")
 	}
-	if len(v) > p.maxKeyLen {
+	switch {
+	case len(v) > p.opts.MaxKeyLength:
 		return "", false, errKeyTooLong
-	}
-	if !validKey(v) {
+	case !validKey(v):
 		return "", false, errMalformedKey
 	}
 	return v, true, nil
@@ -96,24 +94,19 @@ var keyChars = func() (t [256]bool) {
 // validKey reports whether s is an RFC 6750 b64token:
 // 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
 func validKey(s string) bool {
-	i := 0
-	for i < len(s) && keyChars[s[i]] {
-		i++
+	s = strings.TrimRight(s, "=")
+	for i := 0; i < len(s); i++ {
+		if !keyChars[s[i]] {
+			return false
+		}
 	}
-	if i == 0 {
-		return false
-	}
-	for i < len(s) && s[i] == '=' {
-		i++
-	}
-	return i == len(s)
+	return s != ""
 }
 
 // stackKeyLen is the longest key digested without a heap allocation.
 const stackKeyLen = 128
 
-// digestOf is [store.DigestOf] without allocating for keys of up to
-// stackKeyLen bytes.
+// digestOf is [store.DigestOf], without allocating for short keys.
 func digestOf(raw string) store.Digest {
 	if len(raw) > stackKeyLen {
 		return store.DigestOf(raw)
@@ -123,40 +116,32 @@ func digestOf(raw string) store.Digest {
 	return sha256.Sum256(buf[:n])
 }
 
-// Authenticate is a middleware that requires an API key. It reads the key
-// (see [Options.KeyHeaders]), looks its digest up in the store, refuses
-// missing, malformed, unknown, revoked and expired keys with 401, and
-// passes a copy of the request whose context carries the [Caller] to next.
-//
-// A key is 1 to MaxKeyLength bytes of the RFC 6750 token alphabet. A
-// request that carries two different keys is refused rather than guessed
-// at; the same key sent twice is accepted. A store failure is a 503
-// store_unavailable with Retry-After, unless [Options.FailOpen] is set. It
-// panics if next is nil.
+// Authenticate is a middleware that requires an API key (see
+// [Options.KeyHeaders]): 1 to MaxKeyLength bytes of the RFC 6750 token
+// alphabet, sent once or several times but never with a different one. It
+// refuses missing, malformed, unknown, revoked and expired keys with 401,
+// and passes next a copy of the request whose context carries the
+// [Caller]. A store failure is a 503 store_unavailable with Retry-After,
+// unless [Options.FailOpen] is set. It panics if next is nil.
 func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 	if next == nil {
 		panic("paywall: Authenticate: nil handler")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.authenticate(w, r, next)
+		raw, err := p.extractKey(r)
+		if err != nil {
+			p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
+			return
+		}
+		key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
+		if p.refuseLookup(w, r, next, err, &key) {
+			return
+		}
+		r, s := withState(r)
+		s.caller.Key, s.caller.Account, s.caller.Balance = key, acct, acct.Balance
+		p.allow(r, "authenticate", &s.caller, 0)
+		next.ServeHTTP(w, r)
 	})
-}
-
-// authenticate is the handler of Authenticate(next).
-func (p *Paywall) authenticate(w http.ResponseWriter, r *http.Request, next http.Handler) {
-	raw, err := p.extractKey(r)
-	if err != nil {
-		p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
-		return
-	}
-	key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
-	if p.refuseLookup(w, r, next, err, &key) {
-		return
-	}
-	r, s := withState(r)
-	s.caller.Key, s.caller.Account, s.caller.Balance = key, acct, acct.Balance
-	p.allow(r, "authenticate", &s.caller, 0)
-	next.ServeHTTP(w, r)
 }
 
 // keyDenial is the denial for a key that extractKey refused with err.
@@ -166,7 +151,7 @@ func (p *Paywall) keyDenial(err error) *Denial {
 	case errMissingKey:
 		d.Code, d.Detail = CodeMissingKey, p.missingDetail
 	case errKeyTooLong:
-		d.Detail = "The API key is longer than " + strconv.Itoa(p.maxKeyLen) + " bytes."
+		d.Detail = "The API key is longer than " + strconv.Itoa(p.opts.MaxKeyLength) + " bytes."
 	case errConflictingKeys:
 		d.Detail = "The request carries more than one API key, and they differ."
 	default:
@@ -175,14 +160,12 @@ func (p *Paywall) keyDenial(err error) *Denial {
 	return d
 }
 
-// refuseLookup answers a request whose key lookup failed or found a key
-// that does not authenticate (revoked or expired), and reports whether it
-// did. A failed store is let through to next, without a Caller, if
-// Options.FailOpen is set.
+// refuseLookup answers a request whose lookup failed or found a revoked or
+// expired key, and reports whether it did.
 func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http.Handler, err error, key *store.Key) bool {
 	e := decision("authenticate", nil)
 	switch {
-	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.clock().Before(key.ExpiresAt)):
+	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.opts.Clock().Before(key.ExpiresAt)):
 		return false
 	case errors.Is(err, store.ErrNotFound):
 		p.refuse(w, r, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})
@@ -193,22 +176,24 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 		return true
 	}
 	e.AccountID, e.KeyPrefix = key.AccountID, key.Prefix
+	d := &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."}
 	if key.Revoked {
-		p.refuse(w, r, e, &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."})
-	} else {
-		p.refuse(w, r, e, &Denial{Code: CodeKeyExpired, Detail: "The API key has expired."})
+		d = &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."}
 	}
+	p.refuse(w, r, e, d)
 	return true
 }
 
-// storeFailed answers a request whose store call failed with e.Err: with
-// 503 store_unavailable, or, under FailOpen, by passing it to next
-// unchecked (after a failed lookup, with a state that has no Caller).
+// storeFailed answers a request whose store call failed with e.Err: 503, or
+// under FailOpen, next unchecked (after a lookup, with no Caller).
 func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
-	if !p.failOpen {
-		d := p.unavailable()
-		d.Cost = e.Cost
-		p.refuse(w, r, e, d)
+	if !p.opts.FailOpen {
+		p.refuse(w, r, e, &Denial{
+			Code:       CodeStoreUnavailable,
+			Detail:     "The service cannot check this request right now. Try again shortly.",
+			RetryAfter: p.opts.RetryAfterUnavailable,
+			Cost:       e.Cost,
+		})
 		return
 	}
 	if stateFrom(r.Context()) == nil {
@@ -221,17 +206,7 @@ func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision
 	next.ServeHTTP(w, r)
 }
 
-// unavailable is the denial for a failed store.
-func (p *Paywall) unavailable() *Denial {
-	return &Denial{
-		Code:       CodeStoreUnavailable,
-		Detail:     "The service cannot check this request right now. Try again shortly.",
-		RetryAfter: p.retryUnavailable,
-	}
-}
-
-// trimOWS trims the optional white space (spaces and tabs) that HTTP allows
-// around field values and list elements.
+// trimOWS trims HTTP's optional white space: spaces and tabs.
 func trimOWS(s string) string {
 	if s == "" || !isOWS(s[0]) && !isOWS(s[len(s)-1]) {
 		return s // the common case, without strings.Trim's set building
@@ -240,3 +215,54 @@ func trimOWS(s string) string {
 }
 
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
+
+// Caller is what the middlewares learned about the request's caller, read
+// (and only read) by handlers with [CallerFromContext].
+type Caller struct {
+	// Key is the authenticated key (its digest and prefix, not the key).
+	Key store.Key
+	// Account is the key's account as looked up, with its balance then.
+	Account store.Account
+	// Charged is what charges debited for this request, refunds aside.
+	Charged int64
+	// Balance is the balance after the last charge, else at the lookup.
+	Balance int64
+	// Replay is true when a charge let through with no debit a retry of a
+	// request charged within [Options.IdempotencyWindow]: answer the same.
+	Replay bool
+}
+
+// requestState is what [Paywall.Authenticate] adds to a request's context:
+// the Caller, which charges update in place, and their Idempotency-Key.
+type requestState struct {
+	caller     Caller
+	failedOpen bool // the lookup failed open: no Caller, nothing checked
+	idem       idemUse
+}
+
+// withState returns a copy of r whose context carries a new state, and the
+// state, in one allocation.
+func withState(r *http.Request) (*http.Request, *requestState) {
+	a := new(struct {
+		state requestState
+		req   http.Request
+	})
+	a.req = *r.WithContext(context.WithValue(r.Context(), fuse.StateKey{}, &a.state))
+	return &a.req, &a.state
+}
+
+// stateFrom returns the request state in ctx, or nil.
+func stateFrom(ctx context.Context) *requestState {
+	s, _ := ctx.Value(fuse.StateKey{}).(*requestState)
+	return s
+}
+
+// CallerFromContext returns the caller that [Paywall.Authenticate] put in
+// ctx, or false: no Authenticate ran, or its lookup failed open.
+func CallerFromContext(ctx context.Context) (*Caller, bool) {
+	s := stateFrom(ctx)
+	if s == nil || s.failedOpen {
+		return nil, false
+	}
+	return &s.caller, true
+}

@@ -1,7 +1,10 @@
 package paywall
 
 import (
+	"cmp"
+	"context"
 	"errors"
+	"io"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -11,21 +14,14 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Charge returns a middleware that debits cost credits before next runs and
-// refuses with 402 when the balance is too small: quota_exhausted when the
-// account has a periodic refill that will cover the cost (with Retry-After
-// and refill_at), insufficient_credits otherwise. A cost of zero passes
-// without touching the store. It is shorthand for
-// ChargeWith(ChargeOptions{Cost: cost}).
-//
-// It must run after [Paywall.Authenticate]: without it a request is refused
-// with 500 misconfigured. A request that Authenticate let through on a
-// store failure under [Options.FailOpen] passes uncharged, and so does one
-// whose spend fails when FailOpen is set; otherwise a failed spend is a 503
-// store_unavailable.
-//
-// It panics if cost is negative, like [net/http.ServeMux.Handle] panics on
-// a bad pattern: that is a programming error, found at start-up.
+// Charge returns a middleware that debits cost credits before next runs, or
+// refuses with 402: quota_exhausted (with Retry-After and refill_at) when a
+// periodic refill will cover the cost, insufficient_credits otherwise. A
+// cost of zero passes without touching the store. It must run after
+// [Paywall.Authenticate], else 500 misconfigured. A failed spend is a 503
+// store_unavailable; under [Options.FailOpen] it, like a failed lookup,
+// passes uncharged. It panics if cost is negative, a programming error
+// found at start-up. It is ChargeWith(ChargeOptions{Cost: cost}).
 func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
 	return p.ChargeWith(ChargeOptions{Cost: cost})
 }
@@ -34,29 +30,19 @@ func (p *Paywall) Charge(cost int64) func(http.Handler) http.Handler {
 type ChargeOptions struct {
 	// Cost is the fixed cost of a request. Ignored if CostFunc is set.
 	Cost int64
-	// CostFunc, if set, computes the cost from the request. An error
-	// refuses the request with 400 invalid_request, its message shown as
-	// the detail (so it must not contain secrets); so does a negative cost.
+	// CostFunc, if set, computes the cost; an error (shown as the detail, so
+	// no secrets) or a negative cost is a 400 invalid_request.
 	CostFunc func(r *http.Request) (int64, error)
-	// Refund, if true, gives the credits back when next answers with a
-	// status for which RefundIf returns true, or panics. The status is
-	// captured without buffering the body. It needs a store that
-	// implements [store.Refunder].
+	// Refund, if true, gives the credits back when next panics or its
+	// status satisfies RefundIf. It needs a store that is a [store.Refunder].
 	Refund bool
 	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
 	RefundIf func(status int) bool
 }
 
-// ChargeWith is like [Paywall.Charge] with all options. It panics on a
-// negative Cost, and when Refund is set but the Paywall's store does not
-// implement [store.Refunder]: programming errors, found when the
-// middleware is built.
-//
-// A [limiter.Limiter] keyed by account whose buckets are in the Paywall's
-// store, wired right in front of or behind the charge (Require may sit
-// between), is decided together with the debit: one store operation, and
-// nothing taken if either refuses. The package documentation describes
-// refunds, Idempotency-Key and this composition in full.
+// ChargeWith is [Paywall.Charge] with all options; the package documentation
+// covers refunds, Idempotency-Key and limits taken with the debit. It panics
+// on a negative Cost, and on Refund with a store that is not a Refunder.
 func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler {
 	if opts.Cost < 0 {
 		panic("paywall: ChargeWith: negative Cost " + strconv.FormatInt(opts.Cost, 10))
@@ -86,15 +72,12 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 // chargeHandler is the handler of ChargeWith(opts)(next), with the limit
 // it decides together with its debit, if any.
 type chargeHandler struct {
-	p    *Paywall
-	opts ChargeOptions
-	next http.Handler
-
+	p       *Paywall
+	opts    ChargeOptions
+	next    http.Handler
 	limit   fuse.Limit
 	spender store.BucketSpender
-	// alone is limit's own middleware in front of the unfused charge, for
-	// requests without a Caller.
-	alone http.Handler
+	alone   http.Handler // limit in front of the unfused charge, for requests without a Caller
 }
 
 // Fuse implements fuse.Charge.
@@ -118,8 +101,7 @@ func (h *chargeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := stateFrom(r.Context())
 	switch {
 	case s != nil && !s.failedOpen:
-		c := charge{h: h, w: w, r: r, s: s}
-		c.run()
+		(&charge{h: h, w: w, r: r, s: s}).run()
 	case h.limit != nil:
 		h.alone.ServeHTTP(w, r)
 	case s == nil:
@@ -129,8 +111,7 @@ func (h *chargeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// charge is one request's charge: the request, its caller's state, what it
-// costs, and the bucket of a fused limit.
+// charge is one request's charge.
 type charge struct {
 	h      *chargeHandler
 	w      http.ResponseWriter
@@ -167,32 +148,28 @@ func (c *charge) run() {
 
 // price sets the request's cost, or refuses the request if CostFunc fails.
 func (c *charge) price() bool {
-	o := &c.h.opts
-	if o.CostFunc == nil {
-		c.cost = o.Cost
+	c.cost = c.h.opts.Cost
+	if c.h.opts.CostFunc == nil {
 		return true
 	}
-	cost, err := o.CostFunc(c.r)
-	if err == nil && cost < 0 {
+	var err error
+	if c.cost, err = c.h.opts.CostFunc(c.r); err == nil && c.cost < 0 {
 		err = errors.New("the request's cost cannot be negative")
 	}
 	if err != nil {
 		c.h.p.refuse(c.w, c.r, decision("charge", &c.s.caller), &Denial{Code: CodeInvalidRequest, Detail: err.Error()})
-		return false
 	}
-	c.cost = cost
-	return true
+	return err == nil
 }
 
-// pass serves a request that is let through without a debit — it costs
-// nothing, or it retries a charged one — after taking the fused limit's
-// tokens.
+// pass serves a request that costs nothing or retries a charged one, after
+// taking the fused limit's tokens.
 func (c *charge) pass() {
 	if c.h.limit != nil && !c.h.limit.Take(c.w, c.r, c.bucket) {
 		return
 	}
 	caller := &c.s.caller
-	if c.h.p.onDecision != nil {
+	if c.h.p.opts.OnDecision != nil {
 		e := decision("charge", caller)
 		e.Allowed, e.Replay = true, caller.Replay
 		c.h.p.report(c.r, e)
@@ -223,7 +200,7 @@ func (c *charge) debit() {
 }
 
 // spend is the store operation of a debit. done reports that the fused
-// limit refused and answered the request; nothing was then debited.
+// limit refused (and answered) the request, with nothing debited.
 func (c *charge) spend() (res store.SpendResult, done bool, err error) {
 	id := c.s.caller.Account.ID
 	if c.h.limit == nil {
@@ -237,6 +214,44 @@ func (c *charge) spend() (res store.SpendResult, done bool, err error) {
 	return res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
 }
 
+// serve runs the handler of a charged request and, with refunds on, gives
+// the cost back if RefundIf says so of its status.
+func (c *charge) serve() {
+	refundIf := c.h.opts.RefundIf
+	if refundIf == nil {
+		c.h.next.ServeHTTP(c.w, c.r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: c.w}
+	completed := false
+	defer func() {
+		// Once, whether next returned or panicked: a panic goes on up.
+		status := cmp.Or(sw.status, http.StatusOK)
+		if !completed {
+			status = http.StatusInternalServerError
+		}
+		if refundIf(status) && c.refund() {
+			c.s.idem.void = true
+		}
+	}()
+	c.h.next.ServeHTTP(sw, c.r)
+	completed = true
+}
+
+// refund gives the cost back, even if the client hung up, reports it, and
+// reports whether it succeeded.
+func (c *charge) refund() bool {
+	p, caller := c.h.p, &c.s.caller
+	bal, err := p.refunder.Refund(context.WithoutCancel(c.r.Context()), caller.Account.ID, c.cost)
+	e := decision("refund", caller)
+	e.Allowed, e.Cost, e.Balance, e.Err = err == nil, c.cost, bal, err
+	if err != nil {
+		e.Code, e.Balance = CodeStoreUnavailable, 0
+	}
+	p.report(c.r, e)
+	return err == nil
+}
+
 // failed answers a request whose spend failed with err.
 func (c *charge) failed(err error) {
 	p, caller := c.h.p, &c.s.caller
@@ -247,7 +262,7 @@ func (c *charge) failed(err error) {
 	}
 	e := decision("charge", caller)
 	e.Cost, e.Err = c.cost, err
-	if !p.failOpen {
+	if !p.opts.FailOpen {
 		c.s.idem.void = true
 		p.storeFailed(c.w, c.r, e, nil)
 		return
@@ -266,21 +281,16 @@ func (c *charge) failed(err error) {
 
 // creditDenial is the denial for a refused spend.
 func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
-	d := &Denial{Balance: res.Balance, HasBalance: true, Cost: cost}
+	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.opts.PaymentURL}
 	// A refill helps only if it restores at least the cost.
 	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
-		d.Code = CodeInsufficientCredits
 		d.Detail = "This request costs " + credits(cost) + "; the balance is " + credits(res.Balance) + "."
-		d.PaymentURL = p.paymentURL
 		return d
 	}
-	d.Code = CodeQuotaExhausted
+	d.Code, d.RefillAt, d.UpgradeURL = CodeQuotaExhausted, res.NextRefill, p.opts.UpgradeURL
 	d.Detail = "This request costs " + credits(cost) + "; the quota has " + credits(res.Balance) +
 		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
-	d.RefillAt = res.NextRefill
-	d.RetryAfter = max(res.NextRefill.Sub(p.clock()), time.Second)
-	d.UpgradeURL = p.upgradeURL
-	d.PaymentURL = p.paymentURL
+	d.RetryAfter = max(res.NextRefill.Sub(p.opts.Clock()), time.Second)
 	return d
 }
 
@@ -299,3 +309,47 @@ func (p *Paywall) passFailedOpen(w http.ResponseWriter, r *http.Request, step st
 	p.report(r, e)
 	next.ServeHTTP(w, r)
 }
+
+// statusWriter records the status of a response passed through unbuffered;
+// Unwrap reaches what Flush, FlushError and ReadFrom do not.
+type statusWriter struct {
+	http.ResponseWriter
+	status int // first final (≥ 200) status written; 0 if none yet
+}
+
+// Unwrap returns the wrapped writer, for http.ResponseController.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.status = cmp.Or(w.status, http.StatusOK)
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush implements http.Flusher; it commits the headers, 200 by default.
+func (w *statusWriter) Flush() { _ = w.FlushError() }
+
+// FlushError flushes and reports whether the underlying writer could.
+func (w *statusWriter) FlushError() error {
+	w.status = cmp.Or(w.status, http.StatusOK)
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// ReadFrom implements io.ReaderFrom, keeping io.Copy's sendfile path.
+func (w *statusWriter) ReadFrom(src io.Reader) (int64, error) {
+	w.status = cmp.Or(w.status, http.StatusOK)
+	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(src)
+	}
+	return io.Copy(writerOnly{w.ResponseWriter}, src)
+}
+
+// writerOnly hides every method of a writer but Write, so io.Copy does not
+// loop back into ReadFrom.
+type writerOnly struct{ io.Writer }

@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 )
@@ -9,16 +10,12 @@ import (
 // meaning across releases; clients may branch on them.
 type Code string
 
-// Denial codes. Each has a default status, problem type and title; see
-// [Denial]. Problem types reuse published ones where they fit:
-// insufficient_credits is https://paymentauth.org/problems/payment-insufficient
-// (from the "Payment" HTTP authentication scheme draft) and rate_limited is
-// https://iana.org/assignments/http-problem-types#quota-exceeded (from the
-// RateLimit header fields draft). Every other code's type is
-// https://go402.dev/problems/ followed by the code, for example
-// https://go402.dev/problems/feature_not_in_plan. A Code not listed here
-// defaults to 403 with type about:blank, RFC 9457's "no more than the status
-// says", and the status text as title.
+// Denial codes, each with a default status, problem type and title. The
+// types are https://go402.dev/problems/ and the code, except two published
+// ones: insufficient_credits is
+// https://paymentauth.org/problems/payment-insufficient and rate_limited is
+// https://iana.org/assignments/http-problem-types#quota-exceeded. Any other
+// Code is a 403 of type about:blank titled with the status text.
 const (
 	CodeMissingKey           Code = "missing_key"           // 401: no key in the request
 	CodeInvalidKey           Code = "invalid_key"           // 401: malformed or unknown key
@@ -32,15 +29,11 @@ const (
 	CodeStoreUnavailable     Code = "store_unavailable"     // 503: back end failed (fail-closed)
 	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
 	CodeMisconfigured        Code = "misconfigured"         // 500: a middleware is wired without the one it needs in front
+
+	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the Idempotency-Key was used for another method or route
+	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same Idempotency-Key is still in flight
 )
 
-// Denial codes of the Idempotency-Key header; see [Paywall.ChargeWith].
-const (
-	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the key was used for another method or route
-	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same key is still in flight
-)
-
-// go402Problems is the base of go402's own problem type URIs.
 const go402Problems = "https://go402.dev/problems/"
 
 // codeDefaults is what a Code means on the wire by default.
@@ -77,64 +70,49 @@ func defaultsFor(c Code) codeDefaults {
 	return codeDefaults{status: http.StatusForbidden}
 }
 
-// Denial describes one refused request: everything the renderer needs to
-// write the response, and nothing secret. The zero values of Status, Type and
-// Title are filled in from Code by [WriteDenial].
+// Denial describes one refused request: what the renderer needs, nothing
+// secret. [WriteDenial] fills a zero Status, Type and Title from Code.
 type Denial struct {
 	// Code is the stable reason. Required.
 	Code Code
-	// Status is the HTTP status. Zero (or anything outside 400–599) means
-	// the default for Code.
+	// Status is the HTTP status; outside 400–599, Code's default.
 	Status int
-	// Type is the RFC 9457 problem type URI. Empty means the default for
-	// Code, reusing registered or published types where one fits. A Type
-	// set here with an empty Title gets the status text as its title.
+	// Type is the RFC 9457 problem type URI. A Type set with no Title is
+	// titled with the status text.
 	Type string
-	// Title is the short, stable summary of the problem type. Empty means
-	// the default for Code.
+	// Title is the short, stable summary of the problem type.
 	Title string
-	// Detail explains this occurrence to a human. Never put a secret or a
-	// back-end error string here.
+	// Detail explains this occurrence to a human: no secret, no back-end error.
 	Detail string
-
 	// Balance is the account's balance, when known (HasBalance).
 	Balance    int64
 	HasBalance bool
-	// Cost is what the request would have cost, when known (non-zero).
+	// Cost is what the request would have cost, if non-zero.
 	Cost int64
-	// RefillAt is when a periodic quota refills; zero if not applicable.
+	// RefillAt is when a periodic quota refills, if it applies.
 	RefillAt time.Time
-	// RetryAfter, if positive, is sent as Retry-After (whole seconds,
-	// rounded up, minimum 1), and as the retry_after member.
+	// RetryAfter, if positive, is sent as Retry-After and retry_after
+	// (whole seconds, rounded up, at least 1).
 	RetryAfter time.Duration
-	// Features lists the features that are missing from the plan.
+	// Features lists the features missing from the plan.
 	Features []string
-	// UpgradeURL and PaymentURL tell the client where to upgrade its plan
-	// or add credits. Empty ones are omitted.
+	// UpgradeURL and PaymentURL are where to upgrade the plan, add credits.
 	UpgradeURL string
 	PaymentURL string
-
-	// Realm is the realm of the WWW-Authenticate challenge sent with a 401.
-	// Empty means "api".
+	// Realm is the realm of a 401's challenge. Default "api".
 	Realm string
-
-	// Extensions are additional RFC 9457 extension members (names of at
-	// least three letters, digits or underscores), for example the
-	// limiter's "violated-policies". A member whose name collides with one
-	// of the members go402 writes (type, title, status, detail, instance,
-	// code, balance, cost, refill_at, retry_after, features, upgrade_url,
-	// payment_url) or whose value cannot be encoded as JSON is left out.
+	// Extensions are more RFC 9457 members (names of at least three
+	// letters, digits or underscores), such as "violated-policies". One
+	// named like a member go402 writes (see [WriteDenial]; also "instance"),
+	// or not encodable as JSON, is left out.
 	Extensions map[string]any
-	// Header holds extra response headers, for example RateLimit or
-	// PAYMENT-REQUIRED, copied onto the response before the standard ones
-	// (Cache-Control, Content-Type, X-Content-Type-Options, Content-Length,
-	// Retry-After), which take precedence. A WWW-Authenticate challenge
-	// here is kept alongside the Bearer one of a 401.
+	// Header holds extra response headers, such as RateLimit or
+	// PAYMENT-REQUIRED, overridden by the standard ones but for a
+	// WWW-Authenticate, kept beside a 401's Bearer challenge.
 	Header http.Header
 }
 
-// DenyFunc writes the response for a denial. [WriteDenial] is the default;
-// set [Options.Deny] to replace it.
+// DenyFunc writes the response for a denial; see [Options.Deny].
 type DenyFunc func(w http.ResponseWriter, r *http.Request, d *Denial)
 
 // resolved returns the status, type and title of d with defaults applied.
@@ -145,16 +123,7 @@ func (d *Denial) resolved() (status int, typ, title string) {
 		status = def.status
 	}
 	if typ == "" {
-		typ = def.typ
-		if typ == "" {
-			typ = "about:blank"
-		}
-		if title == "" {
-			title = def.title
-		}
+		typ, title = cmp.Or(def.typ, "about:blank"), cmp.Or(title, def.title)
 	}
-	if title == "" {
-		title = http.StatusText(status)
-	}
-	return status, typ, title
+	return status, typ, cmp.Or(title, http.StatusText(status))
 }

@@ -14,65 +14,58 @@
 //	mux.Handle("GET /reports", pw.Authenticate(pw.Require(paywall.Requirement{Features: []string{"reports"}})(reports)))
 //	mux.Handle("POST /generate", pw.Authenticate(pw.Charge(10)(generate)))
 //
-// [Paywall.Authenticate] reads the key, looks its SHA-256 digest up and puts
-// a [Caller] in the request's context; [Paywall.Require] checks the
-// subscription, plan and features; [Paywall.Charge] debits credits
-// atomically before the handler runs. Handlers read the caller with
-// [CallerFromContext]. Require and Charge without Authenticate in front are
-// a wiring mistake: they answer 500 misconfigured and log it once.
+// [Paywall.Authenticate] looks the key's SHA-256 digest up and puts a
+// [Caller] in the request's context, read by handlers with
+// [CallerFromContext]; [Paywall.Require] checks the subscription, plan and
+// features; [Paywall.Charge] debits credits atomically before the handler
+// runs. Require and Charge without Authenticate in front are a wiring
+// mistake: they answer 500 misconfigured and log it once.
 //
 // # Denials
 //
-// Every refusal is a [Denial] written by one renderer, [WriteDenial]
-// (replaceable with [Options.Deny]): a stable [Code], the status (401 for
-// keys, with a WWW-Authenticate Bearer challenge; 402 for plans and credits;
-// 503 when the store fails), Cache-Control: no-store, Retry-After where
-// waiting helps, and a body in application/problem+json, HTML for browsers,
-// or plain text. Handlers can call WriteDenial themselves to refuse a
-// request in the same way, with no middleware at all. Raw keys never leave
-// Authenticate: responses, errors and each [Decision] reported to
-// [Options.OnDecision] carry at most the account ID and the key's display
-// prefix. A store's failure is the Decision's Err, logged by
+// Every refusal is a [Denial] with a stable [Code], written by [WriteDenial]
+// (or [Options.Deny]): 401 for keys, 402 for plans and credits, 503 when the
+// store fails. Raw keys never leave Authenticate: responses, errors and each
+// [Decision] reported to [Options.OnDecision] carry at most the account ID
+// and the key's prefix. A store's failure is the Decision's Err, logged by
 // [Options.Logger] if set, and never in a response.
 //
 // # Limit and charge together
 //
-// A per-account limiter ([limiter.ByAccount]) whose buckets are in the
-// paywall's store is wired like any middleware, in front of the charge:
+// A per-account limiter whose buckets are in the paywall's store is wired
+// like any middleware, in front of the charge:
 //
 //	lim, err := limiter.New(5, 10, &limiter.Options{By: limiter.ByAccount(), Store: st})
 //	mux.Handle("POST /generate", pw.Authenticate(lim.Handler(pw.Charge(10)(generate))))
 //
 // With a store that implements [store.BucketSpender] (the memory and Redis
 // stores), the tokens and the credits are then taken in one store operation
-// — one lock, or one round trip — and neither if either refuses. The order
-// does not matter (the limiter behind the charge, or Require between them,
-// are decided the same way); with buckets elsewhere, the limiter simply runs
-// in front of the charge. Limits count requests: a request that costs
-// nothing, or an idempotent retry, still takes its tokens, and a refund
-// gives back credits, never tokens.
+// — one lock, or one round trip — and neither if either refuses, whatever
+// the order (Require may sit between); with buckets elsewhere, the limiter
+// simply runs in front. Limits count requests: a free request or an
+// idempotent retry still takes its tokens, and a refund gives back credits,
+// never tokens.
 //
 // # Refunds
 //
-// With [ChargeOptions.Refund], the handler sees a ResponseWriter that
-// records the status as it is written and passes everything through
-// unbuffered; it implements [net/http.Flusher] and [io.ReaderFrom] and has
-// an Unwrap method, so [net/http.ResponseController] reaches the underlying
-// writer. A handler that wrote nothing counts as 200; one that panics as
-// 500, refunded before the panic goes on up. A refund is made at most once
-// per charge, even if the client hung up, and reported as Step "refund".
+// With [ChargeOptions.Refund], the handler's ResponseWriter records the
+// status, unbuffered; it is a [net/http.Flusher] and an [io.ReaderFrom], and
+// unwraps for [net/http.ResponseController]. A handler that wrote nothing
+// counts as 200; one that panics as 500, refunded before the panic goes on.
+// A refund is made at most once per charge, even if the client hung up, and
+// reported as Step "refund".
 //
 // # Idempotency
 //
-// With [Options.IdempotencyWindow] set, a request that carries an
-// Idempotency-Key header (a Structured Field string, 1 to 255 printable
-// ASCII characters; a bare token is accepted too) is debited at most once
-// per key, account, method and route within the window: a retry runs the
-// handler again, with [Caller.Replay] set and no debit, so the handler must
-// give the same answer for the same key (responses are never stored). A key
-// reused for another method or route is refused with 422, a retry of a
-// request still in flight with 409. A refused or refunded charge leaves the
-// key free. Keys are remembered in this process only, at most 100,000 of
-// them; past that the oldest are forgotten, which can cost a client a second
-// charge, never give it a free request.
+// With [Options.IdempotencyWindow] set, a request with an Idempotency-Key
+// header (a Structured Field string, or a bare token, of 1 to 255 printable
+// ASCII characters) is debited at most once per key, account, method and
+// route within the window: a retry runs the handler again, with
+// [Caller.Replay] set and no debit, so the handler must give the same
+// answer for the same key (responses are never stored). A key reused for
+// another method or route is refused with 422, a retry of a request still
+// in flight with 409. A refused or refunded charge leaves the key free.
+// Keys are remembered in this process only, at most 100,000 of them; past
+// that the oldest are forgotten, which can cost a client a second charge,
+// never give it a free request.
 package paywall

@@ -11,27 +11,22 @@ import (
 // Requirement lists what an account must have to pass [Paywall.Require].
 // The zero Requirement asks only for an entitled subscription.
 type Requirement struct {
-	// Plans, if non-empty, lists the plans that may pass. An account on
-	// another plan is refused with 402 feature_not_in_plan, with the plans
-	// that would do in the "plans" extension member.
+	// Plans, if non-empty, lists the plans that may pass; another plan is
+	// refused with 402 feature_not_in_plan, listing these in "plans".
 	Plans []string
-	// Features lists features the plan must include; all are required.
-	// Missing ones are listed in the denial.
+	// Features lists the features the plan must all include; missing ones
+	// are listed in the denial.
 	Features []string
-	// AllowInactive lets accounts whose subscription is not active or
-	// trialing (or whose period has ended) through. By default they are
-	// refused with 402 subscription_inactive.
+	// AllowInactive lets through accounts whose subscription has lapsed,
+	// instead of a 402 subscription_inactive.
 	AllowInactive bool
 }
 
-// Require returns a middleware that refuses, with 402, callers whose
-// subscription has lapsed (see [store.Account.Entitled]) or whose plan lacks
-// what req asks for, checked in that order. It must run after
-// [Paywall.Authenticate]: without it a request is refused with 500
-// misconfigured. A request that Authenticate let through on a store failure
-// under [Options.FailOpen] passes unchecked.
-//
-// It panics if a plan or feature name in req is empty, or if next is nil.
+// Require returns a middleware that refuses with 402 callers whose
+// subscription has lapsed (see [store.Account.Entitled]), then those whose
+// plan lacks what req asks for. It must run after [Paywall.Authenticate],
+// else 500 misconfigured; a request whose lookup failed open passes
+// unchecked. It panics if a plan or feature name is empty, or next is nil.
 func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 	req = Requirement{Plans: slices.Clone(req.Plans), Features: slices.Clone(req.Features), AllowInactive: req.AllowInactive}
 	if slices.Contains(req.Plans, "") || slices.Contains(req.Features, "") {
@@ -45,9 +40,8 @@ func (p *Paywall) Require(req Requirement) func(http.Handler) http.Handler {
 	}
 }
 
-// requireHandler is the handler of Require(req)(next). It has no effect but
-// refusing, so a limiter in front of it may move it further out to reach a
-// charge behind it (see internal/fuse).
+// requireHandler is the handler of Require(req)(next). It only refuses, so
+// a limiter may move it out to reach a charge behind (see internal/fuse).
 type requireHandler struct {
 	p    *Paywall
 	req  Requirement
@@ -81,8 +75,7 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.next.ServeHTTP(w, r)
 }
 
-// checkEntitlement is the pure decision of Require: nil if a passes, else
-// the denial.
+// checkEntitlement is Require's decision: nil if a passes, else the denial.
 func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	plans, features := req.Plans, req.Features
 	if !req.AllowInactive && !p.entitled(a) {
@@ -97,13 +90,17 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 		case store.StatusSuspended:
 			detail = "The subscription is suspended."
 		}
-		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.upgradeURL, PaymentURL: p.paymentURL}
+		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.opts.UpgradeURL, PaymentURL: p.opts.PaymentURL}
 	}
 	if len(plans) > 0 && !slices.Contains(plans, a.Plan) {
+		detail := "This requires the " + joinOr(plans) + " plan"
+		if a.Plan != "" {
+			detail += "; the account is on the " + a.Plan + " plan"
+		}
 		return &Denial{
 			Code:       CodeFeatureNotInPlan,
-			Detail:     "This requires the " + joinOr(plans) + " plan" + onPlan(a.Plan) + ".",
-			UpgradeURL: p.upgradeURL,
+			Detail:     detail + ".",
+			UpgradeURL: p.opts.UpgradeURL,
 			Extensions: map[string]any{"plans": slices.Clone(plans)},
 		}
 	}
@@ -114,38 +111,26 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 		}
 	}
 	if len(missing) > 0 {
+		plan := "The account's plan"
+		if a.Plan != "" {
+			plan = "The " + a.Plan + " plan"
+		}
 		return &Denial{
 			Code:       CodeFeatureNotInPlan,
-			Detail:     planName(a.Plan) + " does not include " + strings.Join(missing, ", ") + ".",
+			Detail:     plan + " does not include " + strings.Join(missing, ", ") + ".",
 			Features:   missing,
-			UpgradeURL: p.upgradeURL,
+			UpgradeURL: p.opts.UpgradeURL,
 		}
 	}
 	return nil
 }
 
-// entitled reports whether a's subscription grants access now: its status
-// is active or trialing (or empty) and its period has not ended. It reads
-// the clock only when the account has a period end.
+// entitled reports whether a's status is active, trialing or empty, and its
+// period (if any) has not ended.
 func (p *Paywall) entitled(a *store.Account) bool {
 	switch a.Status {
 	case "", store.StatusActive, store.StatusTrialing:
-	default:
-		return false
+		return a.PeriodEnd.IsZero() || p.opts.Clock().Before(a.PeriodEnd)
 	}
-	return a.PeriodEnd.IsZero() || p.clock().Before(a.PeriodEnd)
-}
-
-func onPlan(plan string) string {
-	if plan == "" {
-		return ""
-	}
-	return "; the account is on the " + plan + " plan"
-}
-
-func planName(plan string) string {
-	if plan == "" {
-		return "The account's plan"
-	}
-	return "The " + plan + " plan"
+	return false
 }

@@ -6,27 +6,22 @@ import (
 	"errors"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
-// headerIdempotencyKey is the request header that lets a client retry a
-// paid request without paying twice (draft-ietf-httpapi-idempotency-key-header).
-const headerIdempotencyKey = "Idempotency-Key"
-
-// maxIdempotencyKeyLength is the longest Idempotency-Key accepted, in bytes
-// of the key itself (without the quotes and escapes of its encoding).
-const maxIdempotencyKeyLength = 255
-
-// maxIdempotencyKeys bounds the keys a Paywall remembers. Past it the
-// oldest are forgotten before their window ends, so that a retry of one is
-// charged again: the bound can cost a client a second charge, never give
-// it a free request.
-const maxIdempotencyKeys = 100_000
-
-// retryInProgress is the Retry-After of the 409 for a retry of a request
-// still in flight.
-const retryInProgress = time.Second
+const (
+	// headerIdempotencyKey lets a client retry a paid request without
+	// paying twice (draft-ietf-httpapi-idempotency-key-header).
+	headerIdempotencyKey = "Idempotency-Key"
+	// maxIdempotencyKeyLength is the longest key, in bytes once unquoted.
+	maxIdempotencyKeyLength = 255
+	// maxIdempotencyKeys bounds the keys remembered; see the package doc.
+	maxIdempotencyKeys = 100_000
+	// retryInProgress is the Retry-After of a 409 idempotency_in_progress.
+	retryInProgress = time.Second
+)
 
 // Errors of parseIdempotencyKey, each with its own detail in the 400.
 var (
@@ -35,20 +30,18 @@ var (
 	errIdemConflicting = errors.New("paywall: different Idempotency-Keys")
 )
 
-// parseIdempotencyKey returns the key carried by the Idempotency-Key field
-// lines vs (at least one). Each line holds an sf-string (RFC 9651, without
-// parameters) or, leniently, a bare token (RFC 9110 tchar, ':' and '/'),
-// which is the same key as the quoted form. The key must be 1 to
-// maxIdempotencyKeyLength bytes. The same key sent on several lines is
-// accepted; different ones are not.
+// parseIdempotencyKey returns the key of the Idempotency-Key field lines vs
+// (at least one, all the same key): each an sf-string (RFC 9651, without
+// parameters) or, leniently, the same key as a bare token (RFC 9110 tchar,
+// ':' and '/'), of 1 to maxIdempotencyKeyLength bytes.
 func parseIdempotencyKey(vs []string) (string, error) {
 	var key string
 	for i, v := range vs {
 		k, err := parseIdempotencyValue(v)
-		if err != nil {
+		switch {
+		case err != nil:
 			return "", err
-		}
-		if i > 0 && k != key {
+		case i > 0 && k != key:
 			return "", errIdemConflicting
 		}
 		key = k
@@ -57,46 +50,34 @@ func parseIdempotencyKey(vs []string) (string, error) {
 }
 
 // parseIdempotencyValue parses one field line of Idempotency-Key.
-func parseIdempotencyValue(v string) (string, error) {
+func parseIdempotencyValue(v string) (key string, err error) {
 	v = trimOWS(v)
 	switch {
-	case v == "":
-		return "", errIdemMalformed
-	case v[0] != '"':
-		return parseIdempotencyToken(v)
 	case len(v) > 2*maxIdempotencyKeyLength+2:
-		// An escape doubles a character at most, so a longer value cannot
-		// hold an acceptable key: refuse it before looking at it.
+		// An escape doubles a character at most: too long, whatever it holds.
 		return "", errIdemTooLong
+	case strings.HasPrefix(v, `"`):
+		key, err = unquote(v)
+	default: // a bare token: RFC 9110 tchar, ':' and '/'
+		key = v
+		for i := 0; i < len(v) && err == nil; i++ {
+			if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
+				err = errIdemMalformed
+			}
+		}
 	}
-	key, err := unquote(v)
 	switch {
+	case len(key) > maxIdempotencyKeyLength:
+		return "", errIdemTooLong
 	case err != nil:
 		return "", err
 	case key == "":
 		return "", errIdemMalformed
-	case len(key) > maxIdempotencyKeyLength:
-		return "", errIdemTooLong
 	}
 	return key, nil
 }
 
-// parseIdempotencyToken parses a bare token: RFC 9110 tchar, ':' and '/'.
-func parseIdempotencyToken(v string) (string, error) {
-	if len(v) > maxIdempotencyKeyLength {
-		return "", errIdemTooLong
-	}
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; !isTchar(c) && c != ':' && c != '/' {
-			return "", errIdemMalformed
-		}
-	}
-	return v, nil
-}
-
-// unquote returns the content of the sf-string v, which starts with '"':
-// printable ASCII with \" and \\ escapes, and nothing after the closing
-// quote.
+// unquote returns the content of the sf-string v, which starts with '"'.
 func unquote(v string) (string, error) {
 	var unescaped []byte // nil until the first escape
 	for i := 1; i < len(v); i++ {
@@ -128,8 +109,7 @@ func unquote(v string) (string, error) {
 }
 
 // invalidIdempotencyKey is the denial for an Idempotency-Key that err
-// refused. It never repeats the value: the client chose it, and it may hold
-// anything.
+// refused. It never repeats the value, which may hold anything.
 func invalidIdempotencyKey(err error) *Denial {
 	d := &Denial{Code: CodeInvalidRequest}
 	switch err {
@@ -144,20 +124,16 @@ func invalidIdempotencyKey(err error) *Denial {
 	return d
 }
 
-// idemUse is a request's share in an Idempotency-Key held by the outermost
-// charge of the request that found the key new. Charges record whether
-// their debit stands; when the holder returns, the key is remembered only
-// if some debit stands and none was refused or refunded.
+// idemUse is a request's use of the Idempotency-Key its outermost charge
+// holds: kept if a debit stands and none was refused or refunded.
 type idemUse struct {
 	held    bool // a charge of this request holds a key in flight
 	debited bool // a debit was made
 	void    bool // a charge was refused, or a debit refunded
 }
 
-// idempotencyKey returns the request's Idempotency-Key if this charge is
-// the one to honour it (the feature is on, and no outer charge of the
-// request holds a key), or "". It refuses the request and returns false
-// for a malformed key.
+// idempotencyKey returns the Idempotency-Key this charge is to honour, or
+// "". It refuses a malformed key and returns false.
 func (c *charge) idempotencyKey() (string, bool) {
 	p := c.h.p
 	vs := c.r.Header[headerIdempotencyKey]
@@ -172,10 +148,9 @@ func (c *charge) idempotencyKey() (string, bool) {
 	return key, true
 }
 
-// once is the debit of a request that carries the Idempotency-Key key: it
-// refuses a key reused for another request or a retry of a request still
-// in flight, lets a retry of a charged request through without a debit,
-// and otherwise holds the key while it debits and serves the request.
+// once debits and serves a request with the Idempotency-Key key, holding
+// the key meanwhile; it lets a retry of a charged request through with no
+// debit and refuses a key reused elsewhere or still in flight.
 func (c *charge) once(key string) {
 	p, caller := c.h.p, &c.s.caller
 	k := pairDigest(caller.Account.ID, key)
@@ -211,14 +186,12 @@ func (c *charge) once(key string) {
 	c.debit()
 }
 
-// idemDigest is a SHA-256 digest: of an account ID and an Idempotency-Key,
-// which identifies a remembered key, or of a method and route, which is
-// the fingerprint of the request that used it. Fixed-size digests keep the
-// memory of an entry bounded whatever the client sends.
+// idemDigest is the SHA-256 of an account ID and an Idempotency-Key, or of
+// a method and route (a fingerprint): fixed-size whatever the client sends.
 type idemDigest [sha256.Size]byte
 
 // pairDigest is the digest of a and b, length-prefixed so that no two pairs
-// share an input. It does not allocate for short strings.
+// share an input, without allocating for short strings.
 func pairDigest(a, b string) idemDigest {
 	var buf [320]byte
 	data := buf[:0]
@@ -241,10 +214,8 @@ const (
 	idemRemembered                  // charged within the window, same fingerprint
 )
 
-// idemEntry is a key's fingerprint and when it expires, in Unix
-// nanoseconds of the Paywall's clock; zero while the key is held in
-// flight. Neither holds a pointer, so the garbage collector need not scan
-// the map.
+// idemEntry is a key's fingerprint and its expiry in Unix nanoseconds, zero
+// while the key is in flight; with no pointer, the GC need not scan the map.
 type idemEntry struct {
 	fingerprint idemDigest
 	expires     int64
@@ -255,10 +226,8 @@ type idemItem struct {
 	expires int64
 }
 
-// idempotencyCache remembers the Idempotency-Keys of charged requests for
-// a window, and the keys of requests in flight. Remembered keys are bounded
-// by max; keys in flight, by the requests in flight. It is safe for
-// concurrent use.
+// idempotencyCache remembers, safely for concurrent use, the keys in flight
+// and, for a window, at most max keys of charged requests.
 type idempotencyCache struct {
 	window time.Duration
 	now    func() time.Time
@@ -273,8 +242,8 @@ func newIdempotencyCache(window time.Duration, now func() time.Time, max int) *i
 	return &idempotencyCache{window: window, now: now, max: max, m: make(map[idemDigest]idemEntry)}
 }
 
-// begin looks the key k of a request with fingerprint fp up. If it is new,
-// it is now held in flight, and the caller must call end.
+// begin looks the key k of a request with fingerprint fp up. A new key is
+// now held in flight, and the caller must call end.
 func (c *idempotencyCache) begin(k, fp idemDigest) idemState {
 	now := c.now().UnixNano()
 	c.mu.Lock()
@@ -293,8 +262,7 @@ func (c *idempotencyCache) begin(k, fp idemDigest) idemState {
 	return idemNew
 }
 
-// end releases the key k held in flight: it is remembered for the window
-// from now if keep, and forgotten otherwise.
+// end releases the key k held in flight, remembered for the window if keep.
 func (c *idempotencyCache) end(k idemDigest, keep bool) {
 	now := c.now().UnixNano()
 	c.mu.Lock()
@@ -317,8 +285,8 @@ func (c *idempotencyCache) end(k idemDigest, keep bool) {
 	c.prune(now)
 }
 
-// prune forgets the remembered keys that expired, and the oldest ones
-// beyond max. Keys in flight are never forgotten. c.mu must be held.
+// prune forgets expired keys and the oldest beyond max, never keys in
+// flight. c.mu must be held.
 func (c *idempotencyCache) prune(now int64) {
 	n := 0
 	for n < len(c.order) && (now >= c.order[n].expires || len(c.order)-n > c.max) {

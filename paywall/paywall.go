@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,116 +15,75 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Paywall holds the configuration shared by the middlewares that
-// authenticate keys, check entitlements and charge credits. Create one with
-// [New]; its methods return middlewares of type func(http.Handler)
-// http.Handler. A Paywall is safe for concurrent use.
+// Paywall makes the middlewares that authenticate keys, check entitlements
+// and charge credits. Create one with [New]; it is safe for concurrent use.
 type Paywall struct {
-	store    store.Store
-	refunder store.Refunder // store as a Refunder, or nil
-
-	realm            string
-	keyHeaders       []keyHeader
-	query            string
-	maxKeyLen        int
-	status           map[Code]int
-	failOpen         bool
-	upgradeURL       string
-	paymentURL       string
-	retryUnavailable time.Duration
-	deny             DenyFunc
-	onDecision       func(ctx context.Context, d Decision)
-	logger           *slog.Logger
-	clock            func() time.Time
-	idempotency      *idempotencyCache // nil when IdempotencyWindow is zero
-
-	// missingDetail is the detail of a missing_key denial.
-	missingDetail string
-	// warned holds the configuration errors already logged.
-	warned sync.Map
+	store         store.Store
+	refunder      store.Refunder    // store as a Refunder, or nil
+	opts          Options           // with defaults; its Status and KeyHeaders unused
+	status        map[Code]int      // opts.Status, copied
+	keyHeaders    []keyHeader       // from opts.KeyHeaders
+	idempotency   *idempotencyCache // nil when IdempotencyWindow is zero
+	missingDetail string            // the detail of a missing_key denial
+	warned        sync.Map          // configuration errors already logged
 }
 
 // Options configures a [Paywall]. The zero value of every field means the
 // documented default; a nil *Options means all defaults.
 type Options struct {
-	// Realm is the realm of WWW-Authenticate challenges. Default "api".
-	// It must be printable ASCII.
+	// Realm is the printable ASCII realm of challenges. Default "api".
 	Realm string
-
-	// KeyHeaders lists the headers a key is read from, in order. The
-	// Authorization header is read as "Bearer <key>" (credentials of any
-	// other scheme are ignored); any other header carries the bare key.
-	// Default: Authorization, X-API-Key.
+	// KeyHeaders lists the headers a key is read from, in order: the
+	// Authorization header as "Bearer <key>" (other schemes are ignored),
+	// any other as the bare key. Default: Authorization, X-API-Key.
 	KeyHeaders []string
-
-	// KeyQueryParam, if set, also reads the key from this URL query
-	// parameter, after the headers. Off by default: keys in URLs end up in
-	// logs and histories.
+	// KeyQueryParam, if set, is a URL query parameter read after the
+	// headers. Off by default: keys in URLs end up in logs and histories.
 	KeyQueryParam string
-
 	// MaxKeyLength is the longest key accepted; longer values are refused
 	// as invalid without being hashed or looked up. Default 256 bytes.
 	MaxKeyLength int
-
-	// Status overrides the HTTP status of a denial code, for example
-	// {CodeFeatureNotInPlan: http.StatusForbidden}. Every status must be
-	// in 400–599.
+	// Status overrides the status (400–599) of denial codes, for example
+	// {CodeFeatureNotInPlan: http.StatusForbidden}.
 	Status map[Code]int
-
 	// FailOpen lets requests through, uncharged, when the store fails.
-	// Default false: they are refused with 503 store_unavailable. A request
-	// whose lookup failed open reaches the handler without a [Caller], and
-	// Require and Charge let it through unchecked.
+	// Default false: 503 store_unavailable. A request whose lookup failed
+	// open has no [Caller], and Require and Charge pass it unchecked.
 	FailOpen bool
-
-	// UpgradeURL is where a client can change its plan; PaymentURL is
-	// where it can buy credits. When set they appear in 402 responses.
+	// UpgradeURL (where to change plan) and PaymentURL (where to buy
+	// credits) appear in 402 responses when set.
 	UpgradeURL string
 	PaymentURL string
-
-	// RetryAfterUnavailable is the Retry-After of a 503
-	// store_unavailable. Default 1 second.
+	// RetryAfterUnavailable is the Retry-After of a 503. Default 1 second.
 	RetryAfterUnavailable time.Duration
-
-	// Deny writes every denial. Default [WriteDenial]. The [Denial] it
-	// receives has Status resolved and Realm set.
+	// Deny writes every denial, with Status resolved and Realm set.
+	// Default [WriteDenial].
 	Deny DenyFunc
-
 	// OnDecision, if set, is called synchronously for every decision. It
 	// must be safe for concurrent use and should return quickly.
 	OnDecision func(ctx context.Context, d Decision)
-
-	// Logger, if set, logs every decision that carries an error (a store
-	// failure, a configuration mistake) at level Error, with the fields of
-	// the [Decision]. Configuration mistakes found while serving (a charge
-	// without Authenticate in front) are logged once each, to Logger or
-	// else to [slog.Default].
+	// Logger, if set, logs every decision that carries an error at level
+	// Error. Configuration mistakes found while serving are logged once
+	// each, to Logger or else to [slog.Default].
 	Logger *slog.Logger
-
 	// IdempotencyWindow, if positive, makes charges honour the
-	// Idempotency-Key request header: a retry with the same key, from the
-	// same account, to the same method and route, within the window after
-	// the first request finished, is not debited again (see
-	// [Caller.Replay]). Zero turns this off. Keys are remembered in this
-	// process only.
+	// Idempotency-Key header for this long after a request finished (see
+	// [Caller.Replay] and the package documentation). Default 0: off.
 	IdempotencyWindow time.Duration
-
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
 }
 
 // keyHeader is one header a key is read from.
 type keyHeader struct {
-	name    string // canonical form, to index http.Header directly
-	display string // as configured, for messages
-	bearer  bool   // the Authorization header: "Bearer <key>"
+	name   string // canonical form, to index http.Header directly
+	bearer bool   // the Authorization header: "Bearer <key>"
 }
 
-// New returns a Paywall on s. It reports configuration mistakes — a nil
-// store, a negative duration or length, a status outside 400–599, a
-// malformed or repeated header name, a Realm that is not printable ASCII,
-// an unparsable URL — as errors prefixed "paywall:". It copies what it
-// needs from opts, which the caller may reuse.
+// New returns a Paywall on s, or an error prefixed "paywall:" for a
+// configuration mistake (a nil store, a negative duration or length, a
+// status outside 400–599, a malformed or repeated header name, a Realm that
+// is not printable ASCII, an unparsable URL). opts may be reused after.
 func New(s store.Store, opts *Options) (*Paywall, error) {
 	if isNil(s) {
 		return nil, errorf("store must not be nil")
@@ -132,25 +92,17 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 	if opts != nil {
 		o = *opts
 	}
-	p := &Paywall{
-		store:      s,
-		query:      o.KeyQueryParam,
-		failOpen:   o.FailOpen,
-		upgradeURL: o.UpgradeURL,
-		paymentURL: o.PaymentURL,
-		deny:       cmpOr(o.Deny, WriteDenial),
-		onDecision: o.OnDecision,
-		logger:     o.Logger,
-		clock:      cmpOr(o.Clock, time.Now),
-	}
+	o.Deny, o.Clock = cmpOr(o.Deny, WriteDenial), cmpOr(o.Clock, time.Now)
+	p := &Paywall{store: s, opts: o}
 	p.refunder, _ = s.(store.Refunder)
 	for _, set := range []func(*Options) error{p.setRealm, p.setKeyHeaders, p.setLimits, p.setStatus, p.setURLs} {
-		if err := set(&o); err != nil {
+		if err := set(&p.opts); err != nil {
 			return nil, err
 		}
 	}
+	p.opts.Status, p.opts.KeyHeaders = nil, nil // copied, not shared with the caller
 	if o.IdempotencyWindow > 0 {
-		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, p.clock, maxIdempotencyKeys)
+		p.idempotency = newIdempotencyCache(o.IdempotencyWindow, o.Clock, maxIdempotencyKeys)
 	}
 	return p, nil
 }
@@ -178,20 +130,17 @@ func cmpOr[F any](v, def F) F {
 
 // setRealm validates and sets the realm.
 func (p *Paywall) setRealm(o *Options) error {
-	p.realm = o.Realm
-	if p.realm == "" {
-		p.realm = "api"
-	}
-	for i := 0; i < len(p.realm); i++ {
-		if c := p.realm[i]; c < 0x20 || c > 0x7e {
-			return errorf("Realm must be printable ASCII, got %q", p.realm)
+	o.Realm = cmp.Or(o.Realm, "api")
+	for i := 0; i < len(o.Realm); i++ {
+		if c := o.Realm[i]; c < 0x20 || c > 0x7e {
+			return errorf("Realm must be printable ASCII, got %q", o.Realm)
 		}
 	}
 	return nil
 }
 
-// setKeyHeaders validates and sets where keys are read, and the detail of
-// a missing_key denial that says so.
+// setKeyHeaders validates and sets where keys are read, and says so in
+// missingDetail.
 func (p *Paywall) setKeyHeaders(o *Options) error {
 	names := o.KeyHeaders
 	if len(names) == 0 {
@@ -208,15 +157,14 @@ func (p *Paywall) setKeyHeaders(o *Options) error {
 			return errorf("header %q listed twice in KeyHeaders", c)
 		}
 		seen[c] = true
-		h := keyHeader{name: c, display: n, bearer: c == "Authorization"}
-		p.keyHeaders = append(p.keyHeaders, h)
-		where = append(where, "the "+h.display+" header")
-		if h.bearer {
+		p.keyHeaders = append(p.keyHeaders, keyHeader{name: c, bearer: c == "Authorization"})
+		where = append(where, "the "+n+" header")
+		if c == "Authorization" {
 			where[len(where)-1] = "the Authorization header (Bearer)"
 		}
 	}
-	if p.query != "" {
-		where = append(where, "the "+p.query+" query parameter")
+	if o.KeyQueryParam != "" {
+		where = append(where, "the "+o.KeyQueryParam+" query parameter")
 	}
 	p.missingDetail = "Send an API key in " + joinOr(where) + "."
 	return nil
@@ -232,33 +180,21 @@ func (p *Paywall) setLimits(o *Options) error {
 	case o.IdempotencyWindow < 0:
 		return errorf("IdempotencyWindow must be >= 0, got %v", o.IdempotencyWindow)
 	}
-	p.maxKeyLen = cmpOrZero(o.MaxKeyLength, defaultMaxKeyLength)
-	p.retryUnavailable = cmpOrZero(o.RetryAfterUnavailable, time.Second)
+	o.MaxKeyLength = cmp.Or(o.MaxKeyLength, defaultMaxKeyLength)
+	o.RetryAfterUnavailable = cmp.Or(o.RetryAfterUnavailable, time.Second)
 	return nil
 }
 
-// cmpOrZero returns v, or def if v is zero.
-func cmpOrZero[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-// defaultMaxKeyLength is the default of [Options.MaxKeyLength].
-const defaultMaxKeyLength = 256
+const defaultMaxKeyLength = 256 // the default of Options.MaxKeyLength
 
 // setStatus validates and copies the status overrides.
 func (p *Paywall) setStatus(o *Options) error {
-	if len(o.Status) == 0 {
-		return nil
-	}
 	p.status = make(map[Code]int, len(o.Status))
 	for c, st := range o.Status {
-		if c == "" {
+		switch {
+		case c == "":
 			return errorf("empty code in Status")
-		}
-		if st < 400 || st > 599 {
+		case st < 400 || st > 599:
 			return errorf("Status[%s] must be in 400-599, got %d", c, st)
 		}
 		p.status[c] = st
@@ -276,46 +212,82 @@ func (p *Paywall) setURLs(o *Options) error {
 	return nil
 }
 
-// statusFor returns the status of a denial with code c: the configured
-// override, else the code's default.
-func (p *Paywall) statusFor(c Code) int {
-	if st, ok := p.status[c]; ok {
-		return st
+// Decision is one allow or deny of a go402 middleware, reported to
+// [Options.OnDecision]. It never contains the raw key.
+type Decision struct {
+	// Time is when the decision was made, by [Options.Clock].
+	Time time.Time
+	// Step is the deciding middleware: "authenticate", "require", "charge",
+	// "refund" (Allowed if the credits were given back) or "limit".
+	Step string
+	// Allowed reports whether the request was let through.
+	Allowed bool
+	// Code is the denial code: empty when Allowed, but for
+	// [CodeStoreUnavailable] when [Options.FailOpen] let a failure through.
+	Code Code
+	// Status is the HTTP status of a denial; zero when Allowed.
+	Status int
+	// AccountID and KeyPrefix identify the caller, once a key was found.
+	AccountID string
+	KeyPrefix string
+	// Route is the request's Pattern as the middleware saw it (empty
+	// outside a ServeMux); never the raw path, so metrics stay bounded.
+	Route string
+	// Cost is what the request cost or would have cost (or the refund);
+	// Balance is the balance after the decision, when known.
+	Cost    int64
+	Balance int64
+	// Replay marks a "charge" that let a retry through; see [Caller.Replay].
+	Replay bool
+	// Err is the store failure or configuration mistake behind it, if any.
+	Err error
+}
+
+// attrs returns the fields of d to log.
+func (d *Decision) attrs() []slog.Attr {
+	a := []slog.Attr{
+		slog.Bool("allowed", d.Allowed),
+		slog.String("code", string(d.Code)),
+		slog.Int("status", d.Status),
+		slog.String("route", d.Route),
+		slog.String("account", d.AccountID),
+		slog.String("key_prefix", d.KeyPrefix),
+		slog.Int64("cost", d.Cost),
 	}
-	return defaultsFor(c).status
+	if d.Err != nil {
+		a = append(a, slog.String("error", d.Err.Error()))
+	}
+	return a
 }
 
 // refuse resolves d against the configuration, reports the decision e (its
 // step, caller and error) and writes the denial.
 func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *Denial) {
 	if d.Status == 0 {
-		d.Status = p.statusFor(d.Code)
+		d.Status = cmp.Or(p.status[d.Code], defaultsFor(d.Code).status)
 	}
-	if d.Realm == "" {
-		d.Realm = p.realm
-	}
-	e.Code, e.Status, e.Cost = d.Code, d.Status, d.Cost
-	e.Balance = 0
+	d.Realm = cmp.Or(d.Realm, p.opts.Realm)
+	e.Code, e.Status, e.Cost, e.Balance = d.Code, d.Status, d.Cost, 0
 	if d.HasBalance {
 		e.Balance = d.Balance
 	}
 	p.report(r, e)
-	p.deny(w, r, d)
+	p.opts.Deny(w, r, d)
 }
 
 // report completes e with the time and route and passes it to OnDecision
 // and, if it carries an error, to the Logger.
 func (p *Paywall) report(r *http.Request, e Decision) {
-	if p.onDecision == nil && (e.Err == nil || p.logger == nil) {
+	if p.opts.OnDecision == nil && (e.Err == nil || p.opts.Logger == nil) {
 		return
 	}
-	e.Time = p.clock()
+	e.Time = p.opts.Clock()
 	e.Route = r.Pattern
-	if p.onDecision != nil {
-		p.onDecision(r.Context(), e)
+	if p.opts.OnDecision != nil {
+		p.opts.OnDecision(r.Context(), e)
 	}
-	if e.Err != nil && p.logger != nil && e.Code != CodeMisconfigured { // logged once, apart
-		p.logger.LogAttrs(r.Context(), slog.LevelError, "go402: "+e.Step, e.attrs()...)
+	if e.Err != nil && p.opts.Logger != nil && e.Code != CodeMisconfigured { // logged once, apart
+		p.opts.Logger.LogAttrs(r.Context(), slog.LevelError, "go402: "+e.Step, e.attrs()...)
 	}
 }
 
@@ -330,7 +302,7 @@ func decision(step string, c *Caller) Decision {
 
 // allow reports that step let the request of caller c through.
 func (p *Paywall) allow(r *http.Request, step string, c *Caller, cost int64) {
-	if p.onDecision == nil {
+	if p.opts.OnDecision == nil {
 		return
 	}
 	d := decision(step, c)
@@ -344,7 +316,7 @@ func (p *Paywall) misconfigured(w http.ResponseWriter, r *http.Request, step str
 	err := fmt.Errorf("paywall: %s reached without Authenticate in front of it: wrap the route in Authenticate first",
 		strings.ToUpper(step[:1])+step[1:])
 	if _, logged := p.warned.LoadOrStore(err.Error(), true); !logged {
-		cmpOr(p.logger, slog.Default()).Error(err.Error(), "route", r.Pattern)
+		cmpOr(p.opts.Logger, slog.Default()).Error(err.Error(), "route", r.Pattern)
 	}
 	e := decision(step, nil)
 	e.Err = err
@@ -353,15 +325,12 @@ func (p *Paywall) misconfigured(w http.ResponseWriter, r *http.Request, step str
 
 // validHeaderName reports whether s is an RFC 9110 token.
 func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
 	for i := 0; i < len(s); i++ {
 		if !isTchar(s[i]) {
 			return false
 		}
 	}
-	return true
+	return s != ""
 }
 
 func isTchar(c byte) bool {
@@ -374,11 +343,8 @@ func isTchar(c byte) bool {
 
 // joinOr joins items as "a, b or c".
 func joinOr(items []string) string {
-	switch len(items) {
-	case 0:
-		return ""
-	case 1:
-		return items[0]
+	if len(items) < 2 {
+		return strings.Join(items, "")
 	}
 	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }

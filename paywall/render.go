@@ -2,9 +2,11 @@ package paywall
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -13,38 +15,33 @@ import (
 	"time"
 )
 
-// Media types of denial bodies.
+// The formats of denial bodies, as negotiate picks them: their media types.
 const (
-	problemJSON = "application/problem+json"
-	textHTML    = "text/html; charset=utf-8"
-	textPlain   = "text/plain; charset=utf-8"
+	formatJSON = "application/problem+json"
+	formatHTML = "text/html; charset=utf-8"
+	formatText = "text/plain; charset=utf-8"
 )
 
-// WriteDenial writes the standard response for d: the status; Cache-Control:
-// no-store; X-Content-Type-Options: nosniff; WWW-Authenticate for a 401
-// (RFC 6750 Bearer, with error="invalid_token" for the invalid, revoked and
-// expired key codes); Retry-After when RetryAfter is positive; d.Header; and
-// a body negotiated from the request's Accept header:
+// WriteDenial writes the standard response for d, as every go402
+// middleware does; any handler may call it to refuse a request the same
+// way. It sends the status; Cache-Control: no-store; X-Content-Type-Options:
+// nosniff; for a 401 a WWW-Authenticate Bearer challenge (RFC 6750, with
+// error="invalid_token" for invalid, revoked and expired keys); Retry-After
+// when RetryAfter is positive; d.Header; and a body chosen by Accept:
 //
-//   - application/problem+json (RFC 9457) when there is no Accept header,
-//     when it accepts application/problem+json or application/json (or
-//     application/*, or */*) and does not prefer HTML;
-//   - a small HTML page when Accept names text/html explicitly and ranks it
-//     at least as high as JSON and plain text — what browsers send
-//     ("text/html,…,*/*;q=0.8");
-//   - plain text otherwise, for clients that accept neither JSON nor HTML.
+//   - application/problem+json (RFC 9457) without Accept, or when it takes
+//     JSON (application/json, application/problem+json, application/*,
+//     */*) and does not prefer HTML;
+//   - an HTML page when Accept names text/html and ranks it at least as
+//     high as JSON and plain text, as browsers do;
+//   - plain text otherwise.
 //
-// The JSON members are type, title, status and detail, then the extension
-// members code, balance (when HasBalance), cost (when non-zero), refill_at
-// (RFC 3339, UTC), retry_after (seconds, as in the header), features,
-// upgrade_url and payment_url, then d.Extensions in name order. Empty ones
-// are left out. A HEAD request gets the headers only. Headers a handler set
-// before denying that would describe another body (Content-Length,
-// Content-Encoding, ETag, Last-Modified) are removed.
-//
-// It is the renderer every go402 middleware uses, exported so that any
-// handler can refuse a request in exactly the same way, with no middleware
-// in front. r may be nil, which gives JSON.
+// The JSON members are type, title, status, detail, then code, balance
+// (when HasBalance), cost, refill_at (RFC 3339, UTC), retry_after
+// (seconds), features, upgrade_url, payment_url, then d.Extensions in name
+// order; empty ones are left out. HEAD gets the headers only. Headers that
+// would describe another body (Content-Length, Content-Encoding, ETag,
+// Last-Modified) are removed. r may be nil, which gives JSON.
 func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
 	status, typ, title := d.resolved()
 	h := w.Header()
@@ -69,18 +66,17 @@ func WriteDenial(w http.ResponseWriter, r *http.Request, d *Denial) {
 	if r != nil {
 		accept = r.Header["Accept"]
 	}
+	format := negotiate(accept)
 	var body []byte
-	switch negotiate(accept) {
+	switch format {
 	case formatHTML:
-		h.Set("Content-Type", textHTML)
 		body = htmlBody(d, status, title)
 	case formatText:
-		h.Set("Content-Type", textPlain)
 		body = textBody(d, status, title)
 	default:
-		h.Set("Content-Type", problemJSON)
 		body = jsonBody(d, status, typ, title)
 	}
+	h.Set("Content-Type", format)
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if r == nil || r.Method != http.MethodHead {
@@ -99,19 +95,12 @@ func retrySeconds(d time.Duration) int64 {
 
 // challenge is the RFC 6750 Bearer challenge of a 401.
 func challenge(d *Denial, title string) string {
-	realm := d.Realm
-	if realm == "" {
-		realm = "api"
-	}
 	var b strings.Builder
 	b.WriteString(`Bearer realm=`)
-	writeQuoted(&b, realm)
+	writeQuoted(&b, cmp.Or(d.Realm, "api"))
 	switch d.Code {
 	case CodeInvalidKey, CodeKeyRevoked, CodeKeyExpired:
-		desc := d.Detail
-		if desc == "" {
-			desc = title
-		}
+		desc := cmp.Or(d.Detail, title)
 		b.WriteString(`, error="invalid_token", error_description="`)
 		// RFC 6750 allows only %x20-21 / %x23-5B / %x5D-7E here: no quote,
 		// no backslash, nothing outside printable ASCII.
@@ -150,8 +139,7 @@ func writeQuoted(b *strings.Builder, s string) {
 	b.WriteByte('"')
 }
 
-// reserved are the members go402 writes itself; Extensions cannot replace
-// them.
+// reserved are the members go402 writes; Extensions cannot replace them.
 var reserved = []string{
 	"type", "title", "status", "detail", "instance", "code", "balance", "cost",
 	"refill_at", "retry_after", "features", "upgrade_url", "payment_url",
@@ -163,8 +151,8 @@ type member struct {
 	value any
 }
 
-// members returns the members go402 writes for d after type, title, status
-// and detail, leaving out empty ones: JSON and plain text list the same.
+// members returns the non-empty members of d after type, title, status and
+// detail, for JSON and plain text alike.
 func members(d *Denial) []member {
 	var m []member
 	add := func(set bool, name string, v any) {
@@ -191,15 +179,10 @@ func jsonBody(d *Denial, status int, typ, title string) []byte {
 		m = append(m, member{"detail", d.Detail})
 	}
 	m = append(m, members(d)...)
-	names := make([]string, 0, len(d.Extensions))
-	for name := range d.Extensions {
+	for _, name := range slices.Sorted(maps.Keys(d.Extensions)) {
 		if !slices.Contains(reserved, name) {
-			names = append(names, name)
+			m = append(m, member{name, d.Extensions[name]})
 		}
-	}
-	slices.Sort(names)
-	for _, name := range names {
-		m = append(m, member{name, d.Extensions[name]})
 	}
 	var b bytes.Buffer
 	b.WriteByte('{')
@@ -236,8 +219,8 @@ func textBody(d *Denial, status int, title string) []byte {
 	return []byte(b.String())
 }
 
-// page is the HTML page for browsers. html/template escapes every value and
-// refuses unsafe URLs (javascript: and the like) in the links.
+// page is the HTML page for browsers; html/template escapes every value
+// and refuses unsafe URLs (javascript: and the like).
 var page = template.Must(template.New("denial").Parse(`<!doctype html>
 <html lang="en">
 <head>
@@ -276,21 +259,16 @@ type fact struct{ Name, Value string }
 // htmlBody is the HTML page of d.
 func htmlBody(d *Denial, status int, title string) []byte {
 	var facts []fact
-	if d.HasBalance {
-		facts = append(facts, fact{"Balance", credits(d.Balance)})
+	add := func(set bool, name, value string) {
+		if set {
+			facts = append(facts, fact{name, value})
+		}
 	}
-	if d.Cost != 0 {
-		facts = append(facts, fact{"Cost", credits(d.Cost)})
-	}
-	if len(d.Features) > 0 {
-		facts = append(facts, fact{"Missing", strings.Join(d.Features, ", ")})
-	}
-	if !d.RefillAt.IsZero() {
-		facts = append(facts, fact{"Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST")})
-	}
-	if d.RetryAfter > 0 {
-		facts = append(facts, fact{"Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10) + " s"})
-	}
+	add(d.HasBalance, "Balance", credits(d.Balance))
+	add(d.Cost != 0, "Cost", credits(d.Cost))
+	add(len(d.Features) > 0, "Missing", strings.Join(d.Features, ", "))
+	add(!d.RefillAt.IsZero(), "Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST"))
+	add(d.RetryAfter > 0, "Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10)+" s")
 	var b bytes.Buffer
 	err := page.Execute(&b, struct {
 		Status                 int
@@ -306,89 +284,71 @@ func htmlBody(d *Denial, status int, title string) []byte {
 	return b.Bytes()
 }
 
-// Body formats negotiate chooses between.
-type format int
-
-const (
-	formatJSON format = iota
-	formatHTML
-	formatText
-)
-
-// mediaMatch is how well an Accept header matches one media type: the
-// specificity of the most specific range that matched (3 type/subtype,
-// 2 type/*, 1 */*, 0 none) and its quality.
+// mediaMatch is the specificity (3 type/subtype, 2 type/*, 1 */*, 0 none)
+// and quality of the most specific Accept range matching a media type.
 type mediaMatch struct {
 	spec int
 	q    float64
 }
 
-func (m *mediaMatch) consider(spec int, q float64) {
-	if spec > m.spec || spec == m.spec && q > m.q {
-		m.spec, m.q = spec, q
-	}
-}
+// The media types negotiate weighs, in the order of accepted's matches.
+var mediaTypes = [...][2]string{{"application", "json"}, {"application", "problem+json"}, {"text", "html"}, {"text", "plain"}}
 
-// acceptance is how well an Accept header matches each body format.
-type acceptance struct {
-	json, problem, html, text mediaMatch
-	seen                      bool // a media range was present
-}
-
-// consider records the media range top/sub with quality q.
-func (a *acceptance) consider(top, sub string, q float64) {
-	a.seen = true
-	switch {
-	case top == "*" && sub == "*":
-		for _, m := range []*mediaMatch{&a.json, &a.problem, &a.html, &a.text} {
-			m.consider(1, q)
-		}
-	case strings.EqualFold(top, "application"):
-		considerSub(sub, q, [2]*mediaMatch{&a.json, &a.problem}, [2]string{"json", "problem+json"})
-	case strings.EqualFold(top, "text"):
-		considerSub(sub, q, [2]*mediaMatch{&a.html, &a.text}, [2]string{"html", "plain"})
-	}
-}
-
-// considerSub records the subtype sub, with quality q, of a top-level type
-// whose two subtypes of interest are names, matched by m.
-func considerSub(sub string, q float64, m [2]*mediaMatch, names [2]string) {
-	switch {
-	case sub == "*":
-		m[0].consider(2, q)
-		m[1].consider(2, q)
-	case strings.EqualFold(sub, names[0]):
-		m[0].consider(3, q)
-	case strings.EqualFold(sub, names[1]):
-		m[1].consider(3, q)
-	}
-}
-
-// negotiate picks the body format for the Accept header field lines.
-func negotiate(accept []string) format {
-	var a acceptance
+// accepted returns how well the Accept field lines match each of
+// mediaTypes, and whether they hold any media range.
+func accepted(accept []string) (m [len(mediaTypes)]mediaMatch, seen bool) {
 	for _, line := range accept {
 		for line != "" {
 			var rng string
 			rng, line, _ = strings.Cut(line, ",")
 			typ, params, _ := strings.Cut(rng, ";")
-			if top, sub, ok := strings.Cut(trimOWS(typ), "/"); ok {
-				a.consider(top, sub, quality(params))
+			top, sub, ok := strings.Cut(trimOWS(typ), "/")
+			if !ok {
+				continue
+			}
+			seen = true
+			q := quality(params)
+			for i, t := range mediaTypes {
+				if spec := specificity(top, sub, t); spec > 0 && (spec > m[i].spec || spec == m[i].spec && q > m[i].q) {
+					m[i] = mediaMatch{spec, q}
+				}
 			}
 		}
 	}
-	if !a.seen {
+	return m, seen
+}
+
+// specificity is how specifically the range top/sub names the media type t
+// (see mediaMatch).
+func specificity(top, sub string, t [2]string) int {
+	switch {
+	case top == "*" && sub == "*":
+		return 1
+	case !strings.EqualFold(top, t[0]):
+		return 0
+	case sub == "*":
+		return 2
+	case strings.EqualFold(sub, t[1]):
+		return 3
+	}
+	return 0
+}
+
+// negotiate picks the body format for the Accept header field lines.
+func negotiate(accept []string) string {
+	m, seen := accepted(accept)
+	if !seen {
 		return formatJSON
 	}
-	qJSON := math.Max(a.json.q, a.problem.q)
+	qJSON, html, qText := math.Max(m[0].q, m[1].q), m[2], m[3].q
 	switch {
-	case a.html.spec == 3 && a.html.q > 0 && a.html.q >= qJSON && a.html.q >= a.text.q:
+	case html.spec == 3 && html.q > 0 && html.q >= qJSON && html.q >= qText:
 		return formatHTML
 	case qJSON > 0:
 		return formatJSON
-	case a.text.q > 0:
+	case qText > 0:
 		return formatText
-	case a.html.q > 0:
+	case html.q > 0:
 		return formatHTML
 	}
 	return formatText
