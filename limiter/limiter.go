@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go402/go402/internal/tokenbucket"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
@@ -267,13 +268,10 @@ func (l *Limiter) Take(r *http.Request) (Result, error) {
 }
 
 func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
-	res := Result{Cost: l.opts.Cost, now: l.opts.Clock()}
-	if l.opts.CostFunc != nil {
-		n, err := l.requestCost(r)
-		if err != nil {
-			return res, err
-		}
-		res.Cost = n
+	res := Result{now: l.opts.Clock()}
+	var err error
+	if res.Cost, err = l.requestCost(r); err != nil {
+		return res, err
 	}
 	var a *store.Account
 	if c != nil {
@@ -322,14 +320,14 @@ func (res *Result) fill(ok bool, tokens float64, pol *policy) {
 	whole := max(math.Floor(tokens), 0)
 	res.Remaining = int(whole)
 	if tokens < float64(lim.Burst) {
-		res.Reset = tokenTime(whole+1-tokens, lim.Rate)
+		res.Reset = tokenbucket.Duration(whole+1-tokens, lim.Rate)
 	}
 	switch {
 	case ok:
 	case res.Cost > lim.Burst:
 		res.RetryAfter = -1
 	default:
-		res.RetryAfter = tokenTime(float64(res.Cost)-tokens, lim.Rate)
+		res.RetryAfter = tokenbucket.Duration(float64(res.Cost)-tokens, lim.Rate)
 	}
 }
 
@@ -345,16 +343,6 @@ func (res *Result) fillStore(br store.BucketResult, pol *policy) {
 	if !br.OK && br.Wait >= 0 && res.Cost <= lim.Burst {
 		res.RetryAfter = max(br.Wait, res.Reset)
 	}
-}
-
-// tokenTime returns how long rate takes to add n tokens, rounded up to the
-// nanosecond and capped at about 290 years.
-func tokenTime(n, rate float64) time.Duration {
-	d := math.Ceil(n / rate * float64(time.Second))
-	if d >= math.MaxInt64 {
-		return math.MaxInt64
-	}
-	return time.Duration(d)
 }
 
 // costError is the error of a failed CostFunc.
