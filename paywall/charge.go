@@ -3,6 +3,7 @@ package paywall
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net/http"
@@ -118,7 +119,8 @@ type charge struct {
 	r      *http.Request
 	s      *requestState
 	cost   int64
-	bucket store.Bucket // the fused limit's; valid if h.limit is set
+	bucket store.Bucket    // the fused limit's; valid if h.limit is set
+	op     store.Operation // the debit's, for a store that keeps a ledger
 }
 
 // run charges the request and serves it, or refuses it.
@@ -202,16 +204,29 @@ func (c *charge) debit() {
 // spend is the store operation of a debit. done reports that the fused
 // limit refused (and answered) the request, with nothing debited.
 func (c *charge) spend() (res store.SpendResult, done bool, err error) {
-	id := c.s.caller.Account.ID
+	id, ctx := c.s.caller.Account.ID, c.storeContext()
 	if c.h.limit == nil {
-		res, err = c.h.p.store.Spend(c.r.Context(), id, c.cost)
+		res, err = c.h.p.store.Spend(ctx, id, c.cost)
 		return res, false, err
 	}
-	res, br, err := c.h.spender.SpendWithTokens(c.r.Context(), id, c.cost, c.bucket)
+	res, br, err := c.h.spender.SpendWithTokens(ctx, id, c.cost, c.bucket)
 	if err != nil {
 		return res, false, err
 	}
 	return res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
+}
+
+// storeContext is the context of the charge's store calls: the request's,
+// with the debit's [store.Operation] if the store keeps a [store.Ledger]. A
+// refund carries the operation of its debit.
+func (c *charge) storeContext() context.Context {
+	if !c.h.p.ledger {
+		return c.r.Context()
+	}
+	if c.op.ID == "" {
+		c.op = store.Operation{ID: rand.Text(), Route: c.r.Pattern, KeyPrefix: c.s.caller.Key.Prefix}
+	}
+	return store.WithOperation(c.r.Context(), c.op)
 }
 
 // serve runs the handler of a charged request and, with refunds on, gives
@@ -242,7 +257,7 @@ func (c *charge) serve() {
 // reports whether it succeeded.
 func (c *charge) refund() bool {
 	p, caller := c.h.p, &c.s.caller
-	bal, err := p.refunder.Refund(context.WithoutCancel(c.r.Context()), caller.Account.ID, c.cost)
+	bal, err := p.refunder.Refund(context.WithoutCancel(c.storeContext()), caller.Account.ID, c.cost)
 	e := decision("refund", caller)
 	e.Allowed, e.Cost, e.Balance, e.Err = err == nil, c.cost, bal, err
 	if err != nil {

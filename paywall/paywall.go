@@ -20,6 +20,7 @@ import (
 type Paywall struct {
 	store         store.Store
 	refunder      store.Refunder    // store as a Refunder, or nil
+	ledger        bool              // the store is a store.Ledger: charges carry a store.Operation
 	opts          Options           // with defaults; its Status and KeyHeaders unused
 	status        map[Code]int      // opts.Status, copied
 	keyHeaders    []keyHeader       // from opts.KeyHeaders
@@ -95,6 +96,7 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 	o.Deny, o.Clock = cmpOr(o.Deny, WriteDenial), cmpOr(o.Clock, time.Now)
 	p := &Paywall{store: s, opts: o}
 	p.refunder, _ = s.(store.Refunder)
+	_, p.ledger = s.(store.Ledger)
 	for _, set := range []func(*Options) error{p.setRealm, p.setKeyHeaders, p.setLimits, p.setStatus, p.setURLs} {
 		if err := set(&p.opts); err != nil {
 			return nil, err
