@@ -1,6 +1,9 @@
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Admin is implemented by stores that manage their own accounts and keys,
 // as [Memory] does: what an admin API or a billing integration needs.
@@ -29,4 +32,8 @@ type Admin interface {
 	Keys(ctx context.Context, accountID string) ([]Key, error)
 	// RevokeKey marks a key revoked, at once.
 	RevokeKey(ctx context.Context, digest Digest) error
+	// TouchKeys records when keys were last used: each key's LastUsedAt
+	// becomes the later of its own and the time given. Unknown digests
+	// are ignored. Callers batch uses, never one call per request.
+	TouchKeys(ctx context.Context, uses map[Digest]time.Time) error
 }

@@ -44,6 +44,9 @@ type Key struct {
 	Revoked   bool      `json:"revoked,omitempty"`   // disabled: it no longer authenticates
 	ExpiresAt time.Time `json:"expires_at,omitzero"` // when it stops authenticating; zero: never
 	CreatedAt time.Time `json:"created_at,omitzero"` // when it was created, if known
+	// LastUsedAt is when the key last authenticated a request, as far as
+	// the store was told ([Admin].TouchKeys): batched, so minutes behind.
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
 }
 
 // validate reports the first problem of k, or nil, and cuts its Prefix.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 )
 
 // defaultListLimit is how many accounts [Memory.Accounts] lists by default,
@@ -79,6 +80,22 @@ func (m *Memory) Keys(_ context.Context, accountID string) ([]Key, error) {
 		return strings.Compare(a.Prefix, b.Prefix)
 	})
 	return keys, nil
+}
+
+// TouchKeys implements [Admin].
+func (m *Memory) TouchKeys(_ context.Context, uses map[Digest]time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for d, t := range uses {
+		k := m.keys.get(d)
+		if k == nil || !t.After(k.key.LastUsedAt) {
+			continue
+		}
+		touched := *k
+		touched.key.LastUsedAt = t
+		m.keys.set(d, touched)
+	}
+	return nil
 }
 
 var _ Admin = (*Memory)(nil)

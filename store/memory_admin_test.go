@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -140,5 +141,34 @@ func TestMemoryKeys(t *testing.T) {
 	}
 	if _, err := m.Keys(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown account: %v", err)
+	}
+}
+
+func TestMemoryTouchKeys(t *testing.T) {
+	ctx := context.Background()
+	m := store.NewMemory(nil)
+	if err := m.PutAccount(ctx, store.Account{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	raw, k, _ := m.CreateKey(ctx, "a", "sk_")
+	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := m.TouchKeys(ctx, map[store.Digest]time.Time{k.Digest: t1, store.DigestOf("unknown"): t1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.TouchKeys(ctx, map[store.Digest]time.Time{k.Digest: t1.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.RevokeKey(ctx, k.Digest); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.TouchKeys(ctx, map[store.Digest]time.Time{k.Digest: t1.Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := m.Lookup(ctx, store.DigestOf(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.LastUsedAt.Equal(t1) || !got.Revoked {
+		t.Errorf("LastUsedAt %v revoked %v, want %v and revoked", got.LastUsedAt, got.Revoked, t1)
 	}
 }
