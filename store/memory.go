@@ -27,6 +27,7 @@ type Memory struct {
 	accounts   table[string, *memoryAccount] // never replaced once added
 	standalone standaloneTable
 	mu         sync.Mutex // serialises the writers of keys and accounts
+	holdSeq    atomic.Int64
 }
 
 // memoryKey is a key with its account, for Lookup to find both at once.
@@ -56,7 +57,8 @@ type accountCold struct {
 	// put is the account as put, replaced under mu but never modified, so
 	// that Lookup reads it without mu; balance overrides its Balance.
 	put     atomic.Pointer[Account]
-	buckets []*memoryBucket // the token buckets after the first
+	buckets []*memoryBucket      // the token buckets after the first
+	holds   map[int64]memoryHold // credits held, under mu
 }
 
 // setLocked makes a, owned by the store, the account: under e.mu if shared.
@@ -149,8 +151,12 @@ func (m *Memory) current(e *memoryAccount) Account {
 }
 
 // applyRefillLocked applies any refill due now to e, which must be locked,
-// and returns the next refill time. Only then does it read the clock.
+// releases its holds whose lease ended, and returns the next refill time.
+// Only if it has a refill or holds does it read the clock.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
+	if len(e.holds) > 0 {
+		e.releaseExpiredLocked(m.now())
+	}
 	if e.put.Load().Refill == nil {
 		return time.Time{}
 	}

@@ -32,7 +32,8 @@ const staleTempAge = 5 * time.Minute
 // JSON, readable and writable by its owner only, replacing it atomically
 // through a temporary file synced to stable storage: a crash or a failed write
 // leaves the previous file intact. Each account is saved in a consistent state,
-// but spends proceed meanwhile. SaveFile and LoadFile remove the temporary
+// but spends proceed meanwhile; credits held ([Memory.Hold]) are saved as
+// released, since no hold outlives its process. SaveFile and LoadFile remove the temporary
 // files of crashed saves of the same path: those no one has written to for five
 // minutes (a save in progress writes on).
 func (m *Memory) SaveFile(path string) error {
@@ -60,7 +61,11 @@ func (m *Memory) snapshot() snapshot {
 	s := snapshot{Version: snapshotVersion, Accounts: make([]Account, 0, len(entries)), Keys: keys}
 	for _, e := range entries {
 		e.mu.Lock()
-		s.Accounts = append(s.Accounts, e.accountLocked())
+		a := e.accountLocked()
+		for _, h := range e.holds { // a hold does not outlive its process
+			a.Balance += h.amount
+		}
+		s.Accounts = append(s.Accounts, a)
 		e.mu.Unlock()
 	}
 	slices.SortFunc(s.Accounts, func(a, b Account) int { return cmp.Compare(a.ID, b.ID) })

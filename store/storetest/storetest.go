@@ -122,6 +122,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Spend", spendTests},
 		{"Refill", refillTests},
 		{"Refund", refundTests},
+		{"Holds", holdTests},
 		{"Buckets", bucketTests},
 	}
 	for _, g := range groups {

@@ -1,0 +1,35 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Holder is implemented by stores that can hold credits before the cost of a
+// request is known, and settle the actual cost afterwards: the paywall's
+// metered charges need it.
+//
+// Hold debits amount at once, as [Store.Spend] does (a refused hold changes
+// nothing), and records the hold with a lease. Settle debits the actual cost
+// — at most what was held — by giving the rest back, and ends the hold. A
+// hold not settled before its lease ends (its process died, say) is released
+// by the store: every credit of it is given back, no later than the next
+// spend, hold or settlement on the account or read of it, so a crashed holder
+// never keeps a customer's credits. Settling a hold that ended yields an error wrapping
+// [ErrNotFound], and debits nothing.
+type Holder interface {
+	// Hold holds amount (≥ 0) for lease (> 0); the Hold is zero if the
+	// balance did not cover it (res.OK false).
+	Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (Hold, SpendResult, error)
+	// Settle debits actual, 0 ≤ actual ≤ h.Amount, releases the rest and
+	// returns the balance after it.
+	Settle(ctx context.Context, h Hold, actual int64) (balance int64, err error)
+}
+
+// Hold is credits held from an account until settled or until Expires.
+type Hold struct {
+	AccountID string
+	ID        int64 // unique among the account's holds
+	Amount    int64
+	Expires   time.Time // when the store releases it unless settled
+}
