@@ -238,6 +238,8 @@ type requestState struct {
 	caller     Caller
 	failedOpen bool // the lookup failed open: no Caller, nothing checked
 	idem       idemUse
+	metered    bool  // a metered charge is serving the request
+	meter      Meter // what the metered request's handler reported
 }
 
 // withState returns a copy of r whose context carries a new state, and the

@@ -136,8 +136,10 @@ func TestAuthenticateAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 2 {
 		t.Errorf("%v allocations per request, want at most 2", n)
 	}
-	if b := bytesPerRun(1000, func() { h.ServeHTTP(w, r) }); b > 704 {
-		t.Errorf("%d bytes allocated per request, want at most 704", b)
+	// 704 + 48: the state and the request's copy are 640 bytes, with the
+	// allocation header of objects over 512 bytes in the 704-byte class.
+	if b := bytesPerRun(1000, func() { h.ServeHTTP(w, r) }); b > 752 {
+		t.Errorf("%d bytes allocated per request, want at most 752", b)
 	}
 }
 

@@ -39,6 +39,21 @@ type ChargeOptions struct {
 	Refund bool
 	// RefundIf decides which statuses are refunded. Default: status ≥ 500.
 	RefundIf func(status int) bool
+
+	// Metered makes the cost the most a request may cost: it is held before
+	// next runs, next reports what the request really cost on its [Meter],
+	// and the actual cost (at most the hold) is debited and the rest
+	// released when next returns. It needs a store that is a [store.Holder].
+	Metered bool
+	// MinCost is the least a metered request costs once next ran, also if
+	// the client hung up before anything was reported.
+	MinCost int64
+	// Lease bounds how long a metered charge holds credits; a process that
+	// dies holding them gives them back after it. Default [DefaultLease].
+	Lease time.Duration
+	// Overdraft lets a metered request cost more than its hold: the excess
+	// is debited after the hold if the balance covers it.
+	Overdraft bool
 }
 
 // ChargeWith is [Paywall.Charge] with all options; the package documentation
@@ -51,6 +66,7 @@ func (p *Paywall) ChargeWith(opts ChargeOptions) func(http.Handler) http.Handler
 	if opts.Refund && p.refunder == nil {
 		panic("paywall: ChargeWith: Refund needs a store that implements store.Refunder")
 	}
+	checkMetered(p, &opts)
 	switch {
 	case !opts.Refund:
 		opts.RefundIf = nil // no refunds
@@ -85,7 +101,7 @@ type chargeHandler struct {
 func (h *chargeHandler) Fuse(l fuse.Limit) http.Handler {
 	spender, ok := h.p.store.(store.BucketSpender)
 	switch {
-	case !ok, h.limit != nil, !sameStore(l.Buckets(), h.p.store), h.opts.Cost == 0 && h.opts.CostFunc == nil:
+	case !ok, h.limit != nil, h.opts.Metered, !sameStore(l.Buckets(), h.p.store), h.opts.Cost == 0 && h.opts.CostFunc == nil:
 		return nil // cannot fuse, already fused, or free: the limit goes in front
 	}
 	return &chargeHandler{p: h.p, opts: h.opts, next: h.next, limit: l, spender: spender, alone: l.Alone(h)}
@@ -144,8 +160,17 @@ func (c *charge) run() {
 	case idemKey != "":
 		c.once(idemKey)
 	default:
-		c.debit()
+		c.collect()
 	}
+}
+
+// collect debits the request's cost, or holds it if the charge is metered.
+func (c *charge) collect() {
+	if c.h.opts.Metered {
+		c.hold()
+		return
+	}
+	c.debit()
 }
 
 // price sets the request's cost, or refuses the request if CostFunc fails.

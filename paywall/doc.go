@@ -55,6 +55,22 @@
 // A refund is made at most once per charge, even if the client hung up, and
 // reported as Step "refund".
 //
+// # Metered charges
+//
+// When a request's cost is known only after the response (tokens generated,
+// rows exported), [ChargeOptions.Metered] holds the most it may cost (Cost or
+// CostFunc, for example from the request's max_tokens) before the handler
+// runs — a hold the balance does not cover is a 402 saying how much was
+// needed — and the handler reports the actual cost on [MeterFrom]'s [Meter]
+// as it streams or at the end. When it returns (or panics, or the client
+// hangs up) the actual cost, at least MinCost and at most the hold unless
+// Overdraft, is debited and the rest released; a status the refund rules
+// cover settles at zero. Holds and settlements are reported as Steps "hold"
+// and "settle". A hold has a lease ([ChargeOptions.Lease]): a process that
+// dies holding credits gives them back when it ends, and a settlement after
+// it is charged as a plain spend. A metered charge never fuses with a limit:
+// the limit runs in front of it.
+//
 // # Idempotency
 //
 // With [Options.IdempotencyWindow] set, a request with an Idempotency-Key

@@ -143,6 +143,33 @@ func ExamplePaywall_ChargeWith() {
 	// 502 100
 }
 
+// A metered charge holds the most a request may cost, and debits what its
+// handler reports: here 100 credits held, 37 charged.
+func ExampleMeterFrom() {
+	ctx := context.Background()
+	mem := store.NewMemory(nil)
+	_ = mem.PutAccount(ctx, store.Account{ID: "acme", Balance: 500})
+	_ = mem.PutKey(ctx, store.NewKey("sk_test_acme", "acme"))
+	pw, _ := paywall.New(mem, nil)
+
+	generate := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := paywall.MeterFrom(r.Context())
+		for _, tokens := range []int64{12, 20, 5} { // as the answer streams
+			fmt.Fprintf(w, "data: %d tokens\n\n", tokens)
+			m.Add(tokens)
+		}
+	})
+	h := pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 100, Metered: true})(generate))
+
+	r := httptest.NewRequest("POST", "/generate", nil)
+	r.Header.Set("X-API-Key", "sk_test_acme")
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	a, _ := mem.Account(ctx, "acme")
+	fmt.Println(a.Balance)
+	// Output:
+	// 463
+}
+
 // A client that lost the answer to a paid request retries it with the same
 // Idempotency-Key and is not charged again; the handler runs again and
 // sees the retry in Caller.Replay.

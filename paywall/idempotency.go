@@ -183,7 +183,7 @@ func (c *charge) once(key string) {
 		p.idempotency.end(k, c.s.idem.debited && !c.s.idem.void)
 		c.s.idem = idemUse{}
 	}()
-	c.debit()
+	c.collect()
 }
 
 // idemDigest is the SHA-256 of an account ID and an Idempotency-Key, or of

@@ -20,6 +20,7 @@ import (
 type Paywall struct {
 	store         store.Store
 	refunder      store.Refunder    // store as a Refunder, or nil
+	holder        store.Holder      // store as a Holder, or nil
 	ledger        bool              // the store is a store.Ledger: charges carry a store.Operation
 	opts          Options           // with defaults; its Status and KeyHeaders unused
 	status        map[Code]int      // opts.Status, copied
@@ -96,6 +97,7 @@ func New(s store.Store, opts *Options) (*Paywall, error) {
 	o.Deny, o.Clock = cmpOr(o.Deny, WriteDenial), cmpOr(o.Clock, time.Now)
 	p := &Paywall{store: s, opts: o}
 	p.refunder, _ = s.(store.Refunder)
+	p.holder, _ = s.(store.Holder)
 	_, p.ledger = s.(store.Ledger)
 	for _, set := range []func(*Options) error{p.setRealm, p.setKeyHeaders, p.setLimits, p.setStatus, p.setURLs} {
 		if err := set(&p.opts); err != nil {
@@ -220,7 +222,8 @@ type Decision struct {
 	// Time is when the decision was made, by [Options.Clock].
 	Time time.Time
 	// Step is the deciding middleware: "authenticate", "require", "charge",
-	// "refund" (Allowed if the credits were given back) or "limit".
+	// "refund" (Allowed if the credits were given back), "hold" and
+	// "settle" (of a metered charge), or "limit".
 	Step string
 	// Allowed reports whether the request was let through.
 	Allowed bool
