@@ -159,3 +159,76 @@ func bytesPerRun(runs int, f func()) uint64 {
 	}
 	return least
 }
+
+// meteredStack is chargedStack with a metered charge: 10 credits held, 3
+// settled, as the handler checks.
+func meteredStack(tb testing.TB) (http.Handler, func() *http.Request, *store.Memory) {
+	tb.Helper()
+	const key = "sk_live_benchmark0123456789abcdefghijklmn"
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{ID: "acct_bench", Features: []string{"reports"}, Balance: 1 << 62}); err != nil {
+		tb.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey(key, "acct_bench")); err != nil {
+		tb.Fatal(err)
+	}
+	p, err := paywall.New(mem, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	final := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m := paywall.MeterFrom(r.Context())
+		if c, ok := paywall.CallerFromContext(r.Context()); !ok || c.Charged != 10 || m == nil {
+			panic("not held")
+		}
+		m.Set(3)
+		w.WriteHeader(http.StatusOK)
+	})
+	charge := p.ChargeWith(paywall.ChargeOptions{Cost: 10, Metered: true})
+	h := p.Authenticate(p.Require(paywall.Requirement{Features: []string{"reports"}})(charge(final)))
+	return h, func() *http.Request {
+		r := httptest.NewRequest("POST", "/generate", nil)
+		r.Header.Set("Authorization", "Bearer "+key)
+		return r
+	}, mem
+}
+
+// BenchmarkStackMetered compares a metered charge (hold, then settle) with
+// a plain one, serially, in one run.
+func BenchmarkStackMetered(b *testing.B) {
+	plain, newPlain := chargedStack(b, nil)
+	metered, newMetered, mem := meteredStack(b)
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+		r    *http.Request
+	}{{"plain", plain, newPlain()}, {"metered", metered, newMetered()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			w := &nopWriter{h: http.Header{}}
+			b.ReportAllocs()
+			for b.Loop() {
+				bc.h.ServeHTTP(w, bc.r)
+				w.reset()
+			}
+		})
+	}
+	if a, _ := mem.Account(context.Background(), "acct_bench"); (1<<62-a.Balance)%3 != 0 {
+		b.Fatalf("metered requests charged %d in all, not 3 each", 1<<62-a.Balance)
+	}
+}
+
+// TestMeteredAllocs checks that a metered request allocates no more than a
+// plain one: the state and its context.
+func TestMeteredAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation changes allocations")
+	}
+	h, newRequest, _ := meteredStack(t)
+	r := newRequest()
+	w := &nopWriter{h: http.Header{}}
+	h.ServeHTTP(w, r) // the account's map of holds
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 2 {
+		t.Errorf("%v allocations per metered request, want at most 2", n)
+	}
+}

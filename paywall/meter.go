@@ -106,7 +106,7 @@ func (c *charge) serveMetered(hd store.Hold) {
 // covers it; a hold whose lease ended is charged as a plain spend.
 func (c *charge) settle(hd store.Hold, actual int64) {
 	p, caller := c.h.p, &c.s.caller
-	ctx := context.WithoutCancel(c.storeContext())
+	ctx := c.storeContext() // Settle completes even if the client hung up
 	debit := min(actual, hd.Amount)
 	bal, err := p.holder.Settle(ctx, hd, debit)
 	extra := actual - debit
@@ -115,7 +115,7 @@ func (c *charge) settle(hd store.Hold, actual int64) {
 	}
 	if extra > 0 && (c.h.opts.Overdraft || debit == 0) && err == nil {
 		var res store.SpendResult
-		if res, err = p.store.Spend(ctx, caller.Account.ID, extra); err == nil && res.OK {
+		if res, err = p.store.Spend(context.WithoutCancel(ctx), caller.Account.ID, extra); err == nil && res.OK {
 			debit, bal = debit+extra, res.Balance
 		} else if err == nil {
 			err = errors.New("paywall: the balance does not cover the metered cost beyond the hold")

@@ -173,6 +173,9 @@ func TestMeteredLeaseEnded(t *testing.T) {
 	f := newFixture(t)
 	h, d := f.metered(t, paywall.ChargeOptions{Cost: 50, Lease: time.Minute}, func(_ http.ResponseWriter, r *http.Request) {
 		f.clock.Advance(2 * time.Minute)
+		if got := f.balance(t, "acct_pro"); got != 1000 { // a read releases the hold
+			t.Errorf("balance %d after the lease, want 1000", got)
+		}
 		paywall.MeterFrom(r.Context()).Set(20)
 	})
 	serve(h, request("GET", "/", keyPro, ""))

@@ -14,15 +14,17 @@ import (
 // — at most what was held — by giving the rest back, and ends the hold. A
 // hold not settled before its lease ends (its process died, say) is released
 // by the store: every credit of it is given back, no later than the next
-// spend, hold or settlement on the account or read of it, so a crashed holder
-// never keeps a customer's credits. Settling a hold that ended yields an error wrapping
-// [ErrNotFound], and debits nothing.
+// spend or hold on the account or read of it, so a crashed holder never
+// keeps a customer's credits. Settling a hold that was released or settled
+// yields an error wrapping [ErrNotFound], and debits nothing.
 type Holder interface {
 	// Hold holds amount (≥ 0) for lease (> 0); the Hold is zero if the
 	// balance did not cover it (res.OK false).
 	Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (Hold, SpendResult, error)
 	// Settle debits actual, 0 ≤ actual ≤ h.Amount, releases the rest and
-	// returns the balance after it.
+	// returns the balance after it. It ignores ctx's cancellation and
+	// deadline (a settlement is not lost because a client hung up), not
+	// its values, and bounds its own time.
 	Settle(ctx context.Context, h Hold, actual int64) (balance int64, err error)
 }
 

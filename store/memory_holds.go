@@ -48,8 +48,7 @@ func (m *Memory) Settle(_ context.Context, h Hold, actual int64) (int64, error) 
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	m.applyRefillLocked(e)
-	held, ok := e.holds[h.ID]
+	held, ok := e.holds[h.ID] // past its lease but not yet released: still good
 	if !ok || held.amount != h.Amount {
 		return e.balance.Load(), errorf("hold %d of account %q ended: %w", h.ID, h.AccountID, ErrNotFound)
 	}
