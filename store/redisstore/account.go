@@ -77,7 +77,7 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 }
 
 func (s *Store) account(ctx context.Context, id string) (store.Account, error) {
-	v, err := accountScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(id)}, s.timeArg()).Slice()
+	v, err := accountScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(id), s.HoldsRedisKey(id)}, s.timeArg()).Slice()
 	if err != nil {
 		return store.Account{}, backendError("account "+strconv.Quote(id), err)
 	}
@@ -102,7 +102,7 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	}
 	op := cancel{account: accountID, marker: s.markerKey(accountID)}
 	rctx, stop := s.withTimeout(ctx)
-	v, err := spendScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker},
+	v, err := spendScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)},
 		s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg()).Slice()
 	stop()
 	if err == nil && cancelled(v) {

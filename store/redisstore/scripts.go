@@ -157,13 +157,15 @@ local function fmt_tokens(tk)
 end
 `
 
-// spendScript: KEYS[1] account, KEYS[2] operation marker; ARGV time, cost,
-// marker TTL (ms). Returns {-1} for an unknown account, {-3} for an
-// operation already cancelled, else {ok, balance, hasNext, nextSec,
-// nextNsec}.
-var spendScript = redis.NewScript(luaLib + `
-local f, w = read(KEYS[1]), {}
-local bal, nx = refill(f, now_pair(server_time()), w)
+// spendScript: KEYS[1] account, KEYS[2] operation marker, KEYS[3] the
+// account's holds; ARGV time, cost, marker TTL (ms). Returns {-1} for an
+// unknown account, {-3} for an operation already cancelled, else {ok,
+// balance, hasNext, nextSec, nextNsec}.
+var spendScript = redis.NewScript(luaLib + luaHolds + `
+local t = server_time()
+local f, w = read(KEYS[1], 'holds_next'), {}
+if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end
+local bal, nx = refill(f, now_pair(t), w)
 if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])
 if prior == 'x' then return {-3} end
@@ -277,9 +279,11 @@ return {ok, fmt_tokens(tk)}
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and
 // returns the account hash as HGETALL does (empty if there is none).
-var accountScript = redis.NewScript(luaLib + `
-local f, w = read(KEYS[1]), {}
-local bal = refill(f, now_pair(server_time()), w)
+var accountScript = redis.NewScript(luaLib + luaHolds + `
+local t = server_time()
+local f, w = read(KEYS[1], 'holds_next'), {}
+if release(KEYS[1], KEYS[2], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end
+local bal = refill(f, now_pair(t), w)
 if not bal then return {} end
 flush(KEYS[1], f, bal, w)
 return redis.call('HGETALL', KEYS[1])

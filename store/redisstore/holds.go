@@ -1,0 +1,160 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+	"github.com/redis/go-redis/v9"
+)
+
+// Holds. An account's holds are the hash HoldsRedisKey: one field per hold,
+// its ID, valued "AMOUNT EXPIRES" (microseconds of the server's clock). The
+// account's hash keeps the next hold ID ("hold_seq") and the earliest time a
+// hold may expire ("holds_next"), so that a spend learns from the one read
+// it makes anyway whether a hold is due for release.
+
+// luaHolds holds the functions of the scripts that release expired holds.
+const luaHolds = `
+-- release gives every hold of hash hk that expired by now_us back to
+-- account k, if hn (its "holds_next") says one may have, and reports
+-- whether it gave any.
+local function release(k, hk, hn, now_us)
+  if not hn or tonumber(hn) > now_us then return false end
+  local all, nxt, any = redis.call('HGETALL', hk), nil, false
+  for i = 1, #all, 2 do
+    local amt, exp = string.match(all[i + 1], '^(%S+) (%S+)$')
+    if tonumber(exp) <= now_us then
+      redis.call('HDEL', hk, all[i])
+      redis.call('HINCRBY', k, 'balance', amt)
+      any = true
+    elseif not nxt or tonumber(exp) < nxt then
+      nxt = tonumber(exp)
+    end
+  end
+  if nxt then redis.call('HSET', k, 'holds_next', int(nxt)) else redis.call('HDEL', k, 'holds_next') end
+  return any
+end
+`
+
+// holdScript: KEYS[1] account, KEYS[2] its holds; ARGV time, amount, lease
+// (µs). Returns {-1} for an unknown account, else {ok, balance, hasNext,
+// nextSec, nextNsec, id, expires (µs)}.
+var holdScript = redis.NewScript(luaLib + luaHolds + `
+local t = server_time()
+local now_us = micros(t)
+local f, w = read(KEYS[1], 'holds_next'), {}
+if release(KEYS[1], KEYS[2], f[9], now_us) then f = read(KEYS[1], 'holds_next') end
+local bal, nx = refill(f, now_pair(t), w)
+if not bal then return {-1} end
+local h, s, n = next_fields(nx)
+if dlt(bal, ARGV[2]) then
+  flush(KEYS[1], f, bal, w)
+  return {0, bal, h, s, n, 0, '0'}
+end
+bal = dsub(bal, ARGV[2])
+local exp = now_us + tonumber(ARGV[3])
+flush(KEYS[1], f, bal, w)
+local id = redis.call('HINCRBY', KEYS[1], 'hold_seq', 1)
+redis.call('HSET', KEYS[2], id, ARGV[2] .. ' ' .. int(exp))
+if not f[9] or tonumber(f[9]) > exp then redis.call('HSET', KEYS[1], 'holds_next', int(exp)) end
+return {1, bal, h, s, n, id, int(exp)}
+`)
+
+// settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
+// settlement marker; ARGV hold ID, amount, actual, marker TTL (ms). Returns
+// {-4} if there is no such hold, else {1, balance}; run again with the same
+// actual after it settled (its answer lost), it finds the marker and answers
+// the same.
+var settleScript = redis.NewScript(`
+if redis.call('GET', KEYS[3]) == ARGV[3] then return {1, redis.call('HGET', KEYS[1], 'balance')} end
+local v = redis.call('HGET', KEYS[2], ARGV[1])
+if not v or string.match(v, '^(%S+) ') ~= ARGV[2] then return {-4} end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+if ARGV[2] ~= ARGV[3] then redis.call('HINCRBY', KEYS[1], 'balance', ARGV[2] - ARGV[3]) end
+return {1, redis.call('HGET', KEYS[1], 'balance')}
+`)
+
+// HoldsRedisKey returns the name of the Redis hash that holds the account's
+// credits held ([Store.Hold]), in the account's hash slot.
+func (s *Store) HoldsRedisKey(accountID string) string {
+	return s.prefix + "{acct:" + accountID + "}:holds"
+}
+
+// Hold implements [store.Holder] in one round trip: it applies any due
+// refill, releases the account's expired holds, and debits amount, as Spend
+// does. A hold that fails with an error may have held the credits unseen:
+// its lease gives them back.
+func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (store.Hold, store.SpendResult, error) {
+	if amount < 0 || lease < time.Microsecond {
+		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
+	}
+	ctx, stop := s.withTimeout(ctx)
+	defer stop()
+	v, err := holdScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)},
+		s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10)).Slice()
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, backendError("hold", err)
+	}
+	if notFound(v) {
+		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold: account %q: %w", accountID, store.ErrNotFound)
+	}
+	return decodeHold(accountID, amount, v)
+}
+
+// decodeHold decodes the reply of holdScript.
+func decodeHold(accountID string, amount int64, v []any) (store.Hold, store.SpendResult, error) {
+	res, err := decodeSpend(v)
+	if err != nil || len(v) != 7 {
+		return store.Hold{}, store.SpendResult{}, errReply("hold")
+	}
+	if !res.OK {
+		return store.Hold{}, res, nil
+	}
+	id, _ := v[5].(int64)
+	exp, _ := v[6].(string)
+	us, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, errReply("hold")
+	}
+	return store.Hold{AccountID: accountID, ID: id, Amount: amount, Expires: time.UnixMicro(us)}, res, nil
+}
+
+// Settle implements [store.Holder] in one round trip, trying again (the
+// script is idempotent for [Options.OperationTTL]) up to three times, each
+// bounded by the store's timeout, while Redis does not answer. A settlement that fails
+// leaves the hold to its lease, which gives every credit back.
+func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, error) {
+	if actual < 0 || actual > h.Amount {
+		return 0, fmt.Errorf("redisstore: settle %d of a hold of %d: %w", actual, h.Amount, store.ErrInvalidAmount)
+	}
+	ctx = context.WithoutCancel(ctx)
+	id := strconv.FormatInt(h.ID, 10)
+	keys := []string{s.AccountRedisKey(h.AccountID), s.HoldsRedisKey(h.AccountID),
+		s.HoldsRedisKey(h.AccountID) + ":settled:" + id}
+	args := []any{id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg()}
+	var v []any
+	var err error
+	for range 3 {
+		rctx, stop := s.withTimeout(ctx)
+		v, err = settleScript.Run(rctx, s.rdb, keys, args...).Slice()
+		stop()
+		if err == nil {
+			break
+		}
+	}
+	switch {
+	case err != nil:
+		return 0, backendError("settle", err)
+	case status(v, -4):
+		return 0, fmt.Errorf("redisstore: settle: hold %d of account %q ended: %w", h.ID, h.AccountID, store.ErrNotFound)
+	case len(v) != 2:
+		return 0, errReply("settle")
+	}
+	return parseBalance("settle", v[1])
+}
+
+var _ store.Holder = (*Store)(nil)
