@@ -35,4 +35,3 @@ func (s *Store) Entries(ctx context.Context, accountID string, q store.LedgerQue
 	}
 	return out, nil
 }
-

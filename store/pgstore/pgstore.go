@@ -199,9 +199,9 @@ func randomID() string {
 
 // SQLSTATEs the store's functions raise.
 const (
-	codeNotFound  = "P0002"
-	codeCancelled = "P0003"
-	codeOverflow  = "22003"
+	codeNotFound   = "P0002"
+	codeCancelled  = "P0003"
+	codeOverflow   = "22003"
 	codeForeignKey = "23503"
 )
 

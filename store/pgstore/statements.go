@@ -5,8 +5,8 @@ import "github.com/jackc/pgx/v5"
 // statements are the SQL texts the Store sends, for its schema.
 type statements struct {
 	spend, credit, cancel, lockAccount, putAccount string
-	lookup, account, accounts                       string
-	putKey, keys, revoke, touch, entries            string
+	lookup, account, accounts                      string
+	putKey, keys, revoke, touch, entries           string
 }
 
 // accountColumns reads an account with a due refill applied (not stored)
