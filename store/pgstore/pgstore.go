@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -182,12 +183,25 @@ func (s *Store) bounded(ctx context.Context) (context.Context, context.CancelFun
 	return context.WithTimeout(ctx, s.timeout)
 }
 
-// operation returns the operation of ctx, or a new one with a random ID.
+// operation returns the operation of ctx, or a new one with a unique ID.
 func operation(ctx context.Context) (store.Operation, bool) {
 	if op, ok := store.OperationFrom(ctx); ok && op.ID != "" {
 		return op, true
 	}
-	return store.Operation{ID: randomID()}, false
+	return store.Operation{ID: newOperationID()}, false
+}
+
+// operationPrefix and operationSeq make the IDs of operations that come
+// with none: 128 random bits per process and a counter, unique without a
+// call to the random source per operation.
+var (
+	operationPrefix = "go402:" + randomID() + ":"
+	operationSeq    atomic.Uint64
+)
+
+// newOperationID returns a new unique operation ID.
+func newOperationID() string {
+	return operationPrefix + strconv.FormatUint(operationSeq.Add(1), 36)
 }
 
 // randomID returns 128 random bits in hex.
