@@ -141,4 +141,3 @@ func BenchmarkLookupCached(b *testing.B) {
 		}
 	}
 }
-
