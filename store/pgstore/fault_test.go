@@ -22,45 +22,27 @@ import (
 // cancelled, and refunded if they had committed.
 func TestLostAnswersAreNeverCharged(t *testing.T) {
 	p := newProxy(t)
-	direct := newPool(t, nil)
-	schema := newSchema(t, direct)
+	schema := newSchema(t, newPool(t, nil))
 	s := newStore(t, p.pool(t), Options{Schema: schema, Timeout: 200 * time.Millisecond})
-	const balance, cost, workers = 1_000_000, 3, 8
+	const balance, cost = 1_000_000, 3
 	putAccount(t, s, "acct", balance)
-
-	ctx, stop := context.WithCancel(context.Background())
-	var served, failed atomic.Int64
-	var wg sync.WaitGroup
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ctx.Err() == nil; i++ {
-				op := store.WithOperation(context.Background(), store.Operation{ID: fmt.Sprintf("w%d-%d", w, i)})
-				res, err := s.Spend(op, "acct", cost)
-				switch {
-				case err != nil:
-					failed.Add(1)
-				case res.OK:
-					served.Add(1)
-				default:
-					t.Errorf("spend refused at balance %d", res.Balance)
-				}
-			}
-		}()
-	}
+	l := startLoad(func(w, i int) (bool, error) {
+		op := store.WithOperation(context.Background(), store.Operation{ID: fmt.Sprintf("w%d-%d", w, i)})
+		res, err := s.Spend(op, "acct", cost)
+		if err == nil && !res.OK {
+			t.Errorf("spend refused at balance %d", res.Balance)
+		}
+		return res.OK, err
+	})
 	for range 3 {
-		n := served.Load()
-		waitFor(t, "spends served", func() bool { return served.Load() > n+50 })
+		l.waitServed(t, 50)
 		p.setDrop(true)
 		time.Sleep(300 * time.Millisecond) // spends commit, answers vanish, timeouts fire
 		p.cut()
 		p.setDrop(false)
 	}
-	n := served.Load()
-	waitFor(t, "spends served after the faults", func() bool { return served.Load() > n+50 })
-	stop()
-	wg.Wait()
+	l.waitServed(t, 50)
+	l.end()
 	waitFor(t, "cancellations done", func() bool { return s.cancels.len() == 0 })
 
 	reversed := 0
@@ -69,18 +51,69 @@ func TestLostAnswersAreNeverCharged(t *testing.T) {
 			reversed++
 		}
 	}
-	res, err := s.Spend(context.Background(), "acct", 0)
+	t.Logf("served %d, failed %d, debits reversed by cancellation %d", l.served.Load(), l.failed.Load(), reversed)
+	if l.failed.Load() == 0 {
+		t.Fatal("no spend failed: the faults did not happen")
+	}
+	checkCharged(t, s, "acct", balance-l.served.Load()*cost)
+}
+
+// checkCharged checks the balance of account id, and that it is the sum of
+// its ledger.
+func checkCharged(t *testing.T, s *Store, id string, want int64) {
+	t.Helper()
+	res, err := s.Spend(context.Background(), id, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("served %d, failed %d, debits reversed by cancellation %d", served.Load(), failed.Load(), reversed)
-	if failed.Load() == 0 {
-		t.Fatal("no spend failed: the faults did not happen")
+	if res.Balance != want {
+		t.Errorf("balance %d after the load, want %d: %d credits charged for requests not served",
+			res.Balance, want, want-res.Balance)
 	}
-	if charged := balance - res.Balance; charged != served.Load()*cost {
-		t.Errorf("charged %d credits for %d spends served at %d: want %d", charged, served.Load(), cost, served.Load()*cost)
+	checkLedger(t, s, id, res.Balance)
+}
+
+// load runs a function from 8 goroutines until ended, counting its
+// successes and failures.
+type load struct {
+	served, failed atomic.Int64
+	stop           context.CancelFunc
+	wg             sync.WaitGroup
+}
+
+// startLoad starts calling fn(worker, iteration) until l.end.
+func startLoad(fn func(w, i int) (bool, error)) *load {
+	ctx, stop := context.WithCancel(context.Background())
+	l := &load{stop: stop}
+	for w := range 8 {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				ok, err := fn(w, i)
+				switch {
+				case err != nil:
+					l.failed.Add(1)
+				case ok:
+					l.served.Add(1)
+				}
+			}
+		}()
 	}
-	checkLedger(t, s, "acct", res.Balance)
+	return l
+}
+
+// waitServed waits until n more calls succeeded.
+func (l *load) waitServed(t testing.TB, n int64) {
+	t.Helper()
+	from := l.served.Load()
+	waitFor(t, "calls served", func() bool { return l.served.Load() >= from+n })
+}
+
+// end stops the load and waits for it.
+func (l *load) end() {
+	l.stop()
+	l.wg.Wait()
 }
 
 // waitFor polls cond for up to 10 seconds.
