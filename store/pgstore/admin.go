@@ -25,7 +25,7 @@ func (s *Store) Account(ctx context.Context, id string) (store.Account, error) {
 		return store.Account{}, err
 	}
 	var a store.Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		a, err = s.lockAccount(ctx, tx, id)
 		return err
@@ -51,7 +51,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id string, fn func(*store.Acc
 		return store.Account{}, err
 	}
 	var a store.Account
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		var err error
 		if a, err = s.lockAccount(ctx, tx, id); err != nil {
 			return err
@@ -114,14 +114,14 @@ func (s *Store) lockAccount(ctx context.Context, tx pgx.Tx, id string) (store.Ac
 	return ar.account()
 }
 
-// inTx runs fn in a transaction bounded by the Store's timeout; fn's
-// errors come back as they are, others wrapped.
-func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+// inTx runs fn in a transaction, with a context bounded by the Store's
+// timeout; fn's errors come back as they are, others wrapped.
+func (s *Store) inTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) error {
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	var fnErr error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		fnErr = fn(tx)
+		fnErr = fn(ctx, tx)
 		return fnErr
 	})
 	if err != nil && fnErr == nil {

@@ -202,3 +202,23 @@ func TestOperationMovesCreditsOnce(t *testing.T) {
 	}
 	checkLedger(t, a, "acct", 105)
 }
+
+// TestRepeatedSpendAfterBalanceFell repeats a debit after other spends
+// took the balance below its cost: the repeat still reports the first
+// outcome and debits nothing.
+func TestRepeatedSpendAfterBalanceFell(t *testing.T) {
+	a, _ := twoStores(t, Options{})
+	putAccount(t, a, "acct", 100)
+	ctx := store.WithOperation(context.Background(), store.Operation{ID: "op-1"})
+	first, err := a.Spend(ctx, "acct", 60)
+	if err != nil || !first.OK {
+		t.Fatalf("Spend = %+v, %v", first, err)
+	}
+	if res, err := a.Spend(context.Background(), "acct", 40); err != nil || res.Balance != 0 {
+		t.Fatalf("Spend(40) = %+v, %v; want balance 0", res, err)
+	}
+	if again, err := a.Spend(ctx, "acct", 60); err != nil || again != first {
+		t.Errorf("repeated Spend at balance 0 = %+v, %v; want the first outcome %+v", again, err, first)
+	}
+	checkLedger(t, a, "acct", 0)
+}

@@ -126,13 +126,12 @@ BEGIN
     SELECT * INTO a FROM {{schema}}.lock_account(p_account, t);
     balance := a.balance;
     next_refill := a.next_refill;
-    ok := p_cost = 0;
-    IF ok OR balance < p_cost THEN
+    ok := true;
+    IF p_cost = 0 THEN
         RETURN;
     END IF;
     SELECT l.balance INTO prev FROM {{schema}}.ledger l WHERE l.operation_id = p_op AND l.kind = 'debit';
     IF FOUND THEN
-        ok := true;
         balance := prev;
         RETURN;
     END IF;
@@ -140,7 +139,10 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'operation cancelled' USING ERRCODE = 'P0003';
     END IF;
-    ok := true;
+    IF balance < p_cost THEN
+        ok := false;
+        RETURN;
+    END IF;
     balance := balance - p_cost;
     UPDATE {{schema}}.accounts x SET balance = spend.balance WHERE x.id = p_account;
     INSERT INTO {{schema}}.ledger (at, account_id, kind, amount, balance, operation_id, route, key_prefix)
