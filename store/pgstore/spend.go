@@ -1,0 +1,83 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Spend implements [store.Store] in one round trip: it locks the account's
+// row, applies a due refill, debits cost if the balance covers it and
+// appends the debit to the ledger, atomically, by the database's clock.
+//
+// The debit is recorded as the operation of ctx ([store.OperationFrom]), or
+// a new one: repeating an operation returns its first outcome and debits
+// nothing more. If the answer is lost (a timeout, a broken connection),
+// Spend returns an error and the Store cancels the operation in the
+// background, so that a request refused for it is never charged: a debit
+// that committed meanwhile is refunded, one still to come is refused.
+func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
+	if cost < 0 {
+		return store.SpendResult{}, fmt.Errorf("pgstore: spend of %d: %w", cost, store.ErrInvalidAmount)
+	}
+	if err := checkAccountID("spend", accountID); err != nil {
+		return store.SpendResult{}, err
+	}
+	op, _ := operation(ctx)
+	qctx, cancel := s.bounded(ctx)
+	defer cancel()
+	var res store.SpendResult
+	var next *time.Time
+	err := s.pool.QueryRow(qctx, s.sql.spend, accountID, cost, op.ID, op.Route, op.KeyPrefix).
+		Scan(&res.OK, &res.Balance, &next)
+	if err != nil {
+		if cost > 0 && answerLost(err) {
+			s.cancels.add(accountID, op.ID)
+		}
+		return store.SpendResult{}, wrap("spend", err)
+	}
+	if next != nil {
+		res.NextRefill = *next
+	}
+	return res, nil
+}
+
+// Refund implements [store.Refunder]. With an operation in ctx it gives
+// back, at most once, up to what that operation debited from the account
+// (the middlewares refund a charge with the ID of its debit), and nothing
+// if it debited nothing or was cancelled; without one, amount is credited.
+// It applies any due refill first, and refuses an amount that would
+// overflow the balance with an error wrapping [store.ErrInvalidAmount].
+func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
+	op, linked := operation(ctx)
+	return s.credit(ctx, accountID, amount, "refund", op, linked)
+}
+
+// TopUp implements [store.Admin], adding a positive amount to the balance
+// it returns. With an operation in ctx it is idempotent: a repeated
+// operation adds nothing more and returns the balance as it is.
+func (s *Store) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
+	op, _ := operation(ctx)
+	return s.credit(ctx, accountID, amount, "topup", op, false)
+}
+
+// credit adds amount to the balance as a ledger entry of kind.
+func (s *Store) credit(ctx context.Context, accountID string, amount int64, kind string, op store.Operation, ofDebit bool) (int64, error) {
+	if amount <= 0 {
+		return 0, fmt.Errorf("pgstore: %s of %d: %w", kind, amount, store.ErrInvalidAmount)
+	}
+	if err := checkAccountID(kind, accountID); err != nil {
+		return 0, err
+	}
+	ctx, cancel := s.bounded(ctx)
+	defer cancel()
+	var balance int64
+	err := s.pool.QueryRow(ctx, s.sql.credit, accountID, amount, kind, op.ID, ofDebit, op.Route, op.KeyPrefix).
+		Scan(&balance)
+	if err != nil {
+		return 0, wrap(kind, err)
+	}
+	return balance, nil
+}
