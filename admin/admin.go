@@ -101,6 +101,8 @@ func (h *Handler) routes() []route {
 		{"POST /accounts/{id}/keys/{key}/rotate", h.rotateKey},
 		{"POST /accounts/{id}/credits", h.moveCredits},
 		{"GET /accounts/{id}/ledger", h.listLedger},
+		{"GET /console", h.consoleHome},
+		{"GET /console/accounts/{id}", h.consoleAccount},
 	}
 }
 

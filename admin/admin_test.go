@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go402/go402/admin"
+	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
 
@@ -279,5 +280,31 @@ func TestLastUsed(t *testing.T) {
 	}
 	if got := e.keys("acct_1")[0].LastUsedAt; !got.Equal(used.Add(time.Minute)) {
 		t.Errorf("listed LastUsedAt after a flush %v", got)
+	}
+}
+
+// TestRefusalsBounded checks that a Recorder keeps the 200 most recent
+// refusals, newest first, per account or all.
+func TestRefusalsBounded(t *testing.T) {
+	rec, err := admin.NewRecorder(store.NewMemory(nil), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 450 {
+		acct := "a"
+		if i%2 == 1 {
+			acct = "b"
+		}
+		rec.Record(ctx, paywall.Decision{Time: t0.Add(time.Duration(i) * time.Second), Step: "charge",
+			Code: paywall.CodeInsufficientCredits, Status: 402, AccountID: acct})
+	}
+	rec.Record(ctx, paywall.Decision{Step: "charge", Allowed: true})
+	all := rec.Refusals("")
+	if len(all) != 200 || !all[0].Time.Equal(t0.Add(449*time.Second)) || !all[199].Time.Equal(t0.Add(250*time.Second)) {
+		t.Fatalf("kept %d refusals, newest %v, oldest %v", len(all), all[0].Time, all[len(all)-1].Time)
+	}
+	if b := rec.Refusals("b"); len(b) != 100 || b[0].AccountID != "b" {
+		t.Errorf("refusals of b: %d", len(b))
 	}
 }

@@ -20,6 +20,8 @@
 //	POST  /accounts/{id}/keys/{key}/rotate      a successor; the old key works for overlap_seconds
 //	POST  /accounts/{id}/credits                top up or adjust, with an operation_id
 //	GET   /accounts/{id}/ledger                 ledger entries, where the store keeps a ledger
+//	GET   /console                              operator console: accounts, recent refusals (HTML)
+//	GET   /console/accounts/{id}                an account, its keys, ledger and refusals (HTML)
 //
 // # Access
 //
@@ -59,4 +61,13 @@
 // a store write per request. Key listings show the stored time, merged
 // with the uses the Recorder has not flushed yet when Options.Recorder is
 // set.
+//
+// # Console
+//
+// GET /console is a small read-only HTML page for operators — accounts with
+// balance, plan and status, a page per account with its keys by display
+// prefix, its ledger and its recent refusals (kept by the Recorder, the
+// last 200) — plain HTML and CSS, no script. It needs the same
+// credentials as the rest, so a browser reaches it through a proxy that
+// adds them, or an Authenticator that reads the operator's session.
 package admin

@@ -37,14 +37,22 @@ func (h *Handler) listKeys(w http.ResponseWriter, r *http.Request) {
 	if keys == nil {
 		keys = []store.Key{}
 	}
-	if rec := h.opts.Recorder; rec != nil {
-		for i := range keys {
-			if t, ok := rec.pending(keys[i].Digest); ok && t.After(keys[i].LastUsedAt) {
-				keys[i].LastUsedAt = t
-			}
+	h.mergePending(keys)
+	writeJSON(w, http.StatusOK, keyList{keys})
+}
+
+// mergePending sets the LastUsedAt of keys to the uses the Recorder noted
+// and has not flushed yet, where later.
+func (h *Handler) mergePending(keys []store.Key) {
+	rec := h.opts.Recorder
+	if rec == nil {
+		return
+	}
+	for i := range keys {
+		if t, ok := rec.pending(keys[i].Digest); ok && t.After(keys[i].LastUsedAt) {
+			keys[i].LastUsedAt = t
 		}
 	}
-	writeJSON(w, http.StatusOK, keyList{keys})
 }
 
 // issueRequest is the body of POST /accounts/{id}/keys.

@@ -26,8 +26,10 @@ type Recorder struct {
 	st   store.Admin
 	size int
 
-	mu   sync.Mutex
-	uses map[store.Digest]time.Time
+	mu       sync.Mutex
+	uses     map[store.Digest]time.Time
+	refusals []Refusal // a ring of the most recent, at next when full
+	next     int
 }
 
 // NewRecorder returns a Recorder flushing to st, holding at most size keys
@@ -43,10 +45,17 @@ func NewRecorder(st store.Admin, size int) (*Recorder, error) {
 }
 
 // Record notes the use of the key of an allowed authentication, read from
-// the request context the paywall passes; it ignores other decisions. Its
-// signature is that of paywall's Options.OnDecision.
+// the request context the paywall passes, and keeps the most recent
+// refusals for the console ([Recorder.Refusals]); it ignores other
+// decisions. Its signature is that of paywall's Options.OnDecision.
 func (rec *Recorder) Record(ctx context.Context, d paywall.Decision) {
-	if d.Step != "authenticate" || !d.Allowed {
+	if !d.Allowed {
+		rec.mu.Lock()
+		rec.noteRefusal(d)
+		rec.mu.Unlock()
+		return
+	}
+	if d.Step != "authenticate" {
 		return
 	}
 	c, ok := paywall.CallerFromContext(ctx)
