@@ -193,8 +193,22 @@ func testAdminAccountsPaginated(e *env) {
 		ids = append(ids, a.ID)
 	}
 	slices.Sort(ids)
+	if got := e.pageIDs(ad, base); !slices.Equal(got, ids) {
+		e.Errorf("Accounts pages listed %q, want %q", got, ids)
+	}
+	if accts, err := ad.Accounts(e.ctx, base+"-a", 1); err != nil || len(accts) != 1 || accts[0].ID != base+"-b" {
+		e.Errorf("Accounts(%q, 1) = %v, %v; want only %q", base+"-a", accts, err, base+"-b")
+	} else if accts[0].Balance != 4 {
+		e.Errorf("Accounts listed balance %d, want 4", accts[0].Balance)
+	}
+}
+
+// pageIDs pages through Accounts two at a time from base, which sorts
+// just before the IDs that start with it, and returns those IDs.
+func (e *env) pageIDs(ad store.Admin, base string) []string {
+	e.Helper()
 	var got []string
-	after := base // sorts before every ID of this subtest and after no other
+	after := base
 	for page := 0; page < 4; page++ {
 		accts, err := ad.Accounts(e.ctx, after, 2)
 		if err != nil {
@@ -216,14 +230,7 @@ func testAdminAccountsPaginated(e *env) {
 			break
 		}
 	}
-	if !slices.Equal(got, ids) {
-		e.Errorf("Accounts pages listed %q, want %q", got, ids)
-	}
-	if accts, err := ad.Accounts(e.ctx, base+"-a", 1); err != nil || len(accts) != 1 || accts[0].ID != base+"-b" {
-		e.Errorf("Accounts(%q, 1) = %v, %v; want only %q", base+"-a", accts, err, base+"-b")
-	} else if accts[0].Balance != 4 {
-		e.Errorf("Accounts listed balance %d, want 4", accts[0].Balance)
-	}
+	return got
 }
 
 // testAdminTopUp checks that TopUp adds and returns the balance, refuses a
