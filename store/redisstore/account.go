@@ -38,7 +38,9 @@ const maxScriptSeconds = 1 << 52
 // PutAccount creates or replaces an account, balance and refill state
 // included, in one transaction; the account's token buckets are kept.
 // Spends made between reading an account and putting it back are lost:
-// change balances with [Store.TopUp] and [Store.Spend] instead. It reports
+// change balances with [Store.TopUp], [Store.Spend] or [Store.UpdateAccount]
+// instead. The account's ID is added to the index [Store.Accounts] reads,
+// in a second step (the index has its own hash slot). It reports
 // an invalid account (see [store.Account.Validate]) without touching Redis.
 // Lookups cached for the account's keys are dropped here at once and on the
 // other replicas when the announcement reaches them (see
@@ -61,6 +63,10 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 		return nil
 	})
 	if err != nil {
+		return backendError("put account "+strconv.Quote(a.ID), err)
+	}
+	// The index lives in its own slot: a second step, harmless to repeat.
+	if err := s.rdb.ZAdd(ctx, s.AccountsIndexRedisKey(), redis.Z{Member: a.ID}).Err(); err != nil {
 		return backendError("put account "+strconv.Quote(a.ID), err)
 	}
 	s.cache.dropAccount(a.ID)

@@ -98,8 +98,10 @@
 //	                            cancelled; expires after OperationTTL
 //	go402:{NAME}:bucket         hash: bucket — any other token bucket NAME
 //	                            (Bucket.Key, no Account); expires once full again
-//	go402:{key:HEX}             hash: account, prefix, revoked, expires_at, created_at —
-//	                            an API key by the hex SHA-256 digest of the raw key
+//	go402:{key:HEX}             hash: account, prefix, revoked, expires_at, created_at,
+//	                            last_used_at — an API key by the hex SHA-256 digest of the raw key
+//	go402:{acct:ID}:keys        set: the HEX digests of the account's keys, for Keys
+//	go402:accounts              sorted set: every account ID, score 0, for Accounts
 //
 // The text in braces is the Redis Cluster hash tag: an account, its buckets
 // and its operation markers share a slot, so a decision is one script on a

@@ -176,7 +176,7 @@ func (s *Store) CreateKey(ctx context.Context, accountID, prefix string) (string
 
 // PutKey stores k, replacing any key with the same digest, after checking
 // that its account exists (two round trips: they live in different slots),
-// and announces the change to the other replicas' caches. See
+// adds its digest to the account's set of keys ([Store.Keys]), and announces the change to the other replicas' caches. See
 // [store.Admin].
 func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	if k.AccountID == "" {
@@ -203,11 +203,17 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	if !k.CreatedAt.IsZero() {
 		fields = append(fields, fieldCreated, k.CreatedAt.Format(time.RFC3339Nano))
 	}
+	if !k.LastUsedAt.IsZero() {
+		fields = append(fields, fieldLastUsed, k.LastUsedAt.UTC().Format(lastUsedLayout))
+	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, rk)
 		p.HSet(ctx, rk, fields...)
 		return nil
 	})
+	if err == nil { // the account's set of keys lives in the account's slot
+		err = s.rdb.SAdd(ctx, s.AccountKeysRedisKey(k.AccountID), k.Digest.String()).Err()
+	}
 	if err != nil {
 		return backendError("put key", err)
 	}
@@ -244,7 +250,7 @@ func decodeKey(d store.Digest, m map[string]string) (store.Key, error) {
 	for _, f := range []struct {
 		name string
 		t    *time.Time
-	}{{fieldExpires, &k.ExpiresAt}, {fieldCreated, &k.CreatedAt}} {
+	}{{fieldExpires, &k.ExpiresAt}, {fieldCreated, &k.CreatedAt}, {fieldLastUsed, &k.LastUsedAt}} {
 		if v, ok := m[f.name]; ok {
 			t, err := time.Parse(time.RFC3339Nano, v)
 			if err != nil {

@@ -73,6 +73,20 @@
 // even when the bucket refused. Subtests that compare against
 // golang.org/x/time/rate or wait for tokens need Advance.
 //
+// # Administration
+//
+// The Admin group runs only if the store implements [store.Admin], and
+// skips otherwise. It checks that Account returns what PutAccount stored;
+// that UpdateAccount applies what fn changes, balance included, returns an
+// error of fn unchanged and then changes nothing, and loses nothing to
+// spends and top-ups running at the same time; that Accounts pages through
+// accounts in order of ID; TopUp's amounts and errors; that CreateKey's key
+// authenticates and its display prefix is not the key; that Keys lists an
+// account's keys, revoked and expired ones included, and no other's; and
+// that TouchKeys keeps the later time, ignores unknown digests and never
+// un-revokes a key. Unknown accounts and keys yield errors wrapping
+// [store.ErrNotFound].
+//
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
 
@@ -124,6 +138,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Refund", refundTests},
 		{"Holds", holdTests},
 		{"Buckets", bucketTests},
+		{"Admin", adminTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

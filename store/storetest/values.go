@@ -41,7 +41,7 @@ func (e *env) checkEqual(gotK, k store.Key, gotA, a store.Account) {
 
 // normalKey returns k with its times in UTC.
 func normalKey(k store.Key) store.Key {
-	k.ExpiresAt, k.CreatedAt = k.ExpiresAt.UTC(), k.CreatedAt.UTC()
+	k.ExpiresAt, k.CreatedAt, k.LastUsedAt = k.ExpiresAt.UTC(), k.CreatedAt.UTC(), k.LastUsedAt.UTC()
 	return k
 }
 
