@@ -38,12 +38,17 @@
 // # Instruments
 //
 //	go402.decisions            counter    {decision}  go402.step, go402.allowed, go402.code, http.route, go402.plan
-//	go402.decision.duration    histogram  s           the same; from Handler to the decision (refunds excluded)
+//	go402.decision.duration    histogram  s           the same, of a request's last decision; from Handler to it
 //	go402.credits.debited      counter    {credit}    http.route, go402.plan
 //	go402.credits.refunded     counter    {credit}    http.route, go402.plan
 //	go402.ratelimit.refusals   counter    {request}   go402.policy, http.route, go402.plan
 //	go402.store.duration       histogram  s           go402.store.operation, error.type (on failure)
 //	go402.store.errors         counter    {error}     go402.store.operation, error.type
+//
+// go402.decision.duration is recorded once per request that passed
+// through Metrics.Handler and met a go402 decision: the time until the
+// decision that let it reach its handler (or refused it), with that
+// decision's attributes. A refund, made after the handler, is not timed.
 //
 // go402.code is left out of an allowed decision, but for a request let
 // through by FailOpen ("store_unavailable"). A store error wrapping

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -86,7 +87,7 @@ func (m *Metrics) instruments(meter metric.Meter) error {
 	m.decisions, errs[0] = meter.Int64Counter("go402.decisions", metric.WithUnit("{decision}"),
 		metric.WithDescription("Decisions of the go402 middlewares, allowed or denied."))
 	m.latency, errs[1] = meter.Float64Histogram("go402.decision.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time from the request's arrival at otel402's Handler to a go402 decision."),
+		metric.WithDescription("Time from the request's arrival at otel402's Handler to its last go402 decision."),
 		metric.WithExplicitBucketBoundaries(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 	m.debited, errs[2] = meter.Int64Counter("go402.credits.debited", metric.WithUnit("{credit}"),
 		metric.WithDescription("Credits debited by charges, idempotent retries excluded."))
@@ -102,20 +103,40 @@ func (m *Metrics) instruments(meter metric.Meter) error {
 	return errors.Join(errs[:]...)
 }
 
-// startKey is the context key of the time Handler received a request.
-type startKey struct{}
+// timingKey is the context key of a request's *timing.
+type timingKey struct{}
 
-// Handler is a middleware that starts the clock of go402.decision.duration:
-// put it in front of the go402 middlewares (around the whole mux is
-// simplest). Without it, decisions are counted but not timed. It panics if
-// next is nil.
+// timing is when Handler received a request, and how long after it the
+// request's latest decision came, with that decision's attributes. Atomic,
+// in case a decision is made on another goroutine than Handler's.
+type timing struct {
+	start   time.Time
+	elapsed atomic.Int64 // nanoseconds
+	last    atomic.Pointer[decisionAttrs]
+}
+
+// Handler is a middleware that times each request's decisions, for
+// go402.decision.duration: the time from Handler to the request's last
+// decision before its handler ran (or its denial), recorded once per
+// request with that decision's attributes. Put it in front of the go402
+// middlewares (around the whole mux is simplest). Without it, decisions are
+// counted but not timed. It panics if next is nil.
 func (m *Metrics) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("otel402: Handler: nil handler")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), startKey{}, m.now())))
+		t := &timing{start: m.now()}
+		defer m.recordTiming(r.Context(), t)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), timingKey{}, t)))
 	})
+}
+
+// recordTiming records t, if a decision was made.
+func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
+	if a := t.last.Load(); a != nil {
+		m.latency.Record(ctx, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
+	}
 }
 
 // OnDecision records d: assign it to paywall.Options.OnDecision and to
@@ -132,14 +153,15 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 		if d.Allowed && d.Cost > 0 {
 			m.refunded.Add(ctx, d.Cost, a.credits...)
 		}
-		return
+		return // after the handler: not a decision's latency
 	case d.Step == "charge" && d.Allowed && d.Code == "" && !d.Replay && d.Cost > 0:
 		m.debited.Add(ctx, d.Cost, a.credits...)
 	case d.Step == "limit" && d.Code == paywall.CodeRateLimited:
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
-	if start, ok := ctx.Value(startKey{}).(time.Time); ok {
-		m.latency.Record(ctx, m.now().Sub(start).Seconds(), a.latency...)
+	if t, ok := ctx.Value(timingKey{}).(*timing); ok {
+		t.elapsed.Store(int64(m.now().Sub(t.start)))
+		t.last.Store(a)
 	}
 }

@@ -179,6 +179,8 @@ func TestDecisionsCreditsAndRefusals(t *testing.T) {
 		{"go402.decisions", map[string]string{"go402.step": "refund", "go402.allowed": "true", "http.route": "POST /fail"}, 1},
 		{"go402.decision.duration", map[string]string{"go402.step": "charge", "go402.allowed": "true"}, 3},
 		{"go402.decision.duration", map[string]string{"go402.step": "refund"}, 0},
+		{"go402.decision.duration", map[string]string{"go402.step": "authenticate", "go402.allowed": "true"}, 0}, // a later step decided
+		{"go402.decision.duration", nil, 9}, // once per request
 		{"go402.credits.debited", map[string]string{"http.route": "POST /generate", "go402.plan": "pro"}, 20},
 		{"go402.credits.debited", map[string]string{"http.route": "POST /fail"}, 3},
 		{"go402.credits.debited", map[string]string{"go402.plan": "free"}, 0},

@@ -65,6 +65,7 @@ func TestScrapedMetrics(t *testing.T) {
 		{"go402_credits_refunded_total", map[string]string{"go402_plan": "pro", "http_route": "POST /flaky"}, flakyCost},
 		{"go402_ratelimit_refusals_total", map[string]string{"go402_policy": "burst", "go402_plan": "free", "http_route": "GET /hello"}, 1},
 		{"go402_decision_duration_seconds", map[string]string{"go402_step": "charge", "go402_allowed": "true"}, 3},
+		{"go402_decision_duration_seconds", nil, 9}, // once per request
 		{"go402_store_duration_seconds", map[string]string{"go402_store_operation": "lookup"}, 8},
 		{"go402_store_duration_seconds", map[string]string{"go402_store_operation": "spend_with_tokens"}, 3},
 		{"go402_store_duration_seconds", map[string]string{"go402_store_operation": "refund"}, 1},
