@@ -24,8 +24,10 @@ func TestStoreKeepsCapabilities(t *testing.T) {
 		t.Error("the wrapped Memory is a Ledger; Memory is not")
 	}
 	cb, err := store.NewCallback(store.Callbacks{
-		Lookup: func(context.Context, store.Digest) (store.Key, store.Account, error) { return store.Key{}, store.Account{}, nil },
-		Spend:  func(context.Context, string, int64) (store.SpendResult, error) { return store.SpendResult{}, nil },
+		Lookup: func(context.Context, store.Digest) (store.Key, store.Account, error) {
+			return store.Key{}, store.Account{}, nil
+		},
+		Spend: func(context.Context, string, int64) (store.SpendResult, error) { return store.SpendResult{}, nil },
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
