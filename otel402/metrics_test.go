@@ -2,6 +2,7 @@ package otel402_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -76,7 +77,7 @@ func (r *recorder) collect(t testing.TB) map[string][]point {
 func attrMap(s attribute.Set) map[string]string {
 	m := map[string]string{}
 	for _, kv := range s.ToSlice() {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }
@@ -250,5 +251,60 @@ func TestMaxRoutesAndPlans(t *testing.T) {
 	}
 	if _, err := otel402.New(&otel402.Options{MaxRoutes: -1}); err == nil {
 		t.Fatal("New accepted a negative MaxRoutes")
+	}
+}
+
+// A retry let through by its Idempotency-Key, and a request let through
+// uncharged by FailOpen, debit nothing, and are not counted as debited.
+func TestNoDebitCountedWithoutADebit(t *testing.T) {
+	rec := newRecorder(t, nil)
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	_ = mem.PutAccount(ctx, store.Account{ID: "a", Plan: "pro", Balance: 100})
+	_ = mem.PutKey(ctx, store.NewKey("sk_test_a", "a"))
+	pw, err := paywall.New(rec.Store(mem), &paywall.Options{OnDecision: rec.OnDecision, IdempotencyWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := errors.New("down")
+	failing, err := store.NewCallback(store.Callbacks{
+		Lookup: func(context.Context, store.Digest) (store.Key, store.Account, error) {
+			return store.NewKey("sk_test_a", "b"), store.Account{ID: "b", Plan: "pro", Balance: 100}, nil
+		},
+		Spend: func(context.Context, string, int64) (store.SpendResult, error) { return store.SpendResult{}, down },
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, err := paywall.New(rec.Store(failing), &paywall.Options{OnDecision: rec.OnDecision, FailOpen: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
+	mux := http.NewServeMux()
+	mux.Handle("POST /once", pw.Authenticate(pw.Charge(7)(ok)))
+	mux.Handle("POST /open", open.Authenticate(open.Charge(7)(ok)))
+	for _, path := range []string{"/once", "/once", "/open"} {
+		r := httptest.NewRequest("POST", path, nil)
+		r.Header.Set("Authorization", "Bearer sk_test_a")
+		r.Header.Set("Idempotency-Key", `"retry-1"`)
+		w := httptest.NewRecorder()
+		rec.Handler(mux).ServeHTTP(w, r)
+		if w.Code != http.StatusOK {
+			t.Fatalf("POST %s: status %d", path, w.Code)
+		}
+	}
+	got := rec.collect(t)
+	if v := sum(got["go402.credits.debited"], nil); v != 7 {
+		t.Errorf("debited %v, want 7: one debit, a replay and a request let through uncharged", v)
+	}
+	if v := sum(got["go402.decisions"], map[string]string{"go402.step": "charge", "go402.allowed": "true", "go402.code": "store_unavailable"}); v != 1 {
+		t.Errorf("failed-open charges %v, want 1", v)
+	}
+	if v := sum(got["go402.store.errors"], map[string]string{"go402.store.operation": "spend"}); v != 1 {
+		t.Errorf("spend errors %v, want 1", v)
+	}
+	if a, _ := mem.Account(ctx, "a"); a.Balance != 93 {
+		t.Errorf("balance %d, want 93", a.Balance)
 	}
 }
