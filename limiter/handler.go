@@ -139,7 +139,7 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	if l.opts.OnDecision == nil {
 		return
 	}
-	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost)}
+	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost), Policy: l.opts.Name}
 	if c != nil {
 		e.AccountID, e.KeyPrefix, e.Balance = c.Account.ID, c.Key.Prefix, c.Balance
 	}

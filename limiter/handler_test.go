@@ -221,7 +221,7 @@ func TestHandlerDenials(t *testing.T) {
 			status: 402, code: "rate_limited", retryAfter: "1", detail: "exceeded", headers: true,
 		},
 		{
-			name: "cost above burst", opts: Options{CostFunc: func(*http.Request) (int, error) { return 5, nil }}, burst: 4,
+			name: "cost above burst", opts: Options{Name: "burst", CostFunc: func(*http.Request) (int, error) { return 5, nil }}, burst: 4,
 			status: 429, code: "rate_limited", detail: "can never succeed", headers: true,
 		},
 		{
@@ -265,7 +265,12 @@ func TestHandlerDenials(t *testing.T) {
 				t.Fatalf("the store's error leaked into the body: %s", w.Body)
 			}
 			last := events[len(events)-1]
-			if last.Step != "limit" || last.Allowed || string(last.Code) != tc.code || last.Status != tc.status || last.Route != "" || !last.Time.Equal(clk.Now()) {
+			wantPolicy := tc.opts.Name
+			if wantPolicy == "" {
+				wantPolicy = "default"
+			}
+			if last.Step != "limit" || last.Allowed || string(last.Code) != tc.code || last.Status != tc.status || last.Route != "" ||
+				!last.Time.Equal(clk.Now()) || last.Policy != wantPolicy {
 				t.Fatalf("decision %+v", last)
 			}
 		})

@@ -66,8 +66,8 @@ type Options struct {
 	// Deny writes every denial. Default [paywall.WriteDenial].
 	Deny paywall.DenyFunc
 	// OnDecision, if set, is called synchronously for every request the
-	// limiter allows or denies, with Step "limit" and Cost the tokens taken
-	// or asked for. It must be safe for concurrent use and quick.
+	// limiter allows or denies, with Step "limit", Policy its Name and Cost
+	// the tokens taken or asked for. It must be safe for concurrent use and quick.
 	OnDecision func(ctx context.Context, d paywall.Decision)
 	// Store, if set, holds the buckets instead of this process, so that
 	// replicas share one limit (the memory and Redis stores offer it). With

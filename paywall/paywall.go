@@ -244,6 +244,9 @@ type Decision struct {
 	Balance int64
 	// Replay marks a "charge" that let a retry through; see [Caller.Replay].
 	Replay bool
+	// Policy is the limiter's policy name (its Options.Name) for Step
+	// "limit", so that one OnDecision can tell several limits apart.
+	Policy string
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }

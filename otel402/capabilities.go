@@ -1,0 +1,370 @@
+package otel402
+
+import (
+	"context"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Bits of a store's optional capabilities, the index of wrappers.
+const (
+	capRefunder = 1 << iota
+	capBuckets
+	capBucketSpender
+	capAdmin
+	capLedger
+)
+
+// wrappers makes, for each set of capabilities, a wrapper that has exactly
+// those: *instrumented (the Store) embedded with the method set of each.
+var wrappers = [32]func(c *instrumented) store.Store{
+	func(c *instrumented) store.Store { return &struct{ *instrumented }{c} },
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+		}{c, refunds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+		}{c, bucketTakes{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+		}{c, refunds{c}, bucketTakes{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketSpends
+		}{c, bucketSpends{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketSpends
+		}{c, refunds{c}, bucketSpends{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			bucketSpends
+		}{c, bucketTakes{c}, bucketSpends{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			bucketSpends
+		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			admins
+		}{c, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			admins
+		}{c, refunds{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			admins
+		}{c, bucketTakes{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			admins
+		}{c, refunds{c}, bucketTakes{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketSpends
+			admins
+		}{c, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketSpends
+			admins
+		}{c, refunds{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			bucketSpends
+			admins
+		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			bucketSpends
+			admins
+		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			ledgerEntries
+		}{c, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			ledgerEntries
+		}{c, refunds{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			ledgerEntries
+		}{c, bucketTakes{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			ledgerEntries
+		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketSpends
+			ledgerEntries
+		}{c, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketSpends
+			ledgerEntries
+		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			bucketSpends
+			ledgerEntries
+		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			bucketSpends
+			ledgerEntries
+		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			admins
+			ledgerEntries
+		}{c, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			admins
+			ledgerEntries
+		}{c, refunds{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			admins
+			ledgerEntries
+		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			admins
+			ledgerEntries
+		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketSpends
+			admins
+			ledgerEntries
+		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketSpends
+			admins
+			ledgerEntries
+		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			bucketTakes
+			bucketSpends
+			admins
+			ledgerEntries
+		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &struct {
+			*instrumented
+			refunds
+			bucketTakes
+			bucketSpends
+			admins
+			ledgerEntries
+		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+}
+
+// refunds is the method set of a store.Refunder.
+type refunds struct{ c *instrumented }
+
+// Refund implements store.Refunder.
+func (x refunds) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
+	start := x.c.m.now()
+	bal, err := x.c.refunder.Refund(ctx, accountID, amount)
+	x.c.done(ctx, opRefund, start, err)
+	return bal, err
+}
+
+// bucketTakes is the method set of a store.Buckets.
+type bucketTakes struct{ c *instrumented }
+
+// TakeTokens implements store.Buckets.
+func (x bucketTakes) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
+	start := x.c.m.now()
+	res, err := x.c.buckets.TakeTokens(ctx, b)
+	x.c.done(ctx, opTakeTokens, start, err)
+	return res, err
+}
+
+// bucketSpends is the method set of a store.BucketSpender.
+type bucketSpends struct{ c *instrumented }
+
+// SpendWithTokens implements store.BucketSpender.
+func (x bucketSpends) SpendWithTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
+	start := x.c.m.now()
+	res, br, err := x.c.spender.SpendWithTokens(ctx, accountID, cost, b)
+	x.c.done(ctx, opSpendWithTokens, start, err)
+	return res, br, err
+}
+
+// ledgerEntries is the method set of a store.Ledger.
+type ledgerEntries struct{ c *instrumented }
+
+// Entries implements store.Ledger.
+func (x ledgerEntries) Entries(ctx context.Context, accountID string, q store.LedgerQuery) ([]store.LedgerEntry, error) {
+	start := x.c.m.now()
+	es, err := x.c.ledger.Entries(ctx, accountID, q)
+	x.c.done(ctx, opEntries, start, err)
+	return es, err
+}
+
+// timed calls f, recording it as op.
+func timed[T any](ctx context.Context, c *instrumented, op operation, f func() (T, error)) (T, error) {
+	start := c.m.now()
+	v, err := f()
+	c.done(ctx, op, start, err)
+	return v, err
+}
+
+// admins is the method set of a store.Admin.
+type admins struct{ c *instrumented }
+
+// Account implements store.Admin.
+func (x admins) Account(ctx context.Context, id string) (store.Account, error) {
+	return timed(ctx, x.c, opAccount, func() (store.Account, error) { return x.c.admin.Account(ctx, id) })
+}
+
+// PutAccount implements store.Admin.
+func (x admins) PutAccount(ctx context.Context, a store.Account) error {
+	_, err := timed(ctx, x.c, opPutAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.PutAccount(ctx, a) })
+	return err
+}
+
+// UpdateAccount implements store.Admin.
+func (x admins) UpdateAccount(ctx context.Context, id string, fn func(*store.Account) error) (store.Account, error) {
+	return timed(ctx, x.c, opUpdateAccount, func() (store.Account, error) { return x.c.admin.UpdateAccount(ctx, id, fn) })
+}
+
+// Accounts implements store.Admin.
+func (x admins) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
+	return timed(ctx, x.c, opAccounts, func() ([]store.Account, error) { return x.c.admin.Accounts(ctx, after, limit) })
+}
+
+// TopUp implements store.Admin.
+func (x admins) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
+	return timed(ctx, x.c, opTopUp, func() (int64, error) { return x.c.admin.TopUp(ctx, accountID, amount) })
+}
+
+// CreateKey implements store.Admin.
+func (x admins) CreateKey(ctx context.Context, accountID, prefix string) (raw string, k store.Key, err error) {
+	start := x.c.m.now()
+	raw, k, err = x.c.admin.CreateKey(ctx, accountID, prefix)
+	x.c.done(ctx, opCreateKey, start, err)
+	return raw, k, err
+}
+
+// PutKey implements store.Admin.
+func (x admins) PutKey(ctx context.Context, k store.Key) error {
+	_, err := timed(ctx, x.c, opPutKey, func() (struct{}, error) { return struct{}{}, x.c.admin.PutKey(ctx, k) })
+	return err
+}
+
+// Keys implements store.Admin.
+func (x admins) Keys(ctx context.Context, accountID string) ([]store.Key, error) {
+	return timed(ctx, x.c, opKeys, func() ([]store.Key, error) { return x.c.admin.Keys(ctx, accountID) })
+}
+
+// RevokeKey implements store.Admin.
+func (x admins) RevokeKey(ctx context.Context, digest store.Digest) error {
+	_, err := timed(ctx, x.c, opRevokeKey, func() (struct{}, error) { return struct{}{}, x.c.admin.RevokeKey(ctx, digest) })
+	return err
+}
+
+// TouchKeys implements store.Admin.
+func (x admins) TouchKeys(ctx context.Context, uses map[store.Digest]time.Time) error {
+	_, err := timed(ctx, x.c, opTouchKeys, func() (struct{}, error) { return struct{}{}, x.c.admin.TouchKeys(ctx, uses) })
+	return err
+}

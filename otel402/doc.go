@@ -1,0 +1,57 @@
+// Package otel402 records what go402 decides as OpenTelemetry metrics:
+// decisions by step, code, route pattern and plan; how long deciding took;
+// store calls, their latency and errors; credits debited and refunded; and
+// rate-limit refusals by policy.
+//
+// A Metrics is built once on a MeterProvider (the global one by default) and
+// wired into a server in three places: its OnDecision method receives the
+// paywall's and the limiters' decisions, its Store method wraps the store,
+// and its Handler, in front of everything, starts the clock of each request's
+// decision latency:
+//
+//	m, err := otel402.New(nil) // otel.GetMeterProvider()
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	st := m.Store(store.NewMemory(nil))
+//	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
+//	lim, err := limiter.New(5, 10, &limiter.Options{
+//		By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: m.OnDecision,
+//	})
+//	mux.Handle("POST /generate", pw.Authenticate(lim.Handler(pw.Charge(10)(generate))))
+//	http.ListenAndServe(":8080", m.Handler(mux))
+//
+// The wrapped store keeps every optional capability of the store it wraps
+// (store.Refunder, store.Buckets, store.BucketSpender, store.Admin,
+// store.Ledger) and no other. Give the paywall and the limiter the same
+// wrapped value: a limiter takes its tokens in the charge's debit only when
+// its Options.Store is the paywall's own store.
+//
+// # Cardinality
+//
+// Attributes are bounded by construction: the route is the pattern the
+// request matched (http.route, such as "POST /generate"), never its path;
+// the plan is the account's plan name, never its ID or key. Past
+// Options.MaxRoutes distinct routes, or Options.MaxPlans plans, further ones
+// are recorded as "_OTHER".
+//
+// # Instruments
+//
+//	go402.decisions            counter    {decision}  go402.step, go402.allowed, go402.code, http.route, go402.plan
+//	go402.decision.duration    histogram  s           the same, of a request's last decision; from Handler to it
+//	go402.credits.debited      counter    {credit}    http.route, go402.plan
+//	go402.credits.refunded     counter    {credit}    http.route, go402.plan
+//	go402.ratelimit.refusals   counter    {request}   go402.policy, http.route, go402.plan
+//	go402.store.duration       histogram  s           go402.store.operation, error.type (on failure)
+//	go402.store.errors         counter    {error}     go402.store.operation, error.type
+//
+// go402.decision.duration is recorded once per request that passed
+// through Metrics.Handler and met a go402 decision: the time until the
+// decision that let it reach its handler (or refused it), with that
+// decision's attributes. A refund, made after the handler, is not timed.
+//
+// go402.code is left out of an allowed decision, but for a request let
+// through by FailOpen ("store_unavailable"). A store error wrapping
+// store.ErrNotFound (an unknown key or account, a normal answer) is timed
+// with error.type "not_found" but not counted in go402.store.errors.
+package otel402
