@@ -241,6 +241,9 @@ type Decision struct {
 	Balance int64
 	// Replay marks a "charge" that let a retry through; see [Caller.Replay].
 	Replay bool
+	// Overdue marks a "require" that let a past-due account through in its
+	// grace ([store.Account.GraceUntil]).
+	Overdue bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }
