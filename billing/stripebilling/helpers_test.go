@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,7 +88,7 @@ func deliver(h http.Handler, body []byte, now time.Time) *httptest.ResponseRecor
 var testOptions = stripebilling.Options{
 	Secret: secret,
 	Plans: map[string]stripebilling.Plan{
-		"price_basic": {Name: "basic", Features: []string{"reports"}, Credits: 100},
+		"price_basic":    {Name: "basic", Features: []string{"reports"}, Credits: 100},
 		"prod_price_pro": {Name: "pro", Features: []string{"reports", "export"}, Credits: 1000},
 	},
 	CreditPacks: map[string]int64{"price_pack": 500},
@@ -199,4 +201,22 @@ func stripeClient(url string, hc *http.Client) *stripe.Client {
 	return stripe.NewClient("sk_test_123", stripe.WithBackends(b))
 }
 
-func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
+func readCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
+
+// statusWriter records the status written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}

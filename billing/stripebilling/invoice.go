@@ -144,4 +144,3 @@ func creditOnce(a *store.Account, in *stripe.Invoice, now time.Time) bool {
 	a.Metadata[key] = strconv.FormatInt(paidAt.Unix(), 10)
 	return true
 }
-

@@ -94,4 +94,3 @@ func setPlan(a *store.Account, p *Plan, item *stripe.SubscriptionItem) {
 		a.RefilledAt = start // this period's quota is in the balance now
 	}
 }
-

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -39,7 +40,7 @@ func TestWebhookRefusesBadSignatures(t *testing.T) {
 	} {
 		r, _ := http.NewRequest(http.MethodPost, "/", strings.NewReader(string(tc.body)))
 		r.Header.Set("Stripe-Signature", tc.header)
-		w := newRecorder()
+		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		if w.Code != http.StatusBadRequest {
 			t.Errorf("%s: status %d, want 400", tc.name, w.Code)
@@ -78,7 +79,9 @@ func TestWebhookEventsMapToAccount(t *testing.T) {
 			}},
 		{"payment failed", event("evt_3", "invoice.payment_failed", t0.Add(2*time.Hour),
 			invoice("in_1", "cus_1", t0.Add(2*time.Hour), "insufficient_funds", nil)),
-			func(a store.Account) bool { return a.Status == store.StatusActive && a.Metadata["stripe_failure"] == "insufficient_funds" }},
+			func(a store.Account) bool {
+				return a.Status == store.StatusActive && a.Metadata["stripe_failure"] == "insufficient_funds"
+			}},
 		{"past due: grace from the invoice's first attempt", event("evt_4", "customer.subscription.updated", t0.Add(3*time.Hour),
 			subscription("cus_1", "past_due", "price_pro", t0, end)),
 			func(a store.Account) bool {
