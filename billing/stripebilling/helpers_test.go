@@ -220,3 +220,10 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	}
 	return w.ResponseWriter.Write(b)
 }
+
+// subscriptionJSON is an active subscription of customer on price_pro from
+// start, as JSON.
+func subscriptionJSON(customer string, start time.Time) []byte {
+	b, _ := json.Marshal(subscription(customer, "active", "price_pro", start, start.AddDate(0, 1, 0)))
+	return b
+}
