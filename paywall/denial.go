@@ -22,13 +22,19 @@ const (
 	CodeKeyRevoked           Code = "key_revoked"           // 401
 	CodeKeyExpired           Code = "key_expired"           // 401
 	CodeSubscriptionInactive Code = "subscription_inactive" // 402: lapsed, canceled, suspended or period ended
-	CodeFeatureNotInPlan     Code = "feature_not_in_plan"   // 402: feature (or plan) required
-	CodeInsufficientCredits  Code = "insufficient_credits"  // 402: prepaid balance too small
-	CodeQuotaExhausted       Code = "quota_exhausted"       // 402: periodic quota used up until it refills
-	CodeRateLimited          Code = "rate_limited"          // 429: token bucket empty
-	CodeStoreUnavailable     Code = "store_unavailable"     // 503: back end failed (fail-closed)
-	CodeInvalidRequest       Code = "invalid_request"       // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
-	CodeMisconfigured        Code = "misconfigured"         // 500: a middleware is wired without the one it needs in front
+	// The three codes of a lapse whose billing reason is known
+	// ([store.Account.Lapse]), each with a "reason" member and the
+	// account's own PaymentURL.
+	CodeSubscriptionCanceled  Code = "subscription_canceled"   // 402: canceled, or expired unpaid
+	CodePaymentFailed         Code = "payment_failed"          // 402: card declined, insufficient funds, other failure
+	CodePaymentMethodRequired Code = "payment_method_required" // 402: payment method missing or unusable
+	CodeFeatureNotInPlan      Code = "feature_not_in_plan"     // 402: feature (or plan) required
+	CodeInsufficientCredits   Code = "insufficient_credits"    // 402: prepaid balance too small
+	CodeQuotaExhausted        Code = "quota_exhausted"         // 402: periodic quota used up until it refills
+	CodeRateLimited           Code = "rate_limited"            // 429: token bucket empty
+	CodeStoreUnavailable      Code = "store_unavailable"       // 503: back end failed (fail-closed)
+	CodeInvalidRequest        Code = "invalid_request"         // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
+	CodeMisconfigured         Code = "misconfigured"           // 500: a middleware is wired without the one it needs in front
 
 	CodeIdempotencyKeyReused  Code = "idempotency_key_reused"  // 422: the Idempotency-Key was used for another method or route
 	CodeIdempotencyInProgress Code = "idempotency_in_progress" // 409: a request with the same Idempotency-Key is still in flight
@@ -50,12 +56,17 @@ var defaults = map[Code]codeDefaults{
 	CodeKeyExpired:           {http.StatusUnauthorized, go402Problems + "key_expired", "API key expired"},
 	CodeSubscriptionInactive: {http.StatusPaymentRequired, go402Problems + "subscription_inactive", "Subscription inactive"},
 	CodeFeatureNotInPlan:     {http.StatusPaymentRequired, go402Problems + "feature_not_in_plan", "Feature not in plan"},
-	CodeInsufficientCredits:  {http.StatusPaymentRequired, "https://paymentauth.org/problems/payment-insufficient", "Payment Insufficient"},
-	CodeQuotaExhausted:       {http.StatusPaymentRequired, go402Problems + "quota_exhausted", "Quota exhausted"},
-	CodeRateLimited:          {http.StatusTooManyRequests, "https://iana.org/assignments/http-problem-types#quota-exceeded", "Quota Exceeded"},
-	CodeStoreUnavailable:     {http.StatusServiceUnavailable, go402Problems + "store_unavailable", "Service unavailable"},
-	CodeInvalidRequest:       {http.StatusBadRequest, go402Problems + "invalid_request", "Invalid request"},
-	CodeMisconfigured:        {http.StatusInternalServerError, go402Problems + "misconfigured", "Service misconfigured"},
+
+	CodeSubscriptionCanceled:  {http.StatusPaymentRequired, go402Problems + "subscription_canceled", "Subscription canceled"},
+	CodePaymentFailed:         {http.StatusPaymentRequired, go402Problems + "payment_failed", "Payment failed"},
+	CodePaymentMethodRequired: {http.StatusPaymentRequired, go402Problems + "payment_method_required", "Payment method required"},
+
+	CodeInsufficientCredits: {http.StatusPaymentRequired, "https://paymentauth.org/problems/payment-insufficient", "Payment Insufficient"},
+	CodeQuotaExhausted:      {http.StatusPaymentRequired, go402Problems + "quota_exhausted", "Quota exhausted"},
+	CodeRateLimited:         {http.StatusTooManyRequests, "https://iana.org/assignments/http-problem-types#quota-exceeded", "Quota Exceeded"},
+	CodeStoreUnavailable:    {http.StatusServiceUnavailable, go402Problems + "store_unavailable", "Service unavailable"},
+	CodeInvalidRequest:      {http.StatusBadRequest, go402Problems + "invalid_request", "Invalid request"},
+	CodeMisconfigured:       {http.StatusInternalServerError, go402Problems + "misconfigured", "Service misconfigured"},
 
 	CodeIdempotencyKeyReused:  {http.StatusUnprocessableEntity, go402Problems + "idempotency_key_reused", "Idempotency key reused"},
 	CodeIdempotencyInProgress: {http.StatusConflict, go402Problems + "idempotency_in_progress", "Request in progress"},

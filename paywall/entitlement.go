@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"cmp"
 	"net/http"
 	"slices"
 	"strings"
@@ -71,26 +72,35 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.refuse(w, r, decision("require", c), d)
 		return
 	}
-	p.allow(r, "require", c, 0)
+	if p.overdue(&c.Account) {
+		w.Header().Set(HeaderPaymentOverdue, c.Account.GraceUntil.UTC().Format(http.TimeFormat))
+		p.allowOverdue(r, c)
+	} else {
+		p.allow(r, "require", c, 0)
+	}
 	h.next.ServeHTTP(w, r)
+}
+
+// HeaderPaymentOverdue is the response header [Paywall.Require] sets on a
+// request it lets through in a past-due account's grace: its value is the
+// HTTP-date at which the grace ends and requests get a 402.
+const HeaderPaymentOverdue = "Payment-Overdue"
+
+// allowOverdue reports that Require let caller c through in its grace.
+func (p *Paywall) allowOverdue(r *http.Request, c *Caller) {
+	if p.opts.OnDecision == nil {
+		return
+	}
+	d := decision("require", c)
+	d.Allowed, d.Overdue = true, true
+	p.report(r, d)
 }
 
 // checkEntitlement is Require's decision: nil if a passes, else the denial.
 func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 	plans, features := req.Plans, req.Features
 	if !req.AllowInactive && !p.entitled(a) {
-		detail := "The subscription is not active."
-		switch a.Status {
-		case "", store.StatusActive, store.StatusTrialing:
-			detail = "The subscription period has ended."
-		case store.StatusPastDue:
-			detail = "The subscription is past due: a payment is outstanding."
-		case store.StatusCanceled:
-			detail = "The subscription has been canceled."
-		case store.StatusSuspended:
-			detail = "The subscription is suspended."
-		}
-		return &Denial{Code: CodeSubscriptionInactive, Detail: detail, UpgradeURL: p.opts.UpgradeURL, PaymentURL: p.opts.PaymentURL}
+		return p.lapsed(a)
 	}
 	if len(plans) > 0 && !slices.Contains(plans, a.Plan) {
 		detail := "This requires the " + joinOr(plans) + " plan"
@@ -126,11 +136,62 @@ func (p *Paywall) checkEntitlement(a *store.Account, req *Requirement) *Denial {
 }
 
 // entitled reports whether a's status is active, trialing or empty, and its
-// period (if any) has not ended.
+// period (if any) has not ended, or a is past due within its grace.
 func (p *Paywall) entitled(a *store.Account) bool {
 	switch a.Status {
 	case "", store.StatusActive, store.StatusTrialing:
 		return a.PeriodEnd.IsZero() || p.opts.Clock().Before(a.PeriodEnd)
 	}
-	return false
+	return p.overdue(a)
+}
+
+// overdue reports whether a is past due but within its grace.
+func (p *Paywall) overdue(a *store.Account) bool {
+	return a.Status == store.StatusPastDue && p.opts.Clock().Before(a.GraceUntil)
+}
+
+// lapsed returns the denial of an account that is not entitled: the code of
+// its billing reason, if it has one, else subscription_inactive.
+func (p *Paywall) lapsed(a *store.Account) *Denial {
+	d := &Denial{Code: CodeSubscriptionInactive, UpgradeURL: p.opts.UpgradeURL, PaymentURL: cmp.Or(a.PaymentURL, p.opts.PaymentURL)}
+	if l, ok := lapses[a.Lapse]; ok {
+		d.Code, d.Detail = l.code, l.detail
+		d.Extensions = map[string]any{"reason": string(a.Lapse)}
+		return d
+	}
+	d.Detail = "The subscription is not active."
+	switch a.Status {
+	case "", store.StatusActive, store.StatusTrialing:
+		d.Detail = "The subscription period has ended."
+	case store.StatusPastDue:
+		d.Detail = "The subscription is past due: a payment is outstanding."
+	case store.StatusCanceled:
+		d.Detail = "The subscription has been canceled."
+	case store.StatusSuspended:
+		d.Detail = "The subscription is suspended."
+	}
+	return d
+}
+
+// lapse is the denial code and detail, with its fix, of a billing reason.
+type lapse struct {
+	code   Code
+	detail string
+}
+
+var lapses = map[store.Lapse]lapse{
+	store.LapseCanceled: {CodeSubscriptionCanceled,
+		"The subscription has been canceled. Subscribe again to restore access."},
+	store.LapseExpired: {CodeSubscriptionCanceled,
+		"The subscription expired before its first payment. Subscribe again to restore access."},
+	store.LapseCardDeclined: {CodePaymentFailed,
+		"The last payment failed: the card was declined. Pay the open invoice with another card at payment_url."},
+	store.LapseInsufficientFunds: {CodePaymentFailed,
+		"The last payment failed: insufficient funds. Add funds or use another payment method at payment_url, then pay the open invoice."},
+	store.LapsePaymentFailed: {CodePaymentFailed,
+		"The last payment failed. Pay the open invoice at payment_url."},
+	store.LapsePaymentMethodMissing: {CodePaymentMethodRequired,
+		"No payment method is on file. Add one at payment_url."},
+	store.LapsePaymentMethodInvalid: {CodePaymentMethodRequired,
+		"The payment method on file cannot be charged (for example, an expired card). Update it at payment_url."},
 }

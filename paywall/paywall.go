@@ -247,6 +247,9 @@ type Decision struct {
 	// Policy is the limiter's policy name (its Options.Name) for Step
 	// "limit", so that one OnDecision can tell several limits apart.
 	Policy string
+	// Overdue marks a "require" that let a past-due account through in its
+	// grace ([store.Account.GraceUntil]).
+	Overdue bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"time"
 )
@@ -45,6 +46,42 @@ type Account struct {
 	RefilledAt time.Time         `json:"refilled_at,omitzero"`
 	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // overrides the limiter's plan and default rates
 	Metadata   map[string]string `json:"metadata,omitempty"`   // free-form, for the application
+	// GraceUntil, for a [StatusPastDue] account, is when its grace ends:
+	// until then it keeps access, marked overdue. Zero: no grace.
+	GraceUntil time.Time `json:"grace_until,omitzero"`
+	// Lapse says why billing took access away, when it knows; empty for
+	// an account without a billing reason.
+	Lapse Lapse `json:"lapse,omitempty"`
+	// PaymentURL is where this customer fixes their billing (a billing
+	// portal link): an absolute http or https URL, or empty.
+	PaymentURL string `json:"payment_url,omitempty"`
+}
+
+// Lapse is the billing system's reason for a subscription's lapse.
+type Lapse string
+
+// Lapse reasons, in three groups a client can act on: the subscription
+// ended ([LapseCanceled], [LapseExpired]); a payment failed
+// ([LapseCardDeclined], [LapseInsufficientFunds], [LapsePaymentFailed]);
+// the payment method is missing or unusable ([LapsePaymentMethodMissing],
+// [LapsePaymentMethodInvalid]).
+const (
+	LapseCanceled             Lapse = "canceled"
+	LapseExpired              Lapse = "expired"
+	LapseCardDeclined         Lapse = "card_declined"
+	LapseInsufficientFunds    Lapse = "insufficient_funds"
+	LapsePaymentFailed        Lapse = "payment_failed"
+	LapsePaymentMethodMissing Lapse = "payment_method_missing"
+	LapsePaymentMethodInvalid Lapse = "payment_method_invalid"
+)
+
+func (l Lapse) valid() bool {
+	switch l {
+	case LapseCanceled, LapseExpired, LapseCardDeclined, LapseInsufficientFunds, LapsePaymentFailed,
+		LapsePaymentMethodMissing, LapsePaymentMethodInvalid:
+		return true
+	}
+	return false
 }
 
 // clone returns a deep copy of a, with Features clipped so that appends copy.
@@ -94,8 +131,18 @@ func (a *Account) problem() string {
 		return fmt.Sprintf("rate must be > 0, got %v", rl.Rate)
 	case rl != nil && rl.Burst <= 0:
 		return fmt.Sprintf("burst must be > 0, got %d", rl.Burst)
+	case a.Lapse != "" && !a.Lapse.valid():
+		return fmt.Sprintf("unknown lapse reason %q", a.Lapse)
+	case a.PaymentURL != "" && !webURL(a.PaymentURL):
+		return fmt.Sprintf("payment URL %q is not an absolute http or https URL", a.PaymentURL)
 	}
 	return ""
+}
+
+// webURL reports whether s is an absolute http or https URL with a host.
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
 }
 
 // maxIDLength is the longest account ID, in bytes.

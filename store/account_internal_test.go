@@ -21,11 +21,12 @@ func TestStatusValid(t *testing.T) {
 
 func TestAccountClone(t *testing.T) {
 	orig := Account{
-		ID:        "a",
-		Features:  append(make([]string, 0, 10), "reports"),
-		Refill:    &Refill{Amount: 1, Every: time.Hour, Anchor: time.Unix(0, 0)},
-		RateLimit: &RateLimit{Rate: 1, Burst: 1},
-		Metadata:  map[string]string{"k": "v"},
+		ID:         "a",
+		Features:   append(make([]string, 0, 10), "reports"),
+		Refill:     &Refill{Amount: 1, Every: time.Hour, Anchor: time.Unix(0, 0)},
+		RateLimit:  &RateLimit{Rate: 1, Burst: 1},
+		Metadata:   map[string]string{"k": "v"},
+		GraceUntil: time.Unix(1, 0), Lapse: LapseCanceled, PaymentURL: "https://example.com/p",
 	}
 	c := orig.clone()
 	if !reflect.DeepEqual(c, orig) {

@@ -32,6 +32,11 @@ func TestAccountValidate(t *testing.T) {
 		{"rate zero", store.Account{ID: "a", RateLimit: &store.RateLimit{Burst: 1}}, "rate must be > 0"},
 		{"rate NaN", store.Account{ID: "a", RateLimit: &store.RateLimit{Rate: math.NaN(), Burst: 1}}, "rate must be > 0"},
 		{"burst", store.Account{ID: "a", RateLimit: &store.RateLimit{Rate: 1, Burst: -1}}, "burst must be > 0"},
+		{"billing", store.Account{ID: "a", Status: store.StatusPastDue, GraceUntil: anchor,
+			Lapse: store.LapseCardDeclined, PaymentURL: "https://billing.example.com/p/session/x"}, ""},
+		{"lapse", store.Account{ID: "a", Lapse: "declined"}, "unknown lapse reason"},
+		{"payment URL relative", store.Account{ID: "a", PaymentURL: "/billing"}, "payment URL"},
+		{"payment URL scheme", store.Account{ID: "a", PaymentURL: "javascript:alert(1)"}, "payment URL"},
 	}
 	for _, tt := range tests {
 		err := tt.a.Validate()
@@ -46,15 +51,18 @@ func TestAccountValidate(t *testing.T) {
 
 func TestAccountJSON(t *testing.T) {
 	a := store.Account{
-		ID:        "a",
-		Plan:      "pro",
-		Status:    store.StatusTrialing,
-		PeriodEnd: time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC),
-		Features:  []string{"reports"},
-		Balance:   42,
-		Refill:    &store.Refill{Amount: 100, Every: time.Hour, Anchor: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
-		RateLimit: &store.RateLimit{Rate: 0.5, Burst: 3},
-		Metadata:  map[string]string{"k": "v"},
+		ID:         "a",
+		Plan:       "pro",
+		Status:     store.StatusTrialing,
+		PeriodEnd:  time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC),
+		Features:   []string{"reports"},
+		Balance:    42,
+		Refill:     &store.Refill{Amount: 100, Every: time.Hour, Anchor: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
+		RateLimit:  &store.RateLimit{Rate: 0.5, Burst: 3},
+		Metadata:   map[string]string{"k": "v"},
+		GraceUntil: time.Date(2025, 1, 8, 0, 0, 0, 0, time.UTC),
+		Lapse:      store.LapsePaymentMethodMissing,
+		PaymentURL: "https://billing.example.com/p/login/x",
 	}
 	b, err := json.Marshal(a)
 	if err != nil {

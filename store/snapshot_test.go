@@ -39,6 +39,8 @@ func seededMemory(t *testing.T) (*Memory, *snapshotClock) {
 			RateLimit: &RateLimit{Rate: 2.5, Burst: 10},
 			Metadata:  map[string]string{"customer": "cus_1"},
 		},
+		{ID: "acct_overdue", Plan: "pro", Status: StatusPastDue, GraceUntil: clock.t.Add(72 * time.Hour),
+			Lapse: LapseInsufficientFunds, PaymentURL: "https://billing.example.com/p/login/x"},
 		{ID: "acct_free", Plan: "free"},
 	}
 	for _, a := range accounts {
@@ -85,17 +87,18 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	want, got := m.snapshot(), restored.snapshot()
-	if len(got.Accounts) != 2 || len(got.Keys) != 3 {
-		t.Fatalf("restored %d accounts and %d keys, want 2 and 3", len(got.Accounts), len(got.Keys))
+	if len(got.Accounts) != 3 || len(got.Keys) != 3 {
+		t.Fatalf("restored %d accounts and %d keys, want 3 and 3", len(got.Accounts), len(got.Keys))
 	}
 	for i := range want.Accounts {
 		w, g := want.Accounts[i], got.Accounts[i]
 		// Times come back equal but not ==: the zone is a fixed offset.
-		if !g.PeriodEnd.Equal(w.PeriodEnd) || !g.RefilledAt.Equal(w.RefilledAt) ||
+		if !g.PeriodEnd.Equal(w.PeriodEnd) || !g.RefilledAt.Equal(w.RefilledAt) || !g.GraceUntil.Equal(w.GraceUntil) ||
 			(w.Refill != nil && !g.Refill.Anchor.Equal(w.Refill.Anchor)) {
 			t.Errorf("account %q: times differ: got %+v, want %+v", w.ID, g, w)
 		}
 		g.PeriodEnd, g.RefilledAt, w.PeriodEnd, w.RefilledAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+		g.GraceUntil, w.GraceUntil = time.Time{}, time.Time{}
 		if w.Refill != nil {
 			gr, wr := *g.Refill, *w.Refill
 			gr.Anchor, wr.Anchor = time.Time{}, time.Time{}

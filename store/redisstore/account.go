@@ -220,6 +220,10 @@ type accountData struct {
 	Features  []string          `json:"features,omitempty"`
 	RateLimit *store.RateLimit  `json:"rate_limit,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
+	// Billing state; see store.Account.
+	GraceUntil time.Time   `json:"grace_until,omitzero"`
+	Lapse      store.Lapse `json:"lapse,omitempty"`
+	PaymentURL string      `json:"payment_url,omitempty"`
 }
 
 // encodeAccount returns the HSET arguments (field, value, …) for a valid
@@ -228,6 +232,7 @@ func encodeAccount(a *store.Account) ([]any, error) {
 	data, err := json.Marshal(accountData{
 		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
 		Features: a.Features, RateLimit: a.RateLimit, Metadata: a.Metadata,
+		GraceUntil: a.GraceUntil, Lapse: a.Lapse, PaymentURL: a.PaymentURL,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: account %q: %w", a.ID, err)
@@ -262,6 +267,7 @@ func decodeAccount(m map[string]string) (store.Account, error) {
 	a := store.Account{
 		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
 		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Metadata: d.Metadata,
+		GraceUntil: d.GraceUntil, Lapse: d.Lapse, PaymentURL: d.PaymentURL,
 	}
 	var err error
 	if a.Balance, err = strconv.ParseInt(m[fieldBalance], 10, 64); err != nil {

@@ -93,6 +93,9 @@ func TestAccountRoundTrip(t *testing.T) {
 		RefilledAt: anchor,
 		RateLimit:  &store.RateLimit{Rate: 2.5, Burst: 7},
 		Metadata:   map[string]string{"owner": "ops"},
+		GraceUntil: time.Date(2030, 1, 9, 3, 4, 5, 6, time.UTC),
+		Lapse:      store.LapsePaymentMethodInvalid,
+		PaymentURL: "https://billing.example.com/p/login/x",
 	}
 	if err := s.PutAccount(ctx, want); err != nil {
 		t.Fatal(err)
@@ -101,10 +104,11 @@ func TestAccountRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.PeriodEnd.Equal(want.PeriodEnd) || !got.Refill.Anchor.Equal(want.Refill.Anchor) || !got.RefilledAt.Equal(want.RefilledAt) {
+	if !got.PeriodEnd.Equal(want.PeriodEnd) || !got.Refill.Anchor.Equal(want.Refill.Anchor) || !got.RefilledAt.Equal(want.RefilledAt) ||
+		!got.GraceUntil.Equal(want.GraceUntil) {
 		t.Errorf("times changed: %+v", got)
 	}
-	got.PeriodEnd, got.Refill.Anchor, got.RefilledAt = want.PeriodEnd, want.Refill.Anchor, want.RefilledAt
+	got.PeriodEnd, got.Refill.Anchor, got.RefilledAt, got.GraceUntil = want.PeriodEnd, want.Refill.Anchor, want.RefilledAt, want.GraceUntil
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Account = %+v\nwant      %+v", got, want)
 	}

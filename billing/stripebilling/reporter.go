@@ -1,0 +1,212 @@
+package stripebilling
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go402/go402/store"
+	"github.com/stripe/stripe-go/v82"
+)
+
+// Usage is one operation's credits to bill.
+type Usage struct {
+	ID        string    // the operation ID, sent as the meter event's identifier
+	AccountID string    // the go402 account
+	Value     int64     // credits used: the debit less its refunds; positive
+	Time      time.Time // when the debit was made
+}
+
+// Outbox holds usage until it is reported: what a crash or an outage must
+// not lose. [Journal] is one; a store with a [store.Ledger] of its own can
+// back another.
+type Outbox interface {
+	// Pending returns up to limit usages not yet acknowledged, oldest
+	// first.
+	Pending(ctx context.Context, limit int) ([]Usage, error)
+	// Ack records that usages were reported; Pending never returns them
+	// again.
+	Ack(ctx context.Context, ids ...string) error
+}
+
+// Reporter sends the usage of an [Outbox] to Stripe as billing meter events,
+// each with its operation ID as identifier, so that Stripe counts a usage
+// once however often it is sent. A usage is acknowledged as soon as Stripe
+// accepted it: only a crash between Stripe's answer and that write sends
+// an identifier again, and Stripe drops the repeat. Safe for concurrent
+// use, though one Reporter per outbox is enough.
+type Reporter struct {
+	client *stripe.Client
+	outbox Outbox
+	opts   ReporterOptions
+}
+
+// ReporterOptions configures a [Reporter]. EventName is required, and one of
+// Customer and Admin; the zero value of every other field means its default.
+type ReporterOptions struct {
+	// EventName is the meter's event name.
+	EventName string
+	// Customer returns the Stripe customer of a go402 account.
+	Customer func(ctx context.Context, accountID string) (string, error)
+	// Admin, used when Customer is nil, reads the customer the [Webhook]
+	// recorded on the account (else the account ID is the customer ID).
+	Admin store.Admin
+	// BatchSize is how many usages one pass reads. Default 100.
+	BatchSize int
+	// Attempts is how often a usage is tried in one Flush. Default 5.
+	Attempts int
+	// Backoff is the wait before the first retry, doubling each time up to
+	// MaxBackoff. Defaults 500ms and 30s.
+	Backoff, MaxBackoff time.Duration
+	// Sleep waits d or until ctx is done. Default a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Logger receives usages Stripe refused. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// NewReporter returns a Reporter of outbox through client, or an error for
+// a configuration mistake.
+func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*Reporter, error) {
+	switch {
+	case client == nil || outbox == nil:
+		return nil, errorf("NewReporter: nil client or outbox")
+	case opts.EventName == "":
+		return nil, errorf("NewReporter: EventName must be set")
+	case opts.Customer == nil && opts.Admin == nil:
+		return nil, errorf("NewReporter: Customer or Admin must be set")
+	case opts.BatchSize < 0 || opts.Attempts < 0 || opts.Backoff < 0 || opts.MaxBackoff < 0:
+		return nil, errorf("NewReporter: negative BatchSize, Attempts or back-off")
+	}
+	opts.BatchSize = cmpOr(opts.BatchSize, 100)
+	opts.Attempts = cmpOr(opts.Attempts, 5)
+	opts.Backoff = cmpOr(opts.Backoff, 500*time.Millisecond)
+	opts.MaxBackoff = cmpOr(opts.MaxBackoff, 30*time.Second)
+	if opts.Sleep == nil {
+		opts.Sleep = sleep
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Customer == nil {
+		admin := opts.Admin
+		opts.Customer = func(ctx context.Context, id string) (string, error) {
+			a, err := admin.Account(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return cmpOr(a.Metadata[metaCustomer], id), nil
+		}
+	}
+	return &Reporter{client: client, outbox: outbox, opts: opts}, nil
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Flush reports every pending usage — the reconciliation of what was
+// recorded but not yet acknowledged — and returns how many it sent. It
+// stops at the first usage that still fails after its attempts, or that
+// Stripe refuses (logged; it stays pending), returning the error.
+func (r *Reporter) Flush(ctx context.Context) (int, error) {
+	sent := 0
+	for {
+		batch, err := r.outbox.Pending(ctx, r.opts.BatchSize)
+		if err != nil || len(batch) == 0 {
+			return sent, err
+		}
+		for _, u := range batch {
+			if err := r.report(ctx, u); err != nil {
+				return sent, err
+			}
+			if err := r.outbox.Ack(ctx, u.ID); err != nil {
+				return sent, err
+			}
+			sent++
+		}
+	}
+}
+
+// Run flushes every interval until ctx is done, logging failures; the
+// next pass retries them. It returns ctx's error.
+func (r *Reporter) Run(ctx context.Context, every time.Duration) error {
+	for {
+		if _, err := r.Flush(ctx); err != nil && ctx.Err() == nil {
+			r.opts.Logger.Error("stripebilling: usage not reported", "error", err)
+		}
+		if err := r.opts.Sleep(ctx, every); err != nil {
+			return err
+		}
+	}
+}
+
+// report sends u, retrying transient failures with back-off.
+func (r *Reporter) report(ctx context.Context, u Usage) error {
+	customer, err := r.opts.Customer(ctx, u.AccountID)
+	if err != nil {
+		return fmt.Errorf("stripebilling: customer of %q: %w", u.AccountID, err)
+	}
+	wait := r.opts.Backoff
+	for attempt := 1; ; attempt++ {
+		err = r.send(ctx, customer, u)
+		if err == nil || duplicate(err) {
+			return nil
+		}
+		if !transient(err) || attempt >= r.opts.Attempts {
+			r.opts.Logger.Error("stripebilling: meter event refused", "identifier", u.ID, "error", err)
+			return fmt.Errorf("stripebilling: usage %s: %w", u.ID, err)
+		}
+		if err := r.opts.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, r.opts.MaxBackoff)
+	}
+}
+
+// send posts one meter event.
+func (r *Reporter) send(ctx context.Context, customer string, u Usage) error {
+	_, err := r.client.V1BillingMeterEvents.Create(ctx, &stripe.BillingMeterEventCreateParams{
+		EventName:  stripe.String(r.opts.EventName),
+		Identifier: stripe.String(u.ID),
+		Timestamp:  stripe.Int64(u.Time.Unix()),
+		Payload:    map[string]string{"stripe_customer_id": customer, "value": strconv.FormatInt(u.Value, 10)},
+	})
+	return err
+}
+
+// transient reports whether err may pass on a retry: no answer, 409, 429
+// or a 5xx.
+func transient(err error) bool {
+	var se *stripe.Error
+	if !errors.As(err, &se) {
+		return true // no answer from Stripe
+	}
+	return se.HTTPStatusCode == 0 || se.HTTPStatusCode == http.StatusConflict ||
+		se.HTTPStatusCode == http.StatusTooManyRequests || se.HTTPStatusCode >= 500
+}
+
+// duplicate reports whether Stripe refused an event because it already has
+// one with its identifier: the usage is reported.
+func duplicate(err error) bool {
+	var se *stripe.Error
+	return errors.As(err, &se) && se.Code == stripe.ErrorCodeResourceAlreadyExists
+}

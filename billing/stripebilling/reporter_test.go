@@ -1,0 +1,202 @@
+package stripebilling_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/billing/stripebilling"
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// recorder is a reverse proxy in front of stripe-mock that records the
+// identifier of every meter event it forwarded and stripe-mock accepted. It
+// can answer 503 to the next fail requests (an outage), and crash the
+// reporter (cancel its context, drop the connection unanswered and
+// unforwarded) on request number crashAt.
+type recorder struct {
+	proxy *httputil.ReverseProxy
+	mu    sync.Mutex
+	sent  map[string]int    // identifier → times accepted
+	value map[string]string // identifier → payload[value]
+	n     int               // meter event requests seen
+	fail  int
+	crash struct {
+		at     int
+		cancel context.CancelFunc
+	}
+}
+
+func newRecorder(t *testing.T, target string) (*recorder, string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{proxy: httputil.NewSingleHostReverseProxy(u), sent: map[string]int{}, value: map[string]string{}}
+	srv := httptest.NewServer(rec)
+	t.Cleanup(srv.Close)
+	return rec, srv.URL
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/billing/meter_events" {
+		rec.proxy.ServeHTTP(w, r)
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	id, value := r.PostForm.Get("identifier"), r.PostForm.Get("payload[value]")
+	r.Body = http.NoBody // re-encoded below for the proxy
+	rec.mu.Lock()
+	rec.n++
+	crash, fail := rec.n == rec.crash.at, rec.fail > 0
+	if fail {
+		rec.fail--
+	}
+	rec.mu.Unlock()
+	switch {
+	case crash:
+		rec.crash.cancel()
+		panic(http.ErrAbortHandler)
+	case fail:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"type":"api_error","message":"outage"}}`)
+		return
+	}
+	body := r.PostForm.Encode()
+	r.Body, r.ContentLength = readCloser(body), int64(len(body))
+	sw := &statusWriter{ResponseWriter: w}
+	rec.proxy.ServeHTTP(sw, r)
+	if sw.status == http.StatusOK {
+		rec.mu.Lock()
+		rec.sent[id]++
+		rec.value[id] = value
+		rec.mu.Unlock()
+	}
+}
+
+// usageServer is a paywall on a Journal at path: GET /work costs 3, and
+// answers 500 (refunded) when asked to fail.
+func usageServer(t *testing.T, path string, now func() time.Time) (*stripebilling.Journal, http.Handler) {
+	t.Helper()
+	mem := store.NewMemory(&store.MemoryOptions{Clock: now})
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{ID: "acct", Balance: 10_000, Metadata: map[string]string{"stripe_customer": "cus_1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey("sk_test_usage_0123456789abcdef", "acct")); err != nil {
+		t.Fatal(err)
+	}
+	j, err := stripebilling.OpenJournal(path, mem, &stripebilling.JournalOptions{Clock: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := paywall.New(j, &paywall.Options{Clock: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("fail") {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	})
+	return j, p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 3, Refund: true})(work))
+}
+
+// Usage is reported once per debit across an outage and a crash and
+// restart of the reporter: no identifier reaches stripe-mock twice, none is
+// missing, refunded requests are not billed.
+func TestReporterAcrossCrashAndRestart(t *testing.T) {
+	mock := stripeMock(t)
+	rec, proxyURL := newRecorder(t, mock)
+	now := t0
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "usage.journal")
+	j, h := usageServer(t, path, clock)
+	var ops []string
+	for i := range 40 {
+		target := "/work"
+		if i%10 == 9 {
+			target += "?fail"
+		}
+		r := httptest.NewRequest(http.MethodGet, target, nil)
+		r.Header.Set("X-API-Key", "sk_test_usage_0123456789abcdef")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != http.StatusOK && w.Code != http.StatusInternalServerError {
+			t.Fatalf("request %d: status %d", i, w.Code)
+		}
+	}
+	if n, _ := j.Pending(context.Background(), 100); len(n) != 0 {
+		t.Fatalf("%d usages pending before they settled", len(n))
+	}
+	now = now.Add(2 * time.Minute)
+	entries, err := j.Entries(context.Background(), "acct", store.LedgerQuery{})
+	if err != nil || len(entries) != 44 {
+		t.Fatalf("Entries: %d, %v; want 40 debits and 4 refunds", len(entries), err)
+	}
+	for _, e := range entries {
+		if e.Kind == "debit" && !slices.Contains(ops, e.OperationID) {
+			ops = append(ops, e.OperationID)
+		}
+	}
+
+	var waits []time.Duration
+	opts := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j, BatchSize: 7, Backoff: time.Second, MaxBackoff: 4 * time.Second,
+		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }}
+	ctx, cancel := context.WithCancel(context.Background())
+	rec.fail, rec.crash.at, rec.crash.cancel = 3, 20, cancel // an outage, then a crash at the 20th request
+	rep, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := rep.Flush(ctx)
+	if !errors.Is(err, context.Canceled) || sent != 20-1-3 {
+		t.Fatalf("before the crash: sent %d, %v; want 16 and context.Canceled", sent, err)
+	}
+	if !slices.Equal(waits[:3], []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}) {
+		t.Errorf("back-off waits %v, want 1s 2s 4s", waits)
+	}
+	j.Close() // the process dies: only the file is left
+
+	j2, err := stripebilling.OpenJournal(path, store.NewMemory(nil), &stripebilling.JournalOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	opts.Admin = nil
+	opts.Customer = func(context.Context, string) (string, error) { return "cus_1", nil }
+	rep2, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j2, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent, err := rep2.Flush(context.Background()); err != nil || sent != 36-16 {
+		t.Fatalf("after the restart: sent %d, %v; want 20", sent, err)
+	}
+	if sent, err := rep2.Flush(context.Background()); err != nil || sent != 0 {
+		t.Errorf("second flush: sent %d, %v; want nothing", sent, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.sent) != 36 {
+		t.Errorf("%d identifiers accepted, want 36 (40 debits less 4 refunded)", len(rec.sent))
+	}
+	for id, n := range rec.sent {
+		if n != 1 || !slices.Contains(ops, id) || rec.value[id] != "3" {
+			t.Errorf("identifier %s accepted %d times with value %s", id, n, rec.value[id])
+		}
+	}
+}
