@@ -20,6 +20,12 @@ var bucketTests = []subtest{
 	{"SpendWithTokens", testSpendWithTokens},
 	{"SpendWithTokensErrors", testSpendWithTokensErrors},
 	{"SpendWithTokensExactUnderConcurrency", testSpendWithTokensExactUnderConcurrency},
+	{"WindowsAllOrNone", testWindowsAllOrNone},
+	{"WindowsAccuracy", testWindowsAccuracy},
+	{"WindowsInvalid", testWindowsInvalid},
+	{"WindowsExactUnderConcurrency", testWindowsExactUnderConcurrency},
+	{"SpendWithWindows", testSpendWithWindows},
+	{"SpendWithWindowsExactUnderConcurrency", testSpendWithWindowsExactUnderConcurrency},
 }
 
 // tinyRate is a refill rate at which no token comes back while a subtest
