@@ -213,6 +213,7 @@ type accountData struct {
 	PeriodEnd time.Time         `json:"period_end,omitzero"`
 	Features  []string          `json:"features,omitempty"`
 	RateLimit *store.RateLimit  `json:"rate_limit,omitempty"`
+	Windows   []store.Window    `json:"windows,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 }
 
@@ -221,7 +222,7 @@ type accountData struct {
 func encodeAccount(a *store.Account) ([]any, error) {
 	data, err := json.Marshal(accountData{
 		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
-		Features: a.Features, RateLimit: a.RateLimit, Metadata: a.Metadata,
+		Features: a.Features, RateLimit: a.RateLimit, Windows: a.Windows, Metadata: a.Metadata,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: account %q: %w", a.ID, err)
@@ -255,7 +256,7 @@ func decodeAccount(m map[string]string) (store.Account, error) {
 	}
 	a := store.Account{
 		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
-		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Metadata: d.Metadata,
+		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Windows: slices.Clip(d.Windows), Metadata: d.Metadata,
 	}
 	var err error
 	if a.Balance, err = strconv.ParseInt(m[fieldBalance], 10, 64); err != nil {
