@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go402/go402/internal/fuse"
 	"github.com/go402/go402/paywall"
@@ -88,7 +89,9 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 		Extensions: map[string]any{"violated-policies": l.violatedPolicies, "tokens": res.Cost},
 		Header:     make(http.Header, 4),
 	}
-	if res.RetryAfter < 0 {
+	if len(res.Windows) > 0 {
+		l.describeWindows(d, res)
+	} else if res.RetryAfter < 0 {
 		d.Detail = "This request takes " + tokens(res.Cost) + ", more than the " +
 			strconv.Itoa(res.Limit.Burst) + " the \"" + l.opts.Name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
 	} else {
@@ -100,6 +103,28 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 	l.setHeaders(d.Header, res)
 	l.decide(r, c, res, d)
 	l.opts.Deny(w, r, d)
+}
+
+// describeWindows sets the violated-policies, Retry-After and detail of
+// denial d of res, a result with other windows.
+func (l *Limiter) describeWindows(d *paywall.Denial, res *Result) {
+	names := l.violated(res)
+	d.Extensions["violated-policies"] = names
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	limits := "Rate limit " + strings.Join(quoted, ", ")
+	if len(names) > 1 {
+		limits = "Rate limits " + strings.Join(quoted, ", ")
+	}
+	if res.RetryAfter < 0 {
+		d.Detail = limits + ": this request takes " + tokens(res.Cost) + ", more than one of them ever holds: it can never succeed, and retrying will not help."
+		return
+	}
+	d.RetryAfter = max(res.RetryAfter, 1)
+	d.Detail = limits + " exceeded: this request takes " + tokens(res.Cost) + ". Retry after " +
+		strconv.FormatInt(seconds(d.RetryAfter), 10) + " seconds."
 }
 
 // tokens spells a number of tokens.

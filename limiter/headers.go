@@ -50,6 +50,8 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 
 	t := seconds(res.Reset)
 	switch {
+	case len(res.Windows) > 0 && pol.set != nil:
+		h[HeaderRateLimit] = []string{l.windowsValue(res, t)}
 	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
 		h[HeaderRateLimit] = pol.full
 	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
@@ -67,6 +69,19 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
 		h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(t, 10)}
 	}
+}
+
+// windowsValue is the RateLimit value of res, a result with other
+// windows: one item per window, the main one's t given.
+func (l *Limiter) windowsValue(res *Result, t int64) string {
+	set := res.policy.set
+	b := make([]byte, 0, 64*(len(res.Windows)+1))
+	b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
+	for i := range res.Windows {
+		w := &res.Windows[i]
+		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
+	}
+	return unsafe.String(&b[0], len(b))
 }
 
 // maxParamsLen is the longest r and t of a RateLimit value get: two int64s

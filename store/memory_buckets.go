@@ -121,11 +121,26 @@ func window(b *Bucket, i int) *Bucket {
 	return &b.More[i-1]
 }
 
+// windowOwner finds the windows of an account (e) or of a stand-alone
+// bucket (sb), a full one if new at now, under its owner's lock.
+type windowOwner struct {
+	e   *memoryAccount
+	sb  *standaloneBucket
+	now int64
+}
+
+func (o *windowOwner) find(w *Bucket) *memoryBucket {
+	if o.e != nil {
+		return o.e.accountBucketLocked(w, o.now)
+	}
+	return o.sb.window(w, o.now)
+}
+
 // takeWindows takes b.Cost tokens at now from every window of b, which
 // find returns, or from none: it checks them all, then takes from all if
 // each held the tokens and commit(true) agrees (a debit made with them),
 // else calls commit(false). The caller holds the windows' lock.
-func takeWindows(b *Bucket, now int64, find func(*Bucket) *memoryBucket, commit func(bool) bool) BucketResult {
+func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool) BucketResult {
 	var (
 		mbs    [MaxWindows]*memoryBucket
 		tokens [MaxWindows]float64
@@ -134,7 +149,7 @@ func takeWindows(b *Bucket, now int64, find func(*Bucket) *memoryBucket, commit 
 	n, ok := 1+len(b.More), true
 	for i := range n {
 		w := window(b, i)
-		mbs[i] = find(w)
+		mbs[i] = find.find(w)
 		held[i], tokens[i] = mbs[i].check(w, b.Cost, now)
 		ok = ok && held[i]
 	}
@@ -200,8 +215,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		now := m.tick()
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		find := func(w *Bucket) *memoryBucket { return e.accountBucketLocked(w, now) }
-		return takeWindows(&b, now, find, takeAll), nil
+		return takeWindows(&b, now, &windowOwner{e: e, now: now}, takeAll), nil
 	}
 	if b.Account != "" { // an unknown account's: apart from other stand-alone buckets
 		b.Key = "\x00" + b.Account + "\x00" + b.Key
@@ -226,8 +240,7 @@ func (t *standaloneTable) take(b *Bucket, tick func() int64) BucketResult {
 			sb.mu.Unlock()
 			continue
 		}
-		find := func(w *Bucket) *memoryBucket { return sb.window(w, now) }
-		r := takeWindows(b, now, find, takeAll)
+		r := takeWindows(b, now, &windowOwner{sb: sb, now: now}, takeAll)
 		// Set under the lock, so that the latest take sets the expiry.
 		full := r.Full
 		for _, m := range r.More {
@@ -303,8 +316,7 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 		return e.debitLocked(next, cost, true), BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	var sr SpendResult
-	find := func(w *Bucket) *memoryBucket { return e.accountBucketLocked(w, now) }
-	br := takeWindows(&b, now, find, func(ok bool) bool {
+	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
 		sr = e.debitLocked(next, cost, ok)
 		return sr.OK
 	})
