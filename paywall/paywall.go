@@ -241,6 +241,10 @@ type Decision struct {
 	Balance int64
 	// Replay marks a "charge" that let a retry through; see [Caller.Replay].
 	Replay bool
+	// Shadow marks the decision of a middleware in shadow mode, which
+	// reports what it would decide but refuses nothing: a request it would
+	// have refused (Allowed false) went on.
+	Shadow bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }
