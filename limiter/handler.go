@@ -28,7 +28,7 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")
 	}
-	if l.byAccount && l.opts.Store != nil {
+	if l.byAccount && l.opts.Store != nil && !l.opts.Shadow {
 		if charge, rebuild, ok := fuse.Find(next); ok {
 			if h := charge.Fuse(fused{l}); h != nil {
 				return rebuild(h)
@@ -56,11 +56,31 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := l.take(r, c)
-	if err != nil {
+	switch {
+	case l.opts.Shadow:
+		l.shadow(w, r, c, &res, err)
+		h.next.ServeHTTP(w, r)
+	case err != nil:
 		l.refuseError(w, r, c, &res, err)
-	} else if l.answer(w, r, c, &res) {
+	case l.answer(w, r, c, &res):
 		h.next.ServeHTTP(w, r)
 	}
+}
+
+// shadow reports the decision on res (or err) that an enforcing limiter
+// would make, with its headers under their shadow names, and refuses
+// nothing.
+func (l *Limiter) shadow(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
+	if err != nil {
+		l.refuseError(nil, r, c, res, err)
+		return
+	}
+	if res.Allowed {
+		l.answer(w, r, c, res)
+		return
+	}
+	l.setHeaders(w.Header(), res)
+	l.refuse(nil, r, c, res)
 }
 
 // answer admits res (headers, report) or refuses it, and reports which.
@@ -79,7 +99,8 @@ func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Call
 // quotaExceeded is the problem type of a denial (draft-ietf-httpapi-ratelimit-headers-10).
 const quotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
-// refuse writes the denial of a request whose bucket is short of tokens.
+// refuse writes the denial of a request whose bucket is short of tokens;
+// with w nil, it only reports it.
 func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) {
 	d := &paywall.Denial{
 		Code:       paywall.CodeRateLimited,
@@ -102,7 +123,9 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 	}
 	l.setHeaders(d.Header, res)
 	l.decide(r, c, res, d)
-	l.opts.Deny(w, r, d)
+	if w != nil {
+		l.opts.Deny(w, r, d)
+	}
 }
 
 // describeWindows sets the violated-policies, Retry-After and detail of
@@ -135,7 +158,8 @@ func tokens(n int) string {
 	return strconv.Itoa(n) + " tokens"
 }
 
-// refuseError writes the denial of a request the limiter could not decide.
+// refuseError writes the denial of a request the limiter could not
+// decide; with w nil, it only reports it.
 func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
 	d := &paywall.Denial{Code: paywall.CodeStoreUnavailable, Status: http.StatusServiceUnavailable, RetryAfter: l.opts.RetryAfterUnavailable,
 		Detail: "The service cannot check this request's rate limit right now. Try again shortly."}
@@ -144,7 +168,9 @@ func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall
 			Detail: "The cost of this request cannot be computed: " + ce.err.Error()}
 	}
 	l.decide(r, c, res, d)
-	l.opts.Deny(w, r, d)
+	if w != nil {
+		l.opts.Deny(w, r, d)
+	}
 }
 
 // misconfigured answers a request that reached a ByAccount limiter without
@@ -164,7 +190,7 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	if l.opts.OnDecision == nil {
 		return
 	}
-	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost)}
+	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost), Shadow: l.opts.Shadow}
 	if c != nil {
 		e.AccountID, e.KeyPrefix, e.Balance = c.Account.ID, c.Key.Prefix, c.Balance
 	}

@@ -19,6 +19,10 @@ const (
 	HeaderRateLimitPolicy = "Ratelimit-Policy"
 	// HeaderRateLimit is the bucket's state: `"default";r=19;t=1`.
 	HeaderRateLimit = "Ratelimit"
+	// HeaderRateLimitPolicyShadow and HeaderRateLimitShadow are their
+	// names in [Options.Shadow] mode.
+	HeaderRateLimitPolicyShadow = "Ratelimit-Policy-Shadow"
+	HeaderRateLimitShadow       = "Ratelimit-Shadow"
 )
 
 // window returns a policy's w: the seconds an empty bucket takes to fill,
@@ -45,6 +49,10 @@ func seconds(d time.Duration) int64 {
 // and the legacy headers if configured. RateLimit is the policy's full
 // value when it fits, else one allocation (see oneValue).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
+	if l.opts.Shadow {
+		l.setShadowHeaders(h, res)
+		return
+	}
 	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
 
@@ -82,6 +90,17 @@ func (l *Limiter) windowsValue(res *Result, t int64) string {
 		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// setShadowHeaders writes the headers of res under their shadow names.
+func (l *Limiter) setShadowHeaders(h http.Header, res *Result) {
+	h[HeaderRateLimitPolicyShadow] = res.policy.header
+	t := seconds(res.Reset)
+	if len(res.Windows) > 0 && res.policy.set != nil {
+		h[HeaderRateLimitShadow] = []string{l.windowsValue(res, t)}
+		return
+	}
+	h[HeaderRateLimitShadow] = []string{string(appendRateLimit(nil, l.rPrefix, res.Remaining, t))}
 }
 
 // maxParamsLen is the longest r and t of a RateLimit value get: two int64s

@@ -104,6 +104,14 @@ type Options struct {
 	// bucket gets a full one: at most one burst extra, only while MaxKeys
 	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
+	// Shadow evaluates every request and reports the decision, marked
+	// Shadow, to OnDecision, but refuses nothing: a request it would refuse
+	// goes on. Its headers are named RateLimit-Shadow and
+	// RateLimit-Policy-Shadow, so that clients never throttle on them (no
+	// legacy headers). A shadow limiter takes tokens as an enforcing one
+	// does, never fuses with a charge, and lets a roll-out of new windows
+	// be watched before it is enforced.
+	Shadow bool
 	// Clock returns the current time; tests inject a fake one. Default: New's
 	// time.Now plus the monotonic time since, half the cost of time.Now; a
 	// step of the system clock then moves neither it nor Decision.Time.
