@@ -26,6 +26,9 @@ var bucketTests = []subtest{
 	{"WindowsExactUnderConcurrency", testWindowsExactUnderConcurrency},
 	{"SpendWithWindows", testSpendWithWindows},
 	{"SpendWithWindowsExactUnderConcurrency", testSpendWithWindowsExactUnderConcurrency},
+	{"Slots", testSlots},
+	{"SlotsLease", testSlotsLease},
+	{"SlotsExactUnderConcurrency", testSlotsExactUnderConcurrency},
 }
 
 // tinyRate is a refill rate at which no token comes back while a subtest
