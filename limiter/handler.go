@@ -28,14 +28,18 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")
 	}
+	var h http.Handler = &limitHandler{l: l, next: next}
 	if l.byAccount && l.opts.Store != nil && !l.opts.Shadow {
 		if charge, rebuild, ok := fuse.Find(next); ok {
-			if h := charge.Fuse(fused{l}); h != nil {
-				return rebuild(h)
+			if fh := charge.Fuse(fused{l}); fh != nil {
+				h = rebuild(fh)
 			}
 		}
 	}
-	return &limitHandler{l: l, next: next}
+	if l.opts.MaxInFlight > 0 {
+		h = &inFlightHandler{l: l, next: h}
+	}
+	return h
 }
 
 // limitHandler is the handler of l.Handler(next).

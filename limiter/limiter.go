@@ -34,6 +34,7 @@ type Limiter struct {
 	configured       *policies
 	windows          *windowSet // Options.Windows
 	buckets          *table
+	inFlight         inFlight
 	warnOnce         sync.Once
 }
 
@@ -104,6 +105,18 @@ type Options struct {
 	// bucket gets a full one: at most one burst extra, only while MaxKeys
 	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
+	// MaxInFlight, if positive, is the most requests of one key (the
+	// account with ByAccount, else the client) in flight at once: one more
+	// is refused with 429 rate_limited (violated-policies "inflight",
+	// Retry-After 1 s) until one returns — also when its handler panics or
+	// its client hangs up. With a Store that implements [store.Slots] (the
+	// memory and Redis stores do) replicas share the count; otherwise each
+	// process counts its own. Default: no limit.
+	MaxInFlight int
+	// InFlightLease is the lease of a slot in Store: a process that dies
+	// with requests in flight has their slots freed after it. It must
+	// outlast the longest request. Default 5 minutes.
+	InFlightLease time.Duration
 	// Shadow evaluates every request and reports the decision, marked
 	// Shadow, to OnDecision, but refuses nothing: a request it would refuse
 	// goes on. Its headers are named RateLimit-Shadow and
@@ -139,7 +152,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	if err := checkRate("", def); err != nil {
 		return nil, err
 	}
-	for _, check := range []func(*Options) error{setName, setCost, setLimits} {
+	for _, check := range []func(*Options) error{setName, setCost, setLimits, setInFlight} {
 		if err := check(o); err != nil {
 			return nil, err
 		}
