@@ -53,22 +53,31 @@ type shard struct {
 	_         [64]byte
 }
 
-// bucket is one key's token bucket: 64 bytes, a size class aligned to a
+// bucket is one key's token bucket, and the other windows of its policy
+// if it has any, all under one lock: 64 bytes, a size class aligned to a
 // cache line, so a take touches one line. Eviction hands a bucket to a new
 // key rather than dropping it: no allocation, memory already in cache.
 type bucket struct {
-	mu   sync.Mutex // guards the fields below but hash
-	used bool       // set by every take, cleared by eviction passing: its second chance
+	mu sync.Mutex // guards the fields below but hash
+	// hash is the high half of the key's hash, read without a lock to
+	// check the hot bucket (a take then checks key under mu).
+	hash atomic.Uint32
+	used bool // set by every take, cleared by eviction passing: its second chance
 	tb   tokenbucket.Bucket
 	// pol is tb's rate and burst with their headers; nil (set under the
 	// shard's lock too) once the bucket leaves the index.
 	pol *policy
 	// key is the bucket's key, changed under both locks when eviction hands
-	// the bucket on: a take that found it checks key and pol under mu. hash
-	// is the key's hash, read without a lock to check the hot bucket.
-	key  string
-	hash atomic.Uint64
+	// the bucket on: a take that found it checks key and pol under mu.
+	key string
+	// more holds the state of pol's other windows, in their order (a
+	// fixed window's: the tokens left in the period that starts at Last);
+	// nil until a policy has some.
+	more *[]tokenbucket.Bucket
 }
+
+// hashTag is the part of a key's hash h that a bucket keeps.
+func hashTag(h uint64) uint32 { return uint32(h >> 32) }
 
 // removed reports whether the bucket has left the index. b.mu must be held.
 func (b *bucket) removed() bool { return b.pol == nil }
@@ -113,12 +122,34 @@ func newTable(maxKeys int, epoch time.Time) *table {
 // made if needed, and returns whether they were taken, the tokens left and
 // the policy.
 func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now time.Time) (ok bool, tokens float64, _ *policy) {
+	b, at, pol := t.acquire(key, lim, pol, now)
+	ok, tokens = b.tb.AllowN(tokenbucket.Limit(lim), at, n)
+	b.mu.Unlock()
+	return ok, tokens, pol
+}
+
+// takeWindows is take for pol, a policy with other windows: it takes n
+// tokens from every window of key's bucket or from none, and returns
+// whether it took them, whether the main window held them and the tokens
+// left in it. wins has one windowTake per window of pol.set, which it
+// fills.
+func (t *table) takeWindows(key string, pol *policy, n int, now time.Time, wins []windowTake) (ok, held bool, tokens float64) {
+	b, at, pol := t.acquire(key, pol.limit, pol, now)
+	ok, held, tokens = b.takeAll(pol, at, n, wins)
+	b.mu.Unlock()
+	return ok, held, tokens
+}
+
+// acquire returns key's bucket, locked and given the limit lim (policy
+// pol, nil for an override's), the time now as the table counts it, and
+// the bucket's policy.
+func (t *table) acquire(key string, lim store.RateLimit, pol *policy, now time.Time) (*bucket, int64, *policy) {
 	h := keyHash(maphash.String(t.seed, key))
 	s := &t.shards[h&t.mask]
 	w := want{key: key, hash: h, lim: lim, pol: pol, at: int64(now.Sub(t.epoch))}
 	b := s.hot.Load()
 	for {
-		if b == nil || b.hash.Load() != h {
+		if b == nil || b.hash.Load() != hashTag(h) {
 			b = t.lookup(s, &w)
 		}
 		b.mu.Lock()
@@ -132,22 +163,23 @@ func (t *table) take(key string, lim store.RateLimit, pol *policy, n int, now ti
 		pol = t.reconfigure(b, lim, pol, w.at)
 	}
 	b.used = true
-	ok, tokens = b.tb.AllowN(tokenbucket.Limit(lim), w.at, n)
-	b.mu.Unlock()
-	return ok, tokens, pol
+	return b, w.at, pol
 }
 
 // reconfigure gives b, whose policy is not pol, the rate and burst lim at
-// at, and returns lim's policy: pol, else b's own if it has lim, else the
-// table's. The caller holds b.mu.
+// at, and returns lim's policy: pol, else b's own if it has lim and no
+// other window, else the table's. The caller holds b.mu.
 func (t *table) reconfigure(b *bucket, lim store.RateLimit, pol *policy, at int64) *policy {
 	if pol == nil {
-		if b.pol.limit == lim {
+		if b.pol.limit == lim && b.pol.set == nil {
 			return b.pol
 		}
 		pol = t.ps.ofLimit(lim)
 	}
 	b.tb.SetLimitAt(tokenbucket.Limit(b.pol.limit), tokenbucket.Limit(lim), at)
+	if b.pol.set != pol.set {
+		b.setMore(remapWindows(b.windows(), b.pol.set, pol.set, at))
+	}
 	b.pol = pol
 	return pol
 }
@@ -214,8 +246,11 @@ func (s *shard) insert(w *want, pol *policy, i int) *bucket {
 // shard's lock.
 func (b *bucket) takeOver(w *want, pol *policy) {
 	b.key, b.pol, b.used = w.key, pol, false
-	b.hash.Store(w.hash)
+	b.hash.Store(hashTag(w.hash))
 	b.tb = tokenbucket.Full(tokenbucket.Limit(pol.limit), w.at)
+	if pol.set != nil || b.more != nil {
+		b.setMore(remapWindows(b.windows()[:0], nil, pol.set, w.at))
+	}
 }
 
 // sweep removes the buckets full at at, which changes no decision (a full
@@ -258,4 +293,20 @@ func (s *shard) evict() *bucket {
 		s.hand = (s.hand + 1) & mask
 		return b
 	}
+}
+
+// windows returns the state of b's other windows. b.mu is held.
+func (b *bucket) windows() []tokenbucket.Bucket {
+	if b.more == nil {
+		return nil
+	}
+	return *b.more
+}
+
+// setMore sets the state of b's other windows. b.mu is held.
+func (b *bucket) setMore(more []tokenbucket.Bucket) {
+	if b.more == nil {
+		b.more = new([]tokenbucket.Bucket)
+	}
+	*b.more = more
 }

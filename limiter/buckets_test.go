@@ -175,11 +175,12 @@ func TestTakeSkipsRemovedBucket(t *testing.T) {
 		// What sweep or evict does, leaving hot as a racing take would
 		// have loaded it.
 		s.mu.Lock()
-		_, i := s.idx.find(old.hash.Load(), "a")
+		h := keyHash(maphash.String(l.buckets.seed, "a"))
+		_, i := s.idx.find(h, "a")
 		s.idx.remove(i)
 		old.mu.Lock()
 		if handed {
-			old.takeOver(&want{key: "b", hash: old.hash.Load(), at: old.tb.Last}, old.pol)
+			old.takeOver(&want{key: "b", hash: h, at: old.tb.Last}, old.pol)
 		} else {
 			old.pol = nil
 		}

@@ -31,6 +31,20 @@
 // the seconds until the next one (0 when full). A refused request gets 429
 // with Retry-After and an RFC 9457 problem of type quota-exceeded.
 //
+// A policy may have several windows — its token bucket and, in
+// [Options.Windows], [Options.PlanWindows] or [store.Account.Windows], more
+// token buckets or counts per second, minute, hour, day or month (a month
+// anchored on the account's refill anchor, its billing cycle):
+//
+//	Windows: []store.Window{{Name: "daily", Burst: 10000, Period: store.PeriodDay}},
+//
+// A request passes only if every window admits it and then takes from all;
+// one that refuses takes nothing from any (one lock in the process, one
+// operation in a store, one round trip on Redis). RateLimit-Policy and
+// RateLimit list every window; a 429 names those that refused in
+// violated-policies. [Options.MaxInFlight] limits the requests in flight
+// per key, and [Options.Shadow] reports every decision without refusing.
+//
 // Buckets live in the process, in a sharded map capped by [Options.MaxKeys],
 // or with [Options.Store] in a shared store — keyed by account, in each
 // account's own bucket ([store.Bucket] Account).

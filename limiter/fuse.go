@@ -29,8 +29,12 @@ func (f fused) Bucket(w http.ResponseWriter, r *http.Request, a *store.Account) 
 		l.refuseError(w, r, c, &Result{now: l.opts.Clock()}, err)
 		return store.Bucket{}, false
 	}
-	lim, _ := l.limitOf(a)
-	return l.remoteBucket(a.ID, a.ID, lim, cost), true
+	lim, pol := l.limitOf(a)
+	b := l.remoteBucket(a.ID, a.ID, lim, cost)
+	if pol != nil && pol.set != nil {
+		b.More = pol.set.moreBuckets(l.opts.Clock(), a)
+	}
+	return b, true
 }
 
 // Admit answers for res, b's take made with a debit, as Handler does.
@@ -40,8 +44,8 @@ func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res
 	if l.opts.OnDecision != nil {
 		out.now = l.opts.Clock() // the decision's time; nothing else needs it
 	}
-	out.fillStore(res, l.configured.ofLimit(store.RateLimit{Rate: b.Rate, Burst: b.Burst}))
 	c, _ := paywall.CallerFromContext(r.Context())
+	out.fillStore(res, l.policyOf(c, b))
 	return l.answer(w, r, c, &out)
 }
 
@@ -50,6 +54,12 @@ func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool
 	l := f.l
 	res := Result{Cost: b.Cost, now: l.opts.Clock(), Limit: store.RateLimit{Rate: b.Rate, Burst: b.Burst}}
 	c, _ := paywall.CallerFromContext(r.Context())
+	if c != nil {
+		res.account = &c.Account
+	}
+	if len(b.More) > 0 {
+		res.policy = l.policyOf(c, b)
+	}
 	if err := l.takeFrom(r.Context(), &res, b.Account, b.Account); err != nil {
 		l.refuseError(w, r, c, &res, err)
 		return false
@@ -72,19 +82,49 @@ func (l *Limiter) requestCost(r *http.Request) (int, error) {
 	return n, nil
 }
 
-// limitOf returns the rate and burst of a request from account a (nil if
-// none) and their policy, nil for a per-account override.
-func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
-	pol := l.configured.def
-	if a != nil {
-		if rl := a.RateLimit; rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1) {
-			return *rl, nil
-		}
-		if p := l.configured.byPlan.get(a.Plan); p != nil {
-			pol = p
+// policyOf returns the policy of fused bucket b, taken for caller c: c's
+// account's (the one Bucket chose), else b's main window's alone.
+func (l *Limiter) policyOf(c *paywall.Caller, b store.Bucket) *policy {
+	if c != nil {
+		if lim, pol := l.limitOf(&c.Account); pol != nil && lim.Rate == b.Rate && lim.Burst == b.Burst {
+			return pol
 		}
 	}
-	return pol.limit, pol
+	return l.configured.ofLimit(store.RateLimit{Rate: b.Rate, Burst: b.Burst})
+}
+
+// limitOf returns the rate and burst of the main window of a request from
+// account a (nil if none) and their policy, nil for a per-account override
+// of a policy of one window. The main window's rate is a's RateLimit, else
+// its plan's, else the default; the other windows a's Windows, else its
+// plan's, else Options.Windows.
+func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
+	pol := l.configured.def
+	if a == nil {
+		return pol.limit, pol
+	}
+	if p := l.configured.byPlan.get(a.Plan); p != nil {
+		pol = p
+	}
+	lim, set := pol.limit, pol.set
+	rl := a.RateLimit
+	override := rl != nil && rl.Rate > 0 && rl.Burst > 0 && !math.IsInf(rl.Rate, 1)
+	if override {
+		lim = *rl
+	}
+	if len(a.Windows) > 0 {
+		if own, err := newWindowSet(l.opts.Name, "account windows", a.Windows); err == nil {
+			own.perAccount = true
+			return lim, l.configured.of(lim, own)
+		}
+	}
+	switch {
+	case !override:
+		return lim, pol
+	case set == nil:
+		return lim, nil
+	}
+	return lim, l.configured.of(lim, set)
 }
 
 // remoteBucket is the bucket in Options.Store that takes cost tokens at

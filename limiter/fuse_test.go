@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +67,7 @@ func TestFusedBucket(t *testing.T) {
 			c, _ := paywall.CallerFromContext(r.Context())
 			w := httptest.NewRecorder()
 			b, ok := fused{l}.Bucket(w, r, &c.Account)
-			if ok != (tc.status == 0) || b != tc.want || tc.status != 0 && w.Code != tc.status {
+			if ok != (tc.status == 0) || !reflect.DeepEqual(b, tc.want) || tc.status != 0 && w.Code != tc.status {
 				t.Errorf("Bucket = %+v, %v (status %d); want %+v, %d", b, ok, w.Code, tc.want, tc.status)
 			}
 		})

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go402/go402/internal/fuse"
 	"github.com/go402/go402/paywall"
@@ -27,14 +28,18 @@ func (l *Limiter) Handler(next http.Handler) http.Handler {
 	if next == nil {
 		panic("limiter: Handler: nil handler")
 	}
-	if l.byAccount && l.opts.Store != nil {
+	var h http.Handler = &limitHandler{l: l, next: next}
+	if l.byAccount && l.opts.Store != nil && !l.opts.Shadow {
 		if charge, rebuild, ok := fuse.Find(next); ok {
-			if h := charge.Fuse(fused{l}); h != nil {
-				return rebuild(h)
+			if fh := charge.Fuse(fused{l}); fh != nil {
+				h = rebuild(fh)
 			}
 		}
 	}
-	return &limitHandler{l: l, next: next}
+	if l.opts.MaxInFlight > 0 {
+		h = &inFlightHandler{l: l, next: h}
+	}
+	return h
 }
 
 // limitHandler is the handler of l.Handler(next).
@@ -55,11 +60,31 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := l.take(r, c)
-	if err != nil {
+	switch {
+	case l.opts.Shadow:
+		l.shadow(w, r, c, &res, err)
+		h.next.ServeHTTP(w, r)
+	case err != nil:
 		l.refuseError(w, r, c, &res, err)
-	} else if l.answer(w, r, c, &res) {
+	case l.answer(w, r, c, &res):
 		h.next.ServeHTTP(w, r)
 	}
+}
+
+// shadow reports the decision on res (or err) that an enforcing limiter
+// would make, with its headers under their shadow names, and refuses
+// nothing.
+func (l *Limiter) shadow(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
+	if err != nil {
+		l.refuseError(nil, r, c, res, err)
+		return
+	}
+	if res.Allowed {
+		l.answer(w, r, c, res)
+		return
+	}
+	l.setHeaders(w.Header(), res)
+	l.refuse(nil, r, c, res)
 }
 
 // answer admits res (headers, report) or refuses it, and reports which.
@@ -78,7 +103,8 @@ func (l *Limiter) answer(w http.ResponseWriter, r *http.Request, c *paywall.Call
 // quotaExceeded is the problem type of a denial (draft-ietf-httpapi-ratelimit-headers-10).
 const quotaExceeded = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
-// refuse writes the denial of a request whose bucket is short of tokens.
+// refuse writes the denial of a request whose bucket is short of tokens;
+// with w nil, it only reports it.
 func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result) {
 	d := &paywall.Denial{
 		Code:       paywall.CodeRateLimited,
@@ -88,7 +114,9 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 		Extensions: map[string]any{"violated-policies": l.violatedPolicies, "tokens": res.Cost},
 		Header:     make(http.Header, 4),
 	}
-	if res.RetryAfter < 0 {
+	if len(res.Windows) > 0 {
+		l.describeWindows(d, res)
+	} else if res.RetryAfter < 0 {
 		d.Detail = "This request takes " + tokens(res.Cost) + ", more than the " +
 			strconv.Itoa(res.Limit.Burst) + " the \"" + l.opts.Name + "\" rate limit ever holds: it can never succeed, and retrying will not help."
 	} else {
@@ -99,7 +127,31 @@ func (l *Limiter) refuse(w http.ResponseWriter, r *http.Request, c *paywall.Call
 	}
 	l.setHeaders(d.Header, res)
 	l.decide(r, c, res, d)
-	l.opts.Deny(w, r, d)
+	if w != nil {
+		l.opts.Deny(w, r, d)
+	}
+}
+
+// describeWindows sets the violated-policies, Retry-After and detail of
+// denial d of res, a result with other windows.
+func (l *Limiter) describeWindows(d *paywall.Denial, res *Result) {
+	names := l.violated(res)
+	d.Extensions["violated-policies"] = names
+	quoted := make([]string, len(names))
+	for i, n := range names {
+		quoted[i] = strconv.Quote(n)
+	}
+	limits := "Rate limit " + strings.Join(quoted, ", ")
+	if len(names) > 1 {
+		limits = "Rate limits " + strings.Join(quoted, ", ")
+	}
+	if res.RetryAfter < 0 {
+		d.Detail = limits + ": this request takes " + tokens(res.Cost) + ", more than one of them ever holds: it can never succeed, and retrying will not help."
+		return
+	}
+	d.RetryAfter = max(res.RetryAfter, 1)
+	d.Detail = limits + " exceeded: this request takes " + tokens(res.Cost) + ". Retry after " +
+		strconv.FormatInt(seconds(d.RetryAfter), 10) + " seconds."
 }
 
 // tokens spells a number of tokens.
@@ -110,7 +162,8 @@ func tokens(n int) string {
 	return strconv.Itoa(n) + " tokens"
 }
 
-// refuseError writes the denial of a request the limiter could not decide.
+// refuseError writes the denial of a request the limiter could not
+// decide; with w nil, it only reports it.
 func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall.Caller, res *Result, err error) {
 	d := &paywall.Denial{Code: paywall.CodeStoreUnavailable, Status: http.StatusServiceUnavailable, RetryAfter: l.opts.RetryAfterUnavailable,
 		Detail: "The service cannot check this request's rate limit right now. Try again shortly."}
@@ -119,7 +172,9 @@ func (l *Limiter) refuseError(w http.ResponseWriter, r *http.Request, c *paywall
 			Detail: "The cost of this request cannot be computed: " + ce.err.Error()}
 	}
 	l.decide(r, c, res, d)
-	l.opts.Deny(w, r, d)
+	if w != nil {
+		l.opts.Deny(w, r, d)
+	}
 }
 
 // misconfigured answers a request that reached a ByAccount limiter without
@@ -139,7 +194,7 @@ func (l *Limiter) decide(r *http.Request, c *paywall.Caller, res *Result, d *pay
 	if l.opts.OnDecision == nil {
 		return
 	}
-	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost), Policy: l.opts.Name}
+	e := paywall.Decision{Time: res.now, Step: "limit", Allowed: d == nil, Route: r.Pattern, Cost: int64(res.Cost), Policy: l.opts.Name, Shadow: l.opts.Shadow}
 	if c != nil {
 		e.AccountID, e.KeyPrefix, e.Balance = c.Account.ID, c.Key.Prefix, c.Balance
 	}

@@ -19,6 +19,10 @@ const (
 	HeaderRateLimitPolicy = "Ratelimit-Policy"
 	// HeaderRateLimit is the bucket's state: `"default";r=19;t=1`.
 	HeaderRateLimit = "Ratelimit"
+	// HeaderRateLimitPolicyShadow and HeaderRateLimitShadow are their
+	// names in [Options.Shadow] mode.
+	HeaderRateLimitPolicyShadow = "Ratelimit-Policy-Shadow"
+	HeaderRateLimitShadow       = "Ratelimit-Shadow"
 )
 
 // window returns a policy's w: the seconds an empty bucket takes to fill,
@@ -45,11 +49,17 @@ func seconds(d time.Duration) int64 {
 // and the legacy headers if configured. RateLimit is the policy's full
 // value when it fits, else one allocation (see oneValue).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
+	if l.opts.Shadow {
+		l.setShadowHeaders(h, res)
+		return
+	}
 	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
 
 	t := seconds(res.Reset)
 	switch {
+	case len(res.Windows) > 0 && pol.set != nil:
+		h[HeaderRateLimit] = []string{l.windowsValue(res, t)}
 	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
 		h[HeaderRateLimit] = pol.full
 	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
@@ -67,6 +77,30 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
 		h["X-Ratelimit-Reset"] = []string{strconv.FormatInt(t, 10)}
 	}
+}
+
+// windowsValue is the RateLimit value of res, a result with other
+// windows: one item per window, the main one's t given.
+func (l *Limiter) windowsValue(res *Result, t int64) string {
+	set := res.policy.set
+	b := make([]byte, 0, 64*(len(res.Windows)+1))
+	b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
+	for i := range res.Windows {
+		w := &res.Windows[i]
+		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// setShadowHeaders writes the headers of res under their shadow names.
+func (l *Limiter) setShadowHeaders(h http.Header, res *Result) {
+	h[HeaderRateLimitPolicyShadow] = res.policy.header
+	t := seconds(res.Reset)
+	if len(res.Windows) > 0 && res.policy.set != nil {
+		h[HeaderRateLimitShadow] = []string{l.windowsValue(res, t)}
+		return
+	}
+	h[HeaderRateLimitShadow] = []string{string(appendRateLimit(nil, l.rPrefix, res.Remaining, t))}
 }
 
 // maxParamsLen is the longest r and t of a RateLimit value get: two int64s

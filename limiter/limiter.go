@@ -32,7 +32,9 @@ type Limiter struct {
 	rPrefix          string   // `"name";r=`
 	violatedPolicies []string // {name}, the violated-policies of a denial
 	configured       *policies
+	windows          *windowSet // Options.Windows
 	buckets          *table
+	inFlight         inFlight
 	warnOnce         sync.Once
 }
 
@@ -43,8 +45,19 @@ type Options struct {
 	// and in a denial's violated-policies: printable ASCII, at most 64
 	// bytes. Default "default".
 	Name string
-	// Plans gives the rate and burst of each plan, by plan name.
+	// Plans gives the rate and burst of each plan's main window, by plan
+	// name.
 	Plans map[string]store.RateLimit
+	// Windows are the other windows of every policy but those of
+	// PlanWindows: more token buckets, or counts per period (say 10,000 a
+	// day besides 10 a second). A request passes only if every window of
+	// its policy admits it, and then takes from all of them; one that
+	// refuses takes nothing from any. Names must differ from each other's
+	// and from Name. Default: none.
+	Windows []store.Window
+	// PlanWindows gives plans other windows than Windows, by plan name.
+	// [store.Account.Windows] overrides both for one account.
+	PlanWindows map[string][]store.Window
 	// By says whose bucket a request takes tokens from. Default
 	// ByClientAddr(): the connection's peer, no proxy trusted. Use
 	// [ByAccount] after [paywall.Paywall.Authenticate].
@@ -92,6 +105,26 @@ type Options struct {
 	// bucket gets a full one: at most one burst extra, only while MaxKeys
 	// other keys arrive within its refill time. Size MaxKeys above that.
 	MaxKeys int
+	// MaxInFlight, if positive, is the most requests of one key (the
+	// account with ByAccount, else the client) in flight at once: one more
+	// is refused with 429 rate_limited (violated-policies "inflight",
+	// Retry-After 1 s) until one returns — also when its handler panics or
+	// its client hangs up. With a Store that implements [store.Slots] (the
+	// memory and Redis stores do) replicas share the count; otherwise each
+	// process counts its own. Default: no limit.
+	MaxInFlight int
+	// InFlightLease is the lease of a slot in Store: a process that dies
+	// with requests in flight has their slots freed after it. It must
+	// outlast the longest request. Default 5 minutes.
+	InFlightLease time.Duration
+	// Shadow evaluates every request and reports the decision, marked
+	// Shadow, to OnDecision, but refuses nothing: a request it would refuse
+	// goes on. Its headers are named RateLimit-Shadow and
+	// RateLimit-Policy-Shadow, so that clients never throttle on them (no
+	// legacy headers). A shadow limiter takes tokens as an enforcing one
+	// does, never fuses with a charge, and lets a roll-out of new windows
+	// be watched before it is enforced.
+	Shadow bool
 	// Clock returns the current time; tests inject a fake one. Default: New's
 	// time.Now plus the monotonic time since, half the cost of time.Now; a
 	// step of the system clock then moves neither it nor Decision.Time.
@@ -119,7 +152,7 @@ func New(r float64, burst int, opts *Options) (*Limiter, error) {
 	if err := checkRate("", def); err != nil {
 		return nil, err
 	}
-	for _, check := range []func(*Options) error{setName, setCost, setLimits} {
+	for _, check := range []func(*Options) error{setName, setCost, setLimits, setInFlight} {
 		if err := check(o); err != nil {
 			return nil, err
 		}
@@ -191,24 +224,46 @@ func setLimits(o *Options) error {
 	return nil
 }
 
-// setPolicies validates the plans' rates and builds the policies of def
-// and the plans.
+// setPolicies validates the plans' rates and windows and builds the
+// policies of def and the plans.
 func (l *Limiter) setPolicies(def store.RateLimit) error {
 	o := &l.opts
 	quoted := quote(o.Name)
-	ps := &policies{def: newPolicy(quoted, def, o.Cost), quoted: quoted, cost: o.Cost}
+	defSet, err := newWindowSet(o.Name, "Windows", o.Windows)
+	if err != nil {
+		return err
+	}
+	l.windows = defSet
+	ps := &policies{def: newPolicy(quoted, def, o.Cost, defSet), quoted: quoted, cost: o.Cost}
 	byPlan := make(map[string]*policy, len(o.Plans))
-	byLimit := make(map[store.RateLimit]*policy, len(o.Plans)+1)
+	byLimit := make(map[policyKey]*policy, len(o.Plans)+1)
 	maxBurst := def.Burst
-	for name, lim := range o.Plans {
-		if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
+	for name := range o.PlanWindows {
+		if _, ok := o.Plans[name]; !ok {
+			byPlan[name] = nil // the default rate, the plan's windows
+		}
+	}
+	for name := range o.Plans {
+		byPlan[name] = nil
+	}
+	for name := range byPlan {
+		lim, ok := o.Plans[name]
+		if !ok {
+			lim = def
+		} else if err := checkRate(fmt.Sprintf("Plans[%q].", name), lim); err != nil {
 			return err
 		}
-		byPlan[name] = newPolicy(quoted, lim, o.Cost)
-		byLimit[lim] = byPlan[name]
+		set := defSet
+		if ws, ok := o.PlanWindows[name]; ok {
+			if set, err = newWindowSet(o.Name, fmt.Sprintf("PlanWindows[%q]", name), ws); err != nil {
+				return err
+			}
+		}
+		byPlan[name] = newPolicy(quoted, lim, o.Cost, set)
+		byLimit[policyKey{lim, set}] = byPlan[name]
 		maxBurst = max(maxBurst, lim.Burst)
 	}
-	byLimit[def] = ps.def
+	byLimit[policyKey{def, defSet}] = ps.def
 	ps.byPlan, ps.byLimit = newPolicyIndex(byPlan), newPolicyIndex(byLimit)
 	if o.CostFunc == nil && o.Cost > maxBurst {
 		return fmt.Errorf("limiter: Cost %d exceeds every configured burst (at most %d): no request could pass", o.Cost, maxBurst)
@@ -249,12 +304,19 @@ type Result struct {
 	// of the RateLimit header); zero when the bucket is full.
 	Reset time.Duration
 	// RetryAfter is, for a refused request, how long until the bucket holds
-	// Cost tokens; negative when Cost exceeds the burst, so that the request
-	// can never pass; zero when Allowed.
+	// Cost tokens — and every other window that refused too; negative when
+	// Cost exceeds the burst of one, so that the request can never pass;
+	// zero when Allowed.
 	RetryAfter time.Duration
+	// Windows holds the outcomes of the policy's other windows, in order
+	// (see [Options.Windows]); nil for a policy of one window. Allowed is
+	// true only if the main window and each of these held the tokens.
+	Windows []WindowResult
 
 	policy     *policy
+	account    *store.Account // the request's, if any
 	now        time.Time
+	held       bool // the main window held the tokens (with Windows)
 	failedOpen bool // Options.Store failed and the local bucket decided
 }
 
@@ -273,11 +335,10 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 	if res.Cost, err = l.requestCost(r); err != nil {
 		return res, err
 	}
-	var a *store.Account
 	if c != nil {
-		a = &c.Account
+		res.account = &c.Account
 	}
-	res.Limit, res.policy = l.limitOf(a)
+	res.Limit, res.policy = l.limitOf(res.account)
 	var key, account string
 	switch {
 	case !l.byAccount:
@@ -295,7 +356,11 @@ func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
 func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string) error {
 	lim, pol := res.Limit, res.policy
 	if l.opts.Store != nil {
-		br, err := l.opts.Store.TakeTokens(ctx, l.remoteBucket(account, key, lim, res.Cost))
+		b := l.remoteBucket(account, key, lim, res.Cost)
+		if pol != nil && pol.set != nil {
+			b.More = pol.set.moreBuckets(res.now, res.account)
+		}
+		br, err := l.opts.Store.TakeTokens(ctx, b)
 		if err == nil {
 			if pol == nil {
 				pol = l.configured.ofLimit(lim)
@@ -308,9 +373,38 @@ func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string
 		}
 		res.failedOpen = true
 	}
+	if pol != nil && pol.set != nil {
+		l.takeWindows(res, key)
+		return nil
+	}
 	ok, tokens, pol := l.buckets.take(key, lim, pol, res.Cost, res.now)
 	res.fill(ok, tokens, pol)
 	return nil
+}
+
+// takeWindows takes res.Cost tokens from every window of res.policy in
+// key's in-process bucket, or from none, and fills res.
+func (l *Limiter) takeWindows(res *Result, key string) {
+	set := res.policy.set
+	var (
+		arr  [store.MaxWindows]windowTake
+		ends [store.MaxWindows]time.Time
+	)
+	wins := arr[:len(set.ws)]
+	for i := range set.ws {
+		if w := &set.ws[i]; w.Period != "" {
+			var start time.Time
+			start, ends[i] = w.period(res.now, res.account)
+			wins[i].start = int64(start.Sub(l.buckets.epoch))
+		}
+	}
+	_, held, tokens := l.buckets.takeWindows(key, res.policy, res.Cost, res.now, wins)
+	res.fill(held, tokens, res.policy)
+	res.Windows = make([]WindowResult, len(wins))
+	for i := range wins {
+		res.Windows[i] = set.ws[i].result(res.Cost, wins[i].held, wins[i].tokens, ends[i].Sub(res.now))
+	}
+	res.combine(held)
 }
 
 // fill sets res from a take that left tokens in a bucket of policy pol.
@@ -334,6 +428,10 @@ func (res *Result) fill(ok bool, tokens float64, pol *policy) {
 // fillStore sets res from a store's take from a bucket of policy pol; the
 // tokens left are Burst − Full·Rate, within the whole ones reported.
 func (res *Result) fillStore(br store.BucketResult, pol *policy) {
+	if pol.set != nil && len(br.More) == len(pol.set.ws) {
+		res.fillStoreWindows(br, pol)
+		return
+	}
 	lim := pol.limit
 	tokens := float64(lim.Burst) - br.Full.Seconds()*lim.Rate
 	if whole := float64(br.Remaining); tokens < whole || tokens >= whole+1 {
@@ -351,3 +449,16 @@ type costError struct{ err error }
 func (e *costError) Error() string        { return "limiter: invalid cost: " + e.err.Error() }
 func (e *costError) Unwrap() error        { return e.err }
 func (e *costError) Is(target error) bool { return target == ErrInvalidCost }
+
+// fillStoreWindows is fillStore for a policy with other windows.
+func (res *Result) fillStoreWindows(br store.BucketResult, pol *policy) {
+	held := br.OK || br.Wait == 0 // the main window's own answer
+	main := br
+	main.OK, main.More = held, nil
+	res.fillStore(main, pol)
+	res.Windows = make([]WindowResult, len(br.More))
+	for i := range br.More {
+		res.Windows[i] = pol.set.ws[i].storeResult(res.Cost, &br.More[i])
+	}
+	res.combine(held)
+}

@@ -8,6 +8,7 @@ import (
 	"math/rand"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -455,7 +456,7 @@ func TestStore(t *testing.T) {
 	if !res.Allowed || res.Remaining != 0 || res.Reset != 250*time.Millisecond {
 		t.Fatalf("after 750ms: %+v", res)
 	}
-	if got := fb.seen[0]; got != (store.Bucket{Key: "shared:k", Rate: 2, Burst: 3, Cost: 1}) {
+	if got := fb.seen[0]; !reflect.DeepEqual(got, store.Bucket{Key: "shared:k", Rate: 2, Burst: 3, Cost: 1}) {
 		t.Fatalf("store asked for %+v", got)
 	}
 
@@ -674,7 +675,7 @@ func TestStoreAccountBucket(t *testing.T) {
 		t.Fatalf("store asked for %+v", fb.seen)
 	}
 	for i := range want {
-		if fb.seen[i] != want[i] {
+		if !reflect.DeepEqual(fb.seen[i], want[i]) {
 			t.Errorf("take %d: store asked for %+v, want %+v", i, fb.seen[i], want[i])
 		}
 	}

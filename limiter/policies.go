@@ -8,28 +8,33 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// policy is one rate and burst with its header values, computed once and
-// shared by every response (no spare capacity: an append copies).
+// policy is one rate and burst — the main window — and the policy's other
+// windows, with its header values, computed once and shared by every
+// response (no spare capacity: an append copies).
 type policy struct {
 	limit      store.RateLimit
-	header     []string // RateLimit-Policy
-	limitValue []string // X-RateLimit-Limit
+	set        *windowSet // the other windows; nil if none
+	header     []string   // RateLimit-Policy
+	limitValue []string   // X-RateLimit-Limit
 
 	// full is the RateLimit value (r=fullR, t=fullT) after a fixed-cost take
-	// from a full bucket, as a client under its limit makes; nil if cost > burst.
+	// from a full bucket, as a client under its limit makes; nil if cost >
+	// burst or the policy has other windows.
 	full  []string
 	fullR int
 	fullT int64
 }
 
-// newPolicy returns the policy named quoted of lim, for requests of cost.
-func newPolicy(quoted string, lim store.RateLimit, cost int) *policy {
+// newPolicy returns the policy named quoted of lim and the windows of set
+// (nil for none), for requests of cost.
+func newPolicy(quoted string, lim store.RateLimit, cost int, set *windowSet) *policy {
 	p := &policy{
 		limit:      lim,
-		header:     []string{quoted + ";q=" + strconv.Itoa(lim.Burst) + ";w=" + strconv.FormatInt(window(lim), 10)},
+		set:        set,
+		header:     []string{quoted + ";q=" + strconv.Itoa(lim.Burst) + ";w=" + strconv.FormatInt(window(lim), 10) + set.policyItems()},
 		limitValue: []string{strconv.Itoa(lim.Burst)},
 	}
-	if cost <= lim.Burst {
+	if cost <= lim.Burst && set == nil {
 		res := Result{Cost: cost}
 		res.fill(true, float64(lim.Burst-cost), p)
 		p.fullR, p.fullT = res.Remaining, seconds(res.Reset)
@@ -49,28 +54,38 @@ const maxOverridePolicies = 1024
 type policies struct {
 	def     *policy
 	byPlan  policyIndex[string]
-	byLimit policyIndex[store.RateLimit]
+	byLimit policyIndex[policyKey]
 	// quoted and cost make the policy of a limit that is not configured.
 	quoted     string
 	cost       int
-	overrides  sync.Map // store.RateLimit → *policy
+	overrides  sync.Map // policyKey → *policy
 	nOverrides atomic.Int32
 }
 
-// ofLimit returns the policy of lim: a configured one, or for an
-// override's the one made for it before, or a new one.
-func (ps *policies) ofLimit(lim store.RateLimit) *policy {
-	if p := ps.byLimit.get(lim); p != nil {
+// policyKey identifies a policy: its main window and its other windows.
+type policyKey struct {
+	lim store.RateLimit
+	set *windowSet
+}
+
+// ofLimit returns the policy of lim alone.
+func (ps *policies) ofLimit(lim store.RateLimit) *policy { return ps.of(lim, nil) }
+
+// of returns the policy of lim and the windows of set: a configured one,
+// or for an override's the one made for it before, or a new one.
+func (ps *policies) of(lim store.RateLimit, set *windowSet) *policy {
+	k := policyKey{lim, set}
+	if p := ps.byLimit.get(k); p != nil {
 		return p
 	}
-	if p, ok := ps.overrides.Load(lim); ok {
+	if p, ok := ps.overrides.Load(k); ok {
 		return p.(*policy)
 	}
-	p := newPolicy(ps.quoted, lim, ps.cost)
-	if ps.nOverrides.Load() >= maxOverridePolicies {
+	p := newPolicy(ps.quoted, lim, ps.cost, set)
+	if ps.nOverrides.Load() >= maxOverridePolicies || (set != nil && set.perAccount) {
 		return p
 	}
-	kept, loaded := ps.overrides.LoadOrStore(lim, p)
+	kept, loaded := ps.overrides.LoadOrStore(k, p)
 	if !loaded {
 		ps.nOverrides.Add(1)
 	}

@@ -250,6 +250,10 @@ type Decision struct {
 	// Overdue marks a "require" that let a past-due account through in its
 	// grace ([store.Account.GraceUntil]).
 	Overdue bool
+	// Shadow marks the decision of a middleware in shadow mode, which
+	// reports what it would decide but refuses nothing: a request it would
+	// have refused (Allowed false) went on.
+	Shadow bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
 }

@@ -28,8 +28,8 @@ func (s Status) valid() bool {
 
 // Account is a customer: plan, subscription, features and credits, as a plain
 // value (what Lookup returns equals what was put). The Features, Metadata,
-// Refill and RateLimit a store returns may be shared with it: copy them to
-// change them.
+// Refill, RateLimit and Windows a store returns may be shared with it: copy
+// them to change them.
 type Account struct {
 	ID        string    `json:"id"`                  // 1 to 256 bytes
 	Plan      string    `json:"plan,omitempty"`      // for example "free" or "pro"
@@ -45,6 +45,7 @@ type Account struct {
 	// stores; if zero, the latest one at or before now applies next spend.
 	RefilledAt time.Time         `json:"refilled_at,omitzero"`
 	RateLimit  *RateLimit        `json:"rate_limit,omitempty"` // overrides the limiter's plan and default rates
+	Windows    []Window          `json:"windows,omitempty"`    // if set, replace the limiter's other windows
 	Metadata   map[string]string `json:"metadata,omitempty"`   // free-form, for the application
 	// GraceUntil, for a [StatusPastDue] account, is when its grace ends:
 	// until then it keeps access, marked overdue. Zero: no grace.
@@ -96,6 +97,7 @@ func (a Account) clone() Account {
 		a.RateLimit = &rl
 	}
 	a.Metadata = maps.Clone(a.Metadata)
+	a.Windows = slices.Clip(slices.Clone(a.Windows))
 	return a
 }
 
@@ -135,6 +137,11 @@ func (a *Account) problem() string {
 		return fmt.Sprintf("unknown lapse reason %q", a.Lapse)
 	case a.PaymentURL != "" && !webURL(a.PaymentURL):
 		return fmt.Sprintf("payment URL %q is not an absolute http or https URL", a.PaymentURL)
+	}
+	for i := range a.Windows {
+		if p := a.Windows[i].Problem(); p != "" {
+			return p
+		}
 	}
 	return ""
 }

@@ -26,6 +26,7 @@ type Memory struct {
 	keys       table[Digest, memoryKey]
 	accounts   table[string, *memoryAccount] // never replaced once added
 	standalone standaloneTable
+	slots      slotTable
 	mu         sync.Mutex // serialises the writers of keys and accounts
 	holdSeq    atomic.Int64
 }

@@ -15,42 +15,162 @@ var bucketLinger = time.Minute
 // maxBucketLife caps a stand-alone bucket's expiry, against overflow.
 const maxBucketLife = 100 * 365 * 24 * time.Hour
 
-// memoryBucket is a token bucket of a [Memory], used under its owner's lock
-// (the account's, for an account's bucket). Times are Unix nanoseconds.
+// memoryBucket is a window of a [Memory] — a token bucket or a fixed
+// window — used under its owner's lock (the account's, for an account's
+// window). Times are Unix nanoseconds.
 type memoryBucket struct {
-	key   string
-	limit tokenbucket.Limit // Burst is zero in an account's unused first bucket
+	key string
+	// limit is the window's; Burst is zero in an account's unused first
+	// bucket, Rate zero for a fixed window.
+	limit tokenbucket.Limit
 	tb    tokenbucket.Bucket
 }
 
-// standaloneBucket is a bucket of Memory.standalone.
+// standaloneBucket is a bucket of Memory.standalone, with the windows of
+// its More.
 type standaloneBucket struct {
 	mu      sync.Mutex
 	dead    bool  // it left the table: a take holding it looks again
 	expires int64 // when it is full again
 	b       memoryBucket
+	more    []*memoryBucket
 }
 
-// newMemoryBucket returns a full bucket with b's key, rate and burst.
-func newMemoryBucket(b *Bucket, now int64) memoryBucket {
-	l := tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
-	return memoryBucket{key: b.Key, limit: l, tb: tokenbucket.Full(l, now)}
+// windowLimit is the limit of window w: Rate zero if it is fixed.
+func windowLimit(w *Bucket) tokenbucket.Limit {
+	if w.fixed() {
+		return tokenbucket.Limit{Burst: w.Burst}
+	}
+	return tokenbucket.Limit{Rate: w.Rate, Burst: w.Burst}
 }
 
-// reconfigure gives mb b's rate and burst as of now, as rate.Limiter does.
-func (mb *memoryBucket) reconfigure(b *Bucket, now int64) tokenbucket.Limit {
-	l := tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
-	mb.tb.SetLimitAt(mb.limit, l, now)
+// unixNanos returns t in Unix nanoseconds, the zero time as the earliest.
+func unixNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return math.MinInt64
+	}
+	return t.UnixNano()
+}
+
+// newMemoryBucket returns the full window w.
+func newMemoryBucket(w *Bucket, now int64) memoryBucket {
+	l := windowLimit(w)
+	mb := memoryBucket{key: w.Key, limit: l, tb: tokenbucket.Full(l, now)}
+	if l.Rate == 0 {
+		mb.tb.Last = math.MinInt64 // before every period: full in any
+	}
+	return mb
+}
+
+// reconfigure gives mb w's limit as of now, as rate.Limiter does; a
+// window that changes kind is a new one.
+func (mb *memoryBucket) reconfigure(w *Bucket, now int64) tokenbucket.Limit {
+	l := windowLimit(w)
+	switch old := mb.limit; {
+	case l == old:
+		return l
+	case (l.Rate == 0) != (old.Rate == 0):
+		*mb = newMemoryBucket(w, now)
+	case l.Rate == 0:
+		mb.tb.SetFixedBurst(old.Burst, l.Burst)
+	default:
+		mb.tb.SetLimitAt(old, l, now)
+	}
 	mb.limit = l
 	return l
 }
 
-// take takes b.Cost tokens from mb at now if it holds them.
-func (mb *memoryBucket) take(b *Bucket, now int64) BucketResult {
-	l := mb.reconfigure(b, now)
-	ok, tokens := mb.tb.AllowN(l, now, b.Cost)
-	return BucketResult(tokenbucket.ResultOf(l, b.Cost, ok, tokens))
+// check reports whether mb, given w's limit, holds cost tokens at now,
+// and returns the tokens it holds.
+func (mb *memoryBucket) check(w *Bucket, cost int, now int64) (bool, float64) {
+	l := mb.reconfigure(w, now)
+	if l.Rate != 0 {
+		return mb.tb.Check(l, now, cost)
+	}
+	tokens := mb.tb.FixedAt(l.Burst, unixNanos(w.Start))
+	return cost <= l.Burst && float64(cost) <= tokens, tokens
 }
+
+// takeChecked takes the cost tokens that check found in mb, and returns
+// the tokens left.
+func (mb *memoryBucket) takeChecked(w *Bucket, cost int, now int64) float64 {
+	var tokens float64
+	if l := mb.limit; l.Rate != 0 {
+		_, tokens = mb.tb.AllowN(l, now, cost)
+	} else {
+		_, tokens = mb.tb.TakeFixed(l.Burst, unixNanos(w.Start), cost)
+	}
+	return tokens
+}
+
+// result is the outcome of a take of cost tokens from mb, window w, that
+// left it holding tokens at now; held is whether it held the cost.
+func (mb *memoryBucket) result(w *Bucket, cost int, held bool, tokens float64, now int64) BucketResult {
+	if mb.limit.Rate != 0 {
+		return bucketResultOf(tokenbucket.ResultOf(mb.limit, cost, held, tokens))
+	}
+	left := time.Duration(unixNanos(w.End) - now)
+	return bucketResultOf(tokenbucket.FixedResult(mb.limit.Burst, cost, held, tokens, left))
+}
+
+// window returns the window i of b: b itself, then its More.
+func window(b *Bucket, i int) *Bucket {
+	if i == 0 {
+		return b
+	}
+	return &b.More[i-1]
+}
+
+// windowOwner finds the windows of an account (e) or of a stand-alone
+// bucket (sb), a full one if new at now, under its owner's lock.
+type windowOwner struct {
+	e   *memoryAccount
+	sb  *standaloneBucket
+	now int64
+}
+
+func (o *windowOwner) find(w *Bucket) *memoryBucket {
+	if o.e != nil {
+		return o.e.accountBucketLocked(w, o.now)
+	}
+	return o.sb.window(w, o.now)
+}
+
+// takeWindows takes b.Cost tokens at now from every window of b, which
+// find returns, or from none: it checks them all, then takes from all if
+// each held the tokens and commit(true) agrees (a debit made with them),
+// else calls commit(false). The caller holds the windows' lock.
+func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool) BucketResult {
+	var (
+		mbs    [MaxWindows]*memoryBucket
+		tokens [MaxWindows]float64
+		held   [MaxWindows]bool
+	)
+	n, ok := 1+len(b.More), true
+	for i := range n {
+		w := window(b, i)
+		mbs[i] = find.find(w)
+		held[i], tokens[i] = mbs[i].check(w, b.Cost, now)
+		ok = ok && held[i]
+	}
+	if commit(ok) {
+		for i := range n {
+			tokens[i] = mbs[i].takeChecked(window(b, i), b.Cost, now)
+		}
+	}
+	r := mbs[0].result(b, b.Cost, held[0], tokens[0], now)
+	r.OK = ok
+	if n > 1 {
+		r.More = make([]BucketResult, n-1)
+		for i := 1; i < n; i++ {
+			r.More[i-1] = mbs[i].result(window(b, i), b.Cost, held[i], tokens[i], now)
+		}
+	}
+	return r
+}
+
+// takeAll is the commit of a take without a debit.
+func takeAll(ok bool) bool { return ok }
 
 // accountBucketLocked returns e's bucket b.Key, a full one if new; e.mu is held.
 func (e *memoryAccount) accountBucketLocked(b *Bucket, now int64) *memoryBucket {
@@ -85,7 +205,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 	if err := validateBucket(&b); err != nil {
 		return BucketResult{}, err
 	}
-	if math.IsInf(b.Rate, 1) {
+	if b.unlimited() {
 		return BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	if len(b.Account) > maxIDLength {
@@ -95,7 +215,7 @@ func (m *Memory) TakeTokens(_ context.Context, b Bucket) (BucketResult, error) {
 		now := m.tick()
 		e.mu.Lock()
 		defer e.mu.Unlock()
-		return e.accountBucketLocked(&b, now).take(&b, now), nil
+		return takeWindows(&b, now, &windowOwner{e: e, now: now}, takeAll), nil
 	}
 	if b.Account != "" { // an unknown account's: apart from other stand-alone buckets
 		b.Key = "\x00" + b.Account + "\x00" + b.Key
@@ -120,12 +240,31 @@ func (t *standaloneTable) take(b *Bucket, tick func() int64) BucketResult {
 			sb.mu.Unlock()
 			continue
 		}
-		r := sb.b.take(b, now)
+		r := takeWindows(b, now, &windowOwner{sb: sb, now: now}, takeAll)
 		// Set under the lock, so that the latest take sets the expiry.
-		sb.expires = now + int64(min(r.Full, maxBucketLife))
+		full := r.Full
+		for _, m := range r.More {
+			full = max(full, m.Full)
+		}
+		sb.expires = now + int64(min(full, maxBucketLife))
 		sb.mu.Unlock()
 		return r
 	}
+}
+
+// window returns sb's window w, a full one at now if new; sb.mu is held.
+func (sb *standaloneBucket) window(w *Bucket, now int64) *memoryBucket {
+	if w.Key == sb.b.key {
+		return &sb.b
+	}
+	for _, mb := range sb.more {
+		if mb.key == w.Key {
+			return mb
+		}
+	}
+	mb := newMemoryBucket(w, now)
+	sb.more = append(sb.more, &mb)
+	return &mb
 }
 
 // get returns the stand-alone bucket b.Key, making a full one if need be,
@@ -173,15 +312,13 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	next := m.applyRefillLocked(e)
-	if math.IsInf(b.Rate, 1) { // a bucket that never refuses: a plain spend
+	if b.unlimited() { // a bucket that never refuses: a plain spend
 		return e.debitLocked(next, cost, true), BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
-	mb := e.accountBucketLocked(&b, now)
-	l := mb.reconfigure(&b, now)
-	bucketOK, tokens := mb.tb.Check(l, now, b.Cost)
-	r := e.debitLocked(next, cost, bucketOK)
-	if r.OK {
-		_, tokens = mb.tb.AllowN(l, now, b.Cost)
-	}
-	return r, BucketResult(tokenbucket.ResultOf(l, b.Cost, bucketOK, tokens)), nil
+	var sr SpendResult
+	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
+		sr = e.debitLocked(next, cost, ok)
+		return sr.OK
+	})
+	return sr, br, nil
 }

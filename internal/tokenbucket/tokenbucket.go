@@ -158,3 +158,60 @@ func Validate(rate float64, burst, cost int) error {
 	}
 	return nil
 }
+
+// A fixed window is a bucket that gains no tokens within a period and is
+// full again at the start of the next: at most Burst tokens are taken per
+// period. Its Bucket holds the tokens left in the period that starts at
+// Last. Periods are the caller's (a calendar day, a billing month); a take
+// names the start of the current one.
+
+// FixedAt returns the tokens a fixed window b of capacity burst holds in
+// the period that starts at start: all of burst if b last counted an
+// earlier period, else those left (a later period's, if b counted one: a
+// clock behind the others counts in the newest period, never in an older
+// one).
+func (b *Bucket) FixedAt(burst int, start int64) float64 {
+	if b.Last < start {
+		return float64(burst)
+	}
+	return min(b.Tokens, float64(burst))
+}
+
+// TakeFixed takes n tokens from the fixed window b of capacity burst in
+// the period that starts at start, if it holds them, and returns whether it
+// did and the tokens left.
+func (b *Bucket) TakeFixed(burst int, start int64, n int) (ok bool, tokens float64) {
+	tokens = b.FixedAt(burst, start)
+	if n > burst || float64(n) > tokens {
+		return false, tokens
+	}
+	b.Tokens, b.Last = tokens-float64(n), max(b.Last, start)
+	return true, b.Tokens
+}
+
+// SetFixedBurst changes the capacity of the fixed window b from old to
+// burst, keeping the tokens taken in its period: a plan raised from 1,000
+// to 5,000 a day leaves 4,000 more for today.
+func (b *Bucket) SetFixedBurst(old, burst int) {
+	if old != burst {
+		b.Tokens = max(0, b.Tokens+float64(burst-old))
+	}
+}
+
+// FixedResult is the Result of a take of cost tokens from a fixed window of
+// capacity burst that left it holding tokens, with left the time until the
+// period ends (at least a nanosecond is waited for).
+func FixedResult(burst, cost int, ok bool, tokens float64, left time.Duration) Result {
+	left = max(left, 1)
+	r := Result{OK: ok, Remaining: int(max(0, math.Floor(tokens)))}
+	if tokens < float64(burst) {
+		r.Full = left
+	}
+	switch {
+	case cost > burst:
+		r.Wait = -1
+	case float64(cost) > tokens:
+		r.Wait = left
+	}
+	return r
+}

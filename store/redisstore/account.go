@@ -219,6 +219,7 @@ type accountData struct {
 	PeriodEnd time.Time         `json:"period_end,omitzero"`
 	Features  []string          `json:"features,omitempty"`
 	RateLimit *store.RateLimit  `json:"rate_limit,omitempty"`
+	Windows   []store.Window    `json:"windows,omitempty"`
 	Metadata  map[string]string `json:"metadata,omitempty"`
 	// Billing state; see store.Account.
 	GraceUntil time.Time   `json:"grace_until,omitzero"`
@@ -231,7 +232,7 @@ type accountData struct {
 func encodeAccount(a *store.Account) ([]any, error) {
 	data, err := json.Marshal(accountData{
 		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
-		Features: a.Features, RateLimit: a.RateLimit, Metadata: a.Metadata,
+		Features: a.Features, RateLimit: a.RateLimit, Windows: a.Windows, Metadata: a.Metadata,
 		GraceUntil: a.GraceUntil, Lapse: a.Lapse, PaymentURL: a.PaymentURL,
 	})
 	if err != nil {
@@ -266,7 +267,7 @@ func decodeAccount(m map[string]string) (store.Account, error) {
 	}
 	a := store.Account{
 		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
-		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Metadata: d.Metadata,
+		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Windows: slices.Clip(d.Windows), Metadata: d.Metadata,
 		GraceUntil: d.GraceUntil, Lapse: d.Lapse, PaymentURL: d.PaymentURL,
 	}
 	var err error

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/go402/go402/internal/tokenbucket"
 	"github.com/go402/go402/store"
@@ -26,21 +27,21 @@ func (s *Store) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketRes
 	if err := validateBucket(&b); err != nil {
 		return store.BucketResult{}, err
 	}
-	if math.IsInf(b.Rate, 1) {
+	if unlimited(&b) {
 		return store.BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b)},
-		s.timeArg(), formatRate(b.Rate), b.Burst, b.Cost, bucketField(b)).Slice()
+	args := windowArgs(&b, s.timeArg(), b.Cost, len(b.More)+1)
+	v, err := takeScript.Run(ctx, s.rdb, []string{s.BucketRedisKey(b)}, args...).Slice()
 	if err != nil {
 		return store.BucketResult{}, backendError("take tokens", err)
 	}
-	if len(v) != 2 {
+	if len(v) != 2+2*(len(b.More)+1) {
 		return store.BucketResult{}, errReply("take tokens")
 	}
 	ok, _ := v[0].(int64)
-	return bucketResult(b, ok == 1, v[1])
+	return windowResults(&b, ok == 1, v[1], v[2:])
 }
 
 // SpendWithTokens takes b.Cost tokens from the bucket b and debits cost
@@ -70,7 +71,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 	if err := validateBucket(&b); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
-	if math.IsInf(b.Rate, 1) {
+	if unlimited(&b) {
 		r, err := s.Spend(ctx, accountID, cost)
 		return r, store.BucketResult{OK: err == nil, Remaining: b.Burst}, err
 	}
@@ -82,7 +83,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		return store.SpendResult{}, store.BucketResult{},
 			fmt.Errorf("redisstore: spend with tokens: account %q: %w", accountID, store.ErrNotFound)
 	}
-	if len(v) != 7 {
+	if len(v) != 7+2*(len(b.More)+1) {
 		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
 	}
 	sr, err := decodeSpend(v)
@@ -90,7 +91,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	bok, _ := v[5].(int64)
-	br, err := bucketResult(b, bok == 1, v[6])
+	br, err := windowResults(&b, bok == 1, v[6], v[7:])
 	if err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
@@ -102,9 +103,8 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) ([]any, error) {
 	op := cancel{account: accountID, marker: s.markerKey(accountID)}
 	rctx, stop := s.withTimeout(ctx)
-	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker},
-		s.timeArg(), strconv.FormatInt(cost, 10), formatRate(b.Rate), b.Burst, b.Cost,
-		bucketField(b), s.ttlArg()).Slice()
+	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg(), b.Cost, len(b.More)+1)
+	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker}, args...).Slice()
 	stop()
 	if err == nil && cancelled(v) {
 		err = errCancelled
@@ -114,6 +114,73 @@ func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b
 		return nil, backendError("spend with tokens", err)
 	}
 	return v, nil
+}
+
+// windowArgs returns the scripts' arguments: head, then the windows of b
+// (see windowLib).
+func windowArgs(b *store.Bucket, head ...any) []any {
+	args := make([]any, 0, len(head)+5*(len(b.More)+1))
+	args = append(args, head...)
+	for i := range len(b.More) + 1 {
+		w, field := b, bucketField(*b)
+		if i > 0 {
+			w, field = &b.More[i-1], "bucket:"+b.More[i-1].Key
+		}
+		if w.End.IsZero() {
+			args = append(args, field, formatRate(w.Rate), w.Burst, 0, 0)
+		} else {
+			args = append(args, field, "f", w.Burst, micros(w.Start), micros(w.End))
+		}
+	}
+	return args
+}
+
+// micros returns t in Unix microseconds, the zero time as the earliest
+// the scripts compare exactly.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return -1 << 53
+	}
+	return t.UnixMicro()
+}
+
+// unlimited reports whether b admits everything: one token bucket of
+// infinite rate.
+func unlimited(b *store.Bucket) bool {
+	return len(b.More) == 0 && b.End.IsZero() && math.IsInf(b.Rate, 1)
+}
+
+// windowResults decodes the windows' part of a script's reply: ok for all,
+// the server time, then held and tokens per window.
+func windowResults(b *store.Bucket, ok bool, nowReply any, windows []any) (store.BucketResult, error) {
+	nowStr, _ := nowReply.(string)
+	nowUs, err := strconv.ParseInt(nowStr, 10, 64)
+	if err != nil {
+		return store.BucketResult{}, errReply("take tokens")
+	}
+	now := time.UnixMicro(nowUs)
+	var r store.BucketResult
+	for i := range len(b.More) + 1 {
+		w := b
+		if i > 0 {
+			w = &b.More[i-1]
+		}
+		held, _ := windows[2*i].(int64)
+		wr, err := windowResult(w, b.Cost, held == 1, windows[2*i+1], now)
+		if err != nil {
+			return store.BucketResult{}, err
+		}
+		if i == 0 {
+			r = wr
+		} else {
+			if r.More == nil {
+				r.More = make([]store.BucketResult, len(b.More))
+			}
+			r.More[i-1] = wr
+		}
+	}
+	r.OK = ok
+	return r, nil
 }
 
 // bucketField returns the name of the hash field that holds bucket b.
@@ -128,9 +195,9 @@ func formatRate(r float64) string {
 	return strconv.FormatFloat(r, 'g', -1, 64)
 }
 
-// bucketResult computes the result of a take from the tokens left in the
-// bucket (a float formatted by the script).
-func bucketResult(b store.Bucket, ok bool, tokensReply any) (store.BucketResult, error) {
+// windowResult computes the result of a take of cost tokens from window w
+// at now from the tokens left in it (a float formatted by the script).
+func windowResult(w *store.Bucket, cost int, held bool, tokensReply any, now time.Time) (store.BucketResult, error) {
 	str, isStr := tokensReply.(string)
 	if !isStr {
 		return store.BucketResult{}, errReply("take tokens")
@@ -139,14 +206,19 @@ func bucketResult(b store.Bucket, ok bool, tokensReply any) (store.BucketResult,
 	if err != nil {
 		return store.BucketResult{}, errReply("take tokens")
 	}
-	l := tokenbucket.Limit{Rate: b.Rate, Burst: b.Burst}
-	return store.BucketResult(tokenbucket.ResultOf(l, b.Cost, ok, tokens)), nil
+	var r tokenbucket.Result
+	if w.End.IsZero() {
+		r = tokenbucket.ResultOf(tokenbucket.Limit{Rate: w.Rate, Burst: w.Burst}, cost, held, tokens)
+	} else {
+		r = tokenbucket.FixedResult(w.Burst, cost, held, tokens, w.End.Sub(now))
+	}
+	return store.BucketResult{OK: r.OK, Remaining: r.Remaining, Wait: r.Wait, Full: r.Full}, nil
 }
 
 // validateBucket returns an error wrapping [store.ErrInvalidAmount] unless
 // b is a bucket a store can take from.
 func validateBucket(b *store.Bucket) error {
-	if err := tokenbucket.Validate(b.Rate, b.Burst, b.Cost); err != nil {
+	if err := b.Validate(); err != nil {
 		return fmt.Errorf("redisstore: %w: %w", err, store.ErrInvalidAmount)
 	}
 	return nil

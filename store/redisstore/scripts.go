@@ -183,44 +183,6 @@ local h, s, n = next_fields(nx)
 return {ok, bal, h, s, n}
 `)
 
-// spendTokensScript: KEYS[1] account (which holds the bucket), KEYS[2]
-// operation marker; ARGV time, cost, rate, burst, token cost, bucket field,
-// marker TTL (ms). Returns {-1} for an unknown account, {-3} for an
-// operation already cancelled, else {ok, balance, hasNext, nextSec,
-// nextNsec, bucketOK, tokens}.
-var spendTokensScript = redis.NewScript(luaLib + `
-local t = server_time()
-local now_us = micros(t)
-local f, w = read(KEYS[1], ARGV[6]), {}
-local bal, nx = refill(f, now_pair(t), w)
-if not bal then return {-1} end
-local prior = claim(KEYS[2], ARGV[2], ARGV[7])
-if prior == 'x' then return {-3} end
-local rate, burst, tcost = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local tk, changed = tokens(f[9], now_us, rate, burst)
-local bok, ok, ftk = 1, 1, nil
-if not prior then
-  if tcost > tk then bok = 0 end
-  if bok == 0 or dlt(bal, ARGV[2]) then
-    ok = 0
-    if ARGV[2] ~= '0' then redis.call('DEL', KEYS[2]) end
-  else
-    bal = dsub(bal, ARGV[2])
-    if tcost > 0 then
-      tk = tk - tcost
-      changed = true
-    end
-  end
-end
-if changed then
-  ftk = fmt_tokens(tk)
-  put(w, ARGV[6], bucket_value(tk, now_us, ARGV[3], ARGV[4]))
-end
-flush(KEYS[1], f, bal, w)
-local h, s, n = next_fields(nx)
-return {ok, bal, h, s, n, bok, ftk or fmt_tokens(tk)}
-`)
-
 // cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
 // (ms). Gives back the credits of the operation if it was applied and
 // leaves a tombstone, so that the operation, arriving later, does nothing.
@@ -245,36 +207,6 @@ flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
-`)
-
-// takeScript: KEYS[1] the hash holding the bucket (its account's, or its
-// own); ARGV time, rate, burst, cost, bucket field. Returns {ok, tokens}.
-// A bucket in an account's hash never expires (an account has a few
-// buckets, one per limit policy); any other hash expires once its bucket
-// would be full again (plus a second), since a missing bucket is a full
-// one.
-var takeScript = redis.NewScript(luaLib + `
-local now_us = micros(server_time())
-local rate, burst, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local f = redis.call('HMGET', KEYS[1], 'balance', ARGV[5])
-local tk, changed = tokens(f[2], now_us, rate, burst)
-local ok = 0
-if cost <= tk then
-  ok = 1
-  if cost > 0 then
-    tk = tk - cost
-    changed = true
-  end
-end
-if changed then
-  redis.call('HSET', KEYS[1], ARGV[5], bucket_value(tk, now_us, ARGV[2], ARGV[3]))
-  if not f[1] then
-    local ms = math.ceil((burst - tk) / rate * 1000) + 1000
-    if ms > 1e13 then ms = 1e13 end
-    redis.call('PEXPIRE', KEYS[1], int(ms))
-  end
-end
-return {ok, fmt_tokens(tk)}
 `)
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and

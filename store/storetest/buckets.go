@@ -20,6 +20,15 @@ var bucketTests = []subtest{
 	{"SpendWithTokens", testSpendWithTokens},
 	{"SpendWithTokensErrors", testSpendWithTokensErrors},
 	{"SpendWithTokensExactUnderConcurrency", testSpendWithTokensExactUnderConcurrency},
+	{"WindowsAllOrNone", testWindowsAllOrNone},
+	{"WindowsAccuracy", testWindowsAccuracy},
+	{"WindowsInvalid", testWindowsInvalid},
+	{"WindowsExactUnderConcurrency", testWindowsExactUnderConcurrency},
+	{"SpendWithWindows", testSpendWithWindows},
+	{"SpendWithWindowsExactUnderConcurrency", testSpendWithWindowsExactUnderConcurrency},
+	{"Slots", testSlots},
+	{"SlotsLease", testSlotsLease},
+	{"SlotsExactUnderConcurrency", testSlotsExactUnderConcurrency},
 }
 
 // tinyRate is a refill rate at which no token comes back while a subtest

@@ -1,0 +1,199 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/paywall"
+	"github.com/go402/go402/store"
+)
+
+// windowItems parses a RateLimit or RateLimit-Policy field into its items'
+// names and the parameter param of each.
+func windowItems(t *testing.T, h http.Header, field, param string) ([]string, []int64) {
+	t.Helper()
+	items, err := parseSFList(h.Get(field))
+	if err != nil {
+		t.Fatalf("%s %q: %v", field, h.Get(field), err)
+	}
+	var names []string
+	var values []int64
+	for _, it := range items {
+		v, _ := it.param(param)
+		n, _ := v.(int64)
+		names = append(names, it.value.(string))
+		values = append(values, n)
+	}
+	return names, values
+}
+
+// A policy of a token bucket and a daily window, wired three ways — the
+// limiter's own buckets, a store's, and fused with a charge — admits while
+// both hold tokens, and a request the daily window refuses takes nothing
+// from the bucket (nor credits): its 429 names "daily" in
+// violated-policies, retries at midnight UTC, and lists both windows in
+// the RateLimit headers. The next day admits again.
+func TestWindowsAllOrNone(t *testing.T) {
+	for _, wiring := range []string{"in-process", "store", "fused"} {
+		t.Run(wiring, func(t *testing.T) {
+			clk := newClock()
+			clk.Advance(20 * time.Hour) // 4 hours to midnight
+			pw, m := paywalled(t, clk, store.Account{ID: "a", Plan: "pro", Balance: 100})
+			o := &Options{By: ByAccount(), Clock: clk.Now,
+				PlanWindows: map[string][]store.Window{"pro": {{Name: "daily", Burst: 3, Period: store.PeriodDay}}}}
+			var h http.Handler = okHandler
+			switch wiring {
+			case "store":
+				o.Store = m
+			case "fused":
+				o.Store = m
+				h = pw.Charge(1)(h)
+			}
+			l := mustNew(t, 1e-9, 10, o)
+			h = pw.Authenticate(l.Handler(h))
+			for i := range 3 {
+				w := serve(h, keyRequest("sk_test_a"))
+				names, r := windowItems(t, w.Header(), "RateLimit", "r")
+				if w.Code != http.StatusOK || !slices.Equal(names, []string{"default", "daily"}) || !slices.Equal(r, []int64{int64(9 - i), int64(2 - i)}) {
+					t.Fatalf("request %d: %d, RateLimit %q", i, w.Code, w.Header().Get("RateLimit"))
+				}
+			}
+			w := serve(h, keyRequest("sk_test_a"))
+			if w.Code != http.StatusTooManyRequests {
+				t.Fatalf("4th request: %d, want 429", w.Code)
+			}
+			if v := problem(t, w)["violated-policies"]; fmt.Sprint(v) != "[daily]" {
+				t.Errorf("violated-policies %v, want [daily]", v)
+			}
+			if ra := w.Header().Get("Retry-After"); ra != "14400" {
+				t.Errorf("Retry-After %q, want 14400 (midnight)", ra)
+			}
+			if _, r := windowItems(t, w.Header(), "RateLimit", "r"); !slices.Equal(r, []int64{7, 0}) {
+				t.Errorf("refused: RateLimit %q, want the bucket untouched (r=7)", w.Header().Get("RateLimit"))
+			}
+			names, q := windowItems(t, w.Header(), "RateLimit-Policy", "q")
+			_, win := windowItems(t, w.Header(), "RateLimit-Policy", "w")
+			if !slices.Equal(names, []string{"default", "daily"}) || !slices.Equal(q, []int64{10, 3}) || win[1] != 86400 {
+				t.Errorf("RateLimit-Policy %q", w.Header().Get("RateLimit-Policy"))
+			}
+			if wiring == "fused" {
+				if a, _ := m.Account(context.Background(), "a"); a.Balance != 97 {
+					t.Errorf("balance %d after 3 charged requests and a refused one, want 97", a.Balance)
+				}
+			}
+			clk.Advance(4 * time.Hour)
+			w = serve(h, keyRequest("sk_test_a"))
+			if _, r := windowItems(t, w.Header(), "RateLimit", "r"); w.Code != http.StatusOK || !slices.Equal(r, []int64{6, 2}) {
+				t.Errorf("the next day: %d, RateLimit %q, want 200 and r=6, r=2", w.Code, w.Header().Get("RateLimit"))
+			}
+		})
+	}
+}
+
+// When the token bucket refuses and the daily window holds, the denial
+// names only the bucket, and the daily window keeps its tokens.
+func TestWindowsMainRefuses(t *testing.T) {
+	clk := newClock()
+	l := mustNew(t, 1e-9, 1, &Options{By: KeyFunc(oneKey), Clock: clk.Now,
+		Windows: []store.Window{{Name: "daily", Burst: 5, Period: store.PeriodDay}}})
+	h := l.Handler(okHandler)
+	req := keyRequest("")
+	if w := serve(h, req); w.Code != http.StatusOK {
+		t.Fatalf("first request: %d", w.Code)
+	}
+	w := serve(h, req)
+	if v := problem(t, w)["violated-policies"]; w.Code != http.StatusTooManyRequests || fmt.Sprint(v) != "[default]" {
+		t.Fatalf("second request: %d, violated-policies %v; want 429 [default]", w.Code, v)
+	}
+	if _, r := windowItems(t, w.Header(), "RateLimit", "r"); !slices.Equal(r, []int64{0, 4}) {
+		t.Errorf("RateLimit %q, want the daily window untouched (r=4)", w.Header().Get("RateLimit"))
+	}
+}
+
+// An account's Windows replace its plan's, and its RateLimit its main
+// window; a plan without PlanWindows has Options.Windows.
+func TestWindowsPrecedence(t *testing.T) {
+	clk := newClock()
+	pw, _ := paywalled(t, clk,
+		store.Account{ID: "own", Plan: "pro", RateLimit: &store.RateLimit{Rate: 1, Burst: 7},
+			Windows: []store.Window{{Name: "hourly", Burst: 2, Period: store.PeriodHour}}},
+		store.Account{ID: "pro", Plan: "pro"},
+		store.Account{ID: "free", Plan: "free"},
+	)
+	l := mustNew(t, 1, 5, &Options{By: ByAccount(), Clock: clk.Now,
+		Windows:     []store.Window{{Name: "minute", Rate: 1, Burst: 60}},
+		PlanWindows: map[string][]store.Window{"pro": {{Name: "daily", Burst: 100, Period: store.PeriodDay}}}})
+	h := pw.Authenticate(l.Handler(okHandler))
+	for id, want := range map[string]string{
+		"own":  `"default";q=7;w=7, "hourly";q=2;w=3600`,
+		"pro":  `"default";q=5;w=5, "daily";q=100;w=86400`,
+		"free": `"default";q=5;w=5, "minute";q=60;w=60`,
+	} {
+		if got := serve(h, keyRequest("sk_test_"+id)).Header().Get("RateLimit-Policy"); got != want {
+			t.Errorf("account %s: RateLimit-Policy %q, want %q", id, got, want)
+		}
+	}
+}
+
+// A monthly window counts from the account's refill anchor: on the 14th
+// of a cycle anchored on the 15th, the period ends the next day.
+func TestWindowsMonthAnchor(t *testing.T) {
+	clk := newClock() // 2025-01-01
+	clk.Advance(13 * 24 * time.Hour)
+	anchor := time.Date(2024, 11, 15, 0, 0, 0, 0, time.UTC)
+	pw, _ := paywalled(t, clk, store.Account{ID: "a", Balance: 1, Refill: &store.Refill{Amount: 1, Every: 24 * time.Hour, Anchor: anchor}})
+	l := mustNew(t, 1e-9, 10, &Options{By: ByAccount(), Clock: clk.Now,
+		Windows: []store.Window{{Name: "monthly", Burst: 1, Period: store.PeriodMonth}}})
+	h := pw.Authenticate(l.Handler(okHandler))
+	serve(h, keyRequest("sk_test_a"))
+	w := serve(h, keyRequest("sk_test_a"))
+	if ra := w.Header().Get("Retry-After"); w.Code != http.StatusTooManyRequests || ra != "86400" {
+		t.Errorf("second request in the cycle: %d, Retry-After %q; want 429, 86400 (the 15th)", w.Code, ra)
+	}
+}
+
+// 200 concurrent requests against a bucket of 50 and a daily window of 30
+// admit exactly 30, and leave 20 tokens in the bucket.
+func TestWindowsExactUnderConcurrency(t *testing.T) {
+	for _, inStore := range []bool{false, true} {
+		clk := newClock()
+		o := &Options{By: KeyFunc(oneKey), Clock: clk.Now, Windows: []store.Window{{Name: "daily", Burst: 30, Period: store.PeriodDay}}}
+		if inStore {
+			o.Store = store.NewMemory(&store.MemoryOptions{Clock: clk.Now})
+		}
+		l := mustNew(t, 1e-9, 50, o)
+		var admitted atomic.Int64
+		concurrently(200, func(int) {
+			if take(t, l, keyRequest("")).Allowed {
+				admitted.Add(1)
+			}
+		})
+		res := take(t, l, keyRequest(""))
+		if admitted.Load() != 30 || res.Allowed || res.Remaining != 20 || len(res.Windows) != 1 || res.Windows[0].Allowed {
+			t.Errorf("store %v: admitted %d, then %+v; want 30, then refused by daily with 20 left", inStore, admitted.Load(), res)
+		}
+	}
+}
+
+// Configuration mistakes in windows are reported by New.
+func TestWindowsValidated(t *testing.T) {
+	for _, o := range []*Options{
+		{Windows: []store.Window{{Name: "default", Burst: 1, Period: store.PeriodDay}}},
+		{Windows: []store.Window{{Name: "a", Burst: 1, Period: store.PeriodDay}, {Name: "a", Burst: 2, Period: store.PeriodHour}}},
+		{Windows: []store.Window{{Name: "a", Burst: 1, Period: "fortnight"}}},
+		{Windows: []store.Window{{Name: "a", Burst: 0, Rate: 1}}},
+		{Windows: []store.Window{{Name: "a", Burst: 1}}},
+		{PlanWindows: map[string][]store.Window{"pro": {{Name: "", Burst: 1, Rate: 1}}}},
+	} {
+		if _, err := New(1, 1, o); err == nil {
+			t.Errorf("New(%+v): no error", o.Windows)
+		}
+	}
+}
+
+var _ = paywall.CodeRateLimited
