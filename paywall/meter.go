@@ -110,10 +110,11 @@ func (c *charge) settle(hd store.Hold, actual int64) {
 	debit := min(actual, hd.Amount)
 	bal, err := p.holder.Settle(ctx, hd, debit)
 	extra := actual - debit
-	if errors.Is(err, store.ErrNotFound) { // the lease ended: the hold was released
+	released := errors.Is(err, store.ErrNotFound) // the lease ended: the hold was given back
+	if released {
 		extra, debit, err = actual, 0, nil
 	}
-	if extra > 0 && (c.h.opts.Overdraft || debit == 0) && err == nil {
+	if extra > 0 && (c.h.opts.Overdraft || released) && err == nil {
 		var res store.SpendResult
 		if res, err = p.store.Spend(context.WithoutCancel(ctx), caller.Account.ID, extra); err == nil && res.OK {
 			debit, bal = debit+extra, res.Balance

@@ -117,31 +117,54 @@ func (a *Account) Validate() error {
 
 // problem describes the first problem of a's fields but its ID, or is "".
 func (a *Account) problem() string {
-	r, rl := a.Refill, a.RateLimit
 	switch {
 	case a.Status != "" && !a.Status.valid():
 		return fmt.Sprintf("unknown status %q", a.Status)
 	case a.Balance < 0:
 		return fmt.Sprintf("negative balance %d", a.Balance)
-	case r != nil && r.Amount <= 0:
-		return fmt.Sprintf("refill amount must be > 0, got %d", r.Amount)
-	case r != nil && r.Every <= 0:
-		return fmt.Sprintf("refill period must be > 0, got %v", r.Every)
-	case r != nil && r.Anchor.IsZero():
-		return "refill anchor must be set"
-	case rl != nil && !(rl.Rate > 0): // also rejects NaN
-		return fmt.Sprintf("rate must be > 0, got %v", rl.Rate)
-	case rl != nil && rl.Burst <= 0:
-		return fmt.Sprintf("burst must be > 0, got %d", rl.Burst)
 	case a.Lapse != "" && !a.Lapse.valid():
 		return fmt.Sprintf("unknown lapse reason %q", a.Lapse)
 	case a.PaymentURL != "" && !webURL(a.PaymentURL):
 		return fmt.Sprintf("payment URL %q is not an absolute http or https URL", a.PaymentURL)
 	}
+	if p := a.Refill.problem(); p != "" {
+		return p
+	}
+	if p := a.RateLimit.problem(); p != "" {
+		return p
+	}
 	for i := range a.Windows {
 		if p := a.Windows[i].Problem(); p != "" {
 			return p
 		}
+	}
+	return ""
+}
+
+// problem describes the first problem of r, if set, or is "".
+func (r *Refill) problem() string {
+	switch {
+	case r == nil:
+		return ""
+	case r.Amount <= 0:
+		return fmt.Sprintf("refill amount must be > 0, got %d", r.Amount)
+	case r.Every <= 0:
+		return fmt.Sprintf("refill period must be > 0, got %v", r.Every)
+	case r.Anchor.IsZero():
+		return "refill anchor must be set"
+	}
+	return ""
+}
+
+// problem describes the first problem of rl, if set, or is "".
+func (rl *RateLimit) problem() string {
+	switch {
+	case rl == nil:
+		return ""
+	case !(rl.Rate > 0): // also rejects NaN
+		return fmt.Sprintf("rate must be > 0, got %v", rl.Rate)
+	case rl.Burst <= 0:
+		return fmt.Sprintf("burst must be > 0, got %d", rl.Burst)
 	}
 	return ""
 }

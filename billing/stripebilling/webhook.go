@@ -78,21 +78,11 @@ const maxBody = 1 << 20
 // New returns a Webhook applying events to admin, or an error prefixed
 // "stripebilling:" for a configuration mistake.
 func New(admin store.Admin, opts Options) (*Webhook, error) {
-	switch {
-	case admin == nil:
+	if admin == nil {
 		return nil, errorf("store must not be nil")
-	case opts.Secret == "":
-		return nil, errorf("Secret must be set")
-	case opts.Tolerance < 0 || opts.Grace < 0:
-		return nil, errorf("Tolerance and Grace must be >= 0, got %v and %v", opts.Tolerance, opts.Grace)
-	case opts.Portal != nil && (opts.Portal.Client == nil || opts.Portal.ReturnURL == ""):
-		return nil, errorf("Portal needs a Client and a ReturnURL")
 	}
-	if err := validPlans(opts.Plans, opts.CreditPacks); err != nil {
+	if err := validOptions(&opts); err != nil {
 		return nil, err
-	}
-	if u, err := url.Parse(opts.PortalURL); opts.PortalURL != "" && (err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http")) {
-		return nil, errorf("PortalURL %q is not an absolute http or https URL", opts.PortalURL)
 	}
 	if opts.Tolerance == 0 {
 		opts.Tolerance = webhook.DefaultTolerance
@@ -104,6 +94,22 @@ func New(admin store.Admin, opts Options) (*Webhook, error) {
 		opts.Logger = slog.Default()
 	}
 	return &Webhook{admin: admin, opts: opts}, nil
+}
+
+// validOptions reports the first configuration mistake in opts.
+func validOptions(opts *Options) error {
+	switch {
+	case opts.Secret == "":
+		return errorf("Secret must be set")
+	case opts.Tolerance < 0 || opts.Grace < 0:
+		return errorf("Tolerance and Grace must be >= 0, got %v and %v", opts.Tolerance, opts.Grace)
+	case opts.Portal != nil && (opts.Portal.Client == nil || opts.Portal.ReturnURL == ""):
+		return errorf("Portal needs a Client and a ReturnURL")
+	}
+	if u, err := url.Parse(opts.PortalURL); opts.PortalURL != "" && (err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http")) {
+		return errorf("PortalURL %q is not an absolute http or https URL", opts.PortalURL)
+	}
+	return validPlans(opts.Plans, opts.CreditPacks)
 }
 
 // validPlans reports the first unusable plan or credit pack.

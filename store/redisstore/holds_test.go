@@ -1,11 +1,9 @@
 package redisstore
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -46,19 +44,7 @@ func TestHoldOfKilledProcess(t *testing.T) {
 	if err := s.PutAccount(ctx, store.Account{ID: id, Balance: 100}); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCreditHolder$", "-test.count=1")
-	cmd.Env = append(os.Environ(), creditHolderEnv+"="+s.prefix+" "+id)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	if strings.TrimSpace(line) != "held" {
+	if line := runUntilKilled(t, "TestCreditHolder", creditHolderEnv+"="+s.prefix+" "+id); line != "held" {
 		t.Fatalf("the child process said %q, want held", line)
 	}
 	if res, err := s.Spend(ctx, id, 61); err != nil || res.OK || res.Balance != 60 {

@@ -45,25 +45,9 @@ func TestSlotsOfKilledProcess(t *testing.T) {
 	c := newClient(t)
 	s := newTestStore(t, c, nil)
 	key := "acct_killed"
-	cmd := exec.Command(os.Args[0], "-test.run=^TestSlotHolder$", "-test.count=1")
-	cmd.Env = append(os.Environ(), slotHolderEnv+"="+s.prefix+" "+key)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, _ := bufio.NewReader(out).ReadString('\n')
-	if strings.TrimSpace(line) != "held" {
-		cmd.Process.Kill()
-		cmd.Wait()
+	if line := runUntilKilled(t, "TestSlotHolder", slotHolderEnv+"="+s.prefix+" "+key); line != "held" {
 		t.Fatalf("the child process said %q, want held", line)
 	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	cmd.Wait()
 
 	ctx := context.Background()
 	if _, ok, err := s.AcquireSlot(ctx, key, 3, time.Second); err != nil || ok {
@@ -74,4 +58,24 @@ func TestSlotsOfKilledProcess(t *testing.T) {
 	if _, ok, err := s.AcquireSlot(ctx, key, 3, time.Second); err != nil || !ok {
 		t.Fatalf("AcquireSlot once the leases ended: %v, %v; want a free slot", ok, err)
 	}
+}
+
+// runUntilKilled runs this test binary's test name in a child process with
+// env added, waits for the first line it prints, kills it and returns that
+// line, trimmed.
+func runUntilKilled(t *testing.T, name, env string) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	return strings.TrimSpace(line)
 }

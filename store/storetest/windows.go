@@ -33,20 +33,29 @@ func testWindowsAllOrNone(e *env) {
 				e.Fatalf("take %d of both windows: %+v, want OK, Remaining %d and %d", i, r, 4-i, 1-i)
 			}
 		}
-		r := e.take(bs, both)
-		if r.OK || r.Wait != 0 || r.Remaining != 3 || len(r.More) != 1 || r.More[0].OK || r.More[0].Wait <= 0 {
-			e.Errorf("take when the fixed window is spent: %+v, want refused by it alone (Wait > 0), the bucket holding 3", r)
-		}
-		// The token bucket lost nothing to the refused take: 3 are left.
-		alone := tb
-		alone.Cost = 3
-		e.wantTake("the token bucket alone after a refused take of both", bs, alone, true, 0)
-		// The next period fills the fixed window again; the bucket refuses now.
-		both.More[0].Start, both.More[0].End = fixed.End, fixed.End.Add(time.Hour)
-		r = e.take(bs, both)
-		if r.OK || r.Wait == 0 || r.More[0].Wait != 0 || r.More[0].Remaining != 2 {
-			e.Errorf("take in the next period with the bucket spent: %+v, want refused by the bucket alone, the window holding 2", r)
-		}
+		e.checkWindowRefuses(bs, tb, both)
+	}
+}
+
+// checkWindowRefuses continues testWindowsAllOrNone once both's fixed
+// window is spent and its token bucket tb holds 3.
+func (e *env) checkWindowRefuses(bs store.Buckets, tb, both store.Bucket) {
+	e.Helper()
+	r := e.take(bs, both)
+	if r.OK || r.Wait != 0 || r.Remaining != 3 || len(r.More) != 1 || r.More[0].OK || r.More[0].Wait <= 0 {
+		e.Errorf("take when the fixed window is spent: %+v, want refused by it alone (Wait > 0), the bucket holding 3", r)
+	}
+	// The token bucket lost nothing to the refused take: 3 are left.
+	alone := tb
+	alone.Cost = 3
+	e.wantTake("the token bucket alone after a refused take of both", bs, alone, true, 0)
+	// The next period fills the fixed window again; the bucket refuses now.
+	fixed := both.More[0]
+	both.More = []store.Bucket{fixed}
+	both.More[0].Start, both.More[0].End = fixed.End, fixed.End.Add(time.Hour)
+	r = e.take(bs, both)
+	if r.OK || r.Wait == 0 || r.More[0].Wait != 0 || r.More[0].Remaining != 2 {
+		e.Errorf("take in the next period with the bucket spent: %+v, want refused by the bucket alone, the window holding 2", r)
 	}
 }
 
