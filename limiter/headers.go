@@ -59,7 +59,7 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	t := seconds(res.Reset)
 	switch {
 	case len(res.Windows) > 0 && pol.set != nil:
-		h[HeaderRateLimit] = []string{l.windowsValue(res, t)}
+		h[HeaderRateLimit] = l.windowsValue(res, t)
 	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
 		h[HeaderRateLimit] = pol.full
 	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
@@ -80,16 +80,47 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 }
 
 // windowsValue is the RateLimit value of res, a result with other
-// windows: one item per window, the main one's t given.
-func (l *Limiter) windowsValue(res *Result, t int64) string {
+// windows: one item per window, the main one's t given. It is written in
+// res.mem when it fits.
+func (l *Limiter) windowsValue(res *Result, t int64) []string {
 	set := res.policy.set
-	b := make([]byte, 0, 64*(len(res.Windows)+1))
+	var b []byte
+	m := res.mem
+	if need := len(l.rPrefix) + len(set.items) + (len(set.ws)+1)*maxParamsLen; m != nil && need <= len(m.buf) {
+		b = m.buf[:0]
+	} else {
+		m = nil
+		b = make([]byte, 0, need)
+	}
 	b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
 	for i := range res.Windows {
 		w := &res.Windows[i]
 		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
 	}
-	return unsafe.String(&b[0], len(b))
+	v := unsafe.String(&b[0], len(b))
+	if m == nil {
+		return []string{v}
+	}
+	m.v[0] = v
+	return m.v[:]
+}
+
+// windowsMem is a result's window outcomes and its RateLimit value in one
+// allocation, for a policy of up to four windows; the value's string
+// shares buf, never written again once it is.
+type windowsMem struct {
+	w   [3]WindowResult
+	v   [1]string
+	buf [256]byte
+}
+
+// windowResults returns n window outcomes for res, in res.mem if they fit.
+func (res *Result) windowResults(n int) []WindowResult {
+	if n > len(windowsMem{}.w) {
+		return make([]WindowResult, n)
+	}
+	res.mem = new(windowsMem)
+	return res.mem.w[:n]
 }
 
 // setShadowHeaders writes the headers of res under their shadow names.
@@ -97,7 +128,7 @@ func (l *Limiter) setShadowHeaders(h http.Header, res *Result) {
 	h[HeaderRateLimitPolicyShadow] = res.policy.header
 	t := seconds(res.Reset)
 	if len(res.Windows) > 0 && res.policy.set != nil {
-		h[HeaderRateLimitShadow] = []string{l.windowsValue(res, t)}
+		h[HeaderRateLimitShadow] = l.windowsValue(res, t)
 		return
 	}
 	h[HeaderRateLimitShadow] = []string{string(appendRateLimit(nil, l.rPrefix, res.Remaining, t))}

@@ -316,8 +316,9 @@ type Result struct {
 	policy     *policy
 	account    *store.Account // the request's, if any
 	now        time.Time
-	held       bool // the main window held the tokens (with Windows)
-	failedOpen bool // Options.Store failed and the local bucket decided
+	held       bool        // the main window held the tokens (with Windows)
+	mem        *windowsMem // holds Windows, if they fit
+	failedOpen bool        // Options.Store failed and the local bucket decided
 }
 
 // Take decides whether r may pass and takes its tokens if so: the decision
@@ -386,23 +387,19 @@ func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string
 // key's in-process bucket, or from none, and fills res.
 func (l *Limiter) takeWindows(res *Result, key string) {
 	set := res.policy.set
-	var (
-		arr  [store.MaxWindows]windowTake
-		ends [store.MaxWindows]time.Time
-	)
+	var arr [store.MaxWindows]windowTake
 	wins := arr[:len(set.ws)]
+	bounds := set.moreBuckets(res.now, res.account)
 	for i := range set.ws {
-		if w := &set.ws[i]; w.Period != "" {
-			var start time.Time
-			start, ends[i] = w.period(res.now, res.account)
-			wins[i].start = int64(start.Sub(l.buckets.epoch))
+		if set.ws[i].Period != "" {
+			wins[i].start = int64(bounds[i].Start.Sub(l.buckets.epoch))
 		}
 	}
 	_, held, tokens := l.buckets.takeWindows(key, res.policy, res.Cost, res.now, wins)
 	res.fill(held, tokens, res.policy)
-	res.Windows = make([]WindowResult, len(wins))
+	res.Windows = res.windowResults(len(wins))
 	for i := range wins {
-		res.Windows[i] = set.ws[i].result(res.Cost, wins[i].held, wins[i].tokens, ends[i].Sub(res.now))
+		res.Windows[i] = set.ws[i].result(res.Cost, wins[i].held, wins[i].tokens, bounds[i].End.Sub(res.now))
 	}
 	res.combine(held)
 }
@@ -456,7 +453,7 @@ func (res *Result) fillStoreWindows(br store.BucketResult, pol *policy) {
 	main := br
 	main.OK, main.More = held, nil
 	res.fillStore(main, pol)
-	res.Windows = make([]WindowResult, len(br.More))
+	res.Windows = res.windowResults(len(br.More))
 	for i := range br.More {
 		res.Windows[i] = pol.set.ws[i].storeResult(res.Cost, &br.More[i])
 	}

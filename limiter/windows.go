@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go402/go402/internal/tokenbucket"
@@ -18,6 +19,18 @@ type windowSet struct {
 	ws         []limitWindow
 	items      string // `, "name";q=…;w=…` for each window: RateLimit-Policy's part
 	perAccount bool   // made for one request: its policies are not kept
+	fixed      bool   // some window is a fixed one
+	// bounds caches the store buckets of the periods that hold the latest
+	// request's time, for an account anchored where that request's was.
+	bounds atomic.Pointer[setBounds]
+}
+
+// setBounds is the store buckets of a set's windows, right for requests
+// at from ≤ now < until of accounts anchored at anchor. Read only.
+type setBounds struct {
+	from, until time.Time
+	anchor      time.Time
+	buckets     []store.Bucket
 }
 
 // limitWindow is one window of a set.
@@ -50,6 +63,7 @@ func newWindowSet(name, field string, ws []store.Window) (*windowSet, error) {
 			return nil, fmt.Errorf("limiter: %s: window name %q used twice (the main window is %q)", field, w.Name, name)
 		}
 		seen[w.Name] = true
+		set.fixed = set.fixed || w.Period != ""
 		q := quote(w.Name)
 		set.ws[i] = limitWindow{Window: w, key: name + "/" + w.Name, rPrefix: ", " + q + ";r=", violated: []string{w.Name}}
 		secs := w.Period.Seconds()
@@ -87,29 +101,47 @@ type WindowResult struct {
 	RetryAfter time.Duration
 }
 
-// period returns the bounds of fixed window w's period at now, for
-// account a (nil if none), whose refill anchors its months.
-func (w *limitWindow) period(now time.Time, a *store.Account) (start, end time.Time) {
-	var anchor time.Time
+// anchor returns the anchor of account a's months (zero if none).
+func anchor(a *store.Account) time.Time {
 	if a != nil && a.Refill != nil {
-		anchor = a.Refill.Anchor
+		return a.Refill.Anchor
 	}
-	return w.Period.Bounds(now, anchor)
+	return time.Time{}
 }
 
 // moreBuckets returns the store buckets of set's windows for a request of
-// account a at now.
+// account a at now: those cached while the periods that hold now and a's
+// anchor are those of the cache, new ones otherwise. The caller must not
+// write to them.
 func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket {
-	more := make([]store.Bucket, len(s.ws))
+	at := anchor(a)
+	if c := s.bounds.Load(); c != nil && !now.Before(c.from) && now.Before(c.until) && c.anchor.Equal(at) {
+		return c.buckets
+	}
+	c := &setBounds{anchor: at, buckets: make([]store.Bucket, len(s.ws))}
 	for i := range s.ws {
 		w := &s.ws[i]
-		more[i] = store.Bucket{Key: w.key, Rate: w.Rate, Burst: w.Burst}
-		if w.Period != "" {
-			more[i].Rate = 0
-			more[i].Start, more[i].End = w.period(now, a)
+		b := &c.buckets[i]
+		*b = store.Bucket{Key: w.key, Rate: w.Rate, Burst: w.Burst}
+		if w.Period == "" {
+			continue
+		}
+		b.Rate = 0
+		b.Start, b.End = w.Period.Bounds(now, at)
+		if c.from.IsZero() || b.Start.After(c.from) {
+			c.from = b.Start
+		}
+		if c.until.IsZero() || b.End.Before(c.until) {
+			c.until = b.End
 		}
 	}
-	return more
+	if !s.fixed {
+		c.from, c.until = time.Time{}, time.Unix(1<<62, 0)
+	}
+	if !s.perAccount {
+		s.bounds.Store(c)
+	}
+	return c.buckets
 }
 
 // windowResult is the result of a take of cost tokens from w that left

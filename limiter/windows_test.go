@@ -157,6 +157,35 @@ func TestWindowsMonthAnchor(t *testing.T) {
 	}
 }
 
+// Accounts anchored on different days share a limiter's monthly window
+// configuration but each counts in its own cycle, requests interleaved,
+// in the process and in a store.
+func TestWindowsMonthAnchorPerAccount(t *testing.T) {
+	for _, inStore := range []bool{false, true} {
+		clk := newClock() // 2025-01-01
+		clk.Advance(13 * 24 * time.Hour)
+		refill := func(day int) *store.Refill {
+			return &store.Refill{Amount: 1, Every: 24 * time.Hour, Anchor: time.Date(2024, 11, day, 0, 0, 0, 0, time.UTC)}
+		}
+		pw, m := paywalled(t, clk,
+			store.Account{ID: "a", Balance: 1, Refill: refill(15)},
+			store.Account{ID: "b", Balance: 1, Refill: refill(3)})
+		o := &Options{By: ByAccount(), Clock: clk.Now, Windows: []store.Window{{Name: "monthly", Burst: 1, Period: store.PeriodMonth}}}
+		if inStore {
+			o.Store = m
+		}
+		h := pw.Authenticate(mustNew(t, 1e-9, 10, o).Handler(okHandler))
+		for i := range 2 {
+			for id, want := range map[string]string{"a": "86400", "b": "1728000"} {
+				w := serve(h, keyRequest("sk_test_"+id))
+				if ra := w.Header().Get("Retry-After"); i == 1 && (w.Code != http.StatusTooManyRequests || ra != want) {
+					t.Errorf("store %v: account %s's second request: %d, Retry-After %q; want 429, %s", inStore, id, w.Code, ra, want)
+				}
+			}
+		}
+	}
+}
+
 // 200 concurrent requests against a bucket of 50 and a daily window of 30
 // admit exactly 30, and leave 20 tokens in the bucket.
 func TestWindowsExactUnderConcurrency(t *testing.T) {

@@ -40,7 +40,8 @@ type Bucket struct {
 	// Key of its own (distinct from b's and from each other's), belonging
 	// to b's Account: a take needs Cost tokens from every window and takes
 	// them from all or none, atomically. Their Account, Cost and More are
-	// ignored. At most [MaxWindows] − 1.
+	// ignored. At most [MaxWindows] − 1. A store only reads them: callers
+	// may share one slice between requests.
 	More []Bucket
 }
 
