@@ -100,7 +100,10 @@
 //     and a store failure is named as the 503 it would be unless FailOpen.
 //
 // Wiring mistakes (Require or Charge without Authenticate) still answer
-// 500. Turning Shadow off enforces exactly what was reported.
+// 500. A limiter by account behind a shadow paywall sees no account on a
+// request whose key was refused, and counts all those together: roll it
+// out in shadow too, or key it by client address. Turning Shadow off
+// enforces what was reported.
 //
 // # Idempotency
 //

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
@@ -221,5 +222,29 @@ func TestShadowAllocs(t *testing.T) {
 	r := request("POST", "/", keyPro, "")
 	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n > 2 {
 		t.Errorf("%v allocations per request, want at most 2", n)
+	}
+}
+
+// A shadow charge never fuses with a limiter on its store: an enforcing
+// limiter in front refuses on its own, and nothing is debited either way.
+func TestShadowChargeDoesNotFuse(t *testing.T) {
+	f := shadowFixture(t)
+	pw := f.paywall(t, &paywall.Options{Shadow: true})
+	lim, err := limiter.New(1, 1, &limiter.Options{By: limiter.ByAccount(), Store: f.mem, Clock: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []http.Handler{
+		pw.Authenticate(lim.Handler(pw.Charge(5)(ok))),
+		pw.Authenticate(pw.Charge(5)(lim.Handler(ok))),
+	} {
+		codes := []int{serve(h, request("POST", "/", keyPro, "")).Code, serve(h, request("POST", "/", keyPro, "")).Code}
+		if codes[0] != 200 || codes[1] != 429 {
+			t.Errorf("statuses %v, want 200 then the limiter's 429", codes)
+		}
+		f.clock.Advance(time.Second) // a full bucket again
+	}
+	if b := f.balance(t, "acct_pro"); b != 1000 {
+		t.Errorf("balance %d, want 1000", b)
 	}
 }
