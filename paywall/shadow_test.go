@@ -78,6 +78,7 @@ func TestShadowReportsWhatItWouldRefuse(t *testing.T) {
 		{"revoked", fixed, keyRevoked, "", [2]string{}, `"key_revoked";status=401;step="authenticate"`, false, false},
 		{"expired, status overridden", fixed, keyExpired, "", [2]string{}, `"key_expired";status=403;step="authenticate"`, false, false},
 		{"wrong plan", fixed, keyFree, "", [2]string{}, `"feature_not_in_plan";status=402;step="require"`, true, false},
+		{"missing feature", fixed, keyQuota, "", [2]string{}, `"feature_not_in_plan";status=402;step="require"`, true, false},
 		{"lapsed", fixed, keyLapsed, "", [2]string{}, `"subscription_inactive";status=402;step="require"`, true, false},
 		{"card declined", fixed, "sk_test_declined_0123456789abcdef", "", [2]string{}, `"payment_failed";status=402;step="require"`, true, false},
 		{"in grace", fixed, "sk_test_grace_0123456789abcdef", "", [2]string{}, "", true, true},
