@@ -258,7 +258,9 @@ type Decision struct {
 	Overdue bool
 	// Shadow marks the decision of a middleware in shadow mode, which
 	// reports what it would decide but refuses nothing: a request it would
-	// have refused (Allowed false) went on.
+	// have refused (Allowed false) went on. A shadow paywall debits
+	// nothing: Cost is what it would have debited, Balance the balance as
+	// it stands.
 	Shadow bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error

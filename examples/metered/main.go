@@ -179,7 +179,11 @@ type completions struct {
 }
 
 func (c *completions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := r.Context().Value(requestKey{}).(*completionRequest)
+	req, ok := r.Context().Value(requestKey{}).(*completionRequest)
+	if !ok {
+		http.Error(w, "completions: served without parseCompletion in front", http.StatusInternalServerError)
+		return
+	}
 	meter := paywall.MeterFrom(r.Context())
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")

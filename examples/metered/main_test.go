@@ -82,6 +82,19 @@ func (ts *testServer) record(_ context.Context, d paywall.Decision) {
 	}
 }
 
+// waitSettled returns the next settlement, or fails the test if none
+// comes within 10 seconds.
+func (ts *testServer) waitSettled(t *testing.T) paywall.Decision {
+	t.Helper()
+	select {
+	case d := <-ts.settled:
+		return d
+	case <-time.After(10 * time.Second):
+		t.Fatal("no settlement")
+		return paywall.Decision{}
+	}
+}
+
 func (ts *testServer) balance(t *testing.T, id string) int64 {
 	t.Helper()
 	a, err := ts.mem.Account(context.Background(), id)
@@ -172,7 +185,7 @@ func TestCompletionHoldsAndSettles(t *testing.T) {
 	if b := ts.balance(t, "acct_llm"); b != 1000-n {
 		t.Errorf("balance after %d, want %d: the tokens sent debited, the rest released", b, 1000-n)
 	}
-	if d := <-ts.settled; d.Cost != n || !d.Allowed {
+	if d := ts.waitSettled(t); d.Cost != n || !d.Allowed {
 		t.Errorf("settle %+v, want %d", d, n)
 	}
 }
@@ -203,13 +216,8 @@ func TestDisconnectChargesWhatWasReported(t *testing.T) {
 	}
 	cancel() // the handler waits for its next step: it sees the hang-up
 	resp.Body.Close()
-	select {
-	case d := <-ts.settled:
-		if d.Cost != read {
-			t.Errorf("settled %d, want the %d tokens reported", d.Cost, read)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no settlement after the client hung up")
+	if d := ts.waitSettled(t); d.Cost != read {
+		t.Errorf("settled %d, want the %d tokens reported", d.Cost, read)
 	}
 	if b := ts.balance(t, "acct_llm"); b != 1000-read {
 		t.Errorf("balance %d, want %d", b, 1000-read)
