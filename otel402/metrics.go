@@ -154,7 +154,7 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 			m.refunded.Add(ctx, d.Cost, a.credits...)
 		}
 		return // after the handler: not a decision's latency
-	case d.Step == "charge" && d.Allowed && d.Code == "" && !d.Replay && d.Cost > 0:
+	case d.Step == "charge" && d.Allowed && d.Code == "" && !d.Replay && !d.Shadow && d.Cost > 0:
 		m.debited.Add(ctx, d.Cost, a.credits...)
 	case d.Step == "limit" && d.Code == paywall.CodeRateLimited:
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})

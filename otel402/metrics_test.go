@@ -254,8 +254,9 @@ func TestMaxRoutesAndPlans(t *testing.T) {
 	}
 }
 
-// A retry let through by its Idempotency-Key, and a request let through
-// uncharged by FailOpen, debit nothing, and are not counted as debited.
+// A retry let through by its Idempotency-Key, a request let through
+// uncharged by FailOpen, and one a shadow paywall would charge debit
+// nothing, and are not counted as debited.
 func TestNoDebitCountedWithoutADebit(t *testing.T) {
 	rec := newRecorder(t, nil)
 	mem := store.NewMemory(nil)
@@ -280,11 +281,16 @@ func TestNoDebitCountedWithoutADebit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	shadow, err := paywall.New(rec.Store(mem), &paywall.Options{OnDecision: rec.OnDecision, Shadow: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ok := http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})
 	mux := http.NewServeMux()
+	mux.Handle("POST /shadow", shadow.Authenticate(shadow.Charge(7)(ok)))
 	mux.Handle("POST /once", pw.Authenticate(pw.Charge(7)(ok)))
 	mux.Handle("POST /open", open.Authenticate(open.Charge(7)(ok)))
-	for _, path := range []string{"/once", "/once", "/open"} {
+	for _, path := range []string{"/once", "/once", "/open", "/shadow"} {
 		r := httptest.NewRequest("POST", path, nil)
 		r.Header.Set("Authorization", "Bearer sk_test_a")
 		r.Header.Set("Idempotency-Key", `"retry-1"`)
@@ -296,7 +302,7 @@ func TestNoDebitCountedWithoutADebit(t *testing.T) {
 	}
 	got := rec.collect(t)
 	if v := sum(got["go402.credits.debited"], nil); v != 7 {
-		t.Errorf("debited %v, want 7: one debit, a replay and a request let through uncharged", v)
+		t.Errorf("debited %v, want 7: one debit, a replay, a request let through uncharged and a shadow charge", v)
 	}
 	if v := sum(got["go402.decisions"], map[string]string{"go402.step": "charge", "go402.allowed": "true", "go402.code": "store_unavailable"}); v != 1 {
 		t.Errorf("failed-open charges %v, want 1", v)

@@ -130,7 +130,7 @@ func (p *Paywall) Authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		raw, err := p.extractKey(r)
 		if err != nil {
-			p.refuse(w, r, decision("authenticate", nil), p.keyDenial(err))
+			p.refuseKey(w, r, next, decision("authenticate", nil), p.keyDenial(err))
 			return
 		}
 		key, acct, err := p.store.Lookup(r.Context(), digestOf(raw))
@@ -168,7 +168,11 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 	case err == nil && !key.Revoked && (key.ExpiresAt.IsZero() || p.opts.Clock().Before(key.ExpiresAt)):
 		return false
 	case errors.Is(err, store.ErrNotFound):
-		p.refuse(w, r, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})
+		p.refuseKey(w, r, next, e, &Denial{Code: CodeInvalidKey, Detail: "The API key is not recognised."})
+		return true
+	case err != nil && p.opts.Shadow && !p.opts.FailOpen:
+		e.Err = err
+		p.refuseKey(w, r, next, e, p.unavailable(0))
 		return true
 	case err != nil:
 		e.Err = err
@@ -180,7 +184,7 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 	if key.Revoked {
 		d = &Denial{Code: CodeKeyRevoked, Detail: "The API key has been revoked."}
 	}
-	p.refuse(w, r, e, d)
+	p.refuseKey(w, r, next, e, d)
 	return true
 }
 
@@ -188,12 +192,7 @@ func (p *Paywall) refuseLookup(w http.ResponseWriter, r *http.Request, next http
 // under FailOpen, next unchecked (after a lookup, with no Caller).
 func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision, next http.Handler) {
 	if !p.opts.FailOpen {
-		p.refuse(w, r, e, &Denial{
-			Code:       CodeStoreUnavailable,
-			Detail:     "The service cannot check this request right now. Try again shortly.",
-			RetryAfter: p.opts.RetryAfterUnavailable,
-			Cost:       e.Cost,
-		})
+		p.refuse(w, r, e, p.unavailable(e.Cost))
 		return
 	}
 	if stateFrom(r.Context()) == nil {
@@ -204,6 +203,16 @@ func (p *Paywall) storeFailed(w http.ResponseWriter, r *http.Request, e Decision
 	e.Allowed, e.Code = true, CodeStoreUnavailable
 	p.report(r, e)
 	next.ServeHTTP(w, r)
+}
+
+// unavailable is the denial of a request whose store call failed.
+func (p *Paywall) unavailable(cost int64) *Denial {
+	return &Denial{
+		Code:       CodeStoreUnavailable,
+		Detail:     "The service cannot check this request right now. Try again shortly.",
+		RetryAfter: p.opts.RetryAfterUnavailable,
+		Cost:       cost,
+	}
 }
 
 // trimOWS trims HTTP's optional white space: spaces and tabs.
@@ -236,7 +245,8 @@ type Caller struct {
 // the Caller, which charges update in place, and their Idempotency-Key.
 type requestState struct {
 	caller     Caller
-	failedOpen bool // the lookup failed open: no Caller, nothing checked
+	failedOpen bool // the lookup failed open (or a shadow paywall refused the key): no Caller
+	shadowed   bool // a step of a shadow paywall would have refused the request: later steps pass it
 	idem       idemUse
 	metered    bool  // a metered charge is serving the request
 	meter      Meter // what the metered request's handler reported

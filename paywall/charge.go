@@ -101,7 +101,7 @@ type chargeHandler struct {
 func (h *chargeHandler) Fuse(l fuse.Limit) http.Handler {
 	spender, ok := h.p.store.(store.BucketSpender)
 	switch {
-	case !ok, h.limit != nil, h.opts.Metered, !sameStore(l.Buckets(), h.p.store), h.opts.Cost == 0 && h.opts.CostFunc == nil:
+	case !ok, h.limit != nil, h.opts.Metered, h.p.opts.Shadow, !sameStore(l.Buckets(), h.p.store), h.opts.Cost == 0 && h.opts.CostFunc == nil:
 		return nil // cannot fuse, already fused, or free: the limit goes in front
 	}
 	return &chargeHandler{p: h.p, opts: h.opts, next: h.next, limit: l, spender: spender, alone: l.Alone(h)}
@@ -117,6 +117,8 @@ func sameStore(a, b any) bool {
 func (h *chargeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := stateFrom(r.Context())
 	switch {
+	case s != nil && s.shadowed:
+		h.next.ServeHTTP(w, r)
 	case s != nil && !s.failedOpen:
 		(&charge{h: h, w: w, r: r, s: s}).run()
 	case h.limit != nil:
@@ -157,6 +159,8 @@ func (c *charge) run() {
 	switch {
 	case c.cost == 0:
 		c.pass()
+	case c.h.p.opts.Shadow:
+		c.preview()
 	case idemKey != "":
 		c.once(idemKey)
 	default:
@@ -184,7 +188,7 @@ func (c *charge) price() bool {
 		err = errors.New("the request's cost cannot be negative")
 	}
 	if err != nil {
-		c.h.p.refuse(c.w, c.r, decision("charge", &c.s.caller), &Denial{Code: CodeInvalidRequest, Detail: err.Error()})
+		c.deny("charge", &Denial{Code: CodeInvalidRequest, Detail: err.Error()})
 	}
 	return err == nil
 }

@@ -71,6 +71,40 @@
 // it is charged as a plain spend. A metered charge never fuses with a limit:
 // the limit runs in front of it.
 //
+// # Shadow mode
+//
+// With [Options.Shadow] the paywall refuses nothing and moves no credits,
+// so that a new plan, price or key requirement can be watched on live
+// traffic before it is enforced. Every step decides as it would —
+// authentication, plan and features, lapse and grace, the balance against
+// the cost or the hold — and then the request goes on:
+//
+//   - A request it would have refused carries Paywall-Shadow naming the
+//     first refusal, the one an enforcing paywall would have answered, as
+//     a Structured Field item: "insufficient_credits";status=402;step="charge".
+//     Later steps let it through unchecked, as they would never have run;
+//     after a key refusal (or a store failure) the handler sees no [Caller].
+//   - A past-due account in its grace gets Payment-Overdue-Shadow instead
+//     of Payment-Overdue. No other header of a denial is sent.
+//   - Every [Decision] is reported marked Shadow: a would-be refusal with
+//     Allowed false and its Code and Status, an admitted charge or hold with
+//     the Cost it would have debited, and a metered request's "settle" with
+//     what the handler reported (at least MinCost, at most the hold unless
+//     Overdraft).
+//   - Nothing is debited, held or refunded, for any request: the balance
+//     is read as it stands, with a refill due applied ([store.Preview]). So
+//     each request is judged alone — earlier requests spent nothing — and
+//     the sum of the admitted Costs per account, from OnDecision, is what
+//     enforcement would have charged. Idempotency-Key is checked for form
+//     only, a charge never fuses with a limiter (which has its own Shadow),
+//     and a store failure is named as the 503 it would be unless FailOpen.
+//
+// Wiring mistakes (Require or Charge without Authenticate) still answer
+// 500. A limiter by account behind a shadow paywall sees no account on a
+// request whose key was refused, and counts all those together: roll it
+// out in shadow too, or key it by client address. Turning Shadow off
+// enforces what was reported.
+//
 // # Idempotency
 //
 // With [Options.IdempotencyWindow] set, a request with an Idempotency-Key

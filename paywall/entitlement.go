@@ -62,6 +62,9 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case s == nil:
 		p.misconfigured(w, r, "require")
 		return
+	case s.shadowed:
+		h.next.ServeHTTP(w, r)
+		return
 	case s.failedOpen:
 		p.passFailedOpen(w, r, "require", h.next)
 		return
@@ -69,11 +72,13 @@ func (h *requireHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &s.caller
 	if d := p.checkEntitlement(&c.Account, &h.req); d != nil {
 		d.Balance, d.HasBalance = c.Balance, true
-		p.refuse(w, r, decision("require", c), d)
-		return
-	}
-	if p.overdue(&c.Account) {
-		w.Header().Set(HeaderPaymentOverdue, c.Account.GraceUntil.UTC().Format(http.TimeFormat))
+		if !p.opts.Shadow {
+			p.refuse(w, r, decision("require", c), d)
+			return
+		}
+		p.shadowRefuse(w, r, s, decision("require", c), d)
+	} else if p.overdue(&c.Account) {
+		w.Header().Set(p.overdueHeader(), c.Account.GraceUntil.UTC().Format(http.TimeFormat))
 		p.allowOverdue(r, c)
 	} else {
 		p.allow(r, "require", c, 0)

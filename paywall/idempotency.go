@@ -142,7 +142,7 @@ func (c *charge) idempotencyKey() (string, bool) {
 	}
 	key, err := parseIdempotencyKey(vs)
 	if err != nil {
-		p.refuse(c.w, c.r, decision("charge", &c.s.caller), invalidIdempotencyKey(err))
+		c.deny("charge", invalidIdempotencyKey(err))
 		return "", false
 	}
 	return key, true

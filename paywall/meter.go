@@ -106,6 +106,10 @@ func (c *charge) serveMetered(hd store.Hold) {
 // covers it; a hold whose lease ended is charged as a plain spend.
 func (c *charge) settle(hd store.Hold, actual int64) {
 	p, caller := c.h.p, &c.s.caller
+	if p.opts.Shadow {
+		c.settleShadow(hd, actual)
+		return
+	}
 	ctx := c.storeContext() // Settle completes even if the client hung up
 	debit := min(actual, hd.Amount)
 	bal, err := p.holder.Settle(ctx, hd, debit)

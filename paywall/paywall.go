@@ -68,6 +68,12 @@ type Options struct {
 	// Error. Configuration mistakes found while serving are logged once
 	// each, to Logger or else to [slog.Default].
 	Logger *slog.Logger
+	// Shadow makes the paywall refuse nothing and debit nothing, for a
+	// roll-out watched before it is enforced: every step decides as it
+	// would, a refusal is named in the Paywall-Shadow header and reported
+	// (like every decision) marked Shadow, and the request goes on. See
+	// "Shadow mode" in the package documentation. Default false.
+	Shadow bool
 	// IdempotencyWindow, if positive, makes charges honour the
 	// Idempotency-Key header for this long after a request finished (see
 	// [Caller.Replay] and the package documentation). Default 0: off.
@@ -252,7 +258,9 @@ type Decision struct {
 	Overdue bool
 	// Shadow marks the decision of a middleware in shadow mode, which
 	// reports what it would decide but refuses nothing: a request it would
-	// have refused (Allowed false) went on.
+	// have refused (Allowed false) went on. A shadow paywall debits
+	// nothing: Cost is what it would have debited, Balance the balance as
+	// it stands.
 	Shadow bool
 	// Err is the store failure or configuration mistake behind it, if any.
 	Err error
@@ -278,6 +286,14 @@ func (d *Decision) attrs() []slog.Attr {
 // refuse resolves d against the configuration, reports the decision e (its
 // step, caller and error) and writes the denial.
 func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *Denial) {
+	p.resolve(&e, d)
+	p.report(r, e)
+	p.opts.Deny(w, r, d)
+}
+
+// resolve completes d against the configuration (its status and realm) and
+// e with d's code, status, cost and balance.
+func (p *Paywall) resolve(e *Decision, d *Denial) {
 	if d.Status == 0 {
 		d.Status = cmp.Or(p.status[d.Code], defaultsFor(d.Code).status)
 	}
@@ -286,8 +302,6 @@ func (p *Paywall) refuse(w http.ResponseWriter, r *http.Request, e Decision, d *
 	if d.HasBalance {
 		e.Balance = d.Balance
 	}
-	p.report(r, e)
-	p.opts.Deny(w, r, d)
 }
 
 // report completes e with the time and route and passes it to OnDecision
@@ -298,6 +312,7 @@ func (p *Paywall) report(r *http.Request, e Decision) {
 	}
 	e.Time = p.opts.Clock()
 	e.Route = r.Pattern
+	e.Shadow = p.opts.Shadow
 	if p.opts.OnDecision != nil {
 		p.opts.OnDecision(r.Context(), e)
 	}

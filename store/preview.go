@@ -1,0 +1,26 @@
+package store
+
+import "time"
+
+// Preview returns what a Spend of cost by the account a, as looked up,
+// would return at now, and changes nothing: a refill due at now is applied
+// to a copy, then the cost is compared with the balance. OK reports that
+// the balance covers the cost; Balance is what would be left (or the
+// balance too small for it); NextRefill the next top-up. A negative cost is
+// never covered. Holds already taken are out of the looked-up balance;
+// holds whose lease ended are not yet back in it.
+//
+// A shadow paywall decides a charge with Preview instead of debiting it.
+func Preview(a *Account, cost int64, now time.Time) SpendResult {
+	bal, next := a.Balance, time.Time{}
+	if a.Refill != nil {
+		c := Account{Balance: a.Balance, Refill: a.Refill, RefilledAt: a.RefilledAt}
+		c.applyRefill(now)
+		bal, next = c.Balance, c.nextRefill(now)
+	}
+	r := SpendResult{Balance: bal, NextRefill: next}
+	if cost >= 0 && cost <= bal {
+		r.OK, r.Balance = true, bal-cost
+	}
+	return r
+}

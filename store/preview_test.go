@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// Preview answers as Spend would, account by account, and changes nothing:
+// a plain balance, one short of the cost, a negative cost, and a refill due
+// (and not yet applied to the looked-up account) that covers the cost.
+func TestPreviewAgreesWithSpend(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	anchor := now.Add(-time.Hour)
+	cases := []struct {
+		name string
+		a    store.Account
+		cost int64
+	}{
+		{"covered", store.Account{ID: "a", Balance: 10}, 10},
+		{"short", store.Account{ID: "a", Balance: 9}, 10},
+		{"zero", store.Account{ID: "a"}, 0},
+		{"refill due", store.Account{ID: "a", Balance: 1, RefilledAt: anchor.Add(-24 * time.Hour),
+			Refill: &store.Refill{Amount: 100, Every: 24 * time.Hour, Anchor: anchor}}, 50},
+		{"refill not due", store.Account{ID: "a", Balance: 1, RefilledAt: anchor,
+			Refill: &store.Refill{Amount: 100, Every: 24 * time.Hour, Anchor: anchor}}, 50},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := tc.a
+			got := store.Preview(&a, tc.cost, now)
+			if a.Balance != tc.a.Balance || !a.RefilledAt.Equal(tc.a.RefilledAt) {
+				t.Fatalf("Preview changed the account: %+v", a)
+			}
+			m := store.NewMemory(&store.MemoryOptions{Clock: func() time.Time { return now }})
+			if err := m.PutAccount(context.Background(), tc.a); err != nil {
+				t.Fatal(err)
+			}
+			want, err := m.Spend(context.Background(), "a", tc.cost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("Preview %+v, Spend %+v", got, want)
+			}
+		})
+	}
+	if r := store.Preview(&store.Account{Balance: 5}, -1, now); r.OK || r.Balance != 5 {
+		t.Errorf("negative cost: %+v, want refused with the balance", r)
+	}
+}
