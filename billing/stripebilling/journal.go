@@ -257,10 +257,11 @@ func (j *Journal) Pending(_ context.Context, limit int) ([]Usage, error) {
 }
 
 // Ack implements [Outbox].
-func (j *Journal) Ack(_ context.Context, ids ...string) error {
+func (j *Journal) Ack(_ context.Context, usages []Usage) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, id := range ids {
+	for _, u := range usages {
+		id := u.ID
 		if _, ok := j.pending[id]; !ok {
 			continue
 		}

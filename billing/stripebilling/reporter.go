@@ -13,25 +13,12 @@ import (
 	"github.com/stripe/stripe-go/v82"
 )
 
-// Usage is one operation's credits to bill.
-type Usage struct {
-	ID        string    // the operation ID, sent as the meter event's identifier
-	AccountID string    // the go402 account
-	Value     int64     // credits used: the debit less its refunds; positive
-	Time      time.Time // when the debit was made
-}
+// Usage is one operation's credits to bill; see [store.Usage].
+type Usage = store.Usage
 
-// Outbox holds usage until it is reported: what a crash or an outage must
-// not lose. [Journal] is one; a store with a [store.Ledger] of its own can
-// back another.
-type Outbox interface {
-	// Pending returns up to limit usages not yet acknowledged, oldest
-	// first.
-	Pending(ctx context.Context, limit int) ([]Usage, error)
-	// Ack records that usages were reported; Pending never returns them
-	// again.
-	Ack(ctx context.Context, ids ...string) error
-}
+// Outbox holds usage until it is reported; see [store.UsageOutbox].
+// [Journal] is one; pgstore's usage outbox, reading its ledger, is another.
+type Outbox = store.UsageOutbox
 
 // Reporter sends the usage of an [Outbox] to Stripe as billing meter events,
 // each with its operation ID as identifier, so that Stripe counts a usage
@@ -138,7 +125,7 @@ func (r *Reporter) Flush(ctx context.Context) (int, error) {
 			if err := r.report(ctx, u); err != nil {
 				return sent, err
 			}
-			if err := r.outbox.Ack(ctx, u.ID); err != nil {
+			if err := r.outbox.Ack(ctx, []Usage{u}); err != nil {
 				return sent, err
 			}
 			sent++
