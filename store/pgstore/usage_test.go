@@ -1,0 +1,181 @@
+package pgstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go402/go402/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// spendOp debits cost from account under operation op and refunds refund
+// of it, failing the test on error.
+func spendOp(t testing.TB, s *Store, account, op string, cost, refund int64) {
+	t.Helper()
+	ctx := store.WithOperation(context.Background(), store.Operation{ID: op})
+	if r, err := s.Spend(ctx, account, cost); err != nil || !r.OK {
+		t.Fatalf("spend %s: %+v, %v", op, r, err)
+	}
+	if refund > 0 {
+		if _, err := s.Refund(ctx, account, refund); err != nil {
+			t.Fatalf("refund %s: %v", op, err)
+		}
+	}
+}
+
+// newOutbox returns a usage outbox of s, failing the test on error.
+func newOutbox(t testing.TB, s *Store, opts *UsageOptions) *UsageOutbox {
+	t.Helper()
+	o, err := s.UsageOutbox(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// pendingIDs returns the ID:value of what o.Pending returns.
+func pendingIDs(t testing.TB, o *UsageOutbox, limit int) ([]string, []store.Usage) {
+	t.Helper()
+	us, err := o.Pending(context.Background(), limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, u := range us {
+		ids = append(ids, fmt.Sprintf("%s:%d", u.ID, u.Value))
+	}
+	return ids, us
+}
+
+func TestUsageOutboxSettlesNetsLeasesAndAcks(t *testing.T) {
+	pool := newPool(t, nil)
+	schema := newSchema(t, pool)
+	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := newStore(t, pool, Options{Schema: schema})
+	putAccount(t, s, "acct", 1000)
+	spendOp(t, s, "acct", "op1", 10, 0)
+	spendOp(t, s, "acct", "op2", 5, 5) // refunded in full: never usage
+	spendOp(t, s, "acct", "op3", 7, 3)
+	a := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute})
+	b := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute})
+
+	if ids, _ := pendingIDs(t, a, 10); len(ids) != 0 {
+		t.Fatalf("before the settle delay: %v, want none", ids)
+	}
+	advance(61 * time.Second)
+	ids, us := pendingIDs(t, a, 10)
+	if fmt.Sprint(ids) != "[op1:10 op3:4]" {
+		t.Fatalf("pending %v, want [op1:10 op3:4]", ids)
+	}
+	if ids, _ := pendingIDs(t, b, 10); len(ids) != 0 {
+		t.Fatalf("another reader during the lease: %v, want none", ids)
+	}
+	if err := a.Ack(context.Background(), us[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := pendingIDs(t, a, 10); fmt.Sprint(ids) != "[op3:4]" {
+		t.Fatalf("after acking op1, the lease holder reads %v, want [op3:4]", ids)
+	}
+	advance(61 * time.Second) // a's lease lapses, as if it crashed
+	ids, us = pendingIDs(t, b, 10)
+	if fmt.Sprint(ids) != "[op3:4]" {
+		t.Fatalf("after the lease: %v, want [op3:4]", ids)
+	}
+	if err := b.Ack(context.Background(), us); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []*UsageOutbox{a, b} {
+		if ids, _ := pendingIDs(t, o, 10); len(ids) != 0 {
+			t.Fatalf("after acking all: %v, want none", ids)
+		}
+	}
+	// The floor passed every debit, and acknowledgements below it are gone.
+	var floor, maxSeq, acks int64
+	sc := pgx.Identifier{schema}.Sanitize()
+	err := pool.QueryRow(context.Background(), `SELECT (SELECT seq FROM `+sc+`.usage_floor WHERE consumer = 'stripe'),
+		(SELECT max(seq) FROM `+sc+`.ledger WHERE kind = 'debit'), (SELECT count(*) FROM `+sc+`.usage_acks)`).
+		Scan(&floor, &maxSeq, &acks)
+	if err != nil || floor != maxSeq || acks != 0 {
+		t.Fatalf("floor %d, last debit %d, acks %d, err %v; want floor at the last debit and no acks", floor, maxSeq, acks, err)
+	}
+}
+
+func TestUsageOutboxConsumersAreIndependent(t *testing.T) {
+	pool := newPool(t, nil)
+	schema := newSchema(t, pool)
+	s := newStore(t, pool, Options{Schema: schema})
+	putAccount(t, s, "acct", 100)
+	spendOp(t, s, "acct", "op1", 3, 0)
+	a := newOutbox(t, s, &UsageOptions{Settle: time.Nanosecond, Consumer: "a"})
+	b := newOutbox(t, s, &UsageOptions{Settle: time.Nanosecond, Consumer: "b"})
+	_, us := pendingIDs(t, a, 10)
+	if err := a.Ack(context.Background(), us); err != nil {
+		t.Fatal(err)
+	}
+	if ids, _ := pendingIDs(t, b, 10); fmt.Sprint(ids) != "[op1:3]" {
+		t.Fatalf("consumer b reads %v, want [op1:3]", ids)
+	}
+	if ids, _ := pendingIDs(t, a, 10); len(ids) != 0 {
+		t.Fatalf("consumer a reads %v after its ack, want none", ids)
+	}
+}
+
+func TestUsageOutboxReplicasReportEachUsageOnce(t *testing.T) {
+	p1, p2 := newPool(t, nil), newPool(t, nil)
+	schema := newSchema(t, p1)
+	s1, s2 := newStore(t, p1, Options{Schema: schema}), newStore(t, p2, Options{Schema: schema})
+	const n = 200
+	putAccount(t, s1, "acct", 10*n)
+	for i := range n {
+		spendOp(t, s1, "acct", fmt.Sprintf("op%03d", i), 1+int64(i%5), 0)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for _, s := range []*Store{s1, s2} {
+		o := newOutbox(t, s, &UsageOptions{Settle: time.Nanosecond, Lease: time.Hour})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				us, err := o.Pending(context.Background(), 7)
+				if err != nil || len(us) == 0 {
+					if err != nil {
+						t.Error(err)
+					}
+					return
+				}
+				mu.Lock()
+				for _, u := range us {
+					seen[u.ID]++
+				}
+				mu.Unlock()
+				if err := o.Ack(context.Background(), us); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d usages read, want %d", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Fatalf("usage %s read %d times by the replicas, want once", id, c)
+		}
+	}
+}
+
+func TestUsageOutboxRefusesMistakes(t *testing.T) {
+	s := &Store{schema: "go402"}
+	for _, o := range []UsageOptions{{Settle: -1}, {Lease: -time.Second}} {
+		if _, err := s.UsageOutbox(&o); err == nil {
+			t.Errorf("UsageOutbox(%+v) = nil error, want one", o)
+		}
+	}
+}
