@@ -19,6 +19,14 @@ type Usage struct {
 	Time time.Time
 	// Seq is the ledger position of the debit, when the outbox has one.
 	Seq int64
+	// Revision is 0 for an operation's first report. A refund after that
+	// report makes a correction: Revision is one more than the reported
+	// revision, Value the new net (possibly 0), and ReportedAt when the
+	// report it replaces was acknowledged.
+	Revision int
+	// ReportedAt is, for a correction, when the report it replaces was
+	// acknowledged; zero otherwise.
+	ReportedAt time.Time
 }
 
 // UsageOutbox holds usage until a reporter acknowledges it: what a crash
@@ -29,7 +37,8 @@ type UsageOutbox interface {
 	// Pending returns up to limit usages not yet acknowledged, oldest
 	// first.
 	Pending(ctx context.Context, limit int) ([]Usage, error)
-	// Ack records that usages were reported; Pending never returns them
-	// again.
+	// Ack records that usages were reported (a correction: that the
+	// report it replaces was withdrawn and its value reported); Pending
+	// never returns them again, unless a refund corrects them.
 	Ack(ctx context.Context, usages []Usage) error
 }

@@ -59,8 +59,8 @@ func TestUsageOutboxSettlesNetsLeasesAndAcks(t *testing.T) {
 	spendOp(t, s, "acct", "op1", 10, 0)
 	spendOp(t, s, "acct", "op2", 5, 5) // refunded in full: never usage
 	spendOp(t, s, "acct", "op3", 7, 3)
-	a := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute})
-	b := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute})
+	a := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute, Keep: time.Hour})
+	b := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute, Keep: time.Hour})
 
 	if ids, _ := pendingIDs(t, a, 10); len(ids) != 0 {
 		t.Fatalf("before the settle delay: %v, want none", ids)
@@ -92,7 +92,12 @@ func TestUsageOutboxSettlesNetsLeasesAndAcks(t *testing.T) {
 			t.Fatalf("after acking all: %v, want none", ids)
 		}
 	}
-	// The floor passed every debit, and acknowledgements below it are gone.
+	// The floor passed every debit, and acknowledgements older than Keep
+	// are gone.
+	advance(time.Hour + time.Minute)
+	if ids, _ := pendingIDs(t, a, 10); len(ids) != 0 {
+		t.Fatalf("after Keep: %v, want none", ids)
+	}
 	var floor, maxSeq, acks int64
 	sc := pgx.Identifier{schema}.Sanitize()
 	err := pool.QueryRow(context.Background(), `SELECT (SELECT seq FROM `+sc+`.usage_floor WHERE consumer = 'stripe'),
@@ -177,5 +182,72 @@ func TestUsageOutboxRefusesMistakes(t *testing.T) {
 		if _, err := s.UsageOutbox(&o); err == nil {
 			t.Errorf("UsageOutbox(%+v) = nil error, want one", o)
 		}
+	}
+}
+
+func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
+	pool := newPool(t, nil)
+	schema := newSchema(t, pool)
+	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := newStore(t, pool, Options{Schema: schema})
+	putAccount(t, s, "acct", 1000)
+	o := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Keep: time.Hour})
+	ack := func(us []store.Usage) {
+		t.Helper()
+		if err := o.Ack(context.Background(), us); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spendOp(t, s, "acct", "op1", 10, 0)
+	spendOp(t, s, "acct", "op2", 8, 0)
+	spendOp(t, s, "acct", "op3", 6, 0)
+	advance(2 * time.Minute)
+	_, us := pendingIDs(t, o, 2) // op1 and op2, read before their refunds
+	ack(us[:1])
+	refund := func(op string, amount int64) {
+		t.Helper()
+		ctx := store.WithOperation(context.Background(), store.Operation{ID: op})
+		if _, err := s.Refund(ctx, "acct", amount); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refund("op1", 4) // after its report
+	refund("op2", 8) // while it is being reported
+	refund("op3", 1) // before its report
+	ack(us[1:])      // op2 reported as 8
+	// op3's debit is settled: it is read net of its refund. The
+	// corrections wait for their refunds to settle.
+	ids, us := pendingIDs(t, o, 10)
+	if fmt.Sprint(ids) != "[op3:5]" || us[0].Revision != 0 {
+		t.Fatalf("before the refunds settle: %v, want [op3:5]", ids)
+	}
+	ack(us)
+	advance(2 * time.Minute)
+	ids, us = pendingIDs(t, o, 10)
+	if fmt.Sprint(ids) != "[op1:6 op2:0]" {
+		t.Fatalf("pending %v, want [op1:6 op2:0]", ids)
+	}
+	for i, rev := range []int{1, 1} {
+		if us[i].Revision != rev || us[i].ReportedAt.IsZero() != (rev == 0) {
+			t.Fatalf("usage %s: revision %d, reported at %v; want revision %d", us[i].ID, us[i].Revision, us[i].ReportedAt, rev)
+		}
+	}
+	ack(us)
+	if ids, _ := pendingIDs(t, o, 10); len(ids) != 0 {
+		t.Fatalf("after acking the corrections: %v, want none", ids)
+	}
+	// A stale acknowledgement of an older revision changes nothing.
+	ack([]store.Usage{{ID: "op1", Seq: us[0].Seq, Value: 10}})
+	if ids, _ := pendingIDs(t, o, 10); len(ids) != 0 {
+		t.Fatalf("after a stale ack: %v, want none", ids)
+	}
+	var f, rf int64
+	sc := pgx.Identifier{schema}.Sanitize()
+	if err := pool.QueryRow(context.Background(), `SELECT seq, refund_seq FROM `+sc+`.usage_floor`).Scan(&f, &rf); err != nil {
+		t.Fatal(err)
+	}
+	var maxSeq int64
+	if err := pool.QueryRow(context.Background(), `SELECT max(seq) FROM `+sc+`.ledger WHERE kind = 'refund'`).Scan(&maxSeq); err != nil || rf != maxSeq {
+		t.Fatalf("refund floor %d, last refund %d (%v); want equal", rf, maxSeq, err)
 	}
 }
