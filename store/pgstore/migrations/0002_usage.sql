@@ -89,8 +89,9 @@ BEGIN
     DELETE FROM {{schema}}.usage_acks a WHERE a.consumer = p_consumer AND a.seq <= f AND a.acked_at < p_keep;
 END $$;
 
--- usage_claim leases operation p_op to p_token until p_until, unless
--- another token holds it at t; it reports whether it did.
+-- usage_claim leases operation p_op to p_token until p_until, unless it
+-- is leased at t (to any reader: one that reads again before its lease
+-- ends is still reporting it); it reports whether it did.
 CREATE FUNCTION {{schema}}.usage_claim(p_consumer text, p_op text, p_token text, t timestamptz,
         p_until timestamptz) RETURNS boolean
 LANGUAGE plpgsql AS $$
@@ -98,7 +99,7 @@ BEGIN
     INSERT INTO {{schema}}.usage_claims AS c (consumer, operation_id, token, until)
          VALUES (p_consumer, p_op, p_token, p_until)
     ON CONFLICT (consumer, operation_id) DO UPDATE SET token = p_token, until = p_until
-         WHERE c.until <= t OR c.token = p_token;
+         WHERE c.until <= t;
     RETURN FOUND;
 END $$;
 
@@ -170,8 +171,7 @@ END $$;
 
 -- usage_ack records operations as reported by p_consumer, each with the
 -- value and revision reported; an older revision never replaces a newer
--- one. Claims stay until the floor passes them, so that a reader whose
--- snapshot predates the acknowledgement cannot claim them again.
+-- one. Their leases end; the claims stay until the floor passes them.
 CREATE FUNCTION {{schema}}.usage_ack(p_consumer text, p_ops text[], p_seqs bigint[], p_values bigint[],
         p_revisions int[])
 RETURNS void LANGUAGE sql AS $$
@@ -181,4 +181,6 @@ RETURNS void LANGUAGE sql AS $$
     ON CONFLICT (consumer, operation_id) DO UPDATE
        SET value = excluded.value, revision = excluded.revision, acked_at = excluded.acked_at
      WHERE a.revision < excluded.revision;
+    UPDATE {{schema}}.usage_claims c SET until = {{schema}}.clock()
+     WHERE c.consumer = p_consumer AND c.operation_id = ANY (p_ops);
 $$;
