@@ -225,6 +225,9 @@ func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
 		t.Fatalf("pending %v (%+v), want the correction [op1:6]", ids, got)
 	}
 	ack(got)
+	if ids, _ := pendingIDs(t, o, 10); len(ids) != 0 {
+		t.Fatalf("while op2 is being reported: %v, want none", ids)
+	}
 	ack(us[1:]) // op2 reported as 8, after its refund settled
 	ids, got = pendingIDs(t, o, 10)
 	if fmt.Sprint(ids) != "[op2:0]" || got[0].Revision != 1 {
