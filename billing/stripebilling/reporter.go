@@ -53,6 +53,14 @@ type ReporterOptions struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives usages Stripe refused. Default slog.Default().
 	Logger *slog.Logger
+	// CancelWindow is how long after a report a correction (a refund
+	// after it; see [store.Usage.Revision]) cancels its meter event and
+	// reports the net again, as identifier "<operation ID>~<revision>".
+	// Older corrections are logged and acknowledged: Stripe cancels only
+	// events of the last 24 hours. Default 23 hours.
+	CancelWindow time.Duration
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
 }
 
 // NewReporter returns a Reporter of outbox through client, or an error for
@@ -65,8 +73,14 @@ func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*R
 		return nil, errorf("NewReporter: EventName must be set")
 	case opts.Customer == nil && opts.Admin == nil:
 		return nil, errorf("NewReporter: Customer or Admin must be set")
-	case opts.BatchSize < 0 || opts.Attempts < 0 || opts.Backoff < 0 || opts.MaxBackoff < 0:
-		return nil, errorf("NewReporter: negative BatchSize, Attempts or back-off")
+	case opts.BatchSize < 0 || opts.Attempts < 0 || opts.Backoff < 0 || opts.MaxBackoff < 0 || opts.CancelWindow < 0:
+		return nil, errorf("NewReporter: negative BatchSize, Attempts, back-off or CancelWindow")
+	case opts.CancelWindow > 24*time.Hour:
+		return nil, errorf("NewReporter: CancelWindow beyond Stripe's 24 hours")
+	}
+	opts.CancelWindow = cmpOr(opts.CancelWindow, 23*time.Hour)
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	opts.BatchSize = cmpOr(opts.BatchSize, 100)
 	opts.Attempts = cmpOr(opts.Attempts, 5)
@@ -146,21 +160,50 @@ func (r *Reporter) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// report sends u, retrying transient failures with back-off.
+// report sends u: a meter event, or for a correction the cancellation of
+// the event it replaces and an event of the net, if any.
 func (r *Reporter) report(ctx context.Context, u Usage) error {
 	customer, err := r.opts.Customer(ctx, u.AccountID)
 	if err != nil {
 		return fmt.Errorf("stripebilling: customer of %q: %w", u.AccountID, err)
 	}
+	if u.Revision > 0 {
+		if r.opts.Clock().Sub(u.ReportedAt) > r.opts.CancelWindow {
+			r.opts.Logger.Warn("stripebilling: refund after the cancel window; usage not corrected",
+				"identifier", identifier(u.ID, u.Revision-1), "net", u.Value)
+			return nil
+		}
+		prev := identifier(u.ID, u.Revision-1)
+		if err := r.retry(ctx, prev, func() error { return r.cancel(ctx, prev) }); err != nil {
+			return err
+		}
+		if u.Value <= 0 {
+			return nil
+		}
+	}
+	id := identifier(u.ID, u.Revision)
+	return r.retry(ctx, id, func() error { return r.send(ctx, customer, id, u) })
+}
+
+// identifier is the meter event identifier of an operation's revision.
+func identifier(op string, revision int) string {
+	if revision == 0 {
+		return op
+	}
+	return op + "~" + strconv.Itoa(revision)
+}
+
+// retry calls call, retrying transient failures with back-off.
+func (r *Reporter) retry(ctx context.Context, id string, call func() error) error {
 	wait := r.opts.Backoff
 	for attempt := 1; ; attempt++ {
-		err = r.send(ctx, customer, u)
+		err := call()
 		if err == nil || duplicate(err) {
 			return nil
 		}
 		if !transient(err) || attempt >= r.opts.Attempts {
-			r.opts.Logger.Error("stripebilling: meter event refused", "identifier", u.ID, "error", err)
-			return fmt.Errorf("stripebilling: usage %s: %w", u.ID, err)
+			r.opts.Logger.Error("stripebilling: meter event refused", "identifier", id, "error", err)
+			return fmt.Errorf("stripebilling: usage %s: %w", id, err)
 		}
 		if err := r.opts.Sleep(ctx, wait); err != nil {
 			return err
@@ -170,12 +213,22 @@ func (r *Reporter) report(ctx context.Context, u Usage) error {
 }
 
 // send posts one meter event.
-func (r *Reporter) send(ctx context.Context, customer string, u Usage) error {
+func (r *Reporter) send(ctx context.Context, customer, id string, u Usage) error {
 	_, err := r.client.V1BillingMeterEvents.Create(ctx, &stripe.BillingMeterEventCreateParams{
 		EventName:  stripe.String(r.opts.EventName),
-		Identifier: stripe.String(u.ID),
+		Identifier: stripe.String(id),
 		Timestamp:  stripe.Int64(u.Time.Unix()),
 		Payload:    map[string]string{"stripe_customer_id": customer, "value": strconv.FormatInt(u.Value, 10)},
+	})
+	return err
+}
+
+// cancel cancels the meter event of identifier id.
+func (r *Reporter) cancel(ctx context.Context, id string) error {
+	_, err := r.client.V1BillingMeterEventAdjustments.Create(ctx, &stripe.BillingMeterEventAdjustmentCreateParams{
+		EventName: stripe.String(r.opts.EventName),
+		Type:      stripe.String("cancel"),
+		Cancel:    &stripe.BillingMeterEventAdjustmentCreateCancelParams{Identifier: stripe.String(id)},
 	})
 	return err
 }
