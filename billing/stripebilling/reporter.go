@@ -139,7 +139,8 @@ func (r *Reporter) Flush(ctx context.Context) (int, error) {
 			if err := r.report(ctx, u); err != nil {
 				return sent, err
 			}
-			if err := r.outbox.Ack(ctx, []Usage{u}); err != nil {
+			// Stripe has it: record that even if ctx ends now.
+			if err := r.outbox.Ack(context.WithoutCancel(ctx), []Usage{u}); err != nil {
 				return sent, err
 			}
 			sent++
