@@ -66,17 +66,11 @@ type ReporterOptions struct {
 // NewReporter returns a Reporter of outbox through client, or an error for
 // a configuration mistake.
 func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*Reporter, error) {
-	switch {
-	case client == nil || outbox == nil:
+	if client == nil || outbox == nil {
 		return nil, errorf("NewReporter: nil client or outbox")
-	case opts.EventName == "":
-		return nil, errorf("NewReporter: EventName must be set")
-	case opts.Customer == nil && opts.Admin == nil:
-		return nil, errorf("NewReporter: Customer or Admin must be set")
-	case opts.BatchSize < 0 || opts.Attempts < 0 || opts.Backoff < 0 || opts.MaxBackoff < 0 || opts.CancelWindow < 0:
-		return nil, errorf("NewReporter: negative BatchSize, Attempts, back-off or CancelWindow")
-	case opts.CancelWindow > 24*time.Hour:
-		return nil, errorf("NewReporter: CancelWindow beyond Stripe's 24 hours")
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	opts.CancelWindow = cmpOr(opts.CancelWindow, 23*time.Hour)
 	if opts.Clock == nil {
@@ -103,6 +97,21 @@ func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*R
 		}
 	}
 	return &Reporter{client: client, outbox: outbox, opts: opts}, nil
+}
+
+// check reports the configuration mistakes of o.
+func (o *ReporterOptions) check() error {
+	switch {
+	case o.EventName == "":
+		return errorf("NewReporter: EventName must be set")
+	case o.Customer == nil && o.Admin == nil:
+		return errorf("NewReporter: Customer or Admin must be set")
+	case o.BatchSize < 0 || o.Attempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.CancelWindow < 0:
+		return errorf("NewReporter: negative BatchSize, Attempts, back-off or CancelWindow")
+	case o.CancelWindow > 24*time.Hour:
+		return errorf("NewReporter: CancelWindow beyond Stripe's 24 hours")
+	}
+	return nil
 }
 
 func cmpOr[T comparable](v, def T) T {

@@ -290,3 +290,29 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 		t.Errorf("stripe-mock accepted %s", got)
 	}
 }
+
+func TestNewReporterRefusesMistakes(t *testing.T) {
+	client := stripeClient("http://127.0.0.1:1", nil)
+	j, err := stripebilling.OpenJournal(filepath.Join(t.TempDir(), "j"), store.NewMemory(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	good := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j}
+	for name, mutate := range map[string]func(*stripebilling.ReporterOptions){
+		"no event name":          func(o *stripebilling.ReporterOptions) { o.EventName = "" },
+		"no customer":            func(o *stripebilling.ReporterOptions) { o.Admin = nil },
+		"negative batch":         func(o *stripebilling.ReporterOptions) { o.BatchSize = -1 },
+		"negative window":        func(o *stripebilling.ReporterOptions) { o.CancelWindow = -time.Hour },
+		"window beyond Stripe's": func(o *stripebilling.ReporterOptions) { o.CancelWindow = 25 * time.Hour },
+	} {
+		o := good
+		mutate(&o)
+		if _, err := stripebilling.NewReporter(client, j, o); err == nil {
+			t.Errorf("%s: nil error", name)
+		}
+	}
+	if _, err := stripebilling.NewReporter(client, j, good); err != nil {
+		t.Errorf("good options: %v", err)
+	}
+}
