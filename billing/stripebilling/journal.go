@@ -297,11 +297,13 @@ func (j *Journal) Pending(_ context.Context, limit int) ([]Usage, error) {
 	cutoff := j.clock().Add(-j.settle)
 	var out []Usage
 	kept := j.order[:0]
+	seen := make(map[string]bool, len(j.pending)) // a corrected operation is in order twice
 	for _, id := range j.order {
 		u, ok := j.pending[id]
-		if !ok {
+		if !ok || seen[id] {
 			continue
 		}
+		seen[id] = true
 		kept = append(kept, id)
 		if len(out) < limit && !u.Time.After(cutoff) {
 			if u.Value <= 0 && u.Revision == 0 {

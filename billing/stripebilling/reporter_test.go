@@ -316,3 +316,63 @@ func TestNewReporterRefusesMistakes(t *testing.T) {
 		t.Errorf("good options: %v", err)
 	}
 }
+
+// A refund between Pending and Ack makes a correction at once, kept
+// across a reopening; a refund after Keep makes none.
+func TestJournalCorrections(t *testing.T) {
+	now := t0
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "usage.journal")
+	opts := &stripebilling.JournalOptions{Clock: clock, Keep: time.Hour}
+	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := j.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	opCtx := func(op string) context.Context { return store.WithOperation(ctx, store.Operation{ID: op}) }
+	for _, op := range []string{"op1", "op2"} {
+		if _, err := j.Spend(opCtx(op), "acct", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	us, err := j.Pending(ctx, 10)
+	if err != nil || len(us) != 2 {
+		t.Fatalf("Pending: %+v, %v", us, err)
+	}
+	if _, err := j.Refund(opCtx("op1"), "acct", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Ack(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j2, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if err := j2.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	us, err = j2.Pending(ctx, 10)
+	if err != nil || len(us) != 1 || us[0].ID != "op1" || us[0].Value != 6 || us[0].Revision != 1 || !us[0].ReportedAt.Equal(now) {
+		t.Fatalf("after reopening: %+v, %v; want op1's correction to 6, revision 1", us, err)
+	}
+	if err := j2.Ack(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := j2.Pending(ctx, 10); err != nil { // forgets what is older than Keep
+		t.Fatal(err)
+	}
+	if _, err := j2.Refund(opCtx("op2"), "acct", 5); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := j2.Pending(ctx, 10); err != nil || len(us) != 0 {
+		t.Fatalf("refund after Keep: %+v, %v; want nothing", us, err)
+	}
+}
