@@ -253,3 +253,35 @@ func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
 		t.Fatalf("refund floor %d, last refund %d (%v); want equal", rf, maxSeq, err)
 	}
 }
+
+// BenchmarkUsagePending reads 100 pending usages from a ledger of 100,000
+// debits of which the last 1,000 are not yet reported.
+func BenchmarkUsagePending(b *testing.B) {
+	pool := newPool(b, nil)
+	schema := newSchema(b, pool)
+	s := newStore(b, pool, Options{Schema: schema})
+	sc := pgx.Identifier{schema}.Sanitize()
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO ` + sc + `.ledger (at, account_id, kind, amount, balance, operation_id)
+		 SELECT now() - interval '1 hour', 'acct' || (i % 100), 'debit', -1 - i % 5, 0, 'op' || i
+		   FROM generate_series(1, 100000) i`,
+		`INSERT INTO ` + sc + `.ledger (at, account_id, kind, amount, balance, operation_id)
+		 SELECT now() - interval '1 hour', 'acct' || (i % 100), 'refund', 1, 0, 'op' || i
+		   FROM generate_series(1, 100000, 97) i`,
+		`INSERT INTO ` + sc + `.usage_floor VALUES ('stripe', 99000, (SELECT max(seq) FROM ` + sc + `.ledger))`,
+		`ANALYZE ` + sc + `.ledger`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	o := newOutbox(b, s, &UsageOptions{Lease: time.Microsecond}) // leases lapse at once: each read is the same
+	b.ResetTimer()
+	for b.Loop() {
+		us, err := o.Pending(ctx, 100)
+		if err != nil || len(us) != 100 {
+			b.Fatalf("Pending: %d, %v", len(us), err)
+		}
+	}
+}
