@@ -20,6 +20,9 @@
 // then event ID) they were last set from, so duplicated and reordered
 // deliveries converge on the state of the newest event.
 //
-// [Reporter] sends usage from an [Outbox] ([Journal] for a memory store) to
-// Stripe meter events with the go402 operation ID as identifier.
+// [Reporter] sends usage from an [Outbox] ([Journal] for a memory store,
+// pgstore's UsageOutbox for its ledger) to Stripe meter events with the
+// go402 operation ID as identifier. A refund after the report cancels that
+// event and reports the net as "<operation ID>~<revision>", within
+// [ReporterOptions.CancelWindow].
 package stripebilling

@@ -173,9 +173,15 @@ func startStripeMock() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	addr := l.Addr().String()
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		l.Close()
+		return "", err
+	}
+	addr, httpsAddr := l.Addr().String(), l2.Addr().String()
 	l.Close()
-	cmd := exec.Command(bin, "-http-addr", addr)
+	l2.Close()
+	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", httpsAddr)
 	if err := cmd.Start(); err != nil {
 		return "", err
 	}

@@ -35,6 +35,9 @@ type Journal struct {
 	pending map[string]*Usage // unacknowledged operations by ID
 	order   []string          // their IDs, oldest first (acknowledged ones pruned lazily)
 	entries int               // entries in the file
+	keep    time.Duration
+	acked   map[string]Usage // acknowledged operations, as reported, kept for keep
+	ackOrd  []string         // their IDs, oldest acknowledgement first (pruned lazily)
 }
 
 // JournalOptions configures a [Journal]; the zero value means defaults.
@@ -45,12 +48,20 @@ type JournalOptions struct {
 	Settle time.Duration
 	// Clock returns the current time. Default time.Now.
 	Clock func() time.Time
+	// Keep is how long an acknowledged operation is remembered, within
+	// which a refund of it makes a correction (see [store.Usage.Revision]).
+	// Default 25 hours.
+	Keep time.Duration
 }
 
-// journalLine is one line of the file.
+// journalLine is one line of the file. An acknowledgement records the
+// value and revision reported, and when.
 type journalLine struct {
 	Entry *store.LedgerEntry `json:"entry,omitempty"`
 	Ack   string             `json:"ack,omitempty"`
+	Value int64              `json:"value,omitempty"`
+	Rev   int                `json:"rev,omitempty"`
+	At    time.Time          `json:"at,omitzero"`
 }
 
 // OpenJournal opens (creating it, mode 0600) the journal file at path over
@@ -59,9 +70,13 @@ func OpenJournal(path string, m *store.Memory, opts *JournalOptions) (*Journal, 
 	if m == nil {
 		return nil, errorf("OpenJournal: nil store")
 	}
-	j := &Journal{Memory: m, settle: time.Minute, clock: time.Now, pending: map[string]*Usage{}}
+	j := &Journal{Memory: m, settle: time.Minute, clock: time.Now, pending: map[string]*Usage{},
+		keep: 25 * time.Hour, acked: map[string]Usage{}}
 	if opts != nil && opts.Settle > 0 {
 		j.settle = opts.Settle
+	}
+	if opts != nil && opts.Keep > 0 {
+		j.keep = opts.Keep
 	}
 	if opts != nil && opts.Clock != nil {
 		j.clock = opts.Clock
@@ -94,7 +109,7 @@ func (j *Journal) load(f *os.File) error {
 			j.entries++
 			j.track(*l.Entry)
 		case l.Ack != "":
-			delete(j.pending, l.Ack)
+			j.acknowledge(l)
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -115,8 +130,54 @@ func (j *Journal) track(e store.LedgerEntry) {
 	case "refund":
 		if u, ok := j.pending[e.OperationID]; ok {
 			u.Value -= e.Amount
+		} else if a, ok := j.acked[e.OperationID]; ok {
+			// A refund after the report: a correction of it.
+			a.Value -= e.Amount
+			a.Revision++
+			j.order = append(j.order, e.OperationID)
+			j.pending[e.OperationID] = &a
 		}
 	}
+}
+
+// acknowledge applies acknowledgement l: its operation is no longer
+// pending, and is remembered as reported.
+func (j *Journal) acknowledge(l journalLine) {
+	u, ok := j.pending[l.Ack]
+	if !ok {
+		return
+	}
+	delete(j.pending, l.Ack)
+	if l.At.IsZero() {
+		return
+	}
+	net := u.Value
+	u.Value, u.Revision, u.ReportedAt = l.Value, l.Rev, l.At
+	if _, seen := j.acked[l.Ack]; !seen {
+		j.ackOrd = append(j.ackOrd, l.Ack)
+	}
+	j.acked[l.Ack] = *u
+	if net != l.Value {
+		// Refunded while it was being reported: correct the report.
+		c := *u
+		c.Value, c.Revision = net, l.Rev+1
+		j.order = append(j.order, l.Ack)
+		j.pending[l.Ack] = &c
+	}
+}
+
+// forget drops the acknowledged operations older than keep.
+func (j *Journal) forget(now time.Time) {
+	n := 0
+	for _, id := range j.ackOrd {
+		a, ok := j.acked[id]
+		if ok && now.Sub(a.ReportedAt) <= j.keep {
+			break
+		}
+		delete(j.acked, id)
+		n++
+	}
+	j.ackOrd = j.ackOrd[n:]
 }
 
 // Spend debits through the Memory and records the debit.
@@ -227,21 +288,25 @@ func (j *Journal) Entries(_ context.Context, accountID string, q store.LedgerQue
 
 // Pending implements [Outbox]: settled operations not yet acknowledged,
 // oldest first, with their net value (debit less refunds); operations
-// refunded in full are acknowledged on the way.
+// refunded in full before their report are acknowledged on the way, and a
+// refund after the report makes a correction.
 func (j *Journal) Pending(_ context.Context, limit int) ([]Usage, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	j.forget(j.clock())
 	cutoff := j.clock().Add(-j.settle)
 	var out []Usage
 	kept := j.order[:0]
+	seen := make(map[string]bool, len(j.pending)) // a corrected operation is in order twice
 	for _, id := range j.order {
 		u, ok := j.pending[id]
-		if !ok {
+		if !ok || seen[id] {
 			continue
 		}
+		seen[id] = true
 		kept = append(kept, id)
 		if len(out) < limit && !u.Time.After(cutoff) {
-			if u.Value <= 0 {
+			if u.Value <= 0 && u.Revision == 0 {
 				if err := j.appendLocked(journalLine{Ack: id}); err != nil {
 					return out, errorf("journal: %w", err)
 				}
@@ -257,17 +322,19 @@ func (j *Journal) Pending(_ context.Context, limit int) ([]Usage, error) {
 }
 
 // Ack implements [Outbox].
-func (j *Journal) Ack(_ context.Context, ids ...string) error {
+func (j *Journal) Ack(_ context.Context, usages []Usage) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for _, id := range ids {
-		if _, ok := j.pending[id]; !ok {
+	for _, u := range usages {
+		p, ok := j.pending[u.ID]
+		if !ok || p.Revision != u.Revision {
 			continue
 		}
-		if err := j.appendLocked(journalLine{Ack: id}); err != nil {
+		l := journalLine{Ack: u.ID, Value: u.Value, Rev: u.Revision, At: j.clock()}
+		if err := j.appendLocked(l); err != nil {
 			return errorf("journal: %w", err)
 		}
-		delete(j.pending, id)
+		j.acknowledge(l)
 	}
 	return nil
 }

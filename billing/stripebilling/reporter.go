@@ -13,25 +13,12 @@ import (
 	"github.com/stripe/stripe-go/v82"
 )
 
-// Usage is one operation's credits to bill.
-type Usage struct {
-	ID        string    // the operation ID, sent as the meter event's identifier
-	AccountID string    // the go402 account
-	Value     int64     // credits used: the debit less its refunds; positive
-	Time      time.Time // when the debit was made
-}
+// Usage is one operation's credits to bill; see [store.Usage].
+type Usage = store.Usage
 
-// Outbox holds usage until it is reported: what a crash or an outage must
-// not lose. [Journal] is one; a store with a [store.Ledger] of its own can
-// back another.
-type Outbox interface {
-	// Pending returns up to limit usages not yet acknowledged, oldest
-	// first.
-	Pending(ctx context.Context, limit int) ([]Usage, error)
-	// Ack records that usages were reported; Pending never returns them
-	// again.
-	Ack(ctx context.Context, ids ...string) error
-}
+// Outbox holds usage until it is reported; see [store.UsageOutbox].
+// [Journal] is one; pgstore's usage outbox, reading its ledger, is another.
+type Outbox = store.UsageOutbox
 
 // Reporter sends the usage of an [Outbox] to Stripe as billing meter events,
 // each with its operation ID as identifier, so that Stripe counts a usage
@@ -66,20 +53,28 @@ type ReporterOptions struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Logger receives usages Stripe refused. Default slog.Default().
 	Logger *slog.Logger
+	// CancelWindow is how long after a report a correction (a refund
+	// after it; see [store.Usage.Revision]) cancels its meter event and
+	// reports the net again, as identifier "<operation ID>~<revision>".
+	// Older corrections are logged and acknowledged: Stripe cancels only
+	// events of the last 24 hours. Default 23 hours.
+	CancelWindow time.Duration
+	// Clock returns the current time. Default time.Now.
+	Clock func() time.Time
 }
 
 // NewReporter returns a Reporter of outbox through client, or an error for
 // a configuration mistake.
 func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*Reporter, error) {
-	switch {
-	case client == nil || outbox == nil:
+	if client == nil || outbox == nil {
 		return nil, errorf("NewReporter: nil client or outbox")
-	case opts.EventName == "":
-		return nil, errorf("NewReporter: EventName must be set")
-	case opts.Customer == nil && opts.Admin == nil:
-		return nil, errorf("NewReporter: Customer or Admin must be set")
-	case opts.BatchSize < 0 || opts.Attempts < 0 || opts.Backoff < 0 || opts.MaxBackoff < 0:
-		return nil, errorf("NewReporter: negative BatchSize, Attempts or back-off")
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	opts.CancelWindow = cmpOr(opts.CancelWindow, 23*time.Hour)
+	if opts.Clock == nil {
+		opts.Clock = time.Now
 	}
 	opts.BatchSize = cmpOr(opts.BatchSize, 100)
 	opts.Attempts = cmpOr(opts.Attempts, 5)
@@ -102,6 +97,21 @@ func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*R
 		}
 	}
 	return &Reporter{client: client, outbox: outbox, opts: opts}, nil
+}
+
+// check reports the configuration mistakes of o.
+func (o *ReporterOptions) check() error {
+	switch {
+	case o.EventName == "":
+		return errorf("NewReporter: EventName must be set")
+	case o.Customer == nil && o.Admin == nil:
+		return errorf("NewReporter: Customer or Admin must be set")
+	case o.BatchSize < 0 || o.Attempts < 0 || o.Backoff < 0 || o.MaxBackoff < 0 || o.CancelWindow < 0:
+		return errorf("NewReporter: negative BatchSize, Attempts, back-off or CancelWindow")
+	case o.CancelWindow > 24*time.Hour:
+		return errorf("NewReporter: CancelWindow beyond Stripe's 24 hours")
+	}
+	return nil
 }
 
 func cmpOr[T comparable](v, def T) T {
@@ -138,7 +148,8 @@ func (r *Reporter) Flush(ctx context.Context) (int, error) {
 			if err := r.report(ctx, u); err != nil {
 				return sent, err
 			}
-			if err := r.outbox.Ack(ctx, u.ID); err != nil {
+			// Stripe has it: record that even if ctx ends now.
+			if err := r.outbox.Ack(context.WithoutCancel(ctx), []Usage{u}); err != nil {
 				return sent, err
 			}
 			sent++
@@ -159,21 +170,50 @@ func (r *Reporter) Run(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// report sends u, retrying transient failures with back-off.
+// report sends u: a meter event, or for a correction the cancellation of
+// the event it replaces and an event of the net, if any.
 func (r *Reporter) report(ctx context.Context, u Usage) error {
 	customer, err := r.opts.Customer(ctx, u.AccountID)
 	if err != nil {
 		return fmt.Errorf("stripebilling: customer of %q: %w", u.AccountID, err)
 	}
+	if u.Revision > 0 {
+		if r.opts.Clock().Sub(u.ReportedAt) > r.opts.CancelWindow {
+			r.opts.Logger.Warn("stripebilling: refund after the cancel window; usage not corrected",
+				"identifier", identifier(u.ID, u.Revision-1), "net", u.Value)
+			return nil
+		}
+		prev := identifier(u.ID, u.Revision-1)
+		if err := r.retry(ctx, prev, func() error { return r.cancel(ctx, prev) }); err != nil {
+			return err
+		}
+		if u.Value <= 0 {
+			return nil
+		}
+	}
+	id := identifier(u.ID, u.Revision)
+	return r.retry(ctx, id, func() error { return r.send(ctx, customer, id, u) })
+}
+
+// identifier is the meter event identifier of an operation's revision.
+func identifier(op string, revision int) string {
+	if revision == 0 {
+		return op
+	}
+	return op + "~" + strconv.Itoa(revision)
+}
+
+// retry calls call, retrying transient failures with back-off.
+func (r *Reporter) retry(ctx context.Context, id string, call func() error) error {
 	wait := r.opts.Backoff
 	for attempt := 1; ; attempt++ {
-		err = r.send(ctx, customer, u)
+		err := call()
 		if err == nil || duplicate(err) {
 			return nil
 		}
 		if !transient(err) || attempt >= r.opts.Attempts {
-			r.opts.Logger.Error("stripebilling: meter event refused", "identifier", u.ID, "error", err)
-			return fmt.Errorf("stripebilling: usage %s: %w", u.ID, err)
+			r.opts.Logger.Error("stripebilling: meter event refused", "identifier", id, "error", err)
+			return fmt.Errorf("stripebilling: usage %s: %w", id, err)
 		}
 		if err := r.opts.Sleep(ctx, wait); err != nil {
 			return err
@@ -183,12 +223,22 @@ func (r *Reporter) report(ctx context.Context, u Usage) error {
 }
 
 // send posts one meter event.
-func (r *Reporter) send(ctx context.Context, customer string, u Usage) error {
+func (r *Reporter) send(ctx context.Context, customer, id string, u Usage) error {
 	_, err := r.client.V1BillingMeterEvents.Create(ctx, &stripe.BillingMeterEventCreateParams{
 		EventName:  stripe.String(r.opts.EventName),
-		Identifier: stripe.String(u.ID),
+		Identifier: stripe.String(id),
 		Timestamp:  stripe.Int64(u.Time.Unix()),
 		Payload:    map[string]string{"stripe_customer_id": customer, "value": strconv.FormatInt(u.Value, 10)},
+	})
+	return err
+}
+
+// cancel cancels the meter event of identifier id.
+func (r *Reporter) cancel(ctx context.Context, id string) error {
+	_, err := r.client.V1BillingMeterEventAdjustments.Create(ctx, &stripe.BillingMeterEventAdjustmentCreateParams{
+		EventName: stripe.String(r.opts.EventName),
+		Type:      stripe.String("cancel"),
+		Cancel:    &stripe.BillingMeterEventAdjustmentCreateCancelParams{Identifier: stripe.String(id)},
 	})
 	return err
 }

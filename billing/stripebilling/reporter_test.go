@@ -28,6 +28,7 @@ type recorder struct {
 	proxy *httputil.ReverseProxy
 	mu    sync.Mutex
 	sent  map[string]int    // identifier → times accepted
+	undo  map[string]int    // identifier → times its cancellation was accepted
 	value map[string]string // identifier → payload[value]
 	n     int               // meter event requests seen
 	fail  int
@@ -42,13 +43,17 @@ func newRecorder(t *testing.T, target string) (*recorder, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &recorder{proxy: httputil.NewSingleHostReverseProxy(u), sent: map[string]int{}, value: map[string]string{}}
+	rec := &recorder{proxy: httputil.NewSingleHostReverseProxy(u), sent: map[string]int{}, undo: map[string]int{}, value: map[string]string{}}
 	srv := httptest.NewServer(rec)
 	t.Cleanup(srv.Close)
 	return rec, srv.URL
 }
 
 func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/v1/billing/meter_event_adjustments" {
+		rec.adjust(w, r)
+		return
+	}
 	if r.URL.Path != "/v1/billing/meter_events" {
 		rec.proxy.ServeHTTP(w, r)
 		return
@@ -84,6 +89,24 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.mu.Lock()
 		rec.sent[id]++
 		rec.value[id] = value
+		rec.mu.Unlock()
+	}
+}
+
+// adjust forwards a meter event adjustment and records its cancellation.
+func (rec *recorder) adjust(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "bad form", http.StatusBadRequest)
+		return
+	}
+	id := r.PostForm.Get("cancel[identifier]")
+	body := r.PostForm.Encode()
+	r.Body, r.ContentLength = readCloser(body), int64(len(body))
+	sw := &statusWriter{ResponseWriter: w}
+	rec.proxy.ServeHTTP(sw, r)
+	if sw.status == http.StatusOK && r.PostForm.Get("type") == "cancel" {
+		rec.mu.Lock()
+		rec.undo[id]++
 		rec.mu.Unlock()
 	}
 }
@@ -198,5 +221,158 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 		if n != 1 || !slices.Contains(ops, id) || rec.value[id] != "3" {
 			t.Errorf("identifier %s accepted %d times with value %s", id, n, rec.value[id])
 		}
+	}
+}
+
+// A refund after its usage was reported cancels the meter event and
+// reports the net as "<op>~1"; one in full only cancels; one after the
+// cancel window is logged and acknowledged. A reopened journal has nothing
+// left to send.
+func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
+	mock := stripeMock(t)
+	rec, proxyURL := newRecorder(t, mock)
+	now := t0
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "usage.journal")
+	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), &stripebilling.JournalOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := j.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	opCtx := func(op string) context.Context { return store.WithOperation(ctx, store.Operation{ID: op}) }
+	for op, cost := range map[string]int64{"op1": 10, "op2": 5, "op3": 4} {
+		if r, err := j.Spend(opCtx(op), "acct", cost); err != nil || !r.OK {
+			t.Fatalf("spend %s: %+v %v", op, r, err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	rep, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j, stripebilling.ReporterOptions{EventName: "api_requests",
+		Customer: func(context.Context, string) (string, error) { return "cus_1", nil }, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flush := func(want int) {
+		t.Helper()
+		if sent, err := rep.Flush(ctx); err != nil || sent != want {
+			t.Fatalf("Flush: %d, %v; want %d", sent, err, want)
+		}
+	}
+	refund := func(op string, amount int64) {
+		t.Helper()
+		if _, err := j.Refund(opCtx(op), "acct", amount); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush(3)
+	refund("op1", 4)
+	refund("op2", 5)
+	flush(2)
+	now = now.Add(24 * time.Hour)
+	refund("op3", 1) // past the cancel window
+	flush(1)
+	flush(0)
+	j.Close()
+	j2, err := stripebilling.OpenJournal(path, store.NewMemory(nil), &stripebilling.JournalOptions{Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if p, err := j2.Pending(ctx, 10); err != nil || len(p) != 0 {
+		t.Fatalf("reopened journal: pending %+v, %v; want none", p, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := fmt.Sprint(rec.sent, rec.value, rec.undo); got !=
+		"map[op1:1 op1~1:1 op2:1 op3:1] map[op1:10 op1~1:6 op2:5 op3:4] map[op1:1 op2:1]" {
+		t.Errorf("stripe-mock accepted %s", got)
+	}
+}
+
+func TestNewReporterRefusesMistakes(t *testing.T) {
+	client := stripeClient("http://127.0.0.1:1", nil)
+	j, err := stripebilling.OpenJournal(filepath.Join(t.TempDir(), "j"), store.NewMemory(nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	good := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j}
+	for name, mutate := range map[string]func(*stripebilling.ReporterOptions){
+		"no event name":          func(o *stripebilling.ReporterOptions) { o.EventName = "" },
+		"no customer":            func(o *stripebilling.ReporterOptions) { o.Admin = nil },
+		"negative batch":         func(o *stripebilling.ReporterOptions) { o.BatchSize = -1 },
+		"negative window":        func(o *stripebilling.ReporterOptions) { o.CancelWindow = -time.Hour },
+		"window beyond Stripe's": func(o *stripebilling.ReporterOptions) { o.CancelWindow = 25 * time.Hour },
+	} {
+		o := good
+		mutate(&o)
+		if _, err := stripebilling.NewReporter(client, j, o); err == nil {
+			t.Errorf("%s: nil error", name)
+		}
+	}
+	if _, err := stripebilling.NewReporter(client, j, good); err != nil {
+		t.Errorf("good options: %v", err)
+	}
+}
+
+// A refund between Pending and Ack makes a correction at once, kept
+// across a reopening; a refund after Keep makes none.
+func TestJournalCorrections(t *testing.T) {
+	now := t0
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "usage.journal")
+	opts := &stripebilling.JournalOptions{Clock: clock, Keep: time.Hour}
+	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := j.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	opCtx := func(op string) context.Context { return store.WithOperation(ctx, store.Operation{ID: op}) }
+	for _, op := range []string{"op1", "op2"} {
+		if _, err := j.Spend(opCtx(op), "acct", 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(2 * time.Minute)
+	us, err := j.Pending(ctx, 10)
+	if err != nil || len(us) != 2 {
+		t.Fatalf("Pending: %+v, %v", us, err)
+	}
+	if _, err := j.Refund(opCtx("op1"), "acct", 4); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Ack(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	j2, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.Close()
+	if err := j2.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	us, err = j2.Pending(ctx, 10)
+	if err != nil || len(us) != 1 || us[0].ID != "op1" || us[0].Value != 6 || us[0].Revision != 1 || !us[0].ReportedAt.Equal(now) {
+		t.Fatalf("after reopening: %+v, %v; want op1's correction to 6, revision 1", us, err)
+	}
+	if err := j2.Ack(ctx, us); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Hour)
+	if _, err := j2.Pending(ctx, 10); err != nil { // forgets what is older than Keep
+		t.Fatal(err)
+	}
+	if _, err := j2.Refund(opCtx("op2"), "acct", 5); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := j2.Pending(ctx, 10); err != nil || len(us) != 0 {
+		t.Fatalf("refund after Keep: %+v, %v; want nothing", us, err)
 	}
 }

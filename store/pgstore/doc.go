@@ -25,6 +25,10 @@
 // account's balance is always the sum of its ledger. Read it with
 // [Store.Entries].
 //
+// [Store.UsageOutbox] reads the ledger's debits, net of their refunds, as
+// the usage a reporter sends to a payment provider, and refunds made after
+// a report as corrections of it.
+//
 // When the answer to a spend is lost (timeout, broken connection), Spend
 // fails, so the middlewares answer 503 and serve nothing, and the Store
 // cancels the operation in the background until the database confirms:
