@@ -53,5 +53,7 @@
 // go402.code is left out of an allowed decision, but for a request let
 // through by FailOpen ("store_unavailable"). A store error wrapping
 // store.ErrNotFound (an unknown key or account, a normal answer) is timed
-// with error.type "not_found" but not counted in go402.store.errors.
+// with error.type "not_found" but not counted in go402.store.errors; one
+// wrapping store.ErrExists (an account created twice) likewise, with
+// error.type "exists".
 package otel402

@@ -31,6 +31,7 @@ const (
 	opRevokeKey
 	opTouchKeys
 	opEntries
+	opCreateAccount
 	numOperations
 )
 
@@ -38,6 +39,7 @@ var operationNames = [numOperations]string{
 	"lookup", "spend", "refund", "take_tokens", "spend_with_tokens",
 	"account", "put_account", "update_account", "accounts", "top_up",
 	"create_key", "put_key", "keys", "revoke_key", "touch_keys", "entries",
+	"create_account",
 }
 
 // errorType is the error.type of a failed store call.
@@ -46,6 +48,7 @@ type errorType int
 const (
 	errNone errorType = iota
 	errNotFound
+	errExists
 	errInvalidAmount
 	errCanceled
 	errDeadline
@@ -53,7 +56,7 @@ const (
 	numErrorTypes
 )
 
-var errorTypeNames = [numErrorTypes]string{"", "not_found", "invalid_amount", "canceled", "deadline_exceeded", otherValue}
+var errorTypeNames = [numErrorTypes]string{"", "not_found", "exists", "invalid_amount", "canceled", "deadline_exceeded", otherValue}
 
 // classify returns the error type of err.
 func classify(err error) errorType {
@@ -62,6 +65,8 @@ func classify(err error) errorType {
 		return errNone
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, store.ErrExists):
+		return errExists
 	case errors.Is(err, store.ErrInvalidAmount):
 		return errInvalidAmount
 	case errors.Is(err, context.Canceled):
@@ -146,7 +151,7 @@ func (c *instrumented) done(ctx context.Context, op operation, start time.Time, 
 	et := classify(err)
 	a := &m.ops[op]
 	m.storeTime.Record(ctx, m.now().Sub(start).Seconds(), a.record[et]...)
-	if et != errNone && et != errNotFound {
+	if et != errNone && et != errNotFound && et != errExists {
 		m.storeFails.Add(ctx, 1, a.add[et]...)
 	}
 }
