@@ -58,6 +58,12 @@ const (
 
 var errorTypeNames = [numErrorTypes]string{"", "not_found", "exists", "invalid_amount", "canceled", "deadline_exceeded", otherValue}
 
+// failure reports whether an error of type et is a failure: not an
+// unknown key or account, nor an account that exists, which are answers.
+func (et errorType) failure() bool {
+	return et != errNone && et != errNotFound && et != errExists
+}
+
 // classify returns the error type of err.
 func classify(err error) errorType {
 	switch {
@@ -80,6 +86,8 @@ func classify(err error) errorType {
 // operationAttrs are the options of one operation's measurements, by
 // error type.
 type operationAttrs struct {
+	span     [numErrorTypes][]attribute.KeyValue // of the call's span
+	spanName string
 	record [numErrorTypes][]metric.RecordOption
 	add    [numErrorTypes][]metric.AddOption
 }
@@ -87,12 +95,14 @@ type operationAttrs struct {
 // operationTable makes the options of every operation and error type.
 func operationTable() (t [numOperations]operationAttrs) {
 	for op := range t {
+		t[op].spanName = "go402.store." + operationNames[op]
 		for et := range errorType(numErrorTypes) {
 			kv := []attribute.KeyValue{keyOperation.String(operationNames[op])}
 			if et != errNone {
 				kv = append(kv, keyErrorType.String(errorTypeNames[et]))
 			}
 			set := attribute.NewSet(kv...)
+			t[op].span[et] = kv
 			t[op].record[et] = []metric.RecordOption{metric.WithAttributeSet(set)}
 			t[op].add[et] = []metric.AddOption{metric.WithAttributeSet(set)}
 		}
@@ -150,9 +160,13 @@ func (c *instrumented) done(ctx context.Context, op operation, start time.Time, 
 	m := c.m
 	et := classify(err)
 	a := &m.ops[op]
-	m.storeTime.Record(ctx, m.now().Sub(start).Seconds(), a.record[et]...)
-	if et != errNone && et != errNotFound && et != errExists {
+	end := m.now()
+	m.storeTime.Record(ctx, end.Sub(start).Seconds(), a.record[et]...)
+	if et.failure() {
 		m.storeFails.Add(ctx, 1, a.add[et]...)
+	}
+	if m.tracer != nil {
+		m.traceStore(ctx, a, et, err, interval{start, end})
 	}
 }
 
