@@ -88,8 +88,8 @@ func classify(err error) errorType {
 type operationAttrs struct {
 	span     [numErrorTypes][]attribute.KeyValue // of the call's span
 	spanName string
-	record [numErrorTypes][]metric.RecordOption
-	add    [numErrorTypes][]metric.AddOption
+	record   [numErrorTypes][]metric.RecordOption
+	add      [numErrorTypes][]metric.AddOption
 }
 
 // operationTable makes the options of every operation and error type.
