@@ -40,9 +40,9 @@
 //
 // With Options.TracerProvider set, each decision is a span named
 // "go402.<step>" (go402.authenticate, go402.require, go402.limit,
-// go402.charge, go402.hold, go402.settle, go402.refund) and each call of the wrapped store one
-// named "go402.store.<operation>" (go402.store.lookup, go402.store.spend,
-// …), children of the span in the request's context. A decision's span has
+// go402.charge, go402.hold, go402.settle, go402.refund) and each call of
+// the wrapped store one named "go402.store.<operation>"
+// (go402.store.lookup, go402.store.spend, …), children of the span in the request's context. A decision's span has
 // the attributes of its go402.decisions measurement and runs from the
 // request's previous decision (or its arrival at Handler) to this one; a
 // refund's, made after the handler, and a decision's without Handler, is
