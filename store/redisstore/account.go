@@ -114,7 +114,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 // account fields to clear, then field, value, … to set. Returns 0 if the
 // account exists, else 1.
 var createAccountScript = redis.NewScript(`
-if redis.call('HEXISTS', KEYS[1], 'balance') == 1 then return 0 end
+if redis.call('HEXISTS', KEYS[1], '` + fieldBalance + `') == 1 then return 0 end
 local n = tonumber(ARGV[1])
 redis.call('HDEL', KEYS[1], unpack(ARGV, 2, n + 1))
 redis.call('HSET', KEYS[1], unpack(ARGV, n + 2))
