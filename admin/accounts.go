@@ -73,17 +73,13 @@ func (h *Handler) createAccount(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, http.StatusUnprocessableEntity, "invalid_account", "balance must not be negative.")
 		return
 	}
-	_, err := h.st.Account(r.Context(), a.ID)
+	err := h.st.CreateAccount(r.Context(), a)
 	switch {
-	case err == nil:
+	case errors.Is(err, store.ErrExists):
 		writeProblem(w, http.StatusConflict, "account_exists", "An account with this ID exists.")
 		return
-	case !errors.Is(err, store.ErrNotFound):
-		h.storeFailed(w, r, "account", err)
-		return
-	}
-	if err := h.st.PutAccount(r.Context(), a); err != nil {
-		h.storeFailed(w, r, "put account", err)
+	case err != nil:
+		h.storeFailed(w, r, "create account", err)
 		return
 	}
 	w.Header().Set("Location", "/accounts/"+a.ID)

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -121,5 +122,48 @@ func TestOperationsBounded(t *testing.T) {
 	}
 	if len(o.byID) > 3 || len(o.order) != len(o.byID) {
 		t.Errorf("memory holds %d operations, order %d", len(o.byID), len(o.order))
+	}
+}
+
+// TestOpenAPICreateAccountConflict checks that the document says POST
+// /accounts answers 409 with a problem, as it does for an existing ID.
+func TestOpenAPICreateAccountConflict(t *testing.T) {
+	var doc openAPIDoc
+	var post struct {
+		Responses map[string]struct {
+			Content map[string]json.RawMessage `json:"content"`
+			Ref     string                     `json:"$ref"`
+		} `json:"responses"`
+	}
+	if err := json.Unmarshal(openAPIDocument, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(doc.Paths["/accounts"]["post"], &post); err != nil {
+		t.Fatal(err)
+	}
+	r, ok := post.Responses["409"]
+	if !ok {
+		t.Fatal("POST /accounts documents no 409")
+	}
+	if _, ok := r.Content["application/problem+json"]; !ok && r.Ref != "#/components/responses/Problem" {
+		t.Errorf("POST /accounts documents a 409 that is not a problem: %+v", r)
+	}
+	st := store.NewMemory(nil)
+	auth, _ := BearerTokens(strings.Repeat("t", 32))
+	h, err := New(st, auth, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []int{http.StatusCreated, http.StatusConflict} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("POST", "/accounts", strings.NewReader(`{"id":"acct_1"}`))
+		req.Header.Set("Authorization", "Bearer "+strings.Repeat("t", 32))
+		h.ServeHTTP(rec, req)
+		if rec.Code != want {
+			t.Errorf("POST /accounts: %d %s, want %d", rec.Code, rec.Body, want)
+		}
+		if want == http.StatusConflict && !strings.HasPrefix(rec.Header().Get("Content-Type"), "application/problem+json") {
+			t.Errorf("409 with Content-Type %q, want a problem", rec.Header().Get("Content-Type"))
+		}
 	}
 }

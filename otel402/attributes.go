@@ -62,6 +62,8 @@ type refusalKey struct{ policy, route, plan string }
 // decisionAttrs are the options of a decision's measurements, made once
 // per decisionKey so that recording allocates nothing.
 type decisionAttrs struct {
+	span     []attribute.KeyValue // of the decision's span
+	spanName string
 	decision []metric.AddOption
 	latency  []metric.RecordOption
 	credits  []metric.AddOption
@@ -94,6 +96,8 @@ func (c *attrCache) decision(m *Metrics, k decisionKey) *decisionAttrs {
 	set := attribute.NewSet(kv...)
 	credits := attribute.NewSet(append(optional(keyRoute, route), optional(keyPlan, plan)...)...)
 	a := &decisionAttrs{
+		span:     kv,
+		spanName: "go402." + k.step,
 		decision: []metric.AddOption{metric.WithAttributeSet(set)},
 		latency:  []metric.RecordOption{metric.WithAttributeSet(set)},
 		credits:  []metric.AddOption{metric.WithAttributeSet(credits)},

@@ -7,6 +7,9 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/otel402"
 	"github.com/go402/go402/paywall"
@@ -53,16 +56,21 @@ func benchStack(b *testing.B, m *otel402.Metrics) http.Handler {
 	return mux
 }
 
-// BenchmarkOverhead serves a paid, rate-limited request with and without
-// the metrics (on the OpenTelemetry SDK, never exported): the difference
-// is the instrumentation's cost per request.
+// BenchmarkOverhead serves a paid, rate-limited request bare, with the
+// metrics (on the OpenTelemetry SDK, never exported), and with the metrics
+// and traces (every span sampled and handed to an exporter that drops it):
+// the differences are the instrumentation's cost per request.
 func BenchmarkOverhead(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		m    func(b *testing.B) *otel402.Metrics
 	}{
 		{"bare", func(*testing.B) *otel402.Metrics { return nil }},
-		{"instrumented", func(b *testing.B) *otel402.Metrics { return newRecorder(b, nil).Metrics }},
+		{"metrics", func(b *testing.B) *otel402.Metrics { return newRecorder(b, nil).Metrics }},
+		{"metrics+traces", func(b *testing.B) *otel402.Metrics {
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(tracetest.NewNoopExporter())))
+			return newRecorder(b, &otel402.Options{TracerProvider: tp}).Metrics
+		}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			h := benchStack(b, tc.m(b))

@@ -323,6 +323,12 @@ func (x admins) PutAccount(ctx context.Context, a store.Account) error {
 	return err
 }
 
+// CreateAccount implements store.Admin.
+func (x admins) CreateAccount(ctx context.Context, a store.Account) error {
+	_, err := timed(ctx, x.c, opCreateAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.CreateAccount(ctx, a) })
+	return err
+}
+
 // UpdateAccount implements store.Admin.
 func (x admins) UpdateAccount(ctx context.Context, id string, fn func(*store.Account) error) (store.Account, error) {
 	return timed(ctx, x.c, opUpdateAccount, func() (store.Account, error) { return x.c.admin.UpdateAccount(ctx, id, fn) })

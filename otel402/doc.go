@@ -1,7 +1,8 @@
 // Package otel402 records what go402 decides as OpenTelemetry metrics:
 // decisions by step, code, route pattern and plan; how long deciding took;
 // store calls, their latency and errors; credits debited and refunded; and
-// rate-limit refusals by policy.
+// rate-limit refusals by policy. Opt in to traces too with
+// Options.TracerProvider.
 //
 // A Metrics is built once on a MeterProvider (the global one by default) and
 // wired into a server in three places: its OnDecision method receives the
@@ -35,6 +36,22 @@
 // Options.MaxRoutes distinct routes, or Options.MaxPlans plans, further ones
 // are recorded as "_OTHER".
 //
+// # Traces
+//
+// With Options.TracerProvider set, each decision is a span named
+// "go402.<step>" (go402.authenticate, go402.require, go402.limit,
+// go402.charge, go402.hold, go402.settle, go402.refund) and each call of
+// the wrapped store one named "go402.store.<operation>"
+// (go402.store.lookup, go402.store.spend, …), children of the span in the request's context. A decision's span has
+// the attributes of its go402.decisions measurement and runs from the
+// request's previous decision (or its arrival at Handler) to this one; a
+// refund's, made after the handler, and a decision's without Handler, is
+// an instant. A store call's span has go402.store.operation and, on
+// failure, error.type, the error recorded and an Error status; an unknown
+// key or account, or an account that exists, is an answer, not an error.
+// A decision carrying an error (a store that failed) records it. Without
+// a TracerProvider (the default) nothing is traced, at no cost.
+//
 // # Instruments
 //
 //	go402.decisions            counter    {decision}  go402.step, go402.allowed, go402.code, http.route, go402.plan
@@ -53,5 +70,7 @@
 // go402.code is left out of an allowed decision, but for a request let
 // through by FailOpen ("store_unavailable"). A store error wrapping
 // store.ErrNotFound (an unknown key or account, a normal answer) is timed
-// with error.type "not_found" but not counted in go402.store.errors.
+// with error.type "not_found" but not counted in go402.store.errors; one
+// wrapping store.ErrExists (an account created twice) likewise, with
+// error.type "exists".
 package otel402

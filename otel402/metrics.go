@@ -10,6 +10,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/go402/go402/paywall"
 )
@@ -22,6 +23,11 @@ const ScopeName = "github.com/go402/go402/otel402"
 type Options struct {
 	// MeterProvider makes the instruments. Default otel.GetMeterProvider().
 	MeterProvider metric.MeterProvider
+	// TracerProvider, if set, makes a span of each decision
+	// ("go402.<step>") and of each store call ("go402.store.<operation>"):
+	// see the package documentation. Nil, the default, means no tracing,
+	// at no cost.
+	TracerProvider trace.TracerProvider
 	// MaxRoutes is how many distinct http.route values are recorded; later
 	// ones become "_OTHER". Default 1000.
 	MaxRoutes int
@@ -33,7 +39,8 @@ type Options struct {
 // Metrics records go402's decisions and store calls. Create one with New;
 // it is safe for concurrent use.
 type Metrics struct {
-	now func() time.Time
+	now    func() time.Time
+	tracer trace.Tracer // nil: no tracing
 
 	decisions  metric.Int64Counter
 	latency    metric.Float64Histogram
@@ -71,6 +78,9 @@ func New(opts *Options) (*Metrics, error) {
 		return nil, fmt.Errorf("otel402: %w", err)
 	}
 	m.ops = operationTable()
+	if o.TracerProvider != nil {
+		m.tracer = o.TracerProvider.Tracer(ScopeName)
+	}
 	return m, nil
 }
 
@@ -153,6 +163,9 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 		if d.Allowed && d.Cost > 0 {
 			m.refunded.Add(ctx, d.Cost, a.credits...)
 		}
+		if m.tracer != nil {
+			m.traceDecision(ctx, d, a, nil)
+		}
 		return // after the handler: not a decision's latency
 	case d.Step == "charge" && d.Allowed && d.Code == "" && !d.Replay && !d.Shadow && d.Cost > 0:
 		m.debited.Add(ctx, d.Cost, a.credits...)
@@ -160,7 +173,11 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
-	if t, ok := ctx.Value(timingKey{}).(*timing); ok {
+	t, _ := ctx.Value(timingKey{}).(*timing)
+	if m.tracer != nil {
+		m.traceDecision(ctx, d, a, t)
+	}
+	if t != nil {
 		t.elapsed.Store(int64(m.now().Sub(t.start)))
 		t.last.Store(a)
 	}

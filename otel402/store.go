@@ -31,6 +31,7 @@ const (
 	opRevokeKey
 	opTouchKeys
 	opEntries
+	opCreateAccount
 	numOperations
 )
 
@@ -38,6 +39,7 @@ var operationNames = [numOperations]string{
 	"lookup", "spend", "refund", "take_tokens", "spend_with_tokens",
 	"account", "put_account", "update_account", "accounts", "top_up",
 	"create_key", "put_key", "keys", "revoke_key", "touch_keys", "entries",
+	"create_account",
 }
 
 // errorType is the error.type of a failed store call.
@@ -46,6 +48,7 @@ type errorType int
 const (
 	errNone errorType = iota
 	errNotFound
+	errExists
 	errInvalidAmount
 	errCanceled
 	errDeadline
@@ -53,7 +56,13 @@ const (
 	numErrorTypes
 )
 
-var errorTypeNames = [numErrorTypes]string{"", "not_found", "invalid_amount", "canceled", "deadline_exceeded", otherValue}
+var errorTypeNames = [numErrorTypes]string{"", "not_found", "exists", "invalid_amount", "canceled", "deadline_exceeded", otherValue}
+
+// failure reports whether an error of type et is a failure: not an
+// unknown key or account, nor an account that exists, which are answers.
+func (et errorType) failure() bool {
+	return et != errNone && et != errNotFound && et != errExists
+}
 
 // classify returns the error type of err.
 func classify(err error) errorType {
@@ -62,6 +71,8 @@ func classify(err error) errorType {
 		return errNone
 	case errors.Is(err, store.ErrNotFound):
 		return errNotFound
+	case errors.Is(err, store.ErrExists):
+		return errExists
 	case errors.Is(err, store.ErrInvalidAmount):
 		return errInvalidAmount
 	case errors.Is(err, context.Canceled):
@@ -75,19 +86,23 @@ func classify(err error) errorType {
 // operationAttrs are the options of one operation's measurements, by
 // error type.
 type operationAttrs struct {
-	record [numErrorTypes][]metric.RecordOption
-	add    [numErrorTypes][]metric.AddOption
+	span     [numErrorTypes][]attribute.KeyValue // of the call's span
+	spanName string
+	record   [numErrorTypes][]metric.RecordOption
+	add      [numErrorTypes][]metric.AddOption
 }
 
 // operationTable makes the options of every operation and error type.
 func operationTable() (t [numOperations]operationAttrs) {
 	for op := range t {
+		t[op].spanName = "go402.store." + operationNames[op]
 		for et := range errorType(numErrorTypes) {
 			kv := []attribute.KeyValue{keyOperation.String(operationNames[op])}
 			if et != errNone {
 				kv = append(kv, keyErrorType.String(errorTypeNames[et]))
 			}
 			set := attribute.NewSet(kv...)
+			t[op].span[et] = kv
 			t[op].record[et] = []metric.RecordOption{metric.WithAttributeSet(set)}
 			t[op].add[et] = []metric.AddOption{metric.WithAttributeSet(set)}
 		}
@@ -145,9 +160,13 @@ func (c *instrumented) done(ctx context.Context, op operation, start time.Time, 
 	m := c.m
 	et := classify(err)
 	a := &m.ops[op]
-	m.storeTime.Record(ctx, m.now().Sub(start).Seconds(), a.record[et]...)
-	if et != errNone && et != errNotFound {
+	end := m.now()
+	m.storeTime.Record(ctx, end.Sub(start).Seconds(), a.record[et]...)
+	if et.failure() {
 		m.storeFails.Add(ctx, 1, a.add[et]...)
+	}
+	if m.tracer != nil {
+		m.traceStore(ctx, a, et, err, interval{start, end})
 	}
 }
 

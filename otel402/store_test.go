@@ -79,3 +79,32 @@ func TestStoreErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreCreateAccountExists checks that CreateAccount goes through the
+// wrapper, and that an account created twice is timed with error.type
+// "exists" but not counted as a store error.
+func TestStoreCreateAccountExists(t *testing.T) {
+	rec := newRecorder(t, nil)
+	ad := rec.Store(store.NewMemory(nil)).(store.Admin)
+	ctx := context.Background()
+	if err := ad.CreateAccount(ctx, store.Account{ID: "acct_1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.CreateAccount(ctx, store.Account{ID: "acct_1"}); !errors.Is(err, store.ErrExists) {
+		t.Fatalf("second CreateAccount: %v, want ErrExists", err)
+	}
+	got := rec.collect(t)
+	for _, c := range []struct {
+		name  string
+		attrs map[string]string
+		want  float64
+	}{
+		{"go402.store.duration", map[string]string{"go402.store.operation": "create_account"}, 2},
+		{"go402.store.duration", map[string]string{"go402.store.operation": "create_account", "error.type": "exists"}, 1},
+		{"go402.store.errors", map[string]string{"go402.store.operation": "create_account"}, 0},
+	} {
+		if v := sum(got[c.name], c.attrs); v != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.attrs, v, c.want)
+		}
+	}
+}

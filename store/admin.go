@@ -13,6 +13,10 @@ type Admin interface {
 	Account(ctx context.Context, id string) (Account, error)
 	// PutAccount creates or replaces an account, balance included.
 	PutAccount(ctx context.Context, a Account) error
+	// CreateAccount stores a new account, balance included, or fails with
+	// an error wrapping [ErrExists] and changes nothing if one with its ID
+	// exists: of callers creating the same account at once, one wins.
+	CreateAccount(ctx context.Context, a Account) error
 	// UpdateAccount applies fn to the account atomically: no spend, top-up
 	// or other update is lost between reading and writing it. Changes fn
 	// makes to Balance are applied too. If fn returns an error, nothing
@@ -26,7 +30,8 @@ type Admin interface {
 	// CreateKey makes, stores and returns a new key ([GenerateKey]) of an
 	// existing account; the raw key is never available again.
 	CreateKey(ctx context.Context, accountID, prefix string) (raw string, k Key, err error)
-	// PutKey stores a key, replacing any with its digest.
+	// PutKey stores a key, replacing any with its digest, except that a
+	// revoked key stays revoked: revocation is final.
 	PutKey(ctx context.Context, k Key) error
 	// Keys lists an account's keys, revoked and expired ones included.
 	Keys(ctx context.Context, accountID string) ([]Key, error)

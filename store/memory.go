@@ -241,6 +241,21 @@ func (m *Memory) PutAccount(_ context.Context, a Account) error {
 	return nil
 }
 
+// CreateAccount implements [Admin]: it validates a and stores a deep copy,
+// or fails with an error wrapping [ErrExists] if an account has its ID.
+func (m *Memory) CreateAccount(_ context.Context, a Account) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.accounts.get(a.ID) != nil {
+		return errorf("create account %q: %w", a.ID, ErrExists)
+	}
+	m.putAccountLocked(a.clone())
+	return nil
+}
+
 // putAccountLocked stores a, which the store now owns. m.mu must be held.
 func (m *Memory) putAccountLocked(a Account) {
 	if e := m.accounts.get(a.ID); e != nil {
@@ -289,7 +304,7 @@ func (m *Memory) CreateKey(_ context.Context, accountID, prefix string) (string,
 
 // PutKey stores a key made by [NewKey], replacing any with its digest,
 // which must not be zero; its account must exist. A Prefix longer than a
-// display prefix is cut to one.
+// display prefix is cut to one. A revoked key stays revoked.
 func (m *Memory) PutKey(_ context.Context, k Key) error {
 	if err := k.validate(); err != nil {
 		return err
@@ -300,6 +315,9 @@ func (m *Memory) PutKey(_ context.Context, k Key) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old := m.keys.get(k.Digest); old != nil && old.key.Revoked {
+		k.Revoked = true
+	}
 	m.keys.set(k.Digest, memoryKey{k, e})
 	return nil
 }

@@ -44,6 +44,8 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrInvalidAmount means a cost, refund or top-up was out of range.
 	ErrInvalidAmount = errors.New("store: invalid amount")
+	// ErrExists means an account to be created exists already.
+	ErrExists = errors.New("store: exists")
 )
 
 // errorf formats an error prefixed with "store: ".

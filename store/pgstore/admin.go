@@ -43,6 +43,27 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	return s.putAccount(ctx, s.pool, a)
 }
 
+// CreateAccount implements [store.Admin]: it stores a new account as
+// [Store.PutAccount] does, or fails with an error wrapping
+// [store.ErrExists] if one has its ID. The row is inserted first (INSERT …
+// ON CONFLICT DO NOTHING), so of callers creating the same account at once
+// one wins and the others wait for it, then fail.
+func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	return s.inTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, s.sql.createAccount, a.ID)
+		if err != nil {
+			return wrap("create account", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("pgstore: create account %q: %w", a.ID, store.ErrExists)
+		}
+		return s.putAccount(ctx, tx, a)
+	})
+}
+
 // UpdateAccount implements [store.Admin]: fn gets the account, with any
 // refill due applied, under its row lock, so that no spend is lost; the
 // result is stored as by [Store.PutAccount]. fn must not change the ID.

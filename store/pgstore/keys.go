@@ -55,7 +55,8 @@ func (s *Store) CreateKey(ctx context.Context, accountID, prefix string) (string
 // PutKey implements [store.Admin]: it stores k, replacing any key with its
 // digest, which must not be zero; its account must exist (else the error
 // wraps [store.ErrNotFound]). A Prefix longer than a display prefix is cut
-// to one.
+// to one. A revoked key stays revoked: the row is replaced in one
+// statement that keeps its revocation.
 func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	switch {
 	case k.Digest == store.Digest{}:

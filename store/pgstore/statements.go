@@ -5,6 +5,7 @@ import "github.com/jackc/pgx/v5"
 // statements are the SQL texts the Store sends, for its schema.
 type statements struct {
 	spend, credit, cancel, lockAccount, putAccount string
+	createAccount                                  string
 	lookup, account, accounts                      string
 	putKey, keys, revoke, touch, entries           string
 }
@@ -38,11 +39,12 @@ func newStatements(schema string) statements {
 		putAccount:  `SELECT ` + s + `.put_account($1, $2, $3, $4, $5, $6, $7, $8)`,
 		lookup: `SELECT ` + keyColumns + `, ` + accountColumns + ` FROM ` + s + `.keys k JOIN ` + s +
 			`.accounts a ON a.id = k.account_id ` + refillOf(s) + ` WHERE k.digest = $1`,
-		account:  `SELECT ` + accountColumns + ` FROM ` + accountFrom(s) + ` WHERE a.id = $1`,
-		accounts: `SELECT ` + accountColumns + ` FROM ` + accountFrom(s) + ` WHERE a.id > $1 ORDER BY a.id LIMIT $2`,
-		putKey: `INSERT INTO ` + s + `.keys (digest, prefix, account_id, revoked, expires_at, created_at, last_used_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO UPDATE SET prefix = $2, account_id = $3,
-			revoked = $4, expires_at = $5, created_at = $6, last_used_at = $7`,
+		account:       `SELECT ` + accountColumns + ` FROM ` + accountFrom(s) + ` WHERE a.id = $1`,
+		accounts:      `SELECT ` + accountColumns + ` FROM ` + accountFrom(s) + ` WHERE a.id > $1 ORDER BY a.id LIMIT $2`,
+		createAccount: `INSERT INTO ` + s + `.accounts (id, balance) VALUES ($1, 0) ON CONFLICT DO NOTHING`,
+		putKey: `INSERT INTO ` + s + `.keys AS k (digest, prefix, account_id, revoked, expires_at, created_at,
+			last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (digest) DO UPDATE SET prefix = $2,
+			account_id = $3, revoked = k.revoked OR $4, expires_at = $5, created_at = $6, last_used_at = $7`,
 		keys: `SELECT ` + keyColumns + ` FROM ` + s + `.keys k WHERE k.account_id = $1
 			ORDER BY k.created_at NULLS FIRST, k.prefix`,
 		revoke: `UPDATE ` + s + `.keys SET revoked = true WHERE digest = $1`,

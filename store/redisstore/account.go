@@ -65,14 +65,62 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	if err != nil {
 		return backendError("put account "+strconv.Quote(a.ID), err)
 	}
-	// The index lives in its own slot: a second step, harmless to repeat.
-	if err := s.rdb.ZAdd(ctx, s.AccountsIndexRedisKey(), redis.Z{Member: a.ID}).Err(); err != nil {
-		return backendError("put account "+strconv.Quote(a.ID), err)
+	return s.indexAccount(ctx, "put account", a.ID)
+}
+
+// indexAccount adds a stored account to the index [Store.Accounts] reads,
+// a second step (the index lives in its own slot) harmless to repeat, and
+// drops and announces lookups cached for its keys.
+func (s *Store) indexAccount(ctx context.Context, op, id string) error {
+	if err := s.rdb.ZAdd(ctx, s.AccountsIndexRedisKey(), redis.Z{Member: id}).Err(); err != nil {
+		return backendError(op+" "+strconv.Quote(id), err)
 	}
-	s.cache.dropAccount(a.ID)
-	s.announce(ctx, "a"+a.ID)
+	s.cache.dropAccount(id)
+	s.announce(ctx, "a"+id)
 	return nil
 }
+
+// CreateAccount implements [store.Admin]: it stores a new account as
+// [Store.PutAccount] does, or fails with an error wrapping
+// [store.ErrExists] if the account exists, checked and written in one
+// script, so that of callers creating the same account at once one wins.
+func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
+	if err := a.Validate(); err != nil {
+		return fmt.Errorf("redisstore: %w", err)
+	}
+	fields, err := encodeAccount(&a)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.withTimeout(ctx)
+	defer cancel()
+	args := make([]any, 0, len(accountFields)+1+len(fields))
+	args = append(args, len(accountFields))
+	for _, f := range accountFields {
+		args = append(args, f)
+	}
+	created, err := createAccountScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(a.ID)},
+		append(args, fields...)...).Int64()
+	if err != nil {
+		return backendError("create account "+strconv.Quote(a.ID), err)
+	}
+	if created == 0 {
+		return fmt.Errorf("redisstore: create account %q: %w", a.ID, store.ErrExists)
+	}
+	return s.indexAccount(ctx, "create account", a.ID)
+}
+
+// createAccountScript: KEYS[1] account hash; ARGV[1] n, ARGV[2..n+1] the
+// account fields to clear, then field, value, … to set. Returns 0 if the
+// account exists, else 1.
+var createAccountScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], '` + fieldBalance + `') == 1 then return 0 end
+local n = tonumber(ARGV[1])
+redis.call('HDEL', KEYS[1], unpack(ARGV, 2, n + 1))
+redis.call('HSET', KEYS[1], unpack(ARGV, n + 2))
+redis.call('PERSIST', KEYS[1])
+return 1
+`)
 
 // Account returns the account with the given ID, with any periodic refill
 // due now applied (and stored), like a spend of zero would.

@@ -176,8 +176,10 @@ func (s *Store) CreateKey(ctx context.Context, accountID, prefix string) (string
 
 // PutKey stores k, replacing any key with the same digest, after checking
 // that its account exists (two round trips: they live in different slots),
-// adds its digest to the account's set of keys ([Store.Keys]), and announces the change to the other replicas' caches. See
-// [store.Admin].
+// adds its digest to the account's set of keys ([Store.Keys]), and
+// announces the change to the other replicas' caches. A revoked key stays
+// revoked: the record is replaced in one script that keeps its
+// revocation. See [store.Admin].
 func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	if k.AccountID == "" {
 		return errors.New("redisstore: put key: empty account ID")
@@ -206,11 +208,7 @@ func (s *Store) PutKey(ctx context.Context, k store.Key) error {
 	if !k.LastUsedAt.IsZero() {
 		fields = append(fields, fieldLastUsed, k.LastUsedAt.UTC().Format(lastUsedLayout))
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, rk)
-		p.HSet(ctx, rk, fields...)
-		return nil
-	})
+	err = putKeyScript.Run(ctx, s.rdb, []string{rk}, fields...).Err()
 	if err == nil { // the account's set of keys lives in the account's slot
 		err = s.rdb.SAdd(ctx, s.AccountKeysRedisKey(k.AccountID), k.Digest.String()).Err()
 	}
@@ -239,6 +237,16 @@ func (s *Store) RevokeKey(ctx context.Context, d store.Digest) error {
 	s.announce(ctx, "k"+d.String())
 	return nil
 }
+
+// putKeyScript: KEYS[1] key record; ARGV field, value, … Replaces the
+// record, keeping a revoked key revoked.
+var putKeyScript = redis.NewScript(`
+local revoked = redis.call('HGET', KEYS[1], '` + fieldRevoked + `')
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV))
+if revoked == '1' then redis.call('HSET', KEYS[1], '` + fieldRevoked + `', '1') end
+return 1
+`)
 
 func decodeKey(d store.Digest, m map[string]string) (store.Key, error) {
 	k := store.Key{

@@ -139,6 +139,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Holds", holdTests},
 		{"Buckets", bucketTests},
 		{"Admin", adminTests},
+		{"AdminRace", adminRaceTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
