@@ -25,22 +25,23 @@ func (m *Memory) Hold(_ context.Context, accountID string, amount int64, lease t
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	h, r := m.holdLocked(e, accountID, amount, lease, m.applyRefillLocked(e), true)
+	h, r := m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, m.applyRefillLocked(e), true)
 	return h, r, nil
 }
 
-// holdLocked holds amount of e for lease if allowed and covered, under e.mu
-// after refilling (next is the next refill time).
-func (m *Memory) holdLocked(e *memoryAccount, accountID string, amount int64, lease time.Duration, next time.Time, allowed bool) (Hold, SpendResult) {
-	r := e.debitLocked(next, amount, allowed)
+// holdLocked holds h.Amount of e, the account h.AccountID, for lease if
+// allowed and covered, under e.mu after refilling (next is the next refill
+// time), and returns h with its ID and expiry, or zero if refused.
+func (m *Memory) holdLocked(e *memoryAccount, h Hold, lease time.Duration, next time.Time, allowed bool) (Hold, SpendResult) {
+	r := e.debitLocked(next, h.Amount, allowed)
 	if !r.OK {
 		return Hold{}, r
 	}
 	if e.holds == nil {
 		e.holds = make(map[int64]memoryHold)
 	}
-	h := Hold{AccountID: accountID, ID: m.holdSeq.Add(1), Amount: amount, Expires: m.now().Add(lease)}
-	e.holds[h.ID] = memoryHold{amount, h.Expires}
+	h.ID, h.Expires = m.holdSeq.Add(1), m.now().Add(lease)
+	e.holds[h.ID] = memoryHold{h.Amount, h.Expires}
 	return h, r
 }
 
@@ -62,11 +63,11 @@ func (m *Memory) HoldWithTokens(_ context.Context, accountID string, amount int6
 		sr SpendResult
 	)
 	if b.unlimited() { // a bucket that never refuses: a plain hold
-		h, sr = m.holdLocked(e, accountID, amount, lease, next, true)
+		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, true)
 		return h, sr, BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
-		h, sr = m.holdLocked(e, accountID, amount, lease, next, ok)
+		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, ok)
 		return sr.OK
 	})
 	return h, sr, br, nil
