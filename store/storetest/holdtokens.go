@@ -16,6 +16,30 @@ func (e *env) bucketHolder() (store.Buckets, store.Holder, store.BucketHolder) {
 	return capability[store.Buckets](e), capability[store.Holder](e), capability[store.BucketHolder](e)
 }
 
+// holdStep is one HoldWithTokens of a test and what it must return.
+type holdStep struct {
+	what         string
+	amount       int64
+	ok, bucketOK bool
+	balance      int64
+	remaining    int
+}
+
+// wantHoldWithTokens runs st with bucket b and returns the hold if made.
+func (e *env) wantHoldWithTokens(bh store.BucketHolder, b store.Bucket, st holdStep) (store.Hold, bool) {
+	e.Helper()
+	hd, sr, br, err := bh.HoldWithTokens(e.ctx, b.Account, st.amount, time.Minute, b)
+	if err != nil {
+		e.Fatalf("%s: HoldWithTokens(%d): %v", st.what, st.amount, err)
+	}
+	madeHold := hd.Amount == st.amount && hd.AccountID == b.Account && hd.ID != 0
+	if sr.OK != st.ok || br.OK != st.bucketOK || sr.Balance != st.balance || br.Remaining != st.remaining ||
+		madeHold != st.ok {
+		e.Errorf("%s: HoldWithTokens(%d) = %+v, %+v, %+v; want %+v", st.what, st.amount, hd, sr, br, st)
+	}
+	return hd, sr.OK
+}
+
 // testHoldWithTokens checks that HoldWithTokens takes tokens and holds
 // credits together or neither, whichever refuses, that its hold settles as
 // Hold's does, and that TakeTokens draws on the same bucket.
@@ -26,16 +50,7 @@ func testHoldWithTokens(e *env) {
 	var held []store.Hold
 	step := func(what string, amount int64, wantOK, wantBucketOK bool, wantBalance int64, wantRemaining int) {
 		e.Helper()
-		hd, sr, br, err := bh.HoldWithTokens(e.ctx, id, amount, time.Minute, b)
-		if err != nil {
-			e.Fatalf("%s: HoldWithTokens(%d): %v", what, amount, err)
-		}
-		if sr.OK != wantOK || br.OK != wantBucketOK || sr.Balance != wantBalance || br.Remaining != wantRemaining ||
-			(hd == store.Hold{}) == wantOK || (wantOK && (hd.Amount != amount || hd.AccountID != id)) {
-			e.Errorf("%s: HoldWithTokens(%d) = %+v, %+v, %+v; want OK %v, bucket OK %v, Balance %d, Remaining %d",
-				what, amount, hd, sr, br, wantOK, wantBucketOK, wantBalance, wantRemaining)
-		}
-		if sr.OK {
+		if hd, ok := e.wantHoldWithTokens(bh, b, holdStep{what, amount, wantOK, wantBucketOK, wantBalance, wantRemaining}); ok {
 			held = append(held, hd)
 		}
 	}
