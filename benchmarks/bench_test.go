@@ -54,6 +54,7 @@ var impls = []impl{
 	{"go402-limiter-draining", go402LimiterDraining},
 	{"go402-stack", go402Stack},
 	{"go402-stack-unfused", go402StackUnfused},
+	{"go402-stack-metered", go402StackMetered},
 	{"sethvargo-go-limiter", sethvargoLimiter},
 	{"ulule-limiter", ululeLimiter},
 	{"go-chi-httprate", httprateLimiter},

@@ -93,18 +93,26 @@ type chargeHandler struct {
 	opts    ChargeOptions
 	next    http.Handler
 	limit   fuse.Limit
-	spender store.BucketSpender
-	alone   http.Handler // limit in front of the unfused charge, for requests without a Caller
+	spender store.BucketSpender // the store's, if fused and not metered
+	holder  store.BucketHolder  // the store's, if fused and metered
+	alone   http.Handler        // limit in front of the unfused charge, for requests without a Caller
 }
 
 // Fuse implements fuse.Charge.
 func (h *chargeHandler) Fuse(l fuse.Limit) http.Handler {
-	spender, ok := h.p.store.(store.BucketSpender)
+	spender, _ := h.p.store.(store.BucketSpender)
+	holder, _ := h.p.store.(store.BucketHolder)
+	if h.opts.Metered {
+		spender = nil
+	} else {
+		holder = nil
+	}
 	switch {
-	case !ok, h.limit != nil, h.opts.Metered, h.p.opts.Shadow, !sameStore(l.Buckets(), h.p.store), h.opts.Cost == 0 && h.opts.CostFunc == nil:
+	case spender == nil && holder == nil, h.limit != nil, h.p.opts.Shadow, !sameStore(l.Buckets(), h.p.store),
+		h.opts.Cost == 0 && h.opts.CostFunc == nil:
 		return nil // cannot fuse, already fused, or free: the limit goes in front
 	}
-	return &chargeHandler{p: h.p, opts: h.opts, next: h.next, limit: l, spender: spender, alone: l.Alone(h)}
+	return &chargeHandler{p: h.p, opts: h.opts, next: h.next, limit: l, spender: spender, holder: holder, alone: l.Alone(h)}
 }
 
 // sameStore reports whether a and b are the same store: equal values of

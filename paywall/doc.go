@@ -68,8 +68,10 @@
 // cover settles at zero. Holds and settlements are reported as Steps "hold"
 // and "settle". A hold has a lease ([ChargeOptions.Lease]): a process that
 // dies holding credits gives them back when it ends, and a settlement after
-// it is charged as a plain spend. A metered charge never fuses with a limit:
-// the limit runs in front of it.
+// it is charged as a plain spend. A metered charge fuses with a limit as a
+// fixed one does, with a store that implements [store.BucketHolder] (the
+// memory and Redis stores): the tokens are taken with the hold, in one store
+// operation, and the settlement is one more.
 //
 // # Shadow mode
 //

@@ -55,8 +55,10 @@ func MeterFrom(ctx context.Context) *Meter {
 // hold holds the request's most cost and serves it metered, or refuses it.
 func (c *charge) hold() {
 	p, caller := c.h.p, &c.s.caller
-	hd, res, err := p.holder.Hold(c.storeContext(), caller.Account.ID, c.cost, c.h.opts.Lease)
+	hd, res, done, err := c.reserve()
 	switch {
+	case done: // the limit refused
+		c.s.idem.void = true
 	case err != nil:
 		c.failed(err)
 	case !res.OK:
@@ -69,6 +71,21 @@ func (c *charge) hold() {
 		p.allow(c.r, "hold", caller, hd.Amount)
 		c.serveMetered(hd)
 	}
+}
+
+// reserve is the store operation of a hold. done reports that the fused
+// limit refused (and answered) the request, with nothing held.
+func (c *charge) reserve() (hd store.Hold, res store.SpendResult, done bool, err error) {
+	id, ctx, lease := c.s.caller.Account.ID, c.storeContext(), c.h.opts.Lease
+	if c.h.limit == nil {
+		hd, res, err = c.h.p.holder.Hold(ctx, id, c.cost, lease)
+		return hd, res, false, err
+	}
+	hd, res, br, err := c.h.holder.HoldWithTokens(ctx, id, c.cost, lease, c.bucket)
+	if err != nil {
+		return hd, res, false, err
+	}
+	return hd, res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
 }
 
 // serveMetered runs the handler of a metered request and settles its hold

@@ -35,3 +35,18 @@ type Hold struct {
 	Amount    int64
 	Expires   time.Time // when the store releases it unless settled
 }
+
+// BucketHolder is implemented by stores that can take tokens from a bucket
+// and hold credits in one atomic operation (one round trip), taking
+// nothing if either refuses. The paywall uses it for a metered charge with
+// a limit, as it uses [BucketSpender] for a fixed one.
+type BucketHolder interface {
+	// HoldWithTokens takes b.Cost tokens from the bucket b and holds
+	// amount credits for lease as [Holder.Hold] does; the hold is settled
+	// with [Holder.Settle]. Its arguments, errors and results follow
+	// [BucketSpender.SpendWithTokens]: b.Account must be accountID; if the
+	// BucketResult's OK is false the bucket refused (429; nothing held),
+	// else if the SpendResult's OK is false the balance refused (402; no
+	// tokens taken); else both were taken, and the Hold is not zero.
+	HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b Bucket) (Hold, SpendResult, BucketResult, error)
+}

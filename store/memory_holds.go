@@ -25,16 +25,66 @@ func (m *Memory) Hold(_ context.Context, accountID string, amount int64, lease t
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	r := e.debitLocked(m.applyRefillLocked(e), amount, true)
+	h, r := m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, m.applyRefillLocked(e), true)
+	return h, r, nil
+}
+
+// holdLocked holds h.Amount of e, the account h.AccountID, for lease if
+// allowed and covered, under e.mu after refilling (next is the next refill
+// time), and returns h with its ID and expiry, or zero if refused.
+func (m *Memory) holdLocked(e *memoryAccount, h Hold, lease time.Duration, next time.Time, allowed bool) (Hold, SpendResult) {
+	r := e.debitLocked(next, h.Amount, allowed)
 	if !r.OK {
-		return Hold{}, r, nil
+		return Hold{}, r
 	}
 	if e.holds == nil {
 		e.holds = make(map[int64]memoryHold)
 	}
-	h := Hold{AccountID: accountID, ID: m.holdSeq.Add(1), Amount: amount, Expires: m.now().Add(lease)}
-	e.holds[h.ID] = memoryHold{amount, h.Expires}
-	return h, r, nil
+	h.ID, h.Expires = m.holdSeq.Add(1), m.now().Add(lease)
+	e.holds[h.ID] = memoryHold{h.Amount, h.Expires}
+	return h, r
+}
+
+// HoldWithTokens implements [BucketHolder] with the account's bucket b.
+func (m *Memory) HoldWithTokens(_ context.Context, accountID string, amount int64, lease time.Duration, b Bucket) (Hold, SpendResult, BucketResult, error) {
+	if err := checkHoldWithTokens(accountID, amount, lease, &b); err != nil {
+		return Hold{}, SpendResult{}, BucketResult{}, err
+	}
+	e, err := m.account(accountID)
+	if err != nil {
+		return Hold{}, SpendResult{}, BucketResult{}, err
+	}
+	now := m.tick() // read before locking, to keep the lock short
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	next := m.applyRefillLocked(e)
+	var (
+		h  Hold
+		sr SpendResult
+	)
+	if b.unlimited() { // a bucket that never refuses: a plain hold
+		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, true)
+		return h, sr, BucketResult{OK: true, Remaining: b.Burst}, nil
+	}
+	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
+		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, ok)
+		return sr.OK
+	})
+	return h, sr, br, nil
+}
+
+// checkHoldWithTokens checks the arguments of HoldWithTokens.
+func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *Bucket) error {
+	switch {
+	case amount < 0:
+		return errNegativeCost
+	case lease <= 0:
+		return errorf("hold lease must be positive, got %v: %w", lease, ErrInvalidAmount)
+	case b.Account != accountID:
+		return errorf("hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			b.Key, b.Account, accountID)
+	}
+	return validateBucket(b)
 }
 
 // Settle implements [Holder].
@@ -68,4 +118,7 @@ func (e *memoryAccount) releaseExpiredLocked(now time.Time) {
 	}
 }
 
-var _ Holder = (*Memory)(nil)
+var (
+	_ Holder       = (*Memory)(nil)
+	_ BucketHolder = (*Memory)(nil)
+)

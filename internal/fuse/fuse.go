@@ -1,7 +1,7 @@
 // Package fuse is how a limiter and a charge on the same route decide
 // together: when limiter.Handler wraps a paywall charge (in either order,
 // with entitlement checks between them), the charge takes the limiter's
-// tokens and debits its credits in one store operation. Users never see
+// tokens and debits (or, metered, holds) its credits in one store operation. Users never see
 // these types; they compose the middlewares as usual.
 package fuse
 
@@ -43,7 +43,7 @@ type Charge interface {
 	http.Handler
 	// Fuse returns the charge deciding l together with its debit, or nil
 	// if it cannot (the buckets are not in the charge's store, or the
-	// store cannot take tokens and debit credits in one operation).
+	// store cannot take tokens and debit or hold credits in one operation).
 	Fuse(l Limit) http.Handler
 }
 

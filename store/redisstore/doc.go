@@ -18,13 +18,16 @@
 //	lim, err := limiter.New(10, 20, &limiter.Options{By: limiter.ByAccount(), Store: s})
 //	h := pw.Authenticate(lim.Handler(pw.Charge(10)(api)))
 //
+// A metered charge does too ([Store.HoldWithTokens]), and settles in one
+// more.
+//
 // # Consistency
 //
-// Spend, Refund, TopUp, TakeTokens and SpendWithTokens are Lua scripts,
-// each evaluated atomically on the Redis server in one round trip and timed
-// by the server's clock (TIME), never a replica's: N replicas spending from
-// a balance B at cost c admit exactly min(N, B/c) requests in total and the
-// balance never goes below zero. Balances are exact 64-bit integers; they
+// Spend, Refund, TopUp, TakeTokens, SpendWithTokens, Hold, HoldWithTokens
+// and Settle are Lua scripts, each evaluated atomically on the Redis server
+// in one round trip and timed by the server's clock (TIME), never a
+// replica's: N replicas spending from a balance B at cost c admit exactly
+// min(N, B/c) requests in total and the balance never goes below zero. Balances are exact 64-bit integers; they
 // never pass through a floating-point number.
 //
 // Redis replication is asynchronous: if a primary fails and a replica is

@@ -37,6 +37,14 @@ local function release(k, hk, hn, now_us)
   if nxt then redis.call('HSET', k, 'holds_next', int(nxt)) else redis.call('HDEL', k, 'holds_next') end
   return any
 end
+-- add_hold records a hold of amt (a decimal string) until exp in hash hk
+-- of account k, whose "holds_next" is hn, and returns the hold's ID.
+local function add_hold(k, hk, hn, amt, exp)
+  local id = redis.call('HINCRBY', k, 'hold_seq', 1)
+  redis.call('HSET', hk, id, amt .. ' ' .. int(exp))
+  if not hn or tonumber(hn) > exp then redis.call('HSET', k, 'holds_next', int(exp)) end
+  return id
+end
 `
 
 // holdScript: KEYS[1] account, KEYS[2] its holds; ARGV time, amount, lease
@@ -57,10 +65,7 @@ end
 bal = dsub(bal, ARGV[2])
 local exp = now_us + tonumber(ARGV[3])
 flush(KEYS[1], f, bal, w)
-local id = redis.call('HINCRBY', KEYS[1], 'hold_seq', 1)
-redis.call('HSET', KEYS[2], id, ARGV[2] .. ' ' .. int(exp))
-if not f[9] or tonumber(f[9]) > exp then redis.call('HSET', KEYS[1], 'holds_next', int(exp)) end
-return {1, bal, h, s, n, id, int(exp)}
+return {1, bal, h, s, n, add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp), int(exp)}
 `)
 
 // settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
@@ -157,4 +162,87 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	return parseBalance("settle", v[1])
 }
 
-var _ store.Holder = (*Store)(nil)
+// holdTokensScript: KEYS[1] account (which holds the windows), KEYS[2] its
+// holds; ARGV time, amount, lease (µs), token cost, number of windows, then
+// the windows (see windowLib). Returns {-1} for an unknown account, else
+// holdScript's reply followed by windowsOK, the server time in
+// microseconds, then held and tokens per window.
+var holdTokensScript = redis.NewScript(luaLib + luaHolds + windowLib + `
+local t = server_time()
+local now_us = micros(t)
+local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
+local function get()
+  return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
+    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next')
+end
+local f, w = get(), {}
+if release(KEYS[1], KEYS[2], f[9], now_us) then f = get() end
+local bal, nx = refill(f, now_pair(t), w)
+if not bal then return {-1} end
+local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
+local ok = bok and not dlt(bal, ARGV[2])
+if ok then bal = dsub(bal, ARGV[2]) end
+local out = save_windows(ws, ok, tcost, now_us, w)
+flush(KEYS[1], f, bal, w)
+local h, s, nsec = next_fields(nx)
+local id, exp = 0, now_us + tonumber(ARGV[3])
+if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
+local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, int(now_us)}
+for _, v in ipairs(out) do r[#r + 1] = v end
+return r
+`)
+
+// HoldWithTokens implements [store.BucketHolder]: it takes b.Cost tokens
+// from the account's bucket b and holds amount as [Store.Hold] does, in
+// one script — one round trip — taking nothing if either refuses. Its
+// arguments and results follow [Store.SpendWithTokens].
+func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b store.Bucket) (store.Hold, store.SpendResult, store.BucketResult, error) {
+	if err := checkHoldWithTokens(accountID, amount, lease, &b); err != nil {
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
+	}
+	if unlimited(&b) {
+		h, r, err := s.Hold(ctx, accountID, amount, lease)
+		return h, r, store.BucketResult{OK: err == nil, Remaining: b.Burst}, err
+	}
+	ctx, stop := s.withTimeout(ctx)
+	defer stop()
+	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10),
+		b.Cost, len(b.More)+1)
+	v, err := holdTokensScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)}, args...).Slice()
+	switch {
+	case err != nil:
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, backendError("hold with tokens", err)
+	case notFound(v):
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{},
+			fmt.Errorf("redisstore: hold with tokens: account %q: %w", accountID, store.ErrNotFound)
+	case len(v) != 9+2*(len(b.More)+1):
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, errReply("hold with tokens")
+	}
+	h, sr, err := decodeHold(accountID, amount, v[:7])
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
+	}
+	bok, _ := v[7].(int64)
+	br, err := windowResults(&b, bok == 1, v[8], v[9:])
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
+	}
+	return h, sr, br, nil
+}
+
+// checkHoldWithTokens checks the arguments of HoldWithTokens.
+func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *store.Bucket) error {
+	switch {
+	case amount < 0 || lease < time.Microsecond:
+		return fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
+	case b.Account != accountID:
+		return fmt.Errorf("redisstore: hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			b.Key, b.Account, accountID)
+	}
+	return validateBucket(b)
+}
+
+var (
+	_ store.Holder       = (*Store)(nil)
+	_ store.BucketHolder = (*Store)(nil)
+)

@@ -58,6 +58,11 @@ func BenchmarkMiddleware(b *testing.B) {
 			refused.Add(1)
 		}
 	})
+	metered := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		charged.ServeHTTP(w, r) // the hold of 1
+		paywall.MeterFrom(r.Context()).Set(1)
+	})
+	meter := pw.ChargeWith(paywall.ChargeOptions{Cost: 1, Metered: true})
 	routes := []struct {
 		name string
 		h    http.Handler
@@ -67,6 +72,8 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"Authenticate+Limiter", pw.Authenticate(lim.Handler(served))},
 		{"Authenticate+Limiter+Charge", pw.Authenticate(lim.Handler(pw.Charge(1)(charged)))},
 		{"Authenticate+Limiter+Charge/unfused", pw.Authenticate(lim.Handler(http.HandlerFunc(pw.Charge(1)(charged).ServeHTTP)))},
+		{"Authenticate+Limiter+Charge/metered", pw.Authenticate(lim.Handler(meter(metered)))},
+		{"Authenticate+Limiter+Charge/metered-unfused", pw.Authenticate(lim.Handler(http.HandlerFunc(meter(metered).ServeHTTP)))},
 	}
 	newRequest := func() *http.Request {
 		r := httptest.NewRequest("POST", "/work", nil)
