@@ -180,9 +180,27 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 		return SpendResult{}, err
 	}
 	e.mu.Lock()
-	r := e.debitLocked(m.applyRefillLocked(e), cost, true)
+	r := m.spendLocked(e, m.applyRefillLocked(e), cost, true)
 	e.mu.Unlock()
 	return r, nil
+}
+
+// spendLocked is debitLocked that also keeps e's spend cap and thresholds,
+// if it has any.
+func (m *Memory) spendLocked(e *memoryAccount, next time.Time, cost int64, allowed bool) SpendResult {
+	if !e.put.Load().capped() {
+		return e.debitLocked(next, cost, allowed)
+	}
+	a := e.accountLocked()
+	if !allowed {
+		return SpendResult{Balance: a.Balance, NextRefill: next}
+	}
+	r := a.SpendCapped(m.now(), cost)
+	r.NextRefill = next
+	if r.OK || a.CapSpent != e.put.Load().CapSpent || !a.CapPeriod.Equal(e.put.Load().CapPeriod) {
+		e.setLocked(a)
+	}
+	return r
 }
 
 // debitLocked debits cost if allowed and covered, under e.mu after refilling.
@@ -223,6 +241,12 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	b := e.balance.Load()
 	if b > math.MaxInt64-amount {
 		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
+	}
+	if op == "refund" && !e.put.Load().SpendCap.IsZero() {
+		a := e.accountLocked()
+		a.RefundCapped(m.now(), amount)
+		e.setLocked(a)
+		return a.Balance, nil
 	}
 	e.balance.Store(b + amount)
 	return b + amount, nil
@@ -319,3 +343,6 @@ func (m *Memory) RevokeKey(_ context.Context, digest Digest) error {
 	m.keys.set(digest, revoked)
 	return nil
 }
+
+// KeepsSpendCaps implements [SpendCapper].
+func (*Memory) KeepsSpendCaps() {}

@@ -29,7 +29,13 @@ type SpendResult struct {
 	OK         bool      // the cost was debited
 	Balance    int64     // after the debit, or the balance too small for it
 	NextRefill time.Time // the next top-up; zero if the account has no Refill
+	// Cap is set for an account with a [SpendCap] or [Threshold]s: the
+	// cap's state and the thresholds this spend crossed.
+	Cap *CapResult
 }
+
+// Crossed returns the thresholds the spend crossed; see [CapResult.Crossed].
+func (r SpendResult) Crossed() []Threshold { return r.Cap.Crossed() }
 
 // Refunder is implemented by stores that can give credits back, for example
 // when the handler a charge paid for failed.

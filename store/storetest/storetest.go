@@ -121,6 +121,11 @@ type Harness struct {
 	// Advance moves the store's clock forward by d. If nil, subtests that
 	// need a controlled clock skip.
 	Advance func(d time.Duration)
+
+	// Other, if set, is a second instance of the store (another client or
+	// pool) on the same data and clock, for subtests across instances;
+	// they skip if it is nil.
+	Other store.Store
 }
 
 // Run runs the conformance suite as subtests of t, calling newHarness once
@@ -139,6 +144,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Holds", holdTests},
 		{"Buckets", bucketTests},
 		{"Admin", adminTests},
+		{"Caps", capsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
