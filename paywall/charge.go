@@ -221,6 +221,7 @@ func (c *charge) debit() {
 		caller.Charged += c.cost
 		caller.Balance = res.Balance
 		c.s.idem.debited = true
+		c.h.p.thresholds(c.r.Context(), res)
 		c.h.p.allow(c.r, "charge", caller, c.cost)
 		c.serve()
 	}
@@ -321,6 +322,9 @@ func (c *charge) failed(err error) {
 
 // creditDenial is the denial for a refused spend.
 func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
+	if res.Cap != nil && res.Cap.Reached {
+		return p.capDenial(cost, res)
+	}
 	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.opts.PaymentURL}
 	// A refill helps only if it restores at least the cost.
 	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
@@ -332,6 +336,27 @@ func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResu
 		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
 	d.RetryAfter = max(res.NextRefill.Sub(p.opts.Clock()), time.Second)
 	return d
+}
+
+// capDenial is the denial for a spend the account's spend cap refused.
+func (p *Paywall) capDenial(cost int64, res store.SpendResult) *Denial {
+	c := res.Cap
+	d := &Denial{Code: CodeSpendCapReached, Balance: res.Balance, HasBalance: true, Cost: cost,
+		ResetAt: c.ResetAt, UpgradeURL: p.opts.UpgradeURL}
+	d.Detail = "This request costs " + credits(cost) + "; the spend cap allows " + credits(c.Limit-c.Spent) +
+		" more until it resets at " + c.ResetAt.UTC().Format(time.RFC3339) + "."
+	d.RetryAfter = max(c.ResetAt.Sub(p.opts.Clock()), time.Second)
+	return d
+}
+
+// thresholds passes the thresholds a spend crossed to OnThreshold.
+func (p *Paywall) thresholds(ctx context.Context, res store.SpendResult) {
+	if res.Cap == nil || p.opts.OnThreshold == nil {
+		return
+	}
+	for _, t := range res.Cap.Crossed() {
+		p.opts.OnThreshold(ctx, t)
+	}
 }
 
 func credits(n int64) string {

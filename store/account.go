@@ -57,13 +57,9 @@ type Account struct {
 	// portal link): an absolute http or https URL, or empty.
 	PaymentURL string `json:"payment_url,omitempty"`
 	// SpendCap, if set, limits the credits spent per period.
-	SpendCap SpendCap `json:"spend_cap,omitzero"`
+	SpendCap *SpendCap `json:"spend_cap,omitzero"`
 	// Thresholds are reported once per period when a spend crosses them.
 	Thresholds []Threshold `json:"thresholds,omitempty"`
-	// CapSpent is what was spent in the cap period starting at CapPeriod,
-	// both kept by stores.
-	CapSpent  int64     `json:"cap_spent,omitempty"`
-	CapPeriod time.Time `json:"cap_period,omitzero"`
 }
 
 // Lapse is the billing system's reason for a subscription's lapse.
@@ -107,6 +103,10 @@ func (a Account) clone() Account {
 	a.Metadata = maps.Clone(a.Metadata)
 	a.Windows = slices.Clip(slices.Clone(a.Windows))
 	a.Thresholds = slices.Clip(slices.Clone(a.Thresholds))
+	if a.SpendCap != nil {
+		c := *a.SpendCap
+		a.SpendCap = &c
+	}
 	return a
 }
 

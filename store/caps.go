@@ -14,16 +14,19 @@ import (
 type SpendCap struct {
 	Limit  int64  `json:"limit"`  // credits per period; positive
 	Period Period `json:"period"` // PeriodDay or PeriodMonth, or any other [Period]
+	// Spent is what was spent in the period starting at Start, both kept
+	// by stores.
+	Spent int64     `json:"spent,omitempty"`
+	Start time.Time `json:"start,omitzero"`
 }
 
-// IsZero reports whether c is the zero SpendCap: no cap.
-func (c SpendCap) IsZero() bool { return c == SpendCap{} }
-
 // problem describes the first problem of c, if set, or is "".
-func (c SpendCap) problem() string {
+func (c *SpendCap) problem() string {
 	switch {
-	case c.IsZero():
+	case c == nil:
 		return ""
+	case c.Spent < 0:
+		return fmt.Sprintf("negative spend cap spending %d", c.Spent)
 	case c.Limit <= 0:
 		return fmt.Sprintf("spend cap limit must be > 0, got %d", c.Limit)
 	case !c.Period.Valid():
@@ -73,7 +76,7 @@ func (t *Threshold) problem(a *Account) string {
 		return fmt.Sprintf("unknown threshold kind %q", t.Kind)
 	}
 	switch {
-	case t.Kind == ThresholdCapPercent && a.SpendCap.IsZero():
+	case t.Kind == ThresholdCapPercent && a.SpendCap == nil:
 		return "a cap_percent threshold needs a spend cap"
 	case t.Kind == ThresholdQuotaPercent && a.Refill == nil:
 		return "a quota_percent threshold needs a refill"
@@ -101,7 +104,7 @@ func (r *CapResult) Crossed() []Threshold {
 }
 
 // capped reports whether spends of a go through the cap logic.
-func (a *Account) capped() bool { return !a.SpendCap.IsZero() || len(a.Thresholds) > 0 }
+func (a *Account) capped() bool { return a.SpendCap != nil || len(a.Thresholds) > 0 }
 
 // anchor is the billing anchor of monthly periods: the refill's, if any.
 func (a *Account) anchor() time.Time {
@@ -114,9 +117,11 @@ func (a *Account) anchor() time.Time {
 // rollCap starts a new cap period if now is past the current one, and
 // returns the period's end.
 func (a *Account) rollCap(now time.Time) time.Time {
-	start, end := a.SpendCap.Period.Bounds(now, a.anchor())
-	if !a.CapPeriod.Equal(start) {
-		a.CapPeriod, a.CapSpent = start, 0
+	c := *a.SpendCap // a's own copy: the one read may be shared
+	a.SpendCap = &c
+	start, end := c.Period.Bounds(now, a.anchor())
+	if !c.Start.Equal(start) {
+		c.Start, c.Spent = start, 0
 	}
 	return end
 }
@@ -128,32 +133,42 @@ func (a *Account) rollCap(now time.Time) time.Time {
 func (a *Account) SpendCapped(now time.Time, cost int64) SpendResult {
 	a.Thresholds = slices.Clone(a.Thresholds)
 	cr := &CapResult{}
-	if !a.SpendCap.IsZero() {
+	if a.SpendCap != nil {
 		cr.ResetAt, cr.Limit = a.rollCap(now), a.SpendCap.Limit
 	}
 	r := SpendResult{Balance: a.Balance, Cap: cr}
 	switch {
 	case cost > a.Balance:
-	case cr.Limit > 0 && cost > cr.Limit-a.CapSpent:
+	case a.SpendCap != nil && cost > cr.Limit-a.SpendCap.Spent:
 		cr.Reached = true
 	default:
-		before, spentBefore := a.Balance, a.CapSpent
+		before, spentBefore := a.Balance, a.capSpent()
 		a.Balance -= cost
-		a.CapSpent += cost
+		if a.SpendCap != nil {
+			a.SpendCap.Spent += cost
+		}
 		r.OK, r.Balance = true, a.Balance
 		cr.crossed = a.markCrossed(now, before, spentBefore)
 	}
-	cr.Spent = a.CapSpent
+	cr.Spent = a.capSpent()
 	return r
+}
+
+// capSpent is what a spent in the current cap period, or zero without a cap.
+func (a *Account) capSpent() int64 {
+	if a.SpendCap == nil {
+		return 0
+	}
+	return a.SpendCap.Spent
 }
 
 // RefundCapped adds amount to a's balance and gives it back to the
 // current cap period, up to what was spent in it.
 func (a *Account) RefundCapped(now time.Time, amount int64) {
 	a.Balance += amount
-	if !a.SpendCap.IsZero() {
+	if a.SpendCap != nil {
 		a.rollCap(now)
-		a.CapSpent -= min(amount, a.CapSpent)
+		a.SpendCap.Spent -= min(amount, a.SpendCap.Spent)
 	}
 }
 
@@ -182,7 +197,7 @@ func (t *Threshold) crossed(a *Account, before, spentBefore int64) bool {
 	switch t.Kind {
 	case ThresholdCapPercent:
 		level := percentOf(a.SpendCap.Limit, t.Value)
-		return spentBefore < level && level <= a.CapSpent
+		return spentBefore < level && level <= a.SpendCap.Spent
 	case ThresholdQuotaPercent:
 		q := a.Refill.Amount
 		level := percentOf(q, t.Value)
@@ -201,8 +216,8 @@ func percentOf(n, p int64) int64 {
 // kind k is reported once.
 func (a *Account) thresholdPeriod(k ThresholdKind, now time.Time) time.Time {
 	switch {
-	case k == ThresholdCapPercent || (k == ThresholdBalance && a.Refill == nil && !a.SpendCap.IsZero()):
-		return a.CapPeriod
+	case k == ThresholdCapPercent || (k == ThresholdBalance && a.Refill == nil && a.SpendCap != nil):
+		return a.SpendCap.Start
 	case a.Refill != nil:
 		if b, ok := a.Refill.boundary(now); ok {
 			return b
@@ -218,10 +233,7 @@ func (a *Account) capProblem() string {
 	if p := a.SpendCap.problem(); p != "" {
 		return p
 	}
-	switch {
-	case a.CapSpent < 0:
-		return fmt.Sprintf("negative cap spending %d", a.CapSpent)
-	case len(a.Thresholds) > maxThresholds:
+	if len(a.Thresholds) > maxThresholds {
 		return fmt.Sprintf("more than %d thresholds", maxThresholds)
 	}
 	for i := range a.Thresholds {

@@ -197,9 +197,7 @@ func (m *Memory) spendLocked(e *memoryAccount, next time.Time, cost int64, allow
 	}
 	r := a.SpendCapped(m.now(), cost)
 	r.NextRefill = next
-	if r.OK || a.CapSpent != e.put.Load().CapSpent || !a.CapPeriod.Equal(e.put.Load().CapPeriod) {
-		e.setLocked(a)
-	}
+	e.setLocked(a) // also a refused spend may have started a new period
 	return r
 }
 
@@ -242,7 +240,7 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	if b > math.MaxInt64-amount {
 		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
 	}
-	if op == "refund" && !e.put.Load().SpendCap.IsZero() {
+	if op == "refund" && e.put.Load().SpendCap != nil {
 		a := e.accountLocked()
 		a.RefundCapped(m.now(), amount)
 		e.setLocked(a)

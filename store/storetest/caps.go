@@ -22,7 +22,7 @@ func (e *env) seedCapped(balance, limit int64, ts ...store.Threshold) string {
 	e.Helper()
 	capability[store.SpendCapper](e)
 	a := store.Account{ID: e.newID(), Plan: "test", Balance: balance,
-		SpendCap: store.SpendCap{Limit: limit, Period: store.PeriodDay}, Thresholds: ts}
+		SpendCap: &store.SpendCap{Limit: limit, Period: store.PeriodDay}, Thresholds: ts}
 	e.seed(a)
 	return a.ID
 }
