@@ -92,11 +92,13 @@ func TestOnThreshold(t *testing.T) {
 	h := p.Authenticate(p.Charge(1)(ok))
 	var wg sync.WaitGroup
 	for range 8 {
-		wg.Go(func() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
 			for range 4 { // 32 charges of 1: 25 pass the cap
 				serve(h, request("GET", "/", keyCapped, ""))
 			}
-		})
+		}()
 	}
 	wg.Wait()
 	want := map[store.ThresholdKind]int{store.ThresholdCapPercent: 1, store.ThresholdBalance: 1}

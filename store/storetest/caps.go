@@ -130,9 +130,11 @@ func testCapsThresholdsOnceAcrossInstances(e *env) {
 }
 
 // testCapsThresholdsAgainNextPeriod checks that a threshold is reported
-// again in the next period, and not twice in one.
+// again in the next period, and not twice in one, also when a refund took
+// the spending back below it.
 func testCapsThresholdsAgainNextPeriod(e *env) {
 	e.needAdvance()
+	r := capability[store.Refunder](e)
 	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
 	want := func(cost int64, n int) {
 		e.Helper()
@@ -143,6 +145,8 @@ func testCapsThresholdsAgainNextPeriod(e *env) {
 	want(4, 0)
 	want(1, 1)
 	want(1, 0)
+	e.refund(r, id, 3)
+	want(2, 0)
 	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
 	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
 	want(5, 1)
