@@ -354,7 +354,7 @@ func (p *Paywall) thresholds(ctx context.Context, res store.SpendResult) {
 	if res.Cap == nil || p.opts.OnThreshold == nil {
 		return
 	}
-	for _, t := range res.Cap.Crossed() {
+	for _, t := range res.Cap.Crossed {
 		p.opts.OnThreshold(ctx, t)
 	}
 }

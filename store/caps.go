@@ -91,16 +91,9 @@ type CapResult struct {
 	Spent   int64     // credits spent in the cap's period, after the spend
 	ResetAt time.Time // the end of the cap's period; zero without a cap
 	Reached bool      // the spend was refused because it would cross the cap
-	crossed []Threshold
-}
-
-// Crossed returns the thresholds the spend crossed, each reported by one
-// spend only per period. The caller must not modify it.
-func (r *CapResult) Crossed() []Threshold {
-	if r == nil {
-		return nil
-	}
-	return r.crossed
+	// Crossed are the thresholds the spend crossed, with their new marks:
+	// each is reported by one spend only per period.
+	Crossed []Threshold
 }
 
 // capped reports whether spends of a go through the cap logic.
@@ -148,7 +141,7 @@ func (a *Account) SpendCapped(now time.Time, cost int64) SpendResult {
 			a.SpendCap.Spent += cost
 		}
 		r.OK, r.Balance = true, a.Balance
-		cr.crossed = a.markCrossed(now, before, spentBefore)
+		cr.Crossed = a.markCrossed(now, before, spentBefore)
 	}
 	cr.Spent = a.capSpent()
 	return r

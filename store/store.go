@@ -34,8 +34,13 @@ type SpendResult struct {
 	Cap *CapResult
 }
 
-// Crossed returns the thresholds the spend crossed; see [CapResult.Crossed].
-func (r SpendResult) Crossed() []Threshold { return r.Cap.Crossed() }
+// Crossed returns the thresholds the spend crossed, if any; see [CapResult].
+func (r SpendResult) Crossed() []Threshold {
+	if r.Cap == nil {
+		return nil
+	}
+	return r.Cap.Crossed
+}
 
 // Refunder is implemented by stores that can give credits back, for example
 // when the handler a charge paid for failed.

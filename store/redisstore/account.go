@@ -49,6 +49,9 @@ func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("redisstore: %w", err)
 	}
+	if err := checkNoCaps(&a); err != nil {
+		return err
+	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return err
@@ -308,4 +311,13 @@ func parseInts(m map[string]string, fields ...string) ([]int64, error) {
 		out[i] = n
 	}
 	return out, nil
+}
+
+// checkNoCaps refuses an account with a spend cap or thresholds, which this
+// store does not keep (it is no [store.SpendCapper]).
+func checkNoCaps(a *store.Account) error {
+	if a.SpendCap != nil || len(a.Thresholds) > 0 {
+		return fmt.Errorf("redisstore: account %q: this store does not keep spend caps and thresholds", a.ID)
+	}
+	return nil
 }
