@@ -82,9 +82,6 @@ func (s *Store) putAccount(ctx context.Context, q querier, a store.Account) erro
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	if a.SpendCap != nil || len(a.Thresholds) > 0 {
-		return fmt.Errorf("pgstore: account %q: this store does not keep spend caps and thresholds", a.ID)
-	}
 	if a.Refill != nil && a.Refill.Every%time.Microsecond != 0 {
 		return fmt.Errorf("pgstore: refill period must be a whole number of microseconds, got %v", a.Refill.Every)
 	}
