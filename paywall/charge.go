@@ -17,8 +17,11 @@ import (
 
 // Charge returns a middleware that debits cost credits before next runs, or
 // refuses with 402: quota_exhausted (with Retry-After and refill_at) when a
-// periodic refill will cover the cost, insufficient_credits otherwise. A
-// cost of zero passes without touching the store. It must run after
+// periodic refill will cover the cost, spend_cap_reached (with Retry-After
+// and reset_at) when the account's [store.SpendCap] would be crossed,
+// insufficient_credits otherwise. A cost of zero passes without touching
+// the store. After a debit, [Options.OnThreshold] hears the thresholds it
+// crossed. It must run after
 // [Paywall.Authenticate], else 500 misconfigured. A failed spend is a 503
 // store_unavailable; under [Options.FailOpen] it, like a failed lookup,
 // passes uncharged. It panics if cost is negative, a programming error

@@ -87,6 +87,18 @@
 // un-revokes a key. Unknown accounts and keys yield errors wrapping
 // [store.ErrNotFound].
 //
+// # Spend caps and thresholds
+//
+// The Caps group runs only if the store implements [store.SpendCapper],
+// and skips otherwise. It checks that a daily [store.SpendCap] admits
+// spends up to its limit exactly and refuses the one beyond, debiting
+// nothing, with the period's end as ResetAt; that a refund gives room back;
+// that the next period starts from zero (with Advance); and that 64 spends
+// from 8 goroutines report a cap percentage and a balance level each
+// exactly once, also through two instances of the store when the harness
+// sets Other, and once more only in the next period, even after a refund
+// took the spending back below it.
+//
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
 
