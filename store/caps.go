@@ -10,7 +10,9 @@ import (
 // independently of its balance: a spend that would take the credits spent
 // in the current period above Limit is refused and debits nothing, and a
 // refund gives room back in the current period. A month is anchored to the
-// account's billing cycle ([Refill].Anchor) when it has one.
+// account's billing cycle ([Refill].Anchor) when it has one. Spends and
+// refunds count, and spends with tokens ([BucketSpender]); credits held
+// ([Holder]) do not.
 type SpendCap struct {
 	Limit  int64  `json:"limit"`  // credits per period; positive
 	Period Period `json:"period"` // PeriodDay or PeriodMonth, or any other [Period]

@@ -29,8 +29,9 @@ type SpendResult struct {
 	OK         bool      // the cost was debited
 	Balance    int64     // after the debit, or the balance too small for it
 	NextRefill time.Time // the next top-up; zero if the account has no Refill
-	// Cap is set for an account with a [SpendCap] or [Threshold]s: the
-	// cap's state and the thresholds this spend crossed.
+	// Cap is the cap's state and the thresholds this spend crossed, set for
+	// an account with a [SpendCap] or [Threshold]s by the stores that keep
+	// them ([SpendCapper]); a spend of zero may leave it nil.
 	Cap *CapResult
 }
 

@@ -40,6 +40,9 @@
 //     may be nil when the clock cannot be controlled; the subtests that
 //     need it (refill exactly at a boundary, a key expiring while stored)
 //     then skip.
+//   - Other is a second instance of the store on the same data (another
+//     client or connection pool), for the subtests that check atomicity
+//     across replicas; they skip if it is nil.
 //
 // What the suite expects of the store, beyond the documentation of
 // [store.Store]: Lookup returns a key and an account equal by
