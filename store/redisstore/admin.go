@@ -107,9 +107,6 @@ func (s *Store) updateWatched(ctx context.Context, tx *redis.Tx, id string, fn f
 	if err := a.Validate(); err != nil {
 		return store.Account{}, fmt.Errorf("redisstore: %w", err)
 	}
-	if err := checkNoCaps(&a); err != nil {
-		return store.Account{}, err
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return store.Account{}, err

@@ -83,6 +83,10 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		return store.SpendResult{}, store.BucketResult{},
 			fmt.Errorf("redisstore: spend with tokens: account %q: %w", accountID, store.ErrNotFound)
 	}
+	if status(v, -4) {
+		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
+			"redisstore: spend with tokens: account %q has a spend cap or thresholds, which only Spend keeps", accountID)
+	}
 	if len(v) != 7+2*(len(b.More)+1) {
 		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
 	}

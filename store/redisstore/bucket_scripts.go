@@ -119,10 +119,12 @@ return r
 // spendTokensScript: KEYS[1] account (which holds the windows), KEYS[2]
 // operation marker; ARGV time, cost, marker TTL (ms), token cost, number of
 // windows, then the windows (see windowLib). Returns {-1} for an unknown
-// account, {-3} for an operation already cancelled, else {ok, balance,
+// account, {-3} for an operation already cancelled, {-4} for an account
+// with a spend cap or thresholds, else {ok, balance,
 // hasNext, nextSec, nextNsec, windowsOK, server time in microseconds, then
 // held and tokens per window}.
 var spendTokensScript = redis.NewScript(luaLib + windowLib + `
+if redis.call('HEXISTS', KEYS[1], 'caps') == 1 then return {-4} end
 local t = server_time()
 local now_us = micros(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
