@@ -83,19 +83,18 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 		return store.SpendResult{}, store.BucketResult{},
 			fmt.Errorf("redisstore: spend with tokens: account %q: %w", accountID, store.ErrNotFound)
 	}
-	if status(v, -4) {
-		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
-			"redisstore: spend with tokens: account %q has a spend cap or thresholds, which only Spend keeps", accountID)
-	}
-	if len(v) != 7+2*(len(b.More)+1) {
+	if len(v) != 7+2*(len(b.More)+1)+7 {
 		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
 	}
 	sr, err := decodeSpend(v)
 	if err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
+	if sr.Cap, err = decodeCapReply(v[len(v)-7:]); err != nil {
+		return store.SpendResult{}, store.BucketResult{}, err
+	}
 	bok, _ := v[5].(int64)
-	br, err := windowResults(&b, bok == 1, v[6], v[7:])
+	br, err := windowResults(&b, bok == 1, v[6], v[7:len(v)-7])
 	if err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}

@@ -158,9 +158,7 @@ func decodeCapReply(v []any) (*store.CapResult, error) {
 	return r, nil
 }
 
-// KeepsSpendCaps implements [store.SpendCapper]. Spends with tokens
-// ([Store.SpendWithTokens]) of an account with a spend cap or thresholds
-// are refused with an error.
+// KeepsSpendCaps implements [store.SpendCapper].
 func (*Store) KeepsSpendCaps() {}
 
 // luaCaps holds the scripts' spend cap and threshold functions.

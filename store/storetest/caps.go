@@ -14,6 +14,7 @@ var capsTests = []subtest{
 	{"ThresholdsOnceConcurrently", testCapsThresholdsOnceConcurrently},
 	{"ThresholdsOnceAcrossInstances", testCapsThresholdsOnceAcrossInstances},
 	{"ThresholdsAgainNextPeriod", testCapsThresholdsAgainNextPeriod},
+	{"SpendWithTokens", testCapsSpendWithTokens},
 }
 
 // seedCapped stores a new account with a balance, a daily cap and
@@ -151,4 +152,27 @@ func testCapsThresholdsAgainNextPeriod(e *env) {
 	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
 	want(5, 1)
 	want(5, 0)
+}
+
+// testCapsSpendWithTokens checks that spends with tokens keep the cap and
+// report thresholds, and that one the cap refuses takes no token.
+func testCapsSpendWithTokens(e *env) {
+	_, sp := e.bucketSpender()
+	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
+	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: 1, Burst: 5, Cost: 1}
+	step := func(cost int64, ok, reached bool, crossed, remaining int) {
+		e.Helper()
+		sr, br, err := sp.SpendWithTokens(e.ctx, id, cost, b)
+		if err != nil {
+			e.Fatalf("SpendWithTokens(%d): %v", cost, err)
+		}
+		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
+			e.Errorf("SpendWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
+				cost, sr, sr.Cap, br, ok, reached, crossed, remaining)
+		}
+	}
+	step(6, true, false, 1, 4)
+	step(5, false, true, 0, 4)
+	step(4, true, false, 0, 3)
+	e.wantBalance(id, 990)
 }
