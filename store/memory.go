@@ -10,12 +10,13 @@ import (
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
-// process. It also implements [Refunder], [Buckets] and [BucketSpender],
-// manages keys and accounts itself (PutAccount, CreateKey, …), and can save
-// itself to a JSON file and restore itself from one ([Memory.SaveFile],
+// process. It also implements [Refunder], [Buckets], [BucketSpender] and
+// [SpendCapper], manages keys and accounts itself (PutAccount, CreateKey,
+// …), and can save itself to a JSON file and restore itself from one ([Memory.SaveFile],
 // [Memory.LoadFile]), so that a restart of a small server loses nothing.
 //
-// Lookup and Spend allocate nothing and take no lock shared between accounts;
+// Lookup and Spend allocate nothing (but spends of an account with a
+// [SpendCap] or [Threshold]s) and take no lock shared between accounts;
 // concurrent spends against one account admit exactly as many as the balance
 // covers. Create a Memory with [NewMemory]; the zero value is not usable. A
 // Memory is safe for concurrent use.
