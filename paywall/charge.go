@@ -346,7 +346,7 @@ func (p *Paywall) capDenial(cost int64, res store.SpendResult) *Denial {
 	c := res.Cap
 	d := &Denial{Code: CodeSpendCapReached, Balance: res.Balance, HasBalance: true, Cost: cost,
 		ResetAt: c.ResetAt, UpgradeURL: p.opts.UpgradeURL}
-	d.Detail = "This request costs " + credits(cost) + "; the spend cap allows " + credits(c.Limit-c.Spent) +
+	d.Detail = "This request costs " + credits(cost) + "; the spend cap allows " + credits(max(c.Limit-c.Spent, 0)) +
 		" more until it resets at " + c.ResetAt.UTC().Format(time.RFC3339) + "."
 	d.RetryAfter = max(c.ResetAt.Sub(p.opts.Clock()), time.Second)
 	return d
