@@ -121,7 +121,8 @@ return r
 // windows, then the windows (see windowLib). Returns {-1} for an unknown
 // account, {-3} for an operation already cancelled, else {ok, balance,
 // hasNext, nextSec, nextNsec, windowsOK, server time in microseconds, then
-// held and tokens per window, then the cap part (see decodeCapReply)}.
+// held and tokens per window, then for an account with a spend cap or
+// thresholds the cap part (see decodeCapReply)}.
 var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + `
 local t = server_time()
 local now_us = micros(t)
@@ -155,6 +156,8 @@ flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
 local r = {ok, bal, h, s, nsec, (bok or prior) and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
-for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
 return r
 `)

@@ -275,7 +275,6 @@ local function caps_spend(c, before, after, cost, nx, f, now, w)
 end
 -- caps_reply is the cap part of a spend's reply.
 local function caps_reply(c, reached, crossed)
-  if not c then return {0, '0', '0', 0, 0, 0, ''} end
   local stop = c.stop or {0, 0}
   return {1, c.lim or '0', c.spent or '0', stop[1], stop[2], reached and 1 or 0, crossed or ''}
 end

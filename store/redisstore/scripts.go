@@ -160,8 +160,8 @@ end
 // spendScript: KEYS[1] account, KEYS[2] operation marker, KEYS[3] the
 // account's holds; ARGV time, cost, marker TTL (ms). Returns {-1} for an
 // unknown account, {-3} for an operation already cancelled, else {ok,
-// balance, hasNext, nextSec, nextNsec, then the cap part (see
-// decodeCapReply)}.
+// balance, hasNext, nextSec, nextNsec, then for an account with a spend
+// cap or thresholds the cap part (see decodeCapReply)}.
 var spendScript = redis.NewScript(luaLib + luaHolds + luaCaps + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
@@ -188,7 +188,9 @@ end
 flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
 local r = {ok, bal, h, s, n}
-for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
 return r
 `)
 

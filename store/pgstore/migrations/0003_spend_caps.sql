@@ -171,6 +171,17 @@ BEGIN
     END IF;
     SELECT y.info, y.refill_amount, y.refill_every_us, y.refill_anchor INTO x
         FROM {{schema}}.accounts y WHERE y.id = p_account;
+    IF NOT (x.info ? 'spend_cap' OR x.info ? 'thresholds') THEN
+        IF balance < p_cost THEN
+            ok := false;
+            RETURN;
+        END IF;
+        balance := balance - p_cost;
+        UPDATE {{schema}}.accounts y SET balance = spend.balance WHERE y.id = p_account;
+        INSERT INTO {{schema}}.ledger (at, account_id, kind, amount, balance, operation_id, route, key_prefix)
+        VALUES (t, p_account, 'debit', -p_cost, balance, p_op, p_route, p_key_prefix);
+        RETURN;
+    END IF;
     c := {{schema}}.cap_state(x.info, x.refill_anchor, t);
     IF balance < p_cost THEN
         ok := false;
