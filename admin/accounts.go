@@ -97,14 +97,18 @@ func (h *Handler) getAccount(w http.ResponseWriter, r *http.Request) {
 }
 
 // accountPatch is the body of PATCH /accounts/{id}: each member present
-// replaces the account's; rate_limit null removes the account's own rate.
+// replaces the account's; rate_limit null removes the account's own rate,
+// spend_cap null the spend cap. A spend cap keeps what was spent in the
+// current period; thresholds keep the marks of those already set.
 type accountPatch struct {
-	Plan      *string            `json:"plan"`
-	Status    *store.Status      `json:"status"`
-	Features  *[]string          `json:"features"`
-	PeriodEnd *time.Time         `json:"period_end"`
-	RateLimit json.RawMessage    `json:"rate_limit"`
-	Metadata  *map[string]string `json:"metadata"`
+	Plan       *string            `json:"plan"`
+	Status     *store.Status      `json:"status"`
+	Features   *[]string          `json:"features"`
+	PeriodEnd  *time.Time         `json:"period_end"`
+	RateLimit  json.RawMessage    `json:"rate_limit"`
+	Metadata   *map[string]string `json:"metadata"`
+	SpendCap   json.RawMessage    `json:"spend_cap"`
+	Thresholds *[]store.Threshold `json:"thresholds"`
 }
 
 // apply changes a as the patch says.
@@ -131,7 +135,40 @@ func (p *accountPatch) apply(a *store.Account) error {
 		}
 		a.RateLimit = rl
 	}
+	if err := p.applyCaps(a); err != nil {
+		return err
+	}
 	return a.Validate()
+}
+
+// applyCaps changes a's spend cap and thresholds as the patch says.
+func (p *accountPatch) applyCaps(a *store.Account) error {
+	if len(p.SpendCap) > 0 {
+		var c *store.SpendCap
+		if err := json.Unmarshal(p.SpendCap, &c); err != nil {
+			return err
+		}
+		if c != nil {
+			c.Spent, c.Start = 0, time.Time{}
+			if a.SpendCap != nil {
+				c.Spent, c.Start = a.SpendCap.Spent, a.SpendCap.Start
+			}
+		}
+		a.SpendCap = c
+	}
+	if p.Thresholds != nil {
+		ts := *p.Thresholds
+		for i := range ts {
+			ts[i].Marked = time.Time{}
+			for _, old := range a.Thresholds {
+				if old.Kind == ts[i].Kind && old.Value == ts[i].Value {
+					ts[i].Marked = old.Marked
+				}
+			}
+		}
+		a.Thresholds = ts
+	}
+	return nil
 }
 
 // errPatch marks an account the patch made invalid.

@@ -308,3 +308,44 @@ func TestRefusalsBounded(t *testing.T) {
 		t.Errorf("refusals of b: %d", len(b))
 	}
 }
+
+// TestAccountCaps checks that PATCH sets, keeps the state of and removes a
+// spend cap and thresholds, and that accounts JSON shows them.
+func TestAccountCaps(t *testing.T) {
+	e := newEnv(t)
+	e.account("a", 100)
+	var a store.Account
+	e.want("set cap", e.do("PATCH", "/accounts/a", map[string]any{
+		"spend_cap":  map[string]any{"limit": 10, "period": "day"},
+		"thresholds": []map[string]any{{"kind": "cap_percent", "value": 50}},
+	}, &a), http.StatusOK)
+	if a.SpendCap == nil || a.SpendCap.Limit != 10 || a.SpendCap.Period != store.PeriodDay || len(a.Thresholds) != 1 {
+		t.Fatalf("patched account %+v", a)
+	}
+	res, err := e.st.Spend(ctx, "a", 6)
+	if err != nil || !res.OK || len(res.Crossed()) != 1 {
+		t.Fatalf("Spend(6) = %+v, %v", res, err)
+	}
+	e.want("raise cap", e.do("PATCH", "/accounts/a", map[string]any{
+		"spend_cap":  map[string]any{"limit": 12, "period": "day", "spent": 0},
+		"thresholds": []map[string]any{{"kind": "cap_percent", "value": 50}},
+	}, &a), http.StatusOK)
+	if a.SpendCap == nil || a.SpendCap.Limit != 12 || a.SpendCap.Spent != 6 || a.Thresholds[0].Marked.IsZero() {
+		t.Errorf("raised cap lost its state: %+v %+v", a.SpendCap, a.Thresholds)
+	}
+	if res, _ := e.st.Spend(ctx, "a", 7); res.OK {
+		t.Errorf("Spend(7) beyond the raised cap passed: %+v", res)
+	}
+	var raw map[string]any
+	e.want("get", e.do("GET", "/accounts/a", nil, &raw), http.StatusOK)
+	if _, ok := raw["spend_cap"]; !ok {
+		t.Errorf("accounts JSON lacks spend_cap: %v", raw)
+	}
+	e.want("bad threshold", e.do("PATCH", "/accounts/a", map[string]any{
+		"thresholds": []map[string]any{{"kind": "cap_percent", "value": 101}},
+	}, nil), http.StatusUnprocessableEntity)
+	e.want("clear cap", e.do("PATCH", "/accounts/a", map[string]any{"spend_cap": nil, "thresholds": []any{}}, &a), http.StatusOK)
+	if got, _ := e.st.Account(ctx, "a"); got.SpendCap != nil || len(got.Thresholds) != 0 {
+		t.Errorf("stored after clearing the cap: %+v", got)
+	}
+}

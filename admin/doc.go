@@ -13,7 +13,7 @@
 //	GET   /accounts?after=&limit=               list accounts in order of ID
 //	POST  /accounts                             create an account
 //	GET   /accounts/{id}                        read one
-//	PATCH /accounts/{id}                        change plan, status, features, period end, rate limit, metadata
+//	PATCH /accounts/{id}                        change plan, status, features, period end, rate limit, metadata, spend cap, thresholds
 //	GET   /accounts/{id}/keys                   its keys: display prefix, digest, last use — never the key
 //	POST  /accounts/{id}/keys                   issue a key: the raw key is in this response only
 //	POST  /accounts/{id}/keys/{key}/revoke      revoke at once ({key} is the digest in hex)

@@ -17,8 +17,11 @@ import (
 
 // Charge returns a middleware that debits cost credits before next runs, or
 // refuses with 402: quota_exhausted (with Retry-After and refill_at) when a
-// periodic refill will cover the cost, insufficient_credits otherwise. A
-// cost of zero passes without touching the store. It must run after
+// periodic refill will cover the cost, spend_cap_reached (with Retry-After
+// and reset_at) when the account's [store.SpendCap] would be crossed,
+// insufficient_credits otherwise. A cost of zero passes without touching
+// the store. After a debit, [Options.OnThreshold] hears the thresholds it
+// crossed. It must run after
 // [Paywall.Authenticate], else 500 misconfigured. A failed spend is a 503
 // store_unavailable; under [Options.FailOpen] it, like a failed lookup,
 // passes uncharged. It panics if cost is negative, a programming error
@@ -233,6 +236,7 @@ func (c *charge) debit() {
 		caller.Charged += c.cost
 		caller.Balance = res.Balance
 		c.s.idem.debited = true
+		c.h.p.thresholds(c.r.Context(), res)
 		c.h.p.allow(c.r, "charge", caller, c.cost)
 		c.serve()
 	}
@@ -333,6 +337,9 @@ func (c *charge) failed(err error) {
 
 // creditDenial is the denial for a refused spend.
 func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResult) *Denial {
+	if res.Cap != nil && res.Cap.Reached {
+		return p.capDenial(cost, res)
+	}
 	d := &Denial{Code: CodeInsufficientCredits, Balance: res.Balance, HasBalance: true, Cost: cost, PaymentURL: p.opts.PaymentURL}
 	// A refill helps only if it restores at least the cost.
 	if res.NextRefill.IsZero() || (a.Refill != nil && a.Refill.Amount < cost) {
@@ -344,6 +351,27 @@ func (p *Paywall) creditDenial(a *store.Account, cost int64, res store.SpendResu
 		" left until it refills at " + res.NextRefill.UTC().Format(time.RFC3339) + "."
 	d.RetryAfter = max(res.NextRefill.Sub(p.opts.Clock()), time.Second)
 	return d
+}
+
+// capDenial is the denial for a spend the account's spend cap refused.
+func (p *Paywall) capDenial(cost int64, res store.SpendResult) *Denial {
+	c := res.Cap
+	d := &Denial{Code: CodeSpendCapReached, Balance: res.Balance, HasBalance: true, Cost: cost,
+		ResetAt: c.ResetAt, UpgradeURL: p.opts.UpgradeURL}
+	d.Detail = "This request costs " + credits(cost) + "; the spend cap allows " + credits(max(c.Limit-c.Spent, 0)) +
+		" more until it resets at " + c.ResetAt.UTC().Format(time.RFC3339) + "."
+	d.RetryAfter = max(c.ResetAt.Sub(p.opts.Clock()), time.Second)
+	return d
+}
+
+// thresholds passes the thresholds a spend crossed to OnThreshold.
+func (p *Paywall) thresholds(ctx context.Context, res store.SpendResult) {
+	if res.Cap == nil || p.opts.OnThreshold == nil {
+		return
+	}
+	for _, t := range res.Cap.Crossed {
+		p.opts.OnThreshold(ctx, t)
+	}
 }
 
 func credits(n int64) string {

@@ -31,6 +31,7 @@ const (
 	CodeFeatureNotInPlan      Code = "feature_not_in_plan"     // 402: feature (or plan) required
 	CodeInsufficientCredits   Code = "insufficient_credits"    // 402: prepaid balance too small
 	CodeQuotaExhausted        Code = "quota_exhausted"         // 402: periodic quota used up until it refills
+	CodeSpendCapReached       Code = "spend_cap_reached"       // 402: the account's spend cap for the period reached, until reset_at
 	CodeRateLimited           Code = "rate_limited"            // 429: token bucket empty
 	CodeStoreUnavailable      Code = "store_unavailable"       // 503: back end failed (fail-closed)
 	CodeInvalidRequest        Code = "invalid_request"         // 400: the request itself is unusable (e.g. a cost cannot be computed from it, or a malformed Idempotency-Key)
@@ -63,6 +64,7 @@ var defaults = map[Code]codeDefaults{
 
 	CodeInsufficientCredits: {http.StatusPaymentRequired, "https://paymentauth.org/problems/payment-insufficient", "Payment Insufficient"},
 	CodeQuotaExhausted:      {http.StatusPaymentRequired, go402Problems + "quota_exhausted", "Quota exhausted"},
+	CodeSpendCapReached:     {http.StatusPaymentRequired, go402Problems + "spend_cap_reached", "Spend cap reached"},
 	CodeRateLimited:         {http.StatusTooManyRequests, "https://iana.org/assignments/http-problem-types#quota-exceeded", "Quota Exceeded"},
 	CodeStoreUnavailable:    {http.StatusServiceUnavailable, go402Problems + "store_unavailable", "Service unavailable"},
 	CodeInvalidRequest:      {http.StatusBadRequest, go402Problems + "invalid_request", "Invalid request"},
@@ -102,6 +104,8 @@ type Denial struct {
 	Cost int64
 	// RefillAt is when a periodic quota refills, if it applies.
 	RefillAt time.Time
+	// ResetAt is when a spend cap's period ends, if it applies.
+	ResetAt time.Time
 	// RetryAfter, if positive, is sent as Retry-After and retry_after
 	// (whole seconds, rounded up, at least 1).
 	RetryAfter time.Duration

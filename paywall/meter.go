@@ -139,6 +139,7 @@ func (c *charge) settle(hd store.Hold, actual int64) {
 		var res store.SpendResult
 		if res, err = p.store.Spend(context.WithoutCancel(ctx), caller.Account.ID, extra); err == nil && res.OK {
 			debit, bal = debit+extra, res.Balance
+			p.thresholds(ctx, res)
 		} else if err == nil {
 			err = errors.New("paywall: the balance does not cover the metered cost beyond the hold")
 		}

@@ -64,6 +64,11 @@ type Options struct {
 	// OnDecision, if set, is called synchronously for every decision. It
 	// must be safe for concurrent use and should return quickly.
 	OnDecision func(ctx context.Context, d Decision)
+	// OnThreshold, if set, is called synchronously after a charge whose
+	// spend crossed one of the account's [store.Threshold]s, once for each:
+	// the store reports each crossing once per period, across requests
+	// and replicas. It must be safe for concurrent use.
+	OnThreshold func(ctx context.Context, t store.Threshold)
 	// Logger, if set, logs every decision that carries an error at level
 	// Error. Configuration mistakes found while serving are logged once
 	// each, to Logger or else to [slog.Default].

@@ -37,7 +37,7 @@ const (
 //   - plain text otherwise.
 //
 // The JSON members are type, title, status, detail, then code, balance
-// (when HasBalance), cost, refill_at (RFC 3339, UTC), retry_after
+// (when HasBalance), cost, refill_at and reset_at (RFC 3339, UTC), retry_after
 // (seconds), features, upgrade_url, payment_url, then d.Extensions in name
 // order; empty ones are left out. HEAD gets the headers only. Headers that
 // would describe another body (Content-Length, Content-Encoding, ETag,
@@ -142,7 +142,7 @@ func writeQuoted(b *strings.Builder, s string) {
 // reserved are the members go402 writes; Extensions cannot replace them.
 var reserved = []string{
 	"type", "title", "status", "detail", "instance", "code", "balance", "cost",
-	"refill_at", "retry_after", "features", "upgrade_url", "payment_url",
+	"refill_at", "reset_at", "retry_after", "features", "upgrade_url", "payment_url",
 }
 
 // member is one member of a problem details object.
@@ -164,6 +164,7 @@ func members(d *Denial) []member {
 	add(d.HasBalance, "balance", d.Balance)
 	add(d.Cost != 0, "cost", d.Cost)
 	add(!d.RefillAt.IsZero(), "refill_at", d.RefillAt.UTC().Format(time.RFC3339))
+	add(!d.ResetAt.IsZero(), "reset_at", d.ResetAt.UTC().Format(time.RFC3339))
 	add(d.RetryAfter > 0, "retry_after", retrySeconds(d.RetryAfter))
 	add(len(d.Features) > 0, "features", d.Features)
 	add(d.UpgradeURL != "", "upgrade_url", d.UpgradeURL)
@@ -268,6 +269,7 @@ func htmlBody(d *Denial, status int, title string) []byte {
 	add(d.Cost != 0, "Cost", credits(d.Cost))
 	add(len(d.Features) > 0, "Missing", strings.Join(d.Features, ", "))
 	add(!d.RefillAt.IsZero(), "Refills", d.RefillAt.UTC().Format("2006-01-02 15:04 MST"))
+	add(!d.ResetAt.IsZero(), "Cap resets", d.ResetAt.UTC().Format("2006-01-02 15:04 MST"))
 	add(d.RetryAfter > 0, "Retry in", strconv.FormatInt(retrySeconds(d.RetryAfter), 10)+" s")
 	var b bytes.Buffer
 	err := page.Execute(&b, struct {

@@ -56,6 +56,10 @@ type Account struct {
 	// PaymentURL is where this customer fixes their billing (a billing
 	// portal link): an absolute http or https URL, or empty.
 	PaymentURL string `json:"payment_url,omitempty"`
+	// SpendCap, if set, limits the credits spent per period.
+	SpendCap *SpendCap `json:"spend_cap,omitzero"`
+	// Thresholds are reported once per period when a spend crosses them.
+	Thresholds []Threshold `json:"thresholds,omitempty"`
 }
 
 // Lapse is the billing system's reason for a subscription's lapse.
@@ -98,6 +102,11 @@ func (a Account) clone() Account {
 	}
 	a.Metadata = maps.Clone(a.Metadata)
 	a.Windows = slices.Clip(slices.Clone(a.Windows))
+	a.Thresholds = slices.Clip(slices.Clone(a.Thresholds))
+	if a.SpendCap != nil {
+		c := *a.SpendCap
+		a.SpendCap = &c
+	}
 	return a
 }
 
@@ -138,7 +147,7 @@ func (a *Account) problem() string {
 			return p
 		}
 	}
-	return ""
+	return a.capProblem()
 }
 
 // problem describes the first problem of r, if set, or is "".

@@ -181,3 +181,29 @@ func ExampleMemory_LoadFile() {
 	// Output:
 	// 70
 }
+
+// A spend cap of 25 credits a day refuses the spend that would cross it,
+// whatever the balance; a threshold at 80% of the cap is reported by the
+// one spend that crosses it.
+func ExampleSpendCap() {
+	ctx := context.Background()
+	day := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	m := store.NewMemory(&store.MemoryOptions{Clock: func() time.Time { return day }})
+	_ = m.PutAccount(ctx, store.Account{
+		ID: "acct_1", Balance: 1000,
+		SpendCap:   &store.SpendCap{Limit: 25, Period: store.PeriodDay},
+		Thresholds: []store.Threshold{{Kind: store.ThresholdCapPercent, Value: 80}},
+	})
+	for _, cost := range []int64{10, 10, 10} {
+		r, _ := m.Spend(ctx, "acct_1", cost)
+		fmt.Printf("spend %d: ok=%v balance=%d spent=%d reached=%v crossed=%d\n",
+			cost, r.OK, r.Balance, r.Cap.Spent, r.Cap.Reached, len(r.Crossed()))
+	}
+	r, _ := m.Spend(ctx, "acct_1", 5)
+	fmt.Println("spend 5:", r.OK, "resets at", r.Cap.ResetAt.Format(time.RFC3339))
+	// Output:
+	// spend 10: ok=true balance=990 spent=10 reached=false crossed=0
+	// spend 10: ok=true balance=980 spent=20 reached=false crossed=1
+	// spend 10: ok=false balance=980 spent=20 reached=true crossed=0
+	// spend 5: true resets at 2025-03-02T00:00:00Z
+}

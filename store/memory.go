@@ -10,12 +10,13 @@ import (
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
-// process. It also implements [Refunder], [Buckets] and [BucketSpender],
-// manages keys and accounts itself (PutAccount, CreateKey, …), and can save
-// itself to a JSON file and restore itself from one ([Memory.SaveFile],
+// process. It also implements [Refunder], [Buckets], [BucketSpender] and
+// [SpendCapper], manages keys and accounts itself (PutAccount, CreateKey,
+// …), and can save itself to a JSON file and restore itself from one ([Memory.SaveFile],
 // [Memory.LoadFile]), so that a restart of a small server loses nothing.
 //
-// Lookup and Spend allocate nothing and take no lock shared between accounts;
+// Lookup and Spend allocate nothing (but spends of an account with a
+// [SpendCap] or [Threshold]s) and take no lock shared between accounts;
 // concurrent spends against one account admit exactly as many as the balance
 // covers. Create a Memory with [NewMemory]; the zero value is not usable. A
 // Memory is safe for concurrent use.
@@ -180,9 +181,25 @@ func (m *Memory) Spend(_ context.Context, accountID string, cost int64) (SpendRe
 		return SpendResult{}, err
 	}
 	e.mu.Lock()
-	r := e.debitLocked(m.applyRefillLocked(e), cost, true)
+	r := m.spendLocked(e, m.applyRefillLocked(e), cost, true)
 	e.mu.Unlock()
 	return r, nil
+}
+
+// spendLocked is debitLocked that also keeps e's spend cap and thresholds,
+// if it has any.
+func (m *Memory) spendLocked(e *memoryAccount, next time.Time, cost int64, allowed bool) SpendResult {
+	if !e.put.Load().capped() {
+		return e.debitLocked(next, cost, allowed)
+	}
+	a := e.accountLocked()
+	if !allowed {
+		return SpendResult{Balance: a.Balance, NextRefill: next}
+	}
+	r := a.SpendCapped(m.now(), cost)
+	r.NextRefill = next
+	e.setLocked(a) // also a refused spend may have started a new period
+	return r
 }
 
 // debitLocked debits cost if allowed and covered, under e.mu after refilling.
@@ -223,6 +240,12 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	b := e.balance.Load()
 	if b > math.MaxInt64-amount {
 		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
+	}
+	if op == "refund" && e.put.Load().SpendCap != nil {
+		a := e.accountLocked()
+		a.RefundCapped(m.now(), amount)
+		e.setLocked(a)
+		return a.Balance, nil
 	}
 	e.balance.Store(b + amount)
 	return b + amount, nil
@@ -337,3 +360,6 @@ func (m *Memory) RevokeKey(_ context.Context, digest Digest) error {
 	m.keys.set(digest, revoked)
 	return nil
 }
+
+// KeepsSpendCaps implements [SpendCapper].
+func (*Memory) KeepsSpendCaps() {}

@@ -313,11 +313,11 @@ func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int
 	defer e.mu.Unlock()
 	next := m.applyRefillLocked(e)
 	if b.unlimited() { // a bucket that never refuses: a plain spend
-		return e.debitLocked(next, cost, true), BucketResult{OK: true, Remaining: b.Burst}, nil
+		return m.spendLocked(e, next, cost, true), BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
 	var sr SpendResult
 	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
-		sr = e.debitLocked(next, cost, ok)
+		sr = m.spendLocked(e, next, cost, ok)
 		return sr.OK
 	})
 	return sr, br, nil

@@ -29,6 +29,18 @@ type SpendResult struct {
 	OK         bool      // the cost was debited
 	Balance    int64     // after the debit, or the balance too small for it
 	NextRefill time.Time // the next top-up; zero if the account has no Refill
+	// Cap is the cap's state and the thresholds this spend crossed, set for
+	// an account with a [SpendCap] or [Threshold]s by the stores that keep
+	// them ([SpendCapper]); a spend of zero may leave it nil.
+	Cap *CapResult
+}
+
+// Crossed returns the thresholds the spend crossed, if any; see [CapResult].
+func (r SpendResult) Crossed() []Threshold {
+	if r.Cap == nil {
+		return nil
+	}
+	return r.Cap.Crossed
 }
 
 // Refunder is implemented by stores that can give credits back, for example

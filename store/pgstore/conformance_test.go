@@ -8,7 +8,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	pool := newPool(t, nil)
+	pool, other := newPool(t, nil), newPool(t, nil)
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		schema := newSchema(t, pool)
 		clock := new(storetest.Clock)
@@ -16,6 +16,7 @@ func TestConformance(t *testing.T) {
 		s := newStore(t, pool, Options{Schema: schema, Clock: clock.Now})
 		return storetest.Harness{
 			Store: s,
+			Other: newStore(t, other, Options{Schema: schema, Clock: clock.Now}),
 			Now:   clock.Now,
 			Advance: func(d time.Duration) {
 				advance(d)
@@ -28,9 +29,10 @@ func TestConformance(t *testing.T) {
 // TestConformanceServerClock runs the suite on the database server's own
 // clock, as in production.
 func TestConformanceServerClock(t *testing.T) {
-	pool := newPool(t, nil)
+	pool, other := newPool(t, nil), newPool(t, nil)
 	storetest.Run(t, func(t *testing.T) storetest.Harness {
 		schema := newSchema(t, pool)
-		return storetest.Harness{Store: newStore(t, pool, Options{Schema: schema})}
+		return storetest.Harness{Store: newStore(t, pool, Options{Schema: schema}),
+			Other: newStore(t, other, Options{Schema: schema})}
 	})
 }

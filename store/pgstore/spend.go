@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -30,8 +31,9 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	defer cancel()
 	var res store.SpendResult
 	var next *time.Time
+	var capJSON []byte
 	err := s.pool.QueryRow(qctx, s.sql.spend, accountID, cost, op.ID, op.Route, op.KeyPrefix).
-		Scan(&res.OK, &res.Balance, &next)
+		Scan(&res.OK, &res.Balance, &next, &capJSON)
 	if err != nil {
 		if cost > 0 && answerLost(err) {
 			s.cancels.add(accountID, op.ID)
@@ -41,8 +43,38 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	if next != nil {
 		res.NextRefill = *next
 	}
+	if capJSON != nil {
+		if res.Cap, err = decodeCap(capJSON); err != nil {
+			return store.SpendResult{}, err
+		}
+	}
 	return res, nil
 }
+
+// decodeCap decodes the cap column of the spend function.
+func decodeCap(b []byte) (*store.CapResult, error) {
+	var c struct {
+		Limit   int64             `json:"limit"`
+		Spent   int64             `json:"spent"`
+		ResetAt *time.Time        `json:"reset_at"`
+		Reached bool              `json:"reached"`
+		Crossed []store.Threshold `json:"crossed"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("pgstore: spend: bad cap state: %w", err)
+	}
+	r := &store.CapResult{Limit: c.Limit, Spent: c.Spent, Reached: c.Reached}
+	if c.ResetAt != nil {
+		r.ResetAt = *c.ResetAt
+	}
+	if len(c.Crossed) > 0 {
+		r.Crossed = c.Crossed
+	}
+	return r, nil
+}
+
+// KeepsSpendCaps implements [store.SpendCapper].
+func (*Store) KeepsSpendCaps() {}
 
 // Refund implements [store.Refunder]. With an operation in ctx it gives
 // back, at most once, up to what that operation debited from the account

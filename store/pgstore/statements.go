@@ -32,7 +32,7 @@ const keyColumns = `k.digest, k.prefix, k.account_id, k.revoked, k.expires_at, k
 func newStatements(schema string) statements {
 	s := pgx.Identifier{schema}.Sanitize()
 	return statements{
-		spend:       `SELECT ok, balance, next_refill FROM ` + s + `.spend($1, $2, $3, $4, $5)`,
+		spend:       `SELECT ok, balance, next_refill, cap FROM ` + s + `.spend($1, $2, $3, $4, $5)`,
 		credit:      `SELECT ` + s + `.credit($1, $2, $3, $4, $5, $6, $7)`,
 		cancel:      `SELECT ` + s + `.cancel($1, $2)`,
 		lockAccount: `SELECT balance, refilled_at FROM ` + s + `.lock_account($1, ` + s + `.clock())`,

@@ -29,7 +29,7 @@ const (
 
 // accountFields are the fields of an account hash other than its buckets.
 var accountFields = []string{fieldBalance, fieldData, fieldRefillAmount, fieldEveryS, fieldEveryNs,
-	fieldAnchorS, fieldAnchorNs, fieldRefilledS, fieldRefilledNs}
+	fieldAnchorS, fieldAnchorNs, fieldRefilledS, fieldRefilledNs, fieldCaps}
 
 // maxScriptSeconds bounds the seconds of the times the scripts compute with,
 // so that they stay exact in a Lua number (a double).
@@ -169,7 +169,11 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	if notFound(v) {
 		return store.SpendResult{}, fmt.Errorf("redisstore: spend: account %q: %w", accountID, store.ErrNotFound)
 	}
-	return decodeSpend(v)
+	r, err := decodeSpend(v)
+	if err == nil && len(v) > 5 {
+		r.Cap, err = decodeCapReply(v[5:])
+	}
+	return r, err
 }
 
 // Refund gives amount credits back to the account, after applying any due
@@ -192,8 +196,12 @@ func (s *Store) credit(ctx context.Context, op, accountID string, amount int64) 
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
+	refund := "0"
+	if op == "refund" {
+		refund = "1"
+	}
 	v, err := creditScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(amount, 10)).Slice()
+		s.timeArg(), strconv.FormatInt(amount, 10), refund).Slice()
 	if err != nil {
 		return 0, backendError(op, err)
 	}
@@ -287,6 +295,13 @@ func encodeAccount(a *store.Account) ([]any, error) {
 		return nil, fmt.Errorf("redisstore: account %q: %w", a.ID, err)
 	}
 	f := []any{fieldBalance, strconv.FormatInt(a.Balance, 10), fieldData, string(data)}
+	caps, err := encodeCaps(a)
+	if err != nil {
+		return nil, err
+	}
+	if caps != "" {
+		f = append(f, fieldCaps, caps)
+	}
 	if r := a.Refill; r != nil {
 		if !scriptTime(r.Anchor) || (!a.RefilledAt.IsZero() && !scriptTime(a.RefilledAt)) {
 			return nil, fmt.Errorf("redisstore: account %q: refill times out of range", a.ID)
@@ -317,6 +332,11 @@ func decodeAccount(m map[string]string) (store.Account, error) {
 		ID: d.ID, Plan: d.Plan, Status: d.Status, PeriodEnd: d.PeriodEnd,
 		Features: slices.Clip(d.Features), RateLimit: d.RateLimit, Windows: slices.Clip(d.Windows), Metadata: d.Metadata,
 		GraceUntil: d.GraceUntil, Lapse: d.Lapse, PaymentURL: d.PaymentURL,
+	}
+	if v, ok := m[fieldCaps]; ok {
+		if err := decodeCaps(&a, v); err != nil {
+			return store.Account{}, err
+		}
 	}
 	var err error
 	if a.Balance, err = strconv.ParseInt(m[fieldBalance], 10, 64); err != nil {

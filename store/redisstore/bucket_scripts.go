@@ -121,8 +121,9 @@ return r
 // windows, then the windows (see windowLib). Returns {-1} for an unknown
 // account, {-3} for an operation already cancelled, else {ok, balance,
 // hasNext, nextSec, nextNsec, windowsOK, server time in microseconds, then
-// held and tokens per window}.
-var spendTokensScript = redis.NewScript(luaLib + windowLib + `
+// held and tokens per window, then for an account with a spend cap or
+// thresholds the cap part (see decodeCapReply)}.
+var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + `
 local t = server_time()
 local now_us = micros(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -135,13 +136,19 @@ if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])
 if prior == 'x' then return {-3} end
 local ws, bok = check_windows(tail(f, 9), 6, n, now_us, tcost)
-local ok = 1
+local ok, c, reached, crossed = 1, nil, false, ''
 if not prior then
-  if not bok or dlt(bal, ARGV[2]) then
+  if bok and ARGV[2] ~= '0' then
+    c = caps_load(redis.call('HGET', KEYS[1], 'caps'), f, now_pair(t))
+    reached = c and c.lim and not dlt(bal, ARGV[2]) and dlt(dsub(c.lim, c.spent), ARGV[2])
+  end
+  if not bok or dlt(bal, ARGV[2]) or reached then
     ok = 0
     if ARGV[2] ~= '0' then redis.call('DEL', KEYS[2]) end
   else
+    local before = bal
     bal = dsub(bal, ARGV[2])
+    if c then crossed = caps_spend(c, before, bal, ARGV[2], nx, f, now_pair(t), w) end
   end
 end
 local out = save_windows(ws, ok == 1 and not prior, tcost, now_us, w)
@@ -149,5 +156,8 @@ flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
 local r = {ok, bal, h, s, nsec, (bok or prior) and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
 return r
 `)

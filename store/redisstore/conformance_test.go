@@ -15,7 +15,8 @@ import (
 func runConformance(t *testing.T, c redis.UniversalClient) {
 	t.Run("ServerClock", func(t *testing.T) {
 		storetest.Run(t, func(t *testing.T) storetest.Harness {
-			return storetest.Harness{Store: newTestStore(t, c, nil)}
+			s := newTestStore(t, c, nil)
+			return storetest.Harness{Store: s, Other: otherStore(t, c, s, nil)}
 		})
 	})
 	t.Run("FakeClock", func(t *testing.T) {
@@ -23,9 +24,23 @@ func runConformance(t *testing.T, c redis.UniversalClient) {
 			clock := new(storetest.Clock)
 			s := newTestStore(t, c, &Options{Clock: clock.Now})
 			s.scriptClock = clock.Now
-			return storetest.Harness{Store: s, Now: clock.Now, Advance: clock.Advance}
+			o := otherStore(t, c, s, &Options{Clock: clock.Now})
+			o.scriptClock = clock.Now
+			return storetest.Harness{Store: s, Other: o, Now: clock.Now, Advance: clock.Advance}
 		})
 	})
+}
+
+// otherStore returns a second Store (cache, subscription) on the data of
+// s, on the same client, like another replica.
+func otherStore(t *testing.T, c redis.UniversalClient, s *Store, opts *Options) *Store {
+	t.Helper()
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	o.Prefix, o.Timeout = s.prefix, testTimeout
+	return mustNew(t, c, &o)
 }
 
 func TestConformance(t *testing.T) {

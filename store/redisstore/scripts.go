@@ -160,27 +160,38 @@ end
 // spendScript: KEYS[1] account, KEYS[2] operation marker, KEYS[3] the
 // account's holds; ARGV time, cost, marker TTL (ms). Returns {-1} for an
 // unknown account, {-3} for an operation already cancelled, else {ok,
-// balance, hasNext, nextSec, nextNsec}.
-var spendScript = redis.NewScript(luaLib + luaHolds + `
+// balance, hasNext, nextSec, nextNsec, then for an account with a spend
+// cap or thresholds the cap part (see decodeCapReply)}.
+var spendScript = redis.NewScript(luaLib + luaHolds + luaCaps + `
 local t = server_time()
-local f, w = read(KEYS[1], 'holds_next'), {}
-if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end
-local bal, nx = refill(f, now_pair(t), w)
+local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
+if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next', 'caps') end
+local now = now_pair(t)
+local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])
 if prior == 'x' then return {-3} end
-local ok = 1
+local ok, c, reached, crossed = 1, nil, false, ''
 if not prior and ARGV[2] ~= '0' then
-  if dlt(bal, ARGV[2]) then
+  c = caps_load(f[10], f, now)
+  reached = c and c.lim and dlt(dsub(c.lim, c.spent), ARGV[2])
+  if dlt(bal, ARGV[2]) or reached then
     ok = 0
+    reached = reached and not dlt(bal, ARGV[2])
     redis.call('DEL', KEYS[2])
   else
+    local before = bal
     bal = dsub(bal, ARGV[2])
+    if c then crossed = caps_spend(c, before, bal, ARGV[2], nx, f, now, w) end
   end
 end
 flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
-return {ok, bal, h, s, n}
+local r = {ok, bal, h, s, n}
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
+return r
 `)
 
 // cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
@@ -197,15 +208,24 @@ if type(r) == 'table' and r.err then return '0' end
 return v
 `)
 
-// creditScript: KEYS[1] account; ARGV time, amount (positive).
+// creditScript: KEYS[1] account; ARGV time, amount (positive), "1" for a
+// refund, which gives the amount back to the spend cap's period.
 // Returns {-1} for an unknown account, {-2} on overflow, else {1, balance}.
-var creditScript = redis.NewScript(luaLib + `
-local f, w = read(KEYS[1]), {}
-local bal = refill(f, now_pair(server_time()), w)
+var creditScript = redis.NewScript(luaLib + luaCaps + `
+local f, w = read(KEYS[1], 'caps'), {}
+local now = now_pair(server_time())
+local bal = refill(f, now, w)
 if not bal then return {-1} end
 flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
+local c = ARGV[3] == '1' and caps_load(f[9], f, now)
+if c and c.lim then
+  if dlt(c.spent, ARGV[2]) then c.spent = '0' else c.spent = dsub(c.spent, ARGV[2]) end
+  local cw = {}
+  caps_save(c, cw)
+  redis.call('HSET', KEYS[1], unpack(cw))
+end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 

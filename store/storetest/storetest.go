@@ -40,6 +40,9 @@
 //     may be nil when the clock cannot be controlled; the subtests that
 //     need it (refill exactly at a boundary, a key expiring while stored)
 //     then skip.
+//   - Other is a second instance of the store on the same data (another
+//     client or connection pool), for the subtests that check atomicity
+//     across replicas; they skip if it is nil.
 //
 // What the suite expects of the store, beyond the documentation of
 // [store.Store]: Lookup returns a key and an account equal by
@@ -87,6 +90,18 @@
 // un-revokes a key. Unknown accounts and keys yield errors wrapping
 // [store.ErrNotFound].
 //
+// # Spend caps and thresholds
+//
+// The Caps group runs only if the store implements [store.SpendCapper],
+// and skips otherwise. It checks that a daily [store.SpendCap] admits
+// spends up to its limit exactly and refuses the one beyond, debiting
+// nothing, with the period's end as ResetAt; that a refund gives room back;
+// that the next period starts from zero (with Advance); and that 64 spends
+// from 8 goroutines report a cap percentage and a balance level each
+// exactly once, also through two instances of the store when the harness
+// sets Other, and once more only in the next period, even after a refund
+// took the spending back below it.
+//
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
 
@@ -121,6 +136,11 @@ type Harness struct {
 	// Advance moves the store's clock forward by d. If nil, subtests that
 	// need a controlled clock skip.
 	Advance func(d time.Duration)
+
+	// Other, if set, is a second instance of the store (another client or
+	// pool) on the same data and clock, for subtests across instances;
+	// they skip if it is nil.
+	Other store.Store
 }
 
 // Run runs the conformance suite as subtests of t, calling newHarness once
@@ -140,6 +160,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 		{"Buckets", bucketTests},
 		{"Admin", adminTests},
 		{"AdminRace", adminRaceTests},
+		{"Caps", capsTests},
 	}
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {

@@ -1,0 +1,178 @@
+package storetest
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+var capsTests = []subtest{
+	{"RefusesAtLimit", testCapsRefusesAtLimit},
+	{"RefundGivesRoom", testCapsRefundGivesRoom},
+	{"ResetsNextPeriod", testCapsResetsNextPeriod},
+	{"ThresholdsOnceConcurrently", testCapsThresholdsOnceConcurrently},
+	{"ThresholdsOnceAcrossInstances", testCapsThresholdsOnceAcrossInstances},
+	{"ThresholdsAgainNextPeriod", testCapsThresholdsAgainNextPeriod},
+	{"SpendWithTokens", testCapsSpendWithTokens},
+}
+
+// seedCapped stores a new account with a balance, a daily cap and
+// thresholds, and returns its ID.
+func (e *env) seedCapped(balance, limit int64, ts ...store.Threshold) string {
+	e.Helper()
+	capability[store.SpendCapper](e)
+	a := store.Account{ID: e.newID(), Plan: "test", Balance: balance,
+		SpendCap: &store.SpendCap{Limit: limit, Period: store.PeriodDay}, Thresholds: ts}
+	e.seed(a)
+	return a.ID
+}
+
+// wantCapSpend calls Spend and checks OK, Balance and the cap's figures.
+func (e *env) wantCapSpend(id string, cost int64, ok bool, balance, spent int64, reached bool) store.SpendResult {
+	e.Helper()
+	r := e.spend(id, cost)
+	if r.OK != ok || r.Balance != balance || r.Cap == nil || r.Cap.Spent != spent || r.Cap.Reached != reached {
+		e.Errorf("Spend(%d) = %+v cap %+v, want OK:%v Balance:%d Spent:%d Reached:%v",
+			cost, r, r.Cap, ok, balance, spent, reached)
+	}
+	return r
+}
+
+// testCapsRefusesAtLimit checks that spends reach the cap exactly and the
+// one beyond it is refused, debiting nothing, with the period's end.
+func testCapsRefusesAtLimit(e *env) {
+	id := e.seedCapped(1000, 100)
+	e.wantCapSpend(id, 60, true, 940, 60, false)
+	e.wantCapSpend(id, 41, false, 940, 60, true)
+	r := e.wantCapSpend(id, 40, true, 900, 100, false)
+	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
+	if r.Cap != nil && (!r.Cap.ResetAt.Equal(end) || r.Cap.Limit != 100) {
+		e.Errorf("cap = %+v, want Limit 100 ResetAt %v", r.Cap, end)
+	}
+	e.wantCapSpend(id, 1, false, 900, 100, true)
+	e.wantBalance(id, 900)
+}
+
+// testCapsRefundGivesRoom checks that a refund gives its amount back to
+// the current period.
+func testCapsRefundGivesRoom(e *env) {
+	r := capability[store.Refunder](e)
+	id := e.seedCapped(1000, 100)
+	e.wantCapSpend(id, 100, true, 900, 100, false)
+	e.wantCapSpend(id, 30, false, 900, 100, true)
+	if b := e.refund(r, id, 30); b != 930 {
+		e.Errorf("Refund(30) = %d, want 930", b)
+	}
+	e.wantCapSpend(id, 30, true, 900, 100, false)
+}
+
+// testCapsResetsNextPeriod checks that the next period starts from zero.
+func testCapsResetsNextPeriod(e *env) {
+	e.needAdvance()
+	id := e.seedCapped(1000, 100)
+	e.wantCapSpend(id, 100, true, 900, 100, false)
+	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
+	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
+	e.wantCapSpend(id, 100, true, 800, 100, false)
+	e.wantCapSpend(id, 1, false, 800, 100, true)
+}
+
+// thresholds are one of each kind: half the cap of 80, a balance of 50.
+var thresholds = []store.Threshold{
+	{Kind: store.ThresholdCapPercent, Value: 50},
+	{Kind: store.ThresholdBalance, Value: 50},
+}
+
+// spendCounting spends 1 from id 64 times in 8 goroutines, each using the
+// stores in turn, checks the balance after and that each of thresholds was
+// reported exactly once.
+func (e *env) spendCounting(id string, stores ...store.Store) {
+	e.Helper()
+	var capHits, balHits atomic.Int64
+	e.concurrently("concurrent Spend", 8, func(i int) error {
+		for j := range 8 {
+			r, err := stores[(i+j)%len(stores)].Spend(e.ctx, id, 1)
+			if err != nil {
+				return err
+			}
+			for _, t := range r.Crossed() {
+				if t.Kind == store.ThresholdCapPercent {
+					capHits.Add(1)
+				} else {
+					balHits.Add(1)
+				}
+			}
+		}
+		return nil
+	})
+	if capHits.Load() != 1 || balHits.Load() != 1 {
+		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
+			capHits.Load(), balHits.Load())
+	}
+	e.wantBalance(id, 36)
+}
+
+// testCapsThresholdsOnceConcurrently checks that 8 goroutines spending
+// across both thresholds report each exactly once.
+func testCapsThresholdsOnceConcurrently(e *env) {
+	id := e.seedCapped(100, 80, thresholds...)
+	e.spendCounting(id, e.h.Store)
+}
+
+// testCapsThresholdsOnceAcrossInstances is testCapsThresholdsOnceConcurrently
+// through two instances of the store.
+func testCapsThresholdsOnceAcrossInstances(e *env) {
+	if e.h.Other == nil {
+		e.Skip("storetest: Harness.Other is nil")
+	}
+	id := e.seedCapped(100, 80, thresholds...)
+	e.spendCounting(id, e.h.Store, e.h.Other)
+}
+
+// testCapsThresholdsAgainNextPeriod checks that a threshold is reported
+// again in the next period, and not twice in one, also when a refund took
+// the spending back below it.
+func testCapsThresholdsAgainNextPeriod(e *env) {
+	e.needAdvance()
+	r := capability[store.Refunder](e)
+	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
+	want := func(cost int64, n int) {
+		e.Helper()
+		if got := len(e.spend(id, cost).Crossed()); got != n {
+			e.Errorf("Spend(%d) crossed %d thresholds, want %d", cost, got, n)
+		}
+	}
+	want(4, 0)
+	want(1, 1)
+	want(1, 0)
+	e.refund(r, id, 3)
+	want(2, 0)
+	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
+	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
+	want(5, 1)
+	want(5, 0)
+}
+
+// testCapsSpendWithTokens checks that spends with tokens keep the cap and
+// report thresholds, and that one the cap refuses takes no token.
+func testCapsSpendWithTokens(e *env) {
+	_, sp := e.bucketSpender()
+	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
+	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: 1, Burst: 5, Cost: 1}
+	step := func(cost int64, ok, reached bool, crossed, remaining int) {
+		e.Helper()
+		sr, br, err := sp.SpendWithTokens(e.ctx, id, cost, b)
+		if err != nil {
+			e.Fatalf("SpendWithTokens(%d): %v", cost, err)
+		}
+		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
+			e.Errorf("SpendWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
+				cost, sr, sr.Cap, br, ok, reached, crossed, remaining)
+		}
+	}
+	step(6, true, false, 1, 4)
+	step(5, false, true, 0, 4)
+	step(4, true, false, 0, 3)
+	e.wantBalance(id, 990)
+}
