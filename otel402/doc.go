@@ -1,6 +1,6 @@
 // Package otel402 records what go402 decides as OpenTelemetry metrics:
 // decisions by step, code, route pattern and plan; how long deciding took;
-// store calls, their latency and errors; credits debited and refunded; and
+// store calls, their latency and errors; credits debited, refunded and held; and
 // rate-limit refusals by policy. Opt in to traces too with
 // Options.TracerProvider.
 //
@@ -58,6 +58,7 @@
 //	go402.decision.duration    histogram  s           the same, of a request's last decision; from Handler to it
 //	go402.credits.debited      counter    {credit}    http.route, go402.plan
 //	go402.credits.refunded     counter    {credit}    http.route, go402.plan
+//	go402.credits.held         counter    {credit}    http.route, go402.plan
 //	go402.ratelimit.refusals   counter    {request}   go402.policy, http.route, go402.plan
 //	go402.store.duration       histogram  s           go402.store.operation, error.type (on failure)
 //	go402.store.errors         counter    {error}     go402.store.operation, error.type

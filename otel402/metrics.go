@@ -46,6 +46,7 @@ type Metrics struct {
 	latency    metric.Float64Histogram
 	debited    metric.Int64Counter
 	refunded   metric.Int64Counter
+	held       metric.Int64Counter
 	refusals   metric.Int64Counter
 	storeTime  metric.Float64Histogram
 	storeFails metric.Int64Counter
@@ -93,14 +94,14 @@ func defaultTo(n, def int) int {
 
 // instruments makes m's instruments on meter.
 func (m *Metrics) instruments(meter metric.Meter) error {
-	var errs [7]error
+	var errs [8]error
 	m.decisions, errs[0] = meter.Int64Counter("go402.decisions", metric.WithUnit("{decision}"),
 		metric.WithDescription("Decisions of the go402 middlewares, allowed or denied."))
 	m.latency, errs[1] = meter.Float64Histogram("go402.decision.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from the request's arrival at otel402's Handler to its last go402 decision."),
 		metric.WithExplicitBucketBoundaries(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 	m.debited, errs[2] = meter.Int64Counter("go402.credits.debited", metric.WithUnit("{credit}"),
-		metric.WithDescription("Credits debited by charges, idempotent retries excluded."))
+		metric.WithDescription("Credits debited by charges and metered settlements, idempotent retries excluded."))
 	m.refunded, errs[3] = meter.Int64Counter("go402.credits.refunded", metric.WithUnit("{credit}"),
 		metric.WithDescription("Credits given back by refunds."))
 	m.refusals, errs[4] = meter.Int64Counter("go402.ratelimit.refusals", metric.WithUnit("{request}"),
@@ -110,6 +111,8 @@ func (m *Metrics) instruments(meter metric.Meter) error {
 		metric.WithExplicitBucketBoundaries(0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1))
 	m.storeFails, errs[6] = meter.Int64Counter("go402.store.errors", metric.WithUnit("{error}"),
 		metric.WithDescription("Failed calls to the go402 store; unknown keys and accounts excluded."))
+	m.held, errs[7] = meter.Int64Counter("go402.credits.held", metric.WithUnit("{credit}"),
+		metric.WithDescription("Credits held by metered charges before their settlement."))
 	return errors.Join(errs[:]...)
 }
 
@@ -149,6 +152,32 @@ func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 	}
 }
 
+// count adds d to the credit and refusal counters, and reports whether d
+// is a refund or a settlement, which come after the handler. A metered
+// request's credits count as held at its hold and as debited at its
+// settlement.
+func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) (after bool) {
+	moved := d.Allowed && !d.Shadow && d.Cost > 0
+	switch {
+	case d.Step == "refund" || d.Step == "settle":
+		switch {
+		case moved && d.Step == "refund":
+			m.refunded.Add(ctx, d.Cost, a.credits...)
+		case moved:
+			m.debited.Add(ctx, d.Cost, a.credits...)
+		}
+		return true
+	case d.Step == "hold" && moved:
+		m.held.Add(ctx, d.Cost, a.credits...)
+	case d.Step == "charge" && moved && d.Code == "" && !d.Replay:
+		m.debited.Add(ctx, d.Cost, a.credits...)
+	case d.Step == "limit" && d.Code == paywall.CodeRateLimited:
+		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
+		m.refusals.Add(ctx, 1, r...)
+	}
+	return false
+}
+
 // OnDecision records d: assign it to paywall.Options.OnDecision and to
 // the OnDecision of every limiter. The plan is read from the Caller in ctx.
 func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
@@ -158,20 +187,11 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 	}
 	a := m.attrs.decision(m, decisionKey{step: d.Step, code: string(d.Code), route: d.Route, plan: plan, allowed: d.Allowed})
 	m.decisions.Add(ctx, 1, a.decision...)
-	switch {
-	case d.Step == "refund":
-		if d.Allowed && d.Cost > 0 {
-			m.refunded.Add(ctx, d.Cost, a.credits...)
-		}
+	if m.count(ctx, d, a, plan) {
 		if m.tracer != nil {
 			m.traceDecision(ctx, d, a, nil)
 		}
 		return // after the handler: not a decision's latency
-	case d.Step == "charge" && d.Allowed && d.Code == "" && !d.Replay && !d.Shadow && d.Cost > 0:
-		m.debited.Add(ctx, d.Cost, a.credits...)
-	case d.Step == "limit" && d.Code == paywall.CodeRateLimited:
-		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
-		m.refusals.Add(ctx, 1, r...)
 	}
 	t, _ := ctx.Value(timingKey{}).(*timing)
 	if m.tracer != nil {

@@ -314,3 +314,40 @@ func TestNoDebitCountedWithoutADebit(t *testing.T) {
 		t.Errorf("balance %d, want 93", a.Balance)
 	}
 }
+
+// A metered charge's hold counts as held, its settlement as debited, and
+// the settlement (after the handler) is not a decision's latency.
+func TestMeteredCredits(t *testing.T) {
+	rec := newRecorder(t, nil)
+	mem := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := mem.PutAccount(ctx, store.Account{ID: "pro", Plan: "pro", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if err := mem.PutKey(ctx, store.NewKey("sk_test_pro", "pro")); err != nil {
+		t.Fatal(err)
+	}
+	pw, err := paywall.New(mem, &paywall.Options{OnDecision: rec.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { paywall.MeterFrom(r.Context()).Add(7) })
+	mux := http.NewServeMux()
+	mux.Handle("POST /complete", pw.Authenticate(pw.ChargeWith(paywall.ChargeOptions{Cost: 10, Metered: true})(stream)))
+	h := rec.Handler(mux)
+	for range 2 {
+		if code := do(t, h, "POST", "/complete", "sk_test_pro"); code != 200 {
+			t.Fatalf("status %d, want 200", code)
+		}
+	}
+	got := rec.collect(t)
+	route := map[string]string{"http.route": "POST /complete", "go402.plan": "pro"}
+	for name, want := range map[string]float64{"go402.credits.held": 20, "go402.credits.debited": 14, "go402.credits.refunded": 0} {
+		if v := sum(got[name], route); v != want {
+			t.Errorf("%s = %v, want %v", name, v, want)
+		}
+	}
+	if v := sum(got["go402.decision.duration"], map[string]string{"go402.step": "settle"}); v != 0 {
+		t.Errorf("settlements timed as decisions: %v", v)
+	}
+}
