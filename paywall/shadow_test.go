@@ -23,6 +23,7 @@ func shadowFixture(t *testing.T) *fixture {
 		{ID: "acct_broke", Plan: "pro", Features: []string{"reports"}},
 		{ID: "acct_grace", Plan: "pro", Features: []string{"reports"}, Status: store.StatusPastDue, GraceUntil: t0.Add(time.Hour), Balance: 500},
 		{ID: "acct_declined", Plan: "pro", Features: []string{"reports"}, Status: store.StatusPastDue, Lapse: store.LapseCardDeclined, Balance: 500},
+		{ID: "acct_capped", Plan: "pro", Features: []string{"reports"}, Balance: 500, SpendCap: &store.SpendCap{Limit: 150, Period: store.PeriodDay, Spent: 100, Start: t0.Truncate(24 * time.Hour)}},
 	} {
 		if err := f.mem.PutAccount(ctx, a); err != nil {
 			t.Fatal(err)
@@ -88,11 +89,12 @@ func TestShadowReportsWhatItWouldRefuse(t *testing.T) {
 		{"bad idempotency key", fixed, keyPro, "", [2]string{"Idempotency-Key", "\x01"}, `"invalid_request";status=400;step="charge"`, true, false},
 		{"good idempotency key", fixed, keyPro, "", [2]string{"Idempotency-Key", `"k1"`}, "", true, false},
 		{"metered, covered", metered, keyPro, "?max=1000", [2]string{}, "", true, false},
+		{"spend cap reached", fixed, "sk_test_capped_0123456789abcdef", "", [2]string{}, `"spend_cap_reached";status=402;step="charge"`, true, false},
 		{"metered, too much", metered, keyPro, "?max=1001", [2]string{}, `"insufficient_credits";status=402;step="hold"`, true, false},
 		{"metered, bad cost", metered, keyPro, "?max=x", [2]string{}, `"invalid_request";status=400;step="charge"`, true, false},
 	}
 	before := map[string]int64{}
-	for _, id := range []string{"acct_pro", "acct_quota", "acct_broke", "acct_grace", "acct_declined", "acct_lapsed"} {
+	for _, id := range []string{"acct_pro", "acct_quota", "acct_broke", "acct_grace", "acct_declined", "acct_lapsed", "acct_capped"} {
 		before[id] = f.balance(t, id)
 	}
 	for _, tt := range tests {

@@ -7,7 +7,8 @@ import "time"
 // to a copy, then the cost is compared with the balance. OK reports that
 // the balance covers the cost; Balance is what would be left (or the
 // balance too small for it); NextRefill the next top-up. A negative cost is
-// never covered. Holds already taken are out of the looked-up balance;
+// never covered. An account's spend cap refuses as a spend's would
+// (Cap.Reached). Holds already taken are out of the looked-up balance;
 // holds whose lease ended are not yet back in it.
 //
 // A shadow paywall decides a charge with Preview instead of debiting it.
@@ -17,6 +18,13 @@ func Preview(a *Account, cost int64, now time.Time) SpendResult {
 		c := Account{Balance: a.Balance, Refill: a.Refill, RefilledAt: a.RefilledAt}
 		c.applyRefill(now)
 		bal, next = c.Balance, c.nextRefill(now)
+	}
+	if a.SpendCap != nil && cost >= 0 {
+		c := *a // SpendCapped copies the cap and thresholds it changes
+		c.Balance = bal
+		r := c.SpendCapped(now, cost)
+		r.NextRefill = next
+		return r
 	}
 	r := SpendResult{Balance: bal, NextRefill: next}
 	if cost >= 0 && cost <= bal {

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"reflect"
 	"testing"
 	"time"
 
@@ -14,6 +15,10 @@ import (
 func TestPreviewAgreesWithSpend(t *testing.T) {
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	anchor := now.Add(-time.Hour)
+	today := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	capped := func(spent int64, start time.Time) store.Account {
+		return store.Account{ID: "a", Balance: 100, SpendCap: &store.SpendCap{Limit: 50, Period: store.PeriodDay, Spent: spent, Start: start}}
+	}
 	cases := []struct {
 		name string
 		a    store.Account
@@ -26,6 +31,9 @@ func TestPreviewAgreesWithSpend(t *testing.T) {
 			Refill: &store.Refill{Amount: 100, Every: 24 * time.Hour, Anchor: anchor}}, 50},
 		{"refill not due", store.Account{ID: "a", Balance: 1, RefilledAt: anchor,
 			Refill: &store.Refill{Amount: 100, Every: 24 * time.Hour, Anchor: anchor}}, 50},
+		{"under the cap", capped(40, today), 10},
+		{"over the cap", capped(40, today), 11},
+		{"cap of a past period", capped(50, today.Add(-24*time.Hour)), 50},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -42,7 +50,7 @@ func TestPreviewAgreesWithSpend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Preview %+v, Spend %+v", got, want)
 			}
 		})
