@@ -159,14 +159,10 @@ func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) (after bool) {
 	moved := d.Allowed && !d.Shadow && d.Cost > 0
 	switch {
-	case d.Step == "refund" || d.Step == "settle":
-		switch {
-		case moved && d.Step == "refund":
-			m.refunded.Add(ctx, d.Cost, a.credits...)
-		case moved:
-			m.debited.Add(ctx, d.Cost, a.credits...)
-		}
-		return true
+	case d.Step == "refund" && moved:
+		m.refunded.Add(ctx, d.Cost, a.credits...)
+	case d.Step == "settle" && moved:
+		m.debited.Add(ctx, d.Cost, a.credits...)
 	case d.Step == "hold" && moved:
 		m.held.Add(ctx, d.Cost, a.credits...)
 	case d.Step == "charge" && moved && d.Code == "" && !d.Replay:
@@ -175,7 +171,7 @@ func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttr
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
-	return false
+	return d.Step == "refund" || d.Step == "settle"
 }
 
 // OnDecision records d: assign it to paywall.Options.OnDecision and to
