@@ -153,25 +153,38 @@ func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 }
 
 // count adds d to the credit and refusal counters, and reports whether d
-// is a refund or a settlement, which come after the handler. A metered
-// request's credits count as held at its hold and as debited at its
-// settlement.
+// is a refund or a settlement, which come after the handler.
 func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) (after bool) {
-	moved := d.Allowed && !d.Shadow && d.Cost > 0
-	switch {
-	case d.Step == "refund" && moved:
-		m.refunded.Add(ctx, d.Cost, a.credits...)
-	case d.Step == "settle" && moved:
-		m.debited.Add(ctx, d.Cost, a.credits...)
-	case d.Step == "hold" && moved:
-		m.held.Add(ctx, d.Cost, a.credits...)
-	case d.Step == "charge" && moved && d.Code == "" && !d.Replay:
-		m.debited.Add(ctx, d.Cost, a.credits...)
-	case d.Step == "limit" && d.Code == paywall.CodeRateLimited:
+	if c := m.creditCounter(d); c != nil {
+		c.Add(ctx, d.Cost, a.credits...)
+	}
+	if d.Step == "limit" && d.Code == paywall.CodeRateLimited {
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
 	return d.Step == "refund" || d.Step == "settle"
+}
+
+// creditCounter is the counter of the credits d moved, or nil: a metered
+// request's credits count as held at its hold and as debited at its
+// settlement; a shadow decision moves none.
+func (m *Metrics) creditCounter(d paywall.Decision) metric.Int64Counter {
+	if !d.Allowed || d.Shadow || d.Cost <= 0 {
+		return nil
+	}
+	switch d.Step {
+	case "refund":
+		return m.refunded
+	case "hold":
+		return m.held
+	case "settle":
+		return m.debited
+	case "charge":
+		if d.Code == "" && !d.Replay {
+			return m.debited
+		}
+	}
+	return nil
 }
 
 // OnDecision records d: assign it to paywall.Options.OnDecision and to
