@@ -3,6 +3,7 @@ package paywall_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -118,5 +119,62 @@ func TestOnThreshold(t *testing.T) {
 	defer mu.Unlock()
 	if got[store.ThresholdCapPercent] != 2 || got[store.ThresholdBalance] != 1 {
 		t.Errorf("after the next day's charges OnThreshold calls %v, want cap_percent 2, balance 1", got)
+	}
+}
+
+// TestMeteredSpendCap checks that a metered charge's hold counts against
+// the spend cap: OnThreshold hears the thresholds the hold crosses, a hold
+// that would cross the cap is answered 402 spend_cap_reached, and the part
+// a settlement releases gives room back.
+func TestMeteredSpendCap(t *testing.T) {
+	f := cappedFixture(t)
+	var (
+		mu  sync.Mutex
+		got []store.ThresholdKind
+	)
+	p := f.paywall(t, &paywall.Options{OnThreshold: func(_ context.Context, th store.Threshold) {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, th.Kind)
+	}})
+	var actual int64 = 10
+	called := 0
+	h := p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 10, Metered: true})(
+		http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+			called++
+			paywall.MeterFrom(r.Context()).Add(actual)
+		})))
+	for i := range 2 { // holds of 10 settled at 10: the cap's 25 allows 20
+		if w := serve(h, request("GET", "/", keyCapped, "")); w.Code != 200 {
+			t.Fatalf("request %d: status %d, body %s", i, w.Code, w.Body)
+		}
+	}
+	mu.Lock()
+	if want := []store.ThresholdKind{store.ThresholdCapPercent, store.ThresholdBalance}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("OnThreshold calls %v, want %v", got, want)
+	}
+	mu.Unlock()
+	w := serve(h, request("GET", "/", keyCapped, ""))
+	pb := decodeProblem(t, w)
+	if w.Code != http.StatusPaymentRequired || pb.Code != "spend_cap_reached" || pb.Cost != 10 ||
+		pb.Balance == nil || *pb.Balance != 980 || called != 2 {
+		t.Errorf("third request: %d %+v (handler called %d times), want 402 spend_cap_reached", w.Code, pb, called)
+	}
+	if b := f.balance(t, "acct_capped"); b != 980 {
+		t.Errorf("balance %d after the refusal, want 980", b)
+	}
+	// Give room back: a refund of 10 leaves 15 of the cap; a hold of 10
+	// settled at 2 leaves 8 of the 10 held to the cap, so another fits.
+	if _, err := f.mem.Refund(context.Background(), "acct_capped", 10); err != nil {
+		t.Fatal(err)
+	}
+	actual = 2
+	for i := range 2 {
+		if w := serve(h, request("GET", "/", keyCapped, "")); w.Code != 200 {
+			t.Fatalf("after the refund, request %d: status %d, body %s", i, w.Code, w.Body)
+		}
+	}
+	if b := f.balance(t, "acct_capped"); b != 986 {
+		t.Errorf("balance %d, want 986", b)
 	}
 }

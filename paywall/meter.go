@@ -68,6 +68,7 @@ func (c *charge) hold() {
 		caller.Charged += hd.Amount
 		caller.Balance = res.Balance
 		c.s.idem.debited = true
+		p.thresholds(c.r.Context(), res) // a hold counts as a spend of its amount
 		p.allow(c.r, "hold", caller, hd.Amount)
 		c.serveMetered(hd)
 	}

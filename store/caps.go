@@ -11,8 +11,11 @@ import (
 // in the current period above Limit is refused and debits nothing, and a
 // refund gives room back in the current period. A month is anchored to the
 // account's billing cycle ([Refill].Anchor) when it has one. Spends and
-// refunds count, and spends with tokens ([BucketSpender]); credits held
-// ([Holder]) do not.
+// refunds count, and spends with tokens ([BucketSpender]). So do credits
+// held ([Holder], [BucketHolder]): a hold counts as a spend of its amount
+// (refused at the cap, crossing thresholds), and the part a settlement
+// releases, or all of a hold its lease releases, is given back to the
+// current period as a refund is.
 type SpendCap struct {
 	Limit  int64  `json:"limit"`  // credits per period; positive
 	Period Period `json:"period"` // PeriodDay or PeriodMonth, or any other [Period]

@@ -9,8 +9,9 @@ import (
 // request is known, and settle the actual cost afterwards: the paywall's
 // metered charges need it.
 //
-// Hold debits amount at once, as [Store.Spend] does (a refused hold changes
-// nothing), and records the hold with a lease. Settle debits the actual cost
+// Hold debits amount at once, as [Store.Spend] does, counting it against
+// the account's [SpendCap] and [Threshold]s in a store that keeps them (a
+// refused hold changes nothing), and records the hold with a lease. Settle debits the actual cost
 // — at most what was held — by giving the rest back, and ends the hold. A
 // hold not settled before its lease ends (its process died, say) is released
 // by the store: every credit of it is given back, no later than the next

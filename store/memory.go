@@ -157,7 +157,7 @@ func (m *Memory) current(e *memoryAccount) Account {
 // Only if it has a refill or holds does it read the clock.
 func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	if len(e.holds) > 0 {
-		e.releaseExpiredLocked(m.now())
+		m.releaseExpiredLocked(e, m.now())
 	}
 	if e.put.Load().Refill == nil {
 		return time.Time{}

@@ -33,7 +33,7 @@ func (m *Memory) Hold(_ context.Context, accountID string, amount int64, lease t
 // allowed and covered, under e.mu after refilling (next is the next refill
 // time), and returns h with its ID and expiry, or zero if refused.
 func (m *Memory) holdLocked(e *memoryAccount, h Hold, lease time.Duration, next time.Time, allowed bool) (Hold, SpendResult) {
-	r := e.debitLocked(next, h.Amount, allowed)
+	r := m.spendLocked(e, next, h.Amount, allowed) // counts against the spend cap
 	if !r.OK {
 		return Hold{}, r
 	}
@@ -103,19 +103,32 @@ func (m *Memory) Settle(_ context.Context, h Hold, actual int64) (int64, error) 
 		return e.balance.Load(), errorf("hold %d of account %q ended: %w", h.ID, h.AccountID, ErrNotFound)
 	}
 	delete(e.holds, h.ID)
-	bal := e.balance.Load() + h.Amount - actual
-	e.balance.Store(bal)
-	return bal, nil
+	return m.giveBackLocked(e, h.Amount-actual), nil
+}
+
+// giveBackLocked gives amount held back to e, under e.mu: to its balance,
+// and to its spend cap's current period as [Account.RefundCapped] does.
+// It returns the balance after it.
+func (m *Memory) giveBackLocked(e *memoryAccount, amount int64) int64 {
+	if amount == 0 || e.put.Load().SpendCap == nil {
+		return e.balance.Add(amount)
+	}
+	a := e.accountLocked()
+	a.RefundCapped(m.now(), amount)
+	e.setLocked(a)
+	return a.Balance
 }
 
 // releaseExpiredLocked gives back every hold of e whose lease ended by now.
-func (e *memoryAccount) releaseExpiredLocked(now time.Time) {
+func (m *Memory) releaseExpiredLocked(e *memoryAccount, now time.Time) {
+	var released int64
 	for id, h := range e.holds {
 		if !now.Before(h.expires) {
 			delete(e.holds, id)
-			e.balance.Add(h.amount)
+			released += h.amount
 		}
 	}
+	m.giveBackLocked(e, released)
 }
 
 var (

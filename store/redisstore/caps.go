@@ -273,6 +273,32 @@ local function caps_spend(c, before, after, cost, nx, f, now, w)
   if #crossed == 0 then return '' end
   return cjson.encode(crossed)
 end
+-- caps_debit debits amt from balance bal if both the balance and the cap
+-- of c (nil for none) allow, recording the spend in c and w as caps_spend
+-- does, and returns whether it did, the balance, whether the cap refused
+-- and the crossed thresholds as JSON.
+local function caps_debit(c, bal, amt, nx, f, now, w)
+  if dlt(bal, amt) then return false, bal, false, '' end
+  if c and c.lim and dlt(dsub(c.lim, c.spent), amt) then return false, bal, true, '' end
+  local after = dsub(bal, amt)
+  if not c then return true, after, false, '' end
+  return true, after, false, caps_spend(c, bal, after, amt, nx, f, now, w)
+end
+-- caps_refund gives amt back to the cap period of c, down to zero, and
+-- appends c to w; it does nothing without a cap.
+local function caps_refund(c, amt, w)
+  if not (c and c.lim) then return end
+  if dlt(c.spent, amt) then c.spent = '0' else c.spent = dsub(c.spent, amt) end
+  caps_save(c, w)
+end
+-- caps_give_back gives amt back to the current cap period of account k at
+-- now, as a refund does.
+local function caps_give_back(k, amt, now)
+  local f = read(k, 'caps')
+  local c, w = caps_load(f[9], f, now), {}
+  caps_refund(c, amt, w)
+  if #w > 0 then redis.call('HSET', k, unpack(w)) end
+end
 -- caps_reply is the cap part of a spend's reply.
 local function caps_reply(c, reached, crossed)
   local stop = c.stop or {0, 0}

@@ -16,26 +16,30 @@ import (
 // hold may expire ("holds_next"), so that a spend learns from the one read
 // it makes anyway whether a hold is due for release.
 
-// luaHolds holds the functions of the scripts that release expired holds.
+// luaHolds holds the functions of the scripts that release expired holds;
+// it follows luaCaps.
 const luaHolds = `
 -- release gives every hold of hash hk that expired by now_us back to
--- account k, if hn (its "holds_next") says one may have, and reports
--- whether it gave any.
+-- account k, and to its spend cap's current period, if hn (its
+-- "holds_next") says one may have, and reports whether it gave any.
 local function release(k, hk, hn, now_us)
   if not hn or tonumber(hn) > now_us then return false end
-  local all, nxt, any = redis.call('HGETALL', hk), nil, false
+  local all, nxt, back = redis.call('HGETALL', hk), nil, nil
   for i = 1, #all, 2 do
     local amt, exp = string.match(all[i + 1], '^(%S+) (%S+)$')
     if tonumber(exp) <= now_us then
       redis.call('HDEL', hk, all[i])
       redis.call('HINCRBY', k, 'balance', amt)
-      any = true
+      back = dadd(back or '0', amt)
     elseif not nxt or tonumber(exp) < nxt then
       nxt = tonumber(exp)
     end
   end
   if nxt then redis.call('HSET', k, 'holds_next', int(nxt)) else redis.call('HDEL', k, 'holds_next') end
-  return any
+  if not back then return false end
+  local sec = math.floor(now_us / 1e6)
+  caps_give_back(k, back, {sec, (now_us - sec * 1e6) * 1000})
+  return true
 end
 -- add_hold records a hold of amt (a decimal string) until exp in hash hk
 -- of account k, whose "holds_next" is hn, and returns the hold's ID.
@@ -49,37 +53,47 @@ end
 
 // holdScript: KEYS[1] account, KEYS[2] its holds; ARGV time, amount, lease
 // (µs). Returns {-1} for an unknown account, else {ok, balance, hasNext,
-// nextSec, nextNsec, id, expires (µs)}.
-var holdScript = redis.NewScript(luaLib + luaHolds + `
+// nextSec, nextNsec, id, expires (µs), then for an account with a spend
+// cap or thresholds the cap part (see decodeCapReply)}: a hold counts
+// against the cap as a spend.
+var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
 local t = server_time()
-local now_us = micros(t)
-local f, w = read(KEYS[1], 'holds_next'), {}
-if release(KEYS[1], KEYS[2], f[9], now_us) then f = read(KEYS[1], 'holds_next') end
-local bal, nx = refill(f, now_pair(t), w)
+local now_us, now = micros(t), now_pair(t)
+local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
+if release(KEYS[1], KEYS[2], f[9], now_us) then f = read(KEYS[1], 'holds_next', 'caps') end
+local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local h, s, n = next_fields(nx)
-if dlt(bal, ARGV[2]) then
-  flush(KEYS[1], f, bal, w)
-  return {0, bal, h, s, n, 0, '0'}
-end
-bal = dsub(bal, ARGV[2])
-local exp = now_us + tonumber(ARGV[3])
+local c = caps_load(f[10], f, now)
+local ok, reached, crossed
+ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
 flush(KEYS[1], f, bal, w)
-return {1, bal, h, s, n, add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp), int(exp)}
+local exp, id = now_us + tonumber(ARGV[3]), 0
+if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) else exp = 0 end
+local r = {ok and 1 or 0, bal, h, s, n, id, int(exp)}
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
+return r
 `)
 
 // settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
-// settlement marker; ARGV hold ID, amount, actual, marker TTL (ms). Returns
-// {-4} if there is no such hold, else {1, balance}; run again with the same
-// actual after it settled (its answer lost), it finds the marker and answers
-// the same.
-var settleScript = redis.NewScript(`
-if redis.call('GET', KEYS[3]) == ARGV[3] then return {1, redis.call('HGET', KEYS[1], 'balance')} end
-local v = redis.call('HGET', KEYS[2], ARGV[1])
-if not v or string.match(v, '^(%S+) ') ~= ARGV[2] then return {-4} end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
-if ARGV[2] ~= ARGV[3] then redis.call('HINCRBY', KEYS[1], 'balance', ARGV[2] - ARGV[3]) end
+// settlement marker; ARGV time, hold ID, amount, actual, marker TTL (ms).
+// Returns {-4} if there is no such hold, else {1, balance}; run again with
+// the same actual after it settled (its answer lost), it finds the marker
+// and answers the same. What it releases goes back to the spend cap's
+// current period too.
+var settleScript = redis.NewScript(luaLib + luaCaps + `
+if redis.call('GET', KEYS[3]) == ARGV[4] then return {1, redis.call('HGET', KEYS[1], 'balance')} end
+local v = redis.call('HGET', KEYS[2], ARGV[2])
+if not v or string.match(v, '^(%S+) ') ~= ARGV[3] then return {-4} end
+redis.call('HDEL', KEYS[2], ARGV[2])
+redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+if ARGV[3] ~= ARGV[4] then
+  local back = dsub(ARGV[3], ARGV[4])
+  redis.call('HINCRBY', KEYS[1], 'balance', back)
+  caps_give_back(KEYS[1], back, now_pair(server_time()))
+end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
@@ -107,14 +121,23 @@ func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease 
 	if notFound(v) {
 		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold: account %q: %w", accountID, store.ErrNotFound)
 	}
-	return decodeHold(accountID, amount, v)
+	if len(v) < 7 {
+		return store.Hold{}, store.SpendResult{}, errReply("hold")
+	}
+	return decodeHold(accountID, amount, v[:7], v[7:])
 }
 
-// decodeHold decodes the reply of holdScript.
-func decodeHold(accountID string, amount int64, v []any) (store.Hold, store.SpendResult, error) {
+// decodeHold decodes the reply of holdScript, whose cap part, if any, is
+// capPart.
+func decodeHold(accountID string, amount int64, v, capPart []any) (store.Hold, store.SpendResult, error) {
 	res, err := decodeSpend(v)
 	if err != nil || len(v) != 7 {
 		return store.Hold{}, store.SpendResult{}, errReply("hold")
+	}
+	if len(capPart) > 0 {
+		if res.Cap, err = decodeCapReply(capPart); err != nil {
+			return store.Hold{}, store.SpendResult{}, err
+		}
 	}
 	if !res.OK {
 		return store.Hold{}, res, nil
@@ -140,7 +163,7 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	id := strconv.FormatInt(h.ID, 10)
 	keys := []string{s.AccountRedisKey(h.AccountID), s.HoldsRedisKey(h.AccountID),
 		s.HoldsRedisKey(h.AccountID) + ":settled:" + id}
-	args := []any{id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg()}
+	args := []any{s.timeArg(), id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg()}
 	var v []any
 	var err error
 	for range 3 {
@@ -165,9 +188,10 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 // holdTokensScript: KEYS[1] account (which holds the windows), KEYS[2] its
 // holds; ARGV time, amount, lease (µs), token cost, number of windows, then
 // the windows (see windowLib). Returns {-1} for an unknown account, else
-// holdScript's reply followed by windowsOK, the server time in
-// microseconds, then held and tokens per window.
-var holdTokensScript = redis.NewScript(luaLib + luaHolds + windowLib + `
+// holdScript's reply without its cap part, followed by windowsOK, the
+// server time in microseconds, then held and tokens per window, then the
+// cap part as holdScript's if the windows admitted.
+var holdTokensScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
 local t = server_time()
 local now_us = micros(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -180,8 +204,11 @@ if release(KEYS[1], KEYS[2], f[9], now_us) then f = get() end
 local bal, nx = refill(f, now_pair(t), w)
 if not bal then return {-1} end
 local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
-local ok = bok and not dlt(bal, ARGV[2])
-if ok then bal = dsub(bal, ARGV[2]) end
+local ok, c, reached, crossed = false, nil, false, ''
+if bok then
+  c = caps_load(redis.call('HGET', KEYS[1], 'caps'), f, now_pair(t))
+  ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now_pair(t), w)
+end
 local out = save_windows(ws, ok, tcost, now_us, w)
 flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
@@ -189,6 +216,9 @@ local id, exp = 0, now_us + tonumber(ARGV[3])
 if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
 local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
+if c then
+  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
+end
 return r
 `)
 
@@ -215,15 +245,16 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 	case notFound(v):
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{},
 			fmt.Errorf("redisstore: hold with tokens: account %q: %w", accountID, store.ErrNotFound)
-	case len(v) != 9+2*(len(b.More)+1):
+	case len(v) < 9+2*(len(b.More)+1):
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, errReply("hold with tokens")
 	}
-	h, sr, err := decodeHold(accountID, amount, v[:7])
+	end := 9 + 2*(len(b.More)+1)
+	h, sr, err := decodeHold(accountID, amount, v[:7], v[end:])
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}
 	bok, _ := v[7].(int64)
-	br, err := windowResults(&b, bok == 1, v[8], v[9:])
+	br, err := windowResults(&b, bok == 1, v[8], v[9:end])
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}

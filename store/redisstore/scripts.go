@@ -162,7 +162,7 @@ end
 // unknown account, {-3} for an operation already cancelled, else {ok,
 // balance, hasNext, nextSec, nextNsec, then for an account with a spend
 // cap or thresholds the cap part (see decodeCapReply)}.
-var spendScript = redis.NewScript(luaLib + luaHolds + luaCaps + `
+var spendScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
 if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next', 'caps') end
@@ -174,15 +174,11 @@ if prior == 'x' then return {-3} end
 local ok, c, reached, crossed = 1, nil, false, ''
 if not prior and ARGV[2] ~= '0' then
   c = caps_load(f[10], f, now)
-  reached = c and c.lim and dlt(dsub(c.lim, c.spent), ARGV[2])
-  if dlt(bal, ARGV[2]) or reached then
+  local debited
+  debited, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
+  if not debited then
     ok = 0
-    reached = reached and not dlt(bal, ARGV[2])
     redis.call('DEL', KEYS[2])
-  else
-    local before = bal
-    bal = dsub(bal, ARGV[2])
-    if c then crossed = caps_spend(c, before, bal, ARGV[2], nx, f, now, w) end
   end
 end
 flush(KEYS[1], f, bal, w)
@@ -219,19 +215,15 @@ if not bal then return {-1} end
 flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
-local c = ARGV[3] == '1' and caps_load(f[9], f, now)
-if c and c.lim then
-  if dlt(c.spent, ARGV[2]) then c.spent = '0' else c.spent = dsub(c.spent, ARGV[2]) end
-  local cw = {}
-  caps_save(c, cw)
-  redis.call('HSET', KEYS[1], unpack(cw))
-end
+local c, cw = ARGV[3] == '1' and caps_load(f[9], f, now), {}
+caps_refund(c, ARGV[2], cw)
+if #cw > 0 then redis.call('HSET', KEYS[1], unpack(cw)) end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and
 // returns the account hash as HGETALL does (empty if there is none).
-var accountScript = redis.NewScript(luaLib + luaHolds + `
+var accountScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next'), {}
 if release(KEYS[1], KEYS[2], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end

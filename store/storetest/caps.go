@@ -15,6 +15,11 @@ var capsTests = []subtest{
 	{"ThresholdsOnceAcrossInstances", testCapsThresholdsOnceAcrossInstances},
 	{"ThresholdsAgainNextPeriod", testCapsThresholdsAgainNextPeriod},
 	{"SpendWithTokens", testCapsSpendWithTokens},
+	{"HoldRefusedAtCap", testCapsHoldRefusedAtCap},
+	{"HoldSettleGivesBack", testCapsHoldSettleGivesBack},
+	{"HoldLeaseGivesBack", testCapsHoldLeaseGivesBack},
+	{"HoldThresholdsOnceConcurrently", testCapsHoldThresholdsOnceConcurrently},
+	{"HoldWithTokens", testCapsHoldWithTokens},
 }
 
 // seedCapped stores a new account with a balance, a daily cap and

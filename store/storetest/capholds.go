@@ -1,0 +1,127 @@
+package storetest
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/go402/go402/store"
+)
+
+// wantCapHold calls Hold and checks OK, Balance and the cap's figures, and
+// that a refused hold is zero.
+func (e *env) wantCapHold(h store.Holder, id string, amount int64, ok bool, balance, spent int64, reached bool) store.Hold {
+	e.Helper()
+	hd, r := e.hold(h, id, amount, time.Minute)
+	if r.OK != ok || r.Balance != balance || r.Cap == nil || r.Cap.Spent != spent || r.Cap.Reached != reached ||
+		(hd == store.Hold{}) == ok {
+		e.Errorf("Hold(%d) = %+v, %+v cap %+v; want OK:%v Balance:%d Spent:%d Reached:%v",
+			amount, hd, r, r.Cap, ok, balance, spent, reached)
+	}
+	return hd
+}
+
+// testCapsHoldRefusedAtCap checks that a hold counts as a spend of its
+// amount: the one that would cross the cap is refused and holds nothing.
+func testCapsHoldRefusedAtCap(e *env) {
+	h := capability[store.Holder](e)
+	id := e.seedCapped(1000, 100)
+	e.wantCapHold(h, id, 60, true, 940, 60, false)
+	e.wantCapHold(h, id, 41, false, 940, 60, true)
+	e.wantCapSpend(id, 41, false, 940, 60, true)
+	e.wantCapHold(h, id, 40, true, 900, 100, false)
+	e.wantCapHold(h, id, 0, true, 900, 100, false)
+	e.wantCapHold(h, id, 1, false, 900, 100, true)
+	e.wantBalance(id, 900)
+}
+
+// testCapsHoldSettleGivesBack checks that a settlement gives the part it
+// releases back to the cap's period, and the actual cost stays counted.
+func testCapsHoldSettleGivesBack(e *env) {
+	h := capability[store.Holder](e)
+	id := e.seedCapped(1000, 100)
+	hd := e.wantCapHold(h, id, 100, true, 900, 100, false)
+	e.wantCapSpend(id, 1, false, 900, 100, true)
+	if bal, err := h.Settle(e.ctx, hd, 30); err != nil || bal != 970 {
+		e.Fatalf("Settle(30) of 100 = %d, %v; want 970", bal, err)
+	}
+	e.wantCapSpend(id, 71, false, 970, 30, true)
+	e.wantCapSpend(id, 70, true, 900, 100, false)
+	e.wantCapSpend(id, 1, false, 900, 100, true)
+}
+
+// testCapsHoldLeaseGivesBack checks that a hold its lease releases gives
+// all of it back to the cap's period.
+func testCapsHoldLeaseGivesBack(e *env) {
+	e.needAdvance()
+	h := capability[store.Holder](e)
+	id := e.seedCapped(1000, 100)
+	e.wantCapHold(h, id, 100, true, 900, 100, false)
+	e.h.Advance(61 * time.Second)
+	e.wantBalance(id, 1000)
+	e.wantCapSpend(id, 100, true, 900, 100, false)
+	e.wantCapSpend(id, 1, false, 900, 100, true)
+}
+
+// testCapsHoldThresholdsOnceConcurrently checks that 8 goroutines holding
+// and settling across both thresholds report each exactly once.
+func testCapsHoldThresholdsOnceConcurrently(e *env) {
+	h := capability[store.Holder](e)
+	id := e.seedCapped(100, 80, thresholds...)
+	var capHits, balHits atomic.Int64
+	e.concurrently("concurrent Hold", 8, func(int) error {
+		for range 8 {
+			hd, r, err := h.Hold(e.ctx, id, 2, time.Minute)
+			if err != nil {
+				return err
+			}
+			for _, t := range r.Crossed() {
+				if t.Kind == store.ThresholdCapPercent {
+					capHits.Add(1)
+				} else {
+					balHits.Add(1)
+				}
+			}
+			if _, err := h.Settle(e.ctx, hd, 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if capHits.Load() != 1 || balHits.Load() != 1 {
+		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
+			capHits.Load(), balHits.Load())
+	}
+	e.wantBalance(id, 36)
+	e.wantCapSpend(id, 17, false, 36, 64, true)
+}
+
+// testCapsHoldWithTokens checks that holds with tokens keep the cap and
+// report thresholds, and that one the cap refuses takes no token.
+func testCapsHoldWithTokens(e *env) {
+	_, h, bh := e.bucketHolder()
+	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
+	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 5, Cost: 1}
+	var last store.Hold
+	step := func(amount int64, ok, reached bool, crossed, remaining int) {
+		e.Helper()
+		hd, sr, br, err := bh.HoldWithTokens(e.ctx, id, amount, time.Minute, b)
+		if err != nil {
+			e.Fatalf("HoldWithTokens(%d): %v", amount, err)
+		}
+		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
+			e.Errorf("HoldWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
+				amount, sr, sr.Cap, br, ok, reached, crossed, remaining)
+		}
+		if ok {
+			last = hd
+		}
+	}
+	step(6, true, false, 1, 4)
+	step(5, false, true, 0, 4)
+	if _, err := h.Settle(e.ctx, last, 2); err != nil {
+		e.Fatal(err)
+	}
+	step(8, true, false, 0, 3)
+	step(1, false, true, 0, 3)
+	e.wantBalance(id, 990)
+}
