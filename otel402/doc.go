@@ -24,11 +24,11 @@
 //
 // The wrapped store keeps every optional capability of the store it wraps
 // (store.Refunder, store.Buckets, store.BucketSpender, store.Admin,
-// store.Ledger) and no other: it is not a store.Holder or store.Slots,
-// so metered charges and in-flight slots shared by replicas need the unwrapped
-// store. Give the paywall and the limiter the same
-// wrapped value: a limiter takes its tokens in the charge's debit only when
-// its Options.Store is the paywall's own store.
+// store.Ledger) and no other: it is not a store.Holder or store.Slots, so
+// metered charges and in-flight slots shared by replicas need the
+// unwrapped store. Give the paywall and the limiter the same wrapped
+// value: a limiter takes its tokens in the charge's debit only when its
+// Options.Store is the paywall's own store.
 //
 // # Cardinality
 //
