@@ -158,3 +158,20 @@ func TestInvalidationFallsBackToTTL(t *testing.T) {
 		t.Errorf("after LookupTTL: %+v, %v; want the key revoked", k, err)
 	}
 }
+
+// TestCloseDoesNotWaitForTheSubscription checks that Close ends a
+// subscription blocked in a read at once, not when the read's ping
+// interval runs out.
+func TestCloseDoesNotWaitForTheSubscription(t *testing.T) {
+	c := newClient(t)
+	s, err := New(c, &Options{Prefix: testPrefix(t, c), Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLive(t, s)
+	start := time.Now()
+	s.Close()
+	if d := time.Since(start); d >= pingEvery/2 {
+		t.Fatalf("Close took %v; the subscription's read waits up to %v", d, pingEvery)
+	}
+}

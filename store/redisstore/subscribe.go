@@ -40,11 +40,15 @@ func (s *Store) subscribe(ctx context.Context) {
 	pause := 10 * time.Millisecond
 	for ctx.Err() == nil {
 		ps := s.rdb.Subscribe(ctx, s.channel)
+		// A read in progress does not watch ctx: closing ps ends it.
+		unblock := context.AfterFunc(ctx, func() { ps.Close() })
 		if s.listen(ctx, ps) {
 			pause = 10 * time.Millisecond
 		}
 		s.subLive.Store(false)
-		ps.Close()
+		if unblock() {
+			ps.Close()
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
