@@ -172,24 +172,26 @@ func run(out io.Writer, h http.Handler, secret string) {
 		}
 		return in
 	}
-	send(out, h, secret, "evt_1", "customer.subscription.created", sub("active"))
+	send(out, h, secret, "customer.subscription.created", sub("active"))
 	get(out, h)
-	send(out, h, secret, "evt_2", "invoice.payment_failed", inv("insufficient_funds"))
-	send(out, h, secret, "evt_3", "customer.subscription.updated", sub("past_due"))
+	send(out, h, secret, "invoice.payment_failed", inv("insufficient_funds"))
+	send(out, h, secret, "customer.subscription.updated", sub("past_due"))
 	get(out, h)
 	now = now.Add(73 * time.Hour)
 	fmt.Fprintln(out, "-- 73 hours later: the grace is over")
 	get(out, h)
-	send(out, h, secret, "evt_4", "invoice.paid", inv(""))
-	send(out, h, secret, "evt_5", "customer.subscription.updated", sub("active"))
+	send(out, h, secret, "invoice.paid", inv(""))
+	send(out, h, secret, "customer.subscription.updated", sub("active"))
 	get(out, h)
 }
 
 var seq int64
 
-// send signs an event as Stripe does and posts it to the webhook.
-func send(out io.Writer, h http.Handler, secret, id, typ string, obj map[string]any) {
+// send signs an event as Stripe does, numbered evt_1, evt_2, …, and posts
+// it to the webhook.
+func send(out io.Writer, h http.Handler, secret, typ string, obj map[string]any) {
 	seq++
+	id := fmt.Sprintf("evt_%d", seq)
 	raw, _ := json.Marshal(obj)
 	body, _ := json.Marshal(map[string]any{"id": id, "object": "event", "type": typ, "api_version": stripe.APIVersion,
 		"created": now.Unix() + seq, "data": map[string]any{"object": json.RawMessage(raw)}})

@@ -84,7 +84,7 @@ func (*Store) KeepsSpendCaps() {}
 // overflow the balance with an error wrapping [store.ErrInvalidAmount].
 func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
 	op, linked := operation(ctx)
-	return s.credit(ctx, accountID, amount, "refund", op, linked)
+	return s.credit(ctx, accountID, amount, creditOf{"refund", op, linked})
 }
 
 // TopUp implements [store.Admin], adding a positive amount to the balance
@@ -92,11 +92,20 @@ func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int
 // operation adds nothing more and returns the balance as it is.
 func (s *Store) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
 	op, _ := operation(ctx)
-	return s.credit(ctx, accountID, amount, "topup", op, false)
+	return s.credit(ctx, accountID, amount, creditOf{kind: "topup", op: op})
 }
 
-// credit adds amount to the balance as a ledger entry of kind.
-func (s *Store) credit(ctx context.Context, accountID string, amount int64, kind string, op store.Operation, ofDebit bool) (int64, error) {
+// creditOf says what a credit is: its ledger kind, its operation, and
+// whether it gives back that operation's debit.
+type creditOf struct {
+	kind    string
+	op      store.Operation
+	ofDebit bool
+}
+
+// credit adds amount to the balance as a ledger entry of c.kind.
+func (s *Store) credit(ctx context.Context, accountID string, amount int64, c creditOf) (int64, error) {
+	kind := c.kind
 	if amount <= 0 {
 		return 0, fmt.Errorf("pgstore: %s of %d: %w", kind, amount, store.ErrInvalidAmount)
 	}
@@ -106,7 +115,7 @@ func (s *Store) credit(ctx context.Context, accountID string, amount int64, kind
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	var balance int64
-	err := s.pool.QueryRow(ctx, s.sql.credit, accountID, amount, kind, op.ID, ofDebit, op.Route, op.KeyPrefix).
+	err := s.pool.QueryRow(ctx, s.sql.credit, accountID, amount, kind, c.op.ID, c.ofDebit, c.op.Route, c.op.KeyPrefix).
 		Scan(&balance)
 	if err != nil {
 		return 0, wrap(kind, err)
