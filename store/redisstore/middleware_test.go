@@ -15,6 +15,56 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// roundTripEnv is an account with a key on a Redis store whose round
+// trips are counted, a paywall, and a per-account limiter of a token every
+// 10 s and a burst of 3, all on a clock the test moves: the buckets'
+// Redis expiry (real time) cannot refill them while the test runs. The
+// lookup cache runs on real time: its minutes are plenty.
+type roundTripEnv struct {
+	c     *redis.Client
+	hook  *roundTrips
+	clock *storetest.Clock
+	s     *Store
+	raw   string
+	pw    *paywall.Paywall
+	lim   *limiter.Limiter
+}
+
+// newRoundTripEnv returns a roundTripEnv whose account id has balance and
+// whose key's lookup and the scripts are warm: the first run of a script
+// on a server costs an extra round trip to load it.
+func newRoundTripEnv(t *testing.T, id string, balance int64, scripts ...*redis.Script) *roundTripEnv {
+	t.Helper()
+	e := &roundTripEnv{c: newClient(t), hook: new(roundTrips), clock: new(storetest.Clock)}
+	e.c.AddHook(e.hook)
+	e.s = newTestStore(t, e.c, nil)
+	e.s.scriptClock = e.clock.Now // no token comes back unless the test says so
+	ctx := context.Background()
+	if err := e.s.PutAccount(ctx, store.Account{ID: id, Plan: "pro", Balance: balance}); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if e.raw, _, err = e.s.CreateKey(ctx, id, "sk_"+id+"_"); err != nil {
+		t.Fatal(err)
+	}
+	if e.pw, err = paywall.New(e.s, &paywall.Options{Clock: e.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	e.lim, err = limiter.New(0.1, 3, &limiter.Options{By: limiter.ByAccount(), Store: e.s, Clock: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.s.Lookup(ctx, store.DigestOf(e.raw)); err != nil {
+		t.Fatal(err)
+	}
+	for _, script := range scripts {
+		if err := script.Load(ctx, e.c).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
 // TestMiddlewareRoundTrips runs requests through the real go402
 // middlewares on the Redis store and counts the round trips each costs
 // with a go-redis hook: none for a cached lookup, one for a rate limit and
@@ -23,33 +73,10 @@ import (
 // limit-only route share the account's bucket; a 402 takes no tokens and a
 // 429 debits no credits.
 func TestMiddlewareRoundTrips(t *testing.T) {
-	c := newClient(t)
-	hook := new(roundTrips)
-	c.AddHook(hook)
-	clock := new(storetest.Clock)
-	s := newTestStore(t, c, nil) // the lookup cache on real time: 5 min is plenty
-	s.scriptClock = clock.Now    // no token comes back unless the test says so
-	waitLive(t, s)               // subscribing flushes the cache
-	ctx := context.Background()
-
 	const id, cost = "mw", 10
-	if err := s.PutAccount(ctx, store.Account{ID: id, Plan: "pro", Balance: 25}); err != nil {
-		t.Fatal(err)
-	}
-	raw, _, err := s.CreateKey(ctx, id, "sk_mw_")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := paywall.New(s, &paywall.Options{Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A token every 10 s, so that the buckets' Redis expiry (real time)
-	// cannot refill them while the test runs.
-	lim, err := limiter.New(0.1, 3, &limiter.Options{By: limiter.ByAccount(), Store: s, Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newRoundTripEnv(t, id, 25, spendTokensScript, takeScript, spendScript)
+	c, hook, clock, s, raw, pw, lim := e.c, e.hook, e.clock, e.s, e.raw, e.pw, e.lim
+	ctx := context.Background()
 	served := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
 	routes := map[string]http.Handler{
 		"lookup": pw.Authenticate(served),
@@ -57,17 +84,6 @@ func TestMiddlewareRoundTrips(t *testing.T) {
 		"limit":  pw.Authenticate(lim.Handler(served)),
 		// A charge the limiter does not recognise: decided apart.
 		"unfused": pw.Authenticate(lim.Handler(http.HandlerFunc(pw.Charge(cost)(served).ServeHTTP))),
-	}
-
-	// Warm up: the lookup cache and the scripts (the first run of a
-	// script on a server costs an extra round trip to load it).
-	if _, _, err := s.Lookup(ctx, store.DigestOf(raw)); err != nil {
-		t.Fatal(err)
-	}
-	for _, script := range []*redis.Script{spendTokensScript, takeScript, spendScript} {
-		if err := script.Load(ctx, c).Err(); err != nil {
-			t.Fatal(err)
-		}
 	}
 
 	balance := func() int64 {

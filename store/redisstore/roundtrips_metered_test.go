@@ -6,11 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/paywall"
-	"github.com/go402/go402/store"
-	"github.com/go402/go402/store/storetest"
-	"github.com/redis/go-redis/v9"
 )
 
 // TestMeteredRoundTrips counts, with a go-redis hook and the lookup cached,
@@ -19,31 +15,10 @@ import (
 // to settle; one for a 429 and one for a 402, which hold nothing. The
 // balance loses exactly what the served requests reported.
 func TestMeteredRoundTrips(t *testing.T) {
-	c := newClient(t)
-	hook := new(roundTrips)
-	c.AddHook(hook)
-	clock := new(storetest.Clock)
-	s := newTestStore(t, c, nil) // the lookup cache on real time: 5 min is plenty
-	s.scriptClock = clock.Now    // no token comes back unless the test says so
-	waitLive(t, s)               // subscribing flushes the cache
-	ctx := context.Background()
-
 	const id, hold = "metered-rt", 40
-	if err := s.PutAccount(ctx, store.Account{ID: id, Plan: "pro", Balance: 100}); err != nil {
-		t.Fatal(err)
-	}
-	raw, _, err := s.CreateKey(ctx, id, "sk_mrt_")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pw, err := paywall.New(s, &paywall.Options{Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := limiter.New(0.1, 3, &limiter.Options{By: limiter.ByAccount(), Store: s, Clock: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := newRoundTripEnv(t, id, 100, holdTokensScript, settleScript)
+	hook, s, raw := e.hook, e.s, e.raw
+	ctx := context.Background()
 	var before, settled int64
 	costs := []int64{25, 7, 0}
 	served := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -53,16 +28,8 @@ func TestMeteredRoundTrips(t *testing.T) {
 		paywall.MeterFrom(r.Context()).Set(cost)
 		settled += cost
 	})
-	h := pw.Authenticate(lim.Handler(pw.ChargeWith(paywall.ChargeOptions{Cost: hold, Metered: true})(served)))
+	h := e.pw.Authenticate(e.lim.Handler(e.pw.ChargeWith(paywall.ChargeOptions{Cost: hold, Metered: true})(served)))
 
-	if _, _, err := s.Lookup(ctx, store.DigestOf(raw)); err != nil {
-		t.Fatal(err)
-	}
-	for _, script := range []*redis.Script{holdTokensScript, settleScript} {
-		if err := script.Load(ctx, c).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i, want := range []int{200, 200, 402, 200, 429} {
 		switch i {
 		case 2:
