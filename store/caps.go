@@ -124,11 +124,11 @@ func (a *Account) rollCap(now time.Time) time.Time {
 	return end
 }
 
-// SpendCapped debits cost from a, which has any due refill applied, at
+// spendCapped debits cost from a, which has any due refill applied, at
 // now, if both its balance and its spend cap allow, marks the thresholds
-// the spend crosses, and returns the outcome. Stores that keep accounts as
-// values call it atomically with reading and writing a back.
-func (a *Account) SpendCapped(now time.Time, cost int64) SpendResult {
+// the spend crosses, and returns the outcome. The memory store calls it
+// atomically with reading and writing a back, and Preview on a copy.
+func (a *Account) spendCapped(now time.Time, cost int64) SpendResult {
 	a.Thresholds = slices.Clone(a.Thresholds)
 	cr := &CapResult{}
 	if a.SpendCap != nil {
@@ -160,9 +160,9 @@ func (a *Account) capSpent() int64 {
 	return a.SpendCap.Spent
 }
 
-// RefundCapped adds amount to a's balance and gives it back to the
+// refundCapped adds amount to a's balance and gives it back to the
 // current cap period, up to what was spent in it.
-func (a *Account) RefundCapped(now time.Time, amount int64) {
+func (a *Account) refundCapped(now time.Time, amount int64) {
 	a.Balance += amount
 	if a.SpendCap != nil {
 		a.rollCap(now)

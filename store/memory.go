@@ -196,7 +196,7 @@ func (m *Memory) spendLocked(e *memoryAccount, next time.Time, cost int64, allow
 	if !allowed {
 		return SpendResult{Balance: a.Balance, NextRefill: next}
 	}
-	r := a.SpendCapped(m.now(), cost)
+	r := a.spendCapped(m.now(), cost)
 	r.NextRefill = next
 	e.setLocked(a) // also a refused spend may have started a new period
 	return r
@@ -243,7 +243,7 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	}
 	if op == "refund" && e.put.Load().SpendCap != nil {
 		a := e.accountLocked()
-		a.RefundCapped(m.now(), amount)
+		a.refundCapped(m.now(), amount)
 		e.setLocked(a)
 		return a.Balance, nil
 	}

@@ -20,9 +20,9 @@ func Preview(a *Account, cost int64, now time.Time) SpendResult {
 		bal, next = c.Balance, c.nextRefill(now)
 	}
 	if a.SpendCap != nil && cost >= 0 {
-		c := *a // SpendCapped copies the cap and thresholds it changes
+		c := *a // spendCapped copies the cap and thresholds it changes
 		c.Balance = bal
-		r := c.SpendCapped(now, cost)
+		r := c.spendCapped(now, cost)
 		r.NextRefill = next
 		return r
 	}
