@@ -7,255 +7,13 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Bits of a store's optional capabilities, the index of wrappers.
-const (
-	capRefunder = 1 << iota
-	capBuckets
-	capBucketSpender
-	capAdmin
-	capLedger
-)
+//go:generate go run ./internal/wrapgen
 
-// wrappers makes, for each set of capabilities, a wrapper that has exactly
-// those: *instrumented (the Store) embedded with the method set of each.
-var wrappers = [32]func(c *instrumented) store.Store{
-	func(c *instrumented) store.Store { return &struct{ *instrumented }{c} },
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-		}{c, refunds{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-		}{c, bucketTakes{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-		}{c, refunds{c}, bucketTakes{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-		}{c, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-		}{c, refunds{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-		}{c, bucketTakes{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-		}{c, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-		}{c, refunds{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-		}{c, bucketTakes{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-		}{c, refunds{c}, bucketTakes{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-		}{c, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-		}{c, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-		}{c, refunds{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-		}{c, bucketTakes{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-		}{c, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-		}{c, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-}
+// The wrapper of a store is one of the struct types of wrappers
+// (wrappers_gen.go, written by internal/wrapgen): *instrumented, the
+// Store, embedded with the method set below of each optional capability
+// the store has, and of no other. A method set reaches the store through
+// the instrumented it holds.
 
 // refunds is the method set of a store.Refunder.
 type refunds struct{ c *instrumented }
@@ -374,3 +132,59 @@ func (x admins) TouchKeys(ctx context.Context, uses map[store.Digest]time.Time) 
 	_, err := timed(ctx, x.c, opTouchKeys, func() (struct{}, error) { return struct{}{}, x.c.admin.TouchKeys(ctx, uses) })
 	return err
 }
+
+// holds is the method set of a store.Holder.
+type holds struct{ c *instrumented }
+
+// Hold implements store.Holder.
+func (x holds) Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (store.Hold, store.SpendResult, error) {
+	start := x.c.m.now()
+	h, res, err := x.c.holder.Hold(ctx, accountID, amount, lease)
+	x.c.done(ctx, opHold, start, err)
+	return h, res, err
+}
+
+// Settle implements store.Holder.
+func (x holds) Settle(ctx context.Context, h store.Hold, actual int64) (int64, error) {
+	start := x.c.m.now()
+	bal, err := x.c.holder.Settle(ctx, h, actual)
+	x.c.done(ctx, opSettle, start, err)
+	return bal, err
+}
+
+// bucketHolds is the method set of a store.BucketHolder.
+type bucketHolds struct{ c *instrumented }
+
+// HoldWithTokens implements store.BucketHolder.
+func (x bucketHolds) HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b store.Bucket) (store.Hold, store.SpendResult, store.BucketResult, error) {
+	start := x.c.m.now()
+	h, res, br, err := x.c.bucketHolder.HoldWithTokens(ctx, accountID, amount, lease, b)
+	x.c.done(ctx, opHoldWithTokens, start, err)
+	return h, res, br, err
+}
+
+// slotLeases is the method set of a store.Slots.
+type slotLeases struct{ c *instrumented }
+
+// AcquireSlot implements store.Slots.
+func (x slotLeases) AcquireSlot(ctx context.Context, key string, max int, lease time.Duration) (string, bool, error) {
+	start := x.c.m.now()
+	slot, ok, err := x.c.slots.AcquireSlot(ctx, key, max, lease)
+	x.c.done(ctx, opAcquireSlot, start, err)
+	return slot, ok, err
+}
+
+// ReleaseSlot implements store.Slots.
+func (x slotLeases) ReleaseSlot(ctx context.Context, key, slot string) error {
+	start := x.c.m.now()
+	err := x.c.slots.ReleaseSlot(ctx, key, slot)
+	x.c.done(ctx, opReleaseSlot, start, err)
+	return err
+}
+
+// spendCaps is the method set of a store.SpendCapper.
+type spendCaps struct{ c *instrumented }
+
+// KeepsSpendCaps implements store.SpendCapper. A marker, not a store
+// call, it is forwarded but not timed.
+func (x spendCaps) KeepsSpendCaps() { x.c.capper.KeepsSpendCaps() }
