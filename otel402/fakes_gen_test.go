@@ -4,4872 +4,5262 @@ package otel402_test
 
 import "github.com/go402/go402/store"
 
-// fakes makes, for each set of capabilities, a test store that has exactly
-// those: *fake (the Store) embedded with the method set of each. Bit i of
-// the index is capabilities[i].
+// fakes makes, for each set of capabilities, a test store of f that has
+// exactly those. Bit i of the index is capabilities[i].
 var fakes = [512]func(f *fake) store.Store{
-	0b000000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-		}{f}
-	},
-	0b000000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-		}{f, fakeRefunds{f}}
-	},
-	0b000000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-		}{f, fakeBucketTakes{f}}
-	},
-	0b000000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}}
-	},
-	0b000000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-		}{f, fakeBucketSpends{f}}
-	},
-	0b000000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}}
-	},
-	0b000000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}}
-	},
-	0b000000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}}
-	},
-	0b000001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-		}{f, fakeAdmins{f}}
-	},
-	0b000001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-		}{f, fakeRefunds{f}, fakeAdmins{f}}
-	},
-	0b000001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}}
-	},
-	0b000001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}}
-	},
-	0b000001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}}
-	},
-	0b000001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}}
-	},
-	0b000001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}}
-	},
-	0b000001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}}
-	},
-	0b000010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-		}{f, fakeLedgerEntries{f}}
-	},
-	0b000010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}}
-	},
-	0b000010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}}
-	},
-	0b000010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}}
-	},
-	0b000010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}}
-	},
-	0b000010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
-	},
-	0b000010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
-	},
-	0b000010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
-	},
-	0b000011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
-	},
-	0b000100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-		}{f, fakeHolds{f}}
-	},
-	0b000100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeHolds{f}}
-	},
-	0b000100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeHolds{f}}
-	},
-	0b000100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}}
-	},
-	0b000100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-		}{f, fakeBucketSpends{f}, fakeHolds{f}}
-	},
-	0b000100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}}
-	},
-	0b000100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}}
-	},
-	0b000100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}}
-	},
-	0b000101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-		}{f, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
-	},
-	0b000110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b000111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
-	},
-	0b001000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketHolds
-		}{f, fakeBucketHolds{f}}
-	},
-	0b001000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketHolds{f}}
-	},
-	0b001000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketHolds{f}}
-	},
-	0b001000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}}
-	},
-	0b001000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeBucketHolds{f}}
-	},
-	0b001000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
-	},
-	0b001000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
-	},
-	0b001000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
-	},
-	0b001001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
-	},
-	0b001010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
-	},
-	0b001100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b001111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
-	},
-	0b010000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeSlotLeases
-		}{f, fakeSlotLeases{f}}
-	},
-	0b010000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeSlotLeases{f}}
-	},
-	0b010000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeSlotLeases{f}}
-	},
-	0b010000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSlotLeases{f}}
-	},
-	0b010000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeSlotLeases{f}}
-	},
-	0b010000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
-	},
-	0b010000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
-	},
-	0b010000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
-	},
-	0b010001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
-	},
-	0b010010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
-	},
-	0b010100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b010111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b011111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
-	},
-	0b100000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeSpendCaps
-		}{f, fakeSpendCaps{f}}
-	},
-	0b100000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeSpendCaps{f}}
-	},
-	0b100000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeSpendCaps{f}}
-	},
-	0b100000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSpendCaps{f}}
-	},
-	0b100000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeSpendCaps{f}}
-	},
-	0b100000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
-	},
-	0b100000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
-	},
-	0b100000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
-	},
-	0b100001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
-	},
-	0b100010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
-	},
-	0b100100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b100111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b101111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
-	},
-	0b110000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b110111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111000111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111001111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111010111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111011111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111100111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111101111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111110111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111000: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111001: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111010: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111011: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111100: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111101: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111110: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
-	},
-	0b111111111: func(f *fake) store.Store {
-		return &struct {
-			*fake
-			fakeRefunds
-			fakeBucketTakes
-			fakeBucketSpends
-			fakeAdmins
-			fakeLedgerEntries
-			fakeHolds
-			fakeBucketHolds
-			fakeSlotLeases
-			fakeSpendCaps
-		}{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	func(f *fake) store.Store { return &fake000000000{f} },
+	func(f *fake) store.Store { return &fake000000001{f, fakeRefunds{f}} },
+	func(f *fake) store.Store { return &fake000000010{f, fakeBucketTakes{f}} },
+	func(f *fake) store.Store { return &fake000000011{f, fakeRefunds{f}, fakeBucketTakes{f}} },
+	func(f *fake) store.Store { return &fake000000100{f, fakeBucketSpends{f}} },
+	func(f *fake) store.Store { return &fake000000101{f, fakeRefunds{f}, fakeBucketSpends{f}} },
+	func(f *fake) store.Store { return &fake000000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}} },
+	func(f *fake) store.Store {
+		return &fake000000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}}
+	},
+	func(f *fake) store.Store { return &fake000001000{f, fakeAdmins{f}} },
+	func(f *fake) store.Store { return &fake000001001{f, fakeRefunds{f}, fakeAdmins{f}} },
+	func(f *fake) store.Store { return &fake000001010{f, fakeBucketTakes{f}, fakeAdmins{f}} },
+	func(f *fake) store.Store { return &fake000001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}} },
+	func(f *fake) store.Store { return &fake000001100{f, fakeBucketSpends{f}, fakeAdmins{f}} },
+	func(f *fake) store.Store {
+		return &fake000001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}}
+	},
+	func(f *fake) store.Store { return &fake000010000{f, fakeLedgerEntries{f}} },
+	func(f *fake) store.Store { return &fake000010001{f, fakeRefunds{f}, fakeLedgerEntries{f}} },
+	func(f *fake) store.Store { return &fake000010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}} },
+	func(f *fake) store.Store {
+		return &fake000010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store { return &fake000010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}} },
+	func(f *fake) store.Store {
+		return &fake000010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store { return &fake000011000{f, fakeAdmins{f}, fakeLedgerEntries{f}} },
+	func(f *fake) store.Store {
+		return &fake000011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}}
+	},
+	func(f *fake) store.Store { return &fake000100000{f, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000100001{f, fakeRefunds{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000100010{f, fakeBucketTakes{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000100100{f, fakeBucketSpends{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake000100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake000101000{f, fakeAdmins{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}} },
+	func(f *fake) store.Store { return &fake000101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake000101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake000101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake000101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake000110000{f, fakeLedgerEntries{f}, fakeHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake000110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake000111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake000111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake000111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001000000{f, fakeBucketHolds{f}} },
+	func(f *fake) store.Store { return &fake001000001{f, fakeRefunds{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store { return &fake001000010{f, fakeBucketTakes{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001000100{f, fakeBucketSpends{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001001000{f, fakeAdmins{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store { return &fake001001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001010000{f, fakeLedgerEntries{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001100000{f, fakeHolds{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store { return &fake001100001{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake001101000{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}} },
+	func(f *fake) store.Store {
+		return &fake001101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake001111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}}
+	},
+	func(f *fake) store.Store { return &fake010000000{f, fakeSlotLeases{f}} },
+	func(f *fake) store.Store { return &fake010000001{f, fakeRefunds{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store { return &fake010000010{f, fakeBucketTakes{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake010000100{f, fakeBucketSpends{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake010001000{f, fakeAdmins{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store { return &fake010001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake010010000{f, fakeLedgerEntries{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake010100000{f, fakeHolds{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store { return &fake010100001{f, fakeRefunds{f}, fakeHolds{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake010101000{f, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake010101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake010111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake011000000{f, fakeBucketHolds{f}, fakeSlotLeases{f}} },
+	func(f *fake) store.Store {
+		return &fake011000001{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000010{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000100{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001000{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010000{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100000{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100001{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101000{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake011111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}}
+	},
+	func(f *fake) store.Store { return &fake100000000{f, fakeSpendCaps{f}} },
+	func(f *fake) store.Store { return &fake100000001{f, fakeRefunds{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store { return &fake100000010{f, fakeBucketTakes{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake100000100{f, fakeBucketSpends{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake100001000{f, fakeAdmins{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store { return &fake100001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake100010000{f, fakeLedgerEntries{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake100100000{f, fakeHolds{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store { return &fake100100001{f, fakeRefunds{f}, fakeHolds{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake100101000{f, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake100101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake100111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake101000000{f, fakeBucketHolds{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake101000001{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000010{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000100{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001000{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010000{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100000{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100001{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101000{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake101111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake110000000{f, fakeSlotLeases{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake110000001{f, fakeRefunds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000010{f, fakeBucketTakes{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000100{f, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001000{f, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010000{f, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store { return &fake110100000{f, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}} },
+	func(f *fake) store.Store {
+		return &fake110100001{f, fakeRefunds{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101000{f, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake110111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000000{f, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000001{f, fakeRefunds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000010{f, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000100{f, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111000111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001000{f, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001001{f, fakeRefunds{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111001111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010000{f, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111010111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111011111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100000{f, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100001{f, fakeRefunds{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100010{f, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100100{f, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111100111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101000{f, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101001{f, fakeRefunds{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111101111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110000{f, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110001{f, fakeRefunds{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110010{f, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110100{f, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111110111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111000{f, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111001{f, fakeRefunds{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111010{f, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111011{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111100{f, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111101{f, fakeRefunds{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111110{f, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
+	},
+	func(f *fake) store.Store {
+		return &fake111111111{f, fakeRefunds{f}, fakeBucketTakes{f}, fakeBucketSpends{f}, fakeAdmins{f}, fakeLedgerEntries{f}, fakeHolds{f}, fakeBucketHolds{f}, fakeSlotLeases{f}, fakeSpendCaps{f}}
 	},
 }
+
+// The fake stores, by set of capabilities: fake<bits> embeds *fake
+// and the method set of each capability of its bits.
+type (
+	fake000000000 struct {
+		*fake
+	}
+	fake000000001 struct {
+		*fake
+		fakeRefunds
+	}
+	fake000000010 struct {
+		*fake
+		fakeBucketTakes
+	}
+	fake000000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+	}
+	fake000000100 struct {
+		*fake
+		fakeBucketSpends
+	}
+	fake000000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+	}
+	fake000000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+	}
+	fake000000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+	}
+	fake000001000 struct {
+		*fake
+		fakeAdmins
+	}
+	fake000001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+	}
+	fake000001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+	}
+	fake000001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+	}
+	fake000001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+	}
+	fake000001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+	}
+	fake000001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+	}
+	fake000001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+	}
+	fake000010000 struct {
+		*fake
+		fakeLedgerEntries
+	}
+	fake000010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+	}
+	fake000010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+	}
+	fake000010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+	}
+	fake000010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+	}
+	fake000010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+	}
+	fake000010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+	}
+	fake000010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+	}
+	fake000011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+	}
+	fake000100000 struct {
+		*fake
+		fakeHolds
+	}
+	fake000100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+	}
+	fake000100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+	}
+	fake000100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+	}
+	fake000100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+	}
+	fake000100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+	}
+	fake000100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+	}
+	fake000100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+	}
+	fake000101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+	}
+	fake000101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+	}
+	fake000110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake000111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+	}
+	fake001000000 struct {
+		*fake
+		fakeBucketHolds
+	}
+	fake001000001 struct {
+		*fake
+		fakeRefunds
+		fakeBucketHolds
+	}
+	fake001000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketHolds
+	}
+	fake001000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketHolds
+	}
+	fake001000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeBucketHolds
+	}
+	fake001000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeBucketHolds
+	}
+	fake001000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+	}
+	fake001000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+	}
+	fake001001000 struct {
+		*fake
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+	}
+	fake001010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+	}
+	fake001100000 struct {
+		*fake
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake001111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+	}
+	fake010000000 struct {
+		*fake
+		fakeSlotLeases
+	}
+	fake010000001 struct {
+		*fake
+		fakeRefunds
+		fakeSlotLeases
+	}
+	fake010000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeSlotLeases
+	}
+	fake010000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeSlotLeases
+	}
+	fake010000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeSlotLeases
+	}
+	fake010000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeSlotLeases
+	}
+	fake010000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSlotLeases
+	}
+	fake010000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSlotLeases
+	}
+	fake010001000 struct {
+		*fake
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+	}
+	fake010010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+	}
+	fake010100000 struct {
+		*fake
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake010111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+	}
+	fake011000000 struct {
+		*fake
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000001 struct {
+		*fake
+		fakeRefunds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001000 struct {
+		*fake
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100000 struct {
+		*fake
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake011111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+	}
+	fake100000000 struct {
+		*fake
+		fakeSpendCaps
+	}
+	fake100000001 struct {
+		*fake
+		fakeRefunds
+		fakeSpendCaps
+	}
+	fake100000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeSpendCaps
+	}
+	fake100000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeSpendCaps
+	}
+	fake100000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeSpendCaps
+	}
+	fake100000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeSpendCaps
+	}
+	fake100000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSpendCaps
+	}
+	fake100000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSpendCaps
+	}
+	fake100001000 struct {
+		*fake
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSpendCaps
+	}
+	fake100010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSpendCaps
+	}
+	fake100100000 struct {
+		*fake
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake100111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSpendCaps
+	}
+	fake101000000 struct {
+		*fake
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000001 struct {
+		*fake
+		fakeRefunds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001000 struct {
+		*fake
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100000 struct {
+		*fake
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake101111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSpendCaps
+	}
+	fake110000000 struct {
+		*fake
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000001 struct {
+		*fake
+		fakeRefunds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001000 struct {
+		*fake
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100000 struct {
+		*fake
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake110111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000000 struct {
+		*fake
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000001 struct {
+		*fake
+		fakeRefunds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000010 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000100 struct {
+		*fake
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111000111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001000 struct {
+		*fake
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111001111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111010111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111011111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100000 struct {
+		*fake
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100001 struct {
+		*fake
+		fakeRefunds
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100010 struct {
+		*fake
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100100 struct {
+		*fake
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111100111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101000 struct {
+		*fake
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111101111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110000 struct {
+		*fake
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110001 struct {
+		*fake
+		fakeRefunds
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110010 struct {
+		*fake
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110100 struct {
+		*fake
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111110111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111000 struct {
+		*fake
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111001 struct {
+		*fake
+		fakeRefunds
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111010 struct {
+		*fake
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111011 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111100 struct {
+		*fake
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111101 struct {
+		*fake
+		fakeRefunds
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111110 struct {
+		*fake
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+	fake111111111 struct {
+		*fake
+		fakeRefunds
+		fakeBucketTakes
+		fakeBucketSpends
+		fakeAdmins
+		fakeLedgerEntries
+		fakeHolds
+		fakeBucketHolds
+		fakeSlotLeases
+		fakeSpendCaps
+	}
+)

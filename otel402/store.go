@@ -147,9 +147,6 @@ type instrumented struct {
 	capper       store.SpendCapper
 }
 
-// Unwrap returns the wrapped store.
-func (c *instrumented) Unwrap() store.Store { return c.s }
-
 // done records a call of op that started at start and returned err.
 func (c *instrumented) done(ctx context.Context, op operation, start time.Time, err error) {
 	m := c.m
@@ -165,18 +162,25 @@ func (c *instrumented) done(ctx context.Context, op operation, start time.Time, 
 	}
 }
 
+// core is the method set of every wrapper: that of a store.Store, and
+// Unwrap.
+type core struct{ c *instrumented }
+
+// Unwrap returns the wrapped store.
+func (x *core) Unwrap() store.Store { return x.c.s }
+
 // Lookup implements store.Store.
-func (c *instrumented) Lookup(ctx context.Context, digest store.Digest) (store.Key, store.Account, error) {
-	start := c.m.now()
-	k, a, err := c.s.Lookup(ctx, digest)
-	c.done(ctx, opLookup, start, err)
+func (x *core) Lookup(ctx context.Context, digest store.Digest) (store.Key, store.Account, error) {
+	start := x.c.m.now()
+	k, a, err := x.c.s.Lookup(ctx, digest)
+	x.c.done(ctx, opLookup, start, err)
 	return k, a, err
 }
 
 // Spend implements store.Store.
-func (c *instrumented) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
-	start := c.m.now()
-	res, err := c.s.Spend(ctx, accountID, cost)
-	c.done(ctx, opSpend, start, err)
+func (x *core) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
+	start := x.c.m.now()
+	res, err := x.c.s.Spend(ctx, accountID, cost)
+	x.c.done(ctx, opSpend, start, err)
 	return res, err
 }

@@ -51,4871 +51,5297 @@ func (c *instrumented) probe(s store.Store) (mask int) {
 	return mask
 }
 
-// wrappers makes, for each set of capabilities, a wrapper that has exactly
-// those: *instrumented (the Store) embedded with the method set of each.
+// wrappers makes, for each set of capabilities, the wrapper of c that has
+// exactly those.
 var wrappers = [512]func(c *instrumented) store.Store{
-	0b000000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-		}{c}
-	},
-	0b000000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-		}{c, refunds{c}}
-	},
-	0b000000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-		}{c, bucketTakes{c}}
-	},
-	0b000000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-		}{c, refunds{c}, bucketTakes{c}}
-	},
-	0b000000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-		}{c, bucketSpends{c}}
-	},
-	0b000000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-		}{c, refunds{c}, bucketSpends{c}}
-	},
-	0b000000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-		}{c, bucketTakes{c}, bucketSpends{c}}
-	},
-	0b000000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}}
-	},
-	0b000001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-		}{c, admins{c}}
-	},
-	0b000001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-		}{c, refunds{c}, admins{c}}
-	},
-	0b000001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-		}{c, bucketTakes{c}, admins{c}}
-	},
-	0b000001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-		}{c, refunds{c}, bucketTakes{c}, admins{c}}
-	},
-	0b000001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-		}{c, bucketSpends{c}, admins{c}}
-	},
-	0b000001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketSpends{c}, admins{c}}
-	},
-	0b000001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	0b000001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	0b000010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-		}{c, ledgerEntries{c}}
-	},
-	0b000010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-		}{c, refunds{c}, ledgerEntries{c}}
-	},
-	0b000010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-		}{c, bucketTakes{c}, ledgerEntries{c}}
-	},
-	0b000010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}}
-	},
-	0b000010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-		}{c, bucketSpends{c}, ledgerEntries{c}}
-	},
-	0b000010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	0b000010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	0b000010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	0b000011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-		}{c, admins{c}, ledgerEntries{c}}
-	},
-	0b000011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	0b000100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-		}{c, holds{c}}
-	},
-	0b000100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-		}{c, refunds{c}, holds{c}}
-	},
-	0b000100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-		}{c, bucketTakes{c}, holds{c}}
-	},
-	0b000100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-		}{c, refunds{c}, bucketTakes{c}, holds{c}}
-	},
-	0b000100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-		}{c, bucketSpends{c}, holds{c}}
-	},
-	0b000100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-		}{c, refunds{c}, bucketSpends{c}, holds{c}}
-	},
-	0b000100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}}
-	},
-	0b000100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}}
-	},
-	0b000101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-		}{c, admins{c}, holds{c}}
-	},
-	0b000101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-		}{c, refunds{c}, admins{c}, holds{c}}
-	},
-	0b000101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-		}{c, bucketTakes{c}, admins{c}, holds{c}}
-	},
-	0b000101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}}
-	},
-	0b000101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-		}{c, bucketSpends{c}, admins{c}, holds{c}}
-	},
-	0b000101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}}
-	},
-	0b000101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}}
-	},
-	0b000101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}}
-	},
-	0b000110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-		}{c, ledgerEntries{c}, holds{c}}
-	},
-	0b000110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-		}{c, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b000111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
-	},
-	0b001000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketHolds
-		}{c, bucketHolds{c}}
-	},
-	0b001000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketHolds
-		}{c, refunds{c}, bucketHolds{c}}
-	},
-	0b001000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketHolds
-		}{c, bucketTakes{c}, bucketHolds{c}}
-	},
-	0b001000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketHolds{c}}
-	},
-	0b001000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			bucketHolds
-		}{c, bucketSpends{c}, bucketHolds{c}}
-	},
-	0b001000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, bucketHolds{c}}
-	},
-	0b001000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}}
-	},
-	0b001000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}}
-	},
-	0b001001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			bucketHolds
-		}{c, admins{c}, bucketHolds{c}}
-	},
-	0b001001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			bucketHolds
-		}{c, refunds{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			bucketHolds
-		}{c, bucketTakes{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			bucketHolds
-		}{c, bucketSpends{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
-	},
-	0b001010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			bucketHolds
-		}{c, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-		}{c, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-		}{c, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
-	},
-	0b001100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			bucketHolds
-		}{c, holds{c}, bucketHolds{c}}
-	},
-	0b001100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			bucketHolds
-		}{c, refunds{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			bucketHolds
-		}{c, bucketSpends{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			bucketHolds
-		}{c, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			bucketHolds
-		}{c, refunds{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-		}{c, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b001111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
-	},
-	0b010000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			slotLeases
-		}{c, slotLeases{c}}
-	},
-	0b010000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			slotLeases
-		}{c, refunds{c}, slotLeases{c}}
-	},
-	0b010000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			slotLeases
-		}{c, bucketTakes{c}, slotLeases{c}}
-	},
-	0b010000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, slotLeases{c}}
-	},
-	0b010000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			slotLeases
-		}{c, bucketSpends{c}, slotLeases{c}}
-	},
-	0b010000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, slotLeases{c}}
-	},
-	0b010000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, slotLeases{c}}
-	},
-	0b010000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}}
-	},
-	0b010001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			slotLeases
-		}{c, admins{c}, slotLeases{c}}
-	},
-	0b010001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			slotLeases
-		}{c, refunds{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
-	},
-	0b010001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
-	},
-	0b010010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			slotLeases
-		}{c, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			slotLeases
-		}{c, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			slotLeases
-		}{c, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
-	},
-	0b010100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			slotLeases
-		}{c, holds{c}, slotLeases{c}}
-	},
-	0b010100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			slotLeases
-		}{c, refunds{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			slotLeases
-		}{c, bucketSpends{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
-	},
-	0b010100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			slotLeases
-		}{c, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			slotLeases
-		}{c, refunds{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b010111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
-	},
-	0b011000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketHolds
-			slotLeases
-		}{c, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			bucketHolds
-			slotLeases
-		}{c, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			bucketHolds
-			slotLeases
-		}{c, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b011111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
-	},
-	0b100000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			spendCaps
-		}{c, spendCaps{c}}
-	},
-	0b100000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			spendCaps
-		}{c, refunds{c}, spendCaps{c}}
-	},
-	0b100000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			spendCaps
-		}{c, bucketTakes{c}, spendCaps{c}}
-	},
-	0b100000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, spendCaps{c}}
-	},
-	0b100000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			spendCaps
-		}{c, bucketSpends{c}, spendCaps{c}}
-	},
-	0b100000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, spendCaps{c}}
-	},
-	0b100000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, spendCaps{c}}
-	},
-	0b100000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, spendCaps{c}}
-	},
-	0b100001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			spendCaps
-		}{c, admins{c}, spendCaps{c}}
-	},
-	0b100001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			spendCaps
-		}{c, refunds{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
-	},
-	0b100001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
-	},
-	0b100010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			spendCaps
-		}{c, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
-	},
-	0b100100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			spendCaps
-		}{c, holds{c}, spendCaps{c}}
-	},
-	0b100100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			spendCaps
-		}{c, refunds{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			spendCaps
-		}{c, bucketSpends{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
-	},
-	0b100100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			spendCaps
-		}{c, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			spendCaps
-		}{c, refunds{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b100111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
-	},
-	0b101000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketHolds
-			spendCaps
-		}{c, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			bucketHolds
-			spendCaps
-		}{c, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			bucketHolds
-			spendCaps
-		}{c, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b101111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
-	},
-	0b110000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			slotLeases
-			spendCaps
-		}{c, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			slotLeases
-			spendCaps
-		}{c, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			slotLeases
-			spendCaps
-		}{c, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b110111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111000111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111001111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111010111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111011111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111100111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111101111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111110111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111000: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111001: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111010: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111011: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111100: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111101: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111110: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
-	},
-	0b111111111: func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-			holds
-			bucketHolds
-			slotLeases
-			spendCaps
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	func(c *instrumented) store.Store { return &wrapper000000000{core{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000001{core{c}, refunds{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000010{core{c}, bucketTakes{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000011{core{c}, refunds{c}, bucketTakes{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000100{core{c}, bucketSpends{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000101{core{c}, refunds{c}, bucketSpends{c}} },
+	func(c *instrumented) store.Store { return &wrapper000000110{core{c}, bucketTakes{c}, bucketSpends{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000001000{core{c}, admins{c}} },
+	func(c *instrumented) store.Store { return &wrapper000001001{core{c}, refunds{c}, admins{c}} },
+	func(c *instrumented) store.Store { return &wrapper000001010{core{c}, bucketTakes{c}, admins{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000001100{core{c}, bucketSpends{c}, admins{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000010000{core{c}, ledgerEntries{c}} },
+	func(c *instrumented) store.Store { return &wrapper000010001{core{c}, refunds{c}, ledgerEntries{c}} },
+	func(c *instrumented) store.Store { return &wrapper000010010{core{c}, bucketTakes{c}, ledgerEntries{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000010100{core{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000011000{core{c}, admins{c}, ledgerEntries{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000100000{core{c}, holds{c}} },
+	func(c *instrumented) store.Store { return &wrapper000100001{core{c}, refunds{c}, holds{c}} },
+	func(c *instrumented) store.Store { return &wrapper000100010{core{c}, bucketTakes{c}, holds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000100100{core{c}, bucketSpends{c}, holds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000101000{core{c}, admins{c}, holds{c}} },
+	func(c *instrumented) store.Store { return &wrapper000101001{core{c}, refunds{c}, admins{c}, holds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000101010{core{c}, bucketTakes{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000101100{core{c}, bucketSpends{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper000110000{core{c}, ledgerEntries{c}, holds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper000110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper000111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper001000000{core{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store { return &wrapper001000001{core{c}, refunds{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store { return &wrapper001000010{core{c}, bucketTakes{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper001000011{core{c}, refunds{c}, bucketTakes{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper001000100{core{c}, bucketSpends{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper001000101{core{c}, refunds{c}, bucketSpends{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001000110{core{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper001001000{core{c}, admins{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper001001001{core{c}, refunds{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001010{core{c}, bucketTakes{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001100{core{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper001010000{core{c}, ledgerEntries{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper001010001{core{c}, refunds{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010010{core{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010100{core{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011000{core{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper001100000{core{c}, holds{c}, bucketHolds{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper001100001{core{c}, refunds{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100010{core{c}, bucketTakes{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100100{core{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101000{core{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101001{core{c}, refunds{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110000{core{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper001111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper010000000{core{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store { return &wrapper010000001{core{c}, refunds{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store { return &wrapper010000010{core{c}, bucketTakes{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper010000011{core{c}, refunds{c}, bucketTakes{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper010000100{core{c}, bucketSpends{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper010000101{core{c}, refunds{c}, bucketSpends{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010000110{core{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper010001000{core{c}, admins{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper010001001{core{c}, refunds{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001010{core{c}, bucketTakes{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001100{core{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper010010000{core{c}, ledgerEntries{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper010010001{core{c}, refunds{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010010{core{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010100{core{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011000{core{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper010100000{core{c}, holds{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper010100001{core{c}, refunds{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100010{core{c}, bucketTakes{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100100{core{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101000{core{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101001{core{c}, refunds{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110000{core{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper010111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper011000000{core{c}, bucketHolds{c}, slotLeases{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper011000001{core{c}, refunds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000010{core{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000011{core{c}, refunds{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000100{core{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000101{core{c}, refunds{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000110{core{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001000{core{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001001{core{c}, refunds{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001010{core{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001100{core{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010000{core{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010001{core{c}, refunds{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010010{core{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010100{core{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011000{core{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100000{core{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100001{core{c}, refunds{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100010{core{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100100{core{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101000{core{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101001{core{c}, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110000{core{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper011111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper100000000{core{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store { return &wrapper100000001{core{c}, refunds{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store { return &wrapper100000010{core{c}, bucketTakes{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper100000011{core{c}, refunds{c}, bucketTakes{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper100000100{core{c}, bucketSpends{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper100000101{core{c}, refunds{c}, bucketSpends{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100000110{core{c}, bucketTakes{c}, bucketSpends{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper100001000{core{c}, admins{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper100001001{core{c}, refunds{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001010{core{c}, bucketTakes{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001100{core{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper100010000{core{c}, ledgerEntries{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper100010001{core{c}, refunds{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010010{core{c}, bucketTakes{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010100{core{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011000{core{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper100100000{core{c}, holds{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper100100001{core{c}, refunds{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100010{core{c}, bucketTakes{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100100{core{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101000{core{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101001{core{c}, refunds{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110000{core{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper100111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper101000000{core{c}, bucketHolds{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper101000001{core{c}, refunds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000010{core{c}, bucketTakes{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000011{core{c}, refunds{c}, bucketTakes{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000100{core{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000101{core{c}, refunds{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000110{core{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001000{core{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001001{core{c}, refunds{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001010{core{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001100{core{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010000{core{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010001{core{c}, refunds{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010010{core{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010100{core{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011000{core{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100000{core{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100001{core{c}, refunds{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100010{core{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100100{core{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101000{core{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101001{core{c}, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110000{core{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper101111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store { return &wrapper110000000{core{c}, slotLeases{c}, spendCaps{c}} },
+	func(c *instrumented) store.Store {
+		return &wrapper110000001{core{c}, refunds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000010{core{c}, bucketTakes{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000011{core{c}, refunds{c}, bucketTakes{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000100{core{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000101{core{c}, refunds{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000110{core{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001000{core{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001001{core{c}, refunds{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001010{core{c}, bucketTakes{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001100{core{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010000{core{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010001{core{c}, refunds{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010010{core{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010100{core{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011000{core{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100000{core{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100001{core{c}, refunds{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100010{core{c}, bucketTakes{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100100{core{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101000{core{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101001{core{c}, refunds{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110000{core{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper110111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000000{core{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000001{core{c}, refunds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000010{core{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000011{core{c}, refunds{c}, bucketTakes{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000100{core{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000101{core{c}, refunds{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000110{core{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111000111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001000{core{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001001{core{c}, refunds{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001010{core{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001100{core{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111001111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010000{core{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010001{core{c}, refunds{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010010{core{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010100{core{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111010111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011000{core{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111011111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100000{core{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100001{core{c}, refunds{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100010{core{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100011{core{c}, refunds{c}, bucketTakes{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100100{core{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100101{core{c}, refunds{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100110{core{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111100111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101000{core{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101001{core{c}, refunds{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101010{core{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101100{core{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111101111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110000{core{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110001{core{c}, refunds{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110010{core{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110011{core{c}, refunds{c}, bucketTakes{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110100{core{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110101{core{c}, refunds{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110110{core{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111110111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111000{core{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111001{core{c}, refunds{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111010{core{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111011{core{c}, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111100{core{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111101{core{c}, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111110{core{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
+	},
+	func(c *instrumented) store.Store {
+		return &wrapper111111111{core{c}, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}, holds{c}, bucketHolds{c}, slotLeases{c}, spendCaps{c}}
 	},
 }
+
+// The wrappers, by set of capabilities: wrapper<bits> embeds core, the
+// methods of a store.Store, and the method set of each capability of its
+// bits; its pointer has those methods, its value none.
+type (
+	wrapper000000000 struct {
+		core
+	}
+	wrapper000000001 struct {
+		core
+		refunds
+	}
+	wrapper000000010 struct {
+		core
+		bucketTakes
+	}
+	wrapper000000011 struct {
+		core
+		refunds
+		bucketTakes
+	}
+	wrapper000000100 struct {
+		core
+		bucketSpends
+	}
+	wrapper000000101 struct {
+		core
+		refunds
+		bucketSpends
+	}
+	wrapper000000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+	}
+	wrapper000000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+	}
+	wrapper000001000 struct {
+		core
+		admins
+	}
+	wrapper000001001 struct {
+		core
+		refunds
+		admins
+	}
+	wrapper000001010 struct {
+		core
+		bucketTakes
+		admins
+	}
+	wrapper000001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+	}
+	wrapper000001100 struct {
+		core
+		bucketSpends
+		admins
+	}
+	wrapper000001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+	}
+	wrapper000001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+	}
+	wrapper000001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+	}
+	wrapper000010000 struct {
+		core
+		ledgerEntries
+	}
+	wrapper000010001 struct {
+		core
+		refunds
+		ledgerEntries
+	}
+	wrapper000010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+	}
+	wrapper000010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+	}
+	wrapper000010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+	}
+	wrapper000010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+	}
+	wrapper000010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+	}
+	wrapper000010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+	}
+	wrapper000011000 struct {
+		core
+		admins
+		ledgerEntries
+	}
+	wrapper000011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+	}
+	wrapper000011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+	}
+	wrapper000011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+	}
+	wrapper000011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+	}
+	wrapper000011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+	}
+	wrapper000011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+	}
+	wrapper000011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+	}
+	wrapper000100000 struct {
+		core
+		holds
+	}
+	wrapper000100001 struct {
+		core
+		refunds
+		holds
+	}
+	wrapper000100010 struct {
+		core
+		bucketTakes
+		holds
+	}
+	wrapper000100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+	}
+	wrapper000100100 struct {
+		core
+		bucketSpends
+		holds
+	}
+	wrapper000100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+	}
+	wrapper000100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+	}
+	wrapper000100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+	}
+	wrapper000101000 struct {
+		core
+		admins
+		holds
+	}
+	wrapper000101001 struct {
+		core
+		refunds
+		admins
+		holds
+	}
+	wrapper000101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+	}
+	wrapper000101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+	}
+	wrapper000101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+	}
+	wrapper000101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+	}
+	wrapper000101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+	}
+	wrapper000101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+	}
+	wrapper000110000 struct {
+		core
+		ledgerEntries
+		holds
+	}
+	wrapper000110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+	}
+	wrapper000110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+	}
+	wrapper000110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+	}
+	wrapper000110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+	}
+	wrapper000110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+	}
+	wrapper000110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+	}
+	wrapper000110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+	}
+	wrapper000111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper000111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+	}
+	wrapper001000000 struct {
+		core
+		bucketHolds
+	}
+	wrapper001000001 struct {
+		core
+		refunds
+		bucketHolds
+	}
+	wrapper001000010 struct {
+		core
+		bucketTakes
+		bucketHolds
+	}
+	wrapper001000011 struct {
+		core
+		refunds
+		bucketTakes
+		bucketHolds
+	}
+	wrapper001000100 struct {
+		core
+		bucketSpends
+		bucketHolds
+	}
+	wrapper001000101 struct {
+		core
+		refunds
+		bucketSpends
+		bucketHolds
+	}
+	wrapper001000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		bucketHolds
+	}
+	wrapper001000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		bucketHolds
+	}
+	wrapper001001000 struct {
+		core
+		admins
+		bucketHolds
+	}
+	wrapper001001001 struct {
+		core
+		refunds
+		admins
+		bucketHolds
+	}
+	wrapper001001010 struct {
+		core
+		bucketTakes
+		admins
+		bucketHolds
+	}
+	wrapper001001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		bucketHolds
+	}
+	wrapper001001100 struct {
+		core
+		bucketSpends
+		admins
+		bucketHolds
+	}
+	wrapper001001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		bucketHolds
+	}
+	wrapper001001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+	}
+	wrapper001001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+	}
+	wrapper001010000 struct {
+		core
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010001 struct {
+		core
+		refunds
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011000 struct {
+		core
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+	}
+	wrapper001100000 struct {
+		core
+		holds
+		bucketHolds
+	}
+	wrapper001100001 struct {
+		core
+		refunds
+		holds
+		bucketHolds
+	}
+	wrapper001100010 struct {
+		core
+		bucketTakes
+		holds
+		bucketHolds
+	}
+	wrapper001100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		bucketHolds
+	}
+	wrapper001100100 struct {
+		core
+		bucketSpends
+		holds
+		bucketHolds
+	}
+	wrapper001100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		bucketHolds
+	}
+	wrapper001100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+	}
+	wrapper001100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+	}
+	wrapper001101000 struct {
+		core
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101001 struct {
+		core
+		refunds
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+	}
+	wrapper001110000 struct {
+		core
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper001111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+	}
+	wrapper010000000 struct {
+		core
+		slotLeases
+	}
+	wrapper010000001 struct {
+		core
+		refunds
+		slotLeases
+	}
+	wrapper010000010 struct {
+		core
+		bucketTakes
+		slotLeases
+	}
+	wrapper010000011 struct {
+		core
+		refunds
+		bucketTakes
+		slotLeases
+	}
+	wrapper010000100 struct {
+		core
+		bucketSpends
+		slotLeases
+	}
+	wrapper010000101 struct {
+		core
+		refunds
+		bucketSpends
+		slotLeases
+	}
+	wrapper010000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		slotLeases
+	}
+	wrapper010000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		slotLeases
+	}
+	wrapper010001000 struct {
+		core
+		admins
+		slotLeases
+	}
+	wrapper010001001 struct {
+		core
+		refunds
+		admins
+		slotLeases
+	}
+	wrapper010001010 struct {
+		core
+		bucketTakes
+		admins
+		slotLeases
+	}
+	wrapper010001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		slotLeases
+	}
+	wrapper010001100 struct {
+		core
+		bucketSpends
+		admins
+		slotLeases
+	}
+	wrapper010001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		slotLeases
+	}
+	wrapper010001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		slotLeases
+	}
+	wrapper010001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		slotLeases
+	}
+	wrapper010010000 struct {
+		core
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010001 struct {
+		core
+		refunds
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011000 struct {
+		core
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+	}
+	wrapper010100000 struct {
+		core
+		holds
+		slotLeases
+	}
+	wrapper010100001 struct {
+		core
+		refunds
+		holds
+		slotLeases
+	}
+	wrapper010100010 struct {
+		core
+		bucketTakes
+		holds
+		slotLeases
+	}
+	wrapper010100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		slotLeases
+	}
+	wrapper010100100 struct {
+		core
+		bucketSpends
+		holds
+		slotLeases
+	}
+	wrapper010100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		slotLeases
+	}
+	wrapper010100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		slotLeases
+	}
+	wrapper010100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		slotLeases
+	}
+	wrapper010101000 struct {
+		core
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101001 struct {
+		core
+		refunds
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		slotLeases
+	}
+	wrapper010110000 struct {
+		core
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper010111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+	}
+	wrapper011000000 struct {
+		core
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000001 struct {
+		core
+		refunds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000010 struct {
+		core
+		bucketTakes
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000011 struct {
+		core
+		refunds
+		bucketTakes
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000100 struct {
+		core
+		bucketSpends
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000101 struct {
+		core
+		refunds
+		bucketSpends
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		slotLeases
+	}
+	wrapper011000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001000 struct {
+		core
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001001 struct {
+		core
+		refunds
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001010 struct {
+		core
+		bucketTakes
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001100 struct {
+		core
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010000 struct {
+		core
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010001 struct {
+		core
+		refunds
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011000 struct {
+		core
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100000 struct {
+		core
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100001 struct {
+		core
+		refunds
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100010 struct {
+		core
+		bucketTakes
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100100 struct {
+		core
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101000 struct {
+		core
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101001 struct {
+		core
+		refunds
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110000 struct {
+		core
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper011111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+	}
+	wrapper100000000 struct {
+		core
+		spendCaps
+	}
+	wrapper100000001 struct {
+		core
+		refunds
+		spendCaps
+	}
+	wrapper100000010 struct {
+		core
+		bucketTakes
+		spendCaps
+	}
+	wrapper100000011 struct {
+		core
+		refunds
+		bucketTakes
+		spendCaps
+	}
+	wrapper100000100 struct {
+		core
+		bucketSpends
+		spendCaps
+	}
+	wrapper100000101 struct {
+		core
+		refunds
+		bucketSpends
+		spendCaps
+	}
+	wrapper100000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		spendCaps
+	}
+	wrapper100000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		spendCaps
+	}
+	wrapper100001000 struct {
+		core
+		admins
+		spendCaps
+	}
+	wrapper100001001 struct {
+		core
+		refunds
+		admins
+		spendCaps
+	}
+	wrapper100001010 struct {
+		core
+		bucketTakes
+		admins
+		spendCaps
+	}
+	wrapper100001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		spendCaps
+	}
+	wrapper100001100 struct {
+		core
+		bucketSpends
+		admins
+		spendCaps
+	}
+	wrapper100001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		spendCaps
+	}
+	wrapper100001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		spendCaps
+	}
+	wrapper100001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		spendCaps
+	}
+	wrapper100010000 struct {
+		core
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010001 struct {
+		core
+		refunds
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011000 struct {
+		core
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		spendCaps
+	}
+	wrapper100100000 struct {
+		core
+		holds
+		spendCaps
+	}
+	wrapper100100001 struct {
+		core
+		refunds
+		holds
+		spendCaps
+	}
+	wrapper100100010 struct {
+		core
+		bucketTakes
+		holds
+		spendCaps
+	}
+	wrapper100100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		spendCaps
+	}
+	wrapper100100100 struct {
+		core
+		bucketSpends
+		holds
+		spendCaps
+	}
+	wrapper100100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		spendCaps
+	}
+	wrapper100100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		spendCaps
+	}
+	wrapper100100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		spendCaps
+	}
+	wrapper100101000 struct {
+		core
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101001 struct {
+		core
+		refunds
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		spendCaps
+	}
+	wrapper100110000 struct {
+		core
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper100111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		spendCaps
+	}
+	wrapper101000000 struct {
+		core
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000001 struct {
+		core
+		refunds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000010 struct {
+		core
+		bucketTakes
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000011 struct {
+		core
+		refunds
+		bucketTakes
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000100 struct {
+		core
+		bucketSpends
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000101 struct {
+		core
+		refunds
+		bucketSpends
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		spendCaps
+	}
+	wrapper101000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001000 struct {
+		core
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001001 struct {
+		core
+		refunds
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001010 struct {
+		core
+		bucketTakes
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001100 struct {
+		core
+		bucketSpends
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010000 struct {
+		core
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010001 struct {
+		core
+		refunds
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011000 struct {
+		core
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100000 struct {
+		core
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100001 struct {
+		core
+		refunds
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100010 struct {
+		core
+		bucketTakes
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100100 struct {
+		core
+		bucketSpends
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101000 struct {
+		core
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101001 struct {
+		core
+		refunds
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110000 struct {
+		core
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper101111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		spendCaps
+	}
+	wrapper110000000 struct {
+		core
+		slotLeases
+		spendCaps
+	}
+	wrapper110000001 struct {
+		core
+		refunds
+		slotLeases
+		spendCaps
+	}
+	wrapper110000010 struct {
+		core
+		bucketTakes
+		slotLeases
+		spendCaps
+	}
+	wrapper110000011 struct {
+		core
+		refunds
+		bucketTakes
+		slotLeases
+		spendCaps
+	}
+	wrapper110000100 struct {
+		core
+		bucketSpends
+		slotLeases
+		spendCaps
+	}
+	wrapper110000101 struct {
+		core
+		refunds
+		bucketSpends
+		slotLeases
+		spendCaps
+	}
+	wrapper110000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		slotLeases
+		spendCaps
+	}
+	wrapper110000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		slotLeases
+		spendCaps
+	}
+	wrapper110001000 struct {
+		core
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001001 struct {
+		core
+		refunds
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001010 struct {
+		core
+		bucketTakes
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001100 struct {
+		core
+		bucketSpends
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		slotLeases
+		spendCaps
+	}
+	wrapper110010000 struct {
+		core
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010001 struct {
+		core
+		refunds
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011000 struct {
+		core
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		slotLeases
+		spendCaps
+	}
+	wrapper110100000 struct {
+		core
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100001 struct {
+		core
+		refunds
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100010 struct {
+		core
+		bucketTakes
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100100 struct {
+		core
+		bucketSpends
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101000 struct {
+		core
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101001 struct {
+		core
+		refunds
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110000 struct {
+		core
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper110111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000000 struct {
+		core
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000001 struct {
+		core
+		refunds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000010 struct {
+		core
+		bucketTakes
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000011 struct {
+		core
+		refunds
+		bucketTakes
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000100 struct {
+		core
+		bucketSpends
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000101 struct {
+		core
+		refunds
+		bucketSpends
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111000111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001000 struct {
+		core
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001001 struct {
+		core
+		refunds
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001010 struct {
+		core
+		bucketTakes
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001100 struct {
+		core
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111001111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010000 struct {
+		core
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010001 struct {
+		core
+		refunds
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111010111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011000 struct {
+		core
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111011111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100000 struct {
+		core
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100001 struct {
+		core
+		refunds
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100010 struct {
+		core
+		bucketTakes
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100011 struct {
+		core
+		refunds
+		bucketTakes
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100100 struct {
+		core
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100101 struct {
+		core
+		refunds
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111100111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101000 struct {
+		core
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101001 struct {
+		core
+		refunds
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101010 struct {
+		core
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101100 struct {
+		core
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111101111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110000 struct {
+		core
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110001 struct {
+		core
+		refunds
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110010 struct {
+		core
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110011 struct {
+		core
+		refunds
+		bucketTakes
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110100 struct {
+		core
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110101 struct {
+		core
+		refunds
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111110111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111000 struct {
+		core
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111001 struct {
+		core
+		refunds
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111010 struct {
+		core
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111011 struct {
+		core
+		refunds
+		bucketTakes
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111100 struct {
+		core
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111101 struct {
+		core
+		refunds
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111110 struct {
+		core
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+	wrapper111111111 struct {
+		core
+		refunds
+		bucketTakes
+		bucketSpends
+		admins
+		ledgerEntries
+		holds
+		bucketHolds
+		slotLeases
+		spendCaps
+	}
+)

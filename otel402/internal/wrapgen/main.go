@@ -37,20 +37,27 @@ var capabilities = []capability{
 // table describes one table of wrappers: func(base) store.Store, by set of
 // capabilities.
 type table struct {
-	name string // of the variable
-	doc  string // its doc comment, without the slashes
-	base string // the type embedded first, the Store, a pointer
-	arg  string // the name of the function's parameter
-	set  func(capability) string
+	name    string // of the variable
+	doc     string // its doc comment, without the slashes
+	base    string // the type of the function's parameter, a pointer's element
+	arg     string // the name of the function's parameter
+	core    string // the type embedded first, the Store
+	coreOf  string // its value, made of arg
+	typ     string // the prefix of the types, named after their bits
+	typeDoc string // the doc comment of the types
+	set     func(capability) string
 }
 
 // files are the generated files, by name, relative to otel402.
 func files() (map[string][]byte, error) {
 	wrappers, err := source("otel402", wrappersHead(), table{
 		name: "wrappers",
-		doc: "wrappers makes, for each set of capabilities, a wrapper that has exactly\n" +
-			"those: *instrumented (the Store) embedded with the method set of each.",
-		base: "instrumented", arg: "c",
+		doc: "wrappers makes, for each set of capabilities, the wrapper of c that has\n" +
+			"exactly those.",
+		base: "instrumented", arg: "c", core: "core", coreOf: "core{c}", typ: "wrapper",
+		typeDoc: "The wrappers, by set of capabilities: wrapper<bits> embeds core, the\n" +
+			"methods of a store.Store, and the method set of each capability of its\n" +
+			"bits; its pointer has those methods, its value none.",
 		set: func(c capability) string { return c.set },
 	})
 	if err != nil {
@@ -58,10 +65,11 @@ func files() (map[string][]byte, error) {
 	}
 	fakes, err := source("otel402_test", "", table{
 		name: "fakes",
-		doc: "fakes makes, for each set of capabilities, a test store that has exactly\n" +
-			"those: *fake (the Store) embedded with the method set of each. Bit i of\n" +
-			"the index is capabilities[i].",
-		base: "fake", arg: "f",
+		doc: "fakes makes, for each set of capabilities, a test store of f that has\n" +
+			"exactly those. Bit i of the index is capabilities[i].",
+		base: "fake", arg: "f", core: "*fake", coreOf: "f", typ: "fake",
+		typeDoc: "The fake stores, by set of capabilities: fake<bits> embeds *fake\n" +
+			"and the method set of each capability of its bits.",
 		set: func(c capability) string { return "fake" + strings.ToUpper(c.set[:1]) + c.set[1:] },
 	})
 	if err != nil {
@@ -77,18 +85,20 @@ func source(pkg, head string, t table) ([]byte, error) {
 	fmt.Fprintf(&b, "import \"github.com/go402/go402/store\"\n\n%s", head)
 	fmt.Fprintf(&b, "// %s\nvar %s = [%d]func(%s *%s) store.Store{\n",
 		strings.ReplaceAll(t.doc, "\n", "\n// "), t.name, 1<<len(capabilities), t.arg, t.base)
+	var types strings.Builder
 	for mask := range 1 << len(capabilities) {
-		fields, values := []string{"*" + t.base}, []string{t.arg}
+		name := fmt.Sprintf("%s%0*b", t.typ, len(capabilities), mask)
+		fields, values := []string{t.core}, []string{t.coreOf}
 		for i, c := range capabilities {
 			if mask&(1<<i) != 0 {
 				fields = append(fields, t.set(c))
 				values = append(values, t.set(c)+"{"+t.arg+"}")
 			}
 		}
-		fmt.Fprintf(&b, "0b%0*b: func(%s *%s) store.Store {\nreturn &struct {\n%s\n}{%s}\n},\n",
-			len(capabilities), mask, t.arg, t.base, strings.Join(fields, "\n"), strings.Join(values, ", "))
+		fmt.Fprintf(&b, "func(%s *%s) store.Store { return &%s{%s} },\n", t.arg, t.base, name, strings.Join(values, ", "))
+		fmt.Fprintf(&types, "%s struct {\n%s\n}\n", name, strings.Join(fields, "\n"))
 	}
-	b.WriteString("}\n")
+	fmt.Fprintf(&b, "}\n\n// %s\ntype (\n%s)\n", strings.ReplaceAll(t.typeDoc, "\n", "\n// "), types.String())
 	return format.Source(b.Bytes())
 }
 
