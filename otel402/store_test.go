@@ -84,6 +84,35 @@ func TestStoreMeteredCharge(t *testing.T) {
 	}
 }
 
+// A metered charge behind a limiter on the same wrapped Memory takes the
+// tokens and holds the credits in one store call, hold_with_tokens.
+func TestStoreMeteredChargeWithLimit(t *testing.T) {
+	rec := newRecorder(t, nil)
+	mem := memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
+	st := rec.Store(mem)
+	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: rec.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := pw.Authenticate(lim.Handler(pw.ChargeWith(paywall.ChargeOptions{Cost: 30, Metered: true})(http.HandlerFunc(
+		func(w http.ResponseWriter, r *http.Request) { paywall.MeterFrom(r.Context()).Add(5) }))))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, authorized("sk_test_acct_1"))
+	if a, err := mem.Account(context.Background(), "acct_1"); err != nil || w.Code != http.StatusOK || a.Balance != 95 {
+		t.Fatalf("status %d, balance %d (%v); want 200 and 95", w.Code, a.Balance, err)
+	}
+	got := rec.collect(t)
+	for op, want := range map[string]float64{"hold_with_tokens": 1, "settle": 1, "hold": 0, "take_tokens": 0} {
+		if n := sum(got["go402.store.duration"], map[string]string{"go402.store.operation": op}); n != want {
+			t.Errorf("%s timed %v times, want %v", op, n, want)
+		}
+	}
+}
+
 // Two limiters with MaxInFlight 1 on one wrapped Memory, replicas of one
 // route, share its slots: while one serves a request, the other refuses
 // the account's next.
