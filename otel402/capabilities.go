@@ -7,261 +7,22 @@ import (
 	"github.com/go402/go402/store"
 )
 
-// Bits of a store's optional capabilities, the index of wrappers.
-const (
-	capRefunder = 1 << iota
-	capBuckets
-	capBucketSpender
-	capAdmin
-	capLedger
-)
+//go:generate go run ./internal/wrapgen
 
-// wrappers makes, for each set of capabilities, a wrapper that has exactly
-// those: *instrumented (the Store) embedded with the method set of each.
-var wrappers = [32]func(c *instrumented) store.Store{
-	func(c *instrumented) store.Store { return &struct{ *instrumented }{c} },
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-		}{c, refunds{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-		}{c, bucketTakes{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-		}{c, refunds{c}, bucketTakes{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-		}{c, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-		}{c, refunds{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-		}{c, bucketTakes{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-		}{c, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-		}{c, refunds{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-		}{c, bucketTakes{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-		}{c, refunds{c}, bucketTakes{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-		}{c, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			ledgerEntries
-		}{c, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			ledgerEntries
-		}{c, refunds{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			ledgerEntries
-		}{c, bucketTakes{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			ledgerEntries
-		}{c, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			admins
-			ledgerEntries
-		}{c, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			admins
-			ledgerEntries
-		}{c, refunds{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-	func(c *instrumented) store.Store {
-		return &struct {
-			*instrumented
-			refunds
-			bucketTakes
-			bucketSpends
-			admins
-			ledgerEntries
-		}{c, refunds{c}, bucketTakes{c}, bucketSpends{c}, admins{c}, ledgerEntries{c}}
-	},
-}
+// The wrapper of a store is one of the struct types of wrappers_gen.go,
+// written by internal/wrapgen from its list of capabilities: it embeds
+// core, the methods of a store.Store, and the method set below of each
+// optional capability the store has, and of no other. Each method set
+// reaches the store through the instrumented it holds; its methods have
+// pointer receivers, so that only a wrapper's pointer, the store, has
+// them, and the compiler makes one forwarding method per method and
+// wrapper rather than two.
 
 // refunds is the method set of a store.Refunder.
 type refunds struct{ c *instrumented }
 
 // Refund implements store.Refunder.
-func (x refunds) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
+func (x *refunds) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
 	start := x.c.m.now()
 	bal, err := x.c.refunder.Refund(ctx, accountID, amount)
 	x.c.done(ctx, opRefund, start, err)
@@ -272,7 +33,7 @@ func (x refunds) Refund(ctx context.Context, accountID string, amount int64) (in
 type bucketTakes struct{ c *instrumented }
 
 // TakeTokens implements store.Buckets.
-func (x bucketTakes) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
+func (x *bucketTakes) TakeTokens(ctx context.Context, b store.Bucket) (store.BucketResult, error) {
 	start := x.c.m.now()
 	res, err := x.c.buckets.TakeTokens(ctx, b)
 	x.c.done(ctx, opTakeTokens, start, err)
@@ -283,7 +44,7 @@ func (x bucketTakes) TakeTokens(ctx context.Context, b store.Bucket) (store.Buck
 type bucketSpends struct{ c *instrumented }
 
 // SpendWithTokens implements store.BucketSpender.
-func (x bucketSpends) SpendWithTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
+func (x *bucketSpends) SpendWithTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
 	start := x.c.m.now()
 	res, br, err := x.c.spender.SpendWithTokens(ctx, accountID, cost, b)
 	x.c.done(ctx, opSpendWithTokens, start, err)
@@ -294,7 +55,7 @@ func (x bucketSpends) SpendWithTokens(ctx context.Context, accountID string, cos
 type ledgerEntries struct{ c *instrumented }
 
 // Entries implements store.Ledger.
-func (x ledgerEntries) Entries(ctx context.Context, accountID string, q store.LedgerQuery) ([]store.LedgerEntry, error) {
+func (x *ledgerEntries) Entries(ctx context.Context, accountID string, q store.LedgerQuery) ([]store.LedgerEntry, error) {
 	start := x.c.m.now()
 	es, err := x.c.ledger.Entries(ctx, accountID, q)
 	x.c.done(ctx, opEntries, start, err)
@@ -313,39 +74,39 @@ func timed[T any](ctx context.Context, c *instrumented, op operation, f func() (
 type admins struct{ c *instrumented }
 
 // Account implements store.Admin.
-func (x admins) Account(ctx context.Context, id string) (store.Account, error) {
+func (x *admins) Account(ctx context.Context, id string) (store.Account, error) {
 	return timed(ctx, x.c, opAccount, func() (store.Account, error) { return x.c.admin.Account(ctx, id) })
 }
 
 // PutAccount implements store.Admin.
-func (x admins) PutAccount(ctx context.Context, a store.Account) error {
+func (x *admins) PutAccount(ctx context.Context, a store.Account) error {
 	_, err := timed(ctx, x.c, opPutAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.PutAccount(ctx, a) })
 	return err
 }
 
 // CreateAccount implements store.Admin.
-func (x admins) CreateAccount(ctx context.Context, a store.Account) error {
+func (x *admins) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := timed(ctx, x.c, opCreateAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.CreateAccount(ctx, a) })
 	return err
 }
 
 // UpdateAccount implements store.Admin.
-func (x admins) UpdateAccount(ctx context.Context, id string, fn func(*store.Account) error) (store.Account, error) {
+func (x *admins) UpdateAccount(ctx context.Context, id string, fn func(*store.Account) error) (store.Account, error) {
 	return timed(ctx, x.c, opUpdateAccount, func() (store.Account, error) { return x.c.admin.UpdateAccount(ctx, id, fn) })
 }
 
 // Accounts implements store.Admin.
-func (x admins) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
+func (x *admins) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
 	return timed(ctx, x.c, opAccounts, func() ([]store.Account, error) { return x.c.admin.Accounts(ctx, after, limit) })
 }
 
 // TopUp implements store.Admin.
-func (x admins) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
+func (x *admins) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
 	return timed(ctx, x.c, opTopUp, func() (int64, error) { return x.c.admin.TopUp(ctx, accountID, amount) })
 }
 
 // CreateKey implements store.Admin.
-func (x admins) CreateKey(ctx context.Context, accountID, prefix string) (raw string, k store.Key, err error) {
+func (x *admins) CreateKey(ctx context.Context, accountID, prefix string) (raw string, k store.Key, err error) {
 	start := x.c.m.now()
 	raw, k, err = x.c.admin.CreateKey(ctx, accountID, prefix)
 	x.c.done(ctx, opCreateKey, start, err)
@@ -353,24 +114,80 @@ func (x admins) CreateKey(ctx context.Context, accountID, prefix string) (raw st
 }
 
 // PutKey implements store.Admin.
-func (x admins) PutKey(ctx context.Context, k store.Key) error {
+func (x *admins) PutKey(ctx context.Context, k store.Key) error {
 	_, err := timed(ctx, x.c, opPutKey, func() (struct{}, error) { return struct{}{}, x.c.admin.PutKey(ctx, k) })
 	return err
 }
 
 // Keys implements store.Admin.
-func (x admins) Keys(ctx context.Context, accountID string) ([]store.Key, error) {
+func (x *admins) Keys(ctx context.Context, accountID string) ([]store.Key, error) {
 	return timed(ctx, x.c, opKeys, func() ([]store.Key, error) { return x.c.admin.Keys(ctx, accountID) })
 }
 
 // RevokeKey implements store.Admin.
-func (x admins) RevokeKey(ctx context.Context, digest store.Digest) error {
+func (x *admins) RevokeKey(ctx context.Context, digest store.Digest) error {
 	_, err := timed(ctx, x.c, opRevokeKey, func() (struct{}, error) { return struct{}{}, x.c.admin.RevokeKey(ctx, digest) })
 	return err
 }
 
 // TouchKeys implements store.Admin.
-func (x admins) TouchKeys(ctx context.Context, uses map[store.Digest]time.Time) error {
+func (x *admins) TouchKeys(ctx context.Context, uses map[store.Digest]time.Time) error {
 	_, err := timed(ctx, x.c, opTouchKeys, func() (struct{}, error) { return struct{}{}, x.c.admin.TouchKeys(ctx, uses) })
 	return err
 }
+
+// holds is the method set of a store.Holder.
+type holds struct{ c *instrumented }
+
+// Hold implements store.Holder.
+func (x *holds) Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (store.Hold, store.SpendResult, error) {
+	start := x.c.m.now()
+	h, res, err := x.c.holder.Hold(ctx, accountID, amount, lease)
+	x.c.done(ctx, opHold, start, err)
+	return h, res, err
+}
+
+// Settle implements store.Holder.
+func (x *holds) Settle(ctx context.Context, h store.Hold, actual int64) (int64, error) {
+	start := x.c.m.now()
+	bal, err := x.c.holder.Settle(ctx, h, actual)
+	x.c.done(ctx, opSettle, start, err)
+	return bal, err
+}
+
+// bucketHolds is the method set of a store.BucketHolder.
+type bucketHolds struct{ c *instrumented }
+
+// HoldWithTokens implements store.BucketHolder.
+func (x *bucketHolds) HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b store.Bucket) (store.Hold, store.SpendResult, store.BucketResult, error) {
+	start := x.c.m.now()
+	h, res, br, err := x.c.bucketHolder.HoldWithTokens(ctx, accountID, amount, lease, b)
+	x.c.done(ctx, opHoldWithTokens, start, err)
+	return h, res, br, err
+}
+
+// slotLeases is the method set of a store.Slots.
+type slotLeases struct{ c *instrumented }
+
+// AcquireSlot implements store.Slots.
+func (x *slotLeases) AcquireSlot(ctx context.Context, key string, max int, lease time.Duration) (string, bool, error) {
+	start := x.c.m.now()
+	slot, ok, err := x.c.slots.AcquireSlot(ctx, key, max, lease)
+	x.c.done(ctx, opAcquireSlot, start, err)
+	return slot, ok, err
+}
+
+// ReleaseSlot implements store.Slots.
+func (x *slotLeases) ReleaseSlot(ctx context.Context, key, slot string) error {
+	start := x.c.m.now()
+	err := x.c.slots.ReleaseSlot(ctx, key, slot)
+	x.c.done(ctx, opReleaseSlot, start, err)
+	return err
+}
+
+// spendCaps is the method set of a store.SpendCapper.
+type spendCaps struct{ c *instrumented }
+
+// KeepsSpendCaps implements store.SpendCapper. A marker, not a store
+// call, it is forwarded but not timed.
+func (x *spendCaps) KeepsSpendCaps() { x.c.capper.KeepsSpendCaps() }

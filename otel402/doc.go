@@ -24,10 +24,11 @@
 //
 // The wrapped store keeps every optional capability of the store it wraps
 // (store.Refunder, store.Buckets, store.BucketSpender, store.Admin,
-// store.Ledger) and no other: it is not a store.Holder or store.Slots, so
-// metered charges and in-flight slots shared by replicas need the
-// unwrapped store. Give the paywall and the limiter the same wrapped
-// value: a limiter takes its tokens in the charge's debit only when its
+// store.Ledger, store.Holder, store.BucketHolder, store.Slots,
+// store.SpendCapper) and no other, so metered charges, in-flight slots
+// shared by replicas and spend caps work through it as on the store
+// itself. Give the paywall and the limiter the same wrapped value: a
+// limiter takes its tokens in the charge's debit only when its
 // Options.Store is the paywall's own store.
 //
 // # Cardinality
@@ -69,6 +70,12 @@
 // through Metrics.Handler and met a go402 decision: the time until the
 // decision that let it reach its handler (or refused it), with that
 // decision's attributes. A refund, made after the handler, is not timed.
+//
+// go402.store.operation is the store method called, in snake case:
+// lookup, spend, refund, take_tokens, spend_with_tokens, hold, settle,
+// hold_with_tokens, acquire_slot, release_slot, entries, and those of
+// store.Admin (account, create_key, …). KeepsSpendCaps, a marker that
+// does nothing, is passed on but not timed.
 //
 // go402.code is left out of an allowed decision, but for a request let
 // through by FailOpen ("store_unavailable"). A store error wrapping

@@ -32,6 +32,11 @@ const (
 	opTouchKeys
 	opEntries
 	opCreateAccount
+	opHold
+	opSettle
+	opHoldWithTokens
+	opAcquireSlot
+	opReleaseSlot
 	numOperations
 )
 
@@ -39,7 +44,8 @@ var operationNames = [numOperations]string{
 	"lookup", "spend", "refund", "take_tokens", "spend_with_tokens",
 	"account", "put_account", "update_account", "accounts", "top_up",
 	"create_key", "put_key", "keys", "revoke_key", "touch_keys", "entries",
-	"create_account",
+	"create_account", "hold", "settle", "hold_with_tokens", "acquire_slot",
+	"release_slot",
 }
 
 // errorType is the error.type of a failed store call.
@@ -113,47 +119,33 @@ func operationTable() (t [numOperations]operationAttrs) {
 // Store returns s wrapped so that every call is timed and its failures
 // counted. The result implements exactly the optional capabilities s
 // implements (store.Refunder, store.Buckets, store.BucketSpender,
-// store.Admin, store.Ledger) and is a pointer, so that the paywall and a
-// limiter given the same wrapped value recognise it as one store and take
-// tokens and credits in one operation. Wrap once, and give that value to
-// both. Store panics if s is nil.
+// store.Admin, store.Ledger, store.Holder, store.BucketHolder,
+// store.Slots, store.SpendCapper) and is a pointer, so that the paywall
+// and a limiter given the same wrapped value recognise it as one store
+// and take tokens and credits in one operation. Wrap once, and give that
+// value to both. Store panics if s is nil.
 func (m *Metrics) Store(s store.Store) store.Store {
 	if s == nil {
 		panic("otel402: Store: nil store")
 	}
 	c := &instrumented{m: m, s: s}
-	var mask int
-	if c.refunder, _ = s.(store.Refunder); c.refunder != nil {
-		mask |= capRefunder
-	}
-	if c.buckets, _ = s.(store.Buckets); c.buckets != nil {
-		mask |= capBuckets
-	}
-	if c.spender, _ = s.(store.BucketSpender); c.spender != nil {
-		mask |= capBucketSpender
-	}
-	if c.admin, _ = s.(store.Admin); c.admin != nil {
-		mask |= capAdmin
-	}
-	if c.ledger, _ = s.(store.Ledger); c.ledger != nil {
-		mask |= capLedger
-	}
-	return wrappers[mask](c)
+	return wrappers[c.probe(s)](c)
 }
 
 // instrumented is the store behind every wrapper: s and its capabilities.
 type instrumented struct {
-	m        *Metrics
-	s        store.Store
-	refunder store.Refunder
-	buckets  store.Buckets
-	spender  store.BucketSpender
-	admin    store.Admin
-	ledger   store.Ledger
+	m            *Metrics
+	s            store.Store
+	refunder     store.Refunder
+	buckets      store.Buckets
+	spender      store.BucketSpender
+	admin        store.Admin
+	ledger       store.Ledger
+	holder       store.Holder
+	bucketHolder store.BucketHolder
+	slots        store.Slots
+	capper       store.SpendCapper
 }
-
-// Unwrap returns the wrapped store.
-func (c *instrumented) Unwrap() store.Store { return c.s }
 
 // done records a call of op that started at start and returned err.
 func (c *instrumented) done(ctx context.Context, op operation, start time.Time, err error) {
@@ -170,18 +162,25 @@ func (c *instrumented) done(ctx context.Context, op operation, start time.Time, 
 	}
 }
 
+// core is the method set of every wrapper: that of a store.Store, and
+// Unwrap.
+type core struct{ c *instrumented }
+
+// Unwrap returns the wrapped store.
+func (x *core) Unwrap() store.Store { return x.c.s }
+
 // Lookup implements store.Store.
-func (c *instrumented) Lookup(ctx context.Context, digest store.Digest) (store.Key, store.Account, error) {
-	start := c.m.now()
-	k, a, err := c.s.Lookup(ctx, digest)
-	c.done(ctx, opLookup, start, err)
+func (x *core) Lookup(ctx context.Context, digest store.Digest) (store.Key, store.Account, error) {
+	start := x.c.m.now()
+	k, a, err := x.c.s.Lookup(ctx, digest)
+	x.c.done(ctx, opLookup, start, err)
 	return k, a, err
 }
 
 // Spend implements store.Store.
-func (c *instrumented) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
-	start := c.m.now()
-	res, err := c.s.Spend(ctx, accountID, cost)
-	c.done(ctx, opSpend, start, err)
+func (x *core) Spend(ctx context.Context, accountID string, cost int64) (store.SpendResult, error) {
+	start := x.c.m.now()
+	res, err := x.c.s.Spend(ctx, accountID, cost)
+	x.c.done(ctx, opSpend, start, err)
 	return res, err
 }
