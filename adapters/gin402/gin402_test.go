@@ -1,192 +1,47 @@
 package gin402_test
 
 import (
-	"context"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/go402/go402/adapters/gin402"
-	"github.com/go402/go402/paywall"
-	"github.com/go402/go402/store"
+	"github.com/go402/go402/internal/adaptertest"
 )
 
 func init() { gin.SetMode(gin.TestMode) }
 
-const (
-	testKey   = "sk_test_gin"
-	poorKey   = "sk_test_gin_poor"
-	accountID = "acct_gin"
-	cost      = 10
-)
-
-// fixture is a gin server behind a paywall on a memory store, with one
-// account of 100 credits (key testKey) and one of 0 (key poorKey).
-type fixture struct {
-	mem     *store.Memory
-	srv     *httptest.Server
-	reached atomic.Int64 // requests that reached a gin handler
-}
-
-func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	ctx := context.Background()
-	f := &fixture{mem: store.NewMemory(nil)}
-	for _, a := range []struct {
-		key     string
-		account store.Account
-	}{
-		{testKey, store.Account{ID: accountID, Plan: "pro", Status: store.StatusActive, Balance: 100}},
-		{poorKey, store.Account{ID: "acct_gin_poor", Plan: "free", Status: store.StatusActive}},
-	} {
-		if err := f.mem.PutAccount(ctx, a.account); err != nil {
-			t.Fatal(err)
+// TestAdapter runs the adapter suite on a gin engine: each route answers
+// in gin's own way, behind gin's recovery and the wrapped middlewares.
+func TestAdapter(t *testing.T) {
+	adaptertest.Run(t, func(mws []func(http.Handler) http.Handler, reached func()) http.Handler {
+		r := gin.New()
+		r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) {
+			c.AbortWithStatus(http.StatusInternalServerError)
+		}))
+		chain := make([]gin.HandlerFunc, 0, len(mws)+1)
+		for _, mw := range mws {
+			chain = append(chain, gin402.Wrap(mw))
 		}
-		if err := f.mem.PutKey(ctx, store.NewKey(a.key, a.account.ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pw, err := paywall.New(f.mem, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	charge := gin402.Wrap(pw.ChargeWith(paywall.ChargeOptions{Cost: cost, Refund: true}))
-
-	r := gin.New()
-	r.Use(gin.CustomRecoveryWithWriter(io.Discard, func(c *gin.Context, _ any) {
-		c.AbortWithStatus(http.StatusInternalServerError)
-	}))
-	paid := r.Group("/", gin402.Wrap(pw.Authenticate), charge, func(c *gin.Context) {
-		f.reached.Add(1)
-		c.Next()
-	})
-	paid.GET("/ok", func(c *gin.Context) {
-		caller, ok := paywall.CallerFromContext(c.Request.Context())
-		if !ok {
-			c.String(http.StatusOK, "no caller")
-			return
-		}
-		c.String(http.StatusOK, caller.Account.ID)
-	})
-	paid.GET("/json500", func(c *gin.Context) { c.JSON(http.StatusInternalServerError, gin.H{"error": "boom"}) })
-	paid.GET("/abort503", func(c *gin.Context) { c.AbortWithStatus(http.StatusServiceUnavailable) })
-	paid.GET("/status502", func(c *gin.Context) { c.Status(http.StatusBadGateway) })
-	paid.GET("/error500", func(c *gin.Context) {
-		_ = c.AbortWithError(http.StatusInternalServerError, io.ErrUnexpectedEOF)
-	})
-	paid.GET("/panic", func(c *gin.Context) { panic("handler bug") })
-	paid.GET("/teapot", func(c *gin.Context) { c.String(http.StatusTeapot, "short and stout") })
-
-	f.srv = httptest.NewServer(r)
-	t.Cleanup(f.srv.Close)
-	return f
-}
-
-func (f *fixture) get(t *testing.T, path, key string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, f.srv.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(body)
-}
-
-func (f *fixture) balance(t *testing.T) int64 {
-	t.Helper()
-	a, err := f.mem.Account(context.Background(), accountID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a.Balance
-}
-
-// TestChargesAndSeesCaller: a paid gin route is charged once, and its
-// handler sees the caller go402 authenticated.
-func TestChargesAndSeesCaller(t *testing.T) {
-	f := newFixture(t)
-	status, body := f.get(t, "/ok", testKey)
-	if status != http.StatusOK || body != accountID {
-		t.Fatalf("got %d %q, want 200 %q", status, body, accountID)
-	}
-	if got := f.balance(t); got != 100-cost {
-		t.Errorf("balance %d, want %d", got, 100-cost)
-	}
-}
-
-// TestRefundsServerErrors: every way a gin handler answers a 5xx reaches
-// the refund, and the client gets that status; a 4xx is not refunded.
-func TestRefundsServerErrors(t *testing.T) {
-	tests := []struct {
-		path        string
-		status      int
-		wantBalance int64
-	}{
-		{"/json500", http.StatusInternalServerError, 100},
-		{"/abort503", http.StatusServiceUnavailable, 100},
-		{"/status502", http.StatusBadGateway, 100},
-		{"/error500", http.StatusInternalServerError, 100},
-		{"/panic", http.StatusInternalServerError, 100},
-		{"/teapot", http.StatusTeapot, 100 - cost},
-	}
-	for _, tt := range tests {
-		t.Run(tt.path, func(t *testing.T) {
-			f := newFixture(t)
-			status, body := f.get(t, tt.path, testKey)
-			if status != tt.status {
-				t.Fatalf("status %d, want %d; body %q", status, tt.status, body)
-			}
-			if got := f.balance(t); got != tt.wantBalance {
-				t.Errorf("balance %d, want %d", got, tt.wantBalance)
-			}
+		paid := r.Group("/", append(chain, func(c *gin.Context) {
+			reached()
+			c.Next()
+		})...)
+		paid.GET(adaptertest.PathCaller, func(c *gin.Context) {
+			c.String(http.StatusOK, adaptertest.CallerID(c.Request))
 		})
-	}
-}
-
-// TestDenialsRender: a refused request gets go402's problem response, and
-// no gin handler after the refusing middleware runs.
-func TestDenialsRender(t *testing.T) {
-	tests := []struct {
-		name, key string
-		status    int
-		code      string
-	}{
-		{"no key", "", http.StatusUnauthorized, "missing_key"},
-		{"unknown key", "sk_test_nobody", http.StatusUnauthorized, "invalid_key"},
-		{"no credits", poorKey, http.StatusPaymentRequired, "insufficient_credits"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t)
-			status, body := f.get(t, "/ok", tt.key)
-			if status != tt.status {
-				t.Fatalf("status %d, want %d; body %q", status, tt.status, body)
-			}
-			var problem struct {
-				Code string `json:"code"`
-			}
-			if err := json.Unmarshal([]byte(body), &problem); err != nil || problem.Code != tt.code {
-				t.Errorf("body %q: code %q, want %q (%v)", body, problem.Code, tt.code, err)
-			}
-			if n := f.reached.Load(); n != 0 {
-				t.Errorf("%d requests reached the gin handlers", n)
-			}
+		paid.GET(adaptertest.PathJSON500, func(c *gin.Context) {
+			c.JSON(http.StatusInternalServerError, gin.H{"error": "boom"})
 		})
-	}
+		paid.GET(adaptertest.PathAbort503, func(c *gin.Context) { c.AbortWithStatus(http.StatusServiceUnavailable) })
+		paid.GET(adaptertest.PathStatus502, func(c *gin.Context) { c.Status(http.StatusBadGateway) })
+		paid.GET(adaptertest.PathError500, func(c *gin.Context) {
+			_ = c.AbortWithError(http.StatusInternalServerError, io.ErrUnexpectedEOF)
+		})
+		paid.GET(adaptertest.PathPanic, func(*gin.Context) { panic("handler bug") })
+		paid.GET(adaptertest.PathTeapot, func(c *gin.Context) { c.String(http.StatusTeapot, "short and stout") })
+		return r
+	})
 }
