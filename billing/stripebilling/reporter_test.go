@@ -87,7 +87,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }}
 	ctx, cancel := context.WithCancel(context.Background())
 	mock.Outage = func(n int) bool { return n <= 3 } // an outage: three 503s
-	mock.Before = func(n int) bool { // then the reporter crashes at its 20th request
+	mock.Before = func(n int) bool {                 // then the reporter crashes at its 20th request
 		if n == 20 {
 			cancel()
 			return false
