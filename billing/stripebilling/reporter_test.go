@@ -86,8 +86,9 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	opts := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j, BatchSize: 7, Backoff: time.Second, MaxBackoff: 4 * time.Second,
 		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }}
 	ctx, cancel := context.WithCancel(context.Background())
-	mock.Outage = func(n int) bool { return n <= 3 } // an outage: three 503s
-	mock.Before = func(n int) bool {                 // then the reporter crashes at its 20th request
+	// An outage of three 503s, then the reporter crashes at its 20th request.
+	mock.Outage = func(n int) bool { return n <= 3 }
+	mock.Before = func(n int) bool {
 		if n == 20 {
 			cancel()
 			return false
