@@ -4,20 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go402/go402/billing/stripebilling"
+	"github.com/go402/go402/billing/stripebilling/internal/stripemock"
 	"github.com/go402/go402/store"
 	"github.com/stripe/stripe-go/v82"
 	"github.com/stripe/stripe-go/v82/webhook"
@@ -125,106 +118,15 @@ func account(t testing.TB, a store.Admin, id string) store.Account {
 	return acct
 }
 
-// TestMain stops the stripe-mock the tests started, if any.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if mockCmd != nil {
-		_ = mockCmd.Process.Kill()
-		_ = mockCmd.Wait()
-	}
-	os.Exit(code)
-}
+// TestMain runs the tests with one stripe-mock for all that need one.
+func TestMain(m *testing.M) { stripemock.Main(m) }
 
-var (
-	mockCmd  *exec.Cmd
-	mockOnce sync.Once
-	mockURL  string
-	mockErr  error
-)
-
-// stripeMock returns the URL of a stripe-mock: STRIPE_MOCK_URL, or one
-// started for the test binary from an installed stripe-mock. Without one
-// the test skips, or fails under CI.
-func stripeMock(t testing.TB) string {
-	t.Helper()
-	mockOnce.Do(func() { mockURL, mockErr = startStripeMock() })
-	if mockErr != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("stripe-mock: %v", mockErr)
-		}
-		t.Skipf("stripe-mock: %v", mockErr)
-	}
-	return mockURL
-}
-
-func startStripeMock() (string, error) {
-	if u := os.Getenv("STRIPE_MOCK_URL"); u != "" {
-		return u, nil
-	}
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(string(bytes.TrimSpace(gopath)), "bin", "stripe-mock")
-		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("STRIPE_MOCK_URL unset and stripe-mock not installed")
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	l2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		l.Close()
-		return "", err
-	}
-	addr, httpsAddr := l.Addr().String(), l2.Addr().String()
-	l.Close()
-	l2.Close()
-	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", httpsAddr)
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	mockCmd = cmd
-	for range 100 { // stripe-mock loads its fixtures first
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	_ = cmd.Process.Kill()
-	return "", fmt.Errorf("stripe-mock did not start at %s", addr)
-}
-
-// stripeClient returns a client of the stripe-mock at url.
-func stripeClient(url string, hc *http.Client) *stripe.Client {
-	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
-	}
-	b := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(url), HTTPClient: hc,
+// stripeClient returns a client, without retries, of the Stripe API at
+// url (a stripe-mock).
+func stripeClient(url string) *stripe.Client {
+	b := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(url), HTTPClient: &http.Client{Timeout: 10 * time.Second},
 		MaxNetworkRetries: stripe.Int64(0), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
 	return stripe.NewClient("sk_test_123", stripe.WithBackends(b))
-}
-
-func readCloser(s string) io.ReadCloser { return io.NopCloser(strings.NewReader(s)) }
-
-// statusWriter records the status written through it.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(b)
 }
 
 // subscriptionJSON is an active subscription of customer on price_pro from

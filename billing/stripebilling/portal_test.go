@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go402/go402/billing/stripebilling"
+	"github.com/go402/go402/billing/stripebilling/internal/stripemock"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
@@ -17,9 +18,9 @@ import (
 // A lapsed account's 402 carries, as its payment_url, the billing-portal
 // session that stripe-mock created for its customer.
 func TestPortalSessionIsPaymentURL(t *testing.T) {
-	mock := stripeMock(t)
+	mock := stripemock.Start(t)
 	opts := testOptions
-	opts.Portal = &stripebilling.PortalSessions{Client: stripeClient(mock, nil), ReturnURL: "https://app.example.com/account"}
+	opts.Portal = &stripebilling.PortalSessions{Client: stripeClient(mock.URL), ReturnURL: "https://app.example.com/account"}
 	mem, h := newWebhook(t, opts)
 	if err := mem.PutKey(context.Background(), store.NewKey("sk_test_portal_0123456789abcdef", "cus_1")); err != nil {
 		t.Fatal(err)

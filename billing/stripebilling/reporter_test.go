@@ -6,110 +6,16 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"path/filepath"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go402/go402/billing/stripebilling"
+	"github.com/go402/go402/billing/stripebilling/internal/stripemock"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
 )
-
-// recorder is a reverse proxy in front of stripe-mock that records the
-// identifier of every meter event it forwarded and stripe-mock accepted. It
-// can answer 503 to the next fail requests (an outage), and crash the
-// reporter (cancel its context, drop the connection unanswered and
-// unforwarded) on request number crashAt.
-type recorder struct {
-	proxy *httputil.ReverseProxy
-	mu    sync.Mutex
-	sent  map[string]int    // identifier → times accepted
-	undo  map[string]int    // identifier → times its cancellation was accepted
-	value map[string]string // identifier → payload[value]
-	n     int               // meter event requests seen
-	fail  int
-	crash struct {
-		at     int
-		cancel context.CancelFunc
-	}
-}
-
-func newRecorder(t *testing.T, target string) (*recorder, string) {
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rec := &recorder{proxy: httputil.NewSingleHostReverseProxy(u), sent: map[string]int{}, undo: map[string]int{}, value: map[string]string{}}
-	srv := httptest.NewServer(rec)
-	t.Cleanup(srv.Close)
-	return rec, srv.URL
-}
-
-func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/v1/billing/meter_event_adjustments" {
-		rec.adjust(w, r)
-		return
-	}
-	if r.URL.Path != "/v1/billing/meter_events" {
-		rec.proxy.ServeHTTP(w, r)
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	id, value := r.PostForm.Get("identifier"), r.PostForm.Get("payload[value]")
-	r.Body = http.NoBody // re-encoded below for the proxy
-	rec.mu.Lock()
-	rec.n++
-	crash, fail := rec.n == rec.crash.at, rec.fail > 0
-	if fail {
-		rec.fail--
-	}
-	rec.mu.Unlock()
-	switch {
-	case crash:
-		rec.crash.cancel()
-		panic(http.ErrAbortHandler)
-	case fail:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprint(w, `{"error":{"type":"api_error","message":"outage"}}`)
-		return
-	}
-	body := r.PostForm.Encode()
-	r.Body, r.ContentLength = readCloser(body), int64(len(body))
-	sw := &statusWriter{ResponseWriter: w}
-	rec.proxy.ServeHTTP(sw, r)
-	if sw.status == http.StatusOK {
-		rec.mu.Lock()
-		rec.sent[id]++
-		rec.value[id] = value
-		rec.mu.Unlock()
-	}
-}
-
-// adjust forwards a meter event adjustment and records its cancellation.
-func (rec *recorder) adjust(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "bad form", http.StatusBadRequest)
-		return
-	}
-	id := r.PostForm.Get("cancel[identifier]")
-	body := r.PostForm.Encode()
-	r.Body, r.ContentLength = readCloser(body), int64(len(body))
-	sw := &statusWriter{ResponseWriter: w}
-	rec.proxy.ServeHTTP(sw, r)
-	if sw.status == http.StatusOK && r.PostForm.Get("type") == "cancel" {
-		rec.mu.Lock()
-		rec.undo[id]++
-		rec.mu.Unlock()
-	}
-}
 
 // usageServer is a paywall on a Journal at path: GET /work costs 3, and
 // answers 500 (refunded) when asked to fail.
@@ -143,8 +49,7 @@ func usageServer(t *testing.T, path string, now func() time.Time) (*stripebillin
 // restart of the reporter: no identifier reaches stripe-mock twice, none is
 // missing, refunded requests are not billed.
 func TestReporterAcrossCrashAndRestart(t *testing.T) {
-	mock := stripeMock(t)
-	rec, proxyURL := newRecorder(t, mock)
+	mock := stripemock.Start(t)
 	now := t0
 	clock := func() time.Time { return now }
 	path := filepath.Join(t.TempDir(), "usage.journal")
@@ -181,8 +86,16 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	opts := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j, BatchSize: 7, Backoff: time.Second, MaxBackoff: 4 * time.Second,
 		Sleep: func(ctx context.Context, d time.Duration) error { waits = append(waits, d); return ctx.Err() }}
 	ctx, cancel := context.WithCancel(context.Background())
-	rec.fail, rec.crash.at, rec.crash.cancel = 3, 20, cancel // an outage, then a crash at the 20th request
-	rep, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j, opts)
+	// An outage of three 503s, then the reporter crashes at its 20th request.
+	mock.Outage = func(n int) bool { return n <= 3 }
+	mock.Before = func(n int) bool {
+		if n == 20 {
+			cancel()
+			return false
+		}
+		return true
+	}
+	rep, err := stripebilling.NewReporter(stripeClient(mock.URL), j, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +115,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	defer j2.Close()
 	opts.Admin = nil
 	opts.Customer = func(context.Context, string) (string, error) { return "cus_1", nil }
-	rep2, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j2, opts)
+	rep2, err := stripebilling.NewReporter(stripeClient(mock.URL), j2, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,14 +125,13 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	if sent, err := rep2.Flush(context.Background()); err != nil || sent != 0 {
 		t.Errorf("second flush: sent %d, %v; want nothing", sent, err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if len(rec.sent) != 36 {
-		t.Errorf("%d identifiers accepted, want 36 (40 debits less 4 refunded)", len(rec.sent))
+	accepted := mock.Events()
+	if len(accepted) != 36 {
+		t.Errorf("%d identifiers accepted, want 36 (40 debits less 4 refunded)", len(accepted))
 	}
-	for id, n := range rec.sent {
-		if n != 1 || !slices.Contains(ops, id) || rec.value[id] != "3" {
-			t.Errorf("identifier %s accepted %d times with value %s", id, n, rec.value[id])
+	for id, n := range accepted {
+		if n != 1 || !slices.Contains(ops, id) || mock.Value(id) != "3" {
+			t.Errorf("identifier %s accepted %d times with value %s", id, n, mock.Value(id))
 		}
 	}
 }
@@ -229,8 +141,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 // cancel window is logged and acknowledged. A reopened journal has nothing
 // left to send.
 func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
-	mock := stripeMock(t)
-	rec, proxyURL := newRecorder(t, mock)
+	mock := stripemock.Start(t)
 	now := t0
 	clock := func() time.Time { return now }
 	path := filepath.Join(t.TempDir(), "usage.journal")
@@ -249,7 +160,7 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 		}
 	}
 	now = now.Add(2 * time.Minute)
-	rep, err := stripebilling.NewReporter(stripeClient(proxyURL, nil), j, stripebilling.ReporterOptions{EventName: "api_requests",
+	rep, err := stripebilling.NewReporter(stripeClient(mock.URL), j, stripebilling.ReporterOptions{EventName: "api_requests",
 		Customer: func(context.Context, string) (string, error) { return "cus_1", nil }, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -283,16 +194,18 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 	if p, err := j2.Pending(ctx, 10); err != nil || len(p) != 0 {
 		t.Fatalf("reopened journal: pending %+v, %v; want none", p, err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	if got := fmt.Sprint(rec.sent, rec.value, rec.undo); got !=
+	events, values := mock.Events(), map[string]string{}
+	for id := range events {
+		values[id] = mock.Value(id)
+	}
+	if got := fmt.Sprint(events, values, mock.Cancellations()); got !=
 		"map[op1:1 op1~1:1 op2:1 op3:1] map[op1:10 op1~1:6 op2:5 op3:4] map[op1:1 op2:1]" {
 		t.Errorf("stripe-mock accepted %s", got)
 	}
 }
 
 func TestNewReporterRefusesMistakes(t *testing.T) {
-	client := stripeClient("http://127.0.0.1:1", nil)
+	client := stripeClient("http://127.0.0.1:1")
 	j, err := stripebilling.OpenJournal(filepath.Join(t.TempDir(), "j"), store.NewMemory(nil), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -8,52 +8,33 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
+	"github.com/go402/go402/store/storetest"
 )
 
-// fakeClock is a clock that moves only when told to.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // testServer is the example's handler on a seeded memory store, a fake
-// clock, a pace the test drives (when step is set) and the decisions made.
+// clock, a pace the test drives (when step is set) and the settlements
+// made.
 type testServer struct {
 	h       http.Handler
 	mem     *store.Memory
-	clock   *fakeClock
-	step    chan struct{} // if set, each token waits for one receive
-	mu      sync.Mutex
-	ds      []paywall.Decision
+	clock   *storetest.Clock // from 2025-01-01T00:00:00Z
+	step    chan struct{}    // if set, each token waits for one receive
 	settled chan paywall.Decision
 }
 
 func newTestServer(t *testing.T, paced bool) *testServer {
 	t.Helper()
-	ts := &testServer{clock: &fakeClock{now: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}, settled: make(chan paywall.Decision, 2000)}
+	ts := &testServer{clock: new(storetest.Clock), settled: make(chan paywall.Decision, 2000)}
 	ts.mem = store.NewMemory(&store.MemoryOptions{Clock: ts.clock.Now})
 	if err := seed(context.Background(), ts.mem); err != nil {
 		t.Fatal(err)
 	}
-	cfg := config{clock: ts.clock.Now, pace: func(context.Context) error { return nil }, onDecision: ts.record}
+	cfg := config{clock: ts.clock.Now, pace: func(context.Context) error { return nil }, onDecision: ts.onDecision}
 	if paced {
 		ts.step = make(chan struct{})
 		cfg.pace = func(ctx context.Context) error {
@@ -73,10 +54,8 @@ func newTestServer(t *testing.T, paced bool) *testServer {
 	return ts
 }
 
-func (ts *testServer) record(_ context.Context, d paywall.Decision) {
-	ts.mu.Lock()
-	ts.ds = append(ts.ds, d)
-	ts.mu.Unlock()
+// onDecision passes settlements on to waitSettled.
+func (ts *testServer) onDecision(_ context.Context, d paywall.Decision) {
 	if d.Step == "settle" {
 		ts.settled <- d
 	}
@@ -286,7 +265,7 @@ func TestWindows(t *testing.T) {
 	if b := ts.balance(t, "acct_llm"); b != 0 {
 		t.Errorf("balance %d, want 0: 1,000 completions of one token", b)
 	}
-	ts.clock.Advance(15 * time.Hour) // past midnight UTC
+	ts.clock.Advance(24 * time.Hour) // the next UTC day
 	if err := ts.mem.PutAccount(context.Background(), store.Account{ID: "acct_llm", Plan: "pro", Status: store.StatusActive, Balance: 1}); err != nil {
 		t.Fatal(err)
 	}

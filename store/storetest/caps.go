@@ -11,6 +11,7 @@ var capsTests = []subtest{
 	{"RefusesAtLimit", testCapsRefusesAtLimit},
 	{"RefundGivesRoom", testCapsRefundGivesRoom},
 	{"ResetsNextPeriod", testCapsResetsNextPeriod},
+	{"MonthBounds", testCapsMonthBounds},
 	{"ThresholdsOnceConcurrently", testCapsThresholdsOnceConcurrently},
 	{"ThresholdsOnceAcrossInstances", testCapsThresholdsOnceAcrossInstances},
 	{"ThresholdsAgainNextPeriod", testCapsThresholdsAgainNextPeriod},
@@ -81,6 +82,37 @@ func testCapsResetsNextPeriod(e *env) {
 	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
 	e.wantCapSpend(id, 100, true, 800, 100, false)
 	e.wantCapSpend(id, 1, false, 800, 100, true)
+}
+
+// testCapsMonthBounds checks that monthly cap periods, of calendar
+// months or anchored to the billing cycle (Refill.Anchor), end where
+// [store.Period.Bounds] says, across short months and leap years.
+func testCapsMonthBounds(e *env) {
+	e.needAdvance()
+	capability[store.SpendCapper](e)
+	anchors := []time.Time{
+		{}, // calendar months
+		time.Date(2024, 1, 31, 10, 30, 0, 0, time.UTC),
+		time.Date(2023, 11, 30, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 29, 23, 59, 59, 0, time.UTC),
+	}
+	steps := []time.Duration{0, 40 * 24 * time.Hour, 20 * 24 * time.Hour, 9 * time.Hour, 400 * 24 * time.Hour, 31 * 24 * time.Hour}
+	for _, anchor := range anchors {
+		a := store.Account{ID: e.newID(), Plan: "test", Balance: 1 << 40,
+			SpendCap: &store.SpendCap{Limit: 1 << 30, Period: store.PeriodMonth}}
+		if !anchor.IsZero() {
+			a.Refill = &store.Refill{Amount: 1, Every: 1000 * time.Hour, Anchor: anchor}
+		}
+		e.seed(a)
+		for _, d := range steps {
+			e.h.Advance(d)
+			r := e.spend(a.ID, 1)
+			_, end := store.PeriodMonth.Bounds(e.now(), anchor)
+			if r.Cap == nil || !r.Cap.ResetAt.Equal(end) {
+				e.Errorf("anchor %v at %v: cap %+v, want ResetAt %v", anchor, e.now(), r.Cap, end)
+			}
+		}
+	}
 }
 
 // thresholds are one of each kind: half the cap of 80, a balance of 50.

@@ -4,22 +4,16 @@
 package stripemock
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // Mock is a recording proxy in front of a stripe-mock.
@@ -30,6 +24,11 @@ type Mock struct {
 	// each meter event request (1, 2, …) before it is forwarded; if it
 	// returns false the connection is dropped unanswered and unforwarded.
 	Before func(n int) bool
+	// Outage, if set before requests start, is called with the number of
+	// each meter event request that Before let through; if it returns
+	// true the request is answered 503 with a Stripe api_error, and not
+	// forwarded.
+	Outage func(n int) bool
 
 	proxy *httputil.ReverseProxy
 	mu    sync.Mutex
@@ -39,24 +38,17 @@ type Mock struct {
 	n     int               // meter event requests seen
 }
 
-// Start returns a Mock in front of STRIPE_MOCK_URL, or of a stripe-mock
-// started from PATH or $(go env GOPATH)/bin on free ports and stopped when
-// the test ends. Without one the test skips, or fails under CI.
+// Start returns a Mock, closed when the test ends, in front of the
+// stripe-mock at STRIPE_MOCK_URL or else of one started from PATH or
+// $(go env GOPATH)/bin on free ports: for the test alone, or for all the
+// tests of the binary when its TestMain calls [Main]. Without one the test
+// skips, or fails when the environment variable CI is set.
 func Start(t testing.TB) *Mock {
 	t.Helper()
-	target := os.Getenv("STRIPE_MOCK_URL")
-	if target == "" {
-		var err error
-		if target, err = launch(t); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("stripe-mock: %v", err)
-			}
-			t.Skipf("stripe-mock: %v", err)
-		}
-	}
+	target := server(t)
 	u, err := url.Parse(target)
 	if err != nil {
-		t.Fatalf("STRIPE_MOCK_URL: %v", err)
+		t.Fatalf("stripe-mock URL %q: %v", target, err)
 	}
 	m := &Mock{proxy: httputil.NewSingleHostReverseProxy(u), sent: map[string]int{}, value: map[string]string{}, undo: map[string]int{}}
 	srv := httptest.NewServer(m)
@@ -65,51 +57,10 @@ func Start(t testing.TB) *Mock {
 	return m
 }
 
-// launch starts stripe-mock on free HTTP and HTTPS ports.
-func launch(t testing.TB) (string, error) {
-	bin, err := exec.LookPath("stripe-mock")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		bin = filepath.Join(string(bytes.TrimSpace(gopath)), "bin", "stripe-mock")
-		if _, err := os.Stat(bin); err != nil {
-			return "", fmt.Errorf("STRIPE_MOCK_URL unset and stripe-mock not installed")
-		}
-	}
-	addr := freeAddr()
-	cmd := exec.Command(bin, "-http-addr", addr, "-https-addr", freeAddr())
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for range 200 { // stripe-mock loads its fixtures first
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return "", fmt.Errorf("stripe-mock did not start at %s", addr)
-}
-
-// freeAddr returns a loopback address with a free port.
-func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "127.0.0.1:0"
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // ServeHTTP forwards r to stripe-mock, recording what it accepted.
 func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	kind := ""
-	switch r.URL.Path {
-	case "/v1/billing/meter_events":
-		kind = "event"
-	case "/v1/billing/meter_event_adjustments":
-		kind = "cancel"
-	default:
+	event := r.URL.Path == "/v1/billing/meter_events"
+	if !event && r.URL.Path != "/v1/billing/meter_event_adjustments" {
 		m.proxy.ServeHTTP(w, r)
 		return
 	}
@@ -117,16 +68,10 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad form", http.StatusBadRequest)
 		return
 	}
-	if kind == "event" {
-		m.mu.Lock()
-		m.n++
-		n := m.n
-		m.mu.Unlock()
-		if m.Before != nil && !m.Before(n) {
-			panic(http.ErrAbortHandler)
-		}
+	if event && !m.admit(w) {
+		return
 	}
-	body := r.PostForm.Encode()
+	body := r.PostForm.Encode() // ParseForm consumed the body
 	r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 	sw := &statusWriter{ResponseWriter: w}
 	m.proxy.ServeHTTP(sw, r)
@@ -135,13 +80,32 @@ func (m *Mock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if kind == "event" {
+	if event {
 		id := r.PostForm.Get("identifier")
 		m.sent[id]++
 		m.value[id] = r.PostForm.Get("payload[value]")
 	} else if r.PostForm.Get("type") == "cancel" {
 		m.undo[r.PostForm.Get("cancel[identifier]")]++
 	}
+}
+
+// admit counts a meter event request and reports whether it is to be
+// forwarded: if not, Before dropped it or Outage answered it.
+func (m *Mock) admit(w http.ResponseWriter) bool {
+	m.mu.Lock()
+	m.n++
+	n := m.n
+	m.mu.Unlock()
+	if m.Before != nil && !m.Before(n) {
+		panic(http.ErrAbortHandler)
+	}
+	if m.Outage != nil && m.Outage(n) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"error":{"type":"api_error","message":"outage"}}`)
+		return false
+	}
+	return true
 }
 
 // Events returns, per identifier, how often a meter event was accepted.
