@@ -9,7 +9,8 @@ import (
 
 // wantCapHold calls Hold and checks OK, Balance and the cap's figures, and
 // that a refused hold is zero.
-func (e *env) wantCapHold(h store.Holder, id string, amount int64, ok bool, balance, spent int64, reached bool) store.Hold {
+func (e *env) wantCapHold(h store.Holder, id string, amount int64, w capWant) store.Hold {
+	ok, balance, spent, reached := w.ok, w.balance, w.spent, w.reached
 	e.Helper()
 	hd, r := e.hold(h, id, amount, time.Minute)
 	if r.OK != ok || r.Balance != balance || r.Cap == nil || r.Cap.Spent != spent || r.Cap.Reached != reached ||
@@ -25,12 +26,12 @@ func (e *env) wantCapHold(h store.Holder, id string, amount int64, ok bool, bala
 func testCapsHoldRefusedAtCap(e *env) {
 	h := capability[store.Holder](e)
 	id := e.seedCapped(1000, 100)
-	e.wantCapHold(h, id, 60, true, 940, 60, false)
-	e.wantCapHold(h, id, 41, false, 940, 60, true)
-	e.wantCapSpend(id, 41, false, 940, 60, true)
-	e.wantCapHold(h, id, 40, true, 900, 100, false)
-	e.wantCapHold(h, id, 0, true, 900, 100, false)
-	e.wantCapHold(h, id, 1, false, 900, 100, true)
+	e.wantCapHold(h, id, 60, capWant{true, 940, 60, false})
+	e.wantCapHold(h, id, 41, capWant{false, 940, 60, true})
+	e.wantCapSpend(id, 41, capWant{false, 940, 60, true})
+	e.wantCapHold(h, id, 40, capWant{true, 900, 100, false})
+	e.wantCapHold(h, id, 0, capWant{true, 900, 100, false})
+	e.wantCapHold(h, id, 1, capWant{false, 900, 100, true})
 	e.wantBalance(id, 900)
 }
 
@@ -39,14 +40,14 @@ func testCapsHoldRefusedAtCap(e *env) {
 func testCapsHoldSettleGivesBack(e *env) {
 	h := capability[store.Holder](e)
 	id := e.seedCapped(1000, 100)
-	hd := e.wantCapHold(h, id, 100, true, 900, 100, false)
-	e.wantCapSpend(id, 1, false, 900, 100, true)
+	hd := e.wantCapHold(h, id, 100, capWant{true, 900, 100, false})
+	e.wantCapSpend(id, 1, capWant{false, 900, 100, true})
 	if bal, err := h.Settle(e.ctx, hd, 30); err != nil || bal != 970 {
 		e.Fatalf("Settle(30) of 100 = %d, %v; want 970", bal, err)
 	}
-	e.wantCapSpend(id, 71, false, 970, 30, true)
-	e.wantCapSpend(id, 70, true, 900, 100, false)
-	e.wantCapSpend(id, 1, false, 900, 100, true)
+	e.wantCapSpend(id, 71, capWant{false, 970, 30, true})
+	e.wantCapSpend(id, 70, capWant{true, 900, 100, false})
+	e.wantCapSpend(id, 1, capWant{false, 900, 100, true})
 }
 
 // testCapsHoldLeaseGivesBack checks that a hold its lease releases gives
@@ -55,11 +56,11 @@ func testCapsHoldLeaseGivesBack(e *env) {
 	e.needAdvance()
 	h := capability[store.Holder](e)
 	id := e.seedCapped(1000, 100)
-	e.wantCapHold(h, id, 100, true, 900, 100, false)
+	e.wantCapHold(h, id, 100, capWant{true, 900, 100, false})
 	e.h.Advance(61 * time.Second)
 	e.wantBalance(id, 1000)
-	e.wantCapSpend(id, 100, true, 900, 100, false)
-	e.wantCapSpend(id, 1, false, 900, 100, true)
+	e.wantCapSpend(id, 100, capWant{true, 900, 100, false})
+	e.wantCapSpend(id, 1, capWant{false, 900, 100, true})
 }
 
 // testCapsHoldThresholdsOnceConcurrently checks that 8 goroutines holding
@@ -92,7 +93,7 @@ func testCapsHoldThresholdsOnceConcurrently(e *env) {
 			capHits.Load(), balHits.Load())
 	}
 	e.wantBalance(id, 36)
-	e.wantCapSpend(id, 17, false, 36, 64, true)
+	e.wantCapSpend(id, 17, capWant{false, 36, 64, true})
 }
 
 // testCapsHoldWithTokens checks that holds with tokens keep the cap and

@@ -34,8 +34,18 @@ func (e *env) seedCapped(balance, limit int64, ts ...store.Threshold) string {
 	return a.ID
 }
 
+// capWant is what a spend or a hold under a spend cap should answer:
+// whether it is allowed, the balance after it, and the cap's Spent and
+// Reached.
+type capWant struct {
+	ok             bool
+	balance, spent int64
+	reached        bool
+}
+
 // wantCapSpend calls Spend and checks OK, Balance and the cap's figures.
-func (e *env) wantCapSpend(id string, cost int64, ok bool, balance, spent int64, reached bool) store.SpendResult {
+func (e *env) wantCapSpend(id string, cost int64, w capWant) store.SpendResult {
+	ok, balance, spent, reached := w.ok, w.balance, w.spent, w.reached
 	e.Helper()
 	r := e.spend(id, cost)
 	if r.OK != ok || r.Balance != balance || r.Cap == nil || r.Cap.Spent != spent || r.Cap.Reached != reached {
@@ -49,14 +59,14 @@ func (e *env) wantCapSpend(id string, cost int64, ok bool, balance, spent int64,
 // one beyond it is refused, debiting nothing, with the period's end.
 func testCapsRefusesAtLimit(e *env) {
 	id := e.seedCapped(1000, 100)
-	e.wantCapSpend(id, 60, true, 940, 60, false)
-	e.wantCapSpend(id, 41, false, 940, 60, true)
-	r := e.wantCapSpend(id, 40, true, 900, 100, false)
+	e.wantCapSpend(id, 60, capWant{true, 940, 60, false})
+	e.wantCapSpend(id, 41, capWant{false, 940, 60, true})
+	r := e.wantCapSpend(id, 40, capWant{true, 900, 100, false})
 	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
 	if r.Cap != nil && (!r.Cap.ResetAt.Equal(end) || r.Cap.Limit != 100) {
 		e.Errorf("cap = %+v, want Limit 100 ResetAt %v", r.Cap, end)
 	}
-	e.wantCapSpend(id, 1, false, 900, 100, true)
+	e.wantCapSpend(id, 1, capWant{false, 900, 100, true})
 	e.wantBalance(id, 900)
 }
 
@@ -65,23 +75,23 @@ func testCapsRefusesAtLimit(e *env) {
 func testCapsRefundGivesRoom(e *env) {
 	r := capability[store.Refunder](e)
 	id := e.seedCapped(1000, 100)
-	e.wantCapSpend(id, 100, true, 900, 100, false)
-	e.wantCapSpend(id, 30, false, 900, 100, true)
+	e.wantCapSpend(id, 100, capWant{true, 900, 100, false})
+	e.wantCapSpend(id, 30, capWant{false, 900, 100, true})
 	if b := e.refund(r, id, 30); b != 930 {
 		e.Errorf("Refund(30) = %d, want 930", b)
 	}
-	e.wantCapSpend(id, 30, true, 900, 100, false)
+	e.wantCapSpend(id, 30, capWant{true, 900, 100, false})
 }
 
 // testCapsResetsNextPeriod checks that the next period starts from zero.
 func testCapsResetsNextPeriod(e *env) {
 	e.needAdvance()
 	id := e.seedCapped(1000, 100)
-	e.wantCapSpend(id, 100, true, 900, 100, false)
+	e.wantCapSpend(id, 100, capWant{true, 900, 100, false})
 	_, end := store.PeriodDay.Bounds(e.now(), time.Time{})
 	e.h.Advance(end.Sub(e.h.Now()) + time.Second)
-	e.wantCapSpend(id, 100, true, 800, 100, false)
-	e.wantCapSpend(id, 1, false, 800, 100, true)
+	e.wantCapSpend(id, 100, capWant{true, 800, 100, false})
+	e.wantCapSpend(id, 1, capWant{false, 800, 100, true})
 }
 
 // testCapsMonthBounds checks that monthly cap periods, of calendar

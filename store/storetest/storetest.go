@@ -100,7 +100,9 @@
 // from 8 goroutines report a cap percentage and a balance level each
 // exactly once, also through two instances of the store when the harness
 // sets Other, and once more only in the next period, even after a refund
-// took the spending back below it.
+// took the spending back below it. A monthly cap's period is the calendar
+// month, or runs from the account's billing anchor, through short months
+// and leap years (with Advance).
 //
 // Concurrency subtests run 200 goroutines; run the suite with -race.
 package storetest
