@@ -15,17 +15,26 @@
 --     every ledger row of the floor's kind with seq <= floor.seq and
 --     (xid < floor.xid or xid IS NULL) is dealt with;
 --
--- a read scans the rows with seq > floor.seq or xid >= floor.xid, and
--- nothing else can be pending. usage_advance keeps it: under the floor's
--- row lock it takes xmin h of a snapshot no older than those of its
--- reads, moves floor.seq past the visible rows dealt with, and sets
--- floor.xid to h, or lower, to the smallest xid of a row not dealt with
--- that the new floor.seq covers: rows not visible to its reads have an
--- xid >= h, so they stay above the floor until they are dealt with. An
--- acknowledgement is dropped only once its debit is under both.
+-- so nothing can be pending but the rows with seq > floor.seq or
+-- xid >= floor.xid, the rows a read scans. usage_advance keeps it: under
+-- the floor's row lock it takes the xmin h of a snapshot no newer than
+-- those of its reads; moves floor.seq past the visible rows above it that
+-- are dealt with; and moves floor.xid up to h, or only up to the smallest
+-- xid of the open rows (not dealt with) under the new floor.seq, which
+-- are rows that committed late. A row its reads do not see (its
+-- transaction still open, or not begun) has an xid >= h >= floor.xid, so
+-- it stays above the floor until it is dealt with, whatever its seq. Both
+-- parts only rise. An acknowledgement is dropped only once its debit is
+-- under both, so that no read meets that debit again.
 --
--- Rows written before this migration have no xid: all were committed when
--- it took the ledger's lock, so they are bounded by seq alone.
+-- A read then scans the rows past the floor's seq, and those of recent
+-- transactions (xid >= floor.xid) under it: usage_advance returns lo, the
+-- seq below which no open row lies, and a read walks the seq index from
+-- lo, as the floors of most reads have no open row under them.
+--
+-- Rows written before this migration have no xid: every transaction that
+-- wrote one had ended when the migration took the ledger's lock, so they
+-- are bounded by seq alone.
 
 ALTER TABLE {{schema}}.ledger ADD COLUMN xid xid8;
 ALTER TABLE {{schema}}.ledger ALTER COLUMN xid SET DEFAULT pg_current_xact_id();
@@ -61,19 +70,36 @@ RETURNS boolean LANGUAGE sql STABLE AS $$
                  WHERE c.consumer = p_consumer AND c.operation_id = x.operation_id))
 $$;
 
+-- usage_late returns the smallest xid and the smallest seq of the open
+-- rows of kind p_kind (debit or refund) with seq <= p_seq and
+-- xid >= p_xid: the rows of a floor (p_seq, p_xid) that committed late.
+-- They are among the rows of recent transactions, which the xid index
+-- finds; a plan made for the floor at hand sees that, a generic one
+-- cannot tell them from a third of the ledger.
+CREATE FUNCTION {{schema}}.usage_late(p_consumer text, p_cutoff timestamptz, p_kind text, p_seq bigint,
+        p_xid xid8, OUT xid xid8, OUT seq bigint)
+LANGUAGE plpgsql STABLE SET plan_cache_mode = force_custom_plan AS $$
+BEGIN
+    IF p_kind = 'debit' THEN
+        SELECT min(l.xid), min(l.seq) INTO xid, seq FROM {{schema}}.ledger l
+         WHERE l.kind = 'debit' AND l.xid >= p_xid AND l.seq <= p_seq
+           AND {{schema}}.usage_debit_open(p_consumer, p_cutoff, l);
+    ELSE
+        SELECT min(x.xid), min(x.seq) INTO xid, seq FROM {{schema}}.ledger x
+         WHERE x.kind = 'refund' AND x.xid >= p_xid AND x.seq <= p_seq
+           AND {{schema}}.usage_refund_open(p_consumer, p_cutoff, x);
+    END IF;
+END $$;
+
 -- usage_advance moves a consumer's floors past the settled debits it
 -- acknowledged and the settled refunds there is nothing more to do for,
 -- keeping the invariant above, drops acknowledgements under the debit
--- floor made before p_keep, and returns the floors (f, fx) and (rf, rfx)
--- and, in lo and rlo, the seq below which no row is open: a read scans
--- from there the rows above the floor.
+-- floor made before p_keep, and returns the floors, (f, fx) for debits and
+-- (rf, rfx) for refunds, and in lo and rlo the seq below which none of
+-- their open rows lies.
 CREATE FUNCTION {{schema}}.usage_advance(p_consumer text, p_cutoff timestamptz, p_keep timestamptz,
         OUT lo bigint, OUT f bigint, OUT fx xid8, OUT rlo bigint, OUT rf bigint, OUT rfx xid8)
-LANGUAGE plpgsql
--- Plans for the floors at hand: a generic plan of the xid scans below
--- cannot tell a few recent transactions from a third of the ledger.
-SET plan_cache_mode = force_custom_plan
-AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
     h xid8;
     n bigint;
@@ -89,18 +115,16 @@ BEGIN
     IF n IS NULL THEN
         SELECT coalesce(max(l.seq), f) INTO n FROM {{schema}}.ledger l WHERE l.kind = 'debit' AND l.seq > f;
     END IF;
-    -- The open rows that n covers have seq <= f, so xid >= fx: the xid
-    -- index finds them, among the rows of recent transactions.
-    SELECT greatest(fx, least(h, min(l.xid))), least(n, min(l.seq) - 1) INTO fx, lo FROM {{schema}}.ledger l
-     WHERE l.kind = 'debit' AND l.xid >= fx AND l.seq <= n AND {{schema}}.usage_debit_open(p_consumer, p_cutoff, l);
+    SELECT greatest(fx, least(h, u.xid)), least(n, u.seq - 1) INTO fx, lo
+      FROM {{schema}}.usage_late(p_consumer, p_cutoff, 'debit', n, fx) u;
     f := n;
     SELECT min(x.seq) - 1 INTO n FROM {{schema}}.ledger x
      WHERE x.kind = 'refund' AND x.seq > rf AND {{schema}}.usage_refund_open(p_consumer, p_cutoff, x);
     IF n IS NULL THEN
         SELECT coalesce(max(x.seq), rf) INTO n FROM {{schema}}.ledger x WHERE x.kind = 'refund' AND x.seq > rf;
     END IF;
-    SELECT greatest(rfx, least(h, min(x.xid))), least(n, min(x.seq) - 1) INTO rfx, rlo FROM {{schema}}.ledger x
-     WHERE x.kind = 'refund' AND x.xid >= rfx AND x.seq <= n AND {{schema}}.usage_refund_open(p_consumer, p_cutoff, x);
+    SELECT greatest(rfx, least(h, u.xid)), least(n, u.seq - 1) INTO rfx, rlo
+      FROM {{schema}}.usage_late(p_consumer, p_cutoff, 'refund', n, rfx) u;
     rf := n;
     UPDATE {{schema}}.usage_floor u SET seq = f, xid = fx, refund_seq = rf, refund_xid = rfx
      WHERE u.consumer = p_consumer AND (u.seq, u.xid, u.refund_seq, u.refund_xid) IS DISTINCT FROM (f, fx, rf, rfx);
@@ -118,7 +142,8 @@ END $$;
 -- corrections of reported operations refunded since, then settled debits
 -- not acknowledged, oldest first, with their value net of refunds (and
 -- the revision and time of the report a correction replaces). Debits
--- refunded in full before their report are acknowledged on the way.
+-- refunded in full before their report are acknowledged on the way. It
+-- reads the rows above the floors that usage_advance returns, from lo.
 CREATE OR REPLACE FUNCTION {{schema}}.usage_pending(p_consumer text, p_limit int, p_settle interval,
         p_lease interval, p_token text, p_keep interval)
 RETURNS TABLE (u_seq bigint, u_op text, u_account text, u_value bigint, u_at timestamptz,
