@@ -310,3 +310,64 @@ func drain(t *testing.T, o *UsageOutbox) []store.Usage {
 		all = append(all, us...)
 	}
 }
+
+// TestUsageOutboxAcrossTheXIDMigration reads usage on a schema of
+// migration 0003, then upgrades it: what was reported is not read again,
+// what was not is, with the rows written since.
+func TestUsageOutboxAcrossTheXIDMigration(t *testing.T) {
+	pool := newPool(t, nil)
+	all, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upTo3 []migration
+	for _, m := range all {
+		if m.version <= 3 {
+			upTo3 = append(upTo3, m)
+		}
+	}
+	schema := "go402test_" + randomID()[:12]
+	migrate := func(ms []migration) {
+		t.Helper()
+		tx, err := pool.Begin(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit, a no-op
+		if err := applyMigrations(context.Background(), tx, schema, ms); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrate(upTo3)
+	t.Cleanup(func() {
+		if _, err := pool.Exec(context.Background(), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	s := newStore(t, pool, Options{Schema: schema})
+	f := &lateFixture{pool: pool, schema: schema, s: s, advance: advance}
+	f.o = newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: time.Hour})
+	putAccount(t, s, "acct", 1000)
+	spendOp(t, s, "acct", "op1", 3, 0)
+	f.reportAll(t, "[op1:3]")
+	spendOp(t, s, "acct", "op2", 4, 0)
+	advance(2 * time.Hour) // op1's acknowledgement is dropped
+	_, us := pendingIDs(t, f.o, 1)
+	if len(us) != 1 || us[0].ID != "op2" {
+		t.Fatalf("before the upgrade: %+v, want op2", us)
+	}
+	var acks int
+	q := `SELECT count(*) FROM ` + pgx.Identifier{schema}.Sanitize() + `.usage_acks`
+	if err := pool.QueryRow(context.Background(), q).Scan(&acks); err != nil || acks != 0 {
+		t.Fatalf("%d acknowledgements before the upgrade (%v), want none", acks, err)
+	}
+	migrate(all)
+	spendOp(t, s, "acct", "op3", 5, 0)
+	advance(2 * time.Hour) // op2's lease lapses, unacknowledged
+	f.reportAll(t, "[op2:4 op3:5]")
+	f.reportAll(t, "[]")
+}
