@@ -81,6 +81,32 @@ func (h *heldTx) takeXID() {
 	}
 }
 
+// takeSeq takes the next ledger position before the transaction has an
+// ID of its own.
+func (h *heldTx) takeSeq() int64 {
+	h.t.Helper()
+	var seq int64
+	var noXID bool
+	q := `SELECT nextval(pg_get_serial_sequence($1, 'seq')), pg_current_xact_id_if_assigned() IS NULL`
+	err := h.tx.QueryRow(context.Background(), q, pgx.Identifier{h.s.schema, "ledger"}.Sanitize()).Scan(&seq, &noXID)
+	if err != nil || !noXID {
+		h.t.Fatalf("taking a seq: %v; the transaction has an ID already: %v", err, !noXID)
+	}
+	return seq
+}
+
+// debitAt appends a debit of cost as op at ledger position seq, as the
+// spend function would.
+func (h *heldTx) debitAt(seq int64, account, op string, cost int64) {
+	h.t.Helper()
+	sc := pgx.Identifier{h.s.schema}.Sanitize()
+	q := `INSERT INTO ` + sc + `.ledger (seq, at, account_id, kind, amount, balance, operation_id)
+		OVERRIDING SYSTEM VALUE VALUES ($1, ` + sc + `.clock(), $2, 'debit', -$3::bigint, 0, $4)`
+	if _, err := h.tx.Exec(context.Background(), q, seq, account, cost, op); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
 // commit commits the held transaction.
 func (h *heldTx) commit() {
 	h.t.Helper()
@@ -139,18 +165,23 @@ func (f *lateFixture) reportAll(t *testing.T, want string) []store.Usage {
 func TestUsageOutboxReportsDebitsThatCommitLate(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
-		early func(*heldTx) int64 // before the other debits commit
-		late  func(*heldTx) int64 // after they commit
+		early func(*heldTx) int64        // before the other debits commit
+		late  func(*heldTx, int64) int64 // after they commit, given what early returned
 	}{
 		{
 			name:  "low seq, low xid",
 			early: func(h *heldTx) int64 { return h.spend("held", "late", 7) },
-			late:  func(*heldTx) int64 { return 0 },
+			late:  func(_ *heldTx, seq int64) int64 { return seq },
 		},
 		{
 			name:  "high seq, low xid",
 			early: func(h *heldTx) int64 { h.takeXID(); return 0 },
-			late:  func(h *heldTx) int64 { return h.spend("held", "late", 7) },
+			late:  func(h *heldTx, _ int64) int64 { return h.spend("held", "late", 7) },
+		},
+		{
+			name:  "low seq, high xid",
+			early: func(h *heldTx) int64 { return h.takeSeq() },
+			late:  func(h *heldTx, seq int64) int64 { h.debitAt(seq, "held", "late", 7); return seq },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -159,9 +190,7 @@ func TestUsageOutboxReportsDebitsThatCommitLate(t *testing.T) {
 			seq := tc.early(h)
 			spendOp(t, f.s, "acct", "op1", 3, 0)
 			f.reportAll(t, "[op1:3]")
-			if s := tc.late(h); s != 0 {
-				seq = s
-			}
+			seq = tc.late(h, seq)
 			spendOp(t, f.s, "acct", "op2", 4, 0)
 			f.reportAll(t, "[op2:4]")
 			f.reportAll(t, "[]")
