@@ -27,10 +27,10 @@
 -- parts only rise. An acknowledgement is dropped only once its debit is
 -- under both, so that no read meets that debit again.
 --
--- A read then scans the rows past the floor's seq, and those of recent
--- transactions (xid >= floor.xid) under it: usage_advance returns lo, the
--- seq below which no open row lies, and a read walks the seq index from
--- lo, as the floors of most reads have no open row under them.
+-- A read keeps the rows above the floor, walking the seq index from lo,
+-- which usage_advance returns: the seq below which none of the open rows
+-- lies. Under most floors no row is open, and lo is floor.seq; a late
+-- commit lowers it to just below its row until that row is dealt with.
 --
 -- Rows written before this migration have no xid: every transaction that
 -- wrote one had ended when the migration took the ledger's lock, so they
