@@ -37,6 +37,15 @@ type UsageOptions struct {
 // same usage at once. Debits refunded in full are acknowledged on the way;
 // a refund of an operation already reported comes back as a correction
 // (see [store.Usage.Revision]). Safe for concurrent use.
+//
+// Every debit that commits is read until it is acknowledged, and every
+// refund of a reported operation comes back, however long its transaction
+// stayed open after the row took its place in the ledger: the floor also
+// stays below the transactions still running (their transaction IDs), so
+// a late commit never lands under it. Settle only nets refunds; it is not
+// what keeps usage from being lost. A transaction left open in the
+// database holds the floor's transaction ID back, so reads scan the
+// ledger rows written since it began until it ends.
 type UsageOutbox struct {
 	s        *Store
 	consumer string
@@ -48,9 +57,9 @@ type UsageOutbox struct {
 	ack      string
 }
 
-// UsageOutbox returns the usage outbox of the store's ledger (migration
-// 0002 must be applied; see [Migrate]), or an error for a configuration
-// mistake.
+// UsageOutbox returns the usage outbox of the store's ledger (migrations
+// 0002 to 0004 must be applied; see [Migrate]), or an error for a
+// configuration mistake.
 func (s *Store) UsageOutbox(opts *UsageOptions) (*UsageOutbox, error) {
 	var o UsageOptions
 	if opts != nil {

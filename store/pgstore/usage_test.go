@@ -269,7 +269,9 @@ func BenchmarkUsagePending(b *testing.B) {
 		`INSERT INTO ` + sc + `.ledger (at, account_id, kind, amount, balance, operation_id)
 		 SELECT now() - interval '1 hour', 'acct' || (i % 100), 'refund', 1, 0, 'op' || i
 		   FROM generate_series(1, 100000, 97) i`,
-		`INSERT INTO ` + sc + `.usage_floor VALUES ('stripe', 99000, (SELECT max(seq) FROM ` + sc + `.ledger))`,
+		`INSERT INTO ` + sc + `.usage_floor (consumer, seq, refund_seq, xid, refund_xid)
+		 VALUES ('stripe', 99000, (SELECT max(seq) FROM ` + sc + `.ledger),
+		         pg_snapshot_xmin(pg_current_snapshot()), pg_snapshot_xmin(pg_current_snapshot()))`,
 		`ANALYZE ` + sc + `.ledger`,
 	} {
 		if _, err := pool.Exec(ctx, q); err != nil {
