@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -47,31 +48,21 @@ func seconds(d time.Duration) int64 {
 
 // setHeaders writes RateLimit-Policy and RateLimit describing res into h,
 // and the legacy headers if configured. RateLimit is the policy's full
-// value when it fits, else one allocation (see oneValue).
+// value when it is one, else cut from a slab (see valueSlab).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	if l.opts.Shadow {
-		l.setShadowHeaders(h, res)
+		h[HeaderRateLimitPolicyShadow] = res.policy.header
+		h[HeaderRateLimitShadow] = l.rateLimitValue(res, seconds(res.Reset))
 		return
 	}
 	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
-
 	t := seconds(res.Reset)
-	switch {
-	case len(res.Windows) > 0 && pol.set != nil:
-		h[HeaderRateLimit] = l.windowsValue(res, t)
-	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
+	if res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil {
 		h[HeaderRateLimit] = pol.full
-	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
-		v := new(oneValue)
-		b := appendRateLimit(v.buf[:0], l.rPrefix, res.Remaining, t)
-		v.v[0] = unsafe.String(&v.buf[0], len(b))
-		h[HeaderRateLimit] = v.v[:]
-	default:
-		var buf [2*64 + 5 + maxParamsLen]byte // a quoted Name of up to 64 bytes, and ";r="
-		h[HeaderRateLimit] = []string{string(appendRateLimit(buf[:0], l.rPrefix, res.Remaining, t))}
+	} else {
+		h[HeaderRateLimit] = l.rateLimitValue(res, t)
 	}
-
 	if l.opts.LegacyHeaders { // under canonical names too
 		h["X-Ratelimit-Limit"] = pol.limitValue
 		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
@@ -79,59 +70,102 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	}
 }
 
-// windowsValue is the RateLimit value of res, a result with other
-// windows: one item per window, the main one's t given. It is written in
-// res.mem when it fits.
-func (l *Limiter) windowsValue(res *Result, t int64) []string {
+// rateLimitValue is the RateLimit value of res, the main window's t given:
+// one item per window of its policy, cut from the slab of res's scratch.
+func (l *Limiter) rateLimitValue(res *Result, t int64) []string {
 	set := res.policy.set
-	var b []byte
-	m := res.mem
-	if need := len(l.rPrefix) + len(set.items) + (len(set.ws)+1)*maxParamsLen; m != nil && need <= len(m.buf) {
-		b = m.buf[:0]
-	} else {
-		m = nil
-		b = make([]byte, 0, need)
+	if len(res.Windows) == 0 {
+		set = nil
 	}
-	b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
+	need := len(l.rPrefix) + maxParamsLen
+	if set != nil {
+		need += set.valueLen
+	}
+	if need > len(valueSlab{}.buf) { // names of up to 64 bytes never are
+		return []string{string(appendRateLimitValue(nil, l.rPrefix, res, t, set))}
+	}
+	s := res.scratchMem().slabWith(need)
+	return s.cut(appendRateLimitValue(s.buf[s.nb:s.nb:len(s.buf)], l.rPrefix, res, t, set))
+}
+
+// appendRateLimitValue appends the RateLimit value of res, whose main
+// window is named by prefix and has t, and whose other windows are those
+// of set (nil for none).
+func appendRateLimitValue(b []byte, prefix string, res *Result, t int64, set *windowSet) []byte {
+	b = appendRateLimit(b, prefix, res.Remaining, t)
+	if set == nil {
+		return b
+	}
 	for i := range res.Windows {
 		w := &res.Windows[i]
 		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
 	}
-	v := unsafe.String(&b[0], len(b))
-	if m == nil {
-		return []string{v}
+	return b
+}
+
+// scratch is a request's working memory, taken from scratches and given
+// back when its response's headers are set: the outcomes of its policy's
+// other windows, written anew by each request, and the slab its header
+// values are cut from.
+type scratch struct {
+	wins [store.MaxWindows - 1]WindowResult
+	slab *valueSlab
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// scratchMem returns res's scratch, taken from scratches if it has none.
+func (res *Result) scratchMem() *scratch {
+	if res.scratch == nil {
+		res.scratch = scratches.Get().(*scratch)
 	}
-	m.v[0] = v
-	return m.v[:]
+	return res.scratch
 }
 
-// windowsMem is a result's window outcomes and its RateLimit value in one
-// allocation, for a policy of up to four windows; the value's string
-// shares buf, never written again once it is.
-type windowsMem struct {
-	w   [3]WindowResult
-	v   [1]string
-	buf [256]byte
-}
-
-// windowResults returns n window outcomes for res, in res.mem if they fit.
+// windowResults returns memory for the n (< store.MaxWindows) outcomes of
+// res's other windows, from its scratch.
 func (res *Result) windowResults(n int) []WindowResult {
-	if n > len(windowsMem{}.w) {
-		return make([]WindowResult, n)
-	}
-	res.mem = new(windowsMem)
-	return res.mem.w[:n]
+	return res.scratchMem().wins[:n:n]
 }
 
-// setShadowHeaders writes the headers of res under their shadow names.
-func (l *Limiter) setShadowHeaders(h http.Header, res *Result) {
-	h[HeaderRateLimitPolicyShadow] = res.policy.header
-	t := seconds(res.Reset)
-	if len(res.Windows) > 0 && res.policy.set != nil {
-		h[HeaderRateLimitShadow] = l.windowsValue(res, t)
-		return
+// release gives res's scratch back to scratches, once nothing reads its
+// Windows any more: Windows is then nil.
+func (res *Result) release() {
+	if res.scratch != nil {
+		res.Windows = nil
+		scratches.Put(res.scratch)
+		res.scratch = nil
 	}
-	h[HeaderRateLimitShadow] = []string{string(appendRateLimit(nil, l.rPrefix, res.Remaining, t))}
+}
+
+// valueSlab is memory that header values are cut from, front to back: a
+// part once cut is never written again, so a value stays valid for as long
+// as anything holds it, and one allocation serves many responses.
+type valueSlab struct {
+	vals [64]string
+	buf  [4096]byte
+	nv   int // values cut
+	nb   int // bytes cut
+}
+
+// slabWith returns sc's slab if it has room for a value of up to need
+// bytes, else a new one, which the old one's values keep alive.
+func (sc *scratch) slabWith(need int) *valueSlab {
+	if s := sc.slab; s != nil && s.nv < len(s.vals) && len(s.buf)-s.nb >= need {
+		return s
+	}
+	sc.slab = new(valueSlab)
+	return sc.slab
+}
+
+// cut returns b, appended to s.buf's free bytes without growing, as a
+// one-element header value, and marks its memory used.
+func (s *valueSlab) cut(b []byte) []string {
+	s.vals[s.nv] = unsafe.String(&b[0], len(b))
+	v := s.vals[s.nv : s.nv+1 : s.nv+1]
+	s.nv++
+	s.nb += len(b)
+	return v
 }
 
 // maxParamsLen is the longest r and t of a RateLimit value get: two int64s
@@ -144,12 +178,4 @@ func appendRateLimit(b []byte, prefix string, r int, t int64) []byte {
 	b = strconv.AppendInt(b, int64(r), 10)
 	b = append(b, ";t="...)
 	return strconv.AppendInt(b, t, 10)
-}
-
-// oneValue is a one-element header value and its bytes in one allocation,
-// for a RateLimit value with a short name (up to 16 bytes); the string
-// shares buf, never written again once it is.
-type oneValue struct {
-	v   [1]string
-	buf [64]byte
 }

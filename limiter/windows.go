@@ -18,17 +18,19 @@ import (
 type windowSet struct {
 	ws         []limitWindow
 	items      string // `, "name";q=…;w=…` for each window: RateLimit-Policy's part
+	valueLen   int    // the most bytes the windows' RateLimit items take
 	perAccount bool   // made for one request: its policies are not kept
-	fixed      bool   // some window is a fixed one
+	month      bool   // some window counts per month, whose bounds depend on the anchor
 	// bounds caches the store buckets of the periods that hold the latest
 	// request's time, for an account anchored where that request's was.
 	bounds atomic.Pointer[setBounds]
 }
 
 // setBounds is the store buckets of a set's windows, right for requests
-// at from ≤ now < until of accounts anchored at anchor. Read only.
+// at from ≤ now < until (Unix nanoseconds) of accounts anchored at anchor
+// (if the set has a month window). Read only.
 type setBounds struct {
-	from, until time.Time
+	from, until int64
 	anchor      time.Time
 	buckets     []store.Bucket
 }
@@ -63,9 +65,10 @@ func newWindowSet(name, field string, ws []store.Window) (*windowSet, error) {
 			return nil, fmt.Errorf("limiter: %s: window name %q used twice (the main window is %q)", field, w.Name, name)
 		}
 		seen[w.Name] = true
-		set.fixed = set.fixed || w.Period != ""
+		set.month = set.month || w.Period == store.PeriodMonth
 		q := quote(w.Name)
 		set.ws[i] = limitWindow{Window: w, key: name + "/" + w.Name, rPrefix: ", " + q + ";r=", violated: []string{w.Name}}
+		set.valueLen += len(set.ws[i].rPrefix) + maxParamsLen
 		secs := w.Period.Seconds()
 		if w.Period == "" {
 			secs = window(store.RateLimit{Rate: w.Rate, Burst: w.Burst})
@@ -110,15 +113,19 @@ func anchor(a *store.Account) time.Time {
 }
 
 // moreBuckets returns the store buckets of set's windows for a request of
-// account a at now: those cached while the periods that hold now and a's
-// anchor are those of the cache, new ones otherwise. The caller must not
-// write to them.
+// account a at now: those cached while the periods that hold now (and a's
+// anchor, for a month) are those of the cache, new ones otherwise. The
+// caller must not write to them.
 func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket {
-	at := anchor(a)
-	if c := s.bounds.Load(); c != nil && !now.Before(c.from) && now.Before(c.until) && c.anchor.Equal(at) {
+	ns := now.UnixNano()
+	var at time.Time
+	if s.month {
+		at = anchor(a)
+	}
+	if c := s.bounds.Load(); c != nil && ns >= c.from && ns < c.until && c.anchor.Equal(at) {
 		return c.buckets
 	}
-	c := &setBounds{anchor: at, buckets: make([]store.Bucket, len(s.ws))}
+	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at, buckets: make([]store.Bucket, len(s.ws))}
 	for i := range s.ws {
 		w := &s.ws[i]
 		b := &c.buckets[i]
@@ -128,15 +135,7 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 		}
 		b.Rate = 0
 		b.Start, b.End = w.Period.Bounds(now, at)
-		if c.from.IsZero() || b.Start.After(c.from) {
-			c.from = b.Start
-		}
-		if c.until.IsZero() || b.End.Before(c.until) {
-			c.until = b.End
-		}
-	}
-	if !s.fixed {
-		c.from, c.until = time.Time{}, time.Unix(1<<62, 0)
+		c.from, c.until = max(c.from, b.Start.UnixNano()), min(c.until, b.End.UnixNano())
 	}
 	if !s.perAccount {
 		s.bounds.Store(c)
