@@ -58,7 +58,7 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
 	t := seconds(res.Reset)
-	if res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil {
+	if len(res.Windows) == 0 && pol.isFull(res.Remaining, t) {
 		h[HeaderRateLimit] = pol.full
 	} else {
 		h[HeaderRateLimit] = l.rateLimitValue(res, t)
@@ -92,7 +92,11 @@ func (l *Limiter) rateLimitValue(res *Result, t int64) []string {
 // window is named by prefix and has t, and whose other windows are those
 // of set (nil for none).
 func appendRateLimitValue(b []byte, prefix string, res *Result, t int64, set *windowSet) []byte {
-	b = appendRateLimit(b, prefix, res.Remaining, t)
+	if pol := res.policy; pol.isFull(res.Remaining, t) {
+		b = append(b, pol.full[0]...)
+	} else {
+		b = appendRateLimit(b, prefix, res.Remaining, t)
+	}
 	if set == nil {
 		return b
 	}

@@ -412,7 +412,7 @@ func (l *Limiter) takeWindows(res *Result, key string) {
 	res.Windows = res.windowResults(len(wins))
 	for i := range wins {
 		left := time.Duration(bounds[i].End.UnixNano() - now)
-		res.Windows[i] = set.ws[i].result(res.Cost, wins[i].held, wins[i].tokens, left)
+		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, left)
 	}
 	res.combine(held)
 }
@@ -468,7 +468,7 @@ func (res *Result) fillStoreWindows(br store.BucketResult, pol *policy) {
 	res.fillStore(main, pol)
 	res.Windows = res.windowResults(len(br.More))
 	for i := range br.More {
-		res.Windows[i] = pol.set.ws[i].storeResult(res.Cost, &br.More[i])
+		pol.set.ws[i].storeResult(&res.Windows[i], res.Cost, &br.More[i])
 	}
 	res.combine(held)
 }

@@ -143,10 +143,10 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 	return c.buckets
 }
 
-// windowResult is the result of a take of cost tokens from w that left
+// result sets wr to the outcome of a take of cost tokens from w that left
 // tokens in it, with left the time until its period ends if it is fixed.
-func (w *limitWindow) result(cost int, held bool, tokens float64, left time.Duration) WindowResult {
-	wr := WindowResult{Name: w.Name, Allowed: held, Quota: w.Burst, Remaining: int(max(0, math.Floor(tokens)))}
+func (w *limitWindow) result(wr *WindowResult, cost int, held bool, tokens float64, left time.Duration) {
+	*wr = WindowResult{Name: w.Name, Allowed: held, Quota: w.Burst, Remaining: int(max(0, math.Floor(tokens)))}
 	full := tokens >= float64(w.Burst)
 	switch {
 	case w.Period != "" && !full:
@@ -163,11 +163,10 @@ func (w *limitWindow) result(cost int, held bool, tokens float64, left time.Dura
 	default:
 		wr.RetryAfter = tokenbucket.Duration(float64(cost)-tokens, w.Rate)
 	}
-	return wr
 }
 
-// storeResult is w's result from a store's take of cost tokens.
-func (w *limitWindow) storeResult(cost int, br *store.BucketResult) WindowResult {
+// storeResult sets wr to w's outcome from a store's take of cost tokens.
+func (w *limitWindow) storeResult(wr *WindowResult, cost int, br *store.BucketResult) {
 	tokens := float64(br.Remaining)
 	if w.Period == "" {
 		t := float64(w.Burst) - br.Full.Seconds()*w.Rate
@@ -175,11 +174,10 @@ func (w *limitWindow) storeResult(cost int, br *store.BucketResult) WindowResult
 			tokens = t
 		}
 	}
-	wr := w.result(cost, br.OK, tokens, br.Full)
+	w.result(wr, cost, br.OK, tokens, br.Full)
 	if !br.OK && br.Wait > 0 {
 		wr.RetryAfter = br.Wait
 	}
-	return wr
 }
 
 // combine sets res.Allowed and res.RetryAfter from its main window (held
