@@ -146,7 +146,8 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 // result sets wr to the outcome of a take of cost tokens from w that left
 // tokens in it, with left the time until its period ends if it is fixed.
 func (w *limitWindow) result(wr *WindowResult, cost int, held bool, tokens float64, left time.Duration) {
-	*wr = WindowResult{Name: w.Name, Allowed: held, Quota: w.Burst, Remaining: int(max(0, math.Floor(tokens)))}
+	wr.Name, wr.Allowed, wr.Quota = w.Name, held, w.Burst
+	wr.Remaining, wr.Reset, wr.RetryAfter = int(max(0, math.Floor(tokens))), 0, 0
 	full := tokens >= float64(w.Burst)
 	switch {
 	case w.Period != "" && !full:
