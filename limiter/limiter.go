@@ -400,19 +400,18 @@ func (l *Limiter) takeWindows(res *Result, key string) {
 		wins = make([]windowTake, 0, len(set.ws))
 	}
 	wins = wins[:len(set.ws)]
-	bounds := set.moreBuckets(res.now, res.account)
-	epoch, now := l.buckets.epoch.UnixNano(), res.now.UnixNano()
+	spans := set.boundsAt(res.now, res.account).spans
 	for i := range set.ws {
 		if set.ws[i].Period != "" {
-			wins[i].start = bounds[i].Start.UnixNano() - epoch
+			wins[i].start = spans[i].start - l.buckets.epochNs
 		}
 	}
 	_, held, tokens := l.buckets.takeWindows(key, res.policy, res.Cost, res.now, wins)
 	res.fill(held, tokens, res.policy)
 	res.Windows = res.windowResults(len(wins))
+	now := res.now.UnixNano()
 	for i := range wins {
-		left := time.Duration(bounds[i].End.UnixNano() - now)
-		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, left)
+		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, time.Duration(spans[i].end-now))
 	}
 	res.combine(held)
 }

@@ -33,7 +33,11 @@ type setBounds struct {
 	from, until int64
 	anchor      time.Time
 	buckets     []store.Bucket
+	spans       []span // of each window, as Unix nanoseconds
 }
+
+// span is a fixed window's period, [start, end) in Unix nanoseconds.
+type span struct{ start, end int64 }
 
 // limitWindow is one window of a set.
 type limitWindow struct {
@@ -117,15 +121,22 @@ func anchor(a *store.Account) time.Time {
 // anchor, for a month) are those of the cache, new ones otherwise. The
 // caller must not write to them.
 func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket {
+	return s.boundsAt(now, a).buckets
+}
+
+// boundsAt returns the bounds of set's windows for a request of account a
+// at now (see moreBuckets).
+func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
 	ns := now.UnixNano()
 	var at time.Time
 	if s.month {
 		at = anchor(a)
 	}
 	if c := s.bounds.Load(); c != nil && ns >= c.from && ns < c.until && c.anchor.Equal(at) {
-		return c.buckets
+		return c
 	}
-	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at, buckets: make([]store.Bucket, len(s.ws))}
+	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at,
+		buckets: make([]store.Bucket, len(s.ws)), spans: make([]span, len(s.ws))}
 	for i := range s.ws {
 		w := &s.ws[i]
 		b := &c.buckets[i]
@@ -135,12 +146,13 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 		}
 		b.Rate = 0
 		b.Start, b.End = w.Period.Bounds(now, at)
-		c.from, c.until = max(c.from, b.Start.UnixNano()), min(c.until, b.End.UnixNano())
+		c.spans[i] = span{b.Start.UnixNano(), b.End.UnixNano()}
+		c.from, c.until = max(c.from, c.spans[i].start), min(c.until, c.spans[i].end)
 	}
 	if !s.perAccount {
 		s.bounds.Store(c)
 	}
-	return c.buckets
+	return c
 }
 
 // result sets wr to the outcome of a take of cost tokens from w that left
