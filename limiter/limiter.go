@@ -394,7 +394,7 @@ func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string
 // key's in-process bucket, or from none, and fills res.
 func (l *Limiter) takeWindows(res *Result, key string) {
 	set := res.policy.set
-	var arr [4]windowTake
+	var arr [4]windowTake // a policy of up to five windows, in place
 	wins := arr[:0]
 	if len(set.ws) > len(arr) {
 		wins = make([]windowTake, 0, len(set.ws))

@@ -142,7 +142,7 @@ func (o *windowOwner) find(w *Bucket) *memoryBucket {
 // else calls commit(false). The caller holds the windows' lock.
 func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool) BucketResult {
 	var (
-		arr  [4]windowState
+		arr  [4]windowState // a policy of up to four windows, in place
 		wins = arr[:0]
 	)
 	n, ok := 1+len(b.More), true
