@@ -30,7 +30,10 @@ type table struct {
 	mask   uint64
 	shards []shard
 	epoch  time.Time // buckets count nanoseconds from it, saturating ~292 years away
-	ps     *policies // for a limit whose policy a take does not know (an override's)
+	// epochNs is epoch in Unix nanoseconds: a fixed window's period starts
+	// at its start's Unix nanoseconds minus epochNs.
+	epochNs int64
+	ps      *policies // for a limit whose policy a take does not know (an override's)
 }
 
 // shard is one lock's share of a table. Eviction walks idx as a CLOCK
@@ -110,7 +113,7 @@ func newTable(maxKeys int, epoch time.Time) *table {
 	for n > 1 && maxKeys/n < minShardKeys {
 		n /= 2
 	}
-	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n), epoch: epoch}
+	t := &table{seed: maphash.MakeSeed(), mask: uint64(n - 1), shards: make([]shard, n), epoch: epoch, epochNs: epoch.UnixNano()}
 	for i := range t.shards {
 		t.shards[i].max = maxKeys / n
 	}

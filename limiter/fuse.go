@@ -46,7 +46,9 @@ func (f fused) Admit(w http.ResponseWriter, r *http.Request, b store.Bucket, res
 	}
 	c, _ := paywall.CallerFromContext(r.Context())
 	out.fillStore(res, l.policyOf(c, b))
-	return l.answer(w, r, c, &out)
+	ok := l.answer(w, r, c, &out)
+	out.release()
+	return ok
 }
 
 // Take takes b's tokens alone and answers as Handler does.
@@ -64,7 +66,9 @@ func (f fused) Take(w http.ResponseWriter, r *http.Request, b store.Bucket) bool
 		l.refuseError(w, r, c, &res, err)
 		return false
 	}
-	return l.answer(w, r, c, &res)
+	ok := l.answer(w, r, c, &res)
+	res.release()
+	return ok
 }
 
 // requestCost returns the tokens r takes.

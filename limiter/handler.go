@@ -60,13 +60,18 @@ func (h *limitHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := l.take(r, c)
+	pass := true
 	switch {
 	case l.opts.Shadow:
 		l.shadow(w, r, c, &res, err)
-		h.next.ServeHTTP(w, r)
 	case err != nil:
 		l.refuseError(w, r, c, &res, err)
-	case l.answer(w, r, c, &res):
+		pass = false
+	default:
+		pass = l.answer(w, r, c, &res)
+	}
+	res.release()
+	if pass {
 		h.next.ServeHTTP(w, r)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -47,31 +48,21 @@ func seconds(d time.Duration) int64 {
 
 // setHeaders writes RateLimit-Policy and RateLimit describing res into h,
 // and the legacy headers if configured. RateLimit is the policy's full
-// value when it fits, else one allocation (see oneValue).
+// value when it is one, else cut from a slab (see valueSlab).
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	if l.opts.Shadow {
-		l.setShadowHeaders(h, res)
+		h[HeaderRateLimitPolicyShadow] = res.policy.header
+		h[HeaderRateLimitShadow] = l.rateLimitValue(res, seconds(res.Reset))
 		return
 	}
 	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
-
 	t := seconds(res.Reset)
-	switch {
-	case len(res.Windows) > 0 && pol.set != nil:
-		h[HeaderRateLimit] = l.windowsValue(res, t)
-	case res.Remaining == pol.fullR && t == pol.fullT && pol.full != nil:
+	if len(res.Windows) == 0 && pol.isFull(res.Remaining, t) {
 		h[HeaderRateLimit] = pol.full
-	case len(l.rPrefix)+maxParamsLen <= len(oneValue{}.buf):
-		v := new(oneValue)
-		b := appendRateLimit(v.buf[:0], l.rPrefix, res.Remaining, t)
-		v.v[0] = unsafe.String(&v.buf[0], len(b))
-		h[HeaderRateLimit] = v.v[:]
-	default:
-		var buf [2*64 + 5 + maxParamsLen]byte // a quoted Name of up to 64 bytes, and ";r="
-		h[HeaderRateLimit] = []string{string(appendRateLimit(buf[:0], l.rPrefix, res.Remaining, t))}
+	} else {
+		h[HeaderRateLimit] = l.rateLimitValue(res, t)
 	}
-
 	if l.opts.LegacyHeaders { // under canonical names too
 		h["X-Ratelimit-Limit"] = pol.limitValue
 		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
@@ -79,59 +70,106 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 	}
 }
 
-// windowsValue is the RateLimit value of res, a result with other
-// windows: one item per window, the main one's t given. It is written in
-// res.mem when it fits.
-func (l *Limiter) windowsValue(res *Result, t int64) []string {
+// rateLimitValue is the RateLimit value of res, the main window's t given:
+// one item per window of its policy, cut from the slab of res's scratch.
+func (l *Limiter) rateLimitValue(res *Result, t int64) []string {
 	set := res.policy.set
-	var b []byte
-	m := res.mem
-	if need := len(l.rPrefix) + len(set.items) + (len(set.ws)+1)*maxParamsLen; m != nil && need <= len(m.buf) {
-		b = m.buf[:0]
-	} else {
-		m = nil
-		b = make([]byte, 0, need)
+	if len(res.Windows) == 0 {
+		set = nil
 	}
-	b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
+	need := len(l.rPrefix) + maxParamsLen
+	if set != nil {
+		need += set.valueLen
+	}
+	if need > len(valueSlab{}.buf) { // names of up to 64 bytes never are
+		return []string{string(appendRateLimitValue(nil, l.rPrefix, res, t, set))}
+	}
+	s := res.scratchMem().slabWith(need)
+	return s.cut(appendRateLimitValue(s.buf[s.nb:s.nb:len(s.buf)], l.rPrefix, res, t, set))
+}
+
+// appendRateLimitValue appends the RateLimit value of res, whose main
+// window is named by prefix and has t, and whose other windows are those
+// of set (nil for none).
+func appendRateLimitValue(b []byte, prefix string, res *Result, t int64, set *windowSet) []byte {
+	if pol := res.policy; pol.isFull(res.Remaining, t) {
+		b = append(b, pol.full[0]...)
+	} else {
+		b = appendRateLimit(b, prefix, res.Remaining, t)
+	}
+	if set == nil {
+		return b
+	}
 	for i := range res.Windows {
 		w := &res.Windows[i]
 		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
 	}
-	v := unsafe.String(&b[0], len(b))
-	if m == nil {
-		return []string{v}
+	return b
+}
+
+// scratch is a request's working memory, taken from scratches and given
+// back when its response's headers are set: the outcomes of its policy's
+// other windows, written anew by each request, and the slab its header
+// values are cut from.
+type scratch struct {
+	wins [store.MaxWindows - 1]WindowResult
+	slab *valueSlab
+}
+
+var scratches = sync.Pool{New: func() any { return new(scratch) }}
+
+// scratchMem returns res's scratch, taken from scratches if it has none.
+func (res *Result) scratchMem() *scratch {
+	if res.scratch == nil {
+		res.scratch = scratches.Get().(*scratch)
 	}
-	m.v[0] = v
-	return m.v[:]
+	return res.scratch
 }
 
-// windowsMem is a result's window outcomes and its RateLimit value in one
-// allocation, for a policy of up to four windows; the value's string
-// shares buf, never written again once it is.
-type windowsMem struct {
-	w   [3]WindowResult
-	v   [1]string
-	buf [256]byte
-}
-
-// windowResults returns n window outcomes for res, in res.mem if they fit.
+// windowResults returns memory for the n (< store.MaxWindows) outcomes of
+// res's other windows, from its scratch.
 func (res *Result) windowResults(n int) []WindowResult {
-	if n > len(windowsMem{}.w) {
-		return make([]WindowResult, n)
-	}
-	res.mem = new(windowsMem)
-	return res.mem.w[:n]
+	return res.scratchMem().wins[:n:n]
 }
 
-// setShadowHeaders writes the headers of res under their shadow names.
-func (l *Limiter) setShadowHeaders(h http.Header, res *Result) {
-	h[HeaderRateLimitPolicyShadow] = res.policy.header
-	t := seconds(res.Reset)
-	if len(res.Windows) > 0 && res.policy.set != nil {
-		h[HeaderRateLimitShadow] = l.windowsValue(res, t)
-		return
+// release gives res's scratch back to scratches, once nothing reads its
+// Windows any more: Windows is then nil.
+func (res *Result) release() {
+	if res.scratch != nil {
+		res.Windows = nil
+		scratches.Put(res.scratch)
+		res.scratch = nil
 	}
-	h[HeaderRateLimitShadow] = []string{string(appendRateLimit(nil, l.rPrefix, res.Remaining, t))}
+}
+
+// valueSlab is memory that header values are cut from, front to back: a
+// part once cut is never written again, so a value stays valid for as long
+// as anything holds it, and one allocation serves many responses.
+type valueSlab struct {
+	vals [64]string
+	buf  [4096]byte
+	nv   int // values cut
+	nb   int // bytes cut
+}
+
+// slabWith returns sc's slab if it has room for a value of up to need
+// bytes, else a new one, which the old one's values keep alive.
+func (sc *scratch) slabWith(need int) *valueSlab {
+	if s := sc.slab; s != nil && s.nv < len(s.vals) && len(s.buf)-s.nb >= need {
+		return s
+	}
+	sc.slab = new(valueSlab)
+	return sc.slab
+}
+
+// cut returns b, appended to s.buf's free bytes without growing, as a
+// one-element header value, and marks its memory used.
+func (s *valueSlab) cut(b []byte) []string {
+	s.vals[s.nv] = unsafe.String(&b[0], len(b))
+	v := s.vals[s.nv : s.nv+1 : s.nv+1]
+	s.nv++
+	s.nb += len(b)
+	return v
 }
 
 // maxParamsLen is the longest r and t of a RateLimit value get: two int64s
@@ -141,15 +179,41 @@ const maxParamsLen = 20 + len(";t=") + 20
 // appendRateLimit appends the RateLimit value prefix (`"name";r=`) + `<r>;t=<t>`.
 func appendRateLimit(b []byte, prefix string, r int, t int64) []byte {
 	b = append(b, prefix...)
-	b = strconv.AppendInt(b, int64(r), 10)
+	b = appendDecimal(b, int64(r))
 	b = append(b, ";t="...)
-	return strconv.AppendInt(b, t, 10)
+	return appendDecimal(b, t)
 }
 
-// oneValue is a one-element header value and its bytes in one allocation,
-// for a RateLimit value with a short name (up to 16 bytes); the string
-// shares buf, never written again once it is.
-type oneValue struct {
-	v   [1]string
-	buf [64]byte
+// digits4 is the four decimal digits of each number below 10,000.
+var digits4 = func() (d [10_000][4]byte) {
+	for i := range d {
+		d[i] = [4]byte{byte('0' + i/1000), byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}
+	}
+	return d
+}()
+
+// appendDecimal appends v in decimal, as strconv.AppendInt does, four
+// digits at a time below 10^8: the r and t of RateLimit values.
+func appendDecimal(b []byte, v int64) []byte {
+	switch {
+	case v < 0 || v >= 1e8:
+		return strconv.AppendInt(b, v, 10)
+	case v >= 1e4:
+		return append(appendDigits(b, v/1e4), digits4[v%1e4][:]...)
+	}
+	return appendDigits(b, v)
+}
+
+// appendDigits appends 0 ≤ v < 10,000 in decimal.
+func appendDigits(b []byte, v int64) []byte {
+	d := &digits4[v]
+	switch {
+	case v >= 1000:
+		return append(b, d[:]...)
+	case v >= 100:
+		return append(b, d[1:]...)
+	case v >= 10:
+		return append(b, d[2:]...)
+	}
+	return append(b, d[3])
 }

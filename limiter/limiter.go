@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -316,9 +317,9 @@ type Result struct {
 	policy     *policy
 	account    *store.Account // the request's, if any
 	now        time.Time
-	held       bool        // the main window held the tokens (with Windows)
-	mem        *windowsMem // holds Windows, if they fit
-	failedOpen bool        // Options.Store failed and the local bucket decided
+	held       bool     // the main window held the tokens (with Windows)
+	failedOpen bool     // Options.Store failed and the local bucket decided
+	scratch    *scratch // holds Windows, if not nil; see release
 }
 
 // Take decides whether r may pass and takes its tokens if so: the decision
@@ -327,7 +328,13 @@ type Result struct {
 // Options.Store fails and FailOpen is off; the Result is then meaningless.
 func (l *Limiter) Take(r *http.Request) (Result, error) {
 	c, _ := paywall.CallerFromContext(r.Context())
-	return l.take(r, c)
+	res, err := l.take(r, c)
+	if res.scratch != nil {
+		ws := slices.Clone(res.Windows)
+		res.release()
+		res.Windows = ws
+	}
+	return res, err
 }
 
 func (l *Limiter) take(r *http.Request, c *paywall.Caller) (Result, error) {
@@ -387,19 +394,24 @@ func (l *Limiter) takeFrom(ctx context.Context, res *Result, account, key string
 // key's in-process bucket, or from none, and fills res.
 func (l *Limiter) takeWindows(res *Result, key string) {
 	set := res.policy.set
-	var arr [store.MaxWindows]windowTake
-	wins := arr[:len(set.ws)]
-	bounds := set.moreBuckets(res.now, res.account)
+	var arr [4]windowTake // a policy of up to five windows, in place
+	wins := arr[:0]
+	if len(set.ws) > len(arr) {
+		wins = make([]windowTake, 0, len(set.ws))
+	}
+	wins = wins[:len(set.ws)]
+	spans := set.boundsAt(res.now, res.account).spans
 	for i := range set.ws {
 		if set.ws[i].Period != "" {
-			wins[i].start = int64(bounds[i].Start.Sub(l.buckets.epoch))
+			wins[i].start = spans[i].start - l.buckets.epochNs
 		}
 	}
 	_, held, tokens := l.buckets.takeWindows(key, res.policy, res.Cost, res.now, wins)
 	res.fill(held, tokens, res.policy)
 	res.Windows = res.windowResults(len(wins))
+	now := res.now.UnixNano()
 	for i := range wins {
-		res.Windows[i] = set.ws[i].result(res.Cost, wins[i].held, wins[i].tokens, bounds[i].End.Sub(res.now))
+		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, time.Duration(spans[i].end-now))
 	}
 	res.combine(held)
 }
@@ -455,7 +467,7 @@ func (res *Result) fillStoreWindows(br store.BucketResult, pol *policy) {
 	res.fillStore(main, pol)
 	res.Windows = res.windowResults(len(br.More))
 	for i := range br.More {
-		res.Windows[i] = pol.set.ws[i].storeResult(res.Cost, &br.More[i])
+		pol.set.ws[i].storeResult(&res.Windows[i], res.Cost, &br.More[i])
 	}
 	res.combine(held)
 }

@@ -17,9 +17,9 @@ type policy struct {
 	header     []string   // RateLimit-Policy
 	limitValue []string   // X-RateLimit-Limit
 
-	// full is the RateLimit value (r=fullR, t=fullT) after a fixed-cost take
-	// from a full bucket, as a client under its limit makes; nil if cost >
-	// burst or the policy has other windows.
+	// full is the RateLimit value of the main window (r=fullR, t=fullT)
+	// after a fixed-cost take from a full bucket, as a client under its
+	// limit makes; nil if cost > burst.
 	full  []string
 	fullR int
 	fullT int64
@@ -34,13 +34,19 @@ func newPolicy(quoted string, lim store.RateLimit, cost int, set *windowSet) *po
 		header:     []string{quoted + ";q=" + strconv.Itoa(lim.Burst) + ";w=" + strconv.FormatInt(window(lim), 10) + set.policyItems()},
 		limitValue: []string{strconv.Itoa(lim.Burst)},
 	}
-	if cost <= lim.Burst && set == nil {
+	if cost <= lim.Burst {
 		res := Result{Cost: cost}
 		res.fill(true, float64(lim.Burst-cost), p)
 		p.fullR, p.fullT = res.Remaining, seconds(res.Reset)
 		p.full = []string{string(appendRateLimit(nil, quoted+";r=", p.fullR, p.fullT))}
 	}
 	return p
+}
+
+// isFull reports whether r and t are the main window's after a take from
+// a full bucket, whose RateLimit value is p.full.
+func (p *policy) isFull(r int, t int64) bool {
+	return r == p.fullR && t == p.fullT && p.full != nil
 }
 
 // maxOverridePolicies is the most policies of overrides that policies keeps.

@@ -18,20 +18,26 @@ import (
 type windowSet struct {
 	ws         []limitWindow
 	items      string // `, "name";q=…;w=…` for each window: RateLimit-Policy's part
+	valueLen   int    // the most bytes the windows' RateLimit items take
 	perAccount bool   // made for one request: its policies are not kept
-	fixed      bool   // some window is a fixed one
+	month      bool   // some window counts per month, whose bounds depend on the anchor
 	// bounds caches the store buckets of the periods that hold the latest
 	// request's time, for an account anchored where that request's was.
 	bounds atomic.Pointer[setBounds]
 }
 
 // setBounds is the store buckets of a set's windows, right for requests
-// at from ≤ now < until of accounts anchored at anchor. Read only.
+// at from ≤ now < until (Unix nanoseconds) of accounts anchored at anchor
+// (if the set has a month window). Read only.
 type setBounds struct {
-	from, until time.Time
+	from, until int64
 	anchor      time.Time
 	buckets     []store.Bucket
+	spans       []span // of each window, as Unix nanoseconds
 }
+
+// span is a fixed window's period, [start, end) in Unix nanoseconds.
+type span struct{ start, end int64 }
 
 // limitWindow is one window of a set.
 type limitWindow struct {
@@ -63,9 +69,10 @@ func newWindowSet(name, field string, ws []store.Window) (*windowSet, error) {
 			return nil, fmt.Errorf("limiter: %s: window name %q used twice (the main window is %q)", field, w.Name, name)
 		}
 		seen[w.Name] = true
-		set.fixed = set.fixed || w.Period != ""
+		set.month = set.month || w.Period == store.PeriodMonth
 		q := quote(w.Name)
 		set.ws[i] = limitWindow{Window: w, key: name + "/" + w.Name, rPrefix: ", " + q + ";r=", violated: []string{w.Name}}
+		set.valueLen += len(set.ws[i].rPrefix) + maxParamsLen
 		secs := w.Period.Seconds()
 		if w.Period == "" {
 			secs = window(store.RateLimit{Rate: w.Rate, Burst: w.Burst})
@@ -110,15 +117,26 @@ func anchor(a *store.Account) time.Time {
 }
 
 // moreBuckets returns the store buckets of set's windows for a request of
-// account a at now: those cached while the periods that hold now and a's
-// anchor are those of the cache, new ones otherwise. The caller must not
-// write to them.
+// account a at now: those cached while the periods that hold now (and a's
+// anchor, for a month) are those of the cache, new ones otherwise. The
+// caller must not write to them.
 func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket {
-	at := anchor(a)
-	if c := s.bounds.Load(); c != nil && !now.Before(c.from) && now.Before(c.until) && c.anchor.Equal(at) {
-		return c.buckets
+	return s.boundsAt(now, a).buckets
+}
+
+// boundsAt returns the bounds of set's windows for a request of account a
+// at now (see moreBuckets).
+func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
+	ns := now.UnixNano()
+	var at time.Time
+	if s.month {
+		at = anchor(a)
 	}
-	c := &setBounds{anchor: at, buckets: make([]store.Bucket, len(s.ws))}
+	if c := s.bounds.Load(); c != nil && ns >= c.from && ns < c.until && c.anchor.Equal(at) {
+		return c
+	}
+	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at,
+		buckets: make([]store.Bucket, len(s.ws)), spans: make([]span, len(s.ws))}
 	for i := range s.ws {
 		w := &s.ws[i]
 		b := &c.buckets[i]
@@ -128,26 +146,20 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 		}
 		b.Rate = 0
 		b.Start, b.End = w.Period.Bounds(now, at)
-		if c.from.IsZero() || b.Start.After(c.from) {
-			c.from = b.Start
-		}
-		if c.until.IsZero() || b.End.Before(c.until) {
-			c.until = b.End
-		}
-	}
-	if !s.fixed {
-		c.from, c.until = time.Time{}, time.Unix(1<<62, 0)
+		c.spans[i] = span{b.Start.UnixNano(), b.End.UnixNano()}
+		c.from, c.until = max(c.from, c.spans[i].start), min(c.until, c.spans[i].end)
 	}
 	if !s.perAccount {
 		s.bounds.Store(c)
 	}
-	return c.buckets
+	return c
 }
 
-// windowResult is the result of a take of cost tokens from w that left
+// result sets wr to the outcome of a take of cost tokens from w that left
 // tokens in it, with left the time until its period ends if it is fixed.
-func (w *limitWindow) result(cost int, held bool, tokens float64, left time.Duration) WindowResult {
-	wr := WindowResult{Name: w.Name, Allowed: held, Quota: w.Burst, Remaining: int(max(0, math.Floor(tokens)))}
+func (w *limitWindow) result(wr *WindowResult, cost int, held bool, tokens float64, left time.Duration) {
+	wr.Name, wr.Allowed, wr.Quota = w.Name, held, w.Burst
+	wr.Remaining, wr.Reset, wr.RetryAfter = int(max(0, math.Floor(tokens))), 0, 0
 	full := tokens >= float64(w.Burst)
 	switch {
 	case w.Period != "" && !full:
@@ -164,11 +176,10 @@ func (w *limitWindow) result(cost int, held bool, tokens float64, left time.Dura
 	default:
 		wr.RetryAfter = tokenbucket.Duration(float64(cost)-tokens, w.Rate)
 	}
-	return wr
 }
 
-// storeResult is w's result from a store's take of cost tokens.
-func (w *limitWindow) storeResult(cost int, br *store.BucketResult) WindowResult {
+// storeResult sets wr to w's outcome from a store's take of cost tokens.
+func (w *limitWindow) storeResult(wr *WindowResult, cost int, br *store.BucketResult) {
 	tokens := float64(br.Remaining)
 	if w.Period == "" {
 		t := float64(w.Burst) - br.Full.Seconds()*w.Rate
@@ -176,11 +187,10 @@ func (w *limitWindow) storeResult(cost int, br *store.BucketResult) WindowResult
 			tokens = t
 		}
 	}
-	wr := w.result(cost, br.OK, tokens, br.Full)
+	w.result(wr, cost, br.OK, tokens, br.Full)
 	if !br.OK && br.Wait > 0 {
 		wr.RetryAfter = br.Wait
 	}
-	return wr
 }
 
 // combine sets res.Allowed and res.RetryAfter from its main window (held

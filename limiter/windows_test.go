@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -222,6 +223,57 @@ func TestWindowsValidated(t *testing.T) {
 		if _, err := New(1, 1, o); err == nil {
 			t.Errorf("New(%+v): no error", o.Windows)
 		}
+	}
+}
+
+// The RateLimit values of a policy with windows stay what they were when
+// written while later requests run, in the process, in a store and fused
+// with a charge, from several accounts at once; and a Result from Take
+// keeps its window outcomes.
+func TestWindowsValuesKept(t *testing.T) {
+	for _, wiring := range []string{"in-process", "store", "fused"} {
+		t.Run(wiring, func(t *testing.T) {
+			clk := newClock()
+			var accounts []store.Account
+			for i := range 4 {
+				accounts = append(accounts, store.Account{ID: fmt.Sprint("a", i), Balance: 1 << 40})
+			}
+			pw, m := paywalled(t, clk, accounts...)
+			ws := []store.Window{{Name: "minute", Burst: 1 << 30, Period: store.PeriodMinute}, {Name: "day", Rate: 1e-3, Burst: 1 << 30}}
+			o := &Options{By: ByAccount(), Clock: clk.Now, Windows: ws}
+			var h http.Handler = okHandler
+			if wiring != "in-process" {
+				o.Store = m
+			}
+			if wiring == "fused" {
+				h = pw.Charge(1)(h)
+			}
+			h = pw.Authenticate(mustNew(t, 1e9, 1e9, o).Handler(h))
+			kept := make([][][2]string, 4)
+			concurrently(4, func(g int) {
+				for range 200 { // past a slab's values
+					v := serve(h, keyRequest("sk_test_"+accounts[g].ID)).Header()["Ratelimit"]
+					kept[g] = append(kept[g], [2]string{v[0], strings.Clone(v[0])})
+				}
+			})
+			for g := range kept {
+				for i, k := range kept[g] {
+					if want := fmt.Sprintf(`;r=%d;t=`, 1<<30-i-1); k[0] != k[1] || !strings.Contains(k[0], want) {
+						t.Fatalf("account %d, response %d: RateLimit %q, written as %q (want %s)", g, i, k[0], k[1], want)
+					}
+				}
+			}
+		})
+	}
+	l := mustNew(t, 10, 10, &Options{By: KeyFunc(oneKey), Windows: benchWindows})
+	first := take(t, l, keyRequest(""))
+	want := slices.Clone(first.Windows)
+	for range 100 {
+		take(t, l, keyRequest(""))
+		serve(l.Handler(okHandler), keyRequest(""))
+	}
+	if len(want) != 2 || !slices.Equal(first.Windows, want) {
+		t.Errorf("Take's windows %+v, then %+v after more requests", want, first.Windows)
 	}
 }
 

@@ -142,30 +142,68 @@ func (o *windowOwner) find(w *Bucket) *memoryBucket {
 // else calls commit(false). The caller holds the windows' lock.
 func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool) BucketResult {
 	var (
-		mbs    [MaxWindows]*memoryBucket
-		tokens [MaxWindows]float64
-		held   [MaxWindows]bool
+		arr  [4]windowState // a policy of up to four windows, in place
+		wins = arr[:0]
 	)
 	n, ok := 1+len(b.More), true
-	for i := range n {
-		w := window(b, i)
-		mbs[i] = find.find(w)
-		held[i], tokens[i] = mbs[i].check(w, b.Cost, now)
-		ok = ok && held[i]
+	if n > len(arr) {
+		wins = make([]windowState, 0, n)
+	}
+	wins = wins[:n]
+	for i := range wins {
+		w, x := window(b, i), &wins[i]
+		x.mb = find.find(w)
+		x.held, x.tokens = x.mb.check(w, b.Cost, now)
+		ok = ok && x.held
 	}
 	if commit(ok) {
-		for i := range n {
-			tokens[i] = mbs[i].takeChecked(window(b, i), b.Cost, now)
+		for i := range wins {
+			wins[i].tokens = wins[i].mb.takeChecked(window(b, i), b.Cost, now)
 		}
 	}
-	r := mbs[0].result(b, b.Cost, held[0], tokens[0], now)
+	r := wins[0].mb.result(b, b.Cost, wins[0].held, wins[0].tokens, now)
 	r.OK = ok
 	if n > 1 {
-		r.More = make([]BucketResult, n-1)
+		r.More = moreResults(n - 1)
 		for i := 1; i < n; i++ {
-			r.More[i-1] = mbs[i].result(window(b, i), b.Cost, held[i], tokens[i], now)
+			x, m := &wins[i], &r.More[i-1]
+			wr := x.mb.result(window(b, i), b.Cost, x.held, x.tokens, now)
+			m.OK, m.Remaining, m.Wait, m.Full = wr.OK, wr.Remaining, wr.Wait, wr.Full // no More: fresh memory
 		}
 	}
+	return r
+}
+
+// windowState is what takeWindows learns of one window.
+type windowState struct {
+	mb     *memoryBucket
+	held   bool
+	tokens float64
+}
+
+// resultSlab is memory that the BucketResult.More of windowed takes are
+// cut from, front to back: a part once cut belongs to the one result it
+// was cut for, so one allocation serves many takes. A slab is used by one
+// take at a time; resultSlabs holds those with room left.
+type resultSlab struct {
+	rs [64]BucketResult
+	n  int // results cut
+}
+
+var resultSlabs = sync.Pool{New: func() any { return new(resultSlab) }}
+
+// moreResults returns memory for n results, cut from a slab.
+func moreResults(n int) []BucketResult {
+	if n > len(resultSlab{}.rs) {
+		return make([]BucketResult, n)
+	}
+	s := resultSlabs.Get().(*resultSlab)
+	if len(s.rs)-s.n < n {
+		s = new(resultSlab) // the old one lives on in the results cut from it
+	}
+	r := s.rs[s.n : s.n+n : s.n+n]
+	s.n += n
+	resultSlabs.Put(s)
 	return r
 }
 

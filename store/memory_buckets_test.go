@@ -127,3 +127,49 @@ func TestMemoryStandaloneBucketTinyRate(t *testing.T) {
 		t.Errorf("expiry %v (%v), want set and after %v", exp, ok, least)
 	}
 }
+
+// The window results of a take stay what they were when returned while
+// later takes run, concurrently too: each take's More is its own.
+func TestMemoryWindowResultsKept(t *testing.T) {
+	m := store.NewMemory(nil)
+	ctx := context.Background()
+	if err := m.PutAccount(ctx, store.Account{ID: "acct", Balance: 1 << 40}); err != nil {
+		t.Fatal(err)
+	}
+	day := time.Now().UTC().Truncate(24 * time.Hour)
+	more := []store.Bucket{
+		{Key: "daily", Burst: 1 << 30, Start: day, End: day.Add(24 * time.Hour)},
+		{Key: "minute", Rate: 1e-9, Burst: 1 << 30},
+	}
+	done := make(chan [][2][]store.BucketResult)
+	for g := range 4 {
+		go func() {
+			var kept [][2][]store.BucketResult
+			for range 100 {
+				b := store.Bucket{Account: "acct", Key: fmt.Sprint("main", g), Rate: 1e-9, Burst: 1 << 30, Cost: 1, More: more}
+				var r store.BucketResult
+				var err error
+				if g%2 == 0 {
+					r, err = m.TakeTokens(ctx, b)
+				} else {
+					_, r, err = m.SpendWithTokens(ctx, "acct", 1, b)
+				}
+				if err != nil || !r.OK || len(r.More) != 2 {
+					t.Errorf("take: %+v, %v", r, err)
+					break
+				}
+				kept = append(kept, [2][]store.BucketResult{r.More, append([]store.BucketResult(nil), r.More...)})
+			}
+			done <- kept
+		}()
+	}
+	for range 4 {
+		for i, k := range <-done {
+			for j := range k[0] {
+				if got, was := k[0][j], k[1][j]; got.OK != was.OK || got.Remaining != was.Remaining || got.Wait != was.Wait || got.Full != was.Full || got.More != nil {
+					t.Fatalf("take %d: window %d's result changed from %+v to %+v", i, j, was, got)
+				}
+			}
+		}
+	}
+}
