@@ -121,14 +121,6 @@ func account(t testing.TB, a store.Admin, id string) store.Account {
 // TestMain runs the tests with one stripe-mock for all that need one.
 func TestMain(m *testing.M) { stripemock.Main(m) }
 
-// stripeClient returns a client, without retries, of the Stripe API at
-// url (a stripe-mock).
-func stripeClient(url string) *stripe.Client {
-	b := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(url), HTTPClient: &http.Client{Timeout: 10 * time.Second},
-		MaxNetworkRetries: stripe.Int64(0), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
-	return stripe.NewClient("sk_test_123", stripe.WithBackends(b))
-}
-
 // subscriptionJSON is an active subscription of customer on price_pro from
 // start, as JSON.
 func subscriptionJSON(customer string, start time.Time) []byte {

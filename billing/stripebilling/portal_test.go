@@ -20,7 +20,7 @@ import (
 func TestPortalSessionIsPaymentURL(t *testing.T) {
 	mock := stripemock.Start(t)
 	opts := testOptions
-	opts.Portal = &stripebilling.PortalSessions{Client: stripeClient(mock.URL), ReturnURL: "https://app.example.com/account"}
+	opts.Portal = &stripebilling.PortalSessions{Client: stripemock.Client(mock.URL), ReturnURL: "https://app.example.com/account"}
 	mem, h := newWebhook(t, opts)
 	if err := mem.PutKey(context.Background(), store.NewKey("sk_test_portal_0123456789abcdef", "cus_1")); err != nil {
 		t.Fatal(err)

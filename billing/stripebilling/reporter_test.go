@@ -95,7 +95,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 		}
 		return true
 	}
-	rep, err := stripebilling.NewReporter(stripeClient(mock.URL), j, opts)
+	rep, err := stripebilling.NewReporter(stripemock.Client(mock.URL), j, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	defer j2.Close()
 	opts.Admin = nil
 	opts.Customer = func(context.Context, string) (string, error) { return "cus_1", nil }
-	rep2, err := stripebilling.NewReporter(stripeClient(mock.URL), j2, opts)
+	rep2, err := stripebilling.NewReporter(stripemock.Client(mock.URL), j2, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 		}
 	}
 	now = now.Add(2 * time.Minute)
-	rep, err := stripebilling.NewReporter(stripeClient(mock.URL), j, stripebilling.ReporterOptions{EventName: "api_requests",
+	rep, err := stripebilling.NewReporter(stripemock.Client(mock.URL), j, stripebilling.ReporterOptions{EventName: "api_requests",
 		Customer: func(context.Context, string) (string, error) { return "cus_1", nil }, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +205,7 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 }
 
 func TestNewReporterRefusesMistakes(t *testing.T) {
-	client := stripeClient("http://127.0.0.1:1")
+	client := stripemock.Client("http://127.0.0.1:1")
 	j, err := stripebilling.OpenJournal(filepath.Join(t.TempDir(), "j"), store.NewMemory(nil), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	"github.com/go402/go402/store/pgstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/stripe/stripe-go/v82"
 )
 
 // newStore returns a pgstore.Store in a schema of its own, dropped when
@@ -57,14 +55,6 @@ func newStore(t *testing.T) *pgstore.Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
-}
-
-// stripeClient returns a client of the Stripe API at url, without retries.
-func stripeClient(url string) *stripe.Client {
-	b := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(url),
-		HTTPClient: &http.Client{Timeout: 10 * time.Second}, MaxNetworkRetries: stripe.Int64(0),
-		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
-	return stripe.NewClient("sk_test_123", stripe.WithBackends(b))
 }
 
 // Debits made through pgstore reach stripe-mock exactly once each, net of
@@ -110,7 +100,7 @@ func TestUsageFromPostgresAcrossCrashAndRestart(t *testing.T) {
 		return o
 	}
 	reporter := func(o stripebilling.Outbox) *stripebilling.Reporter {
-		r, err := stripebilling.NewReporter(stripeClient(mock.URL), o, stripebilling.ReporterOptions{EventName: "api_requests",
+		r, err := stripebilling.NewReporter(stripemock.Client(mock.URL), o, stripebilling.ReporterOptions{EventName: "api_requests",
 			BatchSize: 7, Customer: func(context.Context, string) (string, error) { return "cus_1", nil }})
 		if err != nil {
 			t.Fatal(err)

@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/stripe/stripe-go/v82"
 )
 
 // Mock is a recording proxy in front of a stripe-mock.
@@ -55,6 +58,15 @@ func Start(t testing.TB) *Mock {
 	t.Cleanup(srv.Close)
 	m.URL = srv.URL
 	return m
+}
+
+// Client returns a Stripe client of the API at url (a Mock's or a
+// stripe-mock's), without retries, logging or a secret key of value.
+func Client(url string) *stripe.Client {
+	b := stripe.NewBackendsWithConfig(&stripe.BackendConfig{URL: stripe.String(url),
+		HTTPClient: &http.Client{Timeout: 10 * time.Second}, MaxNetworkRetries: stripe.Int64(0),
+		LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}})
+	return stripe.NewClient("sk_test_123", stripe.WithBackends(b))
 }
 
 // ServeHTTP forwards r to stripe-mock, recording what it accepted.
