@@ -45,6 +45,25 @@ func usageServer(t *testing.T, path string, now func() time.Time) (*stripebillin
 	return j, p.Authenticate(p.ChargeWith(paywall.ChargeOptions{Cost: 3, Refund: true})(work))
 }
 
+// journalWithAccount opens a Journal at path, with opts, on a memory store
+// on opts.Clock, and gives it account acct with a balance of 100.
+func journalWithAccount(t *testing.T, path string, opts *stripebilling.JournalOptions) *stripebilling.Journal {
+	t.Helper()
+	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: opts.Clock}), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := j.PutAccount(context.Background(), store.Account{ID: "acct", Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+// opCtx returns a context of operation op.
+func opCtx(op string) context.Context {
+	return store.WithOperation(context.Background(), store.Operation{ID: op})
+}
+
 // Usage is reported once per debit across an outage and a crash and
 // restart of the reporter: no identifier reaches stripe-mock twice, none is
 // missing, refunded requests are not billed.
@@ -145,15 +164,8 @@ func TestReporterCorrectsRefundsAfterTheReport(t *testing.T) {
 	now := t0
 	clock := func() time.Time { return now }
 	path := filepath.Join(t.TempDir(), "usage.journal")
-	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), &stripebilling.JournalOptions{Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := journalWithAccount(t, path, &stripebilling.JournalOptions{Clock: clock})
 	ctx := context.Background()
-	if err := j.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
-		t.Fatal(err)
-	}
-	opCtx := func(op string) context.Context { return store.WithOperation(ctx, store.Operation{ID: op}) }
 	for op, cost := range map[string]int64{"op1": 10, "op2": 5, "op3": 4} {
 		if r, err := j.Spend(opCtx(op), "acct", cost); err != nil || !r.OK {
 			t.Fatalf("spend %s: %+v %v", op, r, err)
@@ -237,15 +249,8 @@ func TestJournalCorrections(t *testing.T) {
 	clock := func() time.Time { return now }
 	path := filepath.Join(t.TempDir(), "usage.journal")
 	opts := &stripebilling.JournalOptions{Clock: clock, Keep: time.Hour}
-	j, err := stripebilling.OpenJournal(path, store.NewMemory(&store.MemoryOptions{Clock: clock}), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := journalWithAccount(t, path, opts)
 	ctx := context.Background()
-	if err := j.PutAccount(ctx, store.Account{ID: "acct", Balance: 100}); err != nil {
-		t.Fatal(err)
-	}
-	opCtx := func(op string) context.Context { return store.WithOperation(ctx, store.Operation{ID: op}) }
 	for _, op := range []string{"op1", "op2"} {
 		if _, err := j.Spend(opCtx(op), "acct", 10); err != nil {
 			t.Fatal(err)
