@@ -178,12 +178,12 @@ func (r *Reporter) report(ctx context.Context, u Usage) error {
 		return fmt.Errorf("stripebilling: customer of %q: %w", u.AccountID, err)
 	}
 	if u.Revision > 0 {
+		prev := identifier(u.ID, u.Revision-1)
 		if r.opts.Clock().Sub(u.ReportedAt) > r.opts.CancelWindow {
 			r.opts.Logger.Warn("stripebilling: refund after the cancel window; usage not corrected",
-				"identifier", identifier(u.ID, u.Revision-1), "net", u.Value)
+				"identifier", prev, "net", u.Value)
 			return nil
 		}
-		prev := identifier(u.ID, u.Revision-1)
 		if err := r.retry(ctx, prev, func() error { return r.cancel(ctx, prev) }); err != nil {
 			return err
 		}
