@@ -293,8 +293,9 @@ func (j *Journal) Entries(_ context.Context, accountID string, q store.LedgerQue
 func (j *Journal) Pending(_ context.Context, limit int) ([]Usage, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.forget(j.clock())
-	cutoff := j.clock().Add(-j.settle)
+	now := j.clock()
+	j.forget(now)
+	cutoff := now.Add(-j.settle)
 	var out []Usage
 	kept := j.order[:0]
 	seen := make(map[string]bool, len(j.pending)) // a corrected operation is in order twice
