@@ -34,7 +34,6 @@ type Journal struct {
 	clock   func() time.Time
 	pending map[string]*Usage // unacknowledged operations by ID
 	order   []string          // their IDs, oldest first (acknowledged ones pruned lazily)
-	entries int               // entries in the file
 	keep    time.Duration
 	acked   map[string]Usage // acknowledged operations, as reported, kept for keep
 	ackOrd  []string         // their IDs, oldest acknowledgement first (pruned lazily)
@@ -106,7 +105,6 @@ func (j *Journal) load(f *os.File) error {
 		switch {
 		case l.Entry != nil:
 			j.seq = max(j.seq, l.Entry.Seq)
-			j.entries++
 			j.track(*l.Entry)
 		case l.Ack != "":
 			j.acknowledge(l)
@@ -239,7 +237,6 @@ func (j *Journal) record(ctx context.Context, accountID, kind string, amount, ba
 		return err
 	}
 	j.seq++
-	j.entries++
 	j.track(e)
 	return nil
 }
