@@ -24,7 +24,8 @@ import (
 // unrecorded. Methods not listed here are Memory's. Safe for concurrent use.
 //
 // The file holds one JSON line per entry ({"entry":…}) or acknowledgement
-// ({"ack":"<operation ID>"}); opening it again resumes where it stopped.
+// ({"ack":"<operation ID>"}, with the value and revision reported and
+// when); opening it again resumes where it stopped.
 type Journal struct {
 	*store.Memory
 	mu      sync.Mutex
