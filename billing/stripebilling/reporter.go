@@ -1,6 +1,7 @@
 package stripebilling
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -72,14 +73,14 @@ func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*R
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
-	opts.CancelWindow = cmpOr(opts.CancelWindow, 23*time.Hour)
+	opts.BatchSize = cmp.Or(opts.BatchSize, 100)
+	opts.Attempts = cmp.Or(opts.Attempts, 5)
+	opts.Backoff = cmp.Or(opts.Backoff, 500*time.Millisecond)
+	opts.MaxBackoff = cmp.Or(opts.MaxBackoff, 30*time.Second)
+	opts.CancelWindow = cmp.Or(opts.CancelWindow, 23*time.Hour)
 	if opts.Clock == nil {
 		opts.Clock = time.Now
 	}
-	opts.BatchSize = cmpOr(opts.BatchSize, 100)
-	opts.Attempts = cmpOr(opts.Attempts, 5)
-	opts.Backoff = cmpOr(opts.Backoff, 500*time.Millisecond)
-	opts.MaxBackoff = cmpOr(opts.MaxBackoff, 30*time.Second)
 	if opts.Sleep == nil {
 		opts.Sleep = sleep
 	}
@@ -93,7 +94,7 @@ func NewReporter(client *stripe.Client, outbox Outbox, opts ReporterOptions) (*R
 			if err != nil {
 				return "", err
 			}
-			return cmpOr(a.Metadata[metaCustomer], id), nil
+			return cmp.Or(a.Metadata[metaCustomer], id), nil
 		}
 	}
 	return &Reporter{client: client, outbox: outbox, opts: opts}, nil
@@ -112,14 +113,6 @@ func (o *ReporterOptions) check() error {
 		return errorf("NewReporter: CancelWindow beyond Stripe's 24 hours")
 	}
 	return nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
