@@ -77,7 +77,8 @@ func deliver(h http.Handler, body []byte, now time.Time) *httptest.ResponseRecor
 	return w
 }
 
-// plans is the mapping of the tests.
+// testOptions configures the Webhook of the tests: two plans, a credit
+// pack, a 72-hour grace and a portal login link.
 var testOptions = stripebilling.Options{
 	Secret: secret,
 	Plans: map[string]stripebilling.Plan{
