@@ -1,6 +1,6 @@
 // Package stripemock starts stripe-mock for tests, behind a reverse proxy
 // that records the meter events and meter event cancellations it
-// accepted.
+// accepted, and builds the Stripe clients of it.
 package stripemock
 
 import (
