@@ -121,11 +121,11 @@ func (m *Mock) admit(w http.ResponseWriter) bool {
 }
 
 // Events returns, per identifier, how often a meter event was accepted.
-func (m *Mock) Events() map[string]int { return m.copy(m.sent) }
+func (m *Mock) Events() map[string]int { return m.snapshot(m.sent) }
 
 // Cancellations returns, per identifier, how often the cancellation of its
 // meter event was accepted.
-func (m *Mock) Cancellations() map[string]int { return m.copy(m.undo) }
+func (m *Mock) Cancellations() map[string]int { return m.snapshot(m.undo) }
 
 // Value returns the payload value of the meter event last accepted with
 // identifier id.
@@ -135,10 +135,11 @@ func (m *Mock) Value(id string) string {
 	return m.value[id]
 }
 
-func (m *Mock) copy(src map[string]int) map[string]int {
+// snapshot returns a copy of counts, taken under the lock.
+func (m *Mock) snapshot(counts map[string]int) map[string]int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return maps.Clone(src)
+	return maps.Clone(counts)
 }
 
 // statusWriter records the status written through it.
