@@ -64,16 +64,10 @@ func opCtx(op string) context.Context {
 	return store.WithOperation(context.Background(), store.Operation{ID: op})
 }
 
-// Usage is reported once per debit across an outage and a crash and
-// restart of the reporter: no identifier reaches stripe-mock twice, none is
-// missing, refunded requests are not billed.
-func TestReporterAcrossCrashAndRestart(t *testing.T) {
-	mock := stripemock.Start(t)
-	now := t0
-	clock := func() time.Time { return now }
-	path := filepath.Join(t.TempDir(), "usage.journal")
-	j, h := usageServer(t, path, clock)
-	var ops []string
+// serveWork sends h 40 requests with acct's key, every tenth of them
+// failing (and so refunded).
+func serveWork(t *testing.T, h http.Handler) {
+	t.Helper()
 	for i := range 40 {
 		target := "/work"
 		if i%10 == 9 {
@@ -87,19 +81,55 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 			t.Fatalf("request %d: status %d", i, w.Code)
 		}
 	}
-	if n, _ := j.Pending(context.Background(), 100); len(n) != 0 {
-		t.Fatalf("%d usages pending before they settled", len(n))
-	}
-	now = now.Add(2 * time.Minute)
+}
+
+// debitOps returns the operations of acct's debits in j, which must hold
+// the 40 debits and 4 refunds of [serveWork].
+func debitOps(t *testing.T, j *stripebilling.Journal) []string {
+	t.Helper()
 	entries, err := j.Entries(context.Background(), "acct", store.LedgerQuery{})
 	if err != nil || len(entries) != 44 {
 		t.Fatalf("Entries: %d, %v; want 40 debits and 4 refunds", len(entries), err)
 	}
+	var ops []string
 	for _, e := range entries {
 		if e.Kind == "debit" && !slices.Contains(ops, e.OperationID) {
 			ops = append(ops, e.OperationID)
 		}
 	}
+	return ops
+}
+
+// acceptedOncePerOp checks that mock accepted 36 identifiers, each once,
+// each one of ops, with value 3.
+func acceptedOncePerOp(t *testing.T, mock *stripemock.Mock, ops []string) {
+	t.Helper()
+	accepted := mock.Events()
+	if len(accepted) != 36 {
+		t.Errorf("%d identifiers accepted, want 36 (40 debits less 4 refunded)", len(accepted))
+	}
+	for id, n := range accepted {
+		if n != 1 || !slices.Contains(ops, id) || mock.Value(id) != "3" {
+			t.Errorf("identifier %s accepted %d times with value %s", id, n, mock.Value(id))
+		}
+	}
+}
+
+// Usage is reported once per debit across an outage and a crash and
+// restart of the reporter: no identifier reaches stripe-mock twice, none is
+// missing, refunded requests are not billed.
+func TestReporterAcrossCrashAndRestart(t *testing.T) {
+	mock := stripemock.Start(t)
+	now := t0
+	clock := func() time.Time { return now }
+	path := filepath.Join(t.TempDir(), "usage.journal")
+	j, h := usageServer(t, path, clock)
+	serveWork(t, h)
+	if n, _ := j.Pending(context.Background(), 100); len(n) != 0 {
+		t.Fatalf("%d usages pending before they settled", len(n))
+	}
+	now = now.Add(2 * time.Minute)
+	ops := debitOps(t, j)
 
 	var waits []time.Duration
 	opts := stripebilling.ReporterOptions{EventName: "api_requests", Admin: j, BatchSize: 7, Backoff: time.Second, MaxBackoff: 4 * time.Second,
@@ -144,15 +174,7 @@ func TestReporterAcrossCrashAndRestart(t *testing.T) {
 	if sent, err := rep2.Flush(context.Background()); err != nil || sent != 0 {
 		t.Errorf("second flush: sent %d, %v; want nothing", sent, err)
 	}
-	accepted := mock.Events()
-	if len(accepted) != 36 {
-		t.Errorf("%d identifiers accepted, want 36 (40 debits less 4 refunded)", len(accepted))
-	}
-	for id, n := range accepted {
-		if n != 1 || !slices.Contains(ops, id) || mock.Value(id) != "3" {
-			t.Errorf("identifier %s accepted %d times with value %s", id, n, mock.Value(id))
-		}
-	}
+	acceptedOncePerOp(t, mock, ops)
 }
 
 // A refund after its usage was reported cancels the meter event and
