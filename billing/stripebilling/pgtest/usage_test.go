@@ -57,18 +57,16 @@ func newStore(t *testing.T) *pgstore.Store {
 	return s
 }
 
-// Debits made through pgstore reach stripe-mock exactly once each, net of
-// their refunds, across a reporter stopped mid-batch and a new one started
-// on the same ledger; a refund after the report cancels the event and
-// reports the net as "<op>~1".
-func TestUsageFromPostgresAcrossCrashAndRestart(t *testing.T) {
-	s := newStore(t)
-	mock := stripemock.Start(t)
+// spendAndRefund gives s account acct and debits 5 credits from it under
+// each of 60 operations, refunding every tenth in full and some others in
+// part. It returns the usage to bill: identifier → value.
+func spendAndRefund(t *testing.T, s *pgstore.Store) map[string]string {
+	t.Helper()
 	ctx := context.Background()
 	if err := s.PutAccount(ctx, store.Account{ID: "acct", Balance: 10_000}); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{} // identifier → value
+	want := map[string]string{}
 	for i := range 60 {
 		op := fmt.Sprintf("op-%03d", i)
 		octx := store.WithOperation(ctx, store.Operation{ID: op})
@@ -91,6 +89,35 @@ func TestUsageFromPostgresAcrossCrashAndRestart(t *testing.T) {
 			want[op] = fmt.Sprint(5 - refund)
 		}
 	}
+	return want
+}
+
+// acceptedOnce checks that mock accepted the identifiers of want, and no
+// others, each once with its value.
+func acceptedOnce(t *testing.T, mock *stripemock.Mock, want map[string]string) {
+	t.Helper()
+	got := mock.Events()
+	for id, n := range got {
+		if _, ok := want[id]; !ok {
+			t.Errorf("identifier %s sent, want none", id)
+		} else if n != 1 || mock.Value(id) != want[id] {
+			t.Errorf("identifier %s accepted %d times with value %s, want once with %s", id, n, mock.Value(id), want[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d identifiers accepted, want %d", len(got), len(want))
+	}
+}
+
+// Debits made through pgstore reach stripe-mock exactly once each, net of
+// their refunds, across a reporter stopped mid-batch and a new one started
+// on the same ledger; a refund after the report cancels the event and
+// reports the net as "<op>~1".
+func TestUsageFromPostgresAcrossCrashAndRestart(t *testing.T) {
+	s := newStore(t)
+	mock := stripemock.Start(t)
+	ctx := context.Background()
+	want := spendAndRefund(t, s)
 	lease := 500 * time.Millisecond
 	outbox := func() *pgstore.UsageOutbox {
 		o, err := s.UsageOutbox(&pgstore.UsageOptions{Settle: time.Nanosecond, Lease: lease})
@@ -127,17 +154,7 @@ func TestUsageFromPostgresAcrossCrashAndRestart(t *testing.T) {
 	if _, err := reporter(outbox()).Flush(ctx); err != nil {
 		t.Fatalf("restarted reporter: %v", err)
 	}
-	got := mock.Events()
-	for id, n := range got {
-		if _, ok := want[id]; !ok {
-			t.Errorf("identifier %s sent, want none", id)
-		} else if n != 1 || mock.Value(id) != want[id] {
-			t.Errorf("identifier %s accepted %d times with value %s, want once with %s", id, n, mock.Value(id), want[id])
-		}
-	}
-	if len(got) != len(want) {
-		t.Errorf("%d identifiers accepted, want %d", len(got), len(want))
-	}
+	acceptedOnce(t, mock, want)
 
 	// A refund after the report corrects it.
 	if _, err := s.Refund(store.WithOperation(ctx, store.Operation{ID: "op-000"}), "acct", 1); err != nil {
