@@ -210,7 +210,7 @@ func TestUsageOutboxReplicasReportEachUsageOnce(t *testing.T) {
 }
 
 func TestUsageOutboxRefusesMistakes(t *testing.T) {
-	s := &Store{schema: "go402"}
+	s := new(Store)
 	for _, o := range []UsageOptions{{Settle: -1}, {Lease: -time.Second}} {
 		if _, err := s.UsageOutbox(&o); err == nil {
 			t.Errorf("UsageOutbox(%+v) = nil error, want one", o)
