@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -63,8 +62,13 @@ func (s *Store) UsageOutbox(opts *UsageOptions) (*UsageOutbox, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if o.Settle < 0 || o.Lease < 0 || o.Keep < 0 {
-		return nil, errors.New("pgstore: UsageOutbox: negative Settle, Lease or Keep")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Settle", o.Settle}, {"Lease", o.Lease}, {"Keep", o.Keep}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("pgstore: UsageOptions.%s must be >= 0, got %v", d.name, d.v)
+		}
 	}
 	if o.Keep == 0 {
 		o.Keep = 7 * 24 * time.Hour
