@@ -84,7 +84,7 @@ func (*Store) KeepsSpendCaps() {}
 // overflow the balance with an error wrapping [store.ErrInvalidAmount].
 func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
 	op, linked := operation(ctx)
-	return s.credit(ctx, accountID, amount, creditOf{"refund", op, linked})
+	return s.credit(ctx, accountID, amount, creditOf{kind: "refund", op: op, ofDebit: linked})
 }
 
 // TopUp implements [store.Admin], adding a positive amount to the balance
@@ -105,20 +105,19 @@ type creditOf struct {
 
 // credit adds amount to the balance as a ledger entry of c.kind.
 func (s *Store) credit(ctx context.Context, accountID string, amount int64, c creditOf) (int64, error) {
-	kind := c.kind
 	if amount <= 0 {
-		return 0, fmt.Errorf("pgstore: %s of %d: %w", kind, amount, store.ErrInvalidAmount)
+		return 0, fmt.Errorf("pgstore: %s of %d: %w", c.kind, amount, store.ErrInvalidAmount)
 	}
-	if err := checkAccountID(kind, accountID); err != nil {
+	if err := checkAccountID(c.kind, accountID); err != nil {
 		return 0, err
 	}
 	ctx, cancel := s.bounded(ctx)
 	defer cancel()
 	var balance int64
-	err := s.pool.QueryRow(ctx, s.sql.credit, accountID, amount, kind, c.op.ID, c.ofDebit, c.op.Route, c.op.KeyPrefix).
+	err := s.pool.QueryRow(ctx, s.sql.credit, accountID, amount, c.kind, c.op.ID, c.ofDebit, c.op.Route, c.op.KeyPrefix).
 		Scan(&balance)
 	if err != nil {
-		return 0, wrap(kind, err)
+		return 0, wrap(c.kind, err)
 	}
 	return balance, nil
 }

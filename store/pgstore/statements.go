@@ -8,6 +8,7 @@ type statements struct {
 	createAccount                                  string
 	lookup, account, accounts                      string
 	putKey, keys, revoke, touch, entries           string
+	usagePending, usageAck                         string
 }
 
 // accountColumns reads an account with a due refill applied (not stored)
@@ -54,5 +55,8 @@ func newStatements(schema string) statements {
 			FROM ` + s + `.ledger WHERE account_id = $1 AND seq > $2
 			AND ($3::timestamptz IS NULL OR at >= $3) AND ($4::timestamptz IS NULL OR at < $4)
 			ORDER BY seq LIMIT $5`,
+		usagePending: `SELECT u_seq, u_op, u_account, u_value, u_at, u_revision, u_reported_at FROM ` + s +
+			`.usage_pending($1, $2, $3, $4, $5, $6)`,
+		usageAck: `SELECT ` + s + `.usage_ack($1, $2, $3, $4, $5)`,
 	}
 }

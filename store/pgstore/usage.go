@@ -2,7 +2,6 @@ package pgstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -53,8 +52,6 @@ type UsageOutbox struct {
 	lease    time.Duration
 	keep     time.Duration
 	token    string
-	pending  string
-	ack      string
 }
 
 // UsageOutbox returns the usage outbox of the store's ledger (migrations
@@ -65,8 +62,13 @@ func (s *Store) UsageOutbox(opts *UsageOptions) (*UsageOutbox, error) {
 	if opts != nil {
 		o = *opts
 	}
-	if o.Settle < 0 || o.Lease < 0 || o.Keep < 0 {
-		return nil, errors.New("pgstore: UsageOutbox: negative Settle, Lease or Keep")
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Settle", o.Settle}, {"Lease", o.Lease}, {"Keep", o.Keep}} {
+		if d.v < 0 {
+			return nil, fmt.Errorf("pgstore: UsageOptions.%s must be >= 0, got %v", d.name, d.v)
+		}
 	}
 	if o.Keep == 0 {
 		o.Keep = 7 * 24 * time.Hour
@@ -80,12 +82,8 @@ func (s *Store) UsageOutbox(opts *UsageOptions) (*UsageOutbox, error) {
 	if o.Settle == 0 {
 		o.Settle = time.Minute
 	}
-	sc := pgx.Identifier{s.schema}.Sanitize()
 	return &UsageOutbox{
 		s: s, consumer: o.Consumer, settle: o.Settle, lease: o.Lease, keep: o.Keep, token: randomID(),
-		pending: `SELECT u_seq, u_op, u_account, u_value, u_at, u_revision, u_reported_at FROM ` + sc +
-			`.usage_pending($1, $2, $3, $4, $5, $6)`,
-		ack: `SELECT ` + sc + `.usage_ack($1, $2, $3, $4, $5)`,
 	}, nil
 }
 
@@ -98,7 +96,7 @@ func (o *UsageOutbox) Pending(ctx context.Context, limit int) ([]store.Usage, er
 	}
 	ctx, cancel := o.s.bounded(ctx)
 	defer cancel()
-	rows, err := o.s.pool.Query(ctx, o.pending, o.consumer, limit, o.settle, o.lease, o.token, o.keep)
+	rows, err := o.s.pool.Query(ctx, o.s.sql.usagePending, o.consumer, limit, o.settle, o.lease, o.token, o.keep)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: pending usage: %w", err)
 	}
@@ -131,7 +129,7 @@ func (o *UsageOutbox) Ack(ctx context.Context, usages []store.Usage) error {
 	}
 	ctx, cancel := o.s.bounded(ctx)
 	defer cancel()
-	if _, err := o.s.pool.Exec(ctx, o.ack, o.consumer, ops, seqs, values, revisions); err != nil {
+	if _, err := o.s.pool.Exec(ctx, o.s.sql.usageAck, o.consumer, ops, seqs, values, revisions); err != nil {
 		return fmt.Errorf("pgstore: ack usage: %w", err)
 	}
 	return nil

@@ -36,16 +36,19 @@ func hold(t *testing.T, pool *pgxpool.Pool, s *Store) *heldTx {
 // statement, and returns the debit's ledger position.
 func (h *heldTx) spend(account, op string, cost int64) int64 {
 	h.t.Helper()
-	var ok bool
-	var balance int64
-	var next *time.Time
-	var capJSON []byte
-	err := h.tx.QueryRow(context.Background(), h.s.sql.spend, account, cost, op, "", "").
-		Scan(&ok, &balance, &next, &capJSON)
+	ok, err := spendIn(context.Background(), h.tx, h.s, account, op, cost)
 	if err != nil || !ok {
 		h.t.Fatalf("spend %s in the held transaction: ok %v, %v", op, ok, err)
 	}
 	return h.seq(op, "debit")
+}
+
+// spendIn debits cost from account as operation op in tx with the store's
+// own statement, and reports whether the debit was made.
+func spendIn(ctx context.Context, tx pgx.Tx, s *Store, account, op string, cost int64) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, s.sql.spend, account, cost, op, "", "").Scan(&ok, nil, nil, nil)
+	return ok, err
 }
 
 // refund gives back amount of operation op's debit with the store's own
@@ -125,31 +128,16 @@ func floors(t *testing.T, pool *pgxpool.Pool, schema string) (seq, refundSeq int
 	return seq, refundSeq
 }
 
-// lateFixture is a schema with a controlled clock, a store, its outbox,
-// and the accounts "acct" and "held" (the one the held transaction locks).
-type lateFixture struct {
-	pool    *pgxpool.Pool
-	schema  string
-	s       *Store
-	o       *UsageOutbox
-	advance func(time.Duration)
-}
-
-func newLateFixture(t *testing.T) *lateFixture {
-	pool := newPool(t, nil)
-	schema := newSchema(t, pool)
-	f := &lateFixture{pool: pool, schema: schema}
-	f.advance = setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	f.s = newStore(t, pool, Options{Schema: schema})
-	putAccount(t, f.s, "acct", 1000)
-	putAccount(t, f.s, "held", 1000)
-	f.o = newOutbox(t, f.s, &UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: 24 * time.Hour})
-	return f
+// newLateFixture returns a usage fixture with the accounts "acct" and
+// "held" (the one a held transaction locks).
+func newLateFixture(t *testing.T) *usageFixture {
+	t.Helper()
+	return newUsageFixture(t, UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: 24 * time.Hour}, "acct", "held")
 }
 
 // reportAll reads what is pending once the settle delay passed, checks it
 // is want, and acknowledges it.
-func (f *lateFixture) reportAll(t *testing.T, want string) []store.Usage {
+func (f *usageFixture) reportAll(t *testing.T, want string) []store.Usage {
 	t.Helper()
 	f.advance(2 * time.Minute)
 	ids, us := pendingIDs(t, f.o, 100)
@@ -216,10 +204,7 @@ func TestUsageOutboxCorrectsRefundsThatCommitLate(t *testing.T) {
 	f.reportAll(t, "[op1:10 op2:8]")
 	h := hold(t, f.pool, f.s)
 	seq := h.refund("held", "op1", 4)
-	refundCtx := store.WithOperation(context.Background(), store.Operation{ID: "op2"})
-	if _, err := f.s.Refund(refundCtx, "acct", 3); err != nil {
-		t.Fatal(err)
-	}
+	refundOp(t, f.s, "acct", "op2", 3)
 	f.reportAll(t, "[op2:5]")
 	spendOp(t, f.s, "acct", "op3", 2, 1)
 	f.reportAll(t, "[op3:1]")
@@ -298,11 +283,7 @@ func spendInTx(t *testing.T, pool *pgxpool.Pool, s *Store, account, op string, c
 		return false
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // after Commit, a no-op
-	var ok bool
-	var balance int64
-	var next *time.Time
-	var capJSON []byte
-	if err := tx.QueryRow(ctx, s.sql.spend, account, 1, op, "", "").Scan(&ok, &balance, &next, &capJSON); err != nil || !ok {
+	if ok, err := spendIn(ctx, tx, s, account, op, 1); err != nil || !ok {
 		t.Errorf("spend %s: ok %v, %v", op, ok, err)
 		return false
 	}
@@ -380,7 +361,7 @@ func TestUsageOutboxAcrossTheXIDMigration(t *testing.T) {
 	})
 	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	s := newStore(t, pool, Options{Schema: schema})
-	f := &lateFixture{pool: pool, schema: schema, s: s, advance: advance}
+	f := &usageFixture{pool: pool, schema: schema, s: s, advance: advance}
 	f.o = newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: time.Hour})
 	putAccount(t, s, "acct", 1000)
 	spendOp(t, s, "acct", "op1", 3, 0)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go402/go402/store"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // spendOp debits cost from account under operation op and refunds refund
@@ -20,9 +21,17 @@ func spendOp(t testing.TB, s *Store, account, op string, cost, refund int64) {
 		t.Fatalf("spend %s: %+v, %v", op, r, err)
 	}
 	if refund > 0 {
-		if _, err := s.Refund(ctx, account, refund); err != nil {
-			t.Fatalf("refund %s: %v", op, err)
-		}
+		refundOp(t, s, account, op, refund)
+	}
+}
+
+// refundOp gives back amount of operation op's debit from account,
+// failing the test on error.
+func refundOp(t testing.TB, s *Store, account, op string, amount int64) {
+	t.Helper()
+	ctx := store.WithOperation(context.Background(), store.Operation{ID: op})
+	if _, err := s.Refund(ctx, account, amount); err != nil {
+		t.Fatalf("refund %s: %v", op, err)
 	}
 }
 
@@ -50,17 +59,41 @@ func pendingIDs(t testing.TB, o *UsageOutbox, limit int) ([]string, []store.Usag
 	return ids, us
 }
 
-func TestUsageOutboxSettlesNetsLeasesAndAcks(t *testing.T) {
+// usageFixture is a schema with a controlled clock, a store with accounts
+// of balance 1000, and an outbox of the store.
+type usageFixture struct {
+	pool    *pgxpool.Pool
+	schema  string
+	s       *Store
+	o       *UsageOutbox
+	advance func(time.Duration)
+}
+
+// newUsageFixture returns a usage fixture with the accounts and an
+// outbox of opts.
+func newUsageFixture(t *testing.T, opts UsageOptions, accounts ...string) *usageFixture {
+	t.Helper()
 	pool := newPool(t, nil)
 	schema := newSchema(t, pool)
-	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := newStore(t, pool, Options{Schema: schema})
-	putAccount(t, s, "acct", 1000)
+	f := &usageFixture{pool: pool, schema: schema}
+	f.advance = setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	f.s = newStore(t, pool, Options{Schema: schema})
+	for _, a := range accounts {
+		putAccount(t, f.s, a, 1000)
+	}
+	f.o = newOutbox(t, f.s, &opts)
+	return f
+}
+
+func TestUsageOutboxSettlesNetsLeasesAndAcks(t *testing.T) {
+	opts := UsageOptions{Settle: time.Minute, Lease: time.Minute, Keep: time.Hour}
+	f := newUsageFixture(t, opts, "acct")
+	pool, schema, s, advance := f.pool, f.schema, f.s, f.advance
 	spendOp(t, s, "acct", "op1", 10, 0)
 	spendOp(t, s, "acct", "op2", 5, 5) // refunded in full: never usage
 	spendOp(t, s, "acct", "op3", 7, 3)
-	a := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute, Keep: time.Hour})
-	b := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Minute, Keep: time.Hour})
+	a := f.o
+	b := newOutbox(t, s, &opts)
 
 	if ids, _ := pendingIDs(t, a, 10); len(ids) != 0 {
 		t.Fatalf("before the settle delay: %v, want none", ids)
@@ -177,7 +210,7 @@ func TestUsageOutboxReplicasReportEachUsageOnce(t *testing.T) {
 }
 
 func TestUsageOutboxRefusesMistakes(t *testing.T) {
-	s := &Store{schema: "go402"}
+	s := new(Store)
 	for _, o := range []UsageOptions{{Settle: -1}, {Lease: -time.Second}} {
 		if _, err := s.UsageOutbox(&o); err == nil {
 			t.Errorf("UsageOutbox(%+v) = nil error, want one", o)
@@ -186,12 +219,8 @@ func TestUsageOutboxRefusesMistakes(t *testing.T) {
 }
 
 func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
-	pool := newPool(t, nil)
-	schema := newSchema(t, pool)
-	advance := setClock(t, pool, schema, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	s := newStore(t, pool, Options{Schema: schema})
-	putAccount(t, s, "acct", 1000)
-	o := newOutbox(t, s, &UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: 2 * time.Hour})
+	f := newUsageFixture(t, UsageOptions{Settle: time.Minute, Lease: time.Hour, Keep: 2 * time.Hour}, "acct")
+	pool, schema, s, o, advance := f.pool, f.schema, f.s, f.o, f.advance
 	ack := func(us []store.Usage) {
 		t.Helper()
 		if err := o.Ack(context.Background(), us); err != nil {
@@ -204,16 +233,9 @@ func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
 	advance(2 * time.Minute)
 	_, us := pendingIDs(t, o, 2) // op1 and op2, read before their refunds
 	ack(us[:1])
-	refund := func(op string, amount int64) {
-		t.Helper()
-		ctx := store.WithOperation(context.Background(), store.Operation{ID: op})
-		if _, err := s.Refund(ctx, "acct", amount); err != nil {
-			t.Fatal(err)
-		}
-	}
-	refund("op1", 4) // after its report
-	refund("op2", 8) // while it is being reported
-	refund("op3", 1) // before its report
+	refundOp(t, s, "acct", "op1", 4) // after its report
+	refundOp(t, s, "acct", "op2", 8) // while it is being reported
+	refundOp(t, s, "acct", "op3", 1) // before its report
 	ids, got := pendingIDs(t, o, 10)
 	if fmt.Sprint(ids) != "[op3:5]" {
 		t.Fatalf("before the refunds settle: %v, want [op3:5] (its debit is settled)", ids)
@@ -243,11 +265,8 @@ func TestUsageOutboxCorrectsRefundsAfterTheReport(t *testing.T) {
 	if ids, _ := pendingIDs(t, o, 10); len(ids) != 0 {
 		t.Fatalf("after a stale ack: %v, want none", ids)
 	}
-	var f, rf int64
+	_, rf := floors(t, pool, schema)
 	sc := pgx.Identifier{schema}.Sanitize()
-	if err := pool.QueryRow(context.Background(), `SELECT seq, refund_seq FROM `+sc+`.usage_floor`).Scan(&f, &rf); err != nil {
-		t.Fatal(err)
-	}
 	var maxSeq int64
 	if err := pool.QueryRow(context.Background(), `SELECT max(seq) FROM `+sc+`.ledger WHERE kind = 'refund'`).Scan(&maxSeq); err != nil || rf != maxSeq {
 		t.Fatalf("refund floor %d, last refund %d (%v); want equal", rf, maxSeq, err)
