@@ -145,6 +145,14 @@ func (m *Metrics) Handler(next http.Handler) http.Handler {
 	})
 }
 
+// decided records that a decision with attributes a came at now, and
+// returns when the request's previous decision came (or it arrived).
+func (t *timing) decided(now time.Time, a *decisionAttrs) (prev time.Time) {
+	prev = t.start.Add(time.Duration(t.elapsed.Swap(int64(now.Sub(t.start)))))
+	t.last.Store(a)
+	return prev
+}
+
 // recordTiming records t, if a decision was made.
 func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 	if a := t.last.Load(); a != nil {
@@ -196,18 +204,19 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 	}
 	a := m.attrs.decision(m, decisionKey{step: d.Step, code: string(d.Code), route: d.Route, plan: plan, allowed: d.Allowed})
 	m.decisions.Add(ctx, 1, a.decision...)
-	if m.count(ctx, d, a, plan) {
-		if m.tracer != nil {
-			m.traceDecision(ctx, d, a, nil)
-		}
-		return // after the handler: not a decision's latency
+	var t *timing
+	if !m.count(ctx, d, a, plan) { // after the handler: not a decision's latency
+		t, _ = ctx.Value(timingKey{}).(*timing)
 	}
-	t, _ := ctx.Value(timingKey{}).(*timing)
-	if m.tracer != nil {
-		m.traceDecision(ctx, d, a, t)
+	if t == nil && m.tracer == nil {
+		return
 	}
+	now := m.now()
+	iv := interval{now, now}
 	if t != nil {
-		t.elapsed.Store(int64(m.now().Sub(t.start)))
-		t.last.Store(a)
+		iv.start = t.decided(now, a)
+	}
+	if m.tracer != nil {
+		m.traceDecision(ctx, d, a, iv)
 	}
 }
