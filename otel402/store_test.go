@@ -46,7 +46,7 @@ func TestStoreKeepsCapabilities(t *testing.T) {
 func TestStoreMeteredCharge(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	rec := newRecorder(t, &otel402.Options{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))})
-	mem := memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
+	mem := memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
 	pw, err := paywall.New(rec.Store(mem), &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
 		t.Fatal(err)
@@ -88,7 +88,7 @@ func TestStoreMeteredCharge(t *testing.T) {
 // tokens and holds the credits in one store call, hold_with_tokens.
 func TestStoreMeteredChargeWithLimit(t *testing.T) {
 	rec := newRecorder(t, nil)
-	mem := memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
+	mem := memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
 	st := rec.Store(mem)
 	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
@@ -118,7 +118,7 @@ func TestStoreMeteredChargeWithLimit(t *testing.T) {
 // the account's next.
 func TestStoreInFlightSlots(t *testing.T) {
 	rec := newRecorder(t, nil)
-	st := rec.Store(memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100}))
+	st := rec.Store(memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100}))
 	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
 		t.Fatal(err)
@@ -156,21 +156,6 @@ func TestStoreInFlightSlots(t *testing.T) {
 			t.Errorf("%s timed %v times, want %v", op, n, want)
 		}
 	}
-}
-
-// memoryWith is a Memory with accounts, each with a key "sk_test_<ID>".
-func memoryWith(t *testing.T, accounts ...store.Account) *store.Memory {
-	t.Helper()
-	mem := store.NewMemory(nil)
-	for _, a := range accounts {
-		if err := mem.PutAccount(context.Background(), a); err != nil {
-			t.Fatal(err)
-		}
-		if err := mem.PutKey(context.Background(), store.NewKey("sk_test_"+a.ID, a.ID)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return mem
 }
 
 // authorized is a request with the API key raw.

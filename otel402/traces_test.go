@@ -27,15 +27,7 @@ func traced(t *testing.T) (http.Handler, *tracetest.SpanRecorder) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	m := newRecorder(t, &otel402.Options{TracerProvider: tp}).Metrics
-	mem := store.NewMemory(nil)
-	ctx := context.Background()
-	if err := mem.PutAccount(ctx, store.Account{ID: "acct_secret", Plan: "pro", Balance: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.PutKey(ctx, store.NewKey("sk_test_1", "acct_secret")); err != nil {
-		t.Fatal(err)
-	}
-	st := m.Store(mem)
+	st := m.Store(memoryWith(t, nil, store.Account{ID: "acct_secret", Plan: "pro", Balance: 1}))
 	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +54,7 @@ func TestTraces(t *testing.T) {
 	h, sr := traced(t)
 	for range 2 { // the second is refused: the balance was 1
 		r := httptest.NewRequest("POST", "/items/item_42", nil)
-		r.Header.Set("Authorization", "Bearer sk_test_1")
+		r.Header.Set("Authorization", "Bearer sk_test_acct_secret")
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
 	spans := sr.Ended()
