@@ -90,14 +90,7 @@ func TestStoreMeteredChargeWithLimit(t *testing.T) {
 	rec := newRecorder(t, nil)
 	mem := memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
 	st := rec.Store(mem)
-	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: rec.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw, lim := paywallAndLimiter(t, st, rec.Metrics)
 	h := pw.Authenticate(lim.Handler(pw.ChargeWith(paywall.ChargeOptions{Cost: 30, Metered: true})(http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) { paywall.MeterFrom(r.Context()).Add(5) }))))
 	w := httptest.NewRecorder()
@@ -156,6 +149,22 @@ func TestStoreInFlightSlots(t *testing.T) {
 			t.Errorf("%s timed %v times, want %v", op, n, want)
 		}
 	}
+}
+
+// paywallAndLimiter are a paywall on the wrapped store st and a limiter,
+// by account and high enough never to refuse, taking its tokens from st,
+// both reporting their decisions to m.
+func paywallAndLimiter(t *testing.T, st store.Store, m *otel402.Metrics) (*paywall.Paywall, *limiter.Limiter) {
+	t.Helper()
+	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: m.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pw, lim
 }
 
 // authorized is a request with the API key raw.

@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/otel402"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
@@ -28,14 +27,7 @@ func traced(t *testing.T) (http.Handler, *tracetest.SpanRecorder) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	m := newRecorder(t, &otel402.Options{TracerProvider: tp}).Metrics
 	st := m.Store(memoryWith(t, nil, store.Account{ID: "acct_secret", Plan: "pro", Balance: 1}))
-	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: m.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw, lim := paywallAndLimiter(t, st, m)
 	mux := http.NewServeMux()
 	mux.Handle("POST /items/{id}", pw.Authenticate(lim.Handler(pw.Charge(1)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))))
 	tracer := tp.Tracer("test")
