@@ -171,9 +171,8 @@ func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 	}
 }
 
-// count adds d to the credit and refusal counters, and reports whether d
-// is a refund or a settlement, which come after the handler.
-func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) (after bool) {
+// count adds d to the credit and refusal counters.
+func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) {
 	if c := m.creditCounter(d); c != nil {
 		c.Add(ctx, d.Cost, a.credits...)
 	}
@@ -181,6 +180,11 @@ func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttr
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
+}
+
+// afterHandler reports whether d, a refund or a settlement, comes after
+// the request's handler, so is not a decision's latency.
+func afterHandler(d paywall.Decision) bool {
 	return d.Step == "refund" || d.Step == "settle"
 }
 
@@ -215,8 +219,9 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 	}
 	a := m.attrs.decision(m, decisionKey{step: d.Step, code: string(d.Code), route: d.Route, plan: plan, allowed: d.Allowed})
 	m.decisions.Add(ctx, 1, a.decision...)
+	m.count(ctx, d, a, plan)
 	var t *timing
-	if !m.count(ctx, d, a, plan) { // after the handler: not a decision's latency
+	if !afterHandler(d) {
 		t, _ = ctx.Value(timingKey{}).(*timing)
 	}
 	if t == nil && m.tracer == nil {
