@@ -80,14 +80,7 @@ func TestTraces(t *testing.T) {
 		if s.EndTime().Before(s.StartTime()) {
 			t.Errorf("span %s ends before it starts", s.Name())
 		}
-		attrs := map[string]string{}
-		for _, kv := range s.Attributes() {
-			v := kv.Value.String()
-			attrs[string(kv.Key)] = v
-			if strings.Contains(v, "acct_secret") || strings.Contains(v, "item_42") || strings.Contains(v, "sk_test") {
-				t.Errorf("span %s has attribute %s=%q: an account, path or key", s.Name(), kv.Key, v)
-			}
-		}
+		attrs := spanAttributes(t, s)
 		if strings.HasPrefix(s.Name(), "go402.store.") {
 			if attrs["go402.store.operation"] == "" {
 				t.Errorf("store span %s without go402.store.operation: %v", s.Name(), attrs)
@@ -107,6 +100,21 @@ func TestTraces(t *testing.T) {
 	if refused != 1 {
 		t.Errorf("%d refused charge spans, want 1", refused)
 	}
+}
+
+// spanAttributes are the attributes of s, by key; it fails t if one holds
+// an account, a path or a key.
+func spanAttributes(t *testing.T, s sdktrace.ReadOnlySpan) map[string]string {
+	t.Helper()
+	attrs := map[string]string{}
+	for _, kv := range s.Attributes() {
+		v := kv.Value.String()
+		attrs[string(kv.Key)] = v
+		if strings.Contains(v, "acct_secret") || strings.Contains(v, "item_42") || strings.Contains(v, "sk_test") {
+			t.Errorf("span %s has attribute %s=%q: an account, path or key", s.Name(), kv.Key, v)
+		}
+	}
+	return attrs
 }
 
 // TestTracesStoreError checks that a failing store call's span records the
