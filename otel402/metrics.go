@@ -143,7 +143,7 @@ func (m *Metrics) Handler(next http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t := &timing{Context: r.Context(), start: m.now()}
-		defer m.recordTiming(t.Context, t)
+		defer m.recordTiming(t)
 		next.ServeHTTP(w, r.WithContext(t))
 	})
 }
@@ -164,10 +164,11 @@ func (t *timing) decided(now time.Time, a *decisionAttrs) (prev time.Time) {
 	return prev
 }
 
-// recordTiming records t, if a decision was made.
-func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
+// recordTiming records t, in the request's context as Handler received
+// it, if a decision was made.
+func (m *Metrics) recordTiming(t *timing) {
 	if a := t.last.Load(); a != nil {
-		m.latency.Record(ctx, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
+		m.latency.Record(t.Context, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
 	}
 }
 
