@@ -121,14 +121,11 @@ type timingKey struct{}
 
 // timing is when Handler received a request, and how long after it the
 // request's latest decision came, with that decision's attributes. Atomic,
-// in case a decision is made on another goroutine than Handler's. It is
-// also the context Handler passes on: the request's, with itself as the
-// value of timingKey, one allocation rather than two.
+// in case a decision is made on another goroutine than Handler's.
 type timing struct {
-	context.Context // the request's, as Handler received it
-	start           time.Time
-	elapsed         atomic.Int64 // nanoseconds
-	last            atomic.Pointer[decisionAttrs]
+	start   time.Time
+	elapsed atomic.Int64 // nanoseconds
+	last    atomic.Pointer[decisionAttrs]
 }
 
 // Handler is a middleware that times each request's decisions, for
@@ -142,18 +139,10 @@ func (m *Metrics) Handler(next http.Handler) http.Handler {
 		panic("otel402: Handler: nil handler")
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t := &timing{Context: r.Context(), start: m.now()}
-		defer m.recordTiming(t)
-		next.ServeHTTP(w, r.WithContext(t))
+		t := &timing{start: m.now()}
+		defer m.recordTiming(r.Context(), t)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), timingKey{}, t)))
 	})
-}
-
-// Value returns t for timingKey, and the request's value of any other key.
-func (t *timing) Value(key any) any {
-	if key == (timingKey{}) {
-		return t
-	}
-	return t.Context.Value(key)
 }
 
 // decided records that a decision with attributes a came at now, and
@@ -164,11 +153,11 @@ func (t *timing) decided(now time.Time, a *decisionAttrs) (prev time.Time) {
 	return prev
 }
 
-// recordTiming records t, in the request's context as Handler received
-// it, if a decision was made.
-func (m *Metrics) recordTiming(t *timing) {
+// recordTiming records t, in ctx (the request's, as Handler received it),
+// if a decision was made.
+func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 	if a := t.last.Load(); a != nil {
-		m.latency.Record(t.Context, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
+		m.latency.Record(ctx, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
 	}
 }
 
