@@ -62,47 +62,55 @@ func (x *ledgerEntries) Entries(ctx context.Context, accountID string, q store.L
 	return es, err
 }
 
-// timed calls f, recording it as op.
-func timed[T any](ctx context.Context, c *instrumented, op operation, f func() (T, error)) (T, error) {
-	start := c.m.now()
-	v, err := f()
-	c.done(ctx, op, start, err)
-	return v, err
-}
-
 // admins is the method set of a store.Admin.
 type admins struct{ c *instrumented }
 
 // Account implements store.Admin.
 func (x *admins) Account(ctx context.Context, id string) (store.Account, error) {
-	return timed(ctx, x.c, opAccount, func() (store.Account, error) { return x.c.admin.Account(ctx, id) })
+	start := x.c.m.now()
+	a, err := x.c.admin.Account(ctx, id)
+	x.c.done(ctx, opAccount, start, err)
+	return a, err
 }
 
 // PutAccount implements store.Admin.
 func (x *admins) PutAccount(ctx context.Context, a store.Account) error {
-	_, err := timed(ctx, x.c, opPutAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.PutAccount(ctx, a) })
+	start := x.c.m.now()
+	err := x.c.admin.PutAccount(ctx, a)
+	x.c.done(ctx, opPutAccount, start, err)
 	return err
 }
 
 // CreateAccount implements store.Admin.
 func (x *admins) CreateAccount(ctx context.Context, a store.Account) error {
-	_, err := timed(ctx, x.c, opCreateAccount, func() (struct{}, error) { return struct{}{}, x.c.admin.CreateAccount(ctx, a) })
+	start := x.c.m.now()
+	err := x.c.admin.CreateAccount(ctx, a)
+	x.c.done(ctx, opCreateAccount, start, err)
 	return err
 }
 
 // UpdateAccount implements store.Admin.
 func (x *admins) UpdateAccount(ctx context.Context, id string, fn func(*store.Account) error) (store.Account, error) {
-	return timed(ctx, x.c, opUpdateAccount, func() (store.Account, error) { return x.c.admin.UpdateAccount(ctx, id, fn) })
+	start := x.c.m.now()
+	a, err := x.c.admin.UpdateAccount(ctx, id, fn)
+	x.c.done(ctx, opUpdateAccount, start, err)
+	return a, err
 }
 
 // Accounts implements store.Admin.
 func (x *admins) Accounts(ctx context.Context, after string, limit int) ([]store.Account, error) {
-	return timed(ctx, x.c, opAccounts, func() ([]store.Account, error) { return x.c.admin.Accounts(ctx, after, limit) })
+	start := x.c.m.now()
+	as, err := x.c.admin.Accounts(ctx, after, limit)
+	x.c.done(ctx, opAccounts, start, err)
+	return as, err
 }
 
 // TopUp implements store.Admin.
 func (x *admins) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
-	return timed(ctx, x.c, opTopUp, func() (int64, error) { return x.c.admin.TopUp(ctx, accountID, amount) })
+	start := x.c.m.now()
+	bal, err := x.c.admin.TopUp(ctx, accountID, amount)
+	x.c.done(ctx, opTopUp, start, err)
+	return bal, err
 }
 
 // CreateKey implements store.Admin.
@@ -115,24 +123,33 @@ func (x *admins) CreateKey(ctx context.Context, accountID, prefix string) (raw s
 
 // PutKey implements store.Admin.
 func (x *admins) PutKey(ctx context.Context, k store.Key) error {
-	_, err := timed(ctx, x.c, opPutKey, func() (struct{}, error) { return struct{}{}, x.c.admin.PutKey(ctx, k) })
+	start := x.c.m.now()
+	err := x.c.admin.PutKey(ctx, k)
+	x.c.done(ctx, opPutKey, start, err)
 	return err
 }
 
 // Keys implements store.Admin.
 func (x *admins) Keys(ctx context.Context, accountID string) ([]store.Key, error) {
-	return timed(ctx, x.c, opKeys, func() ([]store.Key, error) { return x.c.admin.Keys(ctx, accountID) })
+	start := x.c.m.now()
+	ks, err := x.c.admin.Keys(ctx, accountID)
+	x.c.done(ctx, opKeys, start, err)
+	return ks, err
 }
 
 // RevokeKey implements store.Admin.
 func (x *admins) RevokeKey(ctx context.Context, digest store.Digest) error {
-	_, err := timed(ctx, x.c, opRevokeKey, func() (struct{}, error) { return struct{}{}, x.c.admin.RevokeKey(ctx, digest) })
+	start := x.c.m.now()
+	err := x.c.admin.RevokeKey(ctx, digest)
+	x.c.done(ctx, opRevokeKey, start, err)
 	return err
 }
 
 // TouchKeys implements store.Admin.
 func (x *admins) TouchKeys(ctx context.Context, uses map[store.Digest]time.Time) error {
-	_, err := timed(ctx, x.c, opTouchKeys, func() (struct{}, error) { return struct{}{}, x.c.admin.TouchKeys(ctx, uses) })
+	start := x.c.m.now()
+	err := x.c.admin.TouchKeys(ctx, uses)
+	x.c.done(ctx, opTouchKeys, start, err)
 	return err
 }
 

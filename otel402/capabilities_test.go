@@ -26,20 +26,6 @@ func capabilityOf[T any]() capability {
 	}}
 }
 
-// capabilities are the optional capabilities of a go402 store, in the
-// order of the bits of the index of fakes.
-var capabilities = [...]capability{
-	capabilityOf[store.Refunder](),
-	capabilityOf[store.Buckets](),
-	capabilityOf[store.BucketSpender](),
-	capabilityOf[store.Admin](),
-	capabilityOf[store.Ledger](),
-	capabilityOf[store.Holder](),
-	capabilityOf[store.BucketHolder](),
-	capabilityOf[store.Slots](),
-	capabilityOf[store.SpendCapper](),
-}
-
 // capabilitiesOf returns the bits of the capabilities s has.
 func capabilitiesOf(s store.Store) (mask int) {
 	for i, c := range capabilities {

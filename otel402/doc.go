@@ -45,11 +45,12 @@
 // "go402.<step>" (go402.authenticate, go402.require, go402.limit,
 // go402.charge, go402.hold, go402.settle, go402.refund) and each call of
 // the wrapped store one named "go402.store.<operation>"
-// (go402.store.lookup, go402.store.spend, …), children of the span in the request's context. A decision's span has
-// the attributes of its go402.decisions measurement and runs from the
-// request's previous decision (or its arrival at Handler) to this one; a
-// refund's, made after the handler, and a decision's without Handler, is
-// an instant. A store call's span has go402.store.operation and, on
+// (go402.store.lookup, go402.store.spend, …), children of the span in the
+// request's context. A decision's span has the attributes of its
+// go402.decisions measurement and runs from the request's previous
+// decision (or its arrival at Handler) to this one; a refund's or a
+// settlement's, made after the handler, and a decision's without Handler,
+// is an instant. A store call's span has go402.store.operation and, on
 // failure, error.type, the error recorded and an Error status; an unknown
 // key or account, or an account that exists, is an answer, not an error.
 // A decision carrying an error (a store that failed) records it. Without
@@ -69,7 +70,8 @@
 // go402.decision.duration is recorded once per request that passed
 // through Metrics.Handler and met a go402 decision: the time until the
 // decision that let it reach its handler (or refused it), with that
-// decision's attributes. A refund, made after the handler, is not timed.
+// decision's attributes. A refund or a settlement, made after the
+// handler, is not timed.
 //
 // go402.store.operation is the store method called, in snake case:
 // lookup, spend, refund, take_tokens, spend_with_tokens, hold, settle,

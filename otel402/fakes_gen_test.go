@@ -4,6 +4,20 @@ package otel402_test
 
 import "github.com/go402/go402/store"
 
+// capabilities are the optional capabilities of a go402 store, in the
+// order of the bits of the index of fakes.
+var capabilities = [...]capability{
+	capabilityOf[store.Refunder](),
+	capabilityOf[store.Buckets](),
+	capabilityOf[store.BucketSpender](),
+	capabilityOf[store.Admin](),
+	capabilityOf[store.Ledger](),
+	capabilityOf[store.Holder](),
+	capabilityOf[store.BucketHolder](),
+	capabilityOf[store.Slots](),
+	capabilityOf[store.SpendCapper](),
+}
+
 // fakes makes, for each set of capabilities, a test store of f that has
 // exactly those. Bit i of the index is capabilities[i].
 var fakes = [512]func(f *fake) store.Store{

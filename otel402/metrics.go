@@ -145,16 +145,24 @@ func (m *Metrics) Handler(next http.Handler) http.Handler {
 	})
 }
 
-// recordTiming records t, if a decision was made.
+// decided records that a decision with attributes a came at now, and
+// returns when the request's previous decision came (or it arrived).
+func (t *timing) decided(now time.Time, a *decisionAttrs) (prev time.Time) {
+	prev = t.start.Add(time.Duration(t.elapsed.Swap(int64(now.Sub(t.start)))))
+	t.last.Store(a)
+	return prev
+}
+
+// recordTiming records t, in ctx (the request's, as Handler received it),
+// if a decision was made.
 func (m *Metrics) recordTiming(ctx context.Context, t *timing) {
 	if a := t.last.Load(); a != nil {
 		m.latency.Record(ctx, time.Duration(t.elapsed.Load()).Seconds(), a.latency...)
 	}
 }
 
-// count adds d to the credit and refusal counters, and reports whether d
-// is a refund or a settlement, which come after the handler.
-func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) (after bool) {
+// count adds d to the credit and refusal counters.
+func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttrs, plan string) {
 	if c := m.creditCounter(d); c != nil {
 		c.Add(ctx, d.Cost, a.credits...)
 	}
@@ -162,6 +170,11 @@ func (m *Metrics) count(ctx context.Context, d paywall.Decision, a *decisionAttr
 		r := m.attrs.refusal(m, refusalKey{policy: d.Policy, route: d.Route, plan: plan})
 		m.refusals.Add(ctx, 1, r...)
 	}
+}
+
+// afterHandler reports whether d, a refund or a settlement, comes after
+// the request's handler, so is not a decision's latency.
+func afterHandler(d paywall.Decision) bool {
 	return d.Step == "refund" || d.Step == "settle"
 }
 
@@ -196,18 +209,20 @@ func (m *Metrics) OnDecision(ctx context.Context, d paywall.Decision) {
 	}
 	a := m.attrs.decision(m, decisionKey{step: d.Step, code: string(d.Code), route: d.Route, plan: plan, allowed: d.Allowed})
 	m.decisions.Add(ctx, 1, a.decision...)
-	if m.count(ctx, d, a, plan) {
-		if m.tracer != nil {
-			m.traceDecision(ctx, d, a, nil)
-		}
-		return // after the handler: not a decision's latency
+	m.count(ctx, d, a, plan)
+	var t *timing
+	if !afterHandler(d) {
+		t, _ = ctx.Value(timingKey{}).(*timing)
 	}
-	t, _ := ctx.Value(timingKey{}).(*timing)
-	if m.tracer != nil {
-		m.traceDecision(ctx, d, a, t)
+	if t == nil && m.tracer == nil {
+		return
 	}
+	now := m.now()
+	iv := interval{now, now}
 	if t != nil {
-		t.elapsed.Store(int64(m.now().Sub(t.start)))
-		t.last.Store(a)
+		iv.start = t.decided(now, a)
+	}
+	if m.tracer != nil {
+		m.traceDecision(ctx, d, a, iv)
 	}
 }

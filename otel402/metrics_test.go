@@ -99,11 +99,11 @@ func sum(points []point, want map[string]string) float64 {
 	return total
 }
 
-// stack is a paywalled API on a memory store, instrumented by rec.
-func stack(t testing.TB, rec *recorder, accounts ...store.Account) http.Handler {
+// memoryWith is a Memory made with opts holding accounts, each with a key
+// "sk_test_<ID>".
+func memoryWith(t testing.TB, opts *store.MemoryOptions, accounts ...store.Account) *store.Memory {
 	t.Helper()
-	clock := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
-	mem := store.NewMemory(&store.MemoryOptions{Clock: clock})
+	mem := store.NewMemory(opts)
 	for _, a := range accounts {
 		if err := mem.PutAccount(context.Background(), a); err != nil {
 			t.Fatal(err)
@@ -112,7 +112,14 @@ func stack(t testing.TB, rec *recorder, accounts ...store.Account) http.Handler 
 			t.Fatal(err)
 		}
 	}
-	st := rec.Store(mem)
+	return mem
+}
+
+// stack is a paywalled API on a memory store, instrumented by rec.
+func stack(t testing.TB, rec *recorder, accounts ...store.Account) http.Handler {
+	t.Helper()
+	clock := func() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+	st := rec.Store(memoryWith(t, &store.MemoryOptions{Clock: clock}, accounts...))
 	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision, Clock: clock})
 	if err != nil {
 		t.Fatal(err)
@@ -259,10 +266,8 @@ func TestMaxRoutesAndPlans(t *testing.T) {
 // nothing, and are not counted as debited.
 func TestNoDebitCountedWithoutADebit(t *testing.T) {
 	rec := newRecorder(t, nil)
-	mem := store.NewMemory(nil)
 	ctx := context.Background()
-	_ = mem.PutAccount(ctx, store.Account{ID: "a", Plan: "pro", Balance: 100})
-	_ = mem.PutKey(ctx, store.NewKey("sk_test_a", "a"))
+	mem := memoryWith(t, nil, store.Account{ID: "a", Plan: "pro", Balance: 100})
 	pw, err := paywall.New(rec.Store(mem), &paywall.Options{OnDecision: rec.OnDecision, IdempotencyWindow: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -319,14 +324,7 @@ func TestNoDebitCountedWithoutADebit(t *testing.T) {
 // the settlement (after the handler) is not a decision's latency.
 func TestMeteredCredits(t *testing.T) {
 	rec := newRecorder(t, nil)
-	mem := store.NewMemory(nil)
-	ctx := context.Background()
-	if err := mem.PutAccount(ctx, store.Account{ID: "pro", Plan: "pro", Balance: 100}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.PutKey(ctx, store.NewKey("sk_test_pro", "pro")); err != nil {
-		t.Fatal(err)
-	}
+	mem := memoryWith(t, nil, store.Account{ID: "pro", Plan: "pro", Balance: 100})
 	pw, err := paywall.New(mem, &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func TestStoreKeepsCapabilities(t *testing.T) {
 func TestStoreMeteredCharge(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	rec := newRecorder(t, &otel402.Options{TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))})
-	mem := memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
+	mem := memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
 	pw, err := paywall.New(rec.Store(mem), &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
 		t.Fatal(err)
@@ -88,16 +88,9 @@ func TestStoreMeteredCharge(t *testing.T) {
 // tokens and holds the credits in one store call, hold_with_tokens.
 func TestStoreMeteredChargeWithLimit(t *testing.T) {
 	rec := newRecorder(t, nil)
-	mem := memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
+	mem := memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100})
 	st := rec.Store(mem)
-	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: rec.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pw, lim := paywallAndLimiter(t, st, rec.Metrics)
 	h := pw.Authenticate(lim.Handler(pw.ChargeWith(paywall.ChargeOptions{Cost: 30, Metered: true})(http.HandlerFunc(
 		func(w http.ResponseWriter, r *http.Request) { paywall.MeterFrom(r.Context()).Add(5) }))))
 	w := httptest.NewRecorder()
@@ -118,7 +111,7 @@ func TestStoreMeteredChargeWithLimit(t *testing.T) {
 // the account's next.
 func TestStoreInFlightSlots(t *testing.T) {
 	rec := newRecorder(t, nil)
-	st := rec.Store(memoryWith(t, store.Account{ID: "acct_1", Plan: "pro", Balance: 100}))
+	st := rec.Store(memoryWith(t, nil, store.Account{ID: "acct_1", Plan: "pro", Balance: 100}))
 	pw, err := paywall.New(st, &paywall.Options{OnDecision: rec.OnDecision})
 	if err != nil {
 		t.Fatal(err)
@@ -158,19 +151,20 @@ func TestStoreInFlightSlots(t *testing.T) {
 	}
 }
 
-// memoryWith is a Memory with accounts, each with a key "sk_test_<ID>".
-func memoryWith(t *testing.T, accounts ...store.Account) *store.Memory {
+// paywallAndLimiter are a paywall on the wrapped store st and a limiter,
+// by account and high enough never to refuse, taking its tokens from st,
+// both reporting their decisions to m.
+func paywallAndLimiter(t *testing.T, st store.Store, m *otel402.Metrics) (*paywall.Paywall, *limiter.Limiter) {
 	t.Helper()
-	mem := store.NewMemory(nil)
-	for _, a := range accounts {
-		if err := mem.PutAccount(context.Background(), a); err != nil {
-			t.Fatal(err)
-		}
-		if err := mem.PutKey(context.Background(), store.NewKey("sk_test_"+a.ID, a.ID)); err != nil {
-			t.Fatal(err)
-		}
+	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mem
+	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: m.OnDecision})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pw, lim
 }
 
 // authorized is a request with the API key raw.

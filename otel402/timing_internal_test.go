@@ -54,3 +54,27 @@ func TestDecisionLatencyIsTheLastDecisions(t *testing.T) {
 	}
 	t.Fatal("no go402.decision.duration")
 }
+
+// The context Handler passes on is the request's: its values, its
+// cancellation, and the request's timing.
+func TestHandlerContextIsTheRequests(t *testing.T) {
+	m, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type key struct{}
+	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
+	var got context.Context
+	h := m.Handler(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got = r.Context() }))
+	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/", nil).WithContext(ctx))
+	if _, ok := got.Value(timingKey{}).(*timing); !ok || got.Value(key{}) != "v" {
+		t.Fatalf("the handler's context lacks the timing or the request's value")
+	}
+	child, stop := context.WithCancel(got)
+	defer stop()
+	cancel()
+	<-child.Done()
+	if got.Err() != context.Canceled {
+		t.Fatalf("Err %v after the request's cancellation, want context.Canceled", got.Err())
+	}
+}

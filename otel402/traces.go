@@ -10,26 +10,20 @@ import (
 	"github.com/go402/go402/paywall"
 )
 
-// traceDecision makes the span of decision d, with a's attributes, as a
-// child of the span in ctx. The span runs from the request's previous
-// decision (or its arrival at Handler) to now, t being the request's
-// timing; without one (no Handler, or a refund, made after the handler)
-// it is an instant.
-func (m *Metrics) traceDecision(ctx context.Context, d paywall.Decision, a *decisionAttrs, t *timing) {
-	end := m.now()
-	start := end
-	if t != nil {
-		start = t.start.Add(time.Duration(t.elapsed.Load()))
-	}
-	_, span := m.tracer.Start(ctx, a.spanName, trace.WithTimestamp(start), trace.WithAttributes(a.span...))
+// traceDecision makes the span of decision d during iv, with a's
+// attributes, as a child of the span in ctx: from the request's previous
+// decision (or its arrival at Handler) to d, or an instant for a decision
+// without Handler or made after the handler (a refund, a settlement).
+func (m *Metrics) traceDecision(ctx context.Context, d paywall.Decision, a *decisionAttrs, iv interval) {
+	_, span := m.tracer.Start(ctx, a.spanName, trace.WithTimestamp(iv.start), trace.WithAttributes(a.span...))
 	if d.Err != nil {
 		span.RecordError(d.Err)
 		span.SetStatus(codes.Error, string(d.Code))
 	}
-	span.End(trace.WithTimestamp(end))
+	span.End(trace.WithTimestamp(iv.end))
 }
 
-// interval is when a store call started and ended.
+// interval is when a decision or a store call started and ended.
 type interval struct{ start, end time.Time }
 
 // traceStore makes the span of a store call of a's operation during iv

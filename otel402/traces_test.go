@@ -14,7 +14,6 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/go402/go402/limiter"
 	"github.com/go402/go402/otel402"
 	"github.com/go402/go402/paywall"
 	"github.com/go402/go402/store"
@@ -27,23 +26,8 @@ func traced(t *testing.T) (http.Handler, *tracetest.SpanRecorder) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	m := newRecorder(t, &otel402.Options{TracerProvider: tp}).Metrics
-	mem := store.NewMemory(nil)
-	ctx := context.Background()
-	if err := mem.PutAccount(ctx, store.Account{ID: "acct_secret", Plan: "pro", Balance: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if err := mem.PutKey(ctx, store.NewKey("sk_test_1", "acct_secret")); err != nil {
-		t.Fatal(err)
-	}
-	st := m.Store(mem)
-	pw, err := paywall.New(st, &paywall.Options{OnDecision: m.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lim, err := limiter.New(1000, 1000, &limiter.Options{By: limiter.ByAccount(), Store: st.(store.Buckets), OnDecision: m.OnDecision})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := m.Store(memoryWith(t, nil, store.Account{ID: "acct_secret", Plan: "pro", Balance: 1}))
+	pw, lim := paywallAndLimiter(t, st, m)
 	mux := http.NewServeMux()
 	mux.Handle("POST /items/{id}", pw.Authenticate(lim.Handler(pw.Charge(1)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))))
 	tracer := tp.Tracer("test")
@@ -62,7 +46,7 @@ func TestTraces(t *testing.T) {
 	h, sr := traced(t)
 	for range 2 { // the second is refused: the balance was 1
 		r := httptest.NewRequest("POST", "/items/item_42", nil)
-		r.Header.Set("Authorization", "Bearer sk_test_1")
+		r.Header.Set("Authorization", "Bearer sk_test_acct_secret")
 		h.ServeHTTP(httptest.NewRecorder(), r)
 	}
 	spans := sr.Ended()
@@ -96,14 +80,7 @@ func TestTraces(t *testing.T) {
 		if s.EndTime().Before(s.StartTime()) {
 			t.Errorf("span %s ends before it starts", s.Name())
 		}
-		attrs := map[string]string{}
-		for _, kv := range s.Attributes() {
-			v := kv.Value.String()
-			attrs[string(kv.Key)] = v
-			if strings.Contains(v, "acct_secret") || strings.Contains(v, "item_42") || strings.Contains(v, "sk_test") {
-				t.Errorf("span %s has attribute %s=%q: an account, path or key", s.Name(), kv.Key, v)
-			}
-		}
+		attrs := spanAttributes(t, s)
 		if strings.HasPrefix(s.Name(), "go402.store.") {
 			if attrs["go402.store.operation"] == "" {
 				t.Errorf("store span %s without go402.store.operation: %v", s.Name(), attrs)
@@ -123,6 +100,21 @@ func TestTraces(t *testing.T) {
 	if refused != 1 {
 		t.Errorf("%d refused charge spans, want 1", refused)
 	}
+}
+
+// spanAttributes are the attributes of s, by key; it fails t if one holds
+// an account, a path or a key.
+func spanAttributes(t *testing.T, s sdktrace.ReadOnlySpan) map[string]string {
+	t.Helper()
+	attrs := map[string]string{}
+	for _, kv := range s.Attributes() {
+		v := kv.Value.String()
+		attrs[string(kv.Key)] = v
+		if strings.Contains(v, "acct_secret") || strings.Contains(v, "item_42") || strings.Contains(v, "sk_test") {
+			t.Errorf("span %s has attribute %s=%q: an account, path or key", s.Name(), kv.Key, v)
+		}
+	}
+	return attrs
 }
 
 // TestTracesStoreError checks that a failing store call's span records the

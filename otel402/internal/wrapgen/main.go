@@ -1,8 +1,8 @@
 // Command wrapgen writes the tables of otel402's store wrappers, one struct
 // type per set of a store's optional capabilities, so that a wrapped store
 // has exactly the capabilities of the store it wraps: wrappers_gen.go, and
-// fakes_gen_test.go, the test stores of each set. Run it in otel402 with
-// go generate.
+// fakes_gen_test.go, the tests' list of the capabilities and the test
+// stores of each set. Run it in otel402 with go generate.
 package main
 
 import (
@@ -63,7 +63,7 @@ func files() (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	fakes, err := source("otel402_test", "", table{
+	fakes, err := source("otel402_test", fakesHead(), table{
 		name: "fakes",
 		doc: "fakes makes, for each set of capabilities, a test store of f that has\n" +
 			"exactly those. Bit i of the index is capabilities[i].",
@@ -120,6 +120,19 @@ func wrappersHead() string {
 		fmt.Fprintf(&b, "if c.%s, ok = s.(store.%s); ok {\nmask |= cap%s\n}\n", c.field, c.iface, c.iface)
 	}
 	b.WriteString("return mask\n}\n\n")
+	return b.String()
+}
+
+// fakesHead is the tests' list of the capabilities, in the order of their
+// bits.
+func fakesHead() string {
+	var b strings.Builder
+	b.WriteString("// capabilities are the optional capabilities of a go402 store, in the\n" +
+		"// order of the bits of the index of fakes.\nvar capabilities = [...]capability{\n")
+	for _, c := range capabilities {
+		fmt.Fprintf(&b, "capabilityOf[store.%s](),\n", c.iface)
+	}
+	b.WriteString("}\n\n")
 	return b.String()
 }
 
