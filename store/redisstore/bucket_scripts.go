@@ -156,8 +156,5 @@ flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
 local r = {ok, bal, h, s, nsec, (bok or prior) and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)

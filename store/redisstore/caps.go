@@ -299,9 +299,14 @@ local function caps_give_back(k, amt, now)
   caps_refund(c, amt, w)
   if #w > 0 then redis.call('HSET', k, unpack(w)) end
 end
--- caps_reply is the cap part of a spend's reply.
-local function caps_reply(c, reached, crossed)
+-- caps_append appends the cap part of a spend's reply to the reply r, if
+-- there is a c, and returns r.
+local function caps_append(r, c, reached, crossed)
+  if not c then return r end
   local stop = c.stop or {0, 0}
-  return {1, c.lim or '0', c.spent or '0', stop[1], stop[2], reached and 1 or 0, crossed or ''}
+  for _, v in ipairs({1, c.lim or '0', c.spent or '0', stop[1], stop[2], reached and 1 or 0, crossed or ''}) do
+    r[#r + 1] = v
+  end
+  return r
 end
 `

@@ -71,10 +71,7 @@ flush(KEYS[1], f, bal, w)
 local exp, id = now_us + tonumber(ARGV[3]), 0
 if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) else exp = 0 end
 local r = {ok and 1 or 0, bal, h, s, n, id, int(exp)}
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)
 
 // settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
@@ -216,10 +213,7 @@ local id, exp = 0, now_us + tonumber(ARGV[3])
 if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
 local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)
 
 // HoldWithTokens implements [store.BucketHolder]: it takes b.Cost tokens

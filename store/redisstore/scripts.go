@@ -184,10 +184,7 @@ end
 flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
 local r = {ok, bal, h, s, n}
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)
 
 // cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
