@@ -190,21 +190,21 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 // cap part as holdScript's if the windows admitted.
 var holdTokensScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
 local t = server_time()
-local now_us = micros(t)
+local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function get()
   return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next')
+    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
 end
 local f, w = get(), {}
 if release(KEYS[1], KEYS[2], f[9], now_us) then f = get() end
-local bal, nx = refill(f, now_pair(t), w)
+local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
-local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
+local ws, bok = check_windows(tail(f, 11), 6, n, now_us, tcost)
 local ok, c, reached, crossed = false, nil, false, ''
 if bok then
-  c = caps_load(redis.call('HGET', KEYS[1], 'caps'), f, now_pair(t))
-  ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now_pair(t), w)
+  c = caps_load(f[10], f, now)
+  ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
 end
 local out = save_windows(ws, ok, tcost, now_us, w)
 flush(KEYS[1], f, bal, w)
