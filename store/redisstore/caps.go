@@ -284,20 +284,15 @@ local function caps_debit(c, bal, amt, nx, f, now, w)
   if not c then return true, after, false, '' end
   return true, after, false, caps_spend(c, bal, after, amt, nx, f, now, w)
 end
--- caps_refund gives amt back to the cap period of c, down to zero, and
--- appends c to w; it does nothing without a cap.
-local function caps_refund(c, amt, w)
-  if not (c and c.lim) then return end
-  if dlt(c.spent, amt) then c.spent = '0' else c.spent = dsub(c.spent, amt) end
-  caps_save(c, w)
-end
 -- caps_give_back gives amt back to the current cap period of account k at
--- now, as a refund does.
+-- now, down to zero; it does nothing without a cap.
 local function caps_give_back(k, amt, now)
   local f = read(k, 'caps')
   local c, w = caps_load(f[9], f, now), {}
-  caps_refund(c, amt, w)
-  if #w > 0 then redis.call('HSET', k, unpack(w)) end
+  if not (c and c.lim) then return end
+  if dlt(c.spent, amt) then c.spent = '0' else c.spent = dsub(c.spent, amt) end
+  caps_save(c, w)
+  redis.call('HSET', k, unpack(w))
 end
 -- caps_append appends the cap part of a spend's reply to the reply r, if
 -- there is a c, and returns r.

@@ -205,16 +205,14 @@ return v
 // refund, which gives the amount back to the spend cap's period.
 // Returns {-1} for an unknown account, {-2} on overflow, else {1, balance}.
 var creditScript = redis.NewScript(luaLib + luaCaps + `
-local f, w = read(KEYS[1], 'caps'), {}
+local f, w = read(KEYS[1]), {}
 local now = now_pair(server_time())
 local bal = refill(f, now, w)
 if not bal then return {-1} end
 flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
-local c, cw = ARGV[3] == '1' and caps_load(f[9], f, now), {}
-caps_refund(c, ARGV[2], cw)
-if #cw > 0 then redis.call('HSET', KEYS[1], unpack(cw)) end
+if ARGV[3] == '1' then caps_give_back(KEYS[1], ARGV[2], now) end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
