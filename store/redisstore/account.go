@@ -46,9 +46,6 @@ const maxScriptSeconds = 1 << 52
 // other replicas when the announcement reaches them (see
 // [Options.LookupTTL]).
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
-	if err := a.Validate(); err != nil {
-		return fmt.Errorf("redisstore: %w", err)
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return err
@@ -85,9 +82,6 @@ func (s *Store) indexAccount(ctx context.Context, op, id string) error {
 // [store.ErrExists] if the account exists, checked and written in one
 // script, so that of callers creating the same account at once one wins.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
-	if err := a.Validate(); err != nil {
-		return fmt.Errorf("redisstore: %w", err)
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return err
@@ -283,9 +277,12 @@ type accountData struct {
 	PaymentURL string      `json:"payment_url,omitempty"`
 }
 
-// encodeAccount returns the HSET arguments (field, value, …) for a valid
-// account.
+// encodeAccount returns the HSET arguments (field, value, …) for account
+// a, or an error if a is invalid (see [store.Account.Validate]).
 func encodeAccount(a *store.Account) ([]any, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
 	data, err := json.Marshal(accountData{
 		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
 		Features: a.Features, RateLimit: a.RateLimit, Windows: a.Windows, Metadata: a.Metadata,
