@@ -163,11 +163,7 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	if notFound(v) {
 		return store.SpendResult{}, fmt.Errorf("redisstore: spend: account %q: %w", accountID, store.ErrNotFound)
 	}
-	r, err := decodeSpend(v)
-	if err == nil && len(v) > 5 {
-		r.Cap, err = decodeCapReply(v[5:])
-	}
-	return r, err
+	return decodeSpend(v, 5)
 }
 
 // Refund gives amount credits back to the account, after applying any due
@@ -229,9 +225,10 @@ func errReply(op string) error {
 	return fmt.Errorf("redisstore: %s: unexpected reply from Redis", op)
 }
 
-// decodeSpend decodes the first five elements of a spend script's reply:
-// {ok, balance, hasNext, nextSec, nextNsec}.
-func decodeSpend(v []any) (store.SpendResult, error) {
+// decodeSpend decodes a spend script's reply v: its first five elements,
+// {ok, balance, hasNext, nextSec, nextNsec}, and the cap part (see
+// decodeCapReply) from v[capAt] on, if the reply goes on that far.
+func decodeSpend(v []any, capAt int) (store.SpendResult, error) {
 	if len(v) < 5 {
 		return store.SpendResult{}, errReply("spend")
 	}
@@ -246,7 +243,10 @@ func decodeSpend(v []any) (store.SpendResult, error) {
 		nsec, _ := v[4].(int64)
 		r.NextRefill = time.Unix(sec, nsec)
 	}
-	return r, nil
+	if len(v) > capAt {
+		r.Cap, err = decodeCapReply(v[capAt:])
+	}
+	return r, err
 }
 
 func parseBalance(op string, v any) (int64, error) {

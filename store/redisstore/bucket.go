@@ -87,14 +87,9 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 	if len(v) != n && len(v) != n+7 {
 		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
 	}
-	sr, err := decodeSpend(v)
+	sr, err := decodeSpend(v, n)
 	if err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
-	}
-	if len(v) > n {
-		if sr.Cap, err = decodeCapReply(v[n:]); err != nil {
-			return store.SpendResult{}, store.BucketResult{}, err
-		}
 	}
 	bok, _ := v[5].(int64)
 	br, err := windowResults(&b, bok == 1, v[6], v[7:n])

@@ -121,20 +121,15 @@ func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease 
 	if len(v) < 7 {
 		return store.Hold{}, store.SpendResult{}, errReply("hold")
 	}
-	return decodeHold(accountID, amount, v[:7], v[7:])
+	return decodeHold(accountID, amount, v, 7)
 }
 
-// decodeHold decodes the reply of holdScript, whose cap part, if any, is
-// capPart.
-func decodeHold(accountID string, amount int64, v, capPart []any) (store.Hold, store.SpendResult, error) {
-	res, err := decodeSpend(v)
-	if err != nil || len(v) != 7 {
-		return store.Hold{}, store.SpendResult{}, errReply("hold")
-	}
-	if len(capPart) > 0 {
-		if res.Cap, err = decodeCapReply(capPart); err != nil {
-			return store.Hold{}, store.SpendResult{}, err
-		}
+// decodeHold decodes the reply v of a hold script, at least seven
+// elements long, whose cap part, if any, starts at v[capAt].
+func decodeHold(accountID string, amount int64, v []any, capAt int) (store.Hold, store.SpendResult, error) {
+	res, err := decodeSpend(v, capAt)
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, err
 	}
 	if !res.OK {
 		return store.Hold{}, res, nil
@@ -243,7 +238,7 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, errReply("hold with tokens")
 	}
 	end := 9 + 2*(len(b.More)+1)
-	h, sr, err := decodeHold(accountID, amount, v[:7], v[end:])
+	h, sr, err := decodeHold(accountID, amount, v, end)
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}
