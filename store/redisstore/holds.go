@@ -105,8 +105,8 @@ func (s *Store) HoldsRedisKey(accountID string) string {
 // does. A hold that fails with an error may have held the credits unseen:
 // its lease gives them back.
 func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (store.Hold, store.SpendResult, error) {
-	if amount < 0 || lease < time.Microsecond {
-		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
+	if err := checkHold(amount, lease); err != nil {
+		return store.Hold{}, store.SpendResult{}, err
 	}
 	ctx, stop := s.withTimeout(ctx)
 	defer stop()
@@ -250,12 +250,21 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 	return h, sr, br, nil
 }
 
+// checkHold checks the amount and lease of a hold: the scripts count
+// leases in microseconds.
+func checkHold(amount int64, lease time.Duration) error {
+	if amount < 0 || lease < time.Microsecond {
+		return fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
+	}
+	return nil
+}
+
 // checkHoldWithTokens checks the arguments of HoldWithTokens.
 func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *store.Bucket) error {
-	switch {
-	case amount < 0 || lease < time.Microsecond:
-		return fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
-	case b.Account != accountID:
+	if err := checkHold(amount, lease); err != nil {
+		return err
+	}
+	if b.Account != accountID {
 		return fmt.Errorf("redisstore: hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
 			b.Key, b.Account, accountID)
 	}
