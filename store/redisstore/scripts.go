@@ -15,9 +15,12 @@ import "github.com/redis/go-redis/v9"
 // in golang.org/x/time/rate.
 //
 // An account is one hash: its balance and refill state, its other fields as
-// one JSON document, and one field "bucket:NAME" per token bucket of the
-// account ("TOKENS MICROS RATE BURST": the tokens left at the server time MICROS, and the rate and burst they were counted at). A
-// decision reads it with one HMGET and writes it with one HSET.
+// one JSON document, its spend cap and thresholds as another (fieldCaps),
+// the bookkeeping of its holds ("hold_seq", "holds_next"), and one field
+// "bucket:NAME" per token bucket of the account ("TOKENS MICROS RATE
+// BURST": the tokens left at the server time MICROS, and the rate and burst
+// they were counted at). A decision reads it with one HMGET and writes it
+// with one HSET.
 
 // luaLib holds the functions the scripts share.
 const luaLib = `
