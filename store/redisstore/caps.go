@@ -213,15 +213,6 @@ local function cap_bounds(per, anchor, now)
   while not tlt(now, add_months(a, k + 1)) do k = k + 1 end
   return add_months(a, k), add_months(a, k + 1)
 end
--- dadd returns a + b for canonical decimals whose sum fits an int64.
-local function dadd(a, b)
-  local ah, al = tonumber(string.sub(a, 1, -15)) or 0, tonumber(string.sub(a, -14))
-  local bh, bl = tonumber(string.sub(b, 1, -15)) or 0, tonumber(string.sub(b, -14))
-  local l, h = al + bl, ah + bh
-  if l >= 1e14 then l, h = l - 1e14, h + 1 end
-  if h == 0 then return string.format('%.0f', l) end
-  return string.format('%.0f%014.0f', h, l)
-end
 -- caps_load decodes the caps field v (false for none) of the account
 -- fields f at now, starting a new cap period if one is due.
 local function caps_load(v, f, now)

@@ -82,6 +82,15 @@ local function dsub(a, b)
   if h == 0 then return string.format('%.0f', l) end
   return string.format('%.0f%014.0f', h, l)
 end
+-- dadd returns a + b for canonical decimals whose sum fits an int64.
+local function dadd(a, b)
+  local ah, al = tonumber(string.sub(a, 1, -15)) or 0, tonumber(string.sub(a, -14))
+  local bh, bl = tonumber(string.sub(b, 1, -15)) or 0, tonumber(string.sub(b, -14))
+  local l, h = al + bl, ah + bh
+  if l >= 1e14 then l, h = l - 1e14, h + 1 end
+  if h == 0 then return string.format('%.0f', l) end
+  return string.format('%.0f%014.0f', h, l)
+end
 local function int(x)
   return string.format('%.0f', x)
 end
