@@ -51,29 +51,6 @@ local function add_hold(k, hk, hn, amt, exp)
 end
 `
 
-// holdScript: KEYS[1] account, KEYS[2] its holds; ARGV time, amount, lease
-// (µs). Returns {-1} for an unknown account, else {ok, balance, hasNext,
-// nextSec, nextNsec, id, expires (µs), then for an account with a spend
-// cap or thresholds the cap part (see decodeCapReply)}: a hold counts
-// against the cap as a spend.
-var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
-local t = server_time()
-local now_us, now = micros(t), now_pair(t)
-local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
-if release(KEYS[1], KEYS[2], f[9], now_us) then f = read(KEYS[1], 'holds_next', 'caps') end
-local bal, nx = refill(f, now, w)
-if not bal then return {-1} end
-local h, s, n = next_fields(nx)
-local c = caps_load(f[10], f, now)
-local ok, reached, crossed
-ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
-flush(KEYS[1], f, bal, w)
-local exp, id = now_us + tonumber(ARGV[3]), 0
-if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) else exp = 0 end
-local r = {ok and 1 or 0, bal, h, s, n, id, int(exp)}
-return caps_append(r, c, reached, crossed)
-`)
-
 // settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
 // settlement marker; ARGV time, hold ID, amount, actual, marker TTL (ms).
 // Returns {-4} if there is no such hold, else {1, balance}; run again with
@@ -111,20 +88,20 @@ func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease 
 	ctx, stop := s.withTimeout(ctx)
 	defer stop()
 	v, err := holdScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10)).Slice()
+		s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10), 0, 0).Slice()
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, backendError("hold", err)
 	}
 	if notFound(v) {
 		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold: account %q: %w", accountID, store.ErrNotFound)
 	}
-	if len(v) < 7 {
+	if len(v) < 9 {
 		return store.Hold{}, store.SpendResult{}, errReply("hold")
 	}
-	return decodeHold(accountID, amount, v, 7)
+	return decodeHold(accountID, amount, v, 9)
 }
 
-// decodeHold decodes the reply v of a hold script, at least seven
+// decodeHold decodes the reply v of holdScript, at least nine
 // elements long, whose cap part, if any, starts at v[capAt].
 func decodeHold(accountID string, amount int64, v []any, capAt int) (store.Hold, store.SpendResult, error) {
 	res, err := decodeSpend(v, capAt)
@@ -177,13 +154,15 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	return parseBalance("settle", v[1])
 }
 
-// holdTokensScript: KEYS[1] account (which holds the windows), KEYS[2] its
-// holds; ARGV time, amount, lease (µs), token cost, number of windows, then
-// the windows (see windowLib). Returns {-1} for an unknown account, else
-// holdScript's reply without its cap part, followed by windowsOK, the
-// server time in microseconds, then held and tokens per window, then the
-// cap part as holdScript's if the windows admitted.
-var holdTokensScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
+// holdScript: KEYS[1] account (which holds the windows), KEYS[2] its
+// holds; ARGV time, amount, lease (µs), token cost, number of windows (0
+// for a hold alone), then the windows (see windowLib). Returns {-1} for an
+// unknown account, else {ok, balance, hasNext, nextSec, nextNsec, id,
+// expires (µs), windowsOK, server time in microseconds, then held and
+// tokens per window, then for an account with a spend cap or thresholds,
+// if the windows admitted, the cap part (see decodeCapReply)}: a hold
+// counts against the cap as a spend.
+var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
 local t = server_time()
 local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -227,7 +206,7 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 	defer stop()
 	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10),
 		b.Cost, len(b.More)+1)
-	v, err := holdTokensScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)}, args...).Slice()
+	v, err := holdScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)}, args...).Slice()
 	switch {
 	case err != nil:
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, backendError("hold with tokens", err)
