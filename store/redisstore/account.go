@@ -169,7 +169,7 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 // Refund gives amount credits back to the account, after applying any due
 // periodic refill, and returns the new balance. See [store.Refunder].
 func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
-	return s.credit(ctx, "refund", accountID, amount)
+	return s.credit(ctx, accountID, amount, true)
 }
 
 // TopUp adds amount credits to the account, after applying any due periodic
@@ -177,21 +177,23 @@ func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int
 // the new balance. A balance that would exceed the largest int64 is refused
 // with an error wrapping [store.ErrInvalidAmount].
 func (s *Store) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
-	return s.credit(ctx, "top up", accountID, amount)
+	return s.credit(ctx, accountID, amount, false)
 }
 
-func (s *Store) credit(ctx context.Context, op, accountID string, amount int64) (int64, error) {
+// credit adds amount credits to the account: a refund, which also gives
+// them back to the spend cap's period, or else a top-up.
+func (s *Store) credit(ctx context.Context, accountID string, amount int64, refund bool) (int64, error) {
+	op, flag := "top up", "0"
+	if refund {
+		op, flag = "refund", "1"
+	}
 	if amount <= 0 {
 		return 0, fmt.Errorf("redisstore: %s %d: %w", op, amount, store.ErrInvalidAmount)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	refund := "0"
-	if op == "refund" {
-		refund = "1"
-	}
 	v, err := creditScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(amount, 10), refund).Slice()
+		s.timeArg(), strconv.FormatInt(amount, 10), flag).Slice()
 	if err != nil {
 		return 0, backendError(op, err)
 	}
