@@ -195,7 +195,10 @@ return caps_append(r, c, reached, crossed)
 // one script — one round trip — taking nothing if either refuses. Its
 // arguments and results follow [Store.SpendWithTokens].
 func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b store.Bucket) (store.Hold, store.SpendResult, store.BucketResult, error) {
-	if err := checkHoldWithTokens(accountID, amount, lease, &b); err != nil {
+	if err := checkHold(amount, lease); err != nil {
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
+	}
+	if err := checkAccountBucket("hold with tokens", accountID, &b); err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}
 	if unlimited(&b) {
@@ -236,18 +239,6 @@ func checkHold(amount int64, lease time.Duration) error {
 		return fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
 	}
 	return nil
-}
-
-// checkHoldWithTokens checks the arguments of HoldWithTokens.
-func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *store.Bucket) error {
-	if err := checkHold(amount, lease); err != nil {
-		return err
-	}
-	if b.Account != accountID {
-		return fmt.Errorf("redisstore: hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
-			b.Key, b.Account, accountID)
-	}
-	return validateBucket(b)
 }
 
 var (
