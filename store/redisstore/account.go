@@ -46,9 +46,6 @@ const maxScriptSeconds = 1 << 52
 // other replicas when the announcement reaches them (see
 // [Options.LookupTTL]).
 func (s *Store) PutAccount(ctx context.Context, a store.Account) error {
-	if err := a.Validate(); err != nil {
-		return fmt.Errorf("redisstore: %w", err)
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return err
@@ -85,9 +82,6 @@ func (s *Store) indexAccount(ctx context.Context, op, id string) error {
 // [store.ErrExists] if the account exists, checked and written in one
 // script, so that of callers creating the same account at once one wins.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
-	if err := a.Validate(); err != nil {
-		return fmt.Errorf("redisstore: %w", err)
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return err
@@ -169,17 +163,13 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	if notFound(v) {
 		return store.SpendResult{}, fmt.Errorf("redisstore: spend: account %q: %w", accountID, store.ErrNotFound)
 	}
-	r, err := decodeSpend(v)
-	if err == nil && len(v) > 5 {
-		r.Cap, err = decodeCapReply(v[5:])
-	}
-	return r, err
+	return decodeSpend(v, 5)
 }
 
 // Refund gives amount credits back to the account, after applying any due
 // periodic refill, and returns the new balance. See [store.Refunder].
 func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int64, error) {
-	return s.credit(ctx, "refund", accountID, amount)
+	return s.credit(ctx, accountID, amount, true)
 }
 
 // TopUp adds amount credits to the account, after applying any due periodic
@@ -187,21 +177,23 @@ func (s *Store) Refund(ctx context.Context, accountID string, amount int64) (int
 // the new balance. A balance that would exceed the largest int64 is refused
 // with an error wrapping [store.ErrInvalidAmount].
 func (s *Store) TopUp(ctx context.Context, accountID string, amount int64) (int64, error) {
-	return s.credit(ctx, "top up", accountID, amount)
+	return s.credit(ctx, accountID, amount, false)
 }
 
-func (s *Store) credit(ctx context.Context, op, accountID string, amount int64) (int64, error) {
+// credit adds amount credits to the account: a refund, which also gives
+// them back to the spend cap's period, or else a top-up.
+func (s *Store) credit(ctx context.Context, accountID string, amount int64, refund bool) (int64, error) {
+	op, flag := "top up", "0"
+	if refund {
+		op, flag = "refund", "1"
+	}
 	if amount <= 0 {
 		return 0, fmt.Errorf("redisstore: %s %d: %w", op, amount, store.ErrInvalidAmount)
 	}
 	ctx, cancel := s.withTimeout(ctx)
 	defer cancel()
-	refund := "0"
-	if op == "refund" {
-		refund = "1"
-	}
 	v, err := creditScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(amount, 10), refund).Slice()
+		s.timeArg(), strconv.FormatInt(amount, 10), flag).Slice()
 	if err != nil {
 		return 0, backendError(op, err)
 	}
@@ -235,9 +227,10 @@ func errReply(op string) error {
 	return fmt.Errorf("redisstore: %s: unexpected reply from Redis", op)
 }
 
-// decodeSpend decodes the first five elements of a spend script's reply:
-// {ok, balance, hasNext, nextSec, nextNsec}.
-func decodeSpend(v []any) (store.SpendResult, error) {
+// decodeSpend decodes a spend script's reply v: its first five elements,
+// {ok, balance, hasNext, nextSec, nextNsec}, and the cap part (see
+// decodeCapReply) from v[capAt] on, if the reply goes on that far.
+func decodeSpend(v []any, capAt int) (store.SpendResult, error) {
 	if len(v) < 5 {
 		return store.SpendResult{}, errReply("spend")
 	}
@@ -252,7 +245,10 @@ func decodeSpend(v []any) (store.SpendResult, error) {
 		nsec, _ := v[4].(int64)
 		r.NextRefill = time.Unix(sec, nsec)
 	}
-	return r, nil
+	if len(v) > capAt {
+		r.Cap, err = decodeCapReply(v[capAt:])
+	}
+	return r, err
 }
 
 func parseBalance(op string, v any) (int64, error) {
@@ -283,9 +279,12 @@ type accountData struct {
 	PaymentURL string      `json:"payment_url,omitempty"`
 }
 
-// encodeAccount returns the HSET arguments (field, value, …) for a valid
-// account.
+// encodeAccount returns the HSET arguments (field, value, …) for account
+// a, or an error if a is invalid (see [store.Account.Validate]).
 func encodeAccount(a *store.Account) ([]any, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("redisstore: %w", err)
+	}
 	data, err := json.Marshal(accountData{
 		ID: a.ID, Plan: a.Plan, Status: a.Status, PeriodEnd: a.PeriodEnd,
 		Features: a.Features, RateLimit: a.RateLimit, Windows: a.Windows, Metadata: a.Metadata,

@@ -104,9 +104,6 @@ func (s *Store) updateWatched(ctx context.Context, tx *redis.Tx, id string, fn f
 	if a.ID != id {
 		return store.Account{}, errors.New("redisstore: update account: the account ID must not change")
 	}
-	if err := a.Validate(); err != nil {
-		return store.Account{}, fmt.Errorf("redisstore: %w", err)
-	}
 	fields, err := encodeAccount(&a)
 	if err != nil {
 		return store.Account{}, err

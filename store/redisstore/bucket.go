@@ -63,12 +63,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 	if cost < 0 {
 		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
 	}
-	if b.Account != accountID {
-		return store.SpendResult{}, store.BucketResult{}, fmt.Errorf(
-			"redisstore: spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
-			b.Key, b.Account, accountID)
-	}
-	if err := validateBucket(&b); err != nil {
+	if err := checkAccountBucket("spend with tokens", accountID, &b); err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
 	}
 	if unlimited(&b) {
@@ -87,14 +82,9 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 	if len(v) != n && len(v) != n+7 {
 		return store.SpendResult{}, store.BucketResult{}, errReply("spend with tokens")
 	}
-	sr, err := decodeSpend(v)
+	sr, err := decodeSpend(v, n)
 	if err != nil {
 		return store.SpendResult{}, store.BucketResult{}, err
-	}
-	if len(v) > n {
-		if sr.Cap, err = decodeCapReply(v[n:]); err != nil {
-			return store.SpendResult{}, store.BucketResult{}, err
-		}
 	}
 	bok, _ := v[5].(int64)
 	br, err := windowResults(&b, bok == 1, v[6], v[7:n])
@@ -219,6 +209,16 @@ func windowResult(w *store.Bucket, cost int, held bool, tokensReply any, now tim
 		r = tokenbucket.FixedResult(w.Burst, cost, held, tokens, w.End.Sub(now))
 	}
 	return store.BucketResult{OK: r.OK, Remaining: r.Remaining, Wait: r.Wait, Full: r.Full}, nil
+}
+
+// checkAccountBucket checks that b is a valid bucket of the account
+// accountID, which op debits.
+func checkAccountBucket(op, accountID string, b *store.Bucket) error {
+	if b.Account != accountID {
+		return fmt.Errorf("redisstore: %s: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			op, b.Key, b.Account, accountID)
+	}
+	return validateBucket(b)
 }
 
 // validateBucket returns an error wrapping [store.ErrInvalidAmount] unless

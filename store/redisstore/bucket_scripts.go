@@ -125,30 +125,27 @@ return r
 // thresholds the cap part (see decodeCapReply)}.
 var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + `
 local t = server_time()
-local now_us = micros(t)
+local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local f = hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount',
   'refill_every_s', 'refill_every_ns', 'refill_anchor_s', 'refill_anchor_ns',
-  'refilled_at_s', 'refilled_at_ns')
+  'refilled_at_s', 'refilled_at_ns', 'caps')
 local w = {}
-local bal, nx = refill(f, now_pair(t), w)
+local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])
 if prior == 'x' then return {-3} end
-local ws, bok = check_windows(tail(f, 9), 6, n, now_us, tcost)
+local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
 local ok, c, reached, crossed = 1, nil, false, ''
 if not prior then
+  local debited = bok
   if bok and ARGV[2] ~= '0' then
-    c = caps_load(redis.call('HGET', KEYS[1], 'caps'), f, now_pair(t))
-    reached = c and c.lim and not dlt(bal, ARGV[2]) and dlt(dsub(c.lim, c.spent), ARGV[2])
+    c = caps_load(f[9], f, now)
+    debited, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
   end
-  if not bok or dlt(bal, ARGV[2]) or reached then
+  if not debited then
     ok = 0
     if ARGV[2] ~= '0' then redis.call('DEL', KEYS[2]) end
-  else
-    local before = bal
-    bal = dsub(bal, ARGV[2])
-    if c then crossed = caps_spend(c, before, bal, ARGV[2], nx, f, now_pair(t), w) end
   end
 end
 local out = save_windows(ws, ok == 1 and not prior, tcost, now_us, w)
@@ -156,8 +153,5 @@ flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
 local r = {ok, bal, h, s, nsec, (bok or prior) and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)

@@ -213,15 +213,6 @@ local function cap_bounds(per, anchor, now)
   while not tlt(now, add_months(a, k + 1)) do k = k + 1 end
   return add_months(a, k), add_months(a, k + 1)
 end
--- dadd returns a + b for canonical decimals whose sum fits an int64.
-local function dadd(a, b)
-  local ah, al = tonumber(string.sub(a, 1, -15)) or 0, tonumber(string.sub(a, -14))
-  local bh, bl = tonumber(string.sub(b, 1, -15)) or 0, tonumber(string.sub(b, -14))
-  local l, h = al + bl, ah + bh
-  if l >= 1e14 then l, h = l - 1e14, h + 1 end
-  if h == 0 then return string.format('%.0f', l) end
-  return string.format('%.0f%014.0f', h, l)
-end
 -- caps_load decodes the caps field v (false for none) of the account
 -- fields f at now, starting a new cap period if one is due.
 local function caps_load(v, f, now)
@@ -284,24 +275,24 @@ local function caps_debit(c, bal, amt, nx, f, now, w)
   if not c then return true, after, false, '' end
   return true, after, false, caps_spend(c, bal, after, amt, nx, f, now, w)
 end
--- caps_refund gives amt back to the cap period of c, down to zero, and
--- appends c to w; it does nothing without a cap.
-local function caps_refund(c, amt, w)
-  if not (c and c.lim) then return end
-  if dlt(c.spent, amt) then c.spent = '0' else c.spent = dsub(c.spent, amt) end
-  caps_save(c, w)
-end
 -- caps_give_back gives amt back to the current cap period of account k at
--- now, as a refund does.
+-- now, down to zero; it does nothing without a cap.
 local function caps_give_back(k, amt, now)
   local f = read(k, 'caps')
   local c, w = caps_load(f[9], f, now), {}
-  caps_refund(c, amt, w)
-  if #w > 0 then redis.call('HSET', k, unpack(w)) end
+  if not (c and c.lim) then return end
+  if dlt(c.spent, amt) then c.spent = '0' else c.spent = dsub(c.spent, amt) end
+  caps_save(c, w)
+  redis.call('HSET', k, unpack(w))
 end
--- caps_reply is the cap part of a spend's reply.
-local function caps_reply(c, reached, crossed)
+-- caps_append appends the cap part of a spend's reply to the reply r, if
+-- there is a c, and returns r.
+local function caps_append(r, c, reached, crossed)
+  if not c then return r end
   local stop = c.stop or {0, 0}
-  return {1, c.lim or '0', c.spent or '0', stop[1], stop[2], reached and 1 or 0, crossed or ''}
+  for _, v in ipairs({1, c.lim or '0', c.spent or '0', stop[1], stop[2], reached and 1 or 0, crossed or ''}) do
+    r[#r + 1] = v
+  end
+  return r
 end
 `

@@ -27,8 +27,9 @@
 // and Settle are Lua scripts, each evaluated atomically on the Redis server
 // in one round trip and timed by the server's clock (TIME), never a
 // replica's: N replicas spending from a balance B at cost c admit exactly
-// min(N, B/c) requests in total and the balance never goes below zero. Balances are exact 64-bit integers; they
-// never pass through a floating-point number.
+// min(N, B/c) requests in total and the balance never goes below zero.
+// Balances are exact 64-bit integers; they never pass through a
+// floating-point number.
 //
 // Redis replication is asynchronous: if a primary fails and a replica is
 // promoted, spends acknowledged in the last moments before the failure may

@@ -51,32 +51,6 @@ local function add_hold(k, hk, hn, amt, exp)
 end
 `
 
-// holdScript: KEYS[1] account, KEYS[2] its holds; ARGV time, amount, lease
-// (µs). Returns {-1} for an unknown account, else {ok, balance, hasNext,
-// nextSec, nextNsec, id, expires (µs), then for an account with a spend
-// cap or thresholds the cap part (see decodeCapReply)}: a hold counts
-// against the cap as a spend.
-var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
-local t = server_time()
-local now_us, now = micros(t), now_pair(t)
-local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
-if release(KEYS[1], KEYS[2], f[9], now_us) then f = read(KEYS[1], 'holds_next', 'caps') end
-local bal, nx = refill(f, now, w)
-if not bal then return {-1} end
-local h, s, n = next_fields(nx)
-local c = caps_load(f[10], f, now)
-local ok, reached, crossed
-ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
-flush(KEYS[1], f, bal, w)
-local exp, id = now_us + tonumber(ARGV[3]), 0
-if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) else exp = 0 end
-local r = {ok and 1 or 0, bal, h, s, n, id, int(exp)}
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
-`)
-
 // settleScript: KEYS[1] account, KEYS[2] its holds, KEYS[3] the hold's
 // settlement marker; ARGV time, hold ID, amount, actual, marker TTL (ms).
 // Returns {-4} if there is no such hold, else {1, balance}; run again with
@@ -108,36 +82,31 @@ func (s *Store) HoldsRedisKey(accountID string) string {
 // does. A hold that fails with an error may have held the credits unseen:
 // its lease gives them back.
 func (s *Store) Hold(ctx context.Context, accountID string, amount int64, lease time.Duration) (store.Hold, store.SpendResult, error) {
-	if amount < 0 || lease < time.Microsecond {
-		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
+	if err := checkHold(amount, lease); err != nil {
+		return store.Hold{}, store.SpendResult{}, err
 	}
 	ctx, stop := s.withTimeout(ctx)
 	defer stop()
 	v, err := holdScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10)).Slice()
+		s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10), 0, 0).Slice()
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, backendError("hold", err)
 	}
 	if notFound(v) {
 		return store.Hold{}, store.SpendResult{}, fmt.Errorf("redisstore: hold: account %q: %w", accountID, store.ErrNotFound)
 	}
-	if len(v) < 7 {
+	if len(v) < 9 {
 		return store.Hold{}, store.SpendResult{}, errReply("hold")
 	}
-	return decodeHold(accountID, amount, v[:7], v[7:])
+	return decodeHold(accountID, amount, v, 9)
 }
 
-// decodeHold decodes the reply of holdScript, whose cap part, if any, is
-// capPart.
-func decodeHold(accountID string, amount int64, v, capPart []any) (store.Hold, store.SpendResult, error) {
-	res, err := decodeSpend(v)
-	if err != nil || len(v) != 7 {
-		return store.Hold{}, store.SpendResult{}, errReply("hold")
-	}
-	if len(capPart) > 0 {
-		if res.Cap, err = decodeCapReply(capPart); err != nil {
-			return store.Hold{}, store.SpendResult{}, err
-		}
+// decodeHold decodes the reply v of holdScript, at least nine
+// elements long, whose cap part, if any, starts at v[capAt].
+func decodeHold(accountID string, amount int64, v []any, capAt int) (store.Hold, store.SpendResult, error) {
+	res, err := decodeSpend(v, capAt)
+	if err != nil {
+		return store.Hold{}, store.SpendResult{}, err
 	}
 	if !res.OK {
 		return store.Hold{}, res, nil
@@ -185,29 +154,31 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	return parseBalance("settle", v[1])
 }
 
-// holdTokensScript: KEYS[1] account (which holds the windows), KEYS[2] its
-// holds; ARGV time, amount, lease (µs), token cost, number of windows, then
-// the windows (see windowLib). Returns {-1} for an unknown account, else
-// holdScript's reply without its cap part, followed by windowsOK, the
-// server time in microseconds, then held and tokens per window, then the
-// cap part as holdScript's if the windows admitted.
-var holdTokensScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
+// holdScript: KEYS[1] account (which holds the windows), KEYS[2] its
+// holds; ARGV time, amount, lease (µs), token cost, number of windows (0
+// for a hold alone), then the windows (see windowLib). Returns {-1} for an
+// unknown account, else {ok, balance, hasNext, nextSec, nextNsec, id,
+// expires (µs), windowsOK, server time in microseconds, then held and
+// tokens per window, then for an account with a spend cap or thresholds,
+// if the windows admitted, the cap part (see decodeCapReply)}: a hold
+// counts against the cap as a spend.
+var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
 local t = server_time()
-local now_us = micros(t)
+local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local function get()
   return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next')
+    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
 end
 local f, w = get(), {}
 if release(KEYS[1], KEYS[2], f[9], now_us) then f = get() end
-local bal, nx = refill(f, now_pair(t), w)
+local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
-local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
+local ws, bok = check_windows(tail(f, 11), 6, n, now_us, tcost)
 local ok, c, reached, crossed = false, nil, false, ''
 if bok then
-  c = caps_load(redis.call('HGET', KEYS[1], 'caps'), f, now_pair(t))
-  ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now_pair(t), w)
+  c = caps_load(f[10], f, now)
+  ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
 end
 local out = save_windows(ws, ok, tcost, now_us, w)
 flush(KEYS[1], f, bal, w)
@@ -216,10 +187,7 @@ local id, exp = 0, now_us + tonumber(ARGV[3])
 if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
 local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, int(now_us)}
 for _, v in ipairs(out) do r[#r + 1] = v end
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)
 
 // HoldWithTokens implements [store.BucketHolder]: it takes b.Cost tokens
@@ -227,7 +195,10 @@ return r
 // one script — one round trip — taking nothing if either refuses. Its
 // arguments and results follow [Store.SpendWithTokens].
 func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int64, lease time.Duration, b store.Bucket) (store.Hold, store.SpendResult, store.BucketResult, error) {
-	if err := checkHoldWithTokens(accountID, amount, lease, &b); err != nil {
+	if err := checkHold(amount, lease); err != nil {
+		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
+	}
+	if err := checkAccountBucket("hold with tokens", accountID, &b); err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}
 	if unlimited(&b) {
@@ -238,7 +209,7 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 	defer stop()
 	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(amount, 10), strconv.FormatInt(lease.Microseconds(), 10),
 		b.Cost, len(b.More)+1)
-	v, err := holdTokensScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)}, args...).Slice()
+	v, err := holdScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(accountID), s.HoldsRedisKey(accountID)}, args...).Slice()
 	switch {
 	case err != nil:
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, backendError("hold with tokens", err)
@@ -249,7 +220,7 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, errReply("hold with tokens")
 	}
 	end := 9 + 2*(len(b.More)+1)
-	h, sr, err := decodeHold(accountID, amount, v[:7], v[end:])
+	h, sr, err := decodeHold(accountID, amount, v, end)
 	if err != nil {
 		return store.Hold{}, store.SpendResult{}, store.BucketResult{}, err
 	}
@@ -261,16 +232,13 @@ func (s *Store) HoldWithTokens(ctx context.Context, accountID string, amount int
 	return h, sr, br, nil
 }
 
-// checkHoldWithTokens checks the arguments of HoldWithTokens.
-func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *store.Bucket) error {
-	switch {
-	case amount < 0 || lease < time.Microsecond:
+// checkHold checks the amount and lease of a hold: the scripts count
+// leases in microseconds.
+func checkHold(amount int64, lease time.Duration) error {
+	if amount < 0 || lease < time.Microsecond {
 		return fmt.Errorf("redisstore: hold %d for %v: %w", amount, lease, store.ErrInvalidAmount)
-	case b.Account != accountID:
-		return fmt.Errorf("redisstore: hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
-			b.Key, b.Account, accountID)
 	}
-	return validateBucket(b)
+	return nil
 }
 
 var (

@@ -16,7 +16,7 @@ import (
 // balance loses exactly what the served requests reported.
 func TestMeteredRoundTrips(t *testing.T) {
 	const id, hold = "metered-rt", 40
-	e := newRoundTripEnv(t, id, 100, holdTokensScript, settleScript)
+	e := newRoundTripEnv(t, id, 100, holdScript, settleScript)
 	hook, s, raw := e.hook, e.s, e.raw
 	ctx := context.Background()
 	var before, settled int64

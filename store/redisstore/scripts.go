@@ -15,9 +15,12 @@ import "github.com/redis/go-redis/v9"
 // in golang.org/x/time/rate.
 //
 // An account is one hash: its balance and refill state, its other fields as
-// one JSON document, and one field "bucket:NAME" per token bucket of the
-// account ("TOKENS MICROS RATE BURST": the tokens left at the server time MICROS, and the rate and burst they were counted at). A
-// decision reads it with one HMGET and writes it with one HSET.
+// one JSON document, its spend cap and thresholds as another (fieldCaps),
+// the bookkeeping of its holds ("hold_seq", "holds_next"), and one field
+// "bucket:NAME" per token bucket of the account ("TOKENS MICROS RATE
+// BURST": the tokens left at the server time MICROS, and the rate and burst
+// they were counted at). A decision reads it with one HMGET and writes it
+// with one HSET.
 
 // luaLib holds the functions the scripts share.
 const luaLib = `
@@ -76,6 +79,15 @@ local function dsub(a, b)
   if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end
   local l, h = al - bl, ah - bh
   if l < 0 then l, h = l + 1e14, h - 1 end
+  if h == 0 then return string.format('%.0f', l) end
+  return string.format('%.0f%014.0f', h, l)
+end
+-- dadd returns a + b for canonical decimals whose sum fits an int64.
+local function dadd(a, b)
+  local ah, al = tonumber(string.sub(a, 1, -15)) or 0, tonumber(string.sub(a, -14))
+  local bh, bl = tonumber(string.sub(b, 1, -15)) or 0, tonumber(string.sub(b, -14))
+  local l, h = al + bl, ah + bh
+  if l >= 1e14 then l, h = l - 1e14, h + 1 end
   if h == 0 then return string.format('%.0f', l) end
   return string.format('%.0f%014.0f', h, l)
 end
@@ -184,10 +196,7 @@ end
 flush(KEYS[1], f, bal, w)
 local h, s, n = next_fields(nx)
 local r = {ok, bal, h, s, n}
-if c then
-  for _, v in ipairs(caps_reply(c, reached, crossed)) do r[#r + 1] = v end
-end
-return r
+return caps_append(r, c, reached, crossed)
 `)
 
 // cancelScript: KEYS[1] account, KEYS[2] operation marker; ARGV marker TTL
@@ -208,16 +217,14 @@ return v
 // refund, which gives the amount back to the spend cap's period.
 // Returns {-1} for an unknown account, {-2} on overflow, else {1, balance}.
 var creditScript = redis.NewScript(luaLib + luaCaps + `
-local f, w = read(KEYS[1], 'caps'), {}
+local f, w = read(KEYS[1]), {}
 local now = now_pair(server_time())
 local bal = refill(f, now, w)
 if not bal then return {-1} end
 flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
-local c, cw = ARGV[3] == '1' and caps_load(f[9], f, now), {}
-caps_refund(c, ARGV[2], cw)
-if #cw > 0 then redis.call('HSET', KEYS[1], unpack(cw)) end
+if ARGV[3] == '1' then caps_give_back(KEYS[1], ARGV[2], now) end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
