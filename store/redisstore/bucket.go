@@ -100,7 +100,7 @@ func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b
 	op := cancel{account: accountID, marker: s.markerKey(accountID)}
 	rctx, stop := s.withTimeout(ctx)
 	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg(), b.Cost, len(b.More)+1)
-	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker}, args...).Slice()
+	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)}, args...).Slice()
 	stop()
 	if err == nil && cancelled(v) {
 		err = errCancelled

@@ -117,30 +117,33 @@ return r
 `)
 
 // spendTokensScript: KEYS[1] account (which holds the windows), KEYS[2]
-// operation marker; ARGV time, cost, marker TTL (ms), token cost, number of
+// operation marker, KEYS[3] the account's holds, whose ended leases it
+// releases first as spendScript does; ARGV time, cost, marker TTL (ms), token cost, number of
 // windows, then the windows (see windowLib). Returns {-1} for an unknown
 // account, {-3} for an operation already cancelled, else {ok, balance,
 // hasNext, nextSec, nextNsec, windowsOK, server time in microseconds, then
 // held and tokens per window, then for an account with a spend cap or
 // thresholds the cap part (see decodeCapReply)}.
-var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + `
+var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + luaHolds + `
 local t = server_time()
 local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local f = hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount',
-  'refill_every_s', 'refill_every_ns', 'refill_anchor_s', 'refill_anchor_ns',
-  'refilled_at_s', 'refilled_at_ns', 'caps')
-local w = {}
+local function get()
+  return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
+    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
+end
+local f, w = get(), {}
+if release(KEYS[1], KEYS[3], f[9], now_us) then f = get() end
 local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])
 if prior == 'x' then return {-3} end
-local ws, bok = check_windows(tail(f, 10), 6, n, now_us, tcost)
+local ws, bok = check_windows(tail(f, 11), 6, n, now_us, tcost)
 local ok, c, reached, crossed = 1, nil, false, ''
 if not prior then
   local debited = bok
   if bok and ARGV[2] ~= '0' then
-    c = caps_load(f[9], f, now)
+    c = caps_load(f[10], f, now)
     debited, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
   end
   if not debited then

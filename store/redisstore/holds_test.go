@@ -59,3 +59,32 @@ func TestHoldOfKilledProcess(t *testing.T) {
 		t.Errorf("%d holds left, %v; want none", n, err)
 	}
 }
+
+// A fused limit and charge releases the holds whose lease ended before it
+// decides, as a plain spend does: 40 of 100 held for 30 s refuse a spend
+// of 61 with tokens, and once the lease is over the same spend finds all
+// 100.
+func TestSpendWithTokensReleasesEndedHolds(t *testing.T) {
+	c := newClient(t)
+	s := newTestStore(t, c, nil)
+	ctx := context.Background()
+	id := "acct_fused_holder"
+	if err := s.PutAccount(ctx, store.Account{ID: id, Balance: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if _, res, err := s.Hold(ctx, id, 40, holderLease); err != nil || !res.OK {
+		t.Fatalf("Hold(40) = %+v, %v", res, err)
+	}
+	b := store.Bucket{Account: id, Key: "default", Rate: 1, Burst: 10, Cost: 1}
+	if res, _, err := s.SpendWithTokens(ctx, id, 61, b); err != nil || res.OK || res.Balance != 60 {
+		t.Fatalf("SpendWithTokens(61) while held = %+v, %v; want refused with 60 left", res, err)
+	}
+	later := time.Now().Add(holderLease + time.Second)
+	s.scriptClock = func() time.Time { return later }
+	if res, br, err := s.SpendWithTokens(ctx, id, 61, b); err != nil || !res.OK || !br.OK || res.Balance != 39 {
+		t.Fatalf("SpendWithTokens(61) once the lease ended = %+v, %+v, %v; want OK with 39 left", res, br, err)
+	}
+	if n, err := c.HLen(ctx, s.HoldsRedisKey(id)).Result(); err != nil || n != 0 {
+		t.Errorf("%d holds left, %v; want none", n, err)
+	}
+}
