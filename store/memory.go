@@ -241,14 +241,24 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	if b > math.MaxInt64-amount {
 		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
 	}
-	if op == "refund" && e.put.Load().SpendCap != nil {
-		a := e.accountLocked()
-		a.refundCapped(m.now(), amount)
-		e.setLocked(a)
-		return a.Balance, nil
+	if op == "refund" {
+		return m.giveBackLocked(e, amount), nil
 	}
 	e.balance.Store(b + amount)
 	return b + amount, nil
+}
+
+// giveBackLocked gives amount back to e, under e.mu, for a refund or a
+// hold settled or released: to its balance, and to its spend cap's current
+// period as refundCapped does. It returns the balance after it.
+func (m *Memory) giveBackLocked(e *memoryAccount, amount int64) int64 {
+	if amount == 0 || e.put.Load().SpendCap == nil {
+		return e.balance.Add(amount)
+	}
+	a := e.accountLocked()
+	a.refundCapped(m.now(), amount)
+	e.setLocked(a)
+	return a.Balance
 }
 
 // PutAccount validates a and stores a deep copy, replacing every field of

@@ -106,19 +106,6 @@ func (m *Memory) Settle(_ context.Context, h Hold, actual int64) (int64, error) 
 	return m.giveBackLocked(e, h.Amount-actual), nil
 }
 
-// giveBackLocked gives amount held back to e, under e.mu: to its balance,
-// and to its spend cap's current period as refundCapped does.
-// It returns the balance after it.
-func (m *Memory) giveBackLocked(e *memoryAccount, amount int64) int64 {
-	if amount == 0 || e.put.Load().SpendCap == nil {
-		return e.balance.Add(amount)
-	}
-	a := e.accountLocked()
-	a.refundCapped(m.now(), amount)
-	e.setLocked(a)
-	return a.Balance
-}
-
 // releaseExpiredLocked gives back every hold of e whose lease ended by now.
 func (m *Memory) releaseExpiredLocked(e *memoryAccount, now time.Time) {
 	var released int64
