@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -68,30 +67,21 @@ func testCapsHoldLeaseGivesBack(e *env) {
 func testCapsHoldThresholdsOnceConcurrently(e *env) {
 	h := capability[store.Holder](e)
 	id := e.seedCapped(100, 80, thresholds...)
-	var capHits, balHits atomic.Int64
+	var crossed crossings
 	e.concurrently("concurrent Hold", 8, func(int) error {
 		for range 8 {
 			hd, r, err := h.Hold(e.ctx, id, 2, time.Minute)
 			if err != nil {
 				return err
 			}
-			for _, t := range r.Crossed() {
-				if t.Kind == store.ThresholdCapPercent {
-					capHits.Add(1)
-				} else {
-					balHits.Add(1)
-				}
-			}
+			crossed.count(r)
 			if _, err := h.Settle(e.ctx, hd, 1); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if capHits.Load() != 1 || balHits.Load() != 1 {
-		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
-			capHits.Load(), balHits.Load())
-	}
+	crossed.wantOnceEach(e)
 	e.wantBalance(id, 36)
 	e.wantCapSpend(id, 17, capWant{false, 36, 64, true})
 }

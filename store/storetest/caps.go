@@ -131,32 +131,46 @@ var thresholds = []store.Threshold{
 	{Kind: store.ThresholdBalance, Value: 50},
 }
 
+// crossings counts the thresholds that spends reported, by kind.
+type crossings struct{ cap, balance atomic.Int64 }
+
+// count adds the thresholds r crossed.
+func (c *crossings) count(r store.SpendResult) {
+	for _, t := range r.Crossed() {
+		if t.Kind == store.ThresholdCapPercent {
+			c.cap.Add(1)
+		} else {
+			c.balance.Add(1)
+		}
+	}
+}
+
+// wantOnceEach checks that each of thresholds was reported exactly once.
+func (c *crossings) wantOnceEach(e *env) {
+	e.Helper()
+	if c.cap.Load() != 1 || c.balance.Load() != 1 {
+		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
+			c.cap.Load(), c.balance.Load())
+	}
+}
+
 // spendCounting spends 1 from id 64 times in 8 goroutines, each using the
 // stores in turn, checks the balance after and that each of thresholds was
 // reported exactly once.
 func (e *env) spendCounting(id string, stores ...store.Store) {
 	e.Helper()
-	var capHits, balHits atomic.Int64
+	var crossed crossings
 	e.concurrently("concurrent Spend", 8, func(i int) error {
 		for j := range 8 {
 			r, err := stores[(i+j)%len(stores)].Spend(e.ctx, id, 1)
 			if err != nil {
 				return err
 			}
-			for _, t := range r.Crossed() {
-				if t.Kind == store.ThresholdCapPercent {
-					capHits.Add(1)
-				} else {
-					balHits.Add(1)
-				}
-			}
+			crossed.count(r)
 		}
 		return nil
 	})
-	if capHits.Load() != 1 || balHits.Load() != 1 {
-		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
-			capHits.Load(), balHits.Load())
-	}
+	crossed.wantOnceEach(e)
 	e.wantBalance(id, 36)
 }
 
