@@ -166,9 +166,8 @@ func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool
 	if n > 1 {
 		r.More = moreResults(n - 1)
 		for i := 1; i < n; i++ {
-			x, m := &wins[i], &r.More[i-1]
-			wr := x.mb.result(window(b, i), b.Cost, x.held, x.tokens, now)
-			m.OK, m.Remaining, m.Wait, m.Full = wr.OK, wr.Remaining, wr.Wait, wr.Full // no More: fresh memory
+			x := &wins[i]
+			r.More[i-1] = x.mb.result(window(b, i), b.Cost, x.held, x.tokens, now)
 		}
 	}
 	return r
