@@ -10,10 +10,11 @@ import (
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
-// process. It also implements [Refunder], [Buckets], [BucketSpender] and
-// [SpendCapper], manages keys and accounts itself (PutAccount, CreateKey,
-// …), and can save itself to a JSON file and restore itself from one ([Memory.SaveFile],
-// [Memory.LoadFile]), so that a restart of a small server loses nothing.
+// process. It also implements [Refunder], [Holder], [Buckets],
+// [BucketSpender], [BucketHolder] and [SpendCapper], manages keys and
+// accounts itself (PutAccount, CreateKey, …), and can save itself to a JSON
+// file and restore itself from one ([Memory.SaveFile], [Memory.LoadFile]),
+// so that a restart of a small server loses nothing.
 //
 // Lookup and Spend allocate nothing (but spends of an account with a
 // [SpendCap] or [Threshold]s) and take no lock shared between accounts;
