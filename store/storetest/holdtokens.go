@@ -48,16 +48,16 @@ func testHoldWithTokens(e *env) {
 	id := e.seedBalance(10, nil, time.Time{})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 2, Cost: 1}
 	var held []store.Hold
-	step := func(what string, amount int64, wantOK, wantBucketOK bool, wantBalance int64, wantRemaining int) {
-		e.Helper()
-		if hd, ok := e.wantHoldWithTokens(bh, b, holdStep{what, amount, wantOK, wantBucketOK, wantBalance, wantRemaining}); ok {
+	for _, st := range []holdStep{
+		{"both admit", 4, true, true, 6, 1},
+		{"the balance refuses, no token taken", 7, false, true, 6, 1},
+		{"both admit again", 6, true, true, 0, 0},
+		{"the bucket refuses, nothing held", 0, false, false, 0, 0},
+	} {
+		if hd, ok := e.wantHoldWithTokens(bh, b, st); ok {
 			held = append(held, hd)
 		}
 	}
-	step("both admit", 4, true, true, 6, 1)
-	step("the balance refuses, no token taken", 7, false, true, 6, 1)
-	step("both admit again", 6, true, true, 0, 0)
-	step("the bucket refuses, nothing held", 0, false, false, 0, 0)
 	if len(held) != 2 {
 		e.Fatalf("%d holds, want 2", len(held))
 	}
