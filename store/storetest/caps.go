@@ -221,19 +221,29 @@ func testCapsSpendWithTokens(e *env) {
 	_, sp := e.bucketSpender()
 	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: 1, Burst: 5, Cost: 1}
-	step := func(cost int64, ok, reached bool, crossed, remaining int) {
-		e.Helper()
-		sr, br, err := sp.SpendWithTokens(e.ctx, id, cost, b)
-		if err != nil {
-			e.Fatalf("SpendWithTokens(%d): %v", cost, err)
-		}
-		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
-			e.Errorf("SpendWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
-				cost, sr, sr.Cap, br, ok, reached, crossed, remaining)
-		}
-	}
+	step := e.capTokensStep("SpendWithTokens", func(cost int64) (store.SpendResult, store.BucketResult, error) {
+		return sp.SpendWithTokens(e.ctx, id, cost, b)
+	})
 	step(6, true, false, 1, 4)
 	step(5, false, true, 0, 4)
 	step(4, true, false, 0, 3)
 	e.wantBalance(id, 990)
+}
+
+// capTokensStep returns a check of one call of debit, a spend or a hold
+// with tokens (named name) under a spend cap, of an amount: it must answer
+// OK ok and Reached reached, cross crossed thresholds and leave remaining
+// tokens.
+func (e *env) capTokensStep(name string, debit func(amount int64) (store.SpendResult, store.BucketResult, error)) func(amount int64, ok, reached bool, crossed, remaining int) {
+	return func(amount int64, ok, reached bool, crossed, remaining int) {
+		e.Helper()
+		sr, br, err := debit(amount)
+		if err != nil {
+			e.Fatalf("%s(%d): %v", name, amount, err)
+		}
+		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
+			e.Errorf("%s(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
+				name, amount, sr, sr.Cap, br, ok, reached, crossed, remaining)
+		}
+	}
 }
