@@ -184,3 +184,26 @@ func BenchmarkMemorySpendWithTokens(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkMemorySpendCapped spends from an account with a spend cap and
+// two thresholds that the spends never cross, as most of a capped
+// account's spends do not.
+func BenchmarkMemorySpendCapped(b *testing.B) {
+	m := store.NewMemory(nil)
+	a := store.Account{ID: "acct_capped", Balance: math.MaxInt64,
+		SpendCap: &store.SpendCap{Limit: math.MaxInt64, Period: store.PeriodMonth},
+		Thresholds: []store.Threshold{
+			{Kind: store.ThresholdCapPercent, Value: 100},
+			{Kind: store.ThresholdBalance, Value: 0},
+		}}
+	if err := m.PutAccount(ctx, a); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if r, err := m.Spend(ctx, a.ID, 1); err != nil || !r.OK {
+			b.Fatalf("Spend = %+v, %v", r, err)
+		}
+	}
+}

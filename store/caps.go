@@ -129,7 +129,6 @@ func (a *Account) rollCap(now time.Time) time.Time {
 // the spend crosses, and returns the outcome. The memory store calls it
 // atomically with reading and writing a back, and Preview on a copy.
 func (a *Account) spendCapped(now time.Time, cost int64) SpendResult {
-	a.Thresholds = slices.Clone(a.Thresholds)
 	cr := &CapResult{}
 	if a.SpendCap != nil {
 		cr.ResetAt, cr.Limit = a.rollCap(now), a.SpendCap.Limit
@@ -171,11 +170,12 @@ func (a *Account) refundCapped(now time.Time, amount int64) {
 }
 
 // markCrossed marks and returns the thresholds a spend from balance
-// before and cap spending spentBefore to a's current ones crossed.
+// before and cap spending spentBefore to a's current ones crossed. It
+// copies a.Thresholds before the first mark (the slice read may be
+// shared), so a spend that crosses none copies nothing.
 func (a *Account) markCrossed(now time.Time, before, spentBefore int64) []Threshold {
 	var out []Threshold
-	for i := range a.Thresholds {
-		t := &a.Thresholds[i]
+	for i, t := range a.Thresholds {
 		if !t.crossed(a, before, spentBefore) {
 			continue
 		}
@@ -183,8 +183,12 @@ func (a *Account) markCrossed(now time.Time, before, spentBefore int64) []Thresh
 		if t.Marked.Equal(p) {
 			continue
 		}
+		if out == nil {
+			a.Thresholds = slices.Clone(a.Thresholds)
+		}
 		t.Marked = p
-		out = append(out, *t)
+		a.Thresholds[i] = t
+		out = append(out, t)
 	}
 	return out
 }

@@ -11,13 +11,14 @@ import (
 //
 // Hold debits amount at once, as [Store.Spend] does, counting it against
 // the account's [SpendCap] and [Threshold]s in a store that keeps them (a
-// refused hold changes nothing), and records the hold with a lease. Settle debits the actual cost
-// — at most what was held — by giving the rest back, and ends the hold. A
-// hold not settled before its lease ends (its process died, say) is released
-// by the store: every credit of it is given back, no later than the next
-// spend or hold on the account or read of it, so a crashed holder never
-// keeps a customer's credits. Settling a hold that was released or settled
-// yields an error wrapping [ErrNotFound], and debits nothing.
+// refused hold changes nothing), and records the hold with a lease. Settle
+// debits the actual cost — at most what was held — by giving the rest
+// back, and ends the hold. A hold not settled before its lease ends (its
+// process died, say) is released by the store: every credit of it is given
+// back, no later than the next spend or hold on the account or read of it,
+// so a crashed holder never keeps a customer's credits. Settling a hold
+// that was released or settled yields an error wrapping [ErrNotFound], and
+// debits nothing.
 type Holder interface {
 	// Hold holds amount (≥ 0) for lease (> 0); the Hold is zero if the
 	// balance did not cover it (res.OK false).

@@ -10,10 +10,11 @@ import (
 )
 
 // Memory is a [Store] that keeps accounts and keys in the memory of one
-// process. It also implements [Refunder], [Buckets], [BucketSpender] and
-// [SpendCapper], manages keys and accounts itself (PutAccount, CreateKey,
-// …), and can save itself to a JSON file and restore itself from one ([Memory.SaveFile],
-// [Memory.LoadFile]), so that a restart of a small server loses nothing.
+// process. It also implements [Refunder], [Holder], [Buckets],
+// [BucketSpender], [BucketHolder] and [SpendCapper], manages keys and
+// accounts itself (PutAccount, CreateKey, …), and can save itself to a JSON
+// file and restore itself from one ([Memory.SaveFile], [Memory.LoadFile]),
+// so that a restart of a small server loses nothing.
 //
 // Lookup and Spend allocate nothing (but spends of an account with a
 // [SpendCap] or [Threshold]s) and take no lock shared between accounts;
@@ -241,14 +242,24 @@ func (m *Memory) add(op, accountID string, amount int64) (int64, error) {
 	if b > math.MaxInt64-amount {
 		return b, errorf("%s of %d would overflow balance %d: %w", op, amount, b, ErrInvalidAmount)
 	}
-	if op == "refund" && e.put.Load().SpendCap != nil {
-		a := e.accountLocked()
-		a.refundCapped(m.now(), amount)
-		e.setLocked(a)
-		return a.Balance, nil
+	if op == "refund" {
+		return m.giveBackLocked(e, amount), nil
 	}
 	e.balance.Store(b + amount)
 	return b + amount, nil
+}
+
+// giveBackLocked gives amount back to e, under e.mu, for a refund or a
+// hold settled or released: to its balance, and to its spend cap's current
+// period as refundCapped does. It returns the balance after it.
+func (m *Memory) giveBackLocked(e *memoryAccount, amount int64) int64 {
+	if amount == 0 || e.put.Load().SpendCap == nil {
+		return e.balance.Add(amount)
+	}
+	a := e.accountLocked()
+	a.refundCapped(m.now(), amount)
+	e.setLocked(a)
+	return a.Balance
 }
 
 // PutAccount validates a and stores a deep copy, replacing every field of

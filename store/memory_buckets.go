@@ -166,9 +166,8 @@ func takeWindows(b *Bucket, now int64, find *windowOwner, commit func(bool) bool
 	if n > 1 {
 		r.More = moreResults(n - 1)
 		for i := 1; i < n; i++ {
-			x, m := &wins[i], &r.More[i-1]
-			wr := x.mb.result(window(b, i), b.Cost, x.held, x.tokens, now)
-			m.OK, m.Remaining, m.Wait, m.Full = wr.OK, wr.Remaining, wr.Wait, wr.Full // no More: fresh memory
+			x := &wins[i]
+			r.More[i-1] = x.mb.result(window(b, i), b.Cost, x.held, x.tokens, now)
 		}
 	}
 	return r
@@ -330,33 +329,50 @@ func (t *standaloneTable) get(b *Bucket, now int64) *standaloneBucket {
 }
 
 // SpendWithTokens implements [BucketSpender] with the account's bucket b.
-func (m *Memory) SpendWithTokens(ctx context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error) {
+func (m *Memory) SpendWithTokens(_ context.Context, accountID string, cost int64, b Bucket) (SpendResult, BucketResult, error) {
 	if cost < 0 {
 		return SpendResult{}, BucketResult{}, errNegativeCost
 	}
-	if b.Account != accountID {
-		return SpendResult{}, BucketResult{}, errorf(
-			"spend with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
-			b.Key, b.Account, accountID)
-	}
-	if err := validateBucket(&b); err != nil {
+	if err := checkOwnBucket("spend with tokens", accountID, &b); err != nil {
 		return SpendResult{}, BucketResult{}, err
 	}
+	var sr SpendResult
+	br, err := m.debitWithTokens(accountID, &b, func(e *memoryAccount, next time.Time, allowed bool) bool {
+		sr = m.spendLocked(e, next, cost, allowed)
+		return sr.OK
+	})
+	return sr, br, err
+}
+
+// checkOwnBucket checks that b is valid and the bucket of the account
+// accountID, which op debits.
+func checkOwnBucket(op, accountID string, b *Bucket) error {
+	if b.Account != accountID {
+		return errorf("%s: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
+			op, b.Key, b.Account, accountID)
+	}
+	return validateBucket(b)
+}
+
+// debitWithTokens calls debit under the lock of the account accountID,
+// after applying its refill (next is the next refill time), with whether
+// the windows of b, a valid bucket of it, allow the debit, and takes b.Cost
+// tokens from every window only if debit reports that it debited: the one
+// atomic step of [Memory.SpendWithTokens] and [Memory.HoldWithTokens].
+func (m *Memory) debitWithTokens(accountID string, b *Bucket, debit func(e *memoryAccount, next time.Time, allowed bool) bool) (BucketResult, error) {
 	e, err := m.account(accountID)
 	if err != nil {
-		return SpendResult{}, BucketResult{}, err
+		return BucketResult{}, err
 	}
 	now := m.tick() // read before locking, to keep the lock short
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	next := m.applyRefillLocked(e)
-	if b.unlimited() { // a bucket that never refuses: a plain spend
-		return m.spendLocked(e, next, cost, true), BucketResult{OK: true, Remaining: b.Burst}, nil
+	if b.unlimited() { // a bucket that never refuses: a plain debit
+		debit(e, next, true)
+		return BucketResult{OK: true, Remaining: b.Burst}, nil
 	}
-	var sr SpendResult
-	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
-		sr = m.spendLocked(e, next, cost, ok)
-		return sr.OK
-	})
-	return sr, br, nil
+	return takeWindows(b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
+		return debit(e, next, ok)
+	}), nil
 }

@@ -13,11 +13,8 @@ type memoryHold struct {
 
 // Hold implements [Holder].
 func (m *Memory) Hold(_ context.Context, accountID string, amount int64, lease time.Duration) (Hold, SpendResult, error) {
-	if amount < 0 {
-		return Hold{}, SpendResult{}, errNegativeCost
-	}
-	if lease <= 0 {
-		return Hold{}, SpendResult{}, errorf("hold lease must be positive, got %v: %w", lease, ErrInvalidAmount)
+	if err := checkHold(amount, lease); err != nil {
+		return Hold{}, SpendResult{}, err
 	}
 	e, err := m.account(accountID)
 	if err != nil {
@@ -47,44 +44,32 @@ func (m *Memory) holdLocked(e *memoryAccount, h Hold, lease time.Duration, next 
 
 // HoldWithTokens implements [BucketHolder] with the account's bucket b.
 func (m *Memory) HoldWithTokens(_ context.Context, accountID string, amount int64, lease time.Duration, b Bucket) (Hold, SpendResult, BucketResult, error) {
-	if err := checkHoldWithTokens(accountID, amount, lease, &b); err != nil {
+	if err := checkHold(amount, lease); err != nil {
 		return Hold{}, SpendResult{}, BucketResult{}, err
 	}
-	e, err := m.account(accountID)
-	if err != nil {
+	if err := checkOwnBucket("hold with tokens", accountID, &b); err != nil {
 		return Hold{}, SpendResult{}, BucketResult{}, err
 	}
-	now := m.tick() // read before locking, to keep the lock short
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	next := m.applyRefillLocked(e)
 	var (
 		h  Hold
 		sr SpendResult
 	)
-	if b.unlimited() { // a bucket that never refuses: a plain hold
-		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, true)
-		return h, sr, BucketResult{OK: true, Remaining: b.Burst}, nil
-	}
-	br := takeWindows(&b, now, &windowOwner{e: e, now: now}, func(ok bool) bool {
-		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, ok)
+	br, err := m.debitWithTokens(accountID, &b, func(e *memoryAccount, next time.Time, allowed bool) bool {
+		h, sr = m.holdLocked(e, Hold{AccountID: accountID, Amount: amount}, lease, next, allowed)
 		return sr.OK
 	})
-	return h, sr, br, nil
+	return h, sr, br, err
 }
 
-// checkHoldWithTokens checks the arguments of HoldWithTokens.
-func checkHoldWithTokens(accountID string, amount int64, lease time.Duration, b *Bucket) error {
+// checkHold checks the amount and lease of a hold.
+func checkHold(amount int64, lease time.Duration) error {
 	switch {
 	case amount < 0:
 		return errNegativeCost
 	case lease <= 0:
 		return errorf("hold lease must be positive, got %v: %w", lease, ErrInvalidAmount)
-	case b.Account != accountID:
-		return errorf("hold with tokens: bucket %q belongs to account %q, not %q: set its Account to the account it debits",
-			b.Key, b.Account, accountID)
 	}
-	return validateBucket(b)
+	return nil
 }
 
 // Settle implements [Holder].
@@ -104,19 +89,6 @@ func (m *Memory) Settle(_ context.Context, h Hold, actual int64) (int64, error) 
 	}
 	delete(e.holds, h.ID)
 	return m.giveBackLocked(e, h.Amount-actual), nil
-}
-
-// giveBackLocked gives amount held back to e, under e.mu: to its balance,
-// and to its spend cap's current period as refundCapped does.
-// It returns the balance after it.
-func (m *Memory) giveBackLocked(e *memoryAccount, amount int64) int64 {
-	if amount == 0 || e.put.Load().SpendCap == nil {
-		return e.balance.Add(amount)
-	}
-	a := e.accountLocked()
-	a.refundCapped(m.now(), amount)
-	e.setLocked(a)
-	return a.Balance
 }
 
 // releaseExpiredLocked gives back every hold of e whose lease ended by now.

@@ -70,6 +70,14 @@ func testAdminCreateAccountOnce(e *env) {
 	e.wantBalance(id, winner.Load())
 }
 
+// adminPutKey stores k, failing the subtest if that fails.
+func (e *env) adminPutKey(ad store.Admin, k store.Key) {
+	e.Helper()
+	if err := ad.PutKey(e.ctx, k); err != nil {
+		e.Fatalf("PutKey: %v", err)
+	}
+}
+
 // putKeyErr stores k, an error if that fails.
 func putKeyErr(e *env, ad store.Admin, k store.Key) error {
 	if err := ad.PutKey(e.ctx, k); err != nil {
@@ -98,9 +106,7 @@ func testAdminRevokeFinal(e *env) {
 	ad := capability[store.Admin](e)
 	a := e.adminAccount(ad, 1)
 	k := e.newKey(a.ID)
-	if err := ad.PutKey(e.ctx, k); err != nil {
-		e.Fatalf("PutKey: %v", err)
-	}
+	e.adminPutKey(ad, k)
 	if err := ad.RevokeKey(e.ctx, k.Digest); err != nil {
 		e.Fatalf("RevokeKey: %v", err)
 	}
@@ -110,9 +116,7 @@ func testAdminRevokeFinal(e *env) {
 	e.wantRevoked("PutKey after RevokeKey", ad, k)
 
 	raced := e.newKey(a.ID)
-	if err := ad.PutKey(e.ctx, raced); err != nil {
-		e.Fatalf("PutKey: %v", err)
-	}
+	e.adminPutKey(ad, raced)
 	e.concurrently("RevokeKey racing PutKey", workers, func(i int) error {
 		if i == workers/2 {
 			return ad.RevokeKey(e.ctx, raced.Digest)
@@ -132,9 +136,7 @@ func testAdminRotateRevokeRace(e *env) {
 	ad := capability[store.Admin](e)
 	a := e.adminAccount(ad, 1)
 	old := e.newKey(a.ID)
-	if err := ad.PutKey(e.ctx, old); err != nil {
-		e.Fatalf("PutKey: %v", err)
-	}
+	e.adminPutKey(ad, old)
 	fresh := make([]store.Key, workers)
 	e.concurrently("rotations racing RevokeKey", workers, func(i int) error {
 		if i == 0 {

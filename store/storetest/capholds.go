@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/go402/go402/store"
@@ -68,30 +67,21 @@ func testCapsHoldLeaseGivesBack(e *env) {
 func testCapsHoldThresholdsOnceConcurrently(e *env) {
 	h := capability[store.Holder](e)
 	id := e.seedCapped(100, 80, thresholds...)
-	var capHits, balHits atomic.Int64
+	var crossed crossings
 	e.concurrently("concurrent Hold", 8, func(int) error {
 		for range 8 {
 			hd, r, err := h.Hold(e.ctx, id, 2, time.Minute)
 			if err != nil {
 				return err
 			}
-			for _, t := range r.Crossed() {
-				if t.Kind == store.ThresholdCapPercent {
-					capHits.Add(1)
-				} else {
-					balHits.Add(1)
-				}
-			}
+			crossed.count(r)
 			if _, err := h.Settle(e.ctx, hd, 1); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	if capHits.Load() != 1 || balHits.Load() != 1 {
-		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
-			capHits.Load(), balHits.Load())
-	}
+	crossed.wantOnceEach(e)
 	e.wantBalance(id, 36)
 	e.wantCapSpend(id, 17, capWant{false, 36, 64, true})
 }
@@ -103,20 +93,13 @@ func testCapsHoldWithTokens(e *env) {
 	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 5, Cost: 1}
 	var last store.Hold
-	step := func(amount int64, ok, reached bool, crossed, remaining int) {
-		e.Helper()
+	step := e.capTokensStep("HoldWithTokens", func(amount int64) (store.SpendResult, store.BucketResult, error) {
 		hd, sr, br, err := bh.HoldWithTokens(e.ctx, id, amount, time.Minute, b)
-		if err != nil {
-			e.Fatalf("HoldWithTokens(%d): %v", amount, err)
-		}
-		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
-			e.Errorf("HoldWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
-				amount, sr, sr.Cap, br, ok, reached, crossed, remaining)
-		}
-		if ok {
+		if sr.OK {
 			last = hd
 		}
-	}
+		return sr, br, err
+	})
 	step(6, true, false, 1, 4)
 	step(5, false, true, 0, 4)
 	if _, err := h.Settle(e.ctx, last, 2); err != nil {

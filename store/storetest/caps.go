@@ -131,32 +131,46 @@ var thresholds = []store.Threshold{
 	{Kind: store.ThresholdBalance, Value: 50},
 }
 
+// crossings counts the thresholds that spends reported, by kind.
+type crossings struct{ cap, balance atomic.Int64 }
+
+// count adds the thresholds r crossed.
+func (c *crossings) count(r store.SpendResult) {
+	for _, t := range r.Crossed() {
+		if t.Kind == store.ThresholdCapPercent {
+			c.cap.Add(1)
+		} else {
+			c.balance.Add(1)
+		}
+	}
+}
+
+// wantOnceEach checks that each of thresholds was reported exactly once.
+func (c *crossings) wantOnceEach(e *env) {
+	e.Helper()
+	if c.cap.Load() != 1 || c.balance.Load() != 1 {
+		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
+			c.cap.Load(), c.balance.Load())
+	}
+}
+
 // spendCounting spends 1 from id 64 times in 8 goroutines, each using the
 // stores in turn, checks the balance after and that each of thresholds was
 // reported exactly once.
 func (e *env) spendCounting(id string, stores ...store.Store) {
 	e.Helper()
-	var capHits, balHits atomic.Int64
+	var crossed crossings
 	e.concurrently("concurrent Spend", 8, func(i int) error {
 		for j := range 8 {
 			r, err := stores[(i+j)%len(stores)].Spend(e.ctx, id, 1)
 			if err != nil {
 				return err
 			}
-			for _, t := range r.Crossed() {
-				if t.Kind == store.ThresholdCapPercent {
-					capHits.Add(1)
-				} else {
-					balHits.Add(1)
-				}
-			}
+			crossed.count(r)
 		}
 		return nil
 	})
-	if capHits.Load() != 1 || balHits.Load() != 1 {
-		e.Errorf("thresholds reported %d (cap) and %d (balance) times, want once each",
-			capHits.Load(), balHits.Load())
-	}
+	crossed.wantOnceEach(e)
 	e.wantBalance(id, 36)
 }
 
@@ -207,19 +221,29 @@ func testCapsSpendWithTokens(e *env) {
 	_, sp := e.bucketSpender()
 	id := e.seedCapped(1000, 10, store.Threshold{Kind: store.ThresholdCapPercent, Value: 50})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: 1, Burst: 5, Cost: 1}
-	step := func(cost int64, ok, reached bool, crossed, remaining int) {
-		e.Helper()
-		sr, br, err := sp.SpendWithTokens(e.ctx, id, cost, b)
-		if err != nil {
-			e.Fatalf("SpendWithTokens(%d): %v", cost, err)
-		}
-		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
-			e.Errorf("SpendWithTokens(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
-				cost, sr, sr.Cap, br, ok, reached, crossed, remaining)
-		}
-	}
+	step := e.capTokensStep("SpendWithTokens", func(cost int64) (store.SpendResult, store.BucketResult, error) {
+		return sp.SpendWithTokens(e.ctx, id, cost, b)
+	})
 	step(6, true, false, 1, 4)
 	step(5, false, true, 0, 4)
 	step(4, true, false, 0, 3)
 	e.wantBalance(id, 990)
+}
+
+// capTokensStep returns a check of one call of debit, a spend or a hold
+// with tokens (named name) under a spend cap, of an amount: it must answer
+// OK ok and Reached reached, cross crossed thresholds and leave remaining
+// tokens.
+func (e *env) capTokensStep(name string, debit func(amount int64) (store.SpendResult, store.BucketResult, error)) func(amount int64, ok, reached bool, crossed, remaining int) {
+	return func(amount int64, ok, reached bool, crossed, remaining int) {
+		e.Helper()
+		sr, br, err := debit(amount)
+		if err != nil {
+			e.Fatalf("%s(%d): %v", name, amount, err)
+		}
+		if sr.OK != ok || sr.Cap == nil || sr.Cap.Reached != reached || len(sr.Crossed()) != crossed || br.Remaining != remaining {
+			e.Errorf("%s(%d) = %+v cap %+v, %+v; want OK %v, Reached %v, %d crossed, Remaining %d",
+				name, amount, sr, sr.Cap, br, ok, reached, crossed, remaining)
+		}
+	}
 }

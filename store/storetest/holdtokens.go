@@ -48,16 +48,16 @@ func testHoldWithTokens(e *env) {
 	id := e.seedBalance(10, nil, time.Time{})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 2, Cost: 1}
 	var held []store.Hold
-	step := func(what string, amount int64, wantOK, wantBucketOK bool, wantBalance int64, wantRemaining int) {
-		e.Helper()
-		if hd, ok := e.wantHoldWithTokens(bh, b, holdStep{what, amount, wantOK, wantBucketOK, wantBalance, wantRemaining}); ok {
+	for _, st := range []holdStep{
+		{"both admit", 4, true, true, 6, 1},
+		{"the balance refuses, no token taken", 7, false, true, 6, 1},
+		{"both admit again", 6, true, true, 0, 0},
+		{"the bucket refuses, nothing held", 0, false, false, 0, 0},
+	} {
+		if hd, ok := e.wantHoldWithTokens(bh, b, st); ok {
 			held = append(held, hd)
 		}
 	}
-	step("both admit", 4, true, true, 6, 1)
-	step("the balance refuses, no token taken", 7, false, true, 6, 1)
-	step("both admit again", 6, true, true, 0, 0)
-	step("the bucket refuses, nothing held", 0, false, false, 0, 0)
 	if len(held) != 2 {
 		e.Fatalf("%d holds, want 2", len(held))
 	}
@@ -117,28 +117,10 @@ func testHoldWithTokensErrors(e *env) {
 // and takes from every window, or neither.
 func testHoldWithWindows(e *env) {
 	bs, _, bh := e.bucketHolder()
-	id := e.seedBalance(10, nil, time.Time{})
-	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 5, Cost: 1,
-		More: []store.Bucket{e.hourAround(e.newBucketKey(), 2)}}
-	hold := func(what string, amount int64, wantOK, wantWindowsOK bool, wantBalance int64, wantRemaining ...int) {
-		e.Helper()
+	e.debitWithWindows(bs, "HoldWithTokens", func(id string, amount int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
 		_, sr, br, err := bh.HoldWithTokens(e.ctx, id, amount, time.Minute, b)
-		if err != nil {
-			e.Fatalf("%s: HoldWithTokens: %v", what, err)
-		}
-		if sr.OK != wantOK || br.OK != wantWindowsOK || sr.Balance != wantBalance || len(br.More) != 1 ||
-			br.Remaining != wantRemaining[0] || br.More[0].Remaining != wantRemaining[1] {
-			e.Errorf("%s: HoldWithTokens(%d) = %+v, %+v; want OK %v, windows OK %v, Balance %d, Remaining %v",
-				what, amount, sr, br, wantOK, wantWindowsOK, wantBalance, wantRemaining)
-		}
-	}
-	hold("both windows and the balance admit", 1, true, true, 9, 4, 1)
-	hold("the balance refuses: no window taken from", 100, false, true, 9, 4, 1)
-	hold("all admit again", 1, true, true, 8, 3, 0)
-	hold("the fixed window refuses: nothing held, no token taken", 1, false, false, 8, 3, 0)
-	alone := b
-	alone.More, alone.Cost = nil, 3
-	e.wantTake("TakeTokens of the bucket's 3 tokens left", bs, alone, true, 0)
+		return sr, br, err
+	})
 }
 
 // testHoldWithTokensExactUnderConcurrency checks that 200 concurrent holds

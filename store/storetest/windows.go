@@ -158,25 +158,37 @@ func testWindowsExactUnderConcurrency(e *env) {
 // refuses debits nothing, a balance that refuses takes from no window.
 func testSpendWithWindows(e *env) {
 	bs, sp := e.bucketSpender()
+	e.debitWithWindows(bs, "SpendWithTokens", func(id string, cost int64, b store.Bucket) (store.SpendResult, store.BucketResult, error) {
+		return sp.SpendWithTokens(e.ctx, id, cost, b)
+	})
+}
+
+// debitWithWindows runs, on an account of 10 credits, the debits of one
+// credit, then 100, then one, then one with a token bucket of 5 and a fixed
+// window of 2, which debit takes together (SpendWithTokens, HoldWithTokens,
+// named name): each admitted debit takes from every window, the refused
+// ones debit nothing and take from no window, and 3 tokens are left.
+func (e *env) debitWithWindows(bs store.Buckets, name string, debit func(id string, amount int64, b store.Bucket) (store.SpendResult, store.BucketResult, error)) {
+	e.Helper()
 	id := e.seedBalance(10, nil, time.Time{})
 	b := store.Bucket{Account: id, Key: e.newBucketKey(), Rate: tinyRate, Burst: 5, Cost: 1,
 		More: []store.Bucket{e.hourAround(e.newBucketKey(), 2)}}
-	spend := func(what string, cost int64, wantOK, wantWindowsOK bool, wantBalance int64, wantRemaining ...int) {
+	step := func(what string, amount int64, wantOK, wantWindowsOK bool, wantBalance int64, wantRemaining ...int) {
 		e.Helper()
-		sr, br, err := sp.SpendWithTokens(e.ctx, id, cost, b)
+		sr, br, err := debit(id, amount, b)
 		if err != nil {
-			e.Fatalf("%s: SpendWithTokens: %v", what, err)
+			e.Fatalf("%s: %s: %v", what, name, err)
 		}
 		if sr.OK != wantOK || br.OK != wantWindowsOK || sr.Balance != wantBalance || len(br.More) != 1 ||
 			br.Remaining != wantRemaining[0] || br.More[0].Remaining != wantRemaining[1] {
-			e.Errorf("%s: SpendWithTokens(%d) = %+v, %+v; want OK %v, windows OK %v, Balance %d, Remaining %v",
-				what, cost, sr, br, wantOK, wantWindowsOK, wantBalance, wantRemaining)
+			e.Errorf("%s: %s(%d) = %+v, %+v; want OK %v, windows OK %v, Balance %d, Remaining %v",
+				what, name, amount, sr, br, wantOK, wantWindowsOK, wantBalance, wantRemaining)
 		}
 	}
-	spend("both windows and the balance allow", 1, true, true, 9, 4, 1)
-	spend("the balance refuses: no window taken from", 100, false, true, 9, 4, 1)
-	spend("all allow again", 1, true, true, 8, 3, 0)
-	spend("the fixed window refuses: nothing debited, no token taken", 1, false, false, 8, 3, 0)
+	step("both windows and the balance admit", 1, true, true, 9, 4, 1)
+	step("the balance refuses: no window taken from", 100, false, true, 9, 4, 1)
+	step("all admit again", 1, true, true, 8, 3, 0)
+	step("the fixed window refuses: nothing taken, from the balance or a window", 1, false, false, 8, 3, 0)
 	alone := b
 	alone.More, alone.Cost = nil, 3
 	e.wantTake("TakeTokens of the bucket's 3 tokens left", bs, alone, true, 0)
