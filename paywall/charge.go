@@ -103,12 +103,14 @@ type chargeHandler struct {
 
 // Fuse implements fuse.Charge.
 func (h *chargeHandler) Fuse(l fuse.Limit) http.Handler {
-	spender, _ := h.p.store.(store.BucketSpender)
-	holder, _ := h.p.store.(store.BucketHolder)
+	var (
+		spender store.BucketSpender
+		holder  store.BucketHolder
+	)
 	if h.opts.Metered {
-		spender = nil
+		holder, _ = h.p.store.(store.BucketHolder)
 	} else {
-		holder = nil
+		spender, _ = h.p.store.(store.BucketSpender)
 	}
 	switch {
 	case spender == nil && holder == nil, h.limit != nil, h.p.opts.Shadow, !sameStore(l.Buckets(), h.p.store),
