@@ -253,10 +253,14 @@ func (c *charge) spend() (res store.SpendResult, done bool, err error) {
 		return res, false, err
 	}
 	res, br, err := c.h.spender.SpendWithTokens(ctx, id, c.cost, c.bucket)
-	if err != nil {
-		return res, false, err
-	}
-	return res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
+	return res, c.limitRefused(br, err), err
+}
+
+// limitRefused has the fused limit answer for br, its tokens' outcome in a
+// store operation that did not fail (err nil), and reports whether it
+// refused (and answered) the request.
+func (c *charge) limitRefused(br store.BucketResult, err error) bool {
+	return err == nil && !c.h.limit.Admit(c.w, c.r, c.bucket, br)
 }
 
 // storeContext is the context of the charge's store calls: the request's,
