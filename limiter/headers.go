@@ -47,22 +47,17 @@ func seconds(d time.Duration) int64 {
 }
 
 // setHeaders writes RateLimit-Policy and RateLimit describing res into h,
-// and the legacy headers if configured. RateLimit is the policy's full
-// value when it is one, else cut from a slab (see valueSlab).
+// and the legacy headers if configured.
 func (l *Limiter) setHeaders(h http.Header, res *Result) {
+	pol := res.policy
+	t := seconds(res.Reset)
 	if l.opts.Shadow {
-		h[HeaderRateLimitPolicyShadow] = res.policy.header
-		h[HeaderRateLimitShadow] = l.rateLimitValue(res, seconds(res.Reset))
+		h[HeaderRateLimitPolicyShadow] = pol.header
+		h[HeaderRateLimitShadow] = l.rateLimitValue(res, t)
 		return
 	}
-	pol := res.policy
 	h[HeaderRateLimitPolicy] = pol.header
-	t := seconds(res.Reset)
-	if len(res.Windows) == 0 && pol.isFull(res.Remaining, t) {
-		h[HeaderRateLimit] = pol.full
-	} else {
-		h[HeaderRateLimit] = l.rateLimitValue(res, t)
-	}
+	h[HeaderRateLimit] = l.rateLimitValue(res, t)
 	if l.opts.LegacyHeaders { // under canonical names too
 		h["X-Ratelimit-Limit"] = pol.limitValue
 		h["X-Ratelimit-Remaining"] = []string{strconv.Itoa(res.Remaining)}
@@ -71,40 +66,30 @@ func (l *Limiter) setHeaders(h http.Header, res *Result) {
 }
 
 // rateLimitValue is the RateLimit value of res, the main window's t given:
-// one item per window of its policy, cut from the slab of res's scratch.
+// the policy's full value when it is the whole answer, else one item per
+// window, cut from the slab of res's scratch.
 func (l *Limiter) rateLimitValue(res *Result, t int64) []string {
-	set := res.policy.set
-	if len(res.Windows) == 0 {
-		set = nil
+	pol := res.policy
+	full := pol.isFull(res.Remaining, t)
+	if full && len(res.Windows) == 0 {
+		return pol.full
 	}
 	need := len(l.rPrefix) + maxParamsLen
-	if set != nil {
-		need += set.valueLen
-	}
-	if need > len(valueSlab{}.buf) { // names of up to 64 bytes never are
-		return []string{string(appendRateLimitValue(nil, l.rPrefix, res, t, set))}
+	if len(res.Windows) > 0 {
+		need += pol.set.valueLen
 	}
 	s := res.scratchMem().slabWith(need)
-	return s.cut(appendRateLimitValue(s.buf[s.nb:s.nb:len(s.buf)], l.rPrefix, res, t, set))
-}
-
-// appendRateLimitValue appends the RateLimit value of res, whose main
-// window is named by prefix and has t, and whose other windows are those
-// of set (nil for none).
-func appendRateLimitValue(b []byte, prefix string, res *Result, t int64, set *windowSet) []byte {
-	if pol := res.policy; pol.isFull(res.Remaining, t) {
+	b := s.buf[s.nb:s.nb:len(s.buf)]
+	if full {
 		b = append(b, pol.full[0]...)
 	} else {
-		b = appendRateLimit(b, prefix, res.Remaining, t)
-	}
-	if set == nil {
-		return b
+		b = appendRateLimit(b, l.rPrefix, res.Remaining, t)
 	}
 	for i := range res.Windows {
 		w := &res.Windows[i]
-		b = appendRateLimit(b, set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
+		b = appendRateLimit(b, pol.set.ws[i].rPrefix, w.Remaining, seconds(w.Reset))
 	}
-	return b
+	return s.cut(b)
 }
 
 // scratch is a request's working memory, taken from scratches and given
@@ -147,10 +132,18 @@ func (res *Result) release() {
 // as anything holds it, and one allocation serves many responses.
 type valueSlab struct {
 	vals [64]string
-	buf  [4096]byte
+	buf  [slabBytes]byte
 	nv   int // values cut
 	nb   int // bytes cut
 }
+
+// slabBytes is the size of a valueSlab's bytes: room for the longest
+// RateLimit value, whose names are at most 64 bytes and quoted at most
+// twice as long, the main window's and MaxWindows − 1 others'.
+const slabBytes = 4096
+
+// A compile-time check that the longest RateLimit value fits a slab.
+var _ [slabBytes - (2*64 + 5 + maxParamsLen) - (store.MaxWindows-1)*(2*64+7+maxParamsLen)]struct{}
 
 // slabWith returns sc's slab if it has room for a value of up to need
 // bytes, else a new one, which the old one's values keep alive.

@@ -103,12 +103,14 @@ type chargeHandler struct {
 
 // Fuse implements fuse.Charge.
 func (h *chargeHandler) Fuse(l fuse.Limit) http.Handler {
-	spender, _ := h.p.store.(store.BucketSpender)
-	holder, _ := h.p.store.(store.BucketHolder)
+	var (
+		spender store.BucketSpender
+		holder  store.BucketHolder
+	)
 	if h.opts.Metered {
-		spender = nil
+		holder, _ = h.p.store.(store.BucketHolder)
 	} else {
-		holder = nil
+		spender, _ = h.p.store.(store.BucketSpender)
 	}
 	switch {
 	case spender == nil && holder == nil, h.limit != nil, h.p.opts.Shadow, !sameStore(l.Buckets(), h.p.store),
@@ -251,10 +253,14 @@ func (c *charge) spend() (res store.SpendResult, done bool, err error) {
 		return res, false, err
 	}
 	res, br, err := c.h.spender.SpendWithTokens(ctx, id, c.cost, c.bucket)
-	if err != nil {
-		return res, false, err
-	}
-	return res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
+	return res, c.limitRefused(br, err), err
+}
+
+// limitRefused has the fused limit answer for br, its tokens' outcome in a
+// store operation that did not fail (err nil), and reports whether it
+// refused (and answered) the request.
+func (c *charge) limitRefused(br store.BucketResult, err error) bool {
+	return err == nil && !c.h.limit.Admit(c.w, c.r, c.bucket, br)
 }
 
 // storeContext is the context of the charge's store calls: the request's,

@@ -83,10 +83,7 @@ func (c *charge) reserve() (hd store.Hold, res store.SpendResult, done bool, err
 		return hd, res, false, err
 	}
 	hd, res, br, err := c.h.holder.HoldWithTokens(ctx, id, c.cost, lease, c.bucket)
-	if err != nil {
-		return hd, res, false, err
-	}
-	return hd, res, !c.h.limit.Admit(c.w, c.r, c.bucket, br), nil
+	return hd, res, c.limitRefused(br, err), err
 }
 
 // serveMetered runs the handler of a metered request and settles its hold

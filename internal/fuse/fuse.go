@@ -1,8 +1,9 @@
 // Package fuse is how a limiter and a charge on the same route decide
 // together: when limiter.Handler wraps a paywall charge (in either order,
 // with entitlement checks between them), the charge takes the limiter's
-// tokens and debits (or, metered, holds) its credits in one store operation. Users never see
-// these types; they compose the middlewares as usual.
+// tokens and debits (or, metered, holds) its credits in one store
+// operation. Users never see these types; they compose the middlewares as
+// usual.
 package fuse
 
 import (
