@@ -400,18 +400,17 @@ func (l *Limiter) takeWindows(res *Result, key string) {
 		wins = make([]windowTake, 0, len(set.ws))
 	}
 	wins = wins[:len(set.ws)]
-	spans := set.boundsAt(res.now, res.account).spans
+	bs := set.boundsAt(res.now, res.account).buckets
 	for i := range set.ws {
 		if set.ws[i].Period != "" {
-			wins[i].start = spans[i].start - l.buckets.epochNs
+			wins[i].start = bs[i].Start.UnixNano() - l.buckets.epochNs
 		}
 	}
 	_, held, tokens := l.buckets.takeWindows(key, res.policy, res.Cost, res.now, wins)
 	res.fill(held, tokens, res.policy)
 	res.Windows = res.windowResults(len(wins))
-	now := res.now.UnixNano()
 	for i := range wins {
-		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, time.Duration(spans[i].end-now))
+		set.ws[i].result(&res.Windows[i], res.Cost, wins[i].held, wins[i].tokens, bs[i].End.Sub(res.now))
 	}
 	res.combine(held)
 }

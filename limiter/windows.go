@@ -33,11 +33,7 @@ type setBounds struct {
 	from, until int64
 	anchor      time.Time
 	buckets     []store.Bucket
-	spans       []span // of each window, as Unix nanoseconds
 }
-
-// span is a fixed window's period, [start, end) in Unix nanoseconds.
-type span struct{ start, end int64 }
 
 // limitWindow is one window of a set.
 type limitWindow struct {
@@ -136,7 +132,7 @@ func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
 		return c
 	}
 	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at,
-		buckets: make([]store.Bucket, len(s.ws)), spans: make([]span, len(s.ws))}
+		buckets: make([]store.Bucket, len(s.ws))}
 	for i := range s.ws {
 		w := &s.ws[i]
 		b := &c.buckets[i]
@@ -146,8 +142,7 @@ func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
 		}
 		b.Rate = 0
 		b.Start, b.End = w.Period.Bounds(now, at)
-		c.spans[i] = span{b.Start.UnixNano(), b.End.UnixNano()}
-		c.from, c.until = max(c.from, c.spans[i].start), min(c.until, c.spans[i].end)
+		c.from, c.until = max(c.from, b.Start.UnixNano()), min(c.until, b.End.UnixNano())
 	}
 	if !s.perAccount {
 		s.bounds.Store(c)
