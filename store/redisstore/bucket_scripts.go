@@ -118,22 +118,17 @@ return r
 
 // spendTokensScript: KEYS[1] account (which holds the windows), KEYS[2]
 // operation marker, KEYS[3] the account's holds, whose ended leases it
-// releases first as spendScript does; ARGV time, cost, marker TTL (ms), token cost, number of
-// windows, then the windows (see windowLib). Returns {-1} for an unknown
+// releases first as spendScript does; ARGV time, cost, marker TTL (ms),
+// token cost, number of windows, then the windows (see windowLib). Returns {-1} for an unknown
 // account, {-3} for an operation already cancelled, else {ok, balance,
 // hasNext, nextSec, nextNsec, windowsOK, server time in microseconds, then
 // held and tokens per window, then for an account with a spend cap or
 // thresholds the cap part (see decodeCapReply)}.
-var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + luaHolds + `
+var spendTokensScript = redis.NewScript(luaLib + windowLib + luaCaps + luaHolds + readReleased + `
 local t = server_time()
 local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local function get()
-  return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
-end
-local f, w = get(), {}
-if release(KEYS[1], KEYS[3], f[9], now_us) then f = get() end
+local f, w = read_released(KEYS[1], KEYS[3], n, now_us), {}
 local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local prior = claim(KEYS[2], ARGV[2], ARGV[3])

@@ -154,6 +154,23 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	return parseBalance("settle", v[1])
 }
 
+// readReleased defines read_released, which gives back the ended holds
+// of account k (holds hk) at now_us, then reads k's fields for a spend or
+// a hold with n windows (ARGV from 6, see windowLib): the refill fields,
+// holds_next (9), caps (10), then the windows' state. It follows luaLib,
+// luaHolds and windowLib.
+const readReleased = `
+local function read_released(k, hk, n, now_us)
+  local function get()
+    return hmget_windows(k, 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
+      'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
+  end
+  local f = get()
+  if release(k, hk, f[9], now_us) then f = get() end
+  return f
+end
+`
+
 // holdScript: KEYS[1] account (which holds the windows), KEYS[2] its
 // holds; ARGV time, amount, lease (µs), token cost, number of windows (0
 // for a hold alone), then the windows (see windowLib). Returns {-1} for an
@@ -162,16 +179,11 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 // tokens per window, then for an account with a spend cap or thresholds,
 // if the windows admitted, the cap part (see decodeCapReply)}: a hold
 // counts against the cap as a spend.
-var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + `
+var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + readReleased + `
 local t = server_time()
 local now_us, now = micros(t), now_pair(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
-local function get()
-  return hmget_windows(KEYS[1], 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
-end
-local f, w = get(), {}
-if release(KEYS[1], KEYS[2], f[9], now_us) then f = get() end
+local f, w = read_released(KEYS[1], KEYS[2], n, now_us), {}
 local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
 local ws, bok = check_windows(tail(f, 11), 6, n, now_us, tcost)
