@@ -8,7 +8,8 @@ import "time"
 // the balance covers the cost; Balance is what would be left (or the
 // balance too small for it); NextRefill the next top-up. A negative cost is
 // never covered. An account's spend cap refuses as a spend's would
-// (Cap.Reached). Holds already taken are out of the looked-up balance;
+// (Cap.Reached), and the thresholds a spend would cross are in Cap.Crossed,
+// not marked. Holds already taken are out of the looked-up balance;
 // holds whose lease ended are not yet back in it.
 //
 // A shadow paywall decides a charge with Preview instead of debiting it.
@@ -19,7 +20,7 @@ func Preview(a *Account, cost int64, now time.Time) SpendResult {
 		c.applyRefill(now)
 		bal, next = c.Balance, c.nextRefill(now)
 	}
-	if a.SpendCap != nil && cost >= 0 {
+	if a.capped() && cost >= 0 {
 		c := *a // spendCapped copies the cap and thresholds it changes
 		c.Balance = bal
 		r := c.spendCapped(now, cost)
