@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go402/go402/store"
 )
@@ -134,36 +135,54 @@ func parallelLookupSpend(b *testing.B, s store.Store, digests []store.Digest) {
 }
 
 // TestMemoryHotPathAllocs holds the memory store to its budget of no
-// allocation per Lookup+Spend, so a regression fails the tests and not
-// only the benchmarks.
+// allocation per Lookup+Spend, and per Lookup+SpendWithTokens, of an
+// account with credits and of one with a periodic quota, so a regression
+// fails the tests and not only the benchmarks.
 func TestMemoryHotPathAllocs(t *testing.T) {
 	if testing.CoverMode() != "" {
 		t.Skip("coverage instrumentation allocates")
 	}
 	m := store.NewMemory(nil)
 	mustPut(t, m, store.Account{ID: "acct", Balance: math.MaxInt64})
-	k := store.NewKey("sk_test_allocs_0123456789", "acct")
-	if err := m.PutKey(ctx, k); err != nil {
-		t.Fatal(err)
-	}
+	mustPut(t, m, store.Account{ID: "quota", Balance: math.MaxInt64,
+		Refill: &store.Refill{Amount: math.MaxInt64, Every: 24 * time.Hour, Anchor: time.Now().Add(-time.Hour)}})
 	cb, err := store.NewCallback(store.Callbacks{Lookup: m.Lookup, Spend: m.Spend}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []store.Store{m, cb} {
-		s.Lookup(ctx, k.Digest) // fill the callback store's cache
-		allocs := testing.AllocsPerRun(100, func() {
-			_, a, err := s.Lookup(ctx, k.Digest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := s.Spend(ctx, a.ID, 1); err != nil {
-				t.Fatal(err)
-			}
-		})
-		if allocs != 0 {
-			t.Errorf("%T: Lookup+Spend allocates %v times, want 0", s, allocs)
+	for _, id := range []string{"acct", "quota"} {
+		k := store.NewKey("sk_test_allocs_0123456789_"+id, id)
+		if err := m.PutKey(ctx, k); err != nil {
+			t.Fatal(err)
 		}
+		for _, s := range []store.Store{m, cb} {
+			s.Lookup(ctx, k.Digest) // fill the callback store's cache
+			if allocs := testing.AllocsPerRun(100, func() { lookupThen(t, s, k.Digest, false) }); allocs != 0 {
+				t.Errorf("%T, %s: Lookup+Spend allocates %v times, want 0", s, id, allocs)
+			}
+		}
+		if allocs := testing.AllocsPerRun(100, func() { lookupThen(t, m, k.Digest, true) }); allocs != 0 {
+			t.Errorf("%s: Lookup+SpendWithTokens allocates %v times, want 0", id, allocs)
+		}
+	}
+}
+
+// lookupThen looks digest up in s and spends a credit of its account,
+// with a token of its bucket if tokens.
+func lookupThen(t *testing.T, s store.Store, digest store.Digest, tokens bool) {
+	_, a, err := s.Lookup(ctx, digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := store.SpendResult{}
+	if tokens {
+		bucket := store.Bucket{Account: a.ID, Key: "default", Rate: 1e9, Burst: 1e9, Cost: 1}
+		r, _, err = s.(*store.Memory).SpendWithTokens(ctx, a.ID, 1, bucket)
+	} else {
+		r, err = s.Spend(ctx, a.ID, 1)
+	}
+	if err != nil || !r.OK {
+		t.Fatalf("spend = %+v, %v", r, err)
 	}
 }
 

@@ -166,8 +166,7 @@ func (m *Memory) applyRefillLocked(e *memoryAccount) (next time.Time) {
 	now := m.now()
 	a := e.accountLocked()
 	if a.applyRefill(now) { // at most once a period
-		e.balance.Store(a.Balance)
-		e.put.Store(&a)
+		e.setLocked(a) // the only copy that escapes
 	}
 	return a.nextRefill(now)
 }
