@@ -117,8 +117,7 @@ func (l *Limiter) limitOf(a *store.Account) (store.RateLimit, *policy) {
 		lim = *rl
 	}
 	if len(a.Windows) > 0 {
-		if own, err := newWindowSet(l.opts.Name, "account windows", a.Windows); err == nil {
-			own.perAccount = true
+		if own, err := l.accountSets.get(l.opts.Name, a.Windows); err == nil {
 			return lim, l.configured.of(lim, own)
 		}
 	}

@@ -34,6 +34,7 @@ type Limiter struct {
 	violatedPolicies []string // {name}, the violated-policies of a denial
 	configured       *policies
 	windows          *windowSet // Options.Windows
+	accountSets      *accountSets
 	buckets          *table
 	inFlight         inFlight
 	warnOnce         sync.Once
@@ -144,7 +145,7 @@ var (
 // for requests whose account has no rate of its own. It reports
 // configuration mistakes as errors prefixed "limiter:".
 func New(r float64, burst int, opts *Options) (*Limiter, error) {
-	l := &Limiter{}
+	l := &Limiter{accountSets: newAccountSets()}
 	if opts != nil {
 		l.opts = *opts
 	}

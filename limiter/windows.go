@@ -2,9 +2,11 @@ package limiter
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,13 +15,14 @@ import (
 )
 
 // windowSet is the windows of a policy besides its main token bucket,
-// made once per configured set (Options.Windows, each of PlanWindows), or
-// per request for an account's own ([store.Account.Windows]).
+// made once per configured set (Options.Windows, each of PlanWindows), and
+// once per distinct windows of accounts ([store.Account.Windows]; see
+// accountSets).
 type windowSet struct {
 	ws         []limitWindow
 	items      string // `, "name";q=…;w=…` for each window: RateLimit-Policy's part
 	valueLen   int    // the most bytes the windows' RateLimit items take
-	perAccount bool   // made for one request: its policies are not kept
+	perAccount bool   // made for one request, beyond accountSets' room: its policies are not kept
 	month      bool   // some window counts per month, whose bounds depend on the anchor
 	// bounds caches the store buckets of the periods that hold the latest
 	// request's time, for an account anchored where that request's was.
@@ -102,6 +105,61 @@ type WindowResult struct {
 	// RetryAfter is, if the window refused, how long until it holds the
 	// request's tokens; negative if it never can; zero if it allowed.
 	RetryAfter time.Duration
+}
+
+// accountSets keeps the window sets made for accounts' own windows, so
+// that the requests of accounts with the same windows share one set, its
+// bounds and its policies, as they share a plan's: found by a hash of the
+// windows and checked against them, up to maxOverridePolicies sets; beyond
+// that, a set is made for each request.
+type accountSets struct {
+	seed maphash.Seed
+	mu   sync.RWMutex
+	m    map[uint64]*windowSet
+}
+
+func newAccountSets() *accountSets {
+	return &accountSets{seed: maphash.MakeSeed(), m: make(map[uint64]*windowSet)}
+}
+
+// get returns the set of the windows ws of an account, for a limiter whose
+// main window is named name, or an error if they are not valid.
+func (as *accountSets) get(name string, ws []store.Window) (*windowSet, error) {
+	h := uint64(len(ws))
+	for i := range ws {
+		h = h*31 + maphash.Comparable(as.seed, ws[i])
+	}
+	as.mu.RLock()
+	s := as.m[h]
+	as.mu.RUnlock()
+	if s != nil && s.holds(ws) {
+		return s, nil
+	}
+	s, err := newWindowSet(name, "account windows", ws)
+	if err != nil {
+		return nil, err
+	}
+	as.mu.Lock()
+	if _, taken := as.m[h]; taken || len(as.m) < maxOverridePolicies {
+		as.m[h] = s // a colliding set is replaced, not mistaken for s
+	} else {
+		s.perAccount = true
+	}
+	as.mu.Unlock()
+	return s, nil
+}
+
+// holds reports whether s is the set of ws.
+func (s *windowSet) holds(ws []store.Window) bool {
+	if len(ws) != len(s.ws) {
+		return false
+	}
+	for i := range ws {
+		if ws[i] != s.ws[i].Window {
+			return false
+		}
+	}
+	return true
 }
 
 // anchor returns the anchor of account a's months (zero if none).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -278,3 +279,41 @@ func TestWindowsValuesKept(t *testing.T) {
 }
 
 var _ = paywall.CodeRateLimited
+
+// Accounts with the same windows of their own share the set made for the
+// first of them, so that such a request costs no more allocations than
+// one of an account with none; and the sets of different windows, also
+// beyond the most that are kept, each count their own.
+func TestAccountWindowsShared(t *testing.T) {
+	clk := newClock()
+	own := func(burst int) []store.Window {
+		return []store.Window{{Name: "daily", Burst: burst, Period: store.PeriodDay}}
+	}
+	accounts := []store.Account{{ID: "plain", Balance: 1 << 40}}
+	for i := range maxOverridePolicies + 50 {
+		accounts = append(accounts, store.Account{ID: "own" + strconv.Itoa(i), Balance: 1 << 40, Windows: own(1000 + i)})
+	}
+	accounts = append(accounts, store.Account{ID: "same", Balance: 1 << 40, Windows: own(1000)})
+	pw, m := paywalled(t, clk, accounts...)
+	l := mustNew(t, 1e9, 1<<30, &Options{By: ByAccount(), Store: m, Clock: clk.Now})
+	h := pw.Authenticate(l.Handler(pw.Charge(1)(okHandler)))
+	for i := range maxOverridePolicies + 50 {
+		want := `"default";q=1073741824;w=2, "daily";q=` + strconv.Itoa(1000+i) + `;w=86400`
+		if got := serve(h, keyRequest("sk_test_own"+strconv.Itoa(i))).Header().Get("RateLimit-Policy"); got != want {
+			t.Fatalf("account own%d: RateLimit-Policy %q, want %q", i, got, want)
+		}
+	}
+	allocs := func(id string) float64 {
+		w, r := &noopWriter{h: make(http.Header)}, keyRequest("sk_test_"+id)
+		w.serve(h, r)
+		return testing.AllocsPerRun(100, func() { w.serve(h, r) })
+	}
+	if plain, same := allocs("plain"), allocs("same"); same != plain {
+		t.Errorf("a request of an account with its own windows allocates %v times, one without %v", same, plain)
+	}
+	// "same" shares own0's set, not its counts: 103 requests so far (one,
+	// then AllocsPerRun's 101, then this one) against own0's one.
+	if got := serve(h, keyRequest("sk_test_same")).Header().Get("RateLimit"); !strings.Contains(got, `"daily";r=897;`) {
+		t.Errorf("RateLimit %q, want the daily window of the account's own 103 requests (r=897)", got)
+	}
+}
