@@ -25,8 +25,10 @@ type windowSet struct {
 	perAccount bool   // made for one request, beyond accountSets' room: its policies are not kept
 	month      bool   // some window counts per month, whose bounds depend on the anchor
 	// bounds caches the store buckets of the periods that hold the latest
-	// request's time, for an account anchored where that request's was.
-	bounds atomic.Pointer[setBounds]
+	// request's time, for an account anchored where that request's was;
+	// anchored, those of other anchors.
+	bounds   atomic.Pointer[setBounds]
+	anchored anchoredBounds
 }
 
 // setBounds is the store buckets of a set's windows, right for requests
@@ -179,16 +181,35 @@ func (s *windowSet) moreBuckets(now time.Time, a *store.Account) []store.Bucket 
 }
 
 // boundsAt returns the bounds of set's windows for a request of account a
-// at now (see moreBuckets).
+// at now (see moreBuckets): the latest request's, if right for a, else
+// those of a's anchor in s.anchored (for a set with a month window), else
+// new ones, which both then keep.
 func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
 	ns := now.UnixNano()
 	var at time.Time
 	if s.month {
 		at = anchor(a)
 	}
-	if c := s.bounds.Load(); c != nil && ns >= c.from && ns < c.until && c.anchor.Equal(at) {
+	if c := s.bounds.Load(); c.fits(ns, at) {
 		return c
 	}
+	if s.month {
+		if c := s.anchored.get(at); c.fits(ns, at) {
+			return c
+		}
+	}
+	c := s.newBounds(now, at)
+	if !s.perAccount {
+		s.bounds.Store(c)
+		if s.month {
+			s.anchored.put(at, c)
+		}
+	}
+	return c
+}
+
+// newBounds returns the bounds of set's windows at now for the anchor at.
+func (s *windowSet) newBounds(now time.Time, at time.Time) *setBounds {
 	c := &setBounds{from: math.MinInt64, until: math.MaxInt64, anchor: at,
 		buckets: make([]store.Bucket, len(s.ws))}
 	for i := range s.ws {
@@ -202,10 +223,51 @@ func (s *windowSet) boundsAt(now time.Time, a *store.Account) *setBounds {
 		b.Start, b.End = w.Period.Bounds(now, at)
 		c.from, c.until = max(c.from, b.Start.UnixNano()), min(c.until, b.End.UnixNano())
 	}
-	if !s.perAccount {
-		s.bounds.Store(c)
-	}
 	return c
+}
+
+// fits reports whether c, which may be nil, holds the bounds of requests
+// at ns of accounts anchored at at.
+func (c *setBounds) fits(ns int64, at time.Time) bool {
+	return c != nil && ns >= c.from && ns < c.until && c.anchor.Equal(at)
+}
+
+// maxAnchors is the most billing anchors whose bounds a window set with a
+// month window keeps; when it has that many, it forgets them all.
+const maxAnchors = 1 << 14
+
+// anchoredBounds are the bounds of a set with a month window by billing
+// anchor, so that accounts anchored apart (each on its own day, as
+// subscriptions are) find theirs made.
+type anchoredBounds struct {
+	mu sync.RWMutex
+	m  map[anchorKey]*setBounds
+}
+
+// anchorKey is an anchor as a map key: time.Time's location would make
+// the same instant two keys.
+type anchorKey struct {
+	sec  int64
+	nsec int
+}
+
+func keyOf(at time.Time) anchorKey { return anchorKey{at.Unix(), at.Nanosecond()} }
+
+// get returns the bounds kept for anchor at, or nil.
+func (ab *anchoredBounds) get(at time.Time) *setBounds {
+	ab.mu.RLock()
+	defer ab.mu.RUnlock()
+	return ab.m[keyOf(at)]
+}
+
+// put keeps c as the bounds of anchor at.
+func (ab *anchoredBounds) put(at time.Time, c *setBounds) {
+	ab.mu.Lock()
+	defer ab.mu.Unlock()
+	if ab.m == nil || len(ab.m) >= maxAnchors {
+		ab.m = make(map[anchorKey]*setBounds)
+	}
+	ab.m[keyOf(at)] = c
 }
 
 // result sets wr to the outcome of a take of cost tokens from w that left

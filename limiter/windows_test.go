@@ -188,6 +188,40 @@ func TestWindowsMonthAnchorPerAccount(t *testing.T) {
 	}
 }
 
+// A set with a month window keeps the bounds of each billing anchor, so
+// that requests of accounts anchored apart, interleaved, allocate no more
+// than those of one anchor; bounds stay right for every anchor, also
+// across the set forgetting them all when it holds maxAnchors, and as the
+// months go by.
+func TestWindowsMonthBoundsByAnchor(t *testing.T) {
+	set, err := newWindowSet("default", "Windows", []store.Window{
+		{Name: "monthly", Burst: 10, Period: store.PeriodMonth}, {Name: "daily", Burst: 5, Period: store.PeriodDay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	account := func(i int) *store.Account {
+		return &store.Account{Refill: &store.Refill{Amount: 1, Every: time.Hour, Anchor: base.Add(time.Duration(i) * time.Minute)}}
+	}
+	for _, now := range []time.Time{time.Date(2025, 3, 30, 12, 0, 0, 0, time.UTC), time.Date(2025, 4, 2, 0, 0, 0, 0, time.UTC)} {
+		for i := range maxAnchors + 100 {
+			a := account(i)
+			bs := set.moreBuckets(now, a)
+			ms, me := store.PeriodMonth.Bounds(now, a.Refill.Anchor)
+			ds, de := store.PeriodDay.Bounds(now, time.Time{})
+			if !bs[0].Start.Equal(ms) || !bs[0].End.Equal(me) || !bs[1].Start.Equal(ds) || !bs[1].End.Equal(de) {
+				t.Fatalf("%v, anchor %v: bounds %v–%v and %v–%v, want %v–%v and %v–%v", now, a.Refill.Anchor,
+					bs[0].Start, bs[0].End, bs[1].Start, bs[1].End, ms, me, ds, de)
+			}
+		}
+	}
+	now := time.Date(2025, 4, 2, 0, 0, 0, 0, time.UTC)
+	a, b := account(1), account(2)
+	if n := testing.AllocsPerRun(100, func() { set.moreBuckets(now, a); set.moreBuckets(now, b) }); n != 0 {
+		t.Errorf("bounds of two anchors in turn: %v allocations, want 0", n)
+	}
+}
+
 // 200 concurrent requests against a bucket of 50 and a daily window of 30
 // admit exactly 30, and leave 20 tokens in the bucket.
 func TestWindowsExactUnderConcurrency(t *testing.T) {
