@@ -167,6 +167,24 @@ func TestMemoryHotPathAllocs(t *testing.T) {
 	}
 }
 
+// A spend of an account with thresholds that it does not cross allocates
+// only its SpendResult's CapResult.
+func TestMemoryThresholdSpendAllocs(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	m := store.NewMemory(nil)
+	mustPut(t, m, store.Account{ID: "a", Balance: math.MaxInt64, Thresholds: []store.Threshold{{Kind: store.ThresholdBalance, Value: 1}}})
+	allocs := testing.AllocsPerRun(100, func() {
+		if r, err := m.Spend(ctx, "a", 1); err != nil || !r.OK || r.Cap == nil {
+			t.Fatalf("Spend = %+v, %v", r, err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("Spend allocates %v times, want 1", allocs)
+	}
+}
+
 // lookupThen looks digest up in s and spends a credit of its account,
 // with a token of its bucket if tokens.
 func lookupThen(t *testing.T, s store.Store, digest store.Digest, tokens bool) {

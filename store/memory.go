@@ -198,7 +198,11 @@ func (m *Memory) spendLocked(e *memoryAccount, next time.Time, cost int64, allow
 	}
 	r := a.spendCapped(m.now(), cost)
 	r.NextRefill = next
-	e.setLocked(a) // also a refused spend may have started a new period
+	if a.SpendCap == nil && len(r.Cap.Crossed) == 0 {
+		e.balance.Store(a.Balance) // nothing else changed
+	} else {
+		e.setLocked(a) // also a refused spend may have started a new period
+	}
 	return r
 }
 
