@@ -149,9 +149,8 @@ func unlimited(b *store.Bucket) bool {
 // windowResults decodes the windows' part of a script's reply: ok for all,
 // the server time, then held and tokens per window.
 func windowResults(b *store.Bucket, ok bool, nowReply any, windows []any) (store.BucketResult, error) {
-	nowStr, _ := nowReply.(string)
-	nowUs, err := strconv.ParseInt(nowStr, 10, 64)
-	if err != nil {
+	nowUs, isInt := nowReply.(int64)
+	if !isInt {
 		return store.BucketResult{}, errReply("take tokens")
 	}
 	now := time.UnixMicro(nowUs)

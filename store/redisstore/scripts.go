@@ -133,28 +133,6 @@ local function next_fields(nx)
   if nx then return 1, nx[1], nx[2] end
   return 0, 0, 0
 end
--- tokens returns the tokens of a bucket stored as v ("TOKENS MICROS RATE
--- BURST", or false for none) at now_us with rate and burst, as
--- golang.org/x/time/rate would: a missing bucket is full, and a bucket
--- stored with another rate or burst gains tokens at its old rate up to now,
--- as SetLimitAt and SetBurstAt do. The second result reports such a change,
--- which must be saved even when the take is refused.
-local function tokens(v, now_us, rate, burst)
-  if not v then return burst, false end
-  local tk, ts, r0, b0 = string.match(v, '^(%S+) (%S+) ?(%S*) ?(%S*)$')
-  tk = tonumber(tk)
-  r0, b0 = tonumber(r0) or rate, tonumber(b0) or burst
-  local el = now_us - tonumber(ts)
-  if el > 0 then tk = tk + el * r0 / 1e6 end
-  if tk > b0 then tk = b0 end
-  if tk > burst then tk = burst end
-  return tk, r0 ~= rate or b0 ~= burst
-end
--- bucket_value is what a bucket holding tk tokens at now_us with the rate
--- (as given, a decimal string) and burst of ARGV is stored as.
-local function bucket_value(tk, now_us, rate, burst)
-  return string.format('%.17g', tk) .. ' ' .. int(now_us) .. ' ' .. rate .. ' ' .. burst
-end
 -- claim marks operation marker k applied with cost (a decimal string),
 -- unless it is marked already, and returns what it held: false if nothing
 -- (the operation is new), 'x' if it was cancelled, else the cost of the
@@ -164,9 +142,6 @@ local function claim(k, cost, ttl)
   if cost == '0' then return false end
   return redis.call('SET', k, cost, 'PX', ttl, 'NX', 'GET')
 end
-local function fmt_tokens(tk)
-  return string.format('%.17g', tk)
-end
 `
 
 // spendScript: KEYS[1] account, KEYS[2] operation marker, KEYS[3] the
@@ -174,7 +149,7 @@ end
 // unknown account, {-3} for an operation already cancelled, else {ok,
 // balance, hasNext, nextSec, nextNsec, then for an account with a spend
 // cap or thresholds the cap part (see decodeCapReply)}.
-var spendScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
+var spendScript = redis.NewScript(luaLib + luaCaps + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
 if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next', 'caps') end
@@ -230,7 +205,7 @@ return {1, redis.call('HGET', KEYS[1], 'balance')}
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and
 // returns the account hash as HGETALL does (empty if there is none).
-var accountScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
+var accountScript = redis.NewScript(luaLib + luaCaps + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next'), {}
 if release(KEYS[1], KEYS[2], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end
