@@ -161,13 +161,22 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 
 // readReleased defines read_released, which gives back the ended holds
 // of account k (holds hk) at now_us, then reads k's fields for a spend or
-// a hold with n windows (ARGV from 6, see windowLib): the refill fields,
-// holds_next (9), caps (10), then the windows' state. It follows luaLib,
+// a hold with n windows (ARGV from 6, see windowLib) in the order of read:
+// the refill fields, holds_next (9), caps (10), then the windows' state.
+// The refill's six time fields are read, by a second HMGET, only for an
+// account that has a refill: most have none. It follows luaLib,
 // luaCaps and windowLib.
 const readReleased = `
 local function read_account(k, n)
-  return hmget_windows(k, 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-    'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
+  local r = hmget_windows(k, 6, n, 'balance', 'refill_amount', 'holds_next', 'caps')
+  local f = {r[1], r[2], false, false, false, false, false, false, r[3], r[4]}
+  if r[2] then
+    local rf = redis.call('HMGET', k, 'refill_every_s', 'refill_every_ns', 'refill_anchor_s',
+      'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns')
+    for i = 1, 6 do f[2 + i] = rf[i] end
+  end
+  for i = 1, n do f[10 + i] = r[4 + i] end
+  return f
 end
 local function read_released(k, hk, n, now_us)
   local f = read_account(k, n)

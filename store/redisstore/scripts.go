@@ -69,11 +69,13 @@ local function dlt(a, b)
   if #a ~= #b then return #a < #b end
   return a < b
 end
--- dsub returns a - b for canonical decimals a >= b >= 0. The numbers are
--- cut into parts of at most 14 digits, whose differences are exact in a
--- double.
+-- dsub returns a - b for canonical decimals a >= b >= 0. Below 2^53 they
+-- are exact in a double (a decimal of more digits reads as 2^53 or more);
+-- larger ones are cut into parts of at most 14 digits, whose differences
+-- are exact in a double.
 local function dsub(a, b)
-  if #a <= 14 then return string.format('%.0f', tonumber(a) - tonumber(b)) end
+  local x = tonumber(a)
+  if x < 9007199254740992 then return string.format('%.0f', x - tonumber(b)) end
   local ah, al = tonumber(string.sub(a, 1, -15)), tonumber(string.sub(a, -14))
   local bh, bl = 0, tonumber(b)
   if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end

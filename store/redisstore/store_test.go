@@ -137,7 +137,7 @@ func TestAccountRoundTrip(t *testing.T) {
 
 // TestRefillMatchesMemory drives the script's refill arithmetic, at
 // nanosecond-odd anchors and periods and with random jumps of the clock,
-// against the memory store's.
+// against the memory store's, through Spend and SpendWithTokens in turn.
 func TestRefillMatchesMemory(t *testing.T) {
 	c := newClient(t)
 	ctx := context.Background()
@@ -166,7 +166,13 @@ func TestRefillMatchesMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.Spend(ctx, ref.ID, cost)
+			var got store.SpendResult
+			if step%2 == 0 {
+				got, err = s.Spend(ctx, ref.ID, cost)
+			} else { // reads the refill fields as a fused decision does
+				b := store.Bucket{Account: ref.ID, Key: "k", Rate: 1e9, Burst: 1e9, Cost: 1}
+				got, _, err = s.SpendWithTokens(ctx, ref.ID, cost, b)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
