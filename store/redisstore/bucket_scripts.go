@@ -100,21 +100,6 @@ local function save_windows(st, a, n, take, cost, now_us, w, r)
     end
   end
 end
--- full_ms returns the longest time in milliseconds until one of the
--- windows of the states st (see save_windows) is full again.
-local function full_ms(st, a, n, now_us)
-  local ms = 0
-  for i = 1, n do
-    local o, tk = a + (i - 1) * 5, st[3 * i - 2]
-    local burst = tonumber(ARGV[o + 2])
-    if ARGV[o + 1] ~= 'f' then
-      ms = math.max(ms, (burst - tk) / tonumber(ARGV[o + 1]) * 1000)
-    elseif tk < burst then
-      ms = math.max(ms, (tonumber(ARGV[o + 4]) - now_us) / 1000)
-    end
-  end
-  return ms
-end
 -- hmget_windows reads hash k's fields pre... and the n window fields from
 -- ARGV[a] on.
 local function hmget_windows(k, a, n, ...)
@@ -132,6 +117,21 @@ end
 // every window would be full again (plus a second), since a missing window
 // is a full one.
 var takeScript = redis.NewScript(luaLib + windowLib + `
+-- full_ms returns the longest time in milliseconds until one of the
+-- windows of the states st (see save_windows) is full again.
+local function full_ms(st, a, n, now_us)
+  local ms = 0
+  for i = 1, n do
+    local o, tk = a + (i - 1) * 5, st[3 * i - 2]
+    local burst = tonumber(ARGV[o + 2])
+    if ARGV[o + 1] ~= 'f' then
+      ms = math.max(ms, (burst - tk) / tonumber(ARGV[o + 1]) * 1000)
+    elseif tk < burst then
+      ms = math.max(ms, (tonumber(ARGV[o + 4]) - now_us) / 1000)
+    end
+  end
+  return ms
+end
 local now_us = micros(server_time())
 local cost, n = tonumber(ARGV[2]), tonumber(ARGV[3])
 local f = hmget_windows(KEYS[1], 4, n, 'balance')

@@ -161,47 +161,32 @@ func decodeCapReply(v []any) (*store.CapResult, error) {
 // KeepsSpendCaps implements [store.SpendCapper].
 func (*Store) KeepsSpendCaps() {}
 
-// luaCaps defines the scripts' spend cap and threshold functions, and
-// release (see luaReleaseLib). The functions of luaCapsLib and
-// luaReleaseLib are defined only when a call first needs one, by caps_lib:
-// a script defines its functions on every call, and most calls find an
-// account without a spend cap, thresholds or ended holds. The functions
-// named here after them answer such an account at once and hand any other
-// to caps_lib's function of the same name.
+// luaCaps defines the spend cap functions and release that a decision
+// calls: they answer an account without a spend cap or thresholds, or
+// without holds due for release, at once, and hand any other to extra's
+// (see luaLib), which luaCapsLib and luaReleaseLib define.
 const luaCaps = `
-local caps_fns
-local function caps_lib()
-  if caps_fns then return caps_fns end
-  caps_fns = (function()
-` + luaCapsLib + luaReleaseLib + `
-    return {load = caps_load, debit = caps_debit, give_back = caps_give_back, append = caps_append,
-      release = release}
-  end)()
-  return caps_fns
-end
 local function caps_load(v, f, now)
   if not v then return nil end
-  return caps_lib().load(v, f, now)
+  return extra().caps_load(v, f, now)
 end
 local function caps_debit(c, bal, amt, nx, f, now, w)
-  if c then return caps_lib().debit(c, bal, amt, nx, f, now, w) end
+  if c then return extra().caps_debit(c, bal, amt, nx, f, now, w) end
   if dlt(bal, amt) then return false, bal, false, '' end
   return true, dsub(bal, amt), false, ''
 end
-local function caps_give_back(k, amt, now)
-  caps_lib().give_back(k, amt, now)
-end
 local function caps_append(r, c, reached, crossed)
   if not c then return r end
-  return caps_lib().append(r, c, reached, crossed)
+  return extra().caps_append(r, c, reached, crossed)
 end
 local function release(k, hk, hn, now_us)
   if not hn or tonumber(hn) > now_us then return false end
-  return caps_lib().release(k, hk, hn, now_us)
+  return extra().release(k, hk, hn, now_us)
 end
 `
 
-// luaCapsLib holds the spend cap and threshold functions; see luaCaps.
+// luaCapsLib holds the spend cap and threshold functions; see extra in
+// luaLib.
 const luaCapsLib = `
 -- civil returns the UTC year, month and day of day z since 1970-01-01.
 local function civil(z)

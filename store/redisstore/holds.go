@@ -17,7 +17,7 @@ import (
 // it makes anyway whether a hold is due for release.
 
 // luaReleaseLib defines release, which gives back the ended holds; see
-// luaCaps, which defines it when a call needs it.
+// extra in luaLib, which defines it when a call needs it.
 const luaReleaseLib = `
 -- release gives every hold of hash hk that expired by now_us back to
 -- account k, and to its spend cap's current period, if hn (its
@@ -62,7 +62,7 @@ end
 // the same actual after it settled (its answer lost), it finds the marker
 // and answers the same. What it releases goes back to the spend cap's
 // current period too.
-var settleScript = redis.NewScript(luaLib + luaCaps + `
+var settleScript = redis.NewScript(luaLib + `
 if redis.call('GET', KEYS[3]) == ARGV[4] then return {1, redis.call('HGET', KEYS[1], 'balance')} end
 local v = redis.call('HGET', KEYS[2], ARGV[2])
 if not v or string.match(v, '^(%S+) ') ~= ARGV[3] then return {-4} end
@@ -71,7 +71,7 @@ redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 if ARGV[3] ~= ARGV[4] then
   local back = dsub(ARGV[3], ARGV[4])
   redis.call('HINCRBY', KEYS[1], 'balance', back)
-  caps_give_back(KEYS[1], back, now_pair(server_time()))
+  extra().caps_give_back(KEYS[1], back, now_pair(server_time()))
 end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
