@@ -151,7 +151,7 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	op := cancel{account: accountID, marker: s.markerKey(accountID)}
 	rctx, stop := s.withTimeout(ctx)
 	v, err := spendScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg()).Slice()
+		s.timeArg(), cost, s.ttlArg).Slice()
 	stop()
 	if err == nil && cancelled(v) {
 		err = errCancelled

@@ -99,7 +99,7 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) ([]any, error) {
 	op := cancel{account: accountID, marker: s.markerKey(accountID)}
 	rctx, stop := s.withTimeout(ctx)
-	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg(), b.Cost, len(b.More)+1)
+	args := windowArgs(&b, s.timeArg(), cost, s.ttlArg, b.Cost, len(b.More)+1)
 	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)}, args...).Slice()
 	stop()
 	if err == nil && cancelled(v) {

@@ -137,7 +137,7 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	id := strconv.FormatInt(h.ID, 10)
 	keys := []string{s.AccountRedisKey(h.AccountID), s.HoldsRedisKey(h.AccountID),
 		s.HoldsRedisKey(h.AccountID) + ":settled:" + id}
-	args := []any{s.timeArg(), id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg()}
+	args := []any{s.timeArg(), id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg}
 	var v []any
 	var err error
 	for range 3 {

@@ -56,11 +56,6 @@ func (s *Store) markerKey(accountID string) string {
 		strconv.FormatUint(s.ops.seq.Add(1), 36)
 }
 
-// ttlArg is the scripts' marker TTL argument, in milliseconds.
-func (s *Store) ttlArg() string {
-	return strconv.FormatInt(s.opTTL.Milliseconds(), 10)
-}
-
 // cancelOp cancels the operation recorded by marker after its call failed,
 // before the failure is returned: at once if Redis answers, else by queueing
 // it for the background retries.
@@ -80,7 +75,7 @@ func (s *Store) cancelOp(ctx context.Context, c cancel) {
 }
 
 func (s *Store) runCancel(ctx context.Context, c cancel) error {
-	return cancelScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(c.account), c.marker}, s.ttlArg()).Err()
+	return cancelScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(c.account), c.marker}, s.ttlArg).Err()
 }
 
 // retryCancels runs until Close, cancelling the queued operations in turn,
