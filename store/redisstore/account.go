@@ -148,10 +148,10 @@ func (s *Store) Spend(ctx context.Context, accountID string, cost int64) (store.
 	if cost < 0 {
 		return store.SpendResult{}, fmt.Errorf("redisstore: spend %d: %w", cost, store.ErrInvalidAmount)
 	}
-	op := cancel{account: accountID, marker: s.markerKey(accountID)}
+	keys := s.spendKeys(accountID)
+	op := cancel{account: accountID, marker: keys[1]}
 	rctx, stop := s.withTimeout(ctx)
-	v, err := spendScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)},
-		s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg()).Slice()
+	v, err := spendScript.Run(rctx, s.rdb, keys, s.timeArg(), cost, s.ttlArg).Slice()
 	stop()
 	if err == nil && cancelled(v) {
 		err = errCancelled

@@ -97,10 +97,11 @@ func (s *Store) SpendWithTokens(ctx context.Context, accountID string, cost int6
 // spendTokens runs the spend-with-tokens script as a new operation and
 // returns its reply, cancelling the operation if the reply is lost.
 func (s *Store) spendTokens(ctx context.Context, accountID string, cost int64, b store.Bucket) ([]any, error) {
-	op := cancel{account: accountID, marker: s.markerKey(accountID)}
+	keys := s.spendKeys(accountID)
+	op := cancel{account: accountID, marker: keys[1]}
 	rctx, stop := s.withTimeout(ctx)
-	args := windowArgs(&b, s.timeArg(), strconv.FormatInt(cost, 10), s.ttlArg(), b.Cost, len(b.More)+1)
-	v, err := spendTokensScript.Run(rctx, s.rdb, []string{s.AccountRedisKey(accountID), op.marker, s.HoldsRedisKey(accountID)}, args...).Slice()
+	args := windowArgs(&b, s.timeArg(), cost, s.ttlArg, b.Cost, len(b.More)+1)
+	v, err := spendTokensScript.Run(rctx, s.rdb, keys, args...).Slice()
 	stop()
 	if err == nil && cancelled(v) {
 		err = errCancelled
@@ -149,9 +150,8 @@ func unlimited(b *store.Bucket) bool {
 // windowResults decodes the windows' part of a script's reply: ok for all,
 // the server time, then held and tokens per window.
 func windowResults(b *store.Bucket, ok bool, nowReply any, windows []any) (store.BucketResult, error) {
-	nowStr, _ := nowReply.(string)
-	nowUs, err := strconv.ParseInt(nowStr, 10, 64)
-	if err != nil {
+	nowUs, isInt := nowReply.(int64)
+	if !isInt {
 		return store.BucketResult{}, errReply("take tokens")
 	}
 	now := time.UnixMicro(nowUs)

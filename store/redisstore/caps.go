@@ -161,8 +161,33 @@ func decodeCapReply(v []any) (*store.CapResult, error) {
 // KeepsSpendCaps implements [store.SpendCapper].
 func (*Store) KeepsSpendCaps() {}
 
-// luaCaps holds the scripts' spend cap and threshold functions.
+// luaCaps defines the spend cap functions and release that a decision
+// calls: they answer an account without a spend cap or thresholds, or
+// without holds due for release, at once, and hand any other to extra's
+// (see luaLib), which luaCapsLib and luaReleaseLib define.
 const luaCaps = `
+local function caps_load(v, f, now)
+  if not v then return nil end
+  return extra().caps_load(v, f, now)
+end
+local function caps_debit(c, bal, amt, nx, f, now, w)
+  if c then return extra().caps_debit(c, bal, amt, nx, f, now, w) end
+  if dlt(bal, amt) then return false, bal, false, '' end
+  return true, dsub(bal, amt), false, ''
+end
+local function caps_append(r, c, reached, crossed)
+  if not c then return r end
+  return extra().caps_append(r, c, reached, crossed)
+end
+local function release(k, hk, hn, now_us)
+  if not hn or tonumber(hn) > now_us then return false end
+  return extra().release(k, hk, hn, now_us)
+end
+`
+
+// luaCapsLib holds the spend cap and threshold functions; see extra in
+// luaLib.
+const luaCapsLib = `
 -- civil returns the UTC year, month and day of day z since 1970-01-01.
 local function civil(z)
   z = z + 719468

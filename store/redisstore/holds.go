@@ -16,9 +16,9 @@ import (
 // hold may expire ("holds_next"), so that a spend learns from the one read
 // it makes anyway whether a hold is due for release.
 
-// luaHolds holds the functions of the scripts that release expired holds;
-// it follows luaCaps.
-const luaHolds = `
+// luaReleaseLib defines release, which gives back the ended holds; see
+// extra in luaLib, which defines it when a call needs it.
+const luaReleaseLib = `
 -- release gives every hold of hash hk that expired by now_us back to
 -- account k, and to its spend cap's current period, if hn (its
 -- "holds_next") says one may have, and reports whether it gave any.
@@ -41,6 +41,11 @@ local function release(k, hk, hn, now_us)
   caps_give_back(k, back, {sec, (now_us - sec * 1e6) * 1000})
   return true
 end
+`
+
+// luaHolds defines add_hold, for the scripts that hold credits; it follows
+// luaCaps.
+const luaHolds = `
 -- add_hold records a hold of amt (a decimal string) until exp in hash hk
 -- of account k, whose "holds_next" is hn, and returns the hold's ID.
 local function add_hold(k, hk, hn, amt, exp)
@@ -57,7 +62,7 @@ end
 // the same actual after it settled (its answer lost), it finds the marker
 // and answers the same. What it releases goes back to the spend cap's
 // current period too.
-var settleScript = redis.NewScript(luaLib + luaCaps + `
+var settleScript = redis.NewScript(luaLib + `
 if redis.call('GET', KEYS[3]) == ARGV[4] then return {1, redis.call('HGET', KEYS[1], 'balance')} end
 local v = redis.call('HGET', KEYS[2], ARGV[2])
 if not v or string.match(v, '^(%S+) ') ~= ARGV[3] then return {-4} end
@@ -66,7 +71,7 @@ redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
 if ARGV[3] ~= ARGV[4] then
   local back = dsub(ARGV[3], ARGV[4])
   redis.call('HINCRBY', KEYS[1], 'balance', back)
-  caps_give_back(KEYS[1], back, now_pair(server_time()))
+  extra().caps_give_back(KEYS[1], back, now_pair(server_time()))
 end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
@@ -132,7 +137,7 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 	id := strconv.FormatInt(h.ID, 10)
 	keys := []string{s.AccountRedisKey(h.AccountID), s.HoldsRedisKey(h.AccountID),
 		s.HoldsRedisKey(h.AccountID) + ":settled:" + id}
-	args := []any{s.timeArg(), id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg()}
+	args := []any{s.timeArg(), id, strconv.FormatInt(h.Amount, 10), strconv.FormatInt(actual, 10), s.ttlArg}
 	var v []any
 	var err error
 	for range 3 {
@@ -156,17 +161,26 @@ func (s *Store) Settle(ctx context.Context, h store.Hold, actual int64) (int64, 
 
 // readReleased defines read_released, which gives back the ended holds
 // of account k (holds hk) at now_us, then reads k's fields for a spend or
-// a hold with n windows (ARGV from 6, see windowLib): the refill fields,
-// holds_next (9), caps (10), then the windows' state. It follows luaLib,
-// luaHolds and windowLib.
+// a hold with n windows (ARGV from 6, see windowLib) in the order of read:
+// the refill fields, holds_next (9), caps (10), then the windows' state.
+// The refill's six time fields are read, by a second HMGET, only for an
+// account that has a refill: most have none. It follows luaLib,
+// luaCaps and windowLib.
 const readReleased = `
-local function read_released(k, hk, n, now_us)
-  local function get()
-    return hmget_windows(k, 6, n, 'balance', 'refill_amount', 'refill_every_s', 'refill_every_ns',
-      'refill_anchor_s', 'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns', 'holds_next', 'caps')
+local function read_account(k, n)
+  local r = hmget_windows(k, 6, n, 'balance', 'refill_amount', 'holds_next', 'caps')
+  local f = {r[1], r[2], false, false, false, false, false, false, r[3], r[4]}
+  if r[2] then
+    local rf = redis.call('HMGET', k, 'refill_every_s', 'refill_every_ns', 'refill_anchor_s',
+      'refill_anchor_ns', 'refilled_at_s', 'refilled_at_ns')
+    for i = 1, 6 do f[2 + i] = rf[i] end
   end
-  local f = get()
-  if release(k, hk, f[9], now_us) then f = get() end
+  for i = 1, n do f[10 + i] = r[4 + i] end
+  return f
+end
+local function read_released(k, hk, n, now_us)
+  local f = read_account(k, n)
+  if release(k, hk, f[9], now_us) then f = read_account(k, n) end
   return f
 end
 `
@@ -181,24 +195,24 @@ end
 // counts against the cap as a spend.
 var holdScript = redis.NewScript(luaLib + luaCaps + luaHolds + windowLib + readReleased + `
 local t = server_time()
-local now_us, now = micros(t), now_pair(t)
+local now_us = micros(t)
 local tcost, n = tonumber(ARGV[4]), tonumber(ARGV[5])
 local f, w = read_released(KEYS[1], KEYS[2], n, now_us), {}
+local now = (f[2] or f[10]) and now_pair(t)
 local bal, nx = refill(f, now, w)
 if not bal then return {-1} end
-local ws, bok = check_windows(tail(f, 11), 6, n, now_us, tcost)
+local st, bok = check_windows(f, 10, 6, n, now_us, tcost)
 local ok, c, reached, crossed = false, nil, false, ''
 if bok then
   c = caps_load(f[10], f, now)
   ok, bal, reached, crossed = caps_debit(c, bal, ARGV[2], nx, f, now, w)
 end
-local out = save_windows(ws, ok, tcost, now_us, w)
-flush(KEYS[1], f, bal, w)
 local h, s, nsec = next_fields(nx)
 local id, exp = 0, now_us + tonumber(ARGV[3])
-if ok then id = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
-local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, int(now_us)}
-for _, v in ipairs(out) do r[#r + 1] = v end
+local r = {ok and 1 or 0, bal, h, s, nsec, id, int(exp), bok and 1 or 0, now_us}
+save_windows(st, 6, n, ok, tcost, now_us, w, r)
+flush(KEYS[1], f, bal, w)
+if ok then r[6] = add_hold(KEYS[1], KEYS[2], f[9], ARGV[2], exp) end
 return caps_append(r, c, reached, crossed)
 `)
 

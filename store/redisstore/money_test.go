@@ -225,16 +225,21 @@ func TestBurstOnHealthyRedis(t *testing.T) {
 }
 
 // TestSpendExactLargeBalances spends random costs from random balances up
-// to the largest int64, through Spend and SpendWithTokens, and checks every
-// new balance against Go's integer arithmetic: the scripts subtract
-// decimal strings, never losing a credit to a double.
+// to the largest int64, and first around 2^53, where a double stops being
+// exact, through Spend and SpendWithTokens, and checks every new balance
+// against Go's integer arithmetic: the scripts subtract decimal strings,
+// never losing a credit to a double.
 func TestSpendExactLargeBalances(t *testing.T) {
 	s := newTestStore(t, newClient(t), nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
+	near := []int64{1<<53 - 2, 1<<53 - 1, 1 << 53, 1<<53 + 1, 1<<53 + 3, 1e15 - 1, 1e15, 1e16 - 1}
 	for i := 0; i < 300; i++ {
 		bal := rng.Int64()
-		if i%3 == 0 {
+		switch {
+		case i < 4*len(near):
+			bal = near[i/4]
+		case i%3 == 0:
 			bal = math.MaxInt64 - rng.Int64N(1000)
 		}
 		cost := rng.Int64N(bal + 1)

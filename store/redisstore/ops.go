@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,16 +50,31 @@ func newOps() *ops {
 	}
 }
 
-// markerKey returns the name of a new operation's marker, in the account's
-// hash slot.
-func (s *Store) markerKey(accountID string) string {
-	return s.prefix + "{acct:" + accountID + "}:op:" + s.ops.base +
-		strconv.FormatUint(s.ops.seq.Add(1), 36)
-}
-
-// ttlArg is the scripts' marker TTL argument, in milliseconds.
-func (s *Store) ttlArg() string {
-	return strconv.FormatInt(s.opTTL.Milliseconds(), 10)
+// spendKeys returns the keys of a spend from the account: its hash
+// ([Store.AccountRedisKey]), a new operation's marker, in the account's
+// hash slot, and its holds ([Store.HoldsRedisKey]), cut from one string
+// so that a call allocates once for the three.
+func (s *Store) spendKeys(accountID string) []string {
+	var seq [16]byte
+	id := strconv.AppendUint(seq[:0], s.ops.seq.Add(1), 36)
+	var b strings.Builder
+	tag := len(s.prefix) + len("{acct:}") + len(accountID)
+	b.Grow(3*tag + len(":account:op::holds") + len(s.ops.base) + len(id))
+	for _, suffix := range [...]string{":account", ":op:", ":holds"} {
+		b.WriteString(s.prefix)
+		b.WriteString("{acct:")
+		b.WriteString(accountID)
+		b.WriteString("}")
+		b.WriteString(suffix)
+		if suffix == ":op:" {
+			b.WriteString(s.ops.base)
+			b.Write(id)
+		}
+	}
+	all := b.String()
+	m := tag + len(":account")
+	h := m + tag + len(":op:") + len(s.ops.base) + len(id)
+	return []string{all[:m], all[m:h], all[h:]}
 }
 
 // cancelOp cancels the operation recorded by marker after its call failed,
@@ -80,7 +96,7 @@ func (s *Store) cancelOp(ctx context.Context, c cancel) {
 }
 
 func (s *Store) runCancel(ctx context.Context, c cancel) error {
-	return cancelScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(c.account), c.marker}, s.ttlArg()).Err()
+	return cancelScript.Run(ctx, s.rdb, []string{s.AccountRedisKey(c.account), c.marker}, s.ttlArg).Err()
 }
 
 // retryCancels runs until Close, cancelling the queued operations in turn,

@@ -106,6 +106,7 @@ type Store struct {
 	now         func() time.Time
 	cache       *lookupCache
 	opTTL       time.Duration
+	ttlArg      any // the scripts' marker TTL argument, in milliseconds
 	ops         *ops
 	oneTrip     bool // lookups may read the key and its account in one script
 
@@ -157,6 +158,7 @@ func New(client redis.UniversalClient, opts *Options) (*Store, error) {
 		now:         o.Clock,
 		cache:       newLookupCache(o.LookupCacheSize),
 		opTTL:       o.OperationTTL,
+		ttlArg:      strconv.FormatInt(o.OperationTTL.Milliseconds(), 10),
 		ops:         newOps(),
 		oneTrip:     single,
 		channel:     o.Prefix + "invalidate",
@@ -243,11 +245,15 @@ func (s *Store) BucketRedisKey(b store.Bucket) string {
 	return s.prefix + "{" + b.Key + "}:bucket"
 }
 
+// serverClock is the scripts' first argument that has them read the
+// server's clock; held in an interface once, it costs a call nothing.
+var serverClock any = ""
+
 // timeArg returns the scripts' first argument: empty, so that they read the
 // server's clock, unless a test set scriptClock.
-func (s *Store) timeArg() string {
+func (s *Store) timeArg() any {
 	if s.scriptClock == nil {
-		return ""
+		return serverClock
 	}
 	return strconv.FormatInt(s.scriptClock().UnixMicro(), 10)
 }

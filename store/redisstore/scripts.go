@@ -22,7 +22,8 @@ import "github.com/redis/go-redis/v9"
 // they were counted at). A decision reads it with one HMGET and writes it
 // with one HSET.
 
-// luaLib holds the functions the scripts share.
+// luaLib holds the functions the scripts share. Those that only some
+// accounts need are defined by extra, on first use.
 const luaLib = `
 -- server_time returns {seconds, microseconds}: the server's TIME, or the
 -- time in microseconds given in ARGV[1] by tests that control the clock.
@@ -38,6 +39,85 @@ end
 local function micros(t)
   return tonumber(t[1]) * 1e6 + tonumber(t[2])
 end
+-- dlt compares two non-negative integers written as canonical decimals.
+local function dlt(a, b)
+  if #a ~= #b then return #a < #b end
+  return a < b
+end
+-- dsub returns a - b for canonical decimals a >= b >= 0. Below 2^53 they
+-- are exact in a double (a decimal of more digits reads as 2^53 or more);
+-- larger ones are cut into parts of at most 14 digits, whose differences
+-- are exact in a double.
+local function dsub(a, b)
+  local x = tonumber(a)
+  if x < 9007199254740992 then return string.format('%.0f', x - tonumber(b)) end
+  local ah, al = tonumber(string.sub(a, 1, -15)), tonumber(string.sub(a, -14))
+  local bh, bl = 0, tonumber(b)
+  if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end
+  local l, h = al - bl, ah - bh
+  if l < 0 then l, h = l + 1e14, h - 1 end
+  if h == 0 then return string.format('%.0f', l) end
+  return string.format('%.0f%014.0f', h, l)
+end
+local function int(x)
+  return string.format('%.0f', x)
+end
+local function put(w, f, v)
+  w[#w + 1] = f
+  w[#w + 1] = v
+end
+-- read returns the account fields of hash k that the decisions need, in
+-- this order, then the extra fields.
+local function read(k, ...)
+  return redis.call('HMGET', k, 'balance', 'refill_amount',
+    'refill_every_s', 'refill_every_ns', 'refill_anchor_s', 'refill_anchor_ns',
+    'refilled_at_s', 'refilled_at_ns', ...)
+end
+-- flush writes w, and the balance if it is not f's any more, to hash k.
+local function flush(k, f, bal, w)
+  if bal and bal ~= f[1] then put(w, 'balance', bal) end
+  if #w > 0 then redis.call('HSET', k, unpack(w)) end
+end
+local function next_fields(nx)
+  if nx then return 1, nx[1], nx[2] end
+  return 0, 0, 0
+end
+-- claim marks operation marker k applied with cost (a decimal string),
+-- unless it is marked already, and returns what it held: false if nothing
+-- (the operation is new), 'x' if it was cancelled, else the cost of the
+-- operation, applied by an earlier attempt that the client retried. A cost
+-- of zero needs no mark.
+local function claim(k, cost, ttl)
+  if cost == '0' then return false end
+  return redis.call('SET', k, cost, 'PX', ttl, 'NX', 'GET')
+end
+local extra_fns
+-- extra returns the functions of luaRefillLib, luaCapsLib and
+-- luaReleaseLib, defining them on its first call only: a script defines
+-- its functions on every call, and most calls find an account without a
+-- refill, a spend cap, thresholds or ended holds. refill, and caps_load,
+-- caps_debit, caps_append and release (see luaCaps), answer such an
+-- account themselves and hand any other to extra's function of the same
+-- name.
+local function extra()
+  if extra_fns then return extra_fns end
+  extra_fns = (function()
+` + luaRefillLib + luaCapsLib + luaReleaseLib + `
+    return {refill = refill, caps_load = caps_load, caps_debit = caps_debit,
+      caps_give_back = caps_give_back, caps_append = caps_append, release = release}
+  end)()
+  return extra_fns
+end
+local function refill(f, now, w)
+  if not f[1] then return false end
+  if not f[2] then return f[1], nil end
+  return extra().refill(f, now, w)
+end
+`
+
+// luaRefillLib holds the time pair arithmetic ({seconds, nanoseconds}),
+// the refill and dadd; see extra in luaLib.
+const luaRefillLib = `
 local function tlt(a, b)
   return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2])
 end
@@ -64,24 +144,6 @@ local function tmod(d, e)
   end
   return d
 end
--- dlt compares two non-negative integers written as canonical decimals.
-local function dlt(a, b)
-  if #a ~= #b then return #a < #b end
-  return a < b
-end
--- dsub returns a - b for canonical decimals a >= b >= 0. The numbers are
--- cut into parts of at most 14 digits, whose differences are exact in a
--- double.
-local function dsub(a, b)
-  if #a <= 14 then return string.format('%.0f', tonumber(a) - tonumber(b)) end
-  local ah, al = tonumber(string.sub(a, 1, -15)), tonumber(string.sub(a, -14))
-  local bh, bl = 0, tonumber(b)
-  if #b > 14 then bh, bl = tonumber(string.sub(b, 1, -15)), tonumber(string.sub(b, -14)) end
-  local l, h = al - bl, ah - bh
-  if l < 0 then l, h = l + 1e14, h - 1 end
-  if h == 0 then return string.format('%.0f', l) end
-  return string.format('%.0f%014.0f', h, l)
-end
 -- dadd returns a + b for canonical decimals whose sum fits an int64.
 local function dadd(a, b)
   local ah, al = tonumber(string.sub(a, 1, -15)) or 0, tonumber(string.sub(a, -14))
@@ -90,20 +152,6 @@ local function dadd(a, b)
   if l >= 1e14 then l, h = l - 1e14, h + 1 end
   if h == 0 then return string.format('%.0f', l) end
   return string.format('%.0f%014.0f', h, l)
-end
-local function int(x)
-  return string.format('%.0f', x)
-end
-local function put(w, f, v)
-  w[#w + 1] = f
-  w[#w + 1] = v
-end
--- read returns the account fields of hash k that the decisions need, in
--- this order, then the extra fields.
-local function read(k, ...)
-  return redis.call('HMGET', k, 'balance', 'refill_amount',
-    'refill_every_s', 'refill_every_ns', 'refill_anchor_s', 'refill_anchor_ns',
-    'refilled_at_s', 'refilled_at_ns', ...)
 end
 -- refill applies the periodic refill due at now to the account fields f
 -- (the semantics of store.Account.ApplyRefill), appending the refill time
@@ -124,49 +172,6 @@ local function refill(f, now, w)
   end
   return bal, tadd(b, every)
 end
--- flush writes w, and the balance if it is not f's any more, to hash k.
-local function flush(k, f, bal, w)
-  if bal and bal ~= f[1] then put(w, 'balance', bal) end
-  if #w > 0 then redis.call('HSET', k, unpack(w)) end
-end
-local function next_fields(nx)
-  if nx then return 1, nx[1], nx[2] end
-  return 0, 0, 0
-end
--- tokens returns the tokens of a bucket stored as v ("TOKENS MICROS RATE
--- BURST", or false for none) at now_us with rate and burst, as
--- golang.org/x/time/rate would: a missing bucket is full, and a bucket
--- stored with another rate or burst gains tokens at its old rate up to now,
--- as SetLimitAt and SetBurstAt do. The second result reports such a change,
--- which must be saved even when the take is refused.
-local function tokens(v, now_us, rate, burst)
-  if not v then return burst, false end
-  local tk, ts, r0, b0 = string.match(v, '^(%S+) (%S+) ?(%S*) ?(%S*)$')
-  tk = tonumber(tk)
-  r0, b0 = tonumber(r0) or rate, tonumber(b0) or burst
-  local el = now_us - tonumber(ts)
-  if el > 0 then tk = tk + el * r0 / 1e6 end
-  if tk > b0 then tk = b0 end
-  if tk > burst then tk = burst end
-  return tk, r0 ~= rate or b0 ~= burst
-end
--- bucket_value is what a bucket holding tk tokens at now_us with the rate
--- (as given, a decimal string) and burst of ARGV is stored as.
-local function bucket_value(tk, now_us, rate, burst)
-  return string.format('%.17g', tk) .. ' ' .. int(now_us) .. ' ' .. rate .. ' ' .. burst
-end
--- claim marks operation marker k applied with cost (a decimal string),
--- unless it is marked already, and returns what it held: false if nothing
--- (the operation is new), 'x' if it was cancelled, else the cost of the
--- operation, applied by an earlier attempt that the client retried. A cost
--- of zero needs no mark.
-local function claim(k, cost, ttl)
-  if cost == '0' then return false end
-  return redis.call('SET', k, cost, 'PX', ttl, 'NX', 'GET')
-end
-local function fmt_tokens(tk)
-  return string.format('%.17g', tk)
-end
 `
 
 // spendScript: KEYS[1] account, KEYS[2] operation marker, KEYS[3] the
@@ -174,7 +179,7 @@ end
 // unknown account, {-3} for an operation already cancelled, else {ok,
 // balance, hasNext, nextSec, nextNsec, then for an account with a spend
 // cap or thresholds the cap part (see decodeCapReply)}.
-var spendScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
+var spendScript = redis.NewScript(luaLib + luaCaps + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next', 'caps'), {}
 if release(KEYS[1], KEYS[3], f[9], micros(t)) then f = read(KEYS[1], 'holds_next', 'caps') end
@@ -216,7 +221,7 @@ return v
 // creditScript: KEYS[1] account; ARGV time, amount (positive), "1" for a
 // refund, which gives the amount back to the spend cap's period.
 // Returns {-1} for an unknown account, {-2} on overflow, else {1, balance}.
-var creditScript = redis.NewScript(luaLib + luaCaps + `
+var creditScript = redis.NewScript(luaLib + `
 local f, w = read(KEYS[1]), {}
 local now = now_pair(server_time())
 local bal = refill(f, now, w)
@@ -224,13 +229,13 @@ if not bal then return {-1} end
 flush(KEYS[1], f, bal, w)
 local r = redis.pcall('HINCRBY', KEYS[1], 'balance', ARGV[2])
 if type(r) == 'table' and r.err then return {-2} end
-if ARGV[3] == '1' then caps_give_back(KEYS[1], ARGV[2], now) end
+if ARGV[3] == '1' then extra().caps_give_back(KEYS[1], ARGV[2], now) end
 return {1, redis.call('HGET', KEYS[1], 'balance')}
 `)
 
 // accountScript: KEYS[1] account; ARGV time. Applies the refill due and
 // returns the account hash as HGETALL does (empty if there is none).
-var accountScript = redis.NewScript(luaLib + luaCaps + luaHolds + `
+var accountScript = redis.NewScript(luaLib + luaCaps + `
 local t = server_time()
 local f, w = read(KEYS[1], 'holds_next'), {}
 if release(KEYS[1], KEYS[2], f[9], micros(t)) then f = read(KEYS[1], 'holds_next') end

@@ -61,8 +61,15 @@ func TestKeyLayout(t *testing.T) {
 	if ak != "go402:{acct:42}:account" || bk != ak || bucketField(store.Bucket{Account: "42", Key: "default"}) != "bucket:default" {
 		t.Errorf("keys %q, %q", ak, bk)
 	}
-	if m := s.markerKey("42"); hashTag(m) != "acct:42" || !strings.HasPrefix(m, "go402:{acct:42}:op:") {
+	keys := s.spendKeys("42")
+	if m := keys[1]; hashTag(m) != "acct:42" || !strings.HasPrefix(m, "go402:{acct:42}:op:"+s.ops.base) {
 		t.Errorf("operation marker %q", m)
+	}
+	if keys[0] != ak || keys[2] != s.HoldsRedisKey("42") || keys[2] != "go402:{acct:42}:holds" {
+		t.Errorf("spend keys %q", keys)
+	}
+	if next := s.spendKeys("42")[1]; next == keys[1] {
+		t.Errorf("two operations share the marker %q", next)
 	}
 	if got := s.BucketRedisKey(store.Bucket{Key: "default:192.0.2.1"}); got != "go402:{default:192.0.2.1}:bucket" {
 		t.Errorf("stand-alone bucket key %q", got)
@@ -137,7 +144,7 @@ func TestAccountRoundTrip(t *testing.T) {
 
 // TestRefillMatchesMemory drives the script's refill arithmetic, at
 // nanosecond-odd anchors and periods and with random jumps of the clock,
-// against the memory store's.
+// against the memory store's, through Spend and SpendWithTokens in turn.
 func TestRefillMatchesMemory(t *testing.T) {
 	c := newClient(t)
 	ctx := context.Background()
@@ -166,7 +173,13 @@ func TestRefillMatchesMemory(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := s.Spend(ctx, ref.ID, cost)
+			var got store.SpendResult
+			if step%2 == 0 {
+				got, err = s.Spend(ctx, ref.ID, cost)
+			} else { // reads the refill fields as a fused decision does
+				b := store.Bucket{Account: ref.ID, Key: "k", Rate: 1e9, Burst: 1e9, Cost: 1}
+				got, _, err = s.SpendWithTokens(ctx, ref.ID, cost, b)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
