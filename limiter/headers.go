@@ -172,41 +172,7 @@ const maxParamsLen = 20 + len(";t=") + 20
 // appendRateLimit appends the RateLimit value prefix (`"name";r=`) + `<r>;t=<t>`.
 func appendRateLimit(b []byte, prefix string, r int, t int64) []byte {
 	b = append(b, prefix...)
-	b = appendDecimal(b, int64(r))
+	b = strconv.AppendInt(b, int64(r), 10)
 	b = append(b, ";t="...)
-	return appendDecimal(b, t)
-}
-
-// digits4 is the four decimal digits of each number below 10,000.
-var digits4 = func() (d [10_000][4]byte) {
-	for i := range d {
-		d[i] = [4]byte{byte('0' + i/1000), byte('0' + i/100%10), byte('0' + i/10%10), byte('0' + i%10)}
-	}
-	return d
-}()
-
-// appendDecimal appends v in decimal, as strconv.AppendInt does, four
-// digits at a time below 10^8: the r and t of RateLimit values.
-func appendDecimal(b []byte, v int64) []byte {
-	switch {
-	case v < 0 || v >= 1e8:
-		return strconv.AppendInt(b, v, 10)
-	case v >= 1e4:
-		return append(appendDigits(b, v/1e4), digits4[v%1e4][:]...)
-	}
-	return appendDigits(b, v)
-}
-
-// appendDigits appends 0 ≤ v < 10,000 in decimal.
-func appendDigits(b []byte, v int64) []byte {
-	d := &digits4[v]
-	switch {
-	case v >= 1000:
-		return append(b, d[:]...)
-	case v >= 100:
-		return append(b, d[1:]...)
-	case v >= 10:
-		return append(b, d[2:]...)
-	}
-	return append(b, d[3])
+	return strconv.AppendInt(b, t, 10)
 }
